@@ -1,0 +1,11 @@
+namespace OnnxLM;
+
+/// <summary>One generated token as it streams out.</summary>
+/// <param name="Id">The token id.</param>
+/// <param name="Text">
+/// The text this token adds. Empty while a multi-byte character is incomplete (the rest arrives with a later
+/// token) and for stop tokens; concatenating every <c>Text</c> gives the generated text exactly.
+/// </param>
+/// <param name="LogProb">Natural-log probability of the token under the model's raw distribution (log-softmax of the unprocessed logits).</param>
+/// <param name="FinishReason">Set on the last token of the generation.</param>
+public sealed record GeneratedToken(int Id, string Text, double LogProb, FinishReason? FinishReason = null);

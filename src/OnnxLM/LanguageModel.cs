@@ -1,0 +1,232 @@
+using System.Runtime.CompilerServices;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Logging.Abstractions;
+using Microsoft.ML.OnnxRuntime.Tensors;
+
+namespace OnnxLM;
+
+/// <summary>
+/// A decoder-only language model loaded from a folder: the ONNX graph on ONNX Runtime, its tokenizer and what
+/// it is (<see cref="Info"/>). Load it once and share it: every method is thread-safe, each call decodes in its
+/// own <see cref="GenerationSession"/>. Dispose it to free the native session.
+/// </summary>
+public sealed class LanguageModel : IDisposable
+{
+    private readonly TextTokenizer? _tokenizer;
+    private readonly string _folder;
+    private volatile bool _disposed;
+
+    private LanguageModel(string folder, DecoderGraph graph, ModelInfo info, TextTokenizer? tokenizer)
+    {
+        _folder = folder;
+        Graph = graph;
+        Info = info;
+        _tokenizer = tokenizer;
+    }
+
+    /// <summary>What the model is and where it runs.</summary>
+    public ModelInfo Info { get; }
+
+    /// <summary>The model's tokenizer.</summary>
+    /// <exception cref="ModelFormatException">The model folder has no tokenizer files.</exception>
+    public TextTokenizer Tokenizer => _tokenizer ?? throw new ModelFormatException(
+        $"Model folder '{_folder}' has no tokenizer (tokenizer.json, tokenizer.model or vocab.json + merges.txt); use the token-id overloads.", _folder);
+
+    internal DecoderGraph Graph { get; }
+
+    /// <summary>
+    /// Loads a model folder in the ONNX Runtime GenAI layout (<c>genai_config.json</c>) or the Hugging Face Optimum layout
+    /// (<c>config.json</c> + <c>model.onnx</c>/<c>decoder_model_merged.onnx</c>), with its tokenizer files.
+    /// </summary>
+    /// <param name="path">The model folder.</param>
+    /// <param name="options">Execution provider, threads and logging; null for the defaults.</param>
+    /// <exception cref="ModelFormatException">Files are missing, unreadable or in a layout OnnxLM does not understand; the message lists what was found.</exception>
+    /// <exception cref="ExecutionProviderUnavailableException"><see cref="ExecutionProvider.Cuda"/> was requested and cannot be used.</exception>
+    public static LanguageModel Load(string path, LanguageModelOptions? options = null)
+    {
+        ArgumentException.ThrowIfNullOrWhiteSpace(path);
+        options ??= new LanguageModelOptions();
+        var logger = (ILogger?)options.LoggerFactory?.CreateLogger<LanguageModel>() ?? NullLogger.Instance;
+        var folder = Path.GetFullPath(path);
+        var config = ModelConfig.Load(folder);
+        var graph = DecoderGraph.Create(config, options, logger);
+        try
+        {
+            var sig = graph.Signature;
+            var vocab = sig.VocabularySize ?? throw new ModelFormatException(
+                $"The vocabulary size is neither a fixed dimension of '{sig.Logits}' nor stated in {config.ConfigFile}.", config.ConfigFile);
+            var heads = config.AttentionHeadCount ?? sig.KeyValueHeadCount;
+            var info = new ModelInfo
+            {
+                Architecture = config.ModelType,
+                FolderLayout = config.FolderLayout,
+                GraphPath = config.GraphFile,
+                LayerCount = sig.LayerCount,
+                AttentionHeadCount = heads,
+                KeyValueHeadCount = sig.KeyValueHeadCount,
+                HeadSize = sig.HeadSize,
+                HiddenSize = config.HiddenSize ?? heads * sig.HeadSize,
+                VocabularySize = vocab,
+                ContextLength = config.ContextLength ?? config.Search.MaxLength ?? int.MaxValue,
+                KvCacheLayout = sig.Layout,
+                KvCacheDataType = sig.KvType == TensorElementType.Float16 ? "float16" : "float32",
+                HasPositionIds = sig.PositionIds is not null,
+                HasAttentionMask = sig.AttentionMask is not null,
+                BosTokenId = config.BosTokenId,
+                EosTokenIds = config.EosTokenIds,
+                PadTokenId = config.PadTokenId,
+                ExecutionProvider = graph.Provider,
+            };
+
+            var tokenizer = HasTokenizerFiles(folder)
+                ? TextTokenizer.FromFolder(folder, new TokenizerOptions
+                {
+                    BosTokenId = config.BosTokenId,
+                    EosTokenIds = config.EosTokenIds.Count > 0 ? config.EosTokenIds : null,
+                    PadTokenId = config.PadTokenId,
+                })
+                : null;
+            if (tokenizer is null)
+            {
+                logger.LogWarning("Model folder {Folder} has no tokenizer files; only token-id APIs can be used.", folder);
+            }
+
+            logger.LogInformation("Loaded {Graph}: {Info}", config.GraphFile, info);
+            return new LanguageModel(folder, graph, info, tokenizer);
+        }
+        catch
+        {
+            graph.Dispose();
+            throw;
+        }
+    }
+
+    private static bool HasTokenizerFiles(string folder) =>
+        File.Exists(Path.Combine(folder, "tokenizer.json")) || File.Exists(Path.Combine(folder, "tokenizer.model")) ||
+        File.Exists(Path.Combine(folder, "vocab.json"));
+
+    /// <summary>Starts an empty sequence with its own key/value cache.</summary>
+    /// <param name="maxLength">The most tokens the session may hold; null for the model's context length.</param>
+    public GenerationSession CreateSession(int? maxLength = null)
+    {
+        ThrowIfDisposed();
+        if (maxLength is { } m)
+        {
+            ArgumentOutOfRangeException.ThrowIfLessThan(m, 1, nameof(maxLength));
+            if (m > Info.ContextLength)
+            {
+                throw new ContextLengthExceededException(m, Info.ContextLength,
+                    $"A session of {m} tokens is longer than the model's context length {Info.ContextLength}.");
+            }
+        }
+
+        return new GenerationSession(this, maxLength ?? Info.ContextLength);
+    }
+
+    /// <summary>Generates text after a prompt and returns it all at once.</summary>
+    /// <param name="prompt">The text to continue.</param>
+    /// <param name="options">Sampling and stopping options; null for greedy decoding of up to 128 tokens.</param>
+    /// <param name="cancellationToken">Stops generation (within one decoding step) with <see cref="OperationCanceledException"/>.</param>
+    public async Task<GenerationResult> GenerateAsync(string prompt, GenerationOptions? options = null, CancellationToken cancellationToken = default)
+    {
+        var ids = EncodePrompt(prompt, options);
+        return await GenerateAsync(ids, options, cancellationToken).ConfigureAwait(false);
+    }
+
+    /// <summary>Generates tokens after a prompt given as token ids and returns them all at once.</summary>
+    public async Task<GenerationResult> GenerateAsync(IReadOnlyList<int> promptTokenIds, GenerationOptions? options = null, CancellationToken cancellationToken = default)
+    {
+        var tokens = new List<GeneratedToken>();
+        var text = new System.Text.StringBuilder();
+        await foreach (var token in GenerateStreamingAsync(promptTokenIds, options, cancellationToken).ConfigureAwait(false))
+        {
+            tokens.Add(token);
+            text.Append(token.Text);
+        }
+
+        return new GenerationResult(text.ToString(), tokens, promptTokenIds.Count, tokens[^1].FinishReason ?? FinishReason.Length);
+    }
+
+    /// <summary>Generates text after a prompt, yielding each token as soon as it is chosen.</summary>
+    /// <param name="prompt">The text to continue.</param>
+    /// <param name="options">Sampling and stopping options; null for greedy decoding of up to 128 tokens.</param>
+    /// <param name="cancellationToken">Stops generation (within one decoding step) with <see cref="OperationCanceledException"/>.</param>
+    public IAsyncEnumerable<GeneratedToken> GenerateStreamingAsync(string prompt, GenerationOptions? options = null, CancellationToken cancellationToken = default) =>
+        GenerateStreamingAsync(EncodePrompt(prompt, options), options, cancellationToken);
+
+    /// <summary>Generates tokens after a prompt given as token ids, yielding each as soon as it is chosen.</summary>
+    public IAsyncEnumerable<GeneratedToken> GenerateStreamingAsync(IReadOnlyList<int> promptTokenIds, GenerationOptions? options = null, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(promptTokenIds);
+        ThrowIfDisposed();
+        if (promptTokenIds.Count == 0)
+        {
+            throw new ArgumentException("The prompt has no tokens (an empty prompt needs a model with a BOS token).", nameof(promptTokenIds));
+        }
+
+        if (promptTokenIds.Count >= Info.ContextLength)
+        {
+            throw new ContextLengthExceededException(promptTokenIds.Count + 1, Info.ContextLength,
+                $"The prompt has {promptTokenIds.Count} tokens; the model's context length {Info.ContextLength} leaves no room to generate.");
+        }
+
+        return Generator.RunAsync(this, promptTokenIds.ToArray(), options ?? new GenerationOptions(), cancellationToken);
+    }
+
+    /// <summary>
+    /// Scores a continuation after a context: the log-probability of each continuation token given everything
+    /// before it, from one forward pass over context + continuation, with lm-evaluation-harness's tokenization
+    /// (trailing whitespace of the context moves to the continuation; continuation tokens are those of
+    /// encode(context + continuation) after the encoded context).
+    /// </summary>
+    public Task<ScoreResult> ScoreAsync(string context, string continuation, ScoreOptions? options = null, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(context);
+        ArgumentNullException.ThrowIfNull(continuation);
+        ThrowIfDisposed();
+        var (contextIds, continuationIds) = Scorer.Tokenize(this, context, continuation, options ?? new ScoreOptions());
+        return ScoreAsync(contextIds, continuationIds, cancellationToken);
+    }
+
+    /// <summary>Scores continuation token ids after context token ids (the context must not be empty).</summary>
+    public Task<ScoreResult> ScoreAsync(IReadOnlyList<int> contextTokenIds, IReadOnlyList<int> continuationTokenIds, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(contextTokenIds);
+        ArgumentNullException.ThrowIfNull(continuationTokenIds);
+        ThrowIfDisposed();
+        if (contextTokenIds.Count == 0)
+        {
+            throw new ArgumentException("The context needs at least one token (use a BOS/EOS prefix for an empty context).", nameof(contextTokenIds));
+        }
+
+        if (continuationTokenIds.Count == 0)
+        {
+            throw new ArgumentException("The continuation has no tokens to score.", nameof(continuationTokenIds));
+        }
+
+        var context = contextTokenIds.ToArray();
+        var continuation = continuationTokenIds.ToArray();
+        return Task.Run(() => Scorer.Score(this, context, continuation, cancellationToken), cancellationToken);
+    }
+
+    private int[] EncodePrompt(string prompt, GenerationOptions? options)
+    {
+        ArgumentNullException.ThrowIfNull(prompt);
+        ThrowIfDisposed();
+        return Tokenizer.Encode(prompt, options?.AddBosToken);
+    }
+
+    internal void ThrowIfDisposed() => ObjectDisposedException.ThrowIf(_disposed, this);
+
+    /// <summary>Frees the ONNX Runtime session. Sessions created from this model can no longer be used.</summary>
+    public void Dispose()
+    {
+        if (_disposed)
+        {
+            return;
+        }
+
+        _disposed = true;
+        Graph.Dispose();
+    }
+}

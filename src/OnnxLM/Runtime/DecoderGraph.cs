@@ -1,0 +1,135 @@
+using Microsoft.Extensions.Logging;
+using Microsoft.ML.OnnxRuntime;
+using Microsoft.ML.OnnxRuntime.Tensors;
+
+namespace OnnxLM;
+
+/// <summary>
+/// The loaded ONNX decoder: one <see cref="InferenceSession"/> (thread-safe for concurrent runs), the matched
+/// graph signature and where cache tensors live. Sessions of <see cref="GenerationSession"/> share it.
+/// </summary>
+internal sealed class DecoderGraph : IDisposable
+{
+    private DecoderGraph(InferenceSession session, GraphSignature signature, ExecutionProvider provider, OrtMemoryInfo cacheMemory)
+    {
+        Session = session;
+        Signature = signature;
+        Provider = provider;
+        CacheMemory = cacheMemory;
+    }
+
+    public InferenceSession Session { get; }
+    public GraphSignature Signature { get; }
+    public ExecutionProvider Provider { get; }
+
+    /// <summary>Where present outputs are bound: device memory on CUDA so the cache never leaves the GPU.</summary>
+    public OrtMemoryInfo CacheMemory { get; }
+
+    public bool CacheOnCpu => Provider == ExecutionProvider.Cpu;
+
+    public static DecoderGraph Create(ModelConfig config, LanguageModelOptions options, ILogger logger)
+    {
+        EnsureNativeRuntime();
+        var provider = options.ExecutionProvider;
+        if (provider == ExecutionProvider.Auto)
+        {
+            try
+            {
+                return CreateWith(ExecutionProvider.Cuda, config, options);
+            }
+            catch (ExecutionProviderUnavailableException e)
+            {
+                logger.LogInformation("CUDA is not usable ({Reason}); running on the CPU.", e.Message);
+                provider = ExecutionProvider.Cpu;
+            }
+        }
+
+        if (config.ConfiguredProviders.Count > 0)
+        {
+            logger.LogDebug("{File} names provider(s) {Providers}; OnnxLM uses {Provider} as its options say.",
+                config.ConfigFile, string.Join(", ", config.ConfiguredProviders), provider);
+        }
+
+        return CreateWith(provider, config, options);
+    }
+
+    private static DecoderGraph CreateWith(ExecutionProvider provider, ModelConfig config, LanguageModelOptions options)
+    {
+        using var sessionOptions = new SessionOptions();
+        if (options.IntraOpThreadCount > 0)
+        {
+            sessionOptions.IntraOpNumThreads = options.IntraOpThreadCount;
+        }
+
+        foreach (var (key, value) in config.SessionConfigEntries)
+        {
+            sessionOptions.AddSessionConfigEntry(key, value);
+        }
+
+        OrtMemoryInfo cacheMemory = OrtMemoryInfo.DefaultInstance;
+        if (provider == ExecutionProvider.Cuda)
+        {
+            if (!OrtEnv.Instance().GetAvailableProviders().Contains("CUDAExecutionProvider"))
+            {
+                throw new ExecutionProviderUnavailableException(
+                    "the ONNX Runtime native package in use has no CUDA execution provider (reference Microsoft.ML.OnnxRuntime.Gpu)");
+            }
+
+            try
+            {
+                sessionOptions.AppendExecutionProvider_CUDA(options.DeviceId);
+            }
+            catch (OnnxRuntimeException e)
+            {
+                throw new ExecutionProviderUnavailableException($"CUDA device {options.DeviceId} could not be initialised: {e.Message}", e);
+            }
+
+            cacheMemory = new OrtMemoryInfo(OrtMemoryInfo.allocatorCUDA, OrtAllocatorType.DeviceAllocator, options.DeviceId, OrtMemType.Default);
+        }
+
+        options.ConfigureSessionOptions?.Invoke(sessionOptions);
+
+        InferenceSession session;
+        try
+        {
+            session = new InferenceSession(config.GraphFile, sessionOptions);
+        }
+        catch (OnnxRuntimeException e) when (provider == ExecutionProvider.Cuda && e.Message.Contains("CUDA", StringComparison.OrdinalIgnoreCase))
+        {
+            throw new ExecutionProviderUnavailableException($"the CUDA session could not be created: {e.Message}", e);
+        }
+        catch (OnnxRuntimeException e)
+        {
+            throw new ModelFormatException($"ONNX Runtime could not load '{config.GraphFile}': {e.Message}", config.GraphFile, e);
+        }
+
+        try
+        {
+            var signature = GraphSignature.Inspect(session.InputMetadata, session.OutputMetadata, config);
+            return new DecoderGraph(session, signature, provider, cacheMemory);
+        }
+        catch
+        {
+            session.Dispose();
+            throw;
+        }
+    }
+
+    private static void EnsureNativeRuntime()
+    {
+        try
+        {
+            _ = OrtEnv.Instance();
+        }
+        catch (Exception e) when (e is DllNotFoundException or TypeInitializationException or EntryPointNotFoundException)
+        {
+            throw new OnnxLMException(
+                "The ONNX Runtime native library could not be loaded. The OnnxLM package references only the managed API; " +
+                "the application must reference a native package: Microsoft.ML.OnnxRuntime.Gpu (CUDA, falls back to CPU) or Microsoft.ML.OnnxRuntime (CPU).", e);
+        }
+    }
+
+    public TensorElementType KvType => Signature.KvType;
+
+    public void Dispose() => Session.Dispose();
+}

@@ -1,0 +1,423 @@
+using System.Runtime.InteropServices;
+using System.Numerics.Tensors;
+using Microsoft.ML.OnnxRuntime;
+using Microsoft.ML.OnnxRuntime.Tensors;
+
+namespace OnnxLM;
+
+/// <summary>
+/// One sequence being decoded: its tokens and the model's key/value cache for them. Append tokens (the first
+/// call prefills them all in one run), read the next-token logits, rewind or fork. Present outputs of one run
+/// are bound as the next run's past inputs as they are (no copy); on CUDA they stay in device memory.
+/// Not thread-safe: use one session per sequence. Dispose it to free the cache's native memory.
+/// </summary>
+public sealed class GenerationSession : IDisposable
+{
+    private readonly LanguageModel _model;
+    private readonly DecoderGraph _graph;
+    private readonly int[] _tokens;
+    private readonly float[] _nextLogits;
+    private readonly OrtIoBinding _binding;
+    private readonly RunOptions _runOptions;
+    private OrtValue[] _past;
+    private int _length;
+    private bool _hasLogits;
+    private int _busy;
+    private bool _disposed;
+
+    internal GenerationSession(LanguageModel model, int maxLength)
+    {
+        _model = model;
+        _graph = model.Graph;
+        MaxLength = maxLength;
+        _tokens = new int[maxLength];
+        _nextLogits = new float[model.Info.VocabularySize];
+        _binding = _graph.Session.CreateIoBinding();
+        _runOptions = new RunOptions();
+        _past = CreateEmptyPast();
+    }
+
+    /// <summary>The model this session decodes with.</summary>
+    public LanguageModel Model => _model;
+
+    /// <summary>The most tokens this session may hold (prompt plus generated).</summary>
+    public int MaxLength { get; }
+
+    /// <summary>Tokens in the sequence (and in the cache).</summary>
+    public int Length => _length;
+
+    /// <summary>The sequence's token ids.</summary>
+    public ReadOnlySpan<int> Tokens => _tokens.AsSpan(0, _length);
+
+    /// <summary>
+    /// Raw logits (float32, before any sampling) for the token after the last one appended; empty before the
+    /// first <see cref="Append(ReadOnlySpan{int}, CancellationToken)"/>. Valid until the next call that changes the session.
+    /// </summary>
+    public ReadOnlySpan<float> NextTokenLogits => _hasLogits ? _nextLogits : ReadOnlySpan<float>.Empty;
+
+    /// <summary>Appends one token and runs the model on it.</summary>
+    /// <param name="tokenId">A token id in [0, vocabulary size).</param>
+    public void Append(int tokenId) => Append([tokenId], CancellationToken.None);
+
+    /// <summary>Appends tokens and runs the model over all of them in one pass (a prefill when the session is empty).</summary>
+    /// <param name="tokenIds">Token ids in [0, vocabulary size).</param>
+    /// <param name="cancellationToken">Stops the run; the session is left as it was before the call.</param>
+    /// <exception cref="ArgumentOutOfRangeException">An id is outside the vocabulary.</exception>
+    /// <exception cref="ContextLengthExceededException">The session would grow past <see cref="MaxLength"/>.</exception>
+    public void Append(ReadOnlySpan<int> tokenIds, CancellationToken cancellationToken = default)
+    {
+        using var _ = Enter();
+        Run(tokenIds, allLogits: default, cancellationToken);
+    }
+
+    /// <summary>
+    /// Shortens the sequence to its first <paramref name="length"/> tokens, dropping the rest from the cache.
+    /// <see cref="NextTokenLogits"/> then belongs to the new last token.
+    /// </summary>
+    public void Rewind(int length)
+    {
+        using var _ = Enter();
+        ArgumentOutOfRangeException.ThrowIfNegative(length);
+        ArgumentOutOfRangeException.ThrowIfGreaterThan(length, _length);
+        if (length == _length)
+        {
+            return;
+        }
+
+        if (length == 0 || !_graph.CacheOnCpu)
+        {
+            // Device-resident caches are rebuilt by one prefill of the kept tokens rather than sliced on the host.
+            var kept = _tokens.AsSpan(0, length).ToArray();
+            Reset();
+            if (kept.Length > 0)
+            {
+                Run(kept, default, CancellationToken.None);
+            }
+
+            return;
+        }
+
+        // Keep length-1 tokens in the cache, then re-run the last kept token to get its logits back.
+        ReplacePast(SliceCache(_past, _length, length - 1));
+        var last = _tokens[length - 1];
+        _length = length - 1;
+        _hasLogits = false;
+        Run([last], default, CancellationToken.None);
+    }
+
+    /// <summary>Creates an independent copy of this session (tokens, cache and logits) that can diverge from it.</summary>
+    public GenerationSession Fork()
+    {
+        using var _ = Enter();
+        var fork = new GenerationSession(_model, MaxLength);
+        try
+        {
+            if (_length == 0)
+            {
+                return fork;
+            }
+
+            if (_graph.CacheOnCpu)
+            {
+                fork.ReplacePast(SliceCache(_past, _length, _length));
+                _tokens.AsSpan(0, _length).CopyTo(fork._tokens);
+                _nextLogits.CopyTo(fork._nextLogits);
+                fork._length = _length;
+                fork._hasLogits = _hasLogits;
+            }
+            else
+            {
+                fork.Run(_tokens.AsSpan(0, _length), default, CancellationToken.None);
+            }
+
+            return fork;
+        }
+        catch
+        {
+            fork.Dispose();
+            throw;
+        }
+    }
+
+    /// <summary>Empties the sequence and its cache.</summary>
+    public void Clear()
+    {
+        using var _ = Enter();
+        Reset();
+    }
+
+    /// <summary>
+    /// Runs the model over <paramref name="tokenIds"/> and copies the logits of every new position
+    /// (row-major, [tokenIds.Length, vocab]) into <paramref name="allLogits"/>. Used by scoring.
+    /// </summary>
+    internal void AppendWithAllLogits(ReadOnlySpan<int> tokenIds, Span<float> allLogits, CancellationToken cancellationToken)
+    {
+        using var _ = Enter();
+        Run(tokenIds, allLogits, cancellationToken);
+    }
+
+    private void Run(ReadOnlySpan<int> tokenIds, Span<float> allLogits, CancellationToken cancellationToken)
+    {
+        var n = tokenIds.Length;
+        if (n == 0)
+        {
+            throw new ArgumentException("At least one token id is needed.", nameof(tokenIds));
+        }
+
+        var vocab = _model.Info.VocabularySize;
+        foreach (var id in tokenIds)
+        {
+            if ((uint)id >= (uint)vocab)
+            {
+                throw new ArgumentOutOfRangeException(nameof(tokenIds), id,
+                    $"Token id {id} is outside the model's vocabulary (valid ids are 0 to {vocab - 1}).");
+            }
+        }
+
+        var total = _length + n;
+        if (total > MaxLength)
+        {
+            throw new ContextLengthExceededException(total, MaxLength,
+                $"Appending {n} token(s) to {_length} would make {total}, more than this session's maximum length {MaxLength}" +
+                (MaxLength == _model.Info.ContextLength ? " (the model's context length)." : $" (the model's context length is {_model.Info.ContextLength})."));
+        }
+
+        cancellationToken.ThrowIfCancellationRequested();
+        var sig = _graph.Signature;
+        var inputs = new List<OrtValue>(4);
+        try
+        {
+            _binding.ClearBoundInputs();
+            _binding.ClearBoundOutputs();
+
+            var ids = new long[n];
+            for (var i = 0; i < n; i++) ids[i] = tokenIds[i];
+            Bind(sig.InputIds, CreateIntTensor(sig.IdType, ids, [1, n]));
+
+            if (sig.AttentionMask is { } mask)
+            {
+                var ones = new long[total];
+                Array.Fill(ones, 1L);
+                Bind(mask, CreateIntTensor(sig.MaskType, ones, [1, total]));
+            }
+
+            if (sig.PositionIds is { } positions)
+            {
+                var pos = new long[n];
+                for (var i = 0; i < n; i++) pos[i] = _length + i;
+                Bind(positions, CreateIntTensor(sig.PositionType, pos, [1, n]));
+            }
+
+            if (sig.UseCacheBranch is { } branch)
+            {
+                Bind(branch, OrtValue.CreateTensorValueFromMemory(new[] { _length > 0 }, [1]));
+            }
+
+            for (var i = 0; i < _past.Length; i++)
+            {
+                _binding.BindInput(sig.PastNames[i], _past[i]);
+            }
+
+            _binding.BindOutputToDevice(sig.Logits, OrtMemoryInfo.DefaultInstance);
+            foreach (var name in sig.PresentNames)
+            {
+                _binding.BindOutputToDevice(name, _graph.CacheMemory);
+            }
+
+            RunBinding(cancellationToken);
+        }
+        finally
+        {
+            foreach (var value in inputs) value.Dispose();
+        }
+
+        var outputs = _binding.GetOutputValues().ToArray();
+        try
+        {
+            ReadLogits(outputs[0], n, vocab, allLogits);
+        }
+        finally
+        {
+            outputs[0].Dispose();
+        }
+
+        ReplacePast(outputs[1..]);
+        tokenIds.CopyTo(_tokens.AsSpan(_length));
+        _length = total;
+        _hasLogits = true;
+
+        void Bind(string name, OrtValue value)
+        {
+            inputs.Add(value);
+            _binding.BindInput(name, value);
+        }
+    }
+
+    private void RunBinding(CancellationToken cancellationToken)
+    {
+        using var registration = cancellationToken.CanBeCanceled
+            ? cancellationToken.Register(static o => ((RunOptions)o!).Terminate = true, _runOptions)
+            : default;
+        try
+        {
+            _graph.Session.RunWithBinding(_runOptions, _binding);
+        }
+        catch (OnnxRuntimeException) when (cancellationToken.IsCancellationRequested)
+        {
+            throw new OperationCanceledException("The model run was cancelled.", cancellationToken);
+        }
+        finally
+        {
+            _runOptions.Terminate = false;
+        }
+    }
+
+    private void ReadLogits(OrtValue logits, int n, int vocab, Span<float> allLogits)
+    {
+        var shape = logits.GetTensorTypeAndShape().Shape;
+        if (shape.Length != 3 || shape[1] != n || shape[2] != vocab)
+        {
+            throw new ModelFormatException(
+                $"The graph returned logits of shape [{string.Join(", ", shape)}]; expected [1, {n}, {vocab}].", _model.Info.GraphPath);
+        }
+
+        if (!allLogits.IsEmpty)
+        {
+            CopyAsFloat(logits, 0, n * vocab, allLogits);
+            allLogits.Slice((n - 1) * vocab, vocab).CopyTo(_nextLogits);
+        }
+        else
+        {
+            CopyAsFloat(logits, (n - 1) * vocab, vocab, _nextLogits);
+        }
+    }
+
+    private void CopyAsFloat(OrtValue value, int start, int count, Span<float> destination)
+    {
+        if (_graph.Signature.LogitsType == TensorElementType.Float)
+        {
+            value.GetTensorDataAsSpan<float>().Slice(start, count).CopyTo(destination);
+        }
+        else
+        {
+            var halves = MemoryMarshal.Cast<Float16, Half>(value.GetTensorDataAsSpan<Float16>().Slice(start, count));
+            TensorPrimitives.ConvertToSingle(halves, destination[..count]);
+        }
+    }
+
+    private static OrtValue CreateIntTensor(TensorElementType type, long[] values, long[] shape)
+    {
+        if (type == TensorElementType.Int64)
+        {
+            return OrtValue.CreateTensorValueFromMemory(values, shape);
+        }
+
+        var ints = new int[values.Length];
+        for (var i = 0; i < ints.Length; i++) ints[i] = checked((int)values[i]);
+        return OrtValue.CreateTensorValueFromMemory(ints, shape);
+    }
+
+    private OrtValue[] CreateEmptyPast()
+    {
+        var sig = _graph.Signature;
+        var past = new OrtValue[sig.PastNames.Length];
+        for (var i = 0; i < past.Length; i++)
+        {
+            past[i] = OrtValue.CreateAllocatedTensorValue(OrtAllocator.DefaultInstance, sig.KvType, CacheShape(0));
+        }
+
+        return past;
+    }
+
+    private long[] CacheShape(int length)
+    {
+        var sig = _graph.Signature;
+        return sig.Layout == KvCacheLayout.Combined
+            ? [2, 1, sig.KeyValueHeadCount, length, sig.HeadSize]
+            : [1, sig.KeyValueHeadCount, length, sig.HeadSize];
+    }
+
+    /// <summary>Copies the first <paramref name="keep"/> positions of host-resident cache tensors holding <paramref name="length"/>.</summary>
+    private OrtValue[] SliceCache(OrtValue[] source, int length, int keep)
+    {
+        var sig = _graph.Signature;
+        var elementSize = sig.KvType == TensorElementType.Float ? 4 : 2;
+        var row = sig.HeadSize * elementSize;
+        var blocks = sig.KeyValueHeadCount * (sig.Layout == KvCacheLayout.Combined ? 2 : 1);
+        var result = new OrtValue[source.Length];
+        try
+        {
+            for (var i = 0; i < source.Length; i++)
+            {
+                result[i] = OrtValue.CreateAllocatedTensorValue(OrtAllocator.DefaultInstance, sig.KvType, CacheShape(keep));
+                var from = source[i].GetTensorDataAsSpan<byte>();
+                var to = result[i].GetTensorMutableDataAsSpan<byte>();
+                for (var b = 0; b < blocks; b++)
+                {
+                    from.Slice(b * length * row, keep * row).CopyTo(to.Slice(b * keep * row));
+                }
+            }
+
+            return result;
+        }
+        catch
+        {
+            foreach (var value in result) value?.Dispose();
+            throw;
+        }
+    }
+
+    private void ReplacePast(OrtValue[] next)
+    {
+        var old = _past;
+        _past = next;
+        foreach (var value in old) value.Dispose();
+    }
+
+    private void Reset()
+    {
+        ReplacePast(CreateEmptyPast());
+        _length = 0;
+        _hasLogits = false;
+    }
+
+    private UseScope Enter()
+    {
+        ObjectDisposedException.ThrowIf(_disposed, this);
+        _model.ThrowIfDisposed();
+        if (Interlocked.Exchange(ref _busy, 1) != 0)
+        {
+            throw new InvalidOperationException(
+                "This GenerationSession is already in use by another call. A session holds one sequence and is not thread-safe; create one session per concurrent sequence.");
+        }
+
+        return new UseScope(this);
+    }
+
+    private readonly struct UseScope(GenerationSession session) : IDisposable
+    {
+        public void Dispose() => Volatile.Write(ref session._busy, 0);
+    }
+
+    /// <summary>Frees the cache's native memory.</summary>
+    /// <exception cref="InvalidOperationException">Another thread is using the session right now.</exception>
+    public void Dispose()
+    {
+        if (_disposed)
+        {
+            return;
+        }
+
+        if (Interlocked.Exchange(ref _busy, 1) != 0)
+        {
+            // Freeing the cache under a run in flight would corrupt native memory; refuse instead.
+            throw new InvalidOperationException("A GenerationSession cannot be disposed while another call is using it.");
+        }
+
+        _disposed = true;
+        foreach (var value in _past) value.Dispose();
+        _past = [];
+        _binding.Dispose();
+        _runOptions.Dispose();
+    }
+}

@@ -1,0 +1,243 @@
+using System.Globalization;
+using Microsoft.ML.OnnxRuntime;
+using Microsoft.ML.OnnxRuntime.Tensors;
+
+namespace OnnxLM;
+
+/// <summary>
+/// The decoder graph's real inputs and outputs, matched to what OnnxLM feeds: token ids, optional
+/// attention mask and position ids, optional <c>use_cache_branch</c> (Optimum merged decoders), and one
+/// past/present pair per layer in either cache layout. Built from ONNX Runtime's metadata, checked
+/// against the config, and failing with the full list of found vs. expected names otherwise.
+/// </summary>
+internal sealed class GraphSignature
+{
+    public required string InputIds { get; init; }
+    public required TensorElementType IdType { get; init; }
+    public string? AttentionMask { get; init; }
+    public TensorElementType MaskType { get; init; }
+    public string? PositionIds { get; init; }
+    public TensorElementType PositionType { get; init; }
+    public string? UseCacheBranch { get; init; }
+    public required string Logits { get; init; }
+    public required TensorElementType LogitsType { get; init; }
+    public required KvCacheLayout Layout { get; init; }
+    public required TensorElementType KvType { get; init; }
+
+    /// <summary>Past input names in binding order: per layer key then value (separate) or one combined tensor.</summary>
+    public required string[] PastNames { get; init; }
+
+    /// <summary>Present output names, aligned with <see cref="PastNames"/>.</summary>
+    public required string[] PresentNames { get; init; }
+
+    public required int LayerCount { get; init; }
+    public required int KeyValueHeadCount { get; init; }
+    public required int HeadSize { get; init; }
+    public int? VocabularySize { get; init; }
+
+    public static GraphSignature Inspect(
+        IReadOnlyDictionary<string, NodeMetadata> inputs, IReadOnlyDictionary<string, NodeMetadata> outputs, ModelConfig config)
+    {
+        string DescribeGraph() =>
+            $"Graph inputs: {DescribeNodes(inputs)}. Graph outputs: {DescribeNodes(outputs)}.";
+
+        ModelFormatException Fail(string what) => new($"{config.GraphFile}: {what} {DescribeGraph()}", config.GraphFile);
+
+        string Name(string key, string fallback) => config.Names.TryGetValue(key, out var n) ? n : fallback;
+
+        var inputIds = Name("input_ids", "input_ids");
+        if (!inputs.TryGetValue(inputIds, out var idsMeta))
+        {
+            throw Fail($"the token input '{inputIds}' was not found (expected an int64 or int32 tensor [batch, sequence]).");
+        }
+
+        var idType = RequireInteger(idsMeta, inputIds, Fail);
+
+        string? Optional(string key, string fallback) => inputs.ContainsKey(Name(key, fallback)) ? Name(key, fallback) : null;
+        var mask = Optional("attention_mask", "attention_mask");
+        var positions = Optional("position_ids", "position_ids");
+        var useCache = inputs.ContainsKey("use_cache_branch") ? "use_cache_branch" : null;
+
+        var logits = Name("logits", "logits");
+        if (!outputs.TryGetValue(logits, out var logitsMeta))
+        {
+            throw Fail($"the output '{logits}' was not found (expected float32 or float16 logits [batch, sequence, vocab]).");
+        }
+
+        if (logitsMeta.ElementDataType is not (TensorElementType.Float or TensorElementType.Float16) || logitsMeta.Dimensions.Length != 3)
+        {
+            throw Fail($"'{logits}' is {Describe(logitsMeta)}; expected float32 or float16 [batch, sequence, vocab].");
+        }
+
+        var (layout, pastNames, presentNames) = FindCache(inputs, outputs, config, Fail);
+        var first = inputs[pastNames[0]];
+        var kvType = first.ElementDataType;
+        if (kvType is not (TensorElementType.Float or TensorElementType.Float16))
+        {
+            throw Fail($"past tensor '{pastNames[0]}' has element type {kvType}; expected float32 or float16.");
+        }
+
+        var expectedRank = layout == KvCacheLayout.Combined ? 5 : 4;
+        foreach (var name in pastNames)
+        {
+            var meta = inputs[name];
+            if (meta.Dimensions.Length != expectedRank || meta.ElementDataType != kvType)
+            {
+                throw Fail($"past tensor '{name}' is {Describe(meta)}; expected {kvType} with rank {expectedRank} " +
+                           (layout == KvCacheLayout.Combined ? "[2, batch, kv_heads, past_seq, head_dim]." : "[batch, kv_heads, past_seq, head_dim]."));
+            }
+        }
+
+        var offset = layout == KvCacheLayout.Combined ? 1 : 0;
+        var kvHeads = Resolve(first.Dimensions[offset + 1], config.KeyValueHeadCount, "number of key/value heads", pastNames[0], config, Fail);
+        var headSize = Resolve(first.Dimensions[offset + 3], config.HeadSize, "head size", pastNames[0], config, Fail);
+        var layers = layout == KvCacheLayout.Combined ? pastNames.Length : pastNames.Length / 2;
+        if (config.LayerCount is { } stated && stated != layers)
+        {
+            throw Fail($"{config.ConfigFile} says {stated} layers but the graph has past tensors for {layers}.");
+        }
+
+        int? vocab = logitsMeta.Dimensions[2] > 0 ? (int)logitsMeta.Dimensions[2] : config.VocabularySize;
+        if (config.VocabularySize is { } v && logitsMeta.Dimensions[2] > 0 && v != logitsMeta.Dimensions[2])
+        {
+            throw Fail($"{config.ConfigFile} says vocab_size {v} but '{logits}' has {logitsMeta.Dimensions[2]} columns.");
+        }
+
+        var known = new HashSet<string>(pastNames, StringComparer.Ordinal) { inputIds };
+        if (mask is not null) known.Add(mask);
+        if (positions is not null) known.Add(positions);
+        if (useCache is not null) known.Add(useCache);
+        var unknown = inputs.Keys.Where(k => !known.Contains(k)).ToArray();
+        if (unknown.Length > 0)
+        {
+            throw Fail($"OnnxLM does not know how to feed the input(s) {string.Join(", ", unknown)} " +
+                       "(it feeds input_ids, attention_mask, position_ids, use_cache_branch and the past key/values).");
+        }
+
+        return new GraphSignature
+        {
+            InputIds = inputIds,
+            IdType = idType,
+            AttentionMask = mask,
+            MaskType = mask is null ? idType : RequireInteger(inputs[mask], mask, Fail),
+            PositionIds = positions,
+            PositionType = positions is null ? idType : RequireInteger(inputs[positions], positions, Fail),
+            UseCacheBranch = useCache,
+            Logits = logits,
+            LogitsType = logitsMeta.ElementDataType,
+            Layout = layout,
+            KvType = kvType,
+            PastNames = pastNames,
+            PresentNames = presentNames,
+            LayerCount = layers,
+            KeyValueHeadCount = kvHeads,
+            HeadSize = headSize,
+            VocabularySize = vocab,
+        };
+    }
+
+    private static (KvCacheLayout, string[], string[]) FindCache(
+        IReadOnlyDictionary<string, NodeMetadata> inputs, IReadOnlyDictionary<string, NodeMetadata> outputs,
+        ModelConfig config, Func<string, ModelFormatException> fail)
+    {
+        // Templates stated by genai_config.json come first; then the names real exporters use.
+        var separate = new List<(string PastKey, string PastValue, string PresentKey, string PresentValue)>();
+        if (config.Names.TryGetValue("past_key_names", out var pk) && config.Names.TryGetValue("past_value_names", out var pv))
+        {
+            separate.Add((pk, pv, config.Names.GetValueOrDefault("present_key_names", "present.%d.key"),
+                config.Names.GetValueOrDefault("present_value_names", "present.%d.value")));
+        }
+
+        separate.Add(("past_key_values.%d.key", "past_key_values.%d.value", "present.%d.key", "present.%d.value"));
+        separate.Add(("past_key_values.%d.key", "past_key_values.%d.value", "present_key_values.%d.key", "present_key_values.%d.value"));
+
+        foreach (var (pastKey, pastValue, presentKey, presentValue) in separate)
+        {
+            var layers = CountLayers(inputs, pastKey);
+            if (layers == 0)
+            {
+                continue;
+            }
+
+            var past = new List<string>();
+            var present = new List<string>();
+            for (var i = 0; i < layers; i++)
+            {
+                string[] pair = [Format(pastKey, i), Format(pastValue, i)];
+                string[] outPair = [Format(presentKey, i), Format(presentValue, i)];
+                foreach (var name in pair.Where(n => !inputs.ContainsKey(n)))
+                {
+                    throw fail($"layer {i} has no past input '{name}'.");
+                }
+
+                foreach (var name in outPair.Where(n => !outputs.ContainsKey(n)))
+                {
+                    throw fail($"layer {i} has no present output '{name}' to pair with its past input.");
+                }
+
+                past.AddRange(pair);
+                present.AddRange(outPair);
+            }
+
+            return (KvCacheLayout.SeparateKeyValue, past.ToArray(), present.ToArray());
+        }
+
+        var combinedPast = config.Names.GetValueOrDefault("past_names", "past_%d");
+        var combinedPresent = config.Names.GetValueOrDefault("present_names", "present_%d");
+        var combinedLayers = CountLayers(inputs, combinedPast);
+        if (combinedLayers > 0)
+        {
+            var past = Enumerable.Range(0, combinedLayers).Select(i => Format(combinedPast, i)).ToArray();
+            var present = Enumerable.Range(0, combinedLayers).Select(i => Format(combinedPresent, i)).ToArray();
+            foreach (var name in present.Where(n => !outputs.ContainsKey(n)))
+            {
+                throw fail($"the combined cache output '{name}' is missing.");
+            }
+
+            return (KvCacheLayout.Combined, past, present);
+        }
+
+        throw fail("no past key/value inputs were found (expected 'past_key_values.%d.key'/'past_key_values.%d.value' " +
+                   "with 'present.%d.key'/'present.%d.value', or combined 'past_%d' with 'present_%d'; a graph exported without a KV cache cannot be used).");
+    }
+
+    private static int CountLayers(IReadOnlyDictionary<string, NodeMetadata> inputs, string template)
+    {
+        var count = 0;
+        while (inputs.ContainsKey(Format(template, count)))
+        {
+            count++;
+        }
+
+        return count;
+    }
+
+    private static string Format(string template, int layer) =>
+        template.Replace("%d", layer.ToString(CultureInfo.InvariantCulture), StringComparison.Ordinal);
+
+    private static TensorElementType RequireInteger(NodeMetadata meta, string name, Func<string, ModelFormatException> fail) =>
+        meta.ElementDataType is TensorElementType.Int64 or TensorElementType.Int32
+            ? meta.ElementDataType
+            : throw fail($"input '{name}' has element type {meta.ElementDataType}; expected int64 or int32.");
+
+    private static int Resolve(long graphValue, int? configValue, string what, string tensor, ModelConfig config, Func<string, ModelFormatException> fail)
+    {
+        if (graphValue > 0)
+        {
+            if (configValue is { } c && c != graphValue)
+            {
+                throw fail($"{config.ConfigFile} gives {what} = {c} but tensor '{tensor}' has {graphValue}.");
+            }
+
+            return (int)graphValue;
+        }
+
+        return configValue ?? throw fail($"the {what} is neither a fixed dimension of '{tensor}' nor stated in {config.ConfigFile}.");
+    }
+
+    private static string Describe(NodeMetadata meta) =>
+        $"{meta.ElementDataType} [{string.Join(", ", meta.Dimensions.Select((d, i) => d >= 0 ? d.ToString(CultureInfo.InvariantCulture) : meta.SymbolicDimensions[i] is { Length: > 0 } s ? s : "?"))}]";
+
+    private static string DescribeNodes(IReadOnlyDictionary<string, NodeMetadata> nodes) =>
+        string.Join(", ", nodes.Select(n => $"{n.Key}: {Describe(n.Value)}"));
+}

@@ -1,0 +1,45 @@
+using Microsoft.Extensions.Logging;
+using Microsoft.ML.OnnxRuntime;
+
+namespace OnnxLM;
+
+/// <summary>How <see cref="LanguageModel.Load(string, LanguageModelOptions?)"/> sets up ONNX Runtime.</summary>
+public sealed class LanguageModelOptions
+{
+    private int _deviceId;
+    private int _intraOpThreadCount;
+
+    /// <summary>Where to run the model. Default <see cref="ExecutionProvider.Auto"/>: CUDA when usable, otherwise the CPU.</summary>
+    public ExecutionProvider ExecutionProvider { get; set; } = ExecutionProvider.Auto;
+
+    /// <summary>The CUDA device index used by <see cref="ExecutionProvider.Cuda"/> and <see cref="ExecutionProvider.Auto"/>. Default 0.</summary>
+    public int DeviceId
+    {
+        get => _deviceId;
+        set
+        {
+            ArgumentOutOfRangeException.ThrowIfNegative(value, nameof(DeviceId));
+            _deviceId = value;
+        }
+    }
+
+    /// <summary>Threads ONNX Runtime uses inside one operator; 0 (the default) lets ONNX Runtime choose (one per physical core).</summary>
+    public int IntraOpThreadCount
+    {
+        get => _intraOpThreadCount;
+        set
+        {
+            ArgumentOutOfRangeException.ThrowIfNegative(value, nameof(IntraOpThreadCount));
+            _intraOpThreadCount = value;
+        }
+    }
+
+    /// <summary>
+    /// Called with the ONNX Runtime session options after OnnxLM has set its own, to pass anything through
+    /// (graph optimization level, profiling, config entries). The options object is owned by OnnxLM.
+    /// </summary>
+    public Action<SessionOptions>? ConfigureSessionOptions { get; set; }
+
+    /// <summary>Where the model logs (provider choice and fallback reasons). Default: no logging.</summary>
+    public ILoggerFactory? LoggerFactory { get; set; }
+}

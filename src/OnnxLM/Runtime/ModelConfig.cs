@@ -1,0 +1,288 @@
+using System.Text.Json;
+using System.Text.Json.Nodes;
+
+namespace OnnxLM;
+
+/// <summary>
+/// What a model folder's configuration files say about the model, before the graph is inspected.
+/// Two layouts are read: ONNX Runtime GenAI (<c>genai_config.json</c>) and Hugging Face Optimum
+/// (<c>config.json</c> + <c>generation_config.json</c> beside <c>model.onnx</c> or <c>decoder_model_merged.onnx</c>).
+/// Values a file does not state stay null and are filled in from the graph.
+/// </summary>
+internal sealed class ModelConfig
+{
+    public const string GenAIConfigFile = "genai_config.json";
+    public const string HuggingFaceConfigFile = "config.json";
+
+    public required string Folder { get; init; }
+    public required string ConfigFile { get; init; }
+    public required string GraphFile { get; init; }
+    public required ModelFolderLayout FolderLayout { get; init; }
+    public string ModelType { get; init; } = "unknown";
+    public int? ContextLength { get; init; }
+    public int? BosTokenId { get; init; }
+    public IReadOnlyList<int> EosTokenIds { get; init; } = [];
+    public int? PadTokenId { get; init; }
+    public int? VocabularySize { get; init; }
+    public int? HeadSize { get; init; }
+    public int? HiddenSize { get; init; }
+    public int? AttentionHeadCount { get; init; }
+    public int? KeyValueHeadCount { get; init; }
+    public int? LayerCount { get; init; }
+
+    /// <summary>Graph input/output names the config states (GenAI templates such as <c>past_key_values.%d.key</c>).</summary>
+    public IReadOnlyDictionary<string, string> Names { get; init; } = new Dictionary<string, string>();
+
+    /// <summary>Session options entries from genai_config.json (string values only; provider options are not applied).</summary>
+    public IReadOnlyDictionary<string, string> SessionConfigEntries { get; init; } = new Dictionary<string, string>();
+
+    /// <summary>Execution providers genai_config.json asks for (informational; OnnxLM chooses by its own options).</summary>
+    public IReadOnlyList<string> ConfiguredProviders { get; init; } = [];
+
+    /// <summary>Search defaults (max_length, temperature, top_k, top_p, do_sample) as stated by the config.</summary>
+    public SearchDefaults Search { get; init; } = new();
+
+    internal sealed record SearchDefaults(int? MaxLength = null, float? Temperature = null, int? TopK = null, float? TopP = null, bool? DoSample = null);
+
+    public static ModelConfig Load(string folder)
+    {
+        ArgumentException.ThrowIfNullOrWhiteSpace(folder);
+        if (!Directory.Exists(folder))
+        {
+            throw new ModelFormatException($"Model folder '{folder}' does not exist.", folder);
+        }
+
+        var genai = Path.Combine(folder, GenAIConfigFile);
+        if (File.Exists(genai))
+        {
+            return LoadGenAI(folder, genai);
+        }
+
+        var hf = Path.Combine(folder, HuggingFaceConfigFile);
+        if (File.Exists(hf))
+        {
+            return LoadHuggingFace(folder, hf);
+        }
+
+        throw new ModelFormatException(
+            $"Model folder '{folder}' has neither {GenAIConfigFile} (ONNX Runtime GenAI layout) nor {HuggingFaceConfigFile} " +
+            $"(Hugging Face Optimum layout). Found: {DescribeFolder(folder)}.", folder);
+    }
+
+    private static ModelConfig LoadGenAI(string folder, string file)
+    {
+        var root = ReadJson(file);
+        var model = root["model"] as JsonObject
+            ?? throw new ModelFormatException($"{file} has no \"model\" object.", file);
+        var decoder = model["decoder"] as JsonObject
+            ?? throw new ModelFormatException($"{file} has no \"model.decoder\" object.", file);
+        var fileName = GetString(decoder, "filename", file)
+            ?? throw new ModelFormatException($"{file} has no \"model.decoder.filename\".", file);
+
+        var names = new Dictionary<string, string>(StringComparer.Ordinal);
+        CollectNames(decoder["inputs"] as JsonObject, names, file);
+        CollectNames(decoder["outputs"] as JsonObject, names, file);
+
+        var sessionEntries = new Dictionary<string, string>(StringComparer.Ordinal);
+        var providers = new List<string>();
+        if (decoder["session_options"] is JsonObject sessionOptions)
+        {
+            foreach (var (key, value) in sessionOptions)
+            {
+                if (key == "provider_options" && value is JsonArray list)
+                {
+                    foreach (var entry in list.OfType<JsonObject>())
+                    {
+                        providers.AddRange(entry.Select(p => p.Key));
+                    }
+                }
+                else if (value is JsonValue v && v.TryGetValue<string>(out var s) && key.Contains('.'))
+                {
+                    // Dotted keys are ONNX Runtime session config entries ("session.use_device_allocator_for_initializers").
+                    sessionEntries[key] = s;
+                }
+            }
+        }
+
+        SearchDefaults search = new();
+        if (root["search"] is JsonObject s2)
+        {
+            search = new SearchDefaults(
+                GetInt(s2, "max_length", file), GetFloat(s2, "temperature", file), GetInt(s2, "top_k", file),
+                GetFloat(s2, "top_p", file), GetBool(s2, "do_sample", file));
+        }
+
+        return new ModelConfig
+        {
+            Folder = folder,
+            ConfigFile = file,
+            GraphFile = ResolveGraph(folder, fileName, file),
+            FolderLayout = ModelFolderLayout.OnnxRuntimeGenAI,
+            ModelType = GetString(model, "type", file) ?? "unknown",
+            ContextLength = GetInt(model, "context_length", file),
+            BosTokenId = GetInt(model, "bos_token_id", file),
+            EosTokenIds = GetIntList(model, "eos_token_id", file),
+            PadTokenId = GetInt(model, "pad_token_id", file),
+            VocabularySize = GetInt(model, "vocab_size", file),
+            HeadSize = GetInt(decoder, "head_size", file),
+            HiddenSize = GetInt(decoder, "hidden_size", file),
+            AttentionHeadCount = GetInt(decoder, "num_attention_heads", file),
+            KeyValueHeadCount = GetInt(decoder, "num_key_value_heads", file),
+            LayerCount = GetInt(decoder, "num_hidden_layers", file),
+            Names = names,
+            SessionConfigEntries = sessionEntries,
+            ConfiguredProviders = providers,
+            Search = search,
+        };
+    }
+
+    private static ModelConfig LoadHuggingFace(string folder, string file)
+    {
+        var config = ReadJson(file);
+        JsonObject? generation = null;
+        var generationFile = Path.Combine(folder, "generation_config.json");
+        if (File.Exists(generationFile))
+        {
+            generation = ReadJson(generationFile);
+        }
+
+        string[] candidates = ["model.onnx", "decoder_model_merged.onnx", "decoder_with_past_model.onnx"];
+        var graph = candidates.Select(c => Path.Combine(folder, c)).FirstOrDefault(File.Exists)
+            ?? Directory.EnumerateFiles(folder, "*.onnx").OrderBy(f => f, StringComparer.Ordinal).FirstOrDefault()
+            ?? throw new ModelFormatException(
+                $"Model folder '{folder}' has {HuggingFaceConfigFile} but no ONNX graph (expected one of {string.Join(", ", candidates)}). " +
+                $"Found: {DescribeFolder(folder)}.", folder);
+
+        var heads = GetInt(config, "num_attention_heads", file) ?? GetInt(config, "n_head", file);
+        var hidden = GetInt(config, "hidden_size", file) ?? GetInt(config, "n_embd", file);
+        int? headSize = GetInt(config, "head_dim", file) ?? (heads is > 0 && hidden is not null ? hidden / heads : null);
+
+        var eos = GetIntList(config, "eos_token_id", file);
+        if (generation is not null && GetIntList(generation, "eos_token_id", generationFile) is { Count: > 0 } genEos)
+        {
+            eos = genEos;
+        }
+
+        SearchDefaults search = new();
+        if (generation is not null)
+        {
+            search = new SearchDefaults(
+                GetInt(generation, "max_length", generationFile), GetFloat(generation, "temperature", generationFile),
+                GetInt(generation, "top_k", generationFile), GetFloat(generation, "top_p", generationFile),
+                GetBool(generation, "do_sample", generationFile));
+        }
+
+        return new ModelConfig
+        {
+            Folder = folder,
+            ConfigFile = file,
+            GraphFile = graph,
+            FolderLayout = ModelFolderLayout.HuggingFaceOptimum,
+            ModelType = GetString(config, "model_type", file) ?? "unknown",
+            ContextLength = GetInt(config, "max_position_embeddings", file) ?? GetInt(config, "n_positions", file),
+            BosTokenId = (generation is null ? null : GetInt(generation, "bos_token_id", generationFile)) ?? GetInt(config, "bos_token_id", file),
+            EosTokenIds = eos,
+            PadTokenId = (generation is null ? null : GetInt(generation, "pad_token_id", generationFile)) ?? GetInt(config, "pad_token_id", file),
+            VocabularySize = GetInt(config, "vocab_size", file),
+            HeadSize = headSize,
+            HiddenSize = hidden,
+            AttentionHeadCount = heads,
+            KeyValueHeadCount = GetInt(config, "num_key_value_heads", file) ?? heads,
+            LayerCount = GetInt(config, "num_hidden_layers", file) ?? GetInt(config, "n_layer", file),
+            Search = search,
+        };
+    }
+
+    private static string ResolveGraph(string folder, string fileName, string configFile)
+    {
+        var path = Path.Combine(folder, fileName);
+        if (!File.Exists(path))
+        {
+            throw new ModelFormatException(
+                $"{configFile} names the decoder graph '{fileName}', but '{path}' does not exist. Found: {DescribeFolder(folder)}.", path);
+        }
+
+        return path;
+    }
+
+    private static void CollectNames(JsonObject? section, Dictionary<string, string> names, string file)
+    {
+        if (section is null)
+        {
+            return;
+        }
+
+        foreach (var (key, value) in section)
+        {
+            if (value is JsonValue v && v.TryGetValue<string>(out var name))
+            {
+                names[key] = name;
+            }
+        }
+    }
+
+    internal static JsonObject ReadJson(string file)
+    {
+        try
+        {
+            using var stream = File.OpenRead(file);
+            return JsonNode.Parse(stream, documentOptions: new JsonDocumentOptions { CommentHandling = JsonCommentHandling.Skip, AllowTrailingCommas = true }) as JsonObject
+                ?? throw new ModelFormatException($"{file} does not hold a JSON object.", file);
+        }
+        catch (JsonException e)
+        {
+            throw new ModelFormatException($"{file} is not valid JSON: {e.Message}", file, e);
+        }
+        catch (IOException e)
+        {
+            throw new ModelFormatException($"{file} could not be read: {e.Message}", file, e);
+        }
+    }
+
+    private static string? GetString(JsonObject obj, string key, string file) => obj[key] switch
+    {
+        null => null,
+        JsonValue v when v.TryGetValue<string>(out var s) => s,
+        var other => throw WrongType(file, key, "a string", other),
+    };
+
+    private static int? GetInt(JsonObject obj, string key, string file) => obj[key] switch
+    {
+        null => null,
+        JsonValue v when v.TryGetValue<int>(out var i) => i,
+        JsonValue v when v.TryGetValue<double>(out var d) && d == Math.Floor(d) && d is >= int.MinValue and <= int.MaxValue => (int)d,
+        var other => throw WrongType(file, key, "an integer", other),
+    };
+
+    private static float? GetFloat(JsonObject obj, string key, string file) => obj[key] switch
+    {
+        null => null,
+        JsonValue v when v.TryGetValue<double>(out var d) => (float)d,
+        var other => throw WrongType(file, key, "a number", other),
+    };
+
+    private static bool? GetBool(JsonObject obj, string key, string file) => obj[key] switch
+    {
+        null => null,
+        JsonValue v when v.TryGetValue<bool>(out var b) => b,
+        var other => throw WrongType(file, key, "true or false", other),
+    };
+
+    /// <summary>Reads an id that may be an integer or a list of integers (eos_token_id is either).</summary>
+    private static IReadOnlyList<int> GetIntList(JsonObject obj, string key, string file) => obj[key] switch
+    {
+        null => [],
+        JsonArray array => array.Select(n => n is JsonValue v && v.TryGetValue<int>(out var i) ? i : throw WrongType(file, key, "a list of integers", array)).ToArray(),
+        JsonValue v when v.TryGetValue<int>(out var i) => [i],
+        var other => throw WrongType(file, key, "an integer or a list of integers", other),
+    };
+
+    private static ModelFormatException WrongType(string file, string key, string expected, JsonNode? found) =>
+        new($"{file}: \"{key}\" should be {expected}, found {found?.ToJsonString() ?? "null"}.", file);
+
+    internal static string DescribeFolder(string folder)
+    {
+        var files = Directory.EnumerateFileSystemEntries(folder).Select(Path.GetFileName).Order(StringComparer.Ordinal).Take(20).ToArray();
+        return files.Length == 0 ? "an empty folder" : string.Join(", ", files);
+    }
+}

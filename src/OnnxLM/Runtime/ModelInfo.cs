@@ -1,0 +1,66 @@
+namespace OnnxLM;
+
+/// <summary>What a loaded model is: its shape, vocabulary, context, cache layout and where it runs.</summary>
+public sealed class ModelInfo
+{
+    internal ModelInfo() { }
+
+    /// <summary>The model family as the config names it ("llama", "gpt2", "phi3", ...).</summary>
+    public required string Architecture { get; init; }
+
+    /// <summary>The folder layout the model was loaded from.</summary>
+    public required ModelFolderLayout FolderLayout { get; init; }
+
+    /// <summary>Full path of the ONNX graph.</summary>
+    public required string GraphPath { get; init; }
+
+    /// <summary>Decoder layers.</summary>
+    public required int LayerCount { get; init; }
+
+    /// <summary>Query attention heads.</summary>
+    public required int AttentionHeadCount { get; init; }
+
+    /// <summary>Key/value heads (fewer than <see cref="AttentionHeadCount"/> with grouped-query attention).</summary>
+    public required int KeyValueHeadCount { get; init; }
+
+    /// <summary>Size of one attention head.</summary>
+    public required int HeadSize { get; init; }
+
+    /// <summary>Hidden (embedding) size.</summary>
+    public required int HiddenSize { get; init; }
+
+    /// <summary>Number of logits the model produces per position; valid token ids are 0 to this minus one.</summary>
+    public required int VocabularySize { get; init; }
+
+    /// <summary>The most tokens one sequence may hold.</summary>
+    public required int ContextLength { get; init; }
+
+    /// <summary>How the graph takes its past key/value cache.</summary>
+    public required KvCacheLayout KvCacheLayout { get; init; }
+
+    /// <summary>Element type of the cache tensors: "float32" or "float16".</summary>
+    public required string KvCacheDataType { get; init; }
+
+    /// <summary>Whether the graph takes <c>position_ids</c> (otherwise positions are derived inside the graph).</summary>
+    public required bool HasPositionIds { get; init; }
+
+    /// <summary>Whether the graph takes an <c>attention_mask</c>.</summary>
+    public required bool HasAttentionMask { get; init; }
+
+    /// <summary>The beginning-of-sequence token id from the model config, if any.</summary>
+    public int? BosTokenId { get; init; }
+
+    /// <summary>End-of-sequence token ids from the model config (generation stops on any of them).</summary>
+    public required IReadOnlyList<int> EosTokenIds { get; init; }
+
+    /// <summary>The padding token id from the model config, if any.</summary>
+    public int? PadTokenId { get; init; }
+
+    /// <summary>The execution provider actually in use after loading (never <see cref="OnnxLM.ExecutionProvider.Auto"/>).</summary>
+    public required ExecutionProvider ExecutionProvider { get; init; }
+
+    /// <inheritdoc />
+    public override string ToString() =>
+        $"{Architecture}: {LayerCount} layers, {AttentionHeadCount} heads ({KeyValueHeadCount} kv), head {HeadSize}, hidden {HiddenSize}, " +
+        $"vocab {VocabularySize}, context {ContextLength}, {KvCacheLayout} {KvCacheDataType} cache, on {ExecutionProvider}";
+}
