@@ -139,6 +139,9 @@ public sealed class GenerationSession : IDisposable
         }
     }
 
+    /// <summary>Whether a call is using the session right now (for tests of concurrent misuse).</summary>
+    internal bool IsBusy => Volatile.Read(ref _busy) != 0;
+
     /// <summary>Empties the sequence and its cache.</summary>
     public void Clear()
     {

@@ -1,0 +1,220 @@
+using System.Text;
+
+namespace OnnxLM.Tests;
+
+/// <summary>Every kind of bad input gets a typed exception whose message names the problem.</summary>
+public sealed class BadInputTests : IDisposable
+{
+    private const string Model = "torch-llama-fp32";
+    private readonly string _temp = Directory.CreateTempSubdirectory("onnxlm-bad-").FullName;
+
+    public void Dispose() => Directory.Delete(_temp, recursive: true);
+
+    [Fact]
+    public void MissingFolderIsAModelFormatError()
+    {
+        var path = Path.Combine(_temp, "nope");
+        var e = Assert.Throws<ModelFormatException>(() => LanguageModel.Load(path));
+        Assert.Contains("does not exist", e.Message);
+        Assert.Equal(path, e.Path);
+    }
+
+    [Fact]
+    public void FolderWithoutConfigNamesBothLayouts()
+    {
+        File.WriteAllText(Path.Combine(_temp, "readme.txt"), "x");
+        var e = Assert.Throws<ModelFormatException>(() => LanguageModel.Load(_temp));
+        Assert.Contains("genai_config.json", e.Message);
+        Assert.Contains("config.json", e.Message);
+        Assert.Contains("readme.txt", e.Message);
+    }
+
+    [Fact]
+    public void CorruptConfigJsonIsReported()
+    {
+        File.WriteAllText(Path.Combine(_temp, "genai_config.json"), "{ \"model\": { \"type\": ");
+        var e = Assert.Throws<ModelFormatException>(() => LanguageModel.Load(_temp));
+        Assert.Contains("not valid JSON", e.Message);
+        Assert.EndsWith("genai_config.json", e.Path);
+    }
+
+    [Fact]
+    public void WrongJsonTypeNamesTheKey()
+    {
+        File.WriteAllText(Path.Combine(_temp, "genai_config.json"),
+            """{ "model": { "type": "llama", "context_length": "long", "decoder": { "filename": "model.onnx" } } }""");
+        File.WriteAllBytes(Path.Combine(_temp, "model.onnx"), [1, 2, 3]);
+        var e = Assert.Throws<ModelFormatException>(() => LanguageModel.Load(_temp));
+        Assert.Contains("context_length", e.Message);
+    }
+
+    [Fact]
+    public void MissingGraphFileIsNamed()
+    {
+        File.WriteAllText(Path.Combine(_temp, "genai_config.json"),
+            """{ "model": { "type": "llama", "decoder": { "filename": "decoder.onnx" } } }""");
+        var e = Assert.Throws<ModelFormatException>(() => LanguageModel.Load(_temp));
+        Assert.Contains("decoder.onnx", e.Message);
+    }
+
+    [Fact]
+    public void CorruptGraphIsAModelFormatError()
+    {
+        File.WriteAllText(Path.Combine(_temp, "config.json"), """{ "model_type": "llama" }""");
+        File.WriteAllBytes(Path.Combine(_temp, "model.onnx"), Encoding.ASCII.GetBytes("this is not a protobuf"));
+        var e = Assert.Throws<ModelFormatException>(() => LanguageModel.Load(_temp));
+        Assert.Contains("could not load", e.Message);
+        Assert.EndsWith("model.onnx", e.Path);
+    }
+
+    [SharedModelFact("tiny-phi3-gqa-fp16")]
+    public void ConfigContradictingTheGraphListsWhatWasFound()
+    {
+        // Copy a real graph but state the wrong number of layers.
+        var source = TestPaths.SharedModel("tiny-phi3-gqa-fp16");
+        File.Copy(Path.Combine(source, "model.onnx"), Path.Combine(_temp, "model.onnx"));
+        File.WriteAllText(Path.Combine(_temp, "genai_config.json"), File.ReadAllText(Path.Combine(source, "genai_config.json"))
+            .Replace("\"num_hidden_layers\": 1", "\"num_hidden_layers\": 3", StringComparison.Ordinal));
+        var e = Assert.Throws<ModelFormatException>(() => LanguageModel.Load(_temp));
+        Assert.Contains("3 layers", e.Message);
+        Assert.Contains("past_key_values.0.key", e.Message); // the found inputs are listed
+    }
+
+    [SharedModelFact(Model)]
+    public void OutOfRangeTokenIdsAreRejectedAndTheSessionIsUnchanged()
+    {
+        using var model = ConformanceModels.Load(Model);
+        using var session = model.CreateSession();
+        session.Append([1, 455]);
+        var e = Assert.Throws<ArgumentOutOfRangeException>(() => session.Append([345, 2000]));
+        Assert.Contains("2000", e.Message);
+        Assert.Contains("1999", e.Message);
+        Assert.Throws<ArgumentOutOfRangeException>(() => session.Append(-1));
+        Assert.Equal([1, 455], session.Tokens.ToArray());
+    }
+
+    [SharedModelFact(Model)]
+    public async Task OverLongInputsAreContextLengthErrors()
+    {
+        using var model = ConformanceModels.Load(Model);
+        Assert.Equal(256, model.Info.ContextLength);
+        var tooLong = Enumerable.Repeat(455, 256).ToArray();
+        var e = await Assert.ThrowsAsync<ContextLengthExceededException>(() => model.GenerateAsync(tooLong));
+        Assert.Equal(256, e.MaxLength);
+        Assert.Throws<ContextLengthExceededException>(() => model.CreateSession(257));
+
+        using var session = model.CreateSession(maxLength: 4);
+        session.Append([1, 455, 345]);
+        var e2 = Assert.Throws<ContextLengthExceededException>(() => session.Append([339, 384]));
+        Assert.Equal(5, e2.RequestedLength);
+        Assert.Equal(3, session.Length);
+
+        await Assert.ThrowsAsync<ContextLengthExceededException>(() => model.ScoreAsync(tooLong, [455, 455]));
+    }
+
+    [SharedModelFact(Model)]
+    public async Task GenerationStopsAtMaxNewTokensEvenNearTheContextEnd()
+    {
+        using var model = ConformanceModels.Load(Model);
+        var prompt = Enumerable.Repeat(455, 250).ToArray();
+        var result = await model.GenerateAsync(prompt, new GenerationOptions { MaxNewTokens = 50, StopTokenIds = [] });
+        Assert.Equal(6, result.TokenIds.Count); // capped by the 256-token context
+        Assert.Equal(FinishReason.Length, result.FinishReason);
+    }
+
+    [SharedModelFact(Model)]
+    public async Task CancellationStopsGenerationAndLeavesTheModelUsable()
+    {
+        using var model = ConformanceModels.Load(Model);
+        using var cts = new CancellationTokenSource();
+        var seen = 0;
+        await Assert.ThrowsAnyAsync<OperationCanceledException>(async () =>
+        {
+            await foreach (var _ in model.GenerateStreamingAsync([1, 455], new GenerationOptions { MaxNewTokens = 100, StopTokenIds = [] }, cts.Token))
+            {
+                if (++seen == 3)
+                {
+                    cts.Cancel();
+                }
+            }
+        });
+        Assert.Equal(3, seen); // stopped within one decoding step
+
+        var after = await model.GenerateAsync([1, 455], new GenerationOptions { MaxNewTokens = 3 });
+        Assert.NotEmpty(after.TokenIds);
+        await Assert.ThrowsAnyAsync<OperationCanceledException>(() => model.ScoreAsync([1, 455], [345], cts.Token));
+    }
+
+    [SharedModelFact(Model)]
+    public void ConcurrentUseOfOneSessionIsRefused()
+    {
+        using var model = ConformanceModels.Load(Model);
+        using var session = model.CreateSession();
+        var prompt = Enumerable.Range(3, 250).ToArray();
+        var worker = Task.Run(() => session.Append(prompt));
+        var deadline = DateTime.UtcNow.AddSeconds(10);
+        while (!session.IsBusy && !worker.IsCompleted && DateTime.UtcNow < deadline)
+        {
+            Thread.SpinWait(10);
+        }
+
+        if (session.IsBusy)
+        {
+            var e = Assert.Throws<InvalidOperationException>(() => session.Append(5));
+            Assert.Contains("not thread-safe", e.Message);
+        }
+
+        worker.Wait();
+        Assert.Equal(250, session.Length);
+    }
+
+    [SharedModelFact(Model)]
+    public async Task DisposedObjectsThrowObjectDisposed()
+    {
+        var model = ConformanceModels.Load(Model);
+        var session = model.CreateSession();
+        session.Append([1, 455]);
+        session.Dispose();
+        session.Dispose(); // idempotent
+        Assert.Throws<ObjectDisposedException>(() => session.Append(5));
+
+        var live = model.CreateSession();
+        model.Dispose();
+        Assert.Throws<ObjectDisposedException>(() => live.Append(5));
+        live.Dispose();
+        Assert.Throws<ObjectDisposedException>(() => model.CreateSession());
+        await Assert.ThrowsAsync<ObjectDisposedException>(() => model.ScoreAsync([1], [2]));
+    }
+
+    [Fact]
+    public void OptionsRejectOutOfRangeValuesNamingTheOption()
+    {
+        var options = new GenerationOptions();
+        Assert.Equal("Temperature", Assert.Throws<ArgumentOutOfRangeException>(() => options.Temperature = -0.1f).ParamName);
+        Assert.Equal("Temperature", Assert.Throws<ArgumentOutOfRangeException>(() => options.Temperature = float.NaN).ParamName);
+        Assert.Equal("Temperature", Assert.Throws<ArgumentOutOfRangeException>(() => options.Temperature = float.PositiveInfinity).ParamName);
+        Assert.Equal("TopP", Assert.Throws<ArgumentOutOfRangeException>(() => options.TopP = 0).ParamName);
+        Assert.Equal("TopP", Assert.Throws<ArgumentOutOfRangeException>(() => options.TopP = 1.01f).ParamName);
+        Assert.Equal("TopP", Assert.Throws<ArgumentOutOfRangeException>(() => options.TopP = float.NaN).ParamName);
+        Assert.Equal("TopK", Assert.Throws<ArgumentOutOfRangeException>(() => options.TopK = -1).ParamName);
+        Assert.Equal("MaxNewTokens", Assert.Throws<ArgumentOutOfRangeException>(() => options.MaxNewTokens = 0).ParamName);
+        var load = new LanguageModelOptions();
+        Assert.Equal("DeviceId", Assert.Throws<ArgumentOutOfRangeException>(() => load.DeviceId = -1).ParamName);
+        Assert.Equal("IntraOpThreadCount", Assert.Throws<ArgumentOutOfRangeException>(() => load.IntraOpThreadCount = -2).ParamName);
+    }
+
+    [SharedModelFact(Model)]
+    public void AutoFallsBackToCpuAndExplicitCudaFailsLoudlyWithoutAGpu()
+    {
+        using var model = LanguageModel.Load(TestPaths.SharedModel(Model));
+        if (model.Info.ExecutionProvider == ExecutionProvider.Cuda)
+        {
+            return; // a machine with a usable GPU: nothing to fall back from
+        }
+
+        Assert.Equal(ExecutionProvider.Cpu, model.Info.ExecutionProvider);
+        var e = Assert.Throws<ExecutionProviderUnavailableException>(() =>
+            LanguageModel.Load(TestPaths.SharedModel(Model), new LanguageModelOptions { ExecutionProvider = ExecutionProvider.Cuda }));
+        Assert.Contains("CUDA", e.Message);
+    }
+}
