@@ -1,0 +1,164 @@
+using System.Globalization;
+using Microsoft.Extensions.Logging;
+
+namespace OnnxLM.Cli;
+
+/// <summary>The <c>onnxlm</c> command line: <c>generate [--model folder] [options] "prompt"</c>.</summary>
+internal static class CliApp
+{
+    public const string DefaultModel = "models/kjv-tiny";
+
+    private const string Usage = """
+        usage: onnxlm generate [--model <folder>] [options] "prompt"
+
+        options:
+          --model <folder>         model folder (default: models/kjv-tiny)
+          --max-new-tokens <n>     tokens to generate (default 100)
+          --temperature <t>        0 = greedy (default 0.8)
+          --top-k <k>              keep the k most likely tokens (default 0 = off)
+          --top-p <p>              nucleus sampling threshold in (0, 1] (default 0.95)
+          --seed <n>               random seed for reproducible sampling
+          --provider <auto|cpu|cuda>  execution provider (default auto)
+          --verbose                log provider selection and model info
+        """;
+
+    public static async Task<int> RunAsync(string[] args, TextWriter output, TextWriter error)
+    {
+        if (args.Length == 0 || args[0] is "-h" or "--help" or "help")
+        {
+            output.WriteLine(Usage);
+            return args.Length == 0 ? 1 : 0;
+        }
+
+        if (args[0] != "generate")
+        {
+            error.WriteLine($"onnxlm: unknown command '{args[0]}'.");
+            error.WriteLine(Usage);
+            return 1;
+        }
+
+        using var cancel = new CancellationTokenSource();
+        ConsoleCancelEventHandler onCancel = (_, e) => { e.Cancel = true; cancel.Cancel(); };
+        Console.CancelKeyPress += onCancel;
+        try
+        {
+            return await GenerateAsync(args[1..], output, error, cancel.Token);
+        }
+        catch (CliUsageException e)
+        {
+            error.WriteLine($"onnxlm: {e.Message}");
+            error.WriteLine(Usage);
+            return 1;
+        }
+        catch (OperationCanceledException)
+        {
+            error.WriteLine();
+            error.WriteLine("onnxlm: cancelled.");
+            return 130;
+        }
+        catch (Exception e) when (e is OnnxLMException or ArgumentException)
+        {
+            error.WriteLine($"onnxlm: {e.Message}");
+            return 2;
+        }
+        finally
+        {
+            Console.CancelKeyPress -= onCancel;
+        }
+    }
+
+    private static async Task<int> GenerateAsync(string[] args, TextWriter output, TextWriter error, CancellationToken cancellationToken)
+    {
+        string? modelPath = null;
+        string? prompt = null;
+        var verbose = false;
+        var options = new GenerationOptions { MaxNewTokens = 100, Temperature = 0.8f, TopP = 0.95f };
+        var loadOptions = new LanguageModelOptions();
+        for (var i = 0; i < args.Length; i++)
+        {
+            string Value() => i + 1 < args.Length ? args[++i] : throw new CliUsageException($"{args[i]} needs a value.");
+            switch (args[i])
+            {
+                case "--model": modelPath = Value(); break;
+                case "--max-new-tokens": options.MaxNewTokens = ParseInt(args[i], Value()); break;
+                case "--temperature": options.Temperature = ParseFloat(args[i], Value()); break;
+                case "--top-k": options.TopK = ParseInt(args[i], Value()); break;
+                case "--top-p": options.TopP = ParseFloat(args[i], Value()); break;
+                case "--seed": options.Seed = ParseInt(args[i], Value()); break;
+                case "--provider":
+                    loadOptions.ExecutionProvider = Enum.TryParse<ExecutionProvider>(Value(), ignoreCase: true, out var p)
+                        ? p : throw new CliUsageException("--provider must be auto, cpu or cuda.");
+                    break;
+                case "--verbose": verbose = true; break;
+                case var a when a.StartsWith("--", StringComparison.Ordinal): throw new CliUsageException($"unknown option {a}.");
+                default:
+                    prompt = prompt is null ? args[i] : throw new CliUsageException("give the prompt as one quoted argument.");
+                    break;
+            }
+        }
+
+        if (prompt is null)
+        {
+            throw new CliUsageException("no prompt given.");
+        }
+
+        modelPath ??= FindDefaultModel() ?? throw new OnnxLMException(
+            $"The default model folder '{DefaultModel}' was not found (looked in the current folder and its parents). " +
+            "Give a model folder with --model, or build the default model (see build/train-default-model/README.md).");
+
+        using var loggerFactory = LoggerFactory.Create(b => b.AddSimpleConsole(o => o.SingleLine = true)
+            .SetMinimumLevel(verbose ? LogLevel.Information : LogLevel.Warning));
+        loadOptions.LoggerFactory = loggerFactory;
+        using var model = LanguageModel.Load(modelPath, loadOptions);
+        if (verbose)
+        {
+            error.WriteLine(model.Info);
+        }
+
+        output.Write(prompt);
+        FinishReason? finish = null;
+        var count = 0;
+        var started = System.Diagnostics.Stopwatch.StartNew();
+        await foreach (var token in model.GenerateStreamingAsync(prompt, options, cancellationToken))
+        {
+            output.Write(token.Text);
+            await output.FlushAsync(cancellationToken);
+            finish = token.FinishReason;
+            count++;
+        }
+
+        output.WriteLine();
+        if (verbose)
+        {
+            error.WriteLine($"[{count} tokens in {started.Elapsed.TotalSeconds:F2} s, finish: {finish}]");
+        }
+
+        return 0;
+    }
+
+    /// <summary>Finds models/kjv-tiny in the current folder or a parent (so it works from anywhere inside the repository).</summary>
+    private static string? FindDefaultModel()
+    {
+        foreach (var start in new[] { Environment.CurrentDirectory, AppContext.BaseDirectory })
+        {
+            for (var dir = new DirectoryInfo(start); dir is not null; dir = dir.Parent)
+            {
+                var candidate = Path.Combine(dir.FullName, DefaultModel);
+                if (Directory.Exists(candidate))
+                {
+                    return candidate;
+                }
+            }
+        }
+
+        return null;
+    }
+
+    private static int ParseInt(string option, string value) =>
+        int.TryParse(value, NumberStyles.Integer, CultureInfo.InvariantCulture, out var v) ? v : throw new CliUsageException($"{option} needs an integer, got '{value}'.");
+
+    private static float ParseFloat(string option, string value) =>
+        float.TryParse(value, NumberStyles.Float, CultureInfo.InvariantCulture, out var v) ? v : throw new CliUsageException($"{option} needs a number, got '{value}'.");
+
+    private sealed class CliUsageException(string message) : Exception(message);
+}
