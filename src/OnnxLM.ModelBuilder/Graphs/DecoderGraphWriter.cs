@@ -1,0 +1,154 @@
+using OnnxLM.ModelBuilder.Onnx;
+
+namespace OnnxLM.ModelBuilder;
+
+/// <summary>
+/// Shared parts of the decoder graphs: the GenAI-named inputs/outputs, the additive attention mask
+/// (causal and padding, from attention_mask and the past length) and multi-head attention with the cache.
+/// </summary>
+internal abstract class DecoderGraphWriter
+{
+    protected const string Batch = "batch_size";
+    protected const string Sequence = "sequence_length";
+    protected const string Total = "total_sequence_length";
+    protected const string Past = "past_sequence_length";
+
+    protected DecoderGraphWriter(DecoderConfig config, IWeightSource weights, ModelBuilderOptions options)
+    {
+        Config = config;
+        Weights = weights;
+        Options = options;
+    }
+
+    protected OnnxGraph G { get; } = new();
+    protected DecoderConfig Config { get; }
+    protected IWeightSource Weights { get; }
+    protected ModelBuilderOptions Options { get; }
+
+    public OnnxGraph Build()
+    {
+        G.Input("input_ids", OnnxGraph.Int64, Batch, Sequence);
+        G.Input("attention_mask", OnnxGraph.Int64, Batch, Total);
+        G.Input("position_ids", OnnxGraph.Int64, Batch, Sequence);
+        for (var i = 0; i < Config.LayerCount; i++)
+        {
+            G.Input($"past_key_values.{i}.key", OnnxGraph.Float, Batch, Config.KeyValueHeadCount, Past, Config.HeadSize);
+            G.Input($"past_key_values.{i}.value", OnnxGraph.Float, Batch, Config.KeyValueHeadCount, Past, Config.HeadSize);
+        }
+
+        G.Output("logits", OnnxGraph.Float, Batch, Sequence, Config.VocabularySize);
+        for (var i = 0; i < Config.LayerCount; i++)
+        {
+            G.Output($"present.{i}.key", OnnxGraph.Float, Batch, Config.KeyValueHeadCount, Total, Config.HeadSize);
+            G.Output($"present.{i}.value", OnnxGraph.Float, Batch, Config.KeyValueHeadCount, Total, Config.HeadSize);
+        }
+
+        if (Options.OutputAttentions)
+        {
+            for (var i = 0; i < Config.LayerCount; i++)
+            {
+                G.Output($"attentions.{i}", OnnxGraph.Float, Batch, Config.AttentionHeadCount, Sequence, Total);
+            }
+        }
+
+        BuildBody(AttentionMask());
+        return G;
+    }
+
+    protected abstract void BuildBody(string mask);
+
+    /// <summary>A weight from the checkpoint, optionally transposed from [out, in] (Linear) to [in, out] (MatMul), stored fp32 or fp16.</summary>
+    protected string Weight(string name, long[] shape, bool transpose = false)
+    {
+        var values = Weights.Read(name, shape);
+        long[] dims = shape;
+        if (transpose)
+        {
+            var (rows, cols) = ((int)shape[0], (int)shape[1]);
+            var t = new float[values.Length];
+            for (var r = 0; r < rows; r++)
+                for (var c = 0; c < cols; c++)
+                    t[c * rows + r] = values[r * cols + c];
+            values = t;
+            dims = [shape[1], shape[0]];
+        }
+
+        return Constant(name, values, dims);
+    }
+
+    /// <summary>A float constant computed here (RoPE tables), or checkpoint data; fp16 storage gets a Cast back to float.</summary>
+    protected string Constant(string name, float[] values, long[] dims)
+    {
+        var stored = G.Weight(name, values, dims, Options.Float16Weights);
+        return Options.Float16Weights ? G.Op("Cast", [stored], ("to", OnnxGraph.Float)) : stored;
+    }
+
+    /// <summary>[batch, 1, seq, total] additive mask: 0 where query i (absolute past+i) may see key j (j ≤ past+i and mask[j] = 1), float.MinValue elsewhere.</summary>
+    private string AttentionMask()
+    {
+        var one = G.IntsShaped("one", [], [1]);
+        var zeroI = G.IntsShaped("zero_i", [], [0]);
+        var s = G.Op("Gather", [G.Op("Shape", "input_ids"), one], ("axis", 0));
+        var t = G.Op("Gather", [G.Op("Shape", "attention_mask"), one], ("axis", 0));
+        var past = G.Op("Sub", t, s);
+        var keys = G.Op("Range", zeroI, t, one);
+        var queries = G.Op("Unsqueeze", G.Op("Range", past, t, one), G.Ints("axis1", 1));
+        var causal = G.Op("LessOrEqual", keys, queries); // [S, T]
+        var padding = G.Op("Unsqueeze", G.Op("Cast", ["attention_mask"], ("to", OnnxGraph.Bool)), G.Ints("axes12", 1, 2)); // [B,1,1,T]
+        var allowed = G.Op("And", causal, padding);
+        // A finite minimum (not -inf) keeps a fully masked row (a padding query) a uniform softmax instead of NaN.
+        return G.Op("Where", allowed, G.Scalar("mask_zero", 0f), G.Scalar("mask_min", float.MinValue));
+    }
+
+    /// <summary>[B, S, heads*D] → [B, heads, S, D].</summary>
+    protected string SplitHeads(string x, int heads) =>
+        G.Op("Transpose", [G.Op("Reshape", x, G.Ints("heads_shape", 0, 0, heads, Config.HeadSize))], ("perm", new long[] { 0, 2, 1, 3 }));
+
+    /// <summary>
+    /// Attention over the cache: appends k/v to the layer's past (the present outputs), repeats kv heads for
+    /// grouped-query attention (query head h uses kv head h / (heads / kv_heads)), softmax(q·kᵀ/√d + mask)·v.
+    /// Returns [B, S, heads*D].
+    /// </summary>
+    protected string Attention(int layer, string q, string k, string v, string mask)
+    {
+        var presentK = $"present.{layer}.key";
+        var presentV = $"present.{layer}.value";
+        G.AddNode("Concat", [$"past_key_values.{layer}.key", k], [presentK], ("axis", 2));
+        G.AddNode("Concat", [$"past_key_values.{layer}.value", v], [presentV], ("axis", 2));
+
+        var keys = RepeatKv(presentK);
+        var values = RepeatKv(presentV);
+        var scores = G.Op("MatMul", q, G.Op("Transpose", [keys], ("perm", new long[] { 0, 1, 3, 2 })));
+        scores = G.Op("Add", G.Op("Mul", scores, G.Scalar("scale", (float)(1 / Math.Sqrt(Config.HeadSize)))), mask);
+        string probs;
+        if (Options.OutputAttentions)
+        {
+            probs = $"attentions.{layer}";
+            G.AddNode("Softmax", [scores], [probs], ("axis", -1));
+        }
+        else
+        {
+            probs = G.Op("Softmax", [scores], ("axis", -1));
+        }
+
+        var context = G.Op("Transpose", [G.Op("MatMul", probs, values)], ("perm", new long[] { 0, 2, 1, 3 }));
+        return G.Op("Reshape", context, G.Ints("merge_shape", 0, 0, Config.AttentionHeadCount * Config.HeadSize));
+    }
+
+    private string RepeatKv(string x)
+    {
+        var groups = Config.AttentionHeadCount / Config.KeyValueHeadCount;
+        if (groups == 1)
+        {
+            return x;
+        }
+
+        // [B, KV, T, D] → [B, KV, 1, T, D] → expand to [B, KV, groups, T, D] → [B, KV*groups, T, D].
+        var shape = G.Op("Shape", x);
+        var b = G.Op("Slice", shape, G.Ints("s0", 0), G.Ints("s1", 1));
+        var tLen = G.Op("Slice", shape, G.Ints("s2", 2), G.Ints("s3", 3));
+        var expandShape = G.Op("Concat", [b, G.Ints("kv_groups", Config.KeyValueHeadCount, groups), tLen, G.Ints("head_dim", Config.HeadSize)], ("axis", 0));
+        var expanded = G.Op("Expand", G.Op("Unsqueeze", x, G.Ints("axis2", 2)), expandShape);
+        return G.Op("Reshape", expanded, G.Ints("rep_shape", 0, Config.AttentionHeadCount, -1, Config.HeadSize));
+    }
+}

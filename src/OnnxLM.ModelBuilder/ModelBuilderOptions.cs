@@ -1,0 +1,17 @@
+namespace OnnxLM.ModelBuilder;
+
+/// <summary>How <see cref="DecoderModelBuilder"/> writes a model folder.</summary>
+public sealed class ModelBuilderOptions
+{
+    /// <summary>Store weights as float16 (halves the file; computation stays float32 after a Cast at load). Default false.</summary>
+    public bool Float16Weights { get; set; }
+
+    /// <summary>Also output each layer's attention probabilities as <c>attentions.%d</c> [batch, heads, query, key].</summary>
+    public bool OutputAttentions { get; set; }
+
+    /// <summary>Context length written to genai_config.json; null uses the config's max_position_embeddings.</summary>
+    public int? ContextLength { get; set; }
+
+    /// <summary>Weights above this many bytes go to an external data file (ONNX protobufs cannot exceed 2 GB). Default 2 GB.</summary>
+    public long ExternalDataThreshold { get; set; } = 2L << 30;
+}

@@ -1,0 +1,211 @@
+using System.Globalization;
+using System.Runtime.InteropServices;
+
+namespace OnnxLM.ModelBuilder.Onnx;
+
+/// <summary>
+/// An ONNX graph under construction, serialized as a ModelProto (IR version 8, ai.onnx opset 17, standard
+/// operators only, so every ONNX Runtime execution provider and ONNX Runtime GenAI can run it).
+/// Node outputs get unique names; weights become initializers, inline or in an external data file.
+/// </summary>
+internal sealed class OnnxGraph
+{
+    public const int IrVersion = 8;
+    public const int Opset = 17;
+
+    // TensorProto.DataType values.
+    public const int Float = 1;
+    public const int Int64 = 7;
+    public const int Bool = 9;
+    public const int Float16 = 10;
+
+    private readonly List<ProtoMessage> _nodes = [];
+    private readonly List<(string Name, int Type, long[] Dims, byte[] Data)> _initializers = [];
+    private readonly List<ProtoMessage> _inputs = [];
+    private readonly List<ProtoMessage> _outputs = [];
+    private readonly HashSet<string> _names = [];
+    private int _counter;
+
+    public string Name { get; init; } = "decoder";
+
+    /// <summary>Adds a node and returns the names of its outputs.</summary>
+    public string[] Node(string op, string[] inputs, int outputCount = 1, string? name = null, params (string Name, object Value)[] attributes)
+    {
+        var baseName = name ?? op.ToLowerInvariant();
+        var outputs = new string[outputCount];
+        for (var i = 0; i < outputCount; i++)
+        {
+            outputs[i] = Unique($"{baseName}_out{(outputCount > 1 ? i.ToString(CultureInfo.InvariantCulture) : string.Empty)}");
+        }
+
+        AddNode(op, inputs, outputs, attributes);
+        return outputs;
+    }
+
+    /// <summary>Adds a node with one output and returns its name.</summary>
+    public string Op(string op, params string[] inputs) => Node(op, inputs)[0];
+
+    /// <summary>Adds a node with one output and attributes.</summary>
+    public string Op(string op, string[] inputs, params (string Name, object Value)[] attributes) => Node(op, inputs, 1, null, attributes)[0];
+
+    /// <summary>Adds a node whose outputs have fixed names (graph outputs).</summary>
+    public void AddNode(string op, string[] inputs, string[] outputs, params (string Name, object Value)[] attributes)
+    {
+        var node = new ProtoMessage();
+        foreach (var input in inputs) node.String(1, input);
+        foreach (var output in outputs) node.String(2, output);
+        node.String(3, Unique(op + "_node"));
+        node.String(4, op);
+        foreach (var (attrName, value) in attributes)
+        {
+            var attribute = new ProtoMessage().String(1, attrName);
+            switch (value)
+            {
+                case int i: attribute.Int(3, i).Int(20, 2); break;
+                case long l: attribute.Int(3, l).Int(20, 2); break;
+                case float f: attribute.Float(2, f).Int(20, 1); break;
+                case long[] ints:
+                    foreach (var v in ints) attribute.Int(8, v);
+                    attribute.Int(20, 7);
+                    break;
+                case ProtoMessage tensor: attribute.Message(5, tensor).Int(20, 4); break;
+                default: throw new ArgumentException($"Unsupported attribute type {value.GetType()}");
+            }
+
+            node.Message(5, attribute);
+        }
+
+        _nodes.Add(node);
+    }
+
+    /// <summary>A float32 or float16 weight (stored little-endian).</summary>
+    public string Weight(string name, ReadOnlySpan<float> values, long[] dims, bool asFloat16)
+    {
+        byte[] data;
+        if (asFloat16)
+        {
+            var halves = new Half[values.Length];
+            for (var i = 0; i < values.Length; i++) halves[i] = (Half)values[i];
+            data = MemoryMarshal.AsBytes(halves.AsSpan()).ToArray();
+        }
+        else
+        {
+            data = MemoryMarshal.AsBytes(values).ToArray();
+        }
+
+        _initializers.Add((Claim(name), asFloat16 ? Float16 : Float, dims, data));
+        return name;
+    }
+
+    /// <summary>An int64 constant (shapes, axes, indices).</summary>
+    public string Ints(string name, params long[] values) => IntsShaped(name, [values.Length], values);
+
+    /// <summary>An int64 constant with an explicit shape (rank 0 for scalars).</summary>
+    public string IntsShaped(string name, long[] dims, long[] values)
+    {
+        _initializers.Add((Unique(name), Int64, dims, MemoryMarshal.AsBytes(values.AsSpan()).ToArray()));
+        return _initializers[^1].Name;
+    }
+
+    /// <summary>A float32 scalar constant.</summary>
+    public string Scalar(string name, float value)
+    {
+        _initializers.Add((Unique(name), Float, [], BitConverter.GetBytes(value)));
+        return _initializers[^1].Name;
+    }
+
+    public void Input(string name, int elementType, params object[] dims) => _inputs.Add(ValueInfo(Claim(name), elementType, dims));
+
+    public void Output(string name, int elementType, params object[] dims) => _outputs.Add(ValueInfo(name, elementType, dims));
+
+    /// <summary>Writes the model. Initializers go to <paramref name="externalDataFile"/> (beside the graph) when given.</summary>
+    public void Save(string path, string? externalDataFile, IReadOnlyDictionary<string, string> metadata)
+    {
+        var graph = new ProtoMessage();
+        foreach (var node in _nodes) graph.Message(1, node);
+        graph.String(2, Name);
+        FileStream? external = externalDataFile is null ? null : File.Create(Path.Combine(Path.GetDirectoryName(path)!, externalDataFile));
+        try
+        {
+            foreach (var (name, type, dims, data) in _initializers)
+            {
+                var tensor = new ProtoMessage();
+                foreach (var d in dims) tensor.Int(1, d);
+                tensor.Int(2, type).String(8, name);
+                if (external is not null && data.Length >= 1024)
+                {
+                    var offset = external.Position;
+                    external.Write(data);
+                    // Keep every tensor 64-byte aligned so it can be memory-mapped.
+                    external.Write(new byte[(64 - (int)(external.Position % 64)) % 64]);
+                    tensor.Message(13, new ProtoMessage().String(1, "location").String(2, externalDataFile!));
+                    tensor.Message(13, new ProtoMessage().String(1, "offset").String(2, offset.ToString(CultureInfo.InvariantCulture)));
+                    tensor.Message(13, new ProtoMessage().String(1, "length").String(2, data.Length.ToString(CultureInfo.InvariantCulture)));
+                    tensor.Int(14, 1);
+                }
+                else
+                {
+                    tensor.Bytes(9, data);
+                }
+
+                graph.Message(5, tensor);
+            }
+        }
+        finally
+        {
+            external?.Dispose();
+        }
+
+        foreach (var input in _inputs) graph.Message(11, input);
+        foreach (var output in _outputs) graph.Message(12, output);
+
+        var model = new ProtoMessage()
+            .Int(1, IrVersion)
+            .String(2, "OnnxLM.ModelBuilder")
+            .String(3, typeof(OnnxGraph).Assembly.GetName().Version?.ToString() ?? "0")
+            .Message(7, graph)
+            .Message(8, new ProtoMessage().String(1, string.Empty).Int(2, Opset));
+        foreach (var (key, value) in metadata)
+        {
+            model.Message(14, new ProtoMessage().String(1, key).String(2, value));
+        }
+
+        using var file = File.Create(path);
+        model.WriteTo(file);
+    }
+
+    /// <summary>Total bytes of all initializers.</summary>
+    public long WeightBytes => _initializers.Sum(i => (long)i.Data.Length);
+
+    private static ProtoMessage ValueInfo(string name, int elementType, object[] dims)
+    {
+        var shape = new ProtoMessage();
+        foreach (var dim in dims)
+        {
+            shape.Message(1, dim switch
+            {
+                string symbol => new ProtoMessage().String(2, symbol),
+                int value => new ProtoMessage().Int(1, value),
+                long value => new ProtoMessage().Int(1, value),
+                _ => throw new ArgumentException($"Unsupported dimension {dim}"),
+            });
+        }
+
+        var tensorType = new ProtoMessage().Int(1, elementType).Message(2, shape);
+        return new ProtoMessage().String(1, name).Message(2, new ProtoMessage().Message(1, tensorType));
+    }
+
+    private string Claim(string name) =>
+        _names.Add(name) ? name : throw new InvalidOperationException($"Duplicate graph name '{name}'.");
+
+    private string Unique(string name)
+    {
+        var candidate = name;
+        while (!_names.Add(candidate))
+        {
+            candidate = $"{name}_{++_counter}";
+        }
+
+        return candidate;
+    }
+}
