@@ -11,7 +11,7 @@ internal static class Generator
         var maxLength = (int)Math.Min((long)prompt.Length + options.MaxNewTokens, model.Info.ContextLength);
         var stopIds = options.StopTokenIds ?? model.Info.EosTokenIds;
         var pipeline = SamplingPipeline.Create(options);
-        var decoder = TryCreateDecoder(model);
+        var decoder = TryCreateDecoder(model, prompt);
         var random = options.Seed is { } seed ? new Random(seed) : new Random();
         var context = new SamplingContext(random, prompt.Length);
         var history = new int[maxLength];
@@ -58,11 +58,13 @@ internal static class Generator
         }
     }
 
-    private static StreamingDecoder? TryCreateDecoder(LanguageModel model)
+    private static StreamingDecoder? TryCreateDecoder(LanguageModel model, int[] prompt)
     {
         try
         {
-            return model.Tokenizer.CreateStreamingDecoder(skipSpecialTokens: true);
+            var decoder = model.Tokenizer.CreateStreamingDecoder(skipSpecialTokens: true);
+            decoder.Prime(prompt.Where(id => id < model.Tokenizer.VocabularySize).ToArray());
+            return decoder;
         }
         catch (ModelFormatException)
         {

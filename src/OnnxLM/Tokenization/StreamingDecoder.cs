@@ -24,6 +24,23 @@ public sealed class StreamingDecoder
         _skipSpecialTokens = skipSpecialTokens;
     }
 
+    /// <summary>
+    /// Gives tokens that were already shown (such as the prompt) as context without emitting them, so the next
+    /// deltas continue that text: a SentencePiece "▁Go" after "Moses," then streams as " Go", not "Go".
+    /// </summary>
+    public void Prime(ReadOnlySpan<int> contextIds)
+    {
+        Reset();
+        // A few tokens are enough context: deltas only depend on the pieces next to the new ones.
+        foreach (var id in contextIds[Math.Max(0, contextIds.Length - MaxPending)..])
+        {
+            _ = _tokenizer.TokenToPiece(id);
+            _ids.Add(id);
+        }
+
+        _readStart = _ids.Count;
+    }
+
     /// <summary>Adds a token and returns the text it completes (possibly empty).</summary>
     public string Append(int id)
     {

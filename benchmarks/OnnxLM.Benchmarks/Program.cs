@@ -1,0 +1,77 @@
+using System.Diagnostics;
+using System.Globalization;
+using OnnxLM;
+using GenAI = Microsoft.ML.OnnxRuntimeGenAI;
+
+// dotnet run -c Release --project benchmarks/OnnxLM.Benchmarks -- genai-compare [model-folder] [new-tokens] [prompt]
+// Greedy-decodes the same prompt ids with OnnxLM and ONNX Runtime GenAI on the same folder (CPU), checks the tokens
+// are identical and reports decode throughput of both, measured in one run.
+var command = args.Length > 0 ? args[0] : "genai-compare";
+var folder = args.Length > 1 ? args[1] : Path.Combine(FindRepoRoot(), "models", "kjv-tiny");
+var newTokens = args.Length > 2 ? int.Parse(args[2], CultureInfo.InvariantCulture) : 200;
+var prompt = args.Length > 3 ? args[3] : "And the LORD said unto Moses,";
+
+if (command != "genai-compare")
+{
+    Console.Error.WriteLine("usage: genai-compare [model-folder] [new-tokens] [prompt]");
+    return 1;
+}
+
+using var model = LanguageModel.Load(folder, new LanguageModelOptions { ExecutionProvider = ExecutionProvider.Cpu });
+var ids = model.Tokenizer.Encode(prompt);
+Console.WriteLine($"model: {model.Info}");
+Console.WriteLine($"prompt: \"{prompt}\" ({ids.Length} tokens), {newTokens} new tokens, greedy, CPU, {Environment.ProcessorCount} cores");
+
+var options = new GenerationOptions { MaxNewTokens = newTokens, StopTokenIds = [] };
+await model.GenerateAsync(ids, new GenerationOptions { MaxNewTokens = 8, StopTokenIds = [] }); // warm-up
+var clock = Stopwatch.StartNew();
+var ours = await model.GenerateAsync(ids, options);
+var oursSeconds = clock.Elapsed.TotalSeconds;
+
+using var config = new GenAI.Config(folder);
+config.ClearProviders();
+using var genaiModel = new GenAI.Model(config);
+int[] RunGenAI(int count)
+{
+    using var parameters = new GenAI.GeneratorParams(genaiModel);
+    parameters.SetSearchOption("max_length", ids.Length + count);
+    parameters.SetSearchOption("min_length", ids.Length + count); // no early EOS, like StopTokenIds = []
+    parameters.SetSearchOption("do_sample", false);
+    using var generator = new GenAI.Generator(genaiModel, parameters);
+    generator.AppendTokens(ids);
+    while (!generator.IsDone())
+    {
+        generator.GenerateNextToken();
+    }
+
+    return generator.GetSequence(0).ToArray()[ids.Length..];
+}
+
+RunGenAI(8); // warm-up
+clock.Restart();
+var theirs = RunGenAI(newTokens);
+var theirsSeconds = clock.Elapsed.TotalSeconds;
+
+var same = ours.TokenIds.SequenceEqual(theirs);
+Console.WriteLine($"OnnxLM            : {ours.TokenIds.Count} tokens in {oursSeconds:F3} s = {ours.TokenIds.Count / oursSeconds:F1} tokens/s (prefill included)");
+Console.WriteLine($"ONNX Runtime GenAI: {theirs.Length} tokens in {theirsSeconds:F3} s = {theirs.Length / theirsSeconds:F1} tokens/s (prefill included)");
+Console.WriteLine($"speed ratio OnnxLM / GenAI: {theirsSeconds / oursSeconds:F2}x");
+Console.WriteLine($"identical greedy tokens: {same}");
+if (!same)
+{
+    var first = ours.TokenIds.Zip(theirs).TakeWhile(p => p.First == p.Second).Count();
+    Console.WriteLine($"first difference at generated token {first}");
+}
+
+Console.WriteLine($"text: {prompt}{ours.Text}");
+return same ? 0 : 2;
+
+static string FindRepoRoot()
+{
+    for (var dir = new DirectoryInfo(AppContext.BaseDirectory); dir is not null; dir = dir.Parent)
+    {
+        if (File.Exists(Path.Combine(dir.FullName, "OnnxLM.sln"))) return dir.FullName;
+    }
+
+    return Environment.CurrentDirectory;
+}
