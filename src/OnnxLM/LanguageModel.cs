@@ -209,6 +209,49 @@ public sealed class LanguageModel : IDisposable
         return Task.Run(() => Scorer.Score(this, context, continuation, cancellationToken), cancellationToken);
     }
 
+    /// <summary>
+    /// Scores a whole text of any length in windows of the model's context (each token predicted exactly once) and
+    /// reports log-probability, perplexity, bits per byte and word perplexity, as lm-evaluation-harness's
+    /// <c>loglikelihood_rolling</c> (default) or Hugging Face's strided perplexity (<see cref="PerplexityOptions.Stride"/>).
+    /// </summary>
+    /// <param name="text">The text; encoded without BOS and conditioned on the prefix token.</param>
+    /// <param name="options">Window, stride and prefix token; null for the defaults.</param>
+    /// <param name="progress">Receives the fraction of tokens scored after each window.</param>
+    /// <param name="cancellationToken">Stops between (and inside) windows.</param>
+    public Task<PerplexityResult> ScorePerplexityAsync(string text, PerplexityOptions? options = null, IProgress<double>? progress = null, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(text);
+        ThrowIfDisposed();
+        options ??= new PerplexityOptions();
+        var tokens = Tokenizer.Encode(text, addBos: false);
+        if (tokens.Length == 0)
+        {
+            throw new ArgumentException("The text has no tokens to score.", nameof(text));
+        }
+
+        var window = options.WindowLength ?? Info.ContextLength;
+        if (window > Info.ContextLength)
+        {
+            throw new ContextLengthExceededException(window, Info.ContextLength, $"WindowLength {window} is longer than the model's context length {Info.ContextLength}.");
+        }
+
+        var stride = options.Stride ?? window;
+        if (stride > window)
+        {
+            throw new ArgumentOutOfRangeException(nameof(options), stride, $"Stride {stride} is larger than the window {window}.");
+        }
+
+        var prefix = options.PrefixTokenId ?? Info.BosTokenId ?? Tokenizer.BosTokenId
+            ?? (Info.EosTokenIds.Count > 0 ? Info.EosTokenIds[0] : throw new InvalidOperationException("The model has neither BOS nor EOS; set PerplexityOptions.PrefixTokenId."));
+        var bytes = System.Text.Encoding.UTF8.GetByteCount(text);
+        var words = text.Split((char[]?)null, StringSplitOptions.RemoveEmptyEntries).Length;
+        return Task.Run(() =>
+        {
+            var (logProb, windows) = Scorer.Rolling(this, prefix, tokens, window, stride, progress, cancellationToken);
+            return new PerplexityResult(logProb, tokens.Length, bytes, words, windows);
+        }, cancellationToken);
+    }
+
     private int[] EncodePrompt(string prompt, GenerationOptions? options)
     {
         ArgumentNullException.ThrowIfNull(prompt);

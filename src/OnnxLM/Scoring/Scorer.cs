@@ -59,6 +59,43 @@ internal static class Scorer
         return new ScoreResult(context, tokens);
     }
 
+    /// <summary>
+    /// Scores every token of <paramref name="tokens"/> once, conditioned on <paramref name="prefix"/> and up to
+    /// window − stride earlier tokens, one window per forward pass (memory bounded by the window).
+    /// </summary>
+    public static (double LogProb, int Windows) Rolling(
+        LanguageModel model, int prefix, int[] tokens, int window, int stride, IProgress<double>? progress, CancellationToken cancellationToken)
+    {
+        var vocab = model.Info.VocabularySize;
+        var sequence = new int[tokens.Length + 1];
+        sequence[0] = prefix;
+        tokens.CopyTo(sequence, 1);
+        var logits = new float[window * vocab];
+        double total = 0;
+        var windows = 0;
+        using var session = model.CreateSession(window);
+        for (var next = 1; next < sequence.Length; windows++)
+        {
+            cancellationToken.ThrowIfCancellationRequested();
+            // Targets sequence[next .. end); the input is the (up to) `window` tokens before `end`.
+            var end = Math.Min(next + stride, sequence.Length);
+            var start = Math.Max(0, end - 1 - window);
+            var input = sequence.AsSpan(start, end - 1 - start);
+            session.Clear();
+            session.AppendWithAllLogits(input, logits.AsSpan(0, input.Length * vocab), cancellationToken);
+            for (var target = next; target < end; target++)
+            {
+                var row = logits.AsSpan((target - 1 - start) * vocab, vocab);
+                total += row[sequence[target]] - SamplingMath.LogSumExp(row);
+            }
+
+            next = end;
+            progress?.Report((double)(next - 1) / tokens.Length);
+        }
+
+        return (total, windows);
+    }
+
     private static string PieceText(LanguageModel model, int id)
     {
         try

@@ -1,0 +1,38 @@
+namespace OnnxLM;
+
+/// <summary>How <see cref="LanguageModel.ScorePerplexityAsync(string, PerplexityOptions?, IProgress{double}?, CancellationToken)"/> windows a long text.</summary>
+public sealed class PerplexityOptions
+{
+    private int? _windowLength;
+    private int? _stride;
+
+    /// <summary>Tokens the model sees per forward pass; null uses the model's context length.</summary>
+    public int? WindowLength
+    {
+        get => _windowLength;
+        set
+        {
+            if (value is < 2) throw new ArgumentOutOfRangeException(nameof(WindowLength), value, "WindowLength must be at least 2.");
+            _windowLength = value;
+        }
+    }
+
+    /// <summary>
+    /// New tokens scored per window (at most <see cref="WindowLength"/>). Null (the default) scores a whole window each
+    /// time, as lm-evaluation-harness's <c>loglikelihood_rolling</c> does (each window sees one token before its
+    /// targets); smaller strides give every window <c>WindowLength − Stride</c> tokens of extra context, as in
+    /// Hugging Face's strided perplexity. Every token is predicted exactly once either way.
+    /// </summary>
+    public int? Stride
+    {
+        get => _stride;
+        set
+        {
+            if (value is < 1) throw new ArgumentOutOfRangeException(nameof(Stride), value, "Stride must be at least 1.");
+            _stride = value;
+        }
+    }
+
+    /// <summary>The token the text is conditioned on first; null uses BOS, else the first EOS (lm-eval's prefix token).</summary>
+    public int? PrefixTokenId { get; set; }
+}

@@ -1,0 +1,96 @@
+namespace OnnxLM.Tests;
+
+public sealed class PerplexityTests
+{
+    private const string Text = "And God said, Let there be light: and there was light. And God saw the light, that it was good: " +
+                                "and God divided the light from the darkness. And God called the light Day, and the darkness he called Night.";
+
+    [SharedModelFact("torch-llama-fp32")]
+    public async Task TextInOneWindowEqualsOneFullPassForAnyCoveringStride()
+    {
+        using var model = ConformanceModels.Load("torch-llama-fp32");
+        var tokens = model.Tokenizer.Encode(Text, addBos: false);
+        int[] sequence = [1, .. tokens];
+
+        // Independent: one pass over BOS + text, log-softmax by hand.
+        var vocab = model.Info.VocabularySize;
+        var logits = new float[(sequence.Length - 1) * vocab];
+        using (var session = model.CreateSession())
+        {
+            session.AppendWithAllLogits(sequence[..^1], logits, CancellationToken.None);
+        }
+
+        double expected = 0;
+        for (var t = 1; t < sequence.Length; t++)
+        {
+            var row = logits.AsSpan((t - 1) * vocab, vocab);
+            var max = double.NegativeInfinity;
+            foreach (var v in row) max = Math.Max(max, v);
+            double sum = 0;
+            foreach (var v in row) sum += Math.Exp(v - max);
+            expected += row[sequence[t]] - max - Math.Log(sum);
+        }
+
+        foreach (var stride in new int?[] { null, 200, tokens.Length, tokens.Length + 5 })
+        {
+            var result = await model.ScorePerplexityAsync(Text, new PerplexityOptions { WindowLength = 200, Stride = stride });
+            Assert.Equal(expected, result.LogProb, 1e-6);
+            Assert.Equal(tokens.Length, result.TokenCount);
+            Assert.Equal(1, result.WindowCount);
+        }
+
+        var whole = await model.ScorePerplexityAsync(Text);
+        Assert.Equal(expected, whole.LogProb, 1e-6);
+        Assert.Equal(Math.Exp(-expected / tokens.Length), whole.Perplexity, 1e-9);
+        Assert.Equal(-expected / Math.Log(2) / System.Text.Encoding.UTF8.GetByteCount(Text), whole.BitsPerByte, 1e-12);
+        Assert.Equal(Math.Exp(-expected / Text.Split(' ').Length), whole.WordPerplexity, 1e-9);
+    }
+
+    [SharedModelFact("torch-llama-fp32")]
+    public async Task WindowsPredictEveryTokenOnceWithTheSpecifiedContext()
+    {
+        using var model = ConformanceModels.Load("torch-llama-fp32");
+        var tokens = model.Tokenizer.Encode(Text, addBos: false);
+        int[] sequence = [1, .. tokens];
+        const int window = 16;
+        foreach (var stride in new[] { 16, 10, 3 })
+        {
+            var progress = new List<double>();
+            var result = await model.ScorePerplexityAsync(Text, new PerplexityOptions { WindowLength = window, Stride = stride }, new SyncProgress(progress.Add));
+            Assert.Equal(tokens.Length, result.TokenCount);
+            Assert.Equal((tokens.Length + stride - 1) / stride, result.WindowCount);
+            Assert.Equal(1.0, progress[^1], 1e-12);
+
+            // The same windows through ScoreAsync: targets [next, end) after the (up to) `window` tokens before end.
+            double expected = 0;
+            for (var next = 1; next < sequence.Length;)
+            {
+                var end = Math.Min(next + stride, sequence.Length);
+                var start = Math.Max(0, end - 1 - window);
+                var score = await model.ScoreAsync(sequence[start..next], sequence[next..end]);
+                expected += score.LogProb;
+                next = end;
+            }
+
+            Assert.Equal(expected, result.LogProb, 1e-6);
+        }
+    }
+
+    [SharedModelFact("torch-llama-fp32")]
+    public async Task BadOptionsAndCancellation()
+    {
+        using var model = ConformanceModels.Load("torch-llama-fp32");
+        Assert.Throws<ArgumentOutOfRangeException>(() => new PerplexityOptions { WindowLength = 1 });
+        Assert.Throws<ArgumentOutOfRangeException>(() => new PerplexityOptions { Stride = 0 });
+        await Assert.ThrowsAsync<ContextLengthExceededException>(() => model.ScorePerplexityAsync(Text, new PerplexityOptions { WindowLength = 300 }));
+        await Assert.ThrowsAsync<ArgumentOutOfRangeException>(() => model.ScorePerplexityAsync(Text, new PerplexityOptions { WindowLength = 8, Stride = 9 }));
+        using var cts = new CancellationTokenSource();
+        cts.Cancel();
+        await Assert.ThrowsAnyAsync<OperationCanceledException>(() => model.ScorePerplexityAsync(Text, null, null, cts.Token));
+    }
+
+    private sealed class SyncProgress(Action<double> report) : IProgress<double>
+    {
+        public void Report(double value) => report(value);
+    }
+}
