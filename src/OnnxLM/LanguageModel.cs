@@ -174,6 +174,65 @@ public sealed class LanguageModel : IDisposable
     }
 
     /// <summary>
+    /// Generates <paramref name="count"/> independent samples from one prompt, prefilled once: each sample forks
+    /// the prompt's cache. With <see cref="GenerationOptions.Seed"/> set, sample i uses seed + i.
+    /// </summary>
+    public async Task<IReadOnlyList<GenerationResult>> GenerateManyAsync(string prompt, int count, GenerationOptions? options = null, CancellationToken cancellationToken = default)
+    {
+        ArgumentOutOfRangeException.ThrowIfLessThan(count, 1);
+        options ??= new GenerationOptions();
+        var ids = EncodePrompt(prompt, options);
+        if (ids.Length >= Info.ContextLength)
+        {
+            throw new ContextLengthExceededException(ids.Length + 1, Info.ContextLength, $"The prompt has {ids.Length} tokens; the model's context length {Info.ContextLength} leaves no room to generate.");
+        }
+
+        var maxLength = (int)Math.Min((long)ids.Length + options.MaxNewTokens, Info.ContextLength);
+        using var prefilled = CreateSession(maxLength);
+        await Task.Run(() => prefilled.Append(ids, cancellationToken), cancellationToken).ConfigureAwait(false);
+        var results = new List<GenerationResult>(count);
+        for (var i = 0; i < count; i++)
+        {
+            using var session = prefilled.Fork();
+            var sampleOptions = options.Seed is { } seed ? options.WithSeed(unchecked(seed + i)) : options;
+            var tokens = new List<GeneratedToken>();
+            await foreach (var token in Generator.ContinueAsync(this, session, ids, sampleOptions, cancellationToken).ConfigureAwait(false))
+            {
+                tokens.Add(token);
+            }
+
+            results.Add(new GenerationResult(string.Concat(tokens.Select(t => t.Text)), tokens, ids.Length, tokens[^1].FinishReason ?? FinishReason.Length));
+        }
+
+        return results;
+    }
+
+    /// <summary>Beam search from a text prompt: the best hypotheses by length-normalised log-probability, best first.</summary>
+    public Task<IReadOnlyList<BeamResult>> BeamSearchAsync(string prompt, BeamSearchOptions? options = null, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(prompt);
+        ThrowIfDisposed();
+        options ??= new BeamSearchOptions();
+        return BeamSearchAsync(Tokenizer.Encode(prompt, options.AddBosToken), options, cancellationToken);
+    }
+
+    /// <summary>Beam search from prompt token ids: the best hypotheses by length-normalised log-probability, best first.</summary>
+    public Task<IReadOnlyList<BeamResult>> BeamSearchAsync(IReadOnlyList<int> promptTokenIds, BeamSearchOptions? options = null, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(promptTokenIds);
+        ThrowIfDisposed();
+        options ??= new BeamSearchOptions();
+        if (promptTokenIds.Count == 0) throw new ArgumentException("The prompt has no tokens.", nameof(promptTokenIds));
+        if (promptTokenIds.Count >= Info.ContextLength)
+        {
+            throw new ContextLengthExceededException(promptTokenIds.Count + 1, Info.ContextLength, $"The prompt has {promptTokenIds.Count} tokens; the model's context length {Info.ContextLength} leaves no room to generate.");
+        }
+
+        var prompt = promptTokenIds.ToArray();
+        return Task.Run<IReadOnlyList<BeamResult>>(() => BeamSearch.Run(this, prompt, options, cancellationToken), cancellationToken);
+    }
+
+    /// <summary>
     /// Scores a continuation after a context: the log-probability of each continuation token given everything
     /// before it, from one forward pass over context + continuation, with lm-evaluation-harness's tokenization
     /// (trailing whitespace of the context moves to the continuation; continuation tokens are those of

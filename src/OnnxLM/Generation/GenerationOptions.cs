@@ -11,6 +11,27 @@ public sealed class GenerationOptions
     private float _temperature;
     private int _topK;
     private float _topP = 1f;
+    private float _minP;
+    private float _typicalP = 1f;
+    private float? _topNSigma;
+    private float _epsilon;
+    private float _eta;
+    private float _repetitionPenalty = 1f;
+    private float _presence;
+    private float _frequency;
+    private int _penaltyWindow = 64;
+    private int _noRepeat;
+    private int _minNew;
+    private float _dryMultiplier;
+    private float _dryBase = 1.75f;
+    private int _dryAllowed = 2;
+    private float _xtcProbability;
+    private float _xtcThreshold = 0.1f;
+    private int _mirostat;
+    private float _mirostatTau = 5f;
+    private float _mirostatEta = 0.1f;
+    private IReadOnlyList<SamplerStage> _order = SamplerOrders.HuggingFace;
+    private TimeSpan? _maxTime;
 
     /// <summary>The most tokens to generate (at least 1). Default 128. The session's maximum length is the prompt plus this (capped at the context length).</summary>
     public int MaxNewTokens
@@ -76,9 +97,167 @@ public sealed class GenerationOptions
     /// <summary>Whether to put the BOS token before the prompt. Null (the default) follows the tokenizer's configuration.</summary>
     public bool? AddBosToken { get; set; }
 
-    /// <summary>Your own logit processors, run after the built-in ones (temperature, top-k, top-p), in list order.</summary>
+    /// <summary>When sampling, keep tokens with probability ≥ MinP × the top probability, in [0, 1]. 0 (the default) disables it.</summary>
+    public float MinP { get => _minP; set => _minP = InRange(value, 0, 1, nameof(MinP), "[0, 1]", lowOpen: false); }
+
+    /// <summary>When sampling, locally typical sampling mass in (0, 1]. 1 (the default) disables it.</summary>
+    public float TypicalP { get => _typicalP; set => _typicalP = InRange(value, 0, 1, nameof(TypicalP), "(0, 1]", lowOpen: true); }
+
+    /// <summary>When sampling, keep logits within n standard deviations of the maximum (top-nσ). Null (the default) disables it.</summary>
+    public float? TopNSigma { get => _topNSigma; set => _topNSigma = value is null ? null : NonNegative(value.Value, nameof(TopNSigma)); }
+
+    /// <summary>When sampling, mask tokens with probability below ε, in [0, 1). 0 (the default) disables it.</summary>
+    public float EpsilonCutoff { get => _epsilon; set => _epsilon = InRange(value, 0, 1, nameof(EpsilonCutoff), "[0, 1)", lowOpen: false, highOpen: true); }
+
+    /// <summary>When sampling, eta cutoff ε in [0, 1) (floor min(ε, √ε·e^−H)). 0 (the default) disables it.</summary>
+    public float EtaCutoff { get => _eta; set => _eta = InRange(value, 0, 1, nameof(EtaCutoff), "[0, 1)", lowOpen: false, highOpen: true); }
+
+    /// <summary>Hugging Face repetition penalty (&gt; 0; 1, the default, disables it): seen tokens' logits divided (positive) or multiplied (negative) by it.</summary>
+    public float RepetitionPenalty
+    {
+        get => _repetitionPenalty;
+        set => _repetitionPenalty = value > 0 && float.IsFinite(value) ? value : throw new ArgumentOutOfRangeException(nameof(RepetitionPenalty), value, "RepetitionPenalty must be a finite number > 0.");
+    }
+
+    /// <summary>OpenAI presence penalty: subtracted from every token present in the last <see cref="PenaltyWindow"/> tokens. Default 0.</summary>
+    public float PresencePenalty { get => _presence; set => _presence = Finite(value, nameof(PresencePenalty)); }
+
+    /// <summary>OpenAI frequency penalty: subtracted per occurrence in the last <see cref="PenaltyWindow"/> tokens. Default 0.</summary>
+    public float FrequencyPenalty { get => _frequency; set => _frequency = Finite(value, nameof(FrequencyPenalty)); }
+
+    /// <summary>Tokens counted by presence/frequency penalties and searched by DRY (≥ 1). Default 64, as llama.cpp's penalty_last_n.</summary>
+    public int PenaltyWindow
+    {
+        get => _penaltyWindow;
+        set
+        {
+            ArgumentOutOfRangeException.ThrowIfLessThan(value, 1, nameof(PenaltyWindow));
+            _penaltyWindow = value;
+        }
+    }
+
+    /// <summary>Forbid repeating any n-gram of this size (Hugging Face no_repeat_ngram_size). 0 (the default) disables it.</summary>
+    public int NoRepeatNGramSize
+    {
+        get => _noRepeat;
+        set
+        {
+            ArgumentOutOfRangeException.ThrowIfNegative(value, nameof(NoRepeatNGramSize));
+            _noRepeat = value;
+        }
+    }
+
+    /// <summary>Token id → value added to its logit (−∞ bans it).</summary>
+    public IDictionary<int, float> LogitBias { get; } = new Dictionary<int, float>();
+
+    /// <summary>Token sequences that must not be generated (Hugging Face bad_words_ids).</summary>
+    public IList<IReadOnlyList<int>> BannedSequences { get; } = [];
+
+    /// <summary>Token ids never generated.</summary>
+    public IList<int> SuppressTokens { get; } = [];
+
+    /// <summary>Tokens to generate before a stop token is allowed (stop tokens are masked until then). Default 0.</summary>
+    public int MinNewTokens
+    {
+        get => _minNew;
+        set
+        {
+            ArgumentOutOfRangeException.ThrowIfNegative(value, nameof(MinNewTokens));
+            _minNew = value;
+        }
+    }
+
+    /// <summary>DRY penalty multiplier (&gt; 0 enables DRY). Default 0.</summary>
+    public float DryMultiplier { get => _dryMultiplier; set => _dryMultiplier = NonNegative(value, nameof(DryMultiplier)); }
+
+    /// <summary>DRY exponential base (&gt; 1). Default 1.75.</summary>
+    public float DryBase
+    {
+        get => _dryBase;
+        set => _dryBase = value > 1 && float.IsFinite(value) ? value : throw new ArgumentOutOfRangeException(nameof(DryBase), value, "DryBase must be a finite number > 1.");
+    }
+
+    /// <summary>DRY: repeats shorter than this are not penalised (≥ 1). Default 2.</summary>
+    public int DryAllowedLength
+    {
+        get => _dryAllowed;
+        set
+        {
+            ArgumentOutOfRangeException.ThrowIfLessThan(value, 1, nameof(DryAllowedLength));
+            _dryAllowed = value;
+        }
+    }
+
+    /// <summary>DRY: strings whose tokens end a repeated sequence. Default newline, colon, double quote, asterisk (llama.cpp's).</summary>
+    public IList<string> DrySequenceBreakers { get; } = ["\n", ":", "\"", "*"];
+
+    /// <summary>XTC: chance per step of removing the top choices, in [0, 1]. 0 (the default) disables it.</summary>
+    public float XtcProbability { get => _xtcProbability; set => _xtcProbability = InRange(value, 0, 1, nameof(XtcProbability), "[0, 1]", lowOpen: false); }
+
+    /// <summary>XTC: probability a token needs to count as a top choice, in (0, 0.5]. Default 0.1.</summary>
+    public float XtcThreshold { get => _xtcThreshold; set => _xtcThreshold = InRange(value, 0, 0.5f, nameof(XtcThreshold), "(0, 0.5]", lowOpen: true); }
+
+    /// <summary>Mirostat version: 0 (off, the default), 1 or 2. When on (and sampling) it replaces the picker.</summary>
+    public int Mirostat
+    {
+        get => _mirostat;
+        set => _mirostat = value is 0 or 1 or 2 ? value : throw new ArgumentOutOfRangeException(nameof(Mirostat), value, "Mirostat must be 0, 1 or 2.");
+    }
+
+    /// <summary>Mirostat target surprise in bits (&gt; 0). Default 5.</summary>
+    public float MirostatTau { get => _mirostatTau; set => _mirostatTau = Positive(value, nameof(MirostatTau)); }
+
+    /// <summary>Mirostat learning rate (&gt; 0). Default 0.1.</summary>
+    public float MirostatEta { get => _mirostatEta; set => _mirostatEta = Positive(value, nameof(MirostatEta)); }
+
+    /// <summary>Order of the sampling stages: <see cref="SamplerOrders.HuggingFace"/> (default), <see cref="SamplerOrders.LlamaCpp"/> or your own list (no repeats).</summary>
+    public IReadOnlyList<SamplerStage> SamplerOrder
+    {
+        get => _order;
+        set
+        {
+            ArgumentNullException.ThrowIfNull(value, nameof(SamplerOrder));
+            if (value.Distinct().Count() != value.Count) throw new ArgumentOutOfRangeException(nameof(SamplerOrder), "SamplerOrder lists a stage twice.");
+            _order = value;
+        }
+    }
+
+    /// <summary>Strings that end generation when the generated text contains them (matched across token boundaries; the match is not emitted).</summary>
+    public IList<string> StopSequences { get; } = [];
+
+    /// <summary>Stop after this much wall time (finish reason <see cref="FinishReason.TimeLimit"/>). Null (the default) for no limit.</summary>
+    public TimeSpan? MaxTime
+    {
+        get => _maxTime;
+        set => _maxTime = value is null || value > TimeSpan.Zero ? value : throw new ArgumentOutOfRangeException(nameof(MaxTime), value, "MaxTime must be positive.");
+    }
+
+    /// <summary>Your own logit processors, run after the built-in stages, in list order.</summary>
     public IList<ILogitProcessor> LogitProcessors { get; } = [];
 
     /// <summary>Replaces the final choice of token (default: greedy when <see cref="Temperature"/> is 0, otherwise categorical sampling).</summary>
     public ITokenPicker? TokenPicker { get; set; }
+
+    /// <summary>A copy of these options with another seed (processor and collection settings shared).</summary>
+    internal GenerationOptions WithSeed(int seed)
+    {
+        var copy = (GenerationOptions)MemberwiseClone();
+        copy.Seed = seed;
+        return copy;
+    }
+
+    private static float InRange(float value, float low, float high, string name, string range, bool lowOpen, bool highOpen = false)
+    {
+        var ok = (lowOpen ? value > low : value >= low) && (highOpen ? value < high : value <= high);
+        return ok ? value : throw new ArgumentOutOfRangeException(name, value, $"{name} must be in {range}.");
+    }
+
+    private static float Finite(float value, string name) =>
+        float.IsFinite(value) ? value : throw new ArgumentOutOfRangeException(name, value, $"{name} must be a finite number.");
+
+    private static float NonNegative(float value, string name) =>
+        value >= 0 && float.IsFinite(value) ? value : throw new ArgumentOutOfRangeException(name, value, $"{name} must be a finite number ≥ 0.");
+
+    private static float Positive(float value, string name) =>
+        value > 0 && float.IsFinite(value) ? value : throw new ArgumentOutOfRangeException(name, value, $"{name} must be a finite number > 0.");
 }

@@ -1,3 +1,4 @@
+using System.Diagnostics;
 using System.Runtime.CompilerServices;
 
 namespace OnnxLM;
@@ -9,30 +10,44 @@ internal static class Generator
         LanguageModel model, int[] prompt, GenerationOptions options, [EnumeratorCancellation] CancellationToken cancellationToken)
     {
         var maxLength = (int)Math.Min((long)prompt.Length + options.MaxNewTokens, model.Info.ContextLength);
-        var stopIds = options.StopTokenIds ?? model.Info.EosTokenIds;
-        var pipeline = SamplingPipeline.Create(options);
-        var decoder = TryCreateDecoder(model, prompt);
-        var random = options.Seed is { } seed ? new Random(seed) : new Random();
-        var context = new SamplingContext(random, prompt.Length);
-        var history = new int[maxLength];
-        prompt.CopyTo(history, 0);
-        var logits = new float[model.Info.VocabularySize];
-
         using var session = model.CreateSession(maxLength);
         await Task.Run(() => session.Append(prompt, cancellationToken), cancellationToken).ConfigureAwait(false);
+        await foreach (var token in ContinueAsync(model, session, prompt, options, cancellationToken).ConfigureAwait(false))
+        {
+            yield return token;
+        }
+    }
 
-        for (var length = prompt.Length; ; )
+    /// <summary>Generates from a session that already holds the prompt (used directly by n-sample generation after a fork).</summary>
+    public static async IAsyncEnumerable<GeneratedToken> ContinueAsync(
+        LanguageModel model, GenerationSession session, int[] prompt, GenerationOptions options, [EnumeratorCancellation] CancellationToken cancellationToken)
+    {
+        var clock = Stopwatch.StartNew();
+        var stopIds = options.StopTokenIds ?? model.Info.EosTokenIds;
+        var tokenizer = TryGetTokenizer(model);
+        var pipeline = SamplingPipeline.Create(options, stopIds, tokenizer);
+        var decoder = tokenizer?.CreateStreamingDecoder(skipSpecialTokens: true);
+        decoder?.Prime(prompt.Where(id => id < tokenizer!.VocabularySize).ToArray());
+        var stops = new StopSequenceMatcher(options.StopSequences);
+        var random = options.Seed is { } seed ? new Random(seed) : new Random();
+        var context = new SamplingContext(random, prompt.Length);
+        var history = new int[session.MaxLength];
+        session.Tokens.CopyTo(history);
+        var logits = new float[model.Info.VocabularySize];
+        var scratch = new float[logits.Length];
+
+        for (var length = session.Length; ;)
         {
             cancellationToken.ThrowIfCancellationRequested();
             var raw = session.NextTokenLogits;
             raw.CopyTo(logits);
             context.SetTokens(history, length);
             var id = pipeline.Choose(logits, context);
-            var logProb = raw[id] - SamplingMath.LogSumExp(raw);
+            var logProb = SamplingMath.FastLogProb(session.NextTokenLogits, id, scratch);
             history[length++] = id;
 
             FinishReason? finish = null;
-            var text = string.Empty;
+            string text;
             if (Contains(stopIds, id))
             {
                 finish = FinishReason.Stop;
@@ -41,11 +56,31 @@ internal static class Generator
             else
             {
                 text = decoder?.Append(id) ?? string.Empty;
-                if (length - prompt.Length >= options.MaxNewTokens || length >= maxLength)
+                if (length - prompt.Length >= options.MaxNewTokens || length >= session.MaxLength)
                 {
                     finish = FinishReason.Length;
+                }
+                else if (options.MaxTime is { } limit && clock.Elapsed >= limit)
+                {
+                    finish = FinishReason.TimeLimit;
+                }
+
+                if (finish is not null)
+                {
                     text += decoder?.Flush() ?? string.Empty;
                 }
+            }
+
+            if (stops.IsActive)
+            {
+                var (emit, stop) = stops.Push(text);
+                if (stop is not null)
+                {
+                    yield return new GeneratedToken(id, emit, logProb, FinishReason.Stop);
+                    yield break;
+                }
+
+                text = finish is null ? emit : emit + stops.Flush();
             }
 
             yield return new GeneratedToken(id, text, logProb, finish);
@@ -58,13 +93,11 @@ internal static class Generator
         }
     }
 
-    private static StreamingDecoder? TryCreateDecoder(LanguageModel model, int[] prompt)
+    private static TextTokenizer? TryGetTokenizer(LanguageModel model)
     {
         try
         {
-            var decoder = model.Tokenizer.CreateStreamingDecoder(skipSpecialTokens: true);
-            decoder.Prime(prompt.Where(id => id < model.Tokenizer.VocabularySize).ToArray());
-            return decoder;
+            return model.Tokenizer;
         }
         catch (ModelFormatException)
         {

@@ -1,3 +1,5 @@
+using System.Numerics.Tensors;
+
 namespace OnnxLM;
 
 /// <summary>Shared numeric helpers for samplers and scorers.</summary>
@@ -20,7 +22,7 @@ internal static class SamplingMath
         return best;
     }
 
-    /// <summary>log(sum(exp(values))) accumulated in double, in index order.</summary>
+    /// <summary>log(sum(exp(values))) accumulated in double, in index order (exact and machine-independent).</summary>
     public static double LogSumExp(ReadOnlySpan<float> values)
     {
         double max = values[ArgMax(values)];
@@ -38,7 +40,27 @@ internal static class SamplingMath
         return max + Math.Log(sum);
     }
 
-    /// <summary>1 + the number of values strictly greater than values[index] (rank 1 = the argmax).</summary>
+    /// <summary>Writes softmax(logits) into <paramref name="probabilities"/> (double, index order) and returns the max logit.</summary>
+    public static double Softmax(ReadOnlySpan<float> logits, Span<double> probabilities)
+    {
+        double max = logits[ArgMax(logits)];
+        double sum = 0;
+        for (var i = 0; i < logits.Length; i++)
+        {
+            var e = float.IsNegativeInfinity(logits[i]) ? 0 : Math.Exp(logits[i] - max);
+            probabilities[i] = e;
+            sum += e;
+        }
+
+        for (var i = 0; i < logits.Length; i++)
+        {
+            probabilities[i] /= sum;
+        }
+
+        return max;
+    }
+
+    /// <summary>1 + the number of values ranked above values[index] (higher value, or equal value with a lower index).</summary>
     public static int Rank(ReadOnlySpan<float> values, int index)
     {
         var value = values[index];
@@ -61,21 +83,50 @@ internal static class SamplingMath
         return scratch[^k];
     }
 
-    /// <summary>After sorting by key, puts equal keys in ascending id order.</summary>
-    public static void SortTiesById(float[] keys, int[] ids)
+    /// <summary>Ids ordered by descending logit (ascending id among equals) into <paramref name="order"/>.</summary>
+    public static void SortDescending(ReadOnlySpan<float> logits, int[] order, float[] keys)
     {
-        var start = 0;
-        for (var i = 1; i <= keys.Length; i++)
+        for (var i = 0; i < logits.Length; i++)
         {
-            if (i == keys.Length || keys[i] != keys[start])
+            order[i] = i;
+            keys[i] = -logits[i];
+        }
+
+        Array.Sort(keys, order, 0, logits.Length);
+        var start = 0;
+        for (var i = 1; i <= logits.Length; i++)
+        {
+            if (i == logits.Length || keys[i] != keys[start])
             {
                 if (i - start > 1)
                 {
-                    Array.Sort(ids, start, i - start);
+                    Array.Sort(order, start, i - start);
                 }
 
                 start = i;
             }
         }
+    }
+
+    /// <summary>Masks every id whose <paramref name="keep"/> is false with -∞, but never all of them: the best stays.</summary>
+    public static void MaskAllBut(Span<float> logits, Func<int, bool> keep)
+    {
+        var best = ArgMax(logits);
+        for (var i = 0; i < logits.Length; i++)
+        {
+            if (i != best && !keep(i))
+            {
+                logits[i] = float.NegativeInfinity;
+            }
+        }
+    }
+
+    /// <summary>Natural-log probability of <paramref name="id"/> under softmax(logits), vectorized in float (for reporting).</summary>
+    public static float FastLogProb(ReadOnlySpan<float> logits, int id, Span<float> scratch)
+    {
+        var max = TensorPrimitives.Max(logits);
+        TensorPrimitives.Subtract(logits, max, scratch);
+        TensorPrimitives.Exp(scratch, scratch);
+        return logits[id] - max - MathF.Log(TensorPrimitives.Sum(scratch));
     }
 }

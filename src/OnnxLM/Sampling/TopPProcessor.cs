@@ -1,13 +1,15 @@
 namespace OnnxLM;
 
 /// <summary>
-/// Nucleus sampling: keeps the most probable tokens whose cumulative probability first reaches
-/// <see cref="P"/> (the token that crosses the threshold included, at least one kept) and masks the rest.
+/// Nucleus sampling (Holtzman et al. 2019; Hugging Face <c>TopPLogitsWarper</c>): keeps the most probable tokens
+/// whose cumulative probability first reaches <see cref="P"/> (the token crossing the threshold included, at
+/// least one kept) and masks the rest.
 /// </summary>
 public sealed class TopPProcessor : ILogitProcessor
 {
     private int[] _order = [];
     private float[] _keys = [];
+    private double[] _probabilities = [];
 
     /// <summary>Creates the processor.</summary>
     /// <param name="p">Cumulative probability in (0, 1].</param>
@@ -35,32 +37,16 @@ public sealed class TopPProcessor : ILogitProcessor
         var n = logits.Length;
         if (_order.Length != n)
         {
-            _order = new int[n];
-            _keys = new float[n];
+            (_order, _keys, _probabilities) = (new int[n], new float[n], new double[n]);
         }
 
-        // Sort ids by descending logit (ties by ascending id, so the cut is deterministic).
-        for (var i = 0; i < n; i++)
-        {
-            _order[i] = i;
-            _keys[i] = -logits[i];
-        }
-
-        Array.Sort(_keys, _order);
-        SamplingMath.SortTiesById(_keys, _order);
-
-        var max = logits[_order[0]];
-        double total = 0;
-        for (var i = 0; i < n; i++)
-        {
-            total += Math.Exp(logits[i] - max);
-        }
-
+        SamplingMath.SortDescending(logits, _order, _keys);
+        SamplingMath.Softmax(logits, _probabilities);
         double cumulative = 0;
         var keep = n;
         for (var r = 0; r < n; r++)
         {
-            cumulative += Math.Exp(logits[_order[r]] - max) / total;
+            cumulative += _probabilities[_order[r]];
             if (cumulative >= P)
             {
                 keep = r + 1;

@@ -1,0 +1,50 @@
+namespace OnnxLM;
+
+/// <summary>
+/// Presence and frequency penalties (OpenAI's definition; llama.cpp <c>presence_penalty</c>/<c>frequency_penalty</c>):
+/// logit −= presence · [count &gt; 0] + frequency · count, with counts over the last <see cref="Window"/> tokens of the sequence.
+/// </summary>
+public sealed class FrequencyPenaltyProcessor : ILogitProcessor
+{
+    private int[] _counts = [];
+
+    /// <summary>Creates the processor.</summary>
+    /// <param name="presencePenalty">Subtracted once from every token present in the window.</param>
+    /// <param name="frequencyPenalty">Subtracted once per occurrence in the window.</param>
+    /// <param name="window">How many of the latest tokens are counted (≥ 1).</param>
+    public FrequencyPenaltyProcessor(float presencePenalty, float frequencyPenalty, int window)
+    {
+        if (!float.IsFinite(presencePenalty)) throw new ArgumentOutOfRangeException(nameof(presencePenalty), presencePenalty, "PresencePenalty must be finite.");
+        if (!float.IsFinite(frequencyPenalty)) throw new ArgumentOutOfRangeException(nameof(frequencyPenalty), frequencyPenalty, "FrequencyPenalty must be finite.");
+        ArgumentOutOfRangeException.ThrowIfLessThan(window, 1);
+        (PresencePenalty, FrequencyPenalty, Window) = (presencePenalty, frequencyPenalty, window);
+    }
+
+    /// <summary>Penalty for presence.</summary>
+    public float PresencePenalty { get; }
+
+    /// <summary>Penalty per occurrence.</summary>
+    public float FrequencyPenalty { get; }
+
+    /// <summary>Tokens counted.</summary>
+    public int Window { get; }
+
+    /// <inheritdoc />
+    public void Process(Span<float> logits, SamplingContext context)
+    {
+        if (_counts.Length != logits.Length) _counts = new int[logits.Length];
+        var tokens = context.Tokens;
+        var recent = tokens[Math.Max(0, tokens.Length - Window)..];
+        foreach (var id in recent)
+        {
+            if ((uint)id < (uint)logits.Length) _counts[id]++;
+        }
+
+        foreach (var id in recent)
+        {
+            if ((uint)id >= (uint)logits.Length || _counts[id] == 0) continue;
+            logits[id] -= PresencePenalty + FrequencyPenalty * _counts[id];
+            _counts[id] = 0; // applied once per distinct id; also leaves the buffer cleared
+        }
+    }
+}
