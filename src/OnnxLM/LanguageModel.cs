@@ -243,8 +243,37 @@ public sealed class LanguageModel : IDisposable
         ArgumentNullException.ThrowIfNull(context);
         ArgumentNullException.ThrowIfNull(continuation);
         ThrowIfDisposed();
-        var (contextIds, continuationIds) = Scorer.Tokenize(this, context, continuation, options ?? new ScoreOptions());
-        return ScoreAsync(contextIds, continuationIds, cancellationToken);
+        options ??= new ScoreOptions();
+        var (contextIds, continuationIds) = Scorer.Tokenize(this, context, continuation, options);
+        return Task.Run(() => Scorer.Score(this, contextIds, continuationIds, options.TopAlternatives, cancellationToken), cancellationToken);
+    }
+
+    /// <summary>
+    /// Scores many context/continuation pairs (lm-eval semantics as <see cref="ScoreAsync(string, string, ScoreOptions?, CancellationToken)"/>),
+    /// running each distinct context once and forking its cache for every continuation. Results are in request order.
+    /// </summary>
+    public Task<IReadOnlyList<ScoreResult>> ScoreBatchAsync(IReadOnlyList<ScoreRequest> requests, ScoreOptions? options = null, IProgress<double>? progress = null, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(requests);
+        ThrowIfDisposed();
+        options ??= new ScoreOptions();
+        var pairs = requests.Select(r => Scorer.Tokenize(this, r.Context, r.Continuation, options)).ToArray();
+        return Task.Run<IReadOnlyList<ScoreResult>>(() => Scorer.ScoreBatch(this, pairs, options.TopAlternatives, progress, cancellationToken), cancellationToken);
+    }
+
+    /// <summary>
+    /// Scores each answer as a continuation of the question (one prefill of the question for all answers) and picks
+    /// the best by log-likelihood, per token and per byte, as lm-evaluation-harness's multiple-choice tasks do.
+    /// </summary>
+    public async Task<MultipleChoiceResult> ScoreChoicesAsync(string context, IReadOnlyList<string> choices, ScoreOptions? options = null, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(context);
+        ArgumentNullException.ThrowIfNull(choices);
+        if (choices.Count == 0) throw new ArgumentException("At least one choice is needed.", nameof(choices));
+        var scores = await ScoreBatchAsync(choices.Select(c => new ScoreRequest(context, c)).ToArray(), options, null, cancellationToken).ConfigureAwait(false);
+        var trailing = context.Length - context.TrimEnd().Length;
+        return new MultipleChoiceResult(choices.Select((c, i) =>
+            new ChoiceScore(c, scores[i], System.Text.Encoding.UTF8.GetByteCount(context[^trailing..] + c))).ToArray());
     }
 
     /// <summary>Scores continuation token ids after context token ids (the context must not be empty).</summary>
@@ -265,7 +294,7 @@ public sealed class LanguageModel : IDisposable
 
         var context = contextTokenIds.ToArray();
         var continuation = continuationTokenIds.ToArray();
-        return Task.Run(() => Scorer.Score(this, context, continuation, cancellationToken), cancellationToken);
+        return Task.Run(() => Scorer.Score(this, context, continuation, 0, cancellationToken), cancellationToken);
     }
 
     /// <summary>

@@ -150,16 +150,20 @@ public sealed class GenerationSession : IDisposable
     }
 
     /// <summary>
-    /// Runs the model over <paramref name="tokenIds"/> and copies the logits of every new position
-    /// (row-major, [tokenIds.Length, vocab]) into <paramref name="allLogits"/>. Used by scoring.
+    /// Runs the model over <paramref name="tokenIds"/> and copies the logits of the new positions from
+    /// <paramref name="firstRow"/> on (row-major, [tokenIds.Length − firstRow, vocab]) into <paramref name="logits"/>. Used by scoring.
     /// </summary>
-    internal void AppendWithAllLogits(ReadOnlySpan<int> tokenIds, Span<float> allLogits, CancellationToken cancellationToken)
+    internal void AppendWithAllLogits(ReadOnlySpan<int> tokenIds, Span<float> logits, int firstRow, CancellationToken cancellationToken)
     {
         using var _ = Enter();
-        Run(tokenIds, allLogits, cancellationToken);
+        Run(tokenIds, logits, cancellationToken, firstRow);
     }
 
-    private void Run(ReadOnlySpan<int> tokenIds, Span<float> allLogits, CancellationToken cancellationToken)
+    /// <summary>Runs the model over <paramref name="tokenIds"/> and copies every new position's logits into <paramref name="logits"/>.</summary>
+    internal void AppendWithAllLogits(ReadOnlySpan<int> tokenIds, Span<float> logits, CancellationToken cancellationToken) =>
+        AppendWithAllLogits(tokenIds, logits, 0, cancellationToken);
+
+    private void Run(ReadOnlySpan<int> tokenIds, Span<float> allLogits, CancellationToken cancellationToken, int firstRow = 0)
     {
         var n = tokenIds.Length;
         if (n == 0)
@@ -237,7 +241,7 @@ public sealed class GenerationSession : IDisposable
         var outputs = _binding.GetOutputValues().ToArray();
         try
         {
-            ReadLogits(outputs[0], n, vocab, allLogits);
+            ReadLogits(outputs[0], n, vocab, allLogits, firstRow);
         }
         finally
         {
@@ -275,7 +279,7 @@ public sealed class GenerationSession : IDisposable
         }
     }
 
-    private void ReadLogits(OrtValue logits, int n, int vocab, Span<float> allLogits)
+    private void ReadLogits(OrtValue logits, int n, int vocab, Span<float> allLogits, int firstRow)
     {
         var shape = logits.GetTensorTypeAndShape().Shape;
         if (shape.Length != 3 || shape[1] != n || shape[2] != vocab)
@@ -286,8 +290,9 @@ public sealed class GenerationSession : IDisposable
 
         if (!allLogits.IsEmpty)
         {
-            CopyAsFloat(logits, 0, n * vocab, allLogits);
-            allLogits.Slice((n - 1) * vocab, vocab).CopyTo(_nextLogits);
+            var rows = n - firstRow;
+            CopyAsFloat(logits, firstRow * vocab, rows * vocab, allLogits);
+            allLogits.Slice((rows - 1) * vocab, vocab).CopyTo(_nextLogits);
         }
         else
         {

@@ -1,8 +1,10 @@
 namespace OnnxLM;
 
-/// <summary>How <see cref="LanguageModel.ScoreAsync(string, string, ScoreOptions?, CancellationToken)"/> tokenizes a context/continuation pair.</summary>
+/// <summary>How <see cref="LanguageModel.ScoreAsync(string, string, ScoreOptions?, CancellationToken)"/> tokenizes and what it reports.</summary>
 public sealed class ScoreOptions
 {
+    private int _topAlternatives;
+
     /// <summary>
     /// Whether to put BOS before every context. Default false, as lm-evaluation-harness's Hugging Face backend does
     /// (it adds no special tokens); an empty context always gets <see cref="PrefixTokenId"/>.
@@ -11,4 +13,16 @@ public sealed class ScoreOptions
 
     /// <summary>The token scored contexts start with when the context is empty. Null uses the model's BOS, else its first EOS.</summary>
     public int? PrefixTokenId { get; set; }
+
+    /// <summary>How many most-likely alternatives to report for every scored token (0 to 100). Default 0.</summary>
+    public int TopAlternatives
+    {
+        get => _topAlternatives;
+        set
+        {
+            ArgumentOutOfRangeException.ThrowIfNegative(value, nameof(TopAlternatives));
+            ArgumentOutOfRangeException.ThrowIfGreaterThan(value, 100, nameof(TopAlternatives));
+            _topAlternatives = value;
+        }
+    }
 }

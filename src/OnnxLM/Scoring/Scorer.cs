@@ -29,34 +29,110 @@ internal static class Scorer
         return (whole[..contextLength], whole[contextLength..]);
     }
 
-    public static ScoreResult Score(LanguageModel model, int[] context, int[] continuation, CancellationToken cancellationToken)
+    public static ScoreResult Score(LanguageModel model, int[] context, int[] continuation, int alternatives, CancellationToken cancellationToken)
     {
-        var vocab = model.Info.VocabularySize;
+        // One forward pass over context + continuation (minus its last token); rows from the context's last position on are kept.
         var input = new int[context.Length + continuation.Length - 1];
         context.CopyTo(input, 0);
         continuation.AsSpan(0, continuation.Length - 1).CopyTo(input.AsSpan(context.Length));
-        if (input.Length > model.Info.ContextLength)
-        {
-            throw new ContextLengthExceededException(input.Length, model.Info.ContextLength,
-                $"Context ({context.Length} tokens) plus continuation ({continuation.Length}) needs {input.Length} positions, more than the model's context length {model.Info.ContextLength}.");
-        }
-
-        var logits = new float[input.Length * vocab];
+        CheckLength(model, input.Length, context.Length, continuation.Length);
+        var logits = new float[continuation.Length * model.Info.VocabularySize];
         using (var session = model.CreateSession(input.Length))
         {
-            session.AppendWithAllLogits(input, logits, cancellationToken);
+            session.AppendWithAllLogits(input, logits, context.Length - 1, cancellationToken);
         }
 
+        return new ScoreResult(context, ScoreRows(model, logits, continuation, alternatives));
+    }
+
+    /// <summary>
+    /// Scores pairs, prefilling each distinct context once: its continuations fork the context's cache
+    /// (multiple-choice answers share their question). Results come back in request order.
+    /// </summary>
+    public static ScoreResult[] ScoreBatch(
+        LanguageModel model, (int[] Context, int[] Continuation)[] pairs, int alternatives, IProgress<double>? progress, CancellationToken cancellationToken)
+    {
+        var results = new ScoreResult[pairs.Length];
+        var done = 0;
+        foreach (var group in Enumerable.Range(0, pairs.Length).GroupBy(i => string.Join(",", pairs[i].Context)))
+        {
+            var context = pairs[group.First()].Context;
+            var longest = group.Max(i => pairs[i].Continuation.Length);
+            CheckLength(model, context.Length + longest - 1, context.Length, longest);
+            using var shared = model.CreateSession(context.Length + longest - 1);
+            shared.Append(context, cancellationToken);
+            foreach (var i in group)
+            {
+                using var session = shared.Fork();
+                results[i] = ScoreAfter(model, session, context, pairs[i].Continuation, alternatives, cancellationToken);
+                progress?.Report((double)++done / pairs.Length);
+            }
+        }
+
+        return results;
+    }
+
+    /// <summary>Scores a continuation from a session that holds exactly the context (one pass over the continuation).</summary>
+    private static ScoreResult ScoreAfter(LanguageModel model, GenerationSession session, int[] context, int[] continuation, int alternatives, CancellationToken cancellationToken)
+    {
+        var vocab = model.Info.VocabularySize;
+        var logits = new float[continuation.Length * vocab];
+        session.NextTokenLogits.CopyTo(logits);
+        if (continuation.Length > 1)
+        {
+            session.AppendWithAllLogits(continuation.AsSpan(0, continuation.Length - 1), logits.AsSpan(vocab), 0, cancellationToken);
+        }
+
+        return new ScoreResult(context, ScoreRows(model, logits, continuation, alternatives));
+    }
+
+    /// <summary>Row i of <paramref name="logits"/> predicts continuation token i.</summary>
+    private static TokenScore[] ScoreRows(LanguageModel model, float[] logits, int[] continuation, int alternatives)
+    {
+        var vocab = model.Info.VocabularySize;
         var tokens = new TokenScore[continuation.Length];
         for (var i = 0; i < continuation.Length; i++)
         {
-            // Position context.Length - 1 + i predicts continuation token i.
-            var row = logits.AsSpan((context.Length - 1 + i) * vocab, vocab);
-            var id = continuation[i];
-            tokens[i] = new TokenScore(id, PieceText(model, id), row[id] - SamplingMath.LogSumExp(row), SamplingMath.Rank(row, id));
+            tokens[i] = ScoreToken(model, logits.AsSpan(i * vocab, vocab), continuation[i], alternatives);
         }
 
-        return new ScoreResult(context, tokens);
+        return tokens;
+    }
+
+    /// <summary>Log-prob, rank and the top alternatives of <paramref name="id"/> in one row of raw logits.</summary>
+    public static TokenScore ScoreToken(LanguageModel model, ReadOnlySpan<float> row, int id, int alternatives)
+    {
+        var lse = SamplingMath.LogSumExp(row);
+        var score = new TokenScore(id, PieceText(model, id), row[id] - lse, SamplingMath.Rank(row, id));
+        if (alternatives == 0)
+        {
+            return score;
+        }
+
+        var best = new List<TokenAlternative>(alternatives);
+        var taken = new HashSet<int>();
+        for (var k = 0; k < Math.Min(alternatives, row.Length); k++)
+        {
+            var top = -1;
+            for (var i = 0; i < row.Length; i++)
+            {
+                if (!taken.Contains(i) && (top < 0 || row[i] > row[top])) top = i;
+            }
+
+            taken.Add(top);
+            best.Add(new TokenAlternative(top, PieceText(model, top), row[top] - lse));
+        }
+
+        return score with { Alternatives = best };
+    }
+
+    private static void CheckLength(LanguageModel model, int positions, int context, int continuation)
+    {
+        if (positions > model.Info.ContextLength)
+        {
+            throw new ContextLengthExceededException(positions, model.Info.ContextLength,
+                $"Context ({context} tokens) plus continuation ({continuation}) needs {positions} positions, more than the model's context length {model.Info.ContextLength}.");
+        }
     }
 
     /// <summary>
@@ -82,7 +158,7 @@ internal static class Scorer
             var start = Math.Max(0, end - 1 - window);
             var input = sequence.AsSpan(start, end - 1 - start);
             session.Clear();
-            session.AppendWithAllLogits(input, logits.AsSpan(0, input.Length * vocab), cancellationToken);
+            session.AppendWithAllLogits(input, logits.AsSpan(0, input.Length * vocab), 0, cancellationToken);
             for (var target = next; target < end; target++)
             {
                 var row = logits.AsSpan((target - 1 - start) * vocab, vocab);
