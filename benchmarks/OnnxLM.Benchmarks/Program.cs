@@ -3,18 +3,27 @@ using System.Globalization;
 using OnnxLM;
 using GenAI = Microsoft.ML.OnnxRuntimeGenAI;
 
-// dotnet run -c Release --project benchmarks/OnnxLM.Benchmarks -- genai-compare [model-folder] [new-tokens] [prompt]
-// Greedy-decodes the same prompt ids with OnnxLM and ONNX Runtime GenAI on the same folder (CPU), checks the tokens
-// are identical and reports decode throughput of both, measured in one run.
+// dotnet run -c Release --project benchmarks/OnnxLM.Benchmarks -- <command> [model-folder] ...
+//   genai-compare [folder] [new-tokens] [prompt]: greedy-decodes the same prompt ids with OnnxLM and ONNX Runtime GenAI
+//     on the same folder (CPU), checks the tokens are identical and reports decode throughput of both, in one run.
+//   sampling-cost [folder]: per-token cost of sampling pipelines on a 32k logit vector vs one decode step of the model.
+//   score-throughput [folder]: scoring tokens/s vs one full forward pass over the same tokens.
 var command = args.Length > 0 ? args[0] : "genai-compare";
 var folder = args.Length > 1 ? args[1] : Path.Combine(FindRepoRoot(), "models", "kjv-tiny");
 var newTokens = args.Length > 2 ? int.Parse(args[2], CultureInfo.InvariantCulture) : 200;
 var prompt = args.Length > 3 ? args[3] : "And the LORD said unto Moses,";
 
-if (command != "genai-compare")
+switch (command)
 {
-    Console.Error.WriteLine("usage: genai-compare [model-folder] [new-tokens] [prompt]");
-    return 1;
+    case "sampling-cost":
+        return await Benchmarks.SamplingCostAsync(folder);
+    case "score-throughput":
+        return await Benchmarks.ScoreThroughputAsync(folder);
+    case "genai-compare":
+        break;
+    default:
+        Console.Error.WriteLine("usage: genai-compare|sampling-cost|score-throughput [model-folder] [new-tokens] [prompt]");
+        return 1;
 }
 
 using var model = LanguageModel.Load(folder, new LanguageModelOptions { ExecutionProvider = ExecutionProvider.Cpu });

@@ -91,11 +91,10 @@ internal static class Scorer
     {
         var vocab = model.Info.VocabularySize;
         var tokens = new TokenScore[continuation.Length];
-        for (var i = 0; i < continuation.Length; i++)
-        {
-            tokens[i] = ScoreToken(model, logits.AsSpan(i * vocab, vocab), continuation[i], alternatives);
-        }
-
+        // Rows are independent; spread the double-precision log-softmax over the cores when there is enough work.
+        var parallel = new ParallelOptions { MaxDegreeOfParallelism = (long)continuation.Length * vocab >= 1 << 17 ? Environment.ProcessorCount : 1 };
+        Parallel.For(0, continuation.Length, parallel, i =>
+            tokens[i] = ScoreToken(model, logits.AsSpan(i * vocab, vocab), continuation[i], alternatives));
         return tokens;
     }
 
