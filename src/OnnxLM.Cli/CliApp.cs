@@ -10,6 +10,8 @@ internal static class CliApp
 
     private const string Usage = """
         usage: onnxlm generate [--model <folder>] [options] "prompt"
+               onnxlm perplexity [--model <folder>] [--window <n>] [--stride <n>] <text-file>
+                 (each non-empty line is one document; prints tokens, perplexity and bits per byte)
 
         options:
           --model <folder>         model folder (default: models/kjv-tiny)
@@ -30,7 +32,7 @@ internal static class CliApp
             return args.Length == 0 ? 1 : 0;
         }
 
-        if (args[0] != "generate")
+        if (args[0] is not ("generate" or "perplexity"))
         {
             error.WriteLine($"onnxlm: unknown command '{args[0]}'.");
             error.WriteLine(Usage);
@@ -42,7 +44,9 @@ internal static class CliApp
         Console.CancelKeyPress += onCancel;
         try
         {
-            return await GenerateAsync(args[1..], output, error, cancel.Token);
+            return args[0] == "generate"
+                ? await GenerateAsync(args[1..], output, error, cancel.Token)
+                : await PerplexityAsync(args[1..], output, cancel.Token);
         }
         catch (CliUsageException e)
         {
@@ -133,6 +137,46 @@ internal static class CliApp
             error.WriteLine($"[{count} tokens in {started.Elapsed.TotalSeconds:F2} s, finish: {finish}]");
         }
 
+        return 0;
+    }
+
+    private static async Task<int> PerplexityAsync(string[] args, TextWriter output, CancellationToken cancellationToken)
+    {
+        string? modelPath = null;
+        string? file = null;
+        var options = new PerplexityOptions();
+        for (var i = 0; i < args.Length; i++)
+        {
+            string Value() => i + 1 < args.Length ? args[++i] : throw new CliUsageException($"{args[i]} needs a value.");
+            switch (args[i])
+            {
+                case "--model": modelPath = Value(); break;
+                case "--window": options.WindowLength = ParseInt(args[i], Value()); break;
+                case "--stride": options.Stride = ParseInt(args[i], Value()); break;
+                case var a when a.StartsWith("--", StringComparison.Ordinal): throw new CliUsageException($"unknown option {a}.");
+                default: file = file is null ? args[i] : throw new CliUsageException("give one text file."); break;
+            }
+        }
+
+        if (file is null || !File.Exists(file))
+        {
+            throw new CliUsageException(file is null ? "no text file given." : $"text file '{file}' does not exist.");
+        }
+
+        modelPath ??= FindDefaultModel() ?? throw new OnnxLMException($"The default model folder '{DefaultModel}' was not found; give --model.");
+        using var model = LanguageModel.Load(modelPath);
+        double logProb = 0;
+        long tokens = 0, bytes = 0, words = 0, documents = 0;
+        foreach (var line in File.ReadLines(file))
+        {
+            if (string.IsNullOrWhiteSpace(line)) continue;
+            var result = await model.ScorePerplexityAsync(line, options, null, cancellationToken);
+            (logProb, tokens, bytes, words) = (logProb + result.LogProb, tokens + result.TokenCount, bytes + result.ByteCount, words + result.WordCount);
+            documents++;
+        }
+
+        output.WriteLine(FormattableString.Invariant(
+            $"{documents} documents, {tokens} tokens, {bytes} bytes: log-prob {logProb:F1}, perplexity {Math.Exp(-logProb / tokens):F3}, bits per byte {-logProb / Math.Log(2) / bytes:F4}, word perplexity {Math.Exp(-logProb / words):F2}"));
         return 0;
     }
 

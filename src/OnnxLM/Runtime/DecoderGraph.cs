@@ -33,6 +33,11 @@ internal sealed class DecoderGraph : IDisposable
         var provider = options.ExecutionProvider;
         if (provider == ExecutionProvider.Auto)
         {
+            // ONNX Runtime logs a failed CUDA load as an error on stderr; in Auto mode that is expected, so it is quieted
+            // and reported through the logger instead.
+            var env = OrtEnv.Instance();
+            var level = env.EnvLogLevel;
+            env.EnvLogLevel = OrtLoggingLevel.ORT_LOGGING_LEVEL_FATAL;
             try
             {
                 return CreateWith(ExecutionProvider.Cuda, config, options);
@@ -41,6 +46,10 @@ internal sealed class DecoderGraph : IDisposable
             {
                 logger.LogInformation("CUDA is not usable ({Reason}); running on the CPU.", e.Message);
                 provider = ExecutionProvider.Cpu;
+            }
+            finally
+            {
+                env.EnvLogLevel = level;
             }
         }
 
