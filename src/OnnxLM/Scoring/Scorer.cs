@@ -175,7 +175,7 @@ internal static class Scorer
     {
         try
         {
-            return model.Tokenizer.Decode([id]);
+            return model.Tokenizer.TokenText(id);
         }
         catch (Exception e) when (e is ModelFormatException or ArgumentOutOfRangeException)
         {

@@ -284,7 +284,7 @@ internal sealed partial class HfBpeTokenizer : ITokenizerBackend
         return symbols.ToArray();
     }
 
-    public string Decode(ReadOnlySpan<int> ids, bool skipSpecialTokens)
+    public string Decode(ReadOnlySpan<int> ids, bool skipSpecialTokens, bool continuation = false)
     {
         var text = new StringBuilder();
         var bytes = new List<byte>();
@@ -344,7 +344,7 @@ internal sealed partial class HfBpeTokenizer : ITokenizerBackend
 
         FlushBytes();
         // Llama's decoder strips the one space the normalizer prepended.
-        if (_decoder is DecoderKind.SentencePiece or DecoderKind.Metaspace && text.Length > 0 && text[0] == ' ')
+        if (!continuation && _decoder is DecoderKind.SentencePiece or DecoderKind.Metaspace && text.Length > 0 && text[0] == ' ')
         {
             text.Remove(0, 1);
         }

@@ -7,7 +7,8 @@ internal interface ITokenizerBackend
 
     void Encode(string text, List<int> output);
 
-    string Decode(ReadOnlySpan<int> ids, bool skipSpecialTokens);
+    /// <summary>Decodes ids; <paramref name="continuation"/> keeps a leading space a SentencePiece decoder would strip at the start of a text.</summary>
+    string Decode(ReadOnlySpan<int> ids, bool skipSpecialTokens, bool continuation = false);
 
     string TokenToPiece(int id);
 

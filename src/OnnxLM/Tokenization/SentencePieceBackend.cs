@@ -132,7 +132,7 @@ internal sealed class SentencePieceBackend : ITokenizerBackend
         }
     }
 
-    public string Decode(ReadOnlySpan<int> ids, bool skipSpecialTokens)
+    public string Decode(ReadOnlySpan<int> ids, bool skipSpecialTokens, bool continuation = false)
     {
         var text = new StringBuilder();
         var bytes = new List<byte>();
@@ -167,7 +167,7 @@ internal sealed class SentencePieceBackend : ITokenizerBackend
         }
 
         // The dummy prefix space SentencePiece adds before the first piece is not part of the text.
-        if (_tokenizer.AddDummyPrefix && text.Length > 0 && text[0] == ' ')
+        if (!continuation && _tokenizer.AddDummyPrefix && text.Length > 0 && text[0] == ' ')
         {
             text.Remove(0, 1);
         }

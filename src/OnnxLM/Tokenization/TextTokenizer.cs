@@ -122,6 +122,12 @@ public sealed class TextTokenizer
     /// <exception cref="ArgumentOutOfRangeException">An id is outside the vocabulary.</exception>
     public string Decode(ReadOnlySpan<int> ids, bool skipSpecialTokens = false) => _backend.Decode(ids, skipSpecialTokens);
 
+    /// <summary>
+    /// The text one token adds when it follows other text (a SentencePiece "▁the" gives " the", not "the"); special tokens
+    /// give their content. What a per-token view of scored text should show.
+    /// </summary>
+    public string TokenText(int id) => _backend.Decode([id], skipSpecialTokens: false, continuation: true);
+
     /// <summary>The vocabulary entry of a token as stored ("Ġthe", "▁the", "&lt;0x0A&gt;").</summary>
     public string TokenToPiece(int id) => _backend.TokenToPiece(id);
 
