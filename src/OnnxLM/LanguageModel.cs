@@ -195,12 +195,7 @@ public sealed class LanguageModel : IDisposable
         {
             using var session = prefilled.Fork();
             var sampleOptions = options.Seed is { } seed ? options.WithSeed(unchecked(seed + i)) : options;
-            var tokens = new List<GeneratedToken>();
-            await foreach (var token in Generator.ContinueAsync(this, session, ids, sampleOptions, cancellationToken).ConfigureAwait(false))
-            {
-                tokens.Add(token);
-            }
-
+            var tokens = await Task.Run(() => Generator.Decode(this, session, ids, sampleOptions, cancellationToken).ToList(), cancellationToken).ConfigureAwait(false);
             results.Add(new GenerationResult(string.Concat(tokens.Select(t => t.Text)), tokens, ids.Length, tokens[^1].FinishReason ?? FinishReason.Length));
         }
 

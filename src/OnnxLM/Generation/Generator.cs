@@ -1,26 +1,62 @@
 using System.Diagnostics;
 using System.Runtime.CompilerServices;
+using System.Threading.Channels;
 
 namespace OnnxLM;
 
 /// <summary>The decoding loop behind <see cref="LanguageModel.GenerateStreamingAsync(IReadOnlyList{int}, GenerationOptions?, CancellationToken)"/>.</summary>
 internal static class Generator
 {
+    /// <summary>
+    /// Runs the whole decoding loop on one thread-pool thread and hands tokens over through a small bounded channel:
+    /// no task or thread hop per token, and the caller's thread never runs the model. Leaving the enumeration early
+    /// cancels the loop and waits for it, so the session is freed before this returns.
+    /// </summary>
     public static async IAsyncEnumerable<GeneratedToken> RunAsync(
         LanguageModel model, int[] prompt, GenerationOptions options, [EnumeratorCancellation] CancellationToken cancellationToken)
     {
-        var maxLength = (int)Math.Min((long)prompt.Length + options.MaxNewTokens, model.Info.ContextLength);
-        using var session = model.CreateSession(maxLength);
-        await Task.Run(() => session.Append(prompt, cancellationToken), cancellationToken).ConfigureAwait(false);
-        await foreach (var token in ContinueAsync(model, session, prompt, options, cancellationToken).ConfigureAwait(false))
+        using var stop = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+        var channel = Channel.CreateBounded<GeneratedToken>(new BoundedChannelOptions(8) { SingleReader = true, SingleWriter = true });
+        var producer = Task.Run(() =>
         {
-            yield return token;
+            try
+            {
+                var maxLength = (int)Math.Min((long)prompt.Length + options.MaxNewTokens, model.Info.ContextLength);
+                using var session = model.CreateSession(maxLength);
+                session.Append(prompt, stop.Token);
+                foreach (var token in Decode(model, session, prompt, options, stop.Token))
+                {
+                    while (!channel.Writer.TryWrite(token))
+                    {
+                        if (!channel.Writer.WaitToWriteAsync(stop.Token).AsTask().GetAwaiter().GetResult()) return;
+                    }
+                }
+
+                channel.Writer.TryComplete();
+            }
+            catch (Exception e)
+            {
+                channel.Writer.TryComplete(e);
+            }
+        }, CancellationToken.None);
+
+        try
+        {
+            await foreach (var token in channel.Reader.ReadAllAsync(cancellationToken).ConfigureAwait(false))
+            {
+                yield return token;
+            }
+        }
+        finally
+        {
+            await stop.CancelAsync().ConfigureAwait(false);
+            await producer.ConfigureAwait(false); // never throws: failures travel through the channel
         }
     }
 
-    /// <summary>Generates from a session that already holds the prompt (used directly by n-sample generation after a fork).</summary>
-    public static async IAsyncEnumerable<GeneratedToken> ContinueAsync(
-        LanguageModel model, GenerationSession session, int[] prompt, GenerationOptions options, [EnumeratorCancellation] CancellationToken cancellationToken)
+    /// <summary>The decoding loop over a session that already holds the prompt; runs the model synchronously on the calling thread.</summary>
+    public static IEnumerable<GeneratedToken> Decode(
+        LanguageModel model, GenerationSession session, int[] prompt, GenerationOptions options, CancellationToken cancellationToken)
     {
         var clock = Stopwatch.StartNew();
         var stopIds = options.StopTokenIds ?? model.Info.EosTokenIds;
@@ -89,7 +125,7 @@ internal static class Generator
                 yield break;
             }
 
-            await Task.Run(() => session.Append(id), cancellationToken).ConfigureAwait(false);
+            session.Append([id], cancellationToken);
         }
     }
 

@@ -147,7 +147,7 @@ public sealed class BadInputTests : IDisposable
     }
 
     [Fact]
-    public void ConcurrentUseOfOneSessionIsRefused()
+    public async Task ConcurrentUseOfOneSessionIsRefused()
     {
         using var model = ConformanceModels.Load(Model);
         using var session = model.CreateSession();
@@ -165,7 +165,7 @@ public sealed class BadInputTests : IDisposable
             Assert.Contains("not thread-safe", e.Message);
         }
 
-        worker.Wait();
+        await worker;
         Assert.Equal(500, session.Length);
     }
 
