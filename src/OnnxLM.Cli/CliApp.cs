@@ -19,6 +19,10 @@ internal static class CliApp
           --temperature <t>        0 = greedy (default 0.8)
           --top-k <k>              keep the k most likely tokens (default 0 = off)
           --top-p <p>              nucleus sampling threshold in (0, 1] (default 0.95)
+          --min-p <p>              keep tokens at least p times as likely as the top one (default 0 = off)
+          --repetition-penalty <r> Hugging Face repetition penalty (default 1 = off)
+          --stop <text>            stop when the output contains this text (repeatable)
+          --sampler-order <hf|llama.cpp>  order of the sampling stages (default hf)
           --seed <n>               random seed for reproducible sampling
           --provider <auto|cpu|cuda>  execution provider (default auto)
           --verbose                log provider selection and model info
@@ -88,6 +92,17 @@ internal static class CliApp
                 case "--temperature": options.Temperature = ParseFloat(args[i], Value()); break;
                 case "--top-k": options.TopK = ParseInt(args[i], Value()); break;
                 case "--top-p": options.TopP = ParseFloat(args[i], Value()); break;
+                case "--min-p": options.MinP = ParseFloat(args[i], Value()); break;
+                case "--repetition-penalty": options.RepetitionPenalty = ParseFloat(args[i], Value()); break;
+                case "--stop": options.StopSequences.Add(Value()); break;
+                case "--sampler-order":
+                    options.SamplerOrder = Value() switch
+                    {
+                        "hf" => SamplerOrders.HuggingFace,
+                        "llama.cpp" => SamplerOrders.LlamaCpp,
+                        _ => throw new CliUsageException("--sampler-order must be hf or llama.cpp."),
+                    };
+                    break;
                 case "--seed": options.Seed = ParseInt(args[i], Value()); break;
                 case "--provider":
                     loadOptions.ExecutionProvider = Enum.TryParse<ExecutionProvider>(Value(), ignoreCase: true, out var p)
@@ -108,7 +123,7 @@ internal static class CliApp
 
         modelPath ??= FindDefaultModel() ?? throw new OnnxLMException(
             $"The default model folder '{DefaultModel}' was not found (looked in the current folder and its parents). " +
-            "Give a model folder with --model, or build the default model (see build/train-default-model/README.md).");
+            "Give a model folder with --model, or build the default model (build/train-default-model/README.md says how).");
 
         using var loggerFactory = LoggerFactory.Create(b => b.AddSimpleConsole(o => o.SingleLine = true)
             .SetMinimumLevel(verbose ? LogLevel.Information : LogLevel.Warning));

@@ -313,7 +313,7 @@ public sealed class GenerationSession : IDisposable
         }
     }
 
-    private static OrtValue CreateIntTensor(TensorElementType type, long[] values, long[] shape)
+    internal static OrtValue CreateIntTensor(TensorElementType type, long[] values, long[] shape)
     {
         if (type == TensorElementType.Int64)
         {

@@ -22,22 +22,27 @@ internal static class SamplingMath
         return best;
     }
 
-    /// <summary>log(sum(exp(values))) accumulated in double, in index order (exact and machine-independent).</summary>
+    [ThreadStatic]
+    private static double[]? t_logSumExpScratch;
+
+    /// <summary>
+    /// log(sum(exp(values))) in double precision: the values are widened to double and exponentiated with vectorized
+    /// double-precision exp (within an ulp or so of <see cref="Math.Exp(double)"/>), several times faster than a scalar loop.
+    /// </summary>
     public static double LogSumExp(ReadOnlySpan<float> values)
     {
-        double max = values[ArgMax(values)];
-        if (double.IsNegativeInfinity(max))
+        double max = TensorPrimitives.Max(values); // NaN when any value is NaN, and so is the result
+        if (double.IsNegativeInfinity(max) || double.IsNaN(max))
         {
             return max;
         }
 
-        double sum = 0;
-        for (var i = 0; i < values.Length; i++)
-        {
-            sum += Math.Exp(values[i] - max);
-        }
-
-        return max + Math.Log(sum);
+        var scratch = t_logSumExpScratch is { } s && s.Length >= values.Length ? s : t_logSumExpScratch = new double[values.Length];
+        var e = scratch.AsSpan(0, values.Length);
+        TensorPrimitives.ConvertChecked(values, e);
+        TensorPrimitives.Subtract(e, max, e);
+        TensorPrimitives.Exp(e, e);
+        return max + Math.Log(TensorPrimitives.Sum<double>(e));
     }
 
     /// <summary>Writes softmax(logits) into <paramref name="probabilities"/> (double, index order) and returns the max logit.</summary>

@@ -32,10 +32,7 @@ internal static class Scorer
     public static ScoreResult Score(LanguageModel model, int[] context, int[] continuation, int alternatives, CancellationToken cancellationToken)
     {
         // One forward pass over context + continuation (minus its last token); rows from the context's last position on are kept.
-        var input = new int[context.Length + continuation.Length - 1];
-        context.CopyTo(input, 0);
-        continuation.AsSpan(0, continuation.Length - 1).CopyTo(input.AsSpan(context.Length));
-        CheckLength(model, input.Length, context.Length, continuation.Length);
+        var input = Input(model, context, continuation);
         var logits = new float[continuation.Length * model.Info.VocabularySize];
         using (var session = model.CreateSession(input.Length))
         {
@@ -47,14 +44,35 @@ internal static class Scorer
 
     /// <summary>
     /// Scores pairs, prefilling each distinct context once: its continuations fork the context's cache
-    /// (multiple-choice answers share their question). Results come back in request order.
+    /// (multiple-choice answers share their question). Pairs whose context is their own run several at a time in
+    /// right-padded batches when the graph takes a batch. Results come back in request order.
     /// </summary>
     public static ScoreResult[] ScoreBatch(
         LanguageModel model, (int[] Context, int[] Continuation)[] pairs, int alternatives, IProgress<double>? progress, CancellationToken cancellationToken)
     {
         var results = new ScoreResult[pairs.Length];
         var done = 0;
-        foreach (var group in Enumerable.Range(0, pairs.Length).GroupBy(i => string.Join(",", pairs[i].Context)))
+        var groups = Enumerable.Range(0, pairs.Length).GroupBy(i => string.Join(",", pairs[i].Context)).ToList();
+        var alone = groups.Where(g => g.Count() == 1).Select(g => g.First()).ToList();
+        if (alone.Count > 1 && PaddedBatch.IsSupported(model.Graph))
+        {
+            groups.RemoveAll(g => g.Count() == 1);
+            foreach (var chunk in PackBySize(model, alone.OrderBy(i => pairs[i].Context.Length + pairs[i].Continuation.Length).ToList(), pairs))
+            {
+                cancellationToken.ThrowIfCancellationRequested();
+                var inputs = chunk.Select(i => Input(model, pairs[i].Context, pairs[i].Continuation)).ToArray();
+                var logits = chunk.Select(i => new float[pairs[i].Continuation.Length * model.Info.VocabularySize]).ToArray();
+                PaddedBatch.Run(model, inputs, chunk.Select(i => pairs[i].Context.Length - 1).ToArray(), logits, cancellationToken);
+                for (var k = 0; k < chunk.Count; k++)
+                {
+                    var (context, continuation) = pairs[chunk[k]];
+                    results[chunk[k]] = new ScoreResult(context, ScoreRows(model, logits[k], continuation, alternatives));
+                    progress?.Report((double)++done / pairs.Length);
+                }
+            }
+        }
+
+        foreach (var group in groups)
         {
             var context = pairs[group.First()].Context;
             var longest = group.Max(i => pairs[i].Continuation.Length);
@@ -70,6 +88,35 @@ internal static class Scorer
         }
 
         return results;
+    }
+
+    /// <summary>Splits pairs (sorted by length, so little padding) into batches within the size limits of <see cref="PaddedBatch"/>.</summary>
+    private static IEnumerable<List<int>> PackBySize(LanguageModel model, List<int> sorted, (int[] Context, int[] Continuation)[] pairs)
+    {
+        var chunk = new List<int>();
+        foreach (var i in sorted)
+        {
+            var width = pairs[i].Context.Length + pairs[i].Continuation.Length - 1; // the longest so far: the list is sorted
+            if (chunk.Count > 0 && (chunk.Count == PaddedBatch.MaxSequences || (long)(chunk.Count + 1) * width * model.Info.VocabularySize > PaddedBatch.MaxLogitElements))
+            {
+                yield return chunk;
+                chunk = [];
+            }
+
+            chunk.Add(i);
+        }
+
+        if (chunk.Count > 0) yield return chunk;
+    }
+
+    /// <summary>The positions one pass over a pair reads: the context and the continuation without its last token.</summary>
+    private static int[] Input(LanguageModel model, int[] context, int[] continuation)
+    {
+        var input = new int[context.Length + continuation.Length - 1];
+        context.CopyTo(input, 0);
+        continuation.AsSpan(0, continuation.Length - 1).CopyTo(input.AsSpan(context.Length));
+        CheckLength(model, input.Length, context.Length, continuation.Length);
+        return input;
     }
 
     /// <summary>Scores a continuation from a session that holds exactly the context (one pass over the continuation).</summary>

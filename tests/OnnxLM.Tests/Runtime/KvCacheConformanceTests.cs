@@ -64,6 +64,38 @@ public sealed class KvCacheConformanceTests
     }
 
     [Fact]
+    public void PaddedBatchScoringEqualsScoringEachPairAloneOnTheRepositoryModel()
+    {
+        using var model = ConformanceModels.Load(ConformanceModels.Repo);
+        Assert.True(PaddedBatch.IsSupported(model.Graph)); // the builder's graphs take a batch, so this exercises padding
+        PaddedBatchScoringEqualsScoringEachPairAlone(ConformanceModels.Repo);
+    }
+
+    [SharedModelTheory]
+    [MemberData(nameof(ConformanceModels.Shared), MemberType = typeof(ConformanceModels))]
+    public void PaddedBatchScoringEqualsScoringEachPairAloneOnSharedModels(string name) => PaddedBatchScoringEqualsScoringEachPairAlone(name);
+
+    private static void PaddedBatchScoringEqualsScoringEachPairAlone(string name)
+    {
+        var testCase = ConformanceModels.Get(name);
+        var p = testCase.PromptIds;
+        using var model = ConformanceModels.Load(name);
+        // Distinct contexts of different lengths: one right-padded batch when the graph takes one.
+        (int[], int[])[] pairs = [(p[..2], p[2..]), (p[..5], p[5..]), (p[1..4], p[4..7]), (p[..3], p[3..4]), (p[2..7], p[7..])];
+        var batch = Scorer.ScoreBatch(model, pairs, alternatives: 0, null, CancellationToken.None);
+        for (var i = 0; i < pairs.Length; i++)
+        {
+            var alone = Scorer.Score(model, pairs[i].Item1, pairs[i].Item2, 0, CancellationToken.None);
+            Assert.Equal(pairs[i].Item2, batch[i].Tokens.Select(t => t.Id).ToArray());
+            for (var t = 0; t < alone.Tokens.Count; t++)
+            {
+                Assert.True(Math.Abs(alone.Tokens[t].LogProb - batch[i].Tokens[t].LogProb) <= testCase.Tolerance * 10,
+                    $"{name} pair {i} token {t}: alone {alone.Tokens[t].LogProb}, batched {batch[i].Tokens[t].LogProb}");
+            }
+        }
+    }
+
+    [Fact]
     public Task ScoreEqualsLogSoftmaxSumOfOneFullPassOnTheRepositoryModel() => ScoreEqualsLogSoftmaxSumOfOneFullPass(ConformanceModels.Repo);
 
     [SharedModelTheory]

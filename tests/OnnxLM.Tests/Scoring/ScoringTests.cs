@@ -86,6 +86,34 @@ public sealed class ScoringTests
         Assert.Equal(result.Choices[0].LogProb / 7, result.Choices[0].LogProbPerByte, 1e-12); // " earth." is 7 bytes
     }
 
+    /// <summary>A small hand-made multiple-choice set; the first choice is the King James text, the others are not.</summary>
+    public static TheoryData<string, string[]> ClearCases => new()
+    {
+        { "In the beginning God created the heaven and the", [" earth.", " banana.", " computer keyboard."] },
+        { "The LORD is my shepherd; I shall not", [" want.", " dance.", " email you."] },
+        { "And God said, Let there be", [" light: and there was light.", " pizza: and there was pizza.", " traffic."] },
+        { "Our Father which art in", [" heaven, Hallowed be thy name.", " Cleveland, Hallowed be thy name.", " debt."] },
+        { "And the LORD spake unto Moses,", [" saying,", " laughing,", " texting,"] },
+    };
+
+    [Theory]
+    [MemberData(nameof(ClearCases))]
+    public async Task MultipleChoiceOnTheRepositoryModelPicksTheScripture(string question, string[] choices)
+    {
+        using var model = ConformanceModels.Load(ConformanceModels.Repo);
+        var result = await model.ScoreChoicesAsync(question, choices);
+        Assert.Equal(0, result.Best);
+        Assert.Equal(0, result.BestPerToken);
+        Assert.Equal(0, result.BestPerByte);
+
+        // Each choice's score is what scoring it alone gives (the batch shares the question's prefill).
+        for (var i = 0; i < choices.Length; i++)
+        {
+            var alone = await model.ScoreAsync(question, choices[i]);
+            Assert.Equal(alone.LogProb, result.Choices[i].LogProb, 1e-4);
+        }
+    }
+
     private sealed class Progress(Action<double> report) : IProgress<double>
     {
         public void Report(double value) => report(value);

@@ -1,0 +1,137 @@
+using System.Numerics.Tensors;
+using System.Runtime.InteropServices;
+using Microsoft.ML.OnnxRuntime;
+using Microsoft.ML.OnnxRuntime.Tensors;
+
+namespace OnnxLM;
+
+/// <summary>
+/// Runs several sequences through the graph in one forward pass from an empty cache, padded on the right. Attention
+/// is causal, so no real position attends to the padding after it and each sequence's logits equal those of running
+/// it alone; the attention mask also marks the padding for graphs that read it. Used to score many short pairs.
+/// </summary>
+internal static class PaddedBatch
+{
+    /// <summary>Positions × vocabulary entries of logits one batch may hold (256 MB of float32).</summary>
+    public const long MaxLogitElements = 64L << 20;
+
+    /// <summary>Sequences per batch at most.</summary>
+    public const int MaxSequences = 32;
+
+    /// <summary>Whether the graph takes a batch of several sequences (a dynamic batch dimension and an attention mask).</summary>
+    public static bool IsSupported(DecoderGraph graph)
+    {
+        var sig = graph.Signature;
+        return sig.AttentionMask is not null
+            && graph.Session.InputMetadata.TryGetValue(sig.InputIds, out var ids) && ids.Dimensions is [-1, ..];
+    }
+
+    /// <summary>
+    /// Runs <paramref name="sequences"/> together and copies the logits of sequence i's positions
+    /// <paramref name="firstRows"/>[i] .. end into <paramref name="logits"/>[i] (row-major, [rows, vocab]).
+    /// </summary>
+    public static void Run(LanguageModel model, IReadOnlyList<int[]> sequences, IReadOnlyList<int> firstRows, IReadOnlyList<float[]> logits, CancellationToken cancellationToken)
+    {
+        var graph = model.Graph;
+        var sig = graph.Signature;
+        var batch = sequences.Count;
+        var width = sequences.Max(s => s.Length);
+        var vocab = model.Info.VocabularySize;
+
+        var ids = new long[batch * width];
+        var mask = new long[batch * width];
+        var positions = new long[batch * width];
+        for (var b = 0; b < batch; b++)
+        {
+            for (var t = 0; t < width; t++)
+            {
+                var real = t < sequences[b].Length;
+                if (real && (uint)sequences[b][t] >= (uint)vocab)
+                {
+                    throw new ArgumentOutOfRangeException(nameof(sequences), sequences[b][t],
+                        $"Token id {sequences[b][t]} is outside the model's vocabulary (valid ids are 0 to {vocab - 1}).");
+                }
+
+                ids[b * width + t] = real ? sequences[b][t] : 0;
+                mask[b * width + t] = real ? 1 : 0;
+                positions[b * width + t] = t;
+            }
+        }
+
+        var names = new List<string>();
+        var values = new List<OrtValue>();
+        using var runOptions = new RunOptions();
+        try
+        {
+            Add(sig.InputIds, GenerationSession.CreateIntTensor(sig.IdType, ids, [batch, width]));
+            Add(sig.AttentionMask!, GenerationSession.CreateIntTensor(sig.MaskType, mask, [batch, width]));
+            if (sig.PositionIds is { } positionIds)
+            {
+                Add(positionIds, GenerationSession.CreateIntTensor(sig.PositionType, positions, [batch, width]));
+            }
+
+            if (sig.UseCacheBranch is { } branch)
+            {
+                Add(branch, OrtValue.CreateTensorValueFromMemory(new[] { false }, [1]));
+            }
+
+            long[] emptyCache = sig.Layout == KvCacheLayout.Combined
+                ? [2, batch, sig.KeyValueHeadCount, 0, sig.HeadSize]
+                : [batch, sig.KeyValueHeadCount, 0, sig.HeadSize];
+            foreach (var name in sig.PastNames)
+            {
+                Add(name, OrtValue.CreateAllocatedTensorValue(OrtAllocator.DefaultInstance, sig.KvType, emptyCache));
+            }
+
+            cancellationToken.ThrowIfCancellationRequested();
+            using var registration = cancellationToken.CanBeCanceled
+                ? cancellationToken.Register(static o => ((RunOptions)o!).Terminate = true, runOptions)
+                : default;
+            IDisposableReadOnlyCollection<OrtValue> outputs;
+            try
+            {
+                outputs = graph.Session.Run(runOptions, names, values, [sig.Logits]);
+            }
+            catch (OnnxRuntimeException) when (cancellationToken.IsCancellationRequested)
+            {
+                throw new OperationCanceledException("The model run was cancelled.", cancellationToken);
+            }
+
+            using (outputs)
+            {
+                var output = outputs.First();
+                var shape = output.GetTensorTypeAndShape().Shape;
+                if (shape is not [_, _, _] || shape[0] != batch || shape[1] != width || shape[2] != vocab)
+                {
+                    throw new ModelFormatException(
+                        $"The graph returned logits of shape [{string.Join(", ", shape)}] for a batch; expected [{batch}, {width}, {vocab}].", model.Info.GraphPath);
+                }
+
+                for (var b = 0; b < batch; b++)
+                {
+                    var start = (b * width + firstRows[b]) * vocab;
+                    var count = (sequences[b].Length - firstRows[b]) * vocab;
+                    if (sig.LogitsType == TensorElementType.Float)
+                    {
+                        output.GetTensorDataAsSpan<float>().Slice(start, count).CopyTo(logits[b]);
+                    }
+                    else
+                    {
+                        var halves = MemoryMarshal.Cast<Float16, Half>(output.GetTensorDataAsSpan<Float16>().Slice(start, count));
+                        TensorPrimitives.ConvertToSingle(halves, logits[b].AsSpan(0, count));
+                    }
+                }
+            }
+        }
+        finally
+        {
+            foreach (var value in values) value.Dispose();
+        }
+
+        void Add(string name, OrtValue value)
+        {
+            names.Add(name);
+            values.Add(value);
+        }
+    }
+}
