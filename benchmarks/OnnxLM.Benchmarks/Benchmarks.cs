@@ -85,11 +85,63 @@ internal static class Benchmarks
         Console.WriteLine($"one full forward pass: {tokens.Length / forwardSeconds:F0} tokens/s ({forwardSeconds * 1000:F1} ms)");
         Console.WriteLine($"ratio: {forwardSeconds / scoreSeconds:F2}x");
 
+        await ScoreManyPairsAsync(model);
+
         var rollingText = string.Concat(Enumerable.Repeat("And God said, Let there be light: and there was light. ", 400));
         clock.Restart();
         var rolling = await model.ScorePerplexityAsync(rollingText);
         Console.WriteLine($"ScorePerplexityAsync: {rolling.TokenCount} tokens in {rolling.WindowCount} windows, {rolling.TokenCount / clock.Elapsed.TotalSeconds:F0} tokens/s");
         return 0;
+    }
+
+    /// <summary>
+    /// lm-eval's typical load: many short pairs with distinct contexts (sentence starts of Revelation, each continued by
+    /// its next words). ScoreBatchAsync vs one padded forward pass of exactly the same sequences, and vs pairs one by one.
+    /// </summary>
+    private static async Task ScoreManyPairsAsync(LanguageModel model)
+    {
+        var text = File.ReadAllText(Path.Combine(RepoRoot(), "tests", "data", "kjv", "revelation.txt"));
+        var sentences = text.Split([". ", ": ", "; "], StringSplitOptions.RemoveEmptyEntries)
+            .Select(s => s.Trim().Split(' ')).Where(w => w.Length >= 8).Take(64).ToArray();
+        var requests = sentences.Select(w => new ScoreRequest(string.Join(' ', w[..(w.Length / 2)]), " " + string.Join(' ', w[(w.Length / 2)..]))).ToArray();
+        var pairs = requests.Select(r => Scorer.Tokenize(model, r.Context, r.Continuation, new ScoreOptions())).ToArray();
+        var sequences = pairs.Select(p => p.Context.Concat(p.Continuation[..^1]).ToArray()).ToArray();
+        var positions = sequences.Sum(s => s.Length);
+        Console.WriteLine($"{requests.Length} pairs with distinct contexts, {positions} positions (padded batches: {PaddedBatch.IsSupported(model.Graph)})");
+
+        void ForwardOnly()
+        {
+            var logits = pairs.Select(p => new float[p.Continuation.Length * model.Info.VocabularySize]).ToArray();
+            PaddedBatch.Run(model, sequences, pairs.Select(p => p.Context.Length - 1).ToArray(), logits, CancellationToken.None);
+        }
+
+        await model.ScoreBatchAsync(requests);
+        ForwardOnly();
+        const int runs = 5;
+        var clock = Stopwatch.StartNew();
+        for (var i = 0; i < runs; i++) await model.ScoreBatchAsync(requests);
+        var batchSeconds = clock.Elapsed.TotalSeconds / runs;
+        clock.Restart();
+        for (var i = 0; i < runs; i++) ForwardOnly();
+        var forwardSeconds = clock.Elapsed.TotalSeconds / runs;
+        clock.Restart();
+        foreach (var request in requests) await model.ScoreAsync(request.Context, request.Continuation);
+        var oneByOneSeconds = clock.Elapsed.TotalSeconds;
+        Console.WriteLine($"ScoreBatchAsync: {positions / batchSeconds:F0} tokens/s ({batchSeconds * 1000:F1} ms)");
+        Console.WriteLine($"one padded forward pass of the same sequences: {positions / forwardSeconds:F0} tokens/s ({forwardSeconds * 1000:F1} ms)");
+        Console.WriteLine($"ratio: {forwardSeconds / batchSeconds:F2}x");
+        Console.WriteLine($"ScoreAsync one pair at a time: {positions / oneByOneSeconds:F0} tokens/s ({oneByOneSeconds * 1000:F1} ms)");
+    }
+
+    /// <summary>The folder holding OnnxLM.sln (or the current folder).</summary>
+    public static string RepoRoot()
+    {
+        for (var dir = new DirectoryInfo(AppContext.BaseDirectory); dir is not null; dir = dir.Parent)
+        {
+            if (File.Exists(Path.Combine(dir.FullName, "OnnxLM.sln"))) return dir.FullName;
+        }
+
+        return Environment.CurrentDirectory;
     }
 
     private static double DecodeStepMilliseconds(LanguageModel model)

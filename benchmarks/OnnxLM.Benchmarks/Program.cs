@@ -9,7 +9,7 @@ using GenAI = Microsoft.ML.OnnxRuntimeGenAI;
 //   sampling-cost [folder]: per-token cost of sampling pipelines on a 32k logit vector vs one decode step of the model.
 //   score-throughput [folder]: scoring tokens/s vs one full forward pass over the same tokens.
 var command = args.Length > 0 ? args[0] : "genai-compare";
-var folder = args.Length > 1 ? args[1] : Path.Combine(FindRepoRoot(), "models", "kjv-tiny");
+var folder = args.Length > 1 ? args[1] : Path.Combine(Benchmarks.RepoRoot(), "models", "kjv-tiny");
 var newTokens = args.Length > 2 ? int.Parse(args[2], CultureInfo.InvariantCulture) : 200;
 var prompt = args.Length > 3 ? args[3] : "And the LORD said unto Moses,";
 
@@ -74,13 +74,3 @@ if (!same)
 
 Console.WriteLine($"text: {prompt}{ours.Text}");
 return same ? 0 : 2;
-
-static string FindRepoRoot()
-{
-    for (var dir = new DirectoryInfo(AppContext.BaseDirectory); dir is not null; dir = dir.Parent)
-    {
-        if (File.Exists(Path.Combine(dir.FullName, "OnnxLM.sln"))) return dir.FullName;
-    }
-
-    return Environment.CurrentDirectory;
-}

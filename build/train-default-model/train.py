@@ -225,7 +225,7 @@ with open(os.path.join(args.out, "model.safetensors"), "wb") as f:
 
 config = {"architectures": ["LlamaForCausalLM"], "model_type": "llama", "hidden_size": args.hidden,
           "intermediate_size": args.intermediate, "num_attention_heads": args.heads, "num_key_value_heads": args.kv_heads,
-          "head_dim": head_dim, "num_hidden_layers": args.layers, "vocab_size": vocab, "max_position_embeddings": 1024,
+          "head_dim": head_dim, "num_hidden_layers": args.layers, "vocab_size": vocab, "max_position_embeddings": args.seq,
           "rms_norm_eps": 1e-5, "rope_theta": 10000.0, "rope_scaling": None, "hidden_act": "silu", "attention_bias": False,
           "mlp_bias": False, "tie_word_embeddings": False, "bos_token_id": 0, "eos_token_id": 1, "pad_token_id": None,
           "torch_dtype": "float32", "use_cache": True}

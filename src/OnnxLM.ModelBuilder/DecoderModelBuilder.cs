@@ -41,7 +41,6 @@ public static class DecoderModelBuilder
                 if (File.Exists(target)) File.SetAttributes(target, FileAttributes.Normal);
                 File.Copy(source, target, overwrite: true);
                 File.SetAttributes(target, FileAttributes.Normal); // sources may be read-only; the copy is the user's
-
             }
         }
     }

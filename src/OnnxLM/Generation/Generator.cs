@@ -44,6 +44,7 @@ internal static class Generator
         {
             await foreach (var token in channel.Reader.ReadAllAsync(cancellationToken).ConfigureAwait(false))
             {
+                cancellationToken.ThrowIfCancellationRequested(); // tokens already buffered are not handed out after cancellation
                 yield return token;
             }
         }

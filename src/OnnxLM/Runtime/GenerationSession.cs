@@ -389,7 +389,8 @@ public sealed class GenerationSession : IDisposable
         _hasLogits = false;
     }
 
-    private UseScope Enter()
+    /// <summary>Marks the session in use until the scope is disposed; a second concurrent call fails.</summary>
+    internal UseScope Enter()
     {
         ObjectDisposedException.ThrowIf(_disposed, this);
         _model.ThrowIfDisposed();
@@ -402,7 +403,7 @@ public sealed class GenerationSession : IDisposable
         return new UseScope(this);
     }
 
-    private readonly struct UseScope(GenerationSession session) : IDisposable
+    internal readonly struct UseScope(GenerationSession session) : IDisposable
     {
         public void Dispose() => Volatile.Write(ref session._busy, 0);
     }

@@ -92,7 +92,7 @@ public sealed class ScoringTests
         { "In the beginning God created the heaven and the", [" earth.", " banana.", " computer keyboard."] },
         { "The LORD is my shepherd; I shall not", [" want.", " dance.", " email you."] },
         { "And God said, Let there be", [" light: and there was light.", " pizza: and there was pizza.", " traffic."] },
-        { "Our Father which art in", [" heaven, Hallowed be thy name.", " Cleveland, Hallowed be thy name.", " debt."] },
+        { "Our Father which art in", [" heaven, Hallowed be thy name.", " Cleveland, Hallowed be thy name.", " debt, Hallowed be thy name."] },
         { "And the LORD spake unto Moses,", [" saying,", " laughing,", " texting,"] },
     };
 
