@@ -23,6 +23,10 @@ internal static class Benchmarks
             ("temperature 0.8 + top-k 40 + top-p 0.95 (HF order)", new GenerationOptions { Temperature = 0.8f, TopK = 40, TopP = 0.95f }),
             ("llama.cpp defaults: penalties 1.1, top-k 40, top-p 0.95, min-p 0.05, temperature 0.8",
                 new GenerationOptions { Temperature = 0.8f, TopK = 40, TopP = 0.95f, MinP = 0.05f, RepetitionPenalty = 1.1f, SamplerOrder = SamplerOrders.LlamaCpp }),
+            ("DRY 0.8 (+ temperature 0.8)", new GenerationOptions { Temperature = 0.8f, DryMultiplier = 0.8f }),
+            ("no-repeat-ngram 3 (+ temperature 0.8)", new GenerationOptions { Temperature = 0.8f, NoRepeatNGramSize = 3 }),
+            ("typical 0.9 (+ temperature 0.8)", new GenerationOptions { Temperature = 0.8f, TypicalP = 0.9f }),
+            ("mirostat v2 (+ temperature 0.8)", new GenerationOptions { Temperature = 0.8f, Mirostat = 2 }),
             ("everything: penalties, no-repeat 3, DRY, top-nσ, typical, eta, XTC",
                 new GenerationOptions { Temperature = 0.8f, TopK = 40, TopP = 0.95f, MinP = 0.05f, RepetitionPenalty = 1.1f, PresencePenalty = 0.2f,
                     FrequencyPenalty = 0.2f, NoRepeatNGramSize = 3, DryMultiplier = 0.8f, TopNSigma = 2f, TypicalP = 0.9f, EtaCutoff = 0.001f, XtcProbability = 0.5f }),
@@ -34,13 +38,16 @@ internal static class Benchmarks
             var pipeline = SamplingPipeline.Create(options, [1], null);
             var context = new SamplingContext(new Random(2), 200);
             context.SetTokens(history, history.Length);
-            for (var i = 0; i < 20; i++) { logits.CopyTo(scratch, 0); pipeline.Choose(scratch, context); }
-            const int n = 300;
+            // Warm up for a second so the JIT's optimized tier runs, then time at least 300 picks and one second.
             var clock = Stopwatch.StartNew();
-            for (var i = 0; i < n; i++)
+            while (clock.ElapsedMilliseconds < 1000) { logits.CopyTo(scratch, 0); pipeline.Choose(scratch, context); }
+            var n = 0;
+            clock.Restart();
+            while (n < 300 || clock.ElapsedMilliseconds < 1000)
             {
                 logits.CopyTo(scratch, 0);
                 pipeline.Choose(scratch, context);
+                n++;
             }
 
             var ms = clock.Elapsed.TotalMilliseconds / n;
@@ -144,16 +151,28 @@ internal static class Benchmarks
         return Environment.CurrentDirectory;
     }
 
+    /// <summary>Mean time of one cached decoding step (session.Append of one token) over sequences of up to 200 steps, after a second of warm-up.</summary>
     private static double DecodeStepMilliseconds(LanguageModel model)
     {
-        using var session = model.CreateSession(300);
-        session.Append([model.Info.BosTokenId ?? 0]);
-        for (var i = 0; i < 20; i++) session.Append(1 + i % 50);
-        session.Clear();
-        session.Append([model.Info.BosTokenId ?? 0]);
+        var n = Math.Min(200, model.Info.ContextLength - 1);
+        using var session = model.CreateSession(n + 1);
+        void Sequence()
+        {
+            session.Clear();
+            session.Append([model.Info.BosTokenId ?? 0]);
+            for (var i = 0; i < n; i++) session.Append(1 + i % 50);
+        }
+
         var clock = Stopwatch.StartNew();
-        const int n = 200;
-        for (var i = 0; i < n; i++) session.Append(1 + i % 50);
-        return clock.Elapsed.TotalMilliseconds / n;
+        while (clock.ElapsedMilliseconds < 1000) Sequence();
+        var steps = 0;
+        clock.Restart();
+        while (steps < 3 * n || clock.ElapsedMilliseconds < 1000)
+        {
+            Sequence();
+            steps += n;
+        }
+
+        return clock.Elapsed.TotalMilliseconds / steps;
     }
 }

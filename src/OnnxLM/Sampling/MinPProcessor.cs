@@ -21,10 +21,6 @@ public sealed class MinPProcessor : ILogitProcessor
     public void Process(Span<float> logits, SamplingContext context)
     {
         // p_i ≥ minP · p_max  ⟺  logit_i ≥ logit_max + ln(minP).
-        var threshold = logits[SamplingMath.ArgMax(logits)] + MathF.Log(MinP);
-        for (var i = 0; i < logits.Length; i++)
-        {
-            if (logits[i] < threshold) logits[i] = float.NegativeInfinity;
-        }
+        SamplingMath.MaskBelow(logits, logits[SamplingMath.ArgMax(logits)] + MathF.Log(MinP));
     }
 }

@@ -40,19 +40,19 @@ public sealed class MirostatPicker : ITokenPicker
         var n = logits.Length;
         if (_order.Length != n) (_probabilities, _order, _keys) = (new double[n], new int[n], new float[n]);
         SamplingMath.Softmax(logits, _probabilities);
-        SamplingMath.SortDescending(logits, _order, _keys);
+        var finite = SamplingMath.SortDescending(logits, _order, _keys); // _order holds the finite candidates only
 
         int keep;
         if (_version == 2)
         {
             keep = 1;
-            while (keep < n && -Math.Log2(_probabilities[_order[keep]]) <= Mu) keep++;
+            while (keep < finite && -Math.Log2(_probabilities[_order[keep]]) <= Mu) keep++;
         }
         else
         {
             const int m = 100;
             double sumTiBi = 0, sumTiSquared = 0;
-            for (var i = 0; i < Math.Min(m, n) - 1; i++)
+            for (var i = 0; i < Math.Min(m, finite) - 1; i++)
             {
                 var (p, q) = (_probabilities[_order[i]], _probabilities[_order[i + 1]]);
                 if (p <= 0 || q <= 0) break;
@@ -64,7 +64,7 @@ public sealed class MirostatPicker : ITokenPicker
             var sHat = sumTiSquared > 0 ? sumTiBi / sumTiSquared : 1;
             var epsilonHat = sHat - 1;
             var k = Math.Abs(epsilonHat) < 1e-9 ? n : Math.Pow(epsilonHat * Math.Pow(2, Mu) / (1 - Math.Pow(n, -epsilonHat)), 1 / sHat);
-            keep = (int)Math.Clamp(double.IsFinite(k) ? Math.Round(k) : n, 1, n);
+            keep = (int)Math.Clamp(double.IsFinite(k) ? Math.Round(k) : n, 1, finite); // k uses the vocabulary size, as llama.cpp
         }
 
         double total = 0;

@@ -1,4 +1,7 @@
+using System.Numerics;
 using System.Numerics.Tensors;
+using System.Runtime.InteropServices;
+using System.Runtime.Intrinsics;
 
 namespace OnnxLM;
 
@@ -8,7 +11,29 @@ internal static class SamplingMath
     /// <summary>Index of the largest value; the lowest index wins ties. NaN is never chosen over a number.</summary>
     public static int ArgMax(ReadOnlySpan<float> values)
     {
-        var best = 0;
+        // Vectorized: the maximum, then the first position holding it (−0 and +0 compare equal, as in the scalar loop).
+        var max = TensorPrimitives.Max(values);
+        if (!float.IsNaN(max))
+        {
+            var i = 0;
+            if (Vector256.IsHardwareAccelerated)
+            {
+                var target = Vector256.Create(max);
+                ref var start = ref MemoryMarshal.GetReference(values);
+                for (; i <= values.Length - Vector256<float>.Count; i += Vector256<float>.Count)
+                {
+                    var bits = Vector256.Equals(Vector256.LoadUnsafe(ref start, (nuint)i), target).ExtractMostSignificantBits();
+                    if (bits != 0) return i + BitOperations.TrailingZeroCount(bits);
+                }
+            }
+
+            for (; i < values.Length; i++)
+            {
+                if (values[i] == max) return i;
+            }
+        }
+
+        var best = 0; // a NaN is present: the scalar loop skips it
         var bestValue = float.NegativeInfinity;
         for (var i = 0; i < values.Length; i++)
         {
@@ -20,6 +45,56 @@ internal static class SamplingMath
         }
 
         return best;
+    }
+
+    /// <summary>Sets every value below <paramref name="threshold"/> to −∞ (vectorized).</summary>
+    public static void MaskBelow(Span<float> logits, float threshold)
+    {
+        var i = 0;
+        if (Vector256.IsHardwareAccelerated)
+        {
+            var limit = Vector256.Create(threshold);
+            var masked = Vector256.Create(float.NegativeInfinity);
+            ref var start = ref MemoryMarshal.GetReference(logits);
+            for (; i <= logits.Length - Vector256<float>.Count; i += Vector256<float>.Count)
+            {
+                var v = Vector256.LoadUnsafe(ref start, (nuint)i);
+                Vector256.ConditionalSelect(Vector256.LessThan(v, limit), masked, v).StoreUnsafe(ref start, (nuint)i);
+            }
+        }
+
+        for (; i < logits.Length; i++)
+        {
+            if (logits[i] < threshold) logits[i] = float.NegativeInfinity;
+        }
+    }
+
+    /// <summary>Writes the ids whose logit is not −∞ into <paramref name="ids"/> in ascending order and returns how many.</summary>
+    public static int Candidates(ReadOnlySpan<float> logits, Span<int> ids)
+    {
+        var count = 0;
+        var i = 0;
+        if (Vector256.IsHardwareAccelerated)
+        {
+            var masked = Vector256.Create(float.NegativeInfinity);
+            ref var start = ref MemoryMarshal.GetReference(logits);
+            for (; i <= logits.Length - Vector256<float>.Count; i += Vector256<float>.Count)
+            {
+                var bits = ~Vector256.Equals(Vector256.LoadUnsafe(ref start, (nuint)i), masked).ExtractMostSignificantBits() & 0xFF;
+                while (bits != 0)
+                {
+                    ids[count++] = i + BitOperations.TrailingZeroCount(bits);
+                    bits &= bits - 1;
+                }
+            }
+        }
+
+        for (; i < logits.Length; i++)
+        {
+            if (!float.IsNegativeInfinity(logits[i])) ids[count++] = i;
+        }
+
+        return count;
     }
 
     [ThreadStatic]
@@ -45,23 +120,15 @@ internal static class SamplingMath
         return max + Math.Log(TensorPrimitives.Sum<double>(e));
     }
 
-    /// <summary>Writes softmax(logits) into <paramref name="probabilities"/> (double, index order) and returns the max logit.</summary>
+    /// <summary>Writes softmax(logits) into <paramref name="probabilities"/> (double precision, vectorized; −∞ gives 0) and returns the max logit.</summary>
     public static double Softmax(ReadOnlySpan<float> logits, Span<double> probabilities)
     {
         double max = logits[ArgMax(logits)];
-        double sum = 0;
-        for (var i = 0; i < logits.Length; i++)
-        {
-            var e = float.IsNegativeInfinity(logits[i]) ? 0 : Math.Exp(logits[i] - max);
-            probabilities[i] = e;
-            sum += e;
-        }
-
-        for (var i = 0; i < logits.Length; i++)
-        {
-            probabilities[i] /= sum;
-        }
-
+        var p = probabilities[..logits.Length];
+        TensorPrimitives.ConvertChecked(logits, p);
+        TensorPrimitives.Subtract(p, max, p);
+        TensorPrimitives.Exp(p, p);
+        TensorPrimitives.Divide(p, TensorPrimitives.Sum<double>(p), p);
         return max;
     }
 
@@ -81,27 +148,72 @@ internal static class SamplingMath
         return rank;
     }
 
-    /// <summary>The k-th largest value (1-based) of <paramref name="scratch"/>, which is reordered.</summary>
-    public static float KthLargest(Span<float> scratch, int k)
+    /// <summary>The k-th largest value (1-based) of <paramref name="values"/>; <paramref name="heap"/> holds k floats of scratch.</summary>
+    public static float KthLargest(ReadOnlySpan<float> values, int k, Span<float> heap)
     {
-        scratch.Sort();
-        return scratch[^k];
-    }
-
-    /// <summary>Ids ordered by descending logit (ascending id among equals) into <paramref name="order"/>.</summary>
-    public static void SortDescending(ReadOnlySpan<float> logits, int[] order, float[] keys)
-    {
-        for (var i = 0; i < logits.Length; i++)
+        // A min-heap of the k largest seen so far: most values fail the single comparison with its root.
+        heap = heap[..k];
+        values[..k].CopyTo(heap);
+        for (var h = k / 2 - 1; h >= 0; h--) SiftDown(heap, h);
+        var i = k;
+        if (Vector256.IsHardwareAccelerated)
         {
-            order[i] = i;
-            keys[i] = -logits[i];
+            // Skip whole vectors with nothing above the root: once the heap holds large values, nearly all of them.
+            ref var start = ref MemoryMarshal.GetReference(values);
+            for (; i <= values.Length - Vector256<float>.Count; i += Vector256<float>.Count)
+            {
+                if (Vector256.GreaterThanAny(Vector256.LoadUnsafe(ref start, (nuint)i), Vector256.Create(heap[0])))
+                {
+                    for (var j = i; j < i + Vector256<float>.Count; j++) Offer(heap, values[j]);
+                }
+            }
         }
 
-        Array.Sort(keys, order, 0, logits.Length);
-        var start = 0;
-        for (var i = 1; i <= logits.Length; i++)
+        for (; i < values.Length; i++) Offer(heap, values[i]);
+
+        return heap[0];
+
+        static void Offer(Span<float> heap, float value)
         {
-            if (i == logits.Length || keys[i] != keys[start])
+            if (value > heap[0])
+            {
+                heap[0] = value;
+                SiftDown(heap, 0);
+            }
+        }
+
+        static void SiftDown(Span<float> heap, int i)
+        {
+            while (true)
+            {
+                var smallest = i;
+                var (left, right) = (2 * i + 1, 2 * i + 2);
+                if (left < heap.Length && heap[left] < heap[smallest]) smallest = left;
+                if (right < heap.Length && heap[right] < heap[smallest]) smallest = right;
+                if (smallest == i) return;
+                (heap[i], heap[smallest]) = (heap[smallest], heap[i]);
+                i = smallest;
+            }
+        }
+    }
+
+    /// <summary>
+    /// The ids whose logit is finite, ordered by descending logit (ascending id among equals), into the start of
+    /// <paramref name="order"/>; returns how many. Only those are sorted, so after top-k the sort is tiny.
+    /// </summary>
+    public static int SortDescending(ReadOnlySpan<float> logits, int[] order, float[] keys)
+    {
+        var finite = Candidates(logits, order);
+        for (var i = 0; i < finite; i++)
+        {
+            keys[i] = -logits[order[i]];
+        }
+
+        Array.Sort(keys, order, 0, finite);
+        var start = 0;
+        for (var i = 1; i <= finite; i++)
+        {
+            if (i == finite || keys[i] != keys[start])
             {
                 if (i - start > 1)
                 {
@@ -111,6 +223,8 @@ internal static class SamplingMath
                 start = i;
             }
         }
+
+        return finite;
     }
 
     /// <summary>Masks every id whose <paramref name="keep"/> is false with -∞, but never all of them: the best stays.</summary>

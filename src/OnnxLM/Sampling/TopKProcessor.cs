@@ -24,20 +24,12 @@ public sealed class TopKProcessor : ILogitProcessor
             return;
         }
 
-        if (_scratch.Length != logits.Length)
+        if (_scratch.Length != K)
         {
-            _scratch = new float[logits.Length];
+            _scratch = new float[K];
         }
 
         // The k-th largest value is the threshold (Hugging Face's TopKLogitsWarper keeps ties with it too).
-        logits.CopyTo(_scratch);
-        var threshold = SamplingMath.KthLargest(_scratch, K);
-        for (var i = 0; i < logits.Length; i++)
-        {
-            if (logits[i] < threshold)
-            {
-                logits[i] = float.NegativeInfinity;
-            }
-        }
+        SamplingMath.MaskBelow(logits, SamplingMath.KthLargest(logits, K, _scratch));
     }
 }

@@ -34,10 +34,6 @@ public sealed class TopNSigmaProcessor : ILogitProcessor
 
         var mean = sum / count;
         var sigma = Math.Sqrt(Math.Max(0, sumSquares / count - mean * mean));
-        var threshold = max - N * sigma;
-        for (var i = 0; i < logits.Length; i++)
-        {
-            if (logits[i] < threshold) logits[i] = float.NegativeInfinity;
-        }
+        SamplingMath.MaskBelow(logits, (float)(max - N * sigma));
     }
 }

@@ -40,13 +40,19 @@ public sealed class TopPProcessor : ILogitProcessor
             (_order, _keys, _probabilities) = (new int[n], new float[n], new double[n]);
         }
 
-        SamplingMath.SortDescending(logits, _order, _keys);
-        SamplingMath.Softmax(logits, _probabilities);
+        // Probabilities of the finite candidates only, indexed by rank (after top-k that is a handful of exps).
+        var finite = SamplingMath.SortDescending(logits, _order, _keys);
+        if (finite == 0) return;
+        var weights = _probabilities.AsSpan(0, finite);
+        float max = logits[_order[0]];
+        for (var r = 0; r < finite; r++) weights[r] = logits[_order[r]] - max;
+        System.Numerics.Tensors.TensorPrimitives.Exp(weights, weights);
+        var total = System.Numerics.Tensors.TensorPrimitives.Sum<double>(weights);
         double cumulative = 0;
-        var keep = n;
-        for (var r = 0; r < n; r++)
+        var keep = finite;
+        for (var r = 0; r < finite; r++)
         {
-            cumulative += _probabilities[_order[r]];
+            cumulative += weights[r] / total;
             if (cumulative >= P)
             {
                 keep = r + 1;
@@ -54,7 +60,7 @@ public sealed class TopPProcessor : ILogitProcessor
             }
         }
 
-        for (var r = keep; r < n; r++)
+        for (var r = keep; r < finite; r++)
         {
             logits[_order[r]] = float.NegativeInfinity;
         }

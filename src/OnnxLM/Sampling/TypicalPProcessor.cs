@@ -35,16 +35,19 @@ public sealed class TypicalPProcessor : ILogitProcessor
             if (_probabilities[i] > 0) entropy -= _probabilities[i] * Math.Log(_probabilities[i]);
         }
 
+        // Only tokens with probability > 0 take part (after top-k that is a handful).
+        var candidates = 0;
         for (var i = 0; i < n; i++)
         {
-            _order[i] = i;
-            _distance[i] = _probabilities[i] > 0 ? (float)Math.Abs(-Math.Log(_probabilities[i]) - entropy) : float.PositiveInfinity;
+            if (_probabilities[i] <= 0) continue;
+            _order[candidates] = i;
+            _distance[candidates++] = (float)Math.Abs(-Math.Log(_probabilities[i]) - entropy);
         }
 
-        Array.Sort(_distance, _order);
+        Array.Sort(_distance, _order, 0, candidates);
         double cumulative = 0;
-        var keep = n;
-        for (var r = 0; r < n; r++)
+        var keep = candidates;
+        for (var r = 0; r < candidates; r++)
         {
             cumulative += _probabilities[_order[r]];
             if (cumulative >= P)
@@ -54,6 +57,6 @@ public sealed class TypicalPProcessor : ILogitProcessor
             }
         }
 
-        for (var r = keep; r < n; r++) logits[_order[r]] = float.NegativeInfinity;
+        for (var r = keep; r < candidates; r++) logits[_order[r]] = float.NegativeInfinity;
     }
 }
