@@ -137,7 +137,23 @@ internal static class SamplingMath
     {
         var value = values[index];
         var rank = 1;
-        for (var i = 0; i < values.Length; i++)
+        var i = 0;
+        if (Vector256.IsHardwareAccelerated)
+        {
+            var target = Vector256.Create(value);
+            ref var start = ref MemoryMarshal.GetReference(values);
+            for (; i <= values.Length - Vector256<float>.Count; i += Vector256<float>.Count)
+            {
+                var v = Vector256.LoadUnsafe(ref start, (nuint)i);
+                var above = Vector256.GreaterThan(v, target).ExtractMostSignificantBits();
+                var equal = Vector256.Equals(v, target).ExtractMostSignificantBits();
+                // Equal values count only at lower indices.
+                var lower = index - i >= Vector256<float>.Count ? 0xFFu : index <= i ? 0u : (1u << (index - i)) - 1;
+                rank += BitOperations.PopCount(above | (equal & lower));
+            }
+        }
+
+        for (; i < values.Length; i++)
         {
             if (values[i] > value || (values[i] == value && i < index))
             {

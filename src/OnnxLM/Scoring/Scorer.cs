@@ -1,3 +1,5 @@
+using System.Buffers;
+
 namespace OnnxLM;
 
 /// <summary>Log-likelihood of a continuation, the way lm-evaluation-harness computes it.</summary>
@@ -33,28 +35,37 @@ internal static class Scorer
     {
         // One forward pass over context + continuation (minus its last token); rows from the context's last position on are kept.
         var input = Input(model, context, continuation);
-        var logits = new float[continuation.Length * model.Info.VocabularySize];
-        using (var session = model.CreateSession(input.Length))
+        var logits = ArrayPool<float>.Shared.Rent(continuation.Length * model.Info.VocabularySize);
+        try
         {
-            session.AppendWithAllLogits(input, logits, context.Length - 1, cancellationToken);
-        }
+            using (var session = model.CreateSession(input.Length))
+            {
+                session.AppendWithAllLogits(input, logits.AsSpan(0, continuation.Length * model.Info.VocabularySize), context.Length - 1, cancellationToken);
+            }
 
-        return new ScoreResult(context, ScoreRows(model, logits, continuation, alternatives));
+            return new ScoreResult(context, ScoreRows(model, logits, continuation, alternatives));
+        }
+        finally
+        {
+            ArrayPool<float>.Shared.Return(logits);
+        }
     }
 
     /// <summary>
     /// Scores pairs, prefilling each distinct context once: its continuations fork the context's cache
     /// (multiple-choice answers share their question). Pairs whose context is their own run several at a time in
-    /// right-padded batches when the graph takes a batch. Results come back in request order.
+    /// right-padded batches when <paramref name="padded"/> says so and the graph takes a batch; by default only on
+    /// CUDA, since on the CPU one pass per pair measured as fast (benchmarks/RESULTS.md). Results come back in request order.
     /// </summary>
     public static ScoreResult[] ScoreBatch(
-        LanguageModel model, (int[] Context, int[] Continuation)[] pairs, int alternatives, IProgress<double>? progress, CancellationToken cancellationToken)
+        LanguageModel model, (int[] Context, int[] Continuation)[] pairs, int alternatives, IProgress<double>? progress, CancellationToken cancellationToken,
+        bool? padded = null)
     {
         var results = new ScoreResult[pairs.Length];
         var done = 0;
         var groups = Enumerable.Range(0, pairs.Length).GroupBy(i => string.Join(",", pairs[i].Context)).ToList();
         var alone = groups.Where(g => g.Count() == 1).Select(g => g.First()).ToList();
-        if (alone.Count > 1 && PaddedBatch.IsSupported(model.Graph))
+        if (alone.Count > 1 && (padded ?? model.Graph.Provider == ExecutionProvider.Cuda) && PaddedBatch.IsSupported(model.Graph))
         {
             groups.RemoveAll(g => g.Count() == 1);
             foreach (var chunk in PackBySize(model, alone.OrderBy(i => pairs[i].Context.Length + pairs[i].Continuation.Length).ToList(), pairs))
@@ -74,6 +85,14 @@ internal static class Scorer
 
         foreach (var group in groups)
         {
+            if (group.Count() == 1)
+            {
+                var i = group.First(); // nothing to share: one pass, as ScoreAsync
+                results[i] = Score(model, pairs[i].Context, pairs[i].Continuation, alternatives, cancellationToken);
+                progress?.Report((double)++done / pairs.Length);
+                continue;
+            }
+
             var context = pairs[group.First()].Context;
             var longest = group.Max(i => pairs[i].Continuation.Length);
             CheckLength(model, context.Length + longest - 1, context.Length, longest);
@@ -123,14 +142,21 @@ internal static class Scorer
     private static ScoreResult ScoreAfter(LanguageModel model, GenerationSession session, int[] context, int[] continuation, int alternatives, CancellationToken cancellationToken)
     {
         var vocab = model.Info.VocabularySize;
-        var logits = new float[continuation.Length * vocab];
-        session.NextTokenLogits.CopyTo(logits);
-        if (continuation.Length > 1)
+        var logits = ArrayPool<float>.Shared.Rent(continuation.Length * vocab);
+        try
         {
-            session.AppendWithAllLogits(continuation.AsSpan(0, continuation.Length - 1), logits.AsSpan(vocab), 0, cancellationToken);
-        }
+            session.NextTokenLogits.CopyTo(logits);
+            if (continuation.Length > 1)
+            {
+                session.AppendWithAllLogits(continuation.AsSpan(0, continuation.Length - 1), logits.AsSpan(vocab, (continuation.Length - 1) * vocab), 0, cancellationToken);
+            }
 
-        return new ScoreResult(context, ScoreRows(model, logits, continuation, alternatives));
+            return new ScoreResult(context, ScoreRows(model, logits, continuation, alternatives));
+        }
+        finally
+        {
+            ArrayPool<float>.Shared.Return(logits);
+        }
     }
 
     /// <summary>Row i of <paramref name="logits"/> predicts continuation token i.</summary>

@@ -126,7 +126,19 @@ public sealed class TextTokenizer
     /// The text one token adds when it follows other text (a SentencePiece "▁the" gives " the", not "the"); special tokens
     /// give their content. What a per-token view of scored text should show.
     /// </summary>
-    public string TokenText(int id) => _backend.Decode([id], skipSpecialTokens: false, continuation: true);
+    public string TokenText(int id)
+    {
+        // Cached: scoring asks for the text of every scored token and its alternatives.
+        var cache = _tokenTexts ??= new string?[VocabularySize];
+        if ((uint)id < (uint)cache.Length)
+        {
+            return cache[id] ??= _backend.Decode([id], skipSpecialTokens: false, continuation: true);
+        }
+
+        return _backend.Decode([id], skipSpecialTokens: false, continuation: true);
+    }
+
+    private string?[]? _tokenTexts;
 
     /// <summary>The vocabulary entry of a token as stored ("Ġthe", "▁the", "&lt;0x0A&gt;").</summary>
     public string TokenToPiece(int id) => _backend.TokenToPiece(id);

@@ -75,6 +75,18 @@ public sealed class SamplingMathTests
 
     [Theory]
     [MemberData(nameof(Lengths))]
+    public void RankCountsHigherValuesAndEqualOnesAtLowerIds(int n)
+    {
+        var logits = RandomLogits(n, n + 4);
+        foreach (var index in new[] { 0, n / 3, n / 2, n - 1 }.Distinct())
+        {
+            var expected = 1 + Enumerable.Range(0, n).Count(i => logits[i] > logits[index] || (logits[i] == logits[index] && i < index));
+            Assert.Equal(expected, SamplingMath.Rank(logits, index));
+        }
+    }
+
+    [Theory]
+    [MemberData(nameof(Lengths))]
     public void SoftmaxAndLogSumExpMatchScalarDoubleArithmetic(int n)
     {
         var logits = RandomLogits(n, n + 3);
