@@ -134,17 +134,11 @@ public sealed class LanguageModel : IDisposable
     }
 
     /// <summary>Generates tokens after a prompt given as token ids and returns them all at once.</summary>
-    public async Task<GenerationResult> GenerateAsync(IReadOnlyList<int> promptTokenIds, GenerationOptions? options = null, CancellationToken cancellationToken = default)
+    public Task<GenerationResult> GenerateAsync(IReadOnlyList<int> promptTokenIds, GenerationOptions? options = null, CancellationToken cancellationToken = default)
     {
-        var tokens = new List<GeneratedToken>();
-        var text = new System.Text.StringBuilder();
-        await foreach (var token in GenerateStreamingAsync(promptTokenIds, options, cancellationToken).ConfigureAwait(false))
-        {
-            tokens.Add(token);
-            text.Append(token.Text);
-        }
-
-        return new GenerationResult(text.ToString(), tokens, promptTokenIds.Count, tokens[^1].FinishReason ?? FinishReason.Length);
+        var prompt = CheckPrompt(promptTokenIds);
+        options ??= new GenerationOptions();
+        return Task.Run(() => Generator.Generate(this, prompt, options, cancellationToken), cancellationToken);
     }
 
     /// <summary>Generates text after a prompt, yielding each token as soon as it is chosen.</summary>
@@ -155,7 +149,11 @@ public sealed class LanguageModel : IDisposable
         GenerateStreamingAsync(EncodePrompt(prompt, options), options, cancellationToken);
 
     /// <summary>Generates tokens after a prompt given as token ids, yielding each as soon as it is chosen.</summary>
-    public IAsyncEnumerable<GeneratedToken> GenerateStreamingAsync(IReadOnlyList<int> promptTokenIds, GenerationOptions? options = null, CancellationToken cancellationToken = default)
+    public IAsyncEnumerable<GeneratedToken> GenerateStreamingAsync(IReadOnlyList<int> promptTokenIds, GenerationOptions? options = null, CancellationToken cancellationToken = default) =>
+        Generator.RunAsync(this, CheckPrompt(promptTokenIds), options ?? new GenerationOptions(), cancellationToken);
+
+    /// <summary>The prompt as an array, checked: not empty, and leaving room in the context for at least one new token.</summary>
+    private int[] CheckPrompt(IReadOnlyList<int> promptTokenIds)
     {
         ArgumentNullException.ThrowIfNull(promptTokenIds);
         ThrowIfDisposed();
@@ -170,7 +168,7 @@ public sealed class LanguageModel : IDisposable
                 $"The prompt has {promptTokenIds.Count} tokens; the model's context length {Info.ContextLength} leaves no room to generate.");
         }
 
-        return Generator.RunAsync(this, promptTokenIds.ToArray(), options ?? new GenerationOptions(), cancellationToken);
+        return promptTokenIds.ToArray();
     }
 
     /// <summary>
@@ -181,11 +179,7 @@ public sealed class LanguageModel : IDisposable
     {
         ArgumentOutOfRangeException.ThrowIfLessThan(count, 1);
         options ??= new GenerationOptions();
-        var ids = EncodePrompt(prompt, options);
-        if (ids.Length >= Info.ContextLength)
-        {
-            throw new ContextLengthExceededException(ids.Length + 1, Info.ContextLength, $"The prompt has {ids.Length} tokens; the model's context length {Info.ContextLength} leaves no room to generate.");
-        }
+        var ids = CheckPrompt(EncodePrompt(prompt, options));
 
         var maxLength = (int)Math.Min((long)ids.Length + options.MaxNewTokens, Info.ContextLength);
         using var prefilled = CreateSession(maxLength);
@@ -196,7 +190,7 @@ public sealed class LanguageModel : IDisposable
             using var session = prefilled.Fork();
             var sampleOptions = options.Seed is { } seed ? options.WithSeed(unchecked(seed + i)) : options;
             var tokens = await Task.Run(() => Generator.Decode(this, session, ids, sampleOptions, cancellationToken).ToList(), cancellationToken).ConfigureAwait(false);
-            results.Add(new GenerationResult(string.Concat(tokens.Select(t => t.Text)), tokens, ids.Length, tokens[^1].FinishReason ?? FinishReason.Length));
+            results.Add(Generator.ToResult(tokens, ids.Length));
         }
 
         return results;

@@ -21,9 +21,7 @@ internal static class Generator
         {
             try
             {
-                var maxLength = (int)Math.Min((long)prompt.Length + options.MaxNewTokens, model.Info.ContextLength);
-                using var session = model.CreateSession(maxLength);
-                session.Append(prompt, stop.Token);
+                using var session = Prefill(model, prompt, options, stop.Token);
                 foreach (var token in Decode(model, session, prompt, options, stop.Token))
                 {
                     while (!channel.Writer.TryWrite(token))
@@ -52,6 +50,33 @@ internal static class Generator
         {
             await stop.CancelAsync().ConfigureAwait(false);
             await producer.ConfigureAwait(false); // never throws: failures travel through the channel
+        }
+    }
+
+    /// <summary>Generates on the calling thread and returns the whole result (no hand-over per token).</summary>
+    public static GenerationResult Generate(LanguageModel model, int[] prompt, GenerationOptions options, CancellationToken cancellationToken)
+    {
+        using var session = Prefill(model, prompt, options, cancellationToken);
+        return ToResult(Decode(model, session, prompt, options, cancellationToken).ToList(), prompt.Length);
+    }
+
+    /// <summary>A result from the tokens of one generation.</summary>
+    public static GenerationResult ToResult(List<GeneratedToken> tokens, int promptLength) =>
+        new(string.Concat(tokens.Select(t => t.Text)), tokens, promptLength, tokens[^1].FinishReason ?? FinishReason.Length);
+
+    /// <summary>A session sized for the prompt plus the new tokens (capped by the context), holding the prompt.</summary>
+    private static GenerationSession Prefill(LanguageModel model, int[] prompt, GenerationOptions options, CancellationToken cancellationToken)
+    {
+        var session = model.CreateSession((int)Math.Min((long)prompt.Length + options.MaxNewTokens, model.Info.ContextLength));
+        try
+        {
+            session.Append(prompt, cancellationToken);
+            return session;
+        }
+        catch
+        {
+            session.Dispose();
+            throw;
         }
     }
 
