@@ -24,29 +24,43 @@ public sealed class CategoricalPicker : ITokenPicker
         var ids = t_ids is { } cached && cached.Length >= logits.Length ? cached : t_ids = new int[logits.Length];
         var buffer = t_weights is { } w && w.Length >= logits.Length ? w : t_weights = new double[logits.Length];
 
-        // Weights exp(logit − max) of the finite candidates in id order (vectorized double precision), then one walk.
+        // Weights exp(logit − max) in id order (vectorized double precision), then one walk. After truncation (top-k,
+        // top-p, ...) only the finite candidates are gathered; with most of the vocabulary alive, all of it is used.
         var count = SamplingMath.Candidates(logits, ids);
         if (count == 0)
         {
             return SamplingMath.ArgMax(logits);
         }
 
-        var max = float.NegativeInfinity;
-        for (var i = 0; i < count; i++) max = Math.Max(max, logits[ids[i]]);
-        var weights = buffer.AsSpan(0, count);
-        for (var i = 0; i < count; i++) weights[i] = logits[ids[i]] - max;
-        TensorPrimitives.Exp(weights, weights);
-        var target = context.Random.NextDouble() * TensorPrimitives.Sum<double>(weights);
-        double cumulative = 0;
-        for (var i = 0; i < count; i++)
+        Span<double> weights;
+        var dense = count > logits.Length / 4;
+        if (dense)
         {
-            cumulative += weights[i];
-            if (cumulative > target)
-            {
-                return ids[i];
-            }
+            count = logits.Length;
+            weights = buffer.AsSpan(0, count);
+            TensorPrimitives.ConvertChecked(logits, weights);
+            TensorPrimitives.Subtract(weights, TensorPrimitives.Max(weights), weights);
+        }
+        else
+        {
+            var max = float.NegativeInfinity;
+            for (var i = 0; i < count; i++) max = Math.Max(max, logits[ids[i]]);
+            weights = buffer.AsSpan(0, count);
+            for (var i = 0; i < count; i++) weights[i] = logits[ids[i]] - max;
         }
 
-        return ids[count - 1];
+        TensorPrimitives.Exp(weights, weights); // −∞ gives 0, never chosen by the walk below
+        var target = context.Random.NextDouble() * TensorPrimitives.Sum<double>(weights);
+        double cumulative = 0;
+        var last = 0;
+        for (var i = 0; i < count; i++)
+        {
+            if (weights[i] == 0) continue;
+            cumulative += weights[i];
+            last = i;
+            if (cumulative > target) break;
+        }
+
+        return dense ? last : ids[last];
     }
 }

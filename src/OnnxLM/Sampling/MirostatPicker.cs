@@ -40,16 +40,25 @@ public sealed class MirostatPicker : ITokenPicker
         var n = logits.Length;
         if (_order.Length != n) (_probabilities, _order, _keys) = (new double[n], new int[n], new float[n]);
         SamplingMath.Softmax(logits, _probabilities);
-        var finite = SamplingMath.SortDescending(logits, _order, _keys); // _order holds the finite candidates only
 
         int keep;
         if (_version == 2)
         {
+            // The most likely token, and every other whose surprise −log₂p is at most μ (p ≥ 2^−μ): only those are sorted.
+            var best = SamplingMath.ArgMax(logits);
+            var threshold = Math.Pow(2, -Mu);
+            _order[0] = best;
             keep = 1;
-            while (keep < finite && -Math.Log2(_probabilities[_order[keep]]) <= Mu) keep++;
+            for (var i = 0; i < n; i++)
+            {
+                if (i != best && _probabilities[i] >= threshold) _order[keep++] = i;
+            }
+
+            SamplingMath.SortByLogit(logits, _order, _keys, keep);
         }
         else
         {
+            var finite = SamplingMath.SortDescending(logits, _order, _keys); // _order holds the finite candidates only
             const int m = 100;
             double sumTiBi = 0, sumTiSquared = 0;
             for (var i = 0; i < Math.Min(m, finite) - 1; i++)

@@ -120,15 +120,44 @@ internal static class SamplingMath
         return max + Math.Log(TensorPrimitives.Sum<double>(e));
     }
 
-    /// <summary>Writes softmax(logits) into <paramref name="probabilities"/> (double precision, vectorized; −∞ gives 0) and returns the max logit.</summary>
+    [ThreadStatic]
+    private static int[]? t_candidates;
+
+    /// <summary>A per-thread scratch array of at least <paramref name="length"/> ids.</summary>
+    private static int[] CandidateScratch(int length) =>
+        t_candidates is { } ids && ids.Length >= length ? ids : t_candidates = new int[length];
+
+    /// <summary>
+    /// Writes softmax(logits) into <paramref name="probabilities"/> (double precision; −∞ gives 0) and returns the max
+    /// logit. Vectorized over the whole vocabulary, or over the finite candidates only once most are masked.
+    /// </summary>
     public static double Softmax(ReadOnlySpan<float> logits, Span<double> probabilities)
     {
         double max = logits[ArgMax(logits)];
         var p = probabilities[..logits.Length];
-        TensorPrimitives.ConvertChecked(logits, p);
-        TensorPrimitives.Subtract(p, max, p);
-        TensorPrimitives.Exp(p, p);
-        TensorPrimitives.Divide(p, TensorPrimitives.Sum<double>(p), p);
+        var ids = CandidateScratch(logits.Length);
+        var count = Candidates(logits, ids);
+        if (count > logits.Length / 4)
+        {
+            TensorPrimitives.ConvertChecked(logits, p);
+            TensorPrimitives.Subtract(p, max, p);
+            TensorPrimitives.Exp(p, p);
+            TensorPrimitives.Divide(p, TensorPrimitives.Sum<double>(p), p);
+            return max;
+        }
+
+        p.Clear();
+        double sum = 0;
+        for (var k = 0; k < count; k++)
+        {
+            sum += p[ids[k]] = Math.Exp(logits[ids[k]] - max);
+        }
+
+        for (var k = 0; k < count; k++)
+        {
+            p[ids[k]] /= sum;
+        }
+
         return max;
     }
 
@@ -220,16 +249,23 @@ internal static class SamplingMath
     public static int SortDescending(ReadOnlySpan<float> logits, int[] order, float[] keys)
     {
         var finite = Candidates(logits, order);
-        for (var i = 0; i < finite; i++)
+        SortByLogit(logits, order, keys, finite);
+        return finite;
+    }
+
+    /// <summary>Sorts the first <paramref name="count"/> ids of <paramref name="order"/> by descending logit, ascending id among equals.</summary>
+    public static void SortByLogit(ReadOnlySpan<float> logits, int[] order, float[] keys, int count)
+    {
+        for (var i = 0; i < count; i++)
         {
             keys[i] = -logits[order[i]];
         }
 
-        Array.Sort(keys, order, 0, finite);
+        Array.Sort(keys, order, 0, count);
         var start = 0;
-        for (var i = 1; i <= finite; i++)
+        for (var i = 1; i <= count; i++)
         {
-            if (i == finite || keys[i] != keys[start])
+            if (i == count || keys[i] != keys[start])
             {
                 if (i - start > 1)
                 {
@@ -239,16 +275,17 @@ internal static class SamplingMath
                 start = i;
             }
         }
-
-        return finite;
     }
 
     /// <summary>Masks every id whose <paramref name="keep"/> is false with -∞, but never all of them: the best stays.</summary>
     public static void MaskAllBut(Span<float> logits, Func<int, bool> keep)
     {
         var best = ArgMax(logits);
-        for (var i = 0; i < logits.Length; i++)
+        var ids = CandidateScratch(logits.Length);
+        var count = Candidates(logits, ids); // masked ids stay masked: only the candidates are asked
+        for (var k = 0; k < count; k++)
         {
+            var i = ids[k];
             if (i != best && !keep(i))
             {
                 logits[i] = float.NegativeInfinity;

@@ -1,3 +1,5 @@
+using System.Numerics.Tensors;
+
 namespace OnnxLM;
 
 /// <summary>
@@ -7,7 +9,9 @@ namespace OnnxLM;
 /// </summary>
 public sealed class TypicalPProcessor : ILogitProcessor
 {
+    private int[] _ids = [];
     private double[] _probabilities = [];
+    private double[] _logProbabilities = [];
     private float[] _distance = [];
     private int[] _order = [];
 
@@ -27,29 +31,51 @@ public sealed class TypicalPProcessor : ILogitProcessor
     {
         if (P >= 1) return;
         var n = logits.Length;
-        if (_order.Length != n) (_probabilities, _distance, _order) = (new double[n], new float[n], new int[n]);
-        SamplingMath.Softmax(logits, _probabilities);
-        double entropy = 0;
-        for (var i = 0; i < n; i++)
+        if (_ids.Length != n) (_ids, _probabilities, _logProbabilities, _distance, _order) = (new int[n], new double[n], new double[n], new float[n], new int[n]);
+
+        // The candidates (finite logits) with their probabilities and log-probabilities, vectorized in double.
+        var count = SamplingMath.Candidates(logits, _ids);
+        if (count <= 1) return;
+        var logp = _logProbabilities.AsSpan(0, count);
+        var p = _probabilities.AsSpan(0, count);
+        for (var k = 0; k < count; k++) logp[k] = logits[_ids[k]];
+        var logSumExp = LogSumExp(logp, p);
+        TensorPrimitives.Subtract(logp, logSumExp, logp);
+        TensorPrimitives.Exp(logp, p);
+        var entropy = -TensorPrimitives.Dot<double>(p, logp);
+
+        // Only the closest tokens can be kept: grow a distance bound until the tokens within it hold mass P, then sort
+        // just those (the kept set is a prefix of the full order, so this equals sorting everything).
+        var bound = 0.5;
+        while (true)
         {
-            if (_probabilities[i] > 0) entropy -= _probabilities[i] * Math.Log(_probabilities[i]);
+            double mass = 0;
+            for (var k = 0; k < count; k++)
+            {
+                if (Math.Abs(-logp[k] - entropy) <= bound) mass += p[k];
+            }
+
+            if (mass >= P || bound > 1e6) break;
+            bound *= 2;
         }
 
-        // Only tokens with probability > 0 take part (after top-k that is a handful).
-        var candidates = 0;
-        for (var i = 0; i < n; i++)
+        var selected = 0;
+        for (var k = 0; k < count; k++)
         {
-            if (_probabilities[i] <= 0) continue;
-            _order[candidates] = i;
-            _distance[candidates++] = (float)Math.Abs(-Math.Log(_probabilities[i]) - entropy);
+            var distance = Math.Abs(-logp[k] - entropy);
+            if (distance <= bound)
+            {
+                _order[selected] = k;
+                _distance[selected++] = (float)distance;
+            }
         }
 
-        Array.Sort(_distance, _order, 0, candidates);
+        Array.Sort(_distance, _order, 0, selected);
         double cumulative = 0;
-        var keep = candidates;
-        for (var r = 0; r < candidates; r++)
+        var keep = selected;
+        for (var r = 0; r < selected; r++)
         {
-            cumulative += _probabilities[_order[r]];
+            cumulative += p[_order[r]];
             if (cumulative >= P)
             {
                 keep = r + 1;
@@ -57,6 +83,17 @@ public sealed class TypicalPProcessor : ILogitProcessor
             }
         }
 
-        for (var r = keep; r < candidates; r++) logits[_order[r]] = float.NegativeInfinity;
+        // Mask every candidate, then put the kept ones back.
+        for (var r = 0; r < keep; r++) _distance[r] = logits[_ids[_order[r]]];
+        for (var k = 0; k < count; k++) logits[_ids[k]] = float.NegativeInfinity;
+        for (var r = 0; r < keep; r++) logits[_ids[_order[r]]] = _distance[r];
+    }
+
+    private static double LogSumExp(ReadOnlySpan<double> values, Span<double> scratch)
+    {
+        var max = TensorPrimitives.Max(values);
+        TensorPrimitives.Subtract(values, max, scratch);
+        TensorPrimitives.Exp(scratch, scratch);
+        return max + Math.Log(TensorPrimitives.Sum<double>(scratch));
     }
 }

@@ -22,6 +22,33 @@ public sealed class ProcessorTests
     // ln of probabilities 0.5, 0.25, 0.125, 0.125: logits of a known distribution.
     private static readonly float[] Halves = [MathF.Log(0.5f), MathF.Log(0.25f), MathF.Log(0.125f), MathF.Log(0.125f)];
 
+    [Theory]
+    [InlineData(0.2f, 1)]
+    [InlineData(0.9f, 2)]
+    [InlineData(0.99f, 3)]
+    public void TypicalOnALargeVocabularyEqualsSortingEveryToken(float mass, int seed)
+    {
+        // Reference: Hugging Face's TypicalLogitsWarper written plainly (softmax, entropy, sort all by |−log p − H|, cumulative mass).
+        var random = new Random(seed);
+        var logits = Enumerable.Range(0, 5000).Select(i => i % 7 == 0 ? Ninf : (float)(random.NextDouble() * 12 - 6)).ToArray();
+        var max = logits.Max();
+        var z = logits.Sum(l => Math.Exp(l - max));
+        var logp = logits.Select(l => l - max - Math.Log(z)).ToArray();
+        var entropy = -logp.Where(double.IsFinite).Sum(lp => Math.Exp(lp) * lp);
+        var order = Enumerable.Range(0, logits.Length).Where(i => double.IsFinite(logp[i])).OrderBy(i => Math.Abs(-logp[i] - entropy)).ToArray();
+        var keep = new HashSet<int>();
+        double cumulative = 0;
+        foreach (var i in order)
+        {
+            keep.Add(i);
+            cumulative += Math.Exp(logp[i]);
+            if (cumulative >= mass) break;
+        }
+
+        var result = Run(new TypicalPProcessor(mass), logits);
+        Assert.Equal(Enumerable.Range(0, logits.Length).Select(i => keep.Contains(i) ? logits[i] : Ninf), result);
+    }
+
     [Fact]
     public void TemperatureDivides() => Assert.Equal([1f, -2f, 0.5f], Run(new TemperatureProcessor(2), [2f, -4f, 1f]));
 
