@@ -1,3 +1,5 @@
+using System.Numerics.Tensors;
+
 namespace OnnxLM;
 
 /// <summary>
@@ -46,8 +48,8 @@ public sealed class TopPProcessor : ILogitProcessor
         var weights = _probabilities.AsSpan(0, finite);
         float max = logits[_order[0]];
         for (var r = 0; r < finite; r++) weights[r] = logits[_order[r]] - max;
-        System.Numerics.Tensors.TensorPrimitives.Exp(weights, weights);
-        var total = System.Numerics.Tensors.TensorPrimitives.Sum<double>(weights);
+        TensorPrimitives.Exp(weights, weights);
+        var total = TensorPrimitives.Sum<double>(weights);
         double cumulative = 0;
         var keep = finite;
         for (var r = 0; r < finite; r++)
