@@ -243,6 +243,11 @@ public sealed class GenerationSession : IDisposable
         {
             ReadLogits(outputs[0], n, vocab, allLogits, firstRow);
         }
+        catch
+        {
+            foreach (var value in outputs[1..]) value.Dispose(); // the cache stays as it was
+            throw;
+        }
         finally
         {
             outputs[0].Dispose();
