@@ -3,9 +3,9 @@ using OnnxLM;
 using var model = LanguageModel.Load(args.Length > 0 ? args[0] : "models/kjv-tiny");
 var result = await model.GenerateAsync("And the LORD said unto Moses,", new GenerationOptions { MaxNewTokens = 40, Temperature = 0.7f, TopP = 0.9f, Seed = 1 });
 Console.WriteLine(result.Text);
-var score = await model.ScoreAsync(context: "And God said", continuation: " Let there be light");
+var score = await model.ScoreAsync(context: "And God said,", continuation: " Let there be light");
 
-Console.WriteLine($"log P(\" Let there be light\" | \"And God said\") = {score.LogProb:F3}, greedy: {score.IsGreedy}");
+Console.WriteLine($"log P(\" Let there be light\" | \"And God said,\") = {score.LogProb:F3}, greedy: {score.IsGreedy}");
 foreach (var token in score.Tokens)
 {
     Console.WriteLine($"  {token.Text,-10} log-prob {token.LogProb,8:F3}  rank {token.Rank}");
