@@ -4,7 +4,7 @@ using OnnxLM;
 /// <summary>Side-by-side measurements: each ratio comes from numbers taken in the same run.</summary>
 internal static class Benchmarks
 {
-    public static async Task<int> SamplingCostAsync(string folder)
+    public static int SamplingCost(string folder)
     {
         using var model = LanguageModel.Load(folder, new LanguageModelOptions { ExecutionProvider = ExecutionProvider.Cpu });
         var decodeMs = DecodeStepMilliseconds(model);
@@ -55,7 +55,6 @@ internal static class Benchmarks
             Console.WriteLine($"{name}: {ms * 1000:F1} µs/token = {100 * ms / decodeMs:F1}% of a decode step");
         }
 
-        await Task.CompletedTask;
         return 0;
     }
 

@@ -16,7 +16,7 @@ var prompt = args.Length > 3 ? args[3] : "And the LORD said unto Moses,";
 switch (command)
 {
     case "sampling-cost":
-        return await Benchmarks.SamplingCostAsync(folder);
+        return Benchmarks.SamplingCost(folder);
     case "score-throughput":
         return await Benchmarks.ScoreThroughputAsync(folder);
     case "genai-compare":
