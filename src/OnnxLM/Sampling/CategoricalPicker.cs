@@ -38,8 +38,7 @@ public sealed class CategoricalPicker : ITokenPicker
         {
             count = logits.Length;
             weights = buffer.AsSpan(0, count);
-            TensorPrimitives.ConvertChecked(logits, weights);
-            TensorPrimitives.Subtract(weights, TensorPrimitives.Max(weights), weights);
+            SamplingMath.WidenMinus(logits, TensorPrimitives.Max(logits), weights);
         }
         else
         {
@@ -50,7 +49,7 @@ public sealed class CategoricalPicker : ITokenPicker
         }
 
         TensorPrimitives.Exp(weights, weights); // −∞ gives 0, never chosen by the walk below
-        var target = context.Random.NextDouble() * TensorPrimitives.Sum<double>(weights);
+        var target = context.Random.NextDouble() * SamplingMath.Sum(weights);
         double cumulative = 0;
         var last = 0;
         for (var i = 0; i < count; i++)

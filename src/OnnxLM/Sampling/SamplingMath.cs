@@ -114,10 +114,58 @@ internal static class SamplingMath
 
         var scratch = t_logSumExpScratch is { } s && s.Length >= values.Length ? s : t_logSumExpScratch = new double[values.Length];
         var e = scratch.AsSpan(0, values.Length);
-        TensorPrimitives.ConvertChecked(values, e);
-        TensorPrimitives.Subtract(e, max, e);
+        WidenMinus(values, max, e);
         TensorPrimitives.Exp(e, e);
-        return max + Math.Log(TensorPrimitives.Sum<double>(e));
+        return max + Math.Log(Sum(e));
+    }
+
+    /// <summary>destination[i] = (double)values[i] − subtrahend, in one vectorized pass.</summary>
+    public static void WidenMinus(ReadOnlySpan<float> values, double subtrahend, Span<double> destination)
+    {
+        var i = 0;
+        if (Vector256.IsHardwareAccelerated)
+        {
+            var minus = Vector256.Create(subtrahend);
+            ref var source = ref MemoryMarshal.GetReference(values);
+            ref var target = ref MemoryMarshal.GetReference(destination);
+            for (; i <= values.Length - Vector256<float>.Count; i += Vector256<float>.Count)
+            {
+                var (lower, upper) = Vector256.Widen(Vector256.LoadUnsafe(ref source, (nuint)i));
+                (lower - minus).StoreUnsafe(ref target, (nuint)i);
+                (upper - minus).StoreUnsafe(ref target, (nuint)(i + Vector256<double>.Count));
+            }
+        }
+
+        for (; i < values.Length; i++)
+        {
+            destination[i] = values[i] - subtrahend;
+        }
+    }
+
+    /// <summary>The sum of <paramref name="values"/> with vector accumulators (a fixed order on a given machine).</summary>
+    public static double Sum(ReadOnlySpan<double> values)
+    {
+        var i = 0;
+        double sum = 0;
+        if (Vector256.IsHardwareAccelerated && values.Length >= 2 * Vector256<double>.Count)
+        {
+            var (a, b) = (Vector256<double>.Zero, Vector256<double>.Zero);
+            ref var start = ref MemoryMarshal.GetReference(values);
+            for (; i <= values.Length - 2 * Vector256<double>.Count; i += 2 * Vector256<double>.Count)
+            {
+                a += Vector256.LoadUnsafe(ref start, (nuint)i);
+                b += Vector256.LoadUnsafe(ref start, (nuint)(i + Vector256<double>.Count));
+            }
+
+            sum = Vector256.Sum(a + b);
+        }
+
+        for (; i < values.Length; i++)
+        {
+            sum += values[i];
+        }
+
+        return sum;
     }
 
     [ThreadStatic]
@@ -139,10 +187,9 @@ internal static class SamplingMath
         var count = Candidates(logits, ids);
         if (count > logits.Length / 4)
         {
-            TensorPrimitives.ConvertChecked(logits, p);
-            TensorPrimitives.Subtract(p, max, p);
+            WidenMinus(logits, max, p);
             TensorPrimitives.Exp(p, p);
-            TensorPrimitives.Divide(p, TensorPrimitives.Sum<double>(p), p);
+            TensorPrimitives.Multiply(p, 1 / Sum(p), p);
             return max;
         }
 

@@ -49,7 +49,7 @@ public sealed class TopPProcessor : ILogitProcessor
         float max = logits[_order[0]];
         for (var r = 0; r < finite; r++) weights[r] = logits[_order[r]] - max;
         TensorPrimitives.Exp(weights, weights);
-        var total = TensorPrimitives.Sum<double>(weights);
+        var total = SamplingMath.Sum(weights);
         double cumulative = 0;
         var keep = finite;
         for (var r = 0; r < finite; r++)

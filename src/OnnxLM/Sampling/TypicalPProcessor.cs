@@ -94,6 +94,6 @@ public sealed class TypicalPProcessor : ILogitProcessor
         var max = TensorPrimitives.Max(values);
         TensorPrimitives.Subtract(values, max, scratch);
         TensorPrimitives.Exp(scratch, scratch);
-        return max + Math.Log(TensorPrimitives.Sum<double>(scratch));
+        return max + Math.Log(SamplingMath.Sum(scratch));
     }
 }
