@@ -1,5 +1,3 @@
-using System.Runtime.InteropServices;
-using System.Numerics.Tensors;
 using Microsoft.ML.OnnxRuntime;
 using Microsoft.ML.OnnxRuntime.Tensors;
 
@@ -172,14 +170,7 @@ public sealed class GenerationSession : IDisposable
         }
 
         var vocab = _model.Info.VocabularySize;
-        foreach (var id in tokenIds)
-        {
-            if ((uint)id >= (uint)vocab)
-            {
-                throw new ArgumentOutOfRangeException(nameof(tokenIds), id,
-                    $"Token id {id} is outside the model's vocabulary (valid ids are 0 to {vocab - 1}).");
-            }
-        }
+        GraphRun.CheckTokenIds(tokenIds, vocab, nameof(tokenIds));
 
         var total = _length + n;
         if (total > MaxLength)
@@ -199,20 +190,20 @@ public sealed class GenerationSession : IDisposable
 
             var ids = new long[n];
             for (var i = 0; i < n; i++) ids[i] = tokenIds[i];
-            Bind(sig.InputIds, CreateIntTensor(sig.IdType, ids, [1, n]));
+            Bind(sig.InputIds, GraphRun.CreateIntTensor(sig.IdType, ids, [1, n]));
 
             if (sig.AttentionMask is { } mask)
             {
                 var ones = new long[total];
                 Array.Fill(ones, 1L);
-                Bind(mask, CreateIntTensor(sig.MaskType, ones, [1, total]));
+                Bind(mask, GraphRun.CreateIntTensor(sig.MaskType, ones, [1, total]));
             }
 
             if (sig.PositionIds is { } positions)
             {
                 var pos = new long[n];
                 for (var i = 0; i < n; i++) pos[i] = _length + i;
-                Bind(positions, CreateIntTensor(sig.PositionType, pos, [1, n]));
+                Bind(positions, GraphRun.CreateIntTensor(sig.PositionType, pos, [1, n]));
             }
 
             if (sig.UseCacheBranch is { } branch)
@@ -231,7 +222,11 @@ public sealed class GenerationSession : IDisposable
                 _binding.BindOutputToDevice(name, _graph.CacheMemory);
             }
 
-            RunBinding(cancellationToken);
+            GraphRun.Cancellable(_runOptions, cancellationToken, () =>
+            {
+                _graph.Session.RunWithBinding(_runOptions, _binding);
+                return true;
+            });
         }
         finally
         {
@@ -265,25 +260,6 @@ public sealed class GenerationSession : IDisposable
         }
     }
 
-    private void RunBinding(CancellationToken cancellationToken)
-    {
-        using var registration = cancellationToken.CanBeCanceled
-            ? cancellationToken.Register(static o => ((RunOptions)o!).Terminate = true, _runOptions)
-            : default;
-        try
-        {
-            _graph.Session.RunWithBinding(_runOptions, _binding);
-        }
-        catch (OnnxRuntimeException) when (cancellationToken.IsCancellationRequested)
-        {
-            throw new OperationCanceledException("The model run was cancelled.", cancellationToken);
-        }
-        finally
-        {
-            _runOptions.Terminate = false;
-        }
-    }
-
     private void ReadLogits(OrtValue logits, int n, int vocab, Span<float> allLogits, int firstRow)
     {
         var shape = logits.GetTensorTypeAndShape().Shape;
@@ -296,38 +272,13 @@ public sealed class GenerationSession : IDisposable
         if (!allLogits.IsEmpty)
         {
             var rows = n - firstRow;
-            CopyAsFloat(logits, firstRow * vocab, rows * vocab, allLogits);
+            GraphRun.CopyAsFloat(logits, _graph.Signature.LogitsType, firstRow * vocab, rows * vocab, allLogits);
             allLogits.Slice((rows - 1) * vocab, vocab).CopyTo(_nextLogits);
         }
         else
         {
-            CopyAsFloat(logits, (n - 1) * vocab, vocab, _nextLogits);
+            GraphRun.CopyAsFloat(logits, _graph.Signature.LogitsType, (n - 1) * vocab, vocab, _nextLogits);
         }
-    }
-
-    private void CopyAsFloat(OrtValue value, int start, int count, Span<float> destination)
-    {
-        if (_graph.Signature.LogitsType == TensorElementType.Float)
-        {
-            value.GetTensorDataAsSpan<float>().Slice(start, count).CopyTo(destination);
-        }
-        else
-        {
-            var halves = MemoryMarshal.Cast<Float16, Half>(value.GetTensorDataAsSpan<Float16>().Slice(start, count));
-            TensorPrimitives.ConvertToSingle(halves, destination[..count]);
-        }
-    }
-
-    internal static OrtValue CreateIntTensor(TensorElementType type, long[] values, long[] shape)
-    {
-        if (type == TensorElementType.Int64)
-        {
-            return OrtValue.CreateTensorValueFromMemory(values, shape);
-        }
-
-        var ints = new int[values.Length];
-        for (var i = 0; i < ints.Length; i++) ints[i] = checked((int)values[i]);
-        return OrtValue.CreateTensorValueFromMemory(ints, shape);
     }
 
     private OrtValue[] CreateEmptyPast()

@@ -1,7 +1,4 @@
-using System.Numerics.Tensors;
-using System.Runtime.InteropServices;
 using Microsoft.ML.OnnxRuntime;
-using Microsoft.ML.OnnxRuntime.Tensors;
 
 namespace OnnxLM;
 
@@ -43,15 +40,10 @@ internal static class PaddedBatch
         var positions = new long[batch * width];
         for (var b = 0; b < batch; b++)
         {
+            GraphRun.CheckTokenIds(sequences[b], vocab, nameof(sequences));
             for (var t = 0; t < width; t++)
             {
                 var real = t < sequences[b].Length;
-                if (real && (uint)sequences[b][t] >= (uint)vocab)
-                {
-                    throw new ArgumentOutOfRangeException(nameof(sequences), sequences[b][t],
-                        $"Token id {sequences[b][t]} is outside the model's vocabulary (valid ids are 0 to {vocab - 1}).");
-                }
-
                 ids[b * width + t] = real ? sequences[b][t] : 0;
                 mask[b * width + t] = real ? 1 : 0;
                 positions[b * width + t] = t;
@@ -63,11 +55,11 @@ internal static class PaddedBatch
         using var runOptions = new RunOptions();
         try
         {
-            Add(sig.InputIds, GenerationSession.CreateIntTensor(sig.IdType, ids, [batch, width]));
-            Add(sig.AttentionMask!, GenerationSession.CreateIntTensor(sig.MaskType, mask, [batch, width]));
+            Add(sig.InputIds, GraphRun.CreateIntTensor(sig.IdType, ids, [batch, width]));
+            Add(sig.AttentionMask!, GraphRun.CreateIntTensor(sig.MaskType, mask, [batch, width]));
             if (sig.PositionIds is { } positionIds)
             {
-                Add(positionIds, GenerationSession.CreateIntTensor(sig.PositionType, positions, [batch, width]));
+                Add(positionIds, GraphRun.CreateIntTensor(sig.PositionType, positions, [batch, width]));
             }
 
             if (sig.UseCacheBranch is { } branch)
@@ -83,44 +75,18 @@ internal static class PaddedBatch
                 Add(name, OrtValue.CreateAllocatedTensorValue(OrtAllocator.DefaultInstance, sig.KvType, emptyCache));
             }
 
-            cancellationToken.ThrowIfCancellationRequested();
-            using var registration = cancellationToken.CanBeCanceled
-                ? cancellationToken.Register(static o => ((RunOptions)o!).Terminate = true, runOptions)
-                : default;
-            IDisposableReadOnlyCollection<OrtValue> outputs;
-            try
+            using var outputs = GraphRun.Cancellable(runOptions, cancellationToken, () => graph.Session.Run(runOptions, names, values, [sig.Logits]));
+            var output = outputs.First();
+            var shape = output.GetTensorTypeAndShape().Shape;
+            if (shape is not [_, _, _] || shape[0] != batch || shape[1] != width || shape[2] != vocab)
             {
-                outputs = graph.Session.Run(runOptions, names, values, [sig.Logits]);
-            }
-            catch (OnnxRuntimeException) when (cancellationToken.IsCancellationRequested)
-            {
-                throw new OperationCanceledException("The model run was cancelled.", cancellationToken);
+                throw new ModelFormatException(
+                    $"The graph returned logits of shape [{string.Join(", ", shape)}] for a batch; expected [{batch}, {width}, {vocab}].", model.Info.GraphPath);
             }
 
-            using (outputs)
+            for (var b = 0; b < batch; b++)
             {
-                var output = outputs.First();
-                var shape = output.GetTensorTypeAndShape().Shape;
-                if (shape is not [_, _, _] || shape[0] != batch || shape[1] != width || shape[2] != vocab)
-                {
-                    throw new ModelFormatException(
-                        $"The graph returned logits of shape [{string.Join(", ", shape)}] for a batch; expected [{batch}, {width}, {vocab}].", model.Info.GraphPath);
-                }
-
-                for (var b = 0; b < batch; b++)
-                {
-                    var start = (b * width + firstRows[b]) * vocab;
-                    var count = (sequences[b].Length - firstRows[b]) * vocab;
-                    if (sig.LogitsType == TensorElementType.Float)
-                    {
-                        output.GetTensorDataAsSpan<float>().Slice(start, count).CopyTo(logits[b]);
-                    }
-                    else
-                    {
-                        var halves = MemoryMarshal.Cast<Float16, Half>(output.GetTensorDataAsSpan<Float16>().Slice(start, count));
-                        TensorPrimitives.ConvertToSingle(halves, logits[b].AsSpan(0, count));
-                    }
-                }
+                GraphRun.CopyAsFloat(output, sig.LogitsType, (b * width + firstRows[b]) * vocab, (sequences[b].Length - firstRows[b]) * vocab, logits[b]);
             }
         }
         finally

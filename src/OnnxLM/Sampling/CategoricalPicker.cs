@@ -10,9 +10,6 @@ namespace OnnxLM;
 public sealed class CategoricalPicker : ITokenPicker
 {
     [ThreadStatic]
-    private static int[]? t_ids;
-
-    [ThreadStatic]
     private static double[]? t_weights;
 
     /// <summary>The shared instance (the picker keeps no state between calls; randomness comes from the context).</summary>
@@ -21,7 +18,7 @@ public sealed class CategoricalPicker : ITokenPicker
     /// <inheritdoc />
     public int Pick(ReadOnlySpan<float> logits, SamplingContext context)
     {
-        var ids = t_ids is { } cached && cached.Length >= logits.Length ? cached : t_ids = new int[logits.Length];
+        var ids = SamplingMath.CandidateScratch(logits.Length);
         var buffer = t_weights is { } w && w.Length >= logits.Length ? w : t_weights = new double[logits.Length];
 
         // Weights exp(logit − max) in id order (vectorized double precision), then one walk. After truncation (top-k,

@@ -119,6 +119,15 @@ internal static class SamplingMath
         return max + Math.Log(Sum(e));
     }
 
+    /// <summary>log(sum(exp(values))) of double values, using <paramref name="scratch"/> (as long as <paramref name="values"/>).</summary>
+    public static double LogSumExp(ReadOnlySpan<double> values, Span<double> scratch)
+    {
+        var max = TensorPrimitives.Max(values);
+        TensorPrimitives.Subtract(values, max, scratch);
+        TensorPrimitives.Exp(scratch, scratch);
+        return max + Math.Log(Sum(scratch));
+    }
+
     /// <summary>destination[i] = (double)values[i] − subtrahend, in one vectorized pass.</summary>
     public static void WidenMinus(ReadOnlySpan<float> values, double subtrahend, Span<double> destination)
     {
@@ -172,7 +181,7 @@ internal static class SamplingMath
     private static int[]? t_candidates;
 
     /// <summary>A per-thread scratch array of at least <paramref name="length"/> ids.</summary>
-    private static int[] CandidateScratch(int length) =>
+    public static int[] CandidateScratch(int length) =>
         t_candidates is { } ids && ids.Length >= length ? ids : t_candidates = new int[length];
 
     /// <summary>

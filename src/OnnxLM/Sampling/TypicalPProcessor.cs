@@ -39,7 +39,7 @@ public sealed class TypicalPProcessor : ILogitProcessor
         var logp = _logProbabilities.AsSpan(0, count);
         var p = _probabilities.AsSpan(0, count);
         for (var k = 0; k < count; k++) logp[k] = logits[_ids[k]];
-        var logSumExp = LogSumExp(logp, p);
+        var logSumExp = SamplingMath.LogSumExp(logp, p);
         TensorPrimitives.Subtract(logp, logSumExp, logp);
         TensorPrimitives.Exp(logp, p);
         var entropy = -TensorPrimitives.Dot<double>(p, logp);
@@ -87,13 +87,5 @@ public sealed class TypicalPProcessor : ILogitProcessor
         for (var r = 0; r < keep; r++) _distance[r] = logits[_ids[_order[r]]];
         for (var k = 0; k < count; k++) logits[_ids[k]] = float.NegativeInfinity;
         for (var r = 0; r < keep; r++) logits[_ids[_order[r]]] = _distance[r];
-    }
-
-    private static double LogSumExp(ReadOnlySpan<double> values, Span<double> scratch)
-    {
-        var max = TensorPrimitives.Max(values);
-        TensorPrimitives.Subtract(values, max, scratch);
-        TensorPrimitives.Exp(scratch, scratch);
-        return max + Math.Log(SamplingMath.Sum(scratch));
     }
 }

@@ -1,0 +1,74 @@
+using System.Numerics.Tensors;
+using System.Runtime.InteropServices;
+using Microsoft.ML.OnnxRuntime;
+using Microsoft.ML.OnnxRuntime.Tensors;
+
+namespace OnnxLM;
+
+/// <summary>Pieces every run of the decoder graph shares: id checks, input tensors, cancellation, reading logits.</summary>
+internal static class GraphRun
+{
+    /// <summary>Throws when an id is outside the model's vocabulary.</summary>
+    public static void CheckTokenIds(ReadOnlySpan<int> tokenIds, int vocab, string paramName)
+    {
+        foreach (var id in tokenIds)
+        {
+            if ((uint)id >= (uint)vocab)
+            {
+                throw new ArgumentOutOfRangeException(paramName, id,
+                    $"Token id {id} is outside the model's vocabulary (valid ids are 0 to {vocab - 1}).");
+            }
+        }
+    }
+
+    /// <summary>An int64 or int32 tensor (whichever the graph input takes) over <paramref name="values"/>.</summary>
+    public static OrtValue CreateIntTensor(TensorElementType type, long[] values, long[] shape)
+    {
+        if (type == TensorElementType.Int64)
+        {
+            return OrtValue.CreateTensorValueFromMemory(values, shape);
+        }
+
+        var ints = new int[values.Length];
+        for (var i = 0; i < ints.Length; i++) ints[i] = checked((int)values[i]);
+        return OrtValue.CreateTensorValueFromMemory(ints, shape);
+    }
+
+    /// <summary>
+    /// Runs <paramref name="run"/> so that cancelling <paramref name="cancellationToken"/> terminates it through
+    /// <paramref name="runOptions"/> and surfaces as <see cref="OperationCanceledException"/>; the options are reusable afterwards.
+    /// </summary>
+    public static T Cancellable<T>(RunOptions runOptions, CancellationToken cancellationToken, Func<T> run)
+    {
+        cancellationToken.ThrowIfCancellationRequested();
+        using var registration = cancellationToken.CanBeCanceled
+            ? cancellationToken.Register(static o => ((RunOptions)o!).Terminate = true, runOptions)
+            : default;
+        try
+        {
+            return run();
+        }
+        catch (OnnxRuntimeException) when (cancellationToken.IsCancellationRequested)
+        {
+            throw new OperationCanceledException("The model run was cancelled.", cancellationToken);
+        }
+        finally
+        {
+            runOptions.Terminate = false;
+        }
+    }
+
+    /// <summary>Copies <paramref name="count"/> logits from <paramref name="start"/> as float32 (converting float16).</summary>
+    public static void CopyAsFloat(OrtValue value, TensorElementType type, int start, int count, Span<float> destination)
+    {
+        if (type == TensorElementType.Float)
+        {
+            value.GetTensorDataAsSpan<float>().Slice(start, count).CopyTo(destination);
+        }
+        else
+        {
+            var halves = MemoryMarshal.Cast<Float16, Half>(value.GetTensorDataAsSpan<Float16>().Slice(start, count));
+            TensorPrimitives.ConvertToSingle(halves, destination[..count]);
+        }
+    }
+}
