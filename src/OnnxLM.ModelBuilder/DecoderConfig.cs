@@ -3,7 +3,7 @@ using System.Text.Json.Nodes;
 namespace OnnxLM.ModelBuilder;
 
 /// <summary>The architecture facts a decoder graph is built from, read from a Hugging Face <c>config.json</c>.</summary>
-public sealed class DecoderConfig
+public sealed record DecoderConfig
 {
     /// <summary>"llama" (also Mistral, Qwen2, SmolLM, TinyLlama: the Llama family) or "gpt2".</summary>
     public required string ModelType { get; init; }

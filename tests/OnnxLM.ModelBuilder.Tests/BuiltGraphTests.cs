@@ -1,3 +1,4 @@
+using System.Text.Json;
 using OnnxLM.Tests;
 
 namespace OnnxLM.ModelBuilder.Tests;
@@ -30,12 +31,73 @@ public sealed class BuiltGraphTests : IDisposable
         };
         var weights = RandomCheckpoint.For(config, seed: hidden * 31 + vocab);
         DecoderModelBuilder.Build(config, weights, _out);
+        AssertMatchesReference(_out, config, weights, [3, 17, 5, vocab - 1, 42 % vocab, 9, 0, 11, 23, 7]);
+    }
 
-        var ids = new[] { 3, 17, 5, vocab - 1, 42 % vocab, 9, 0, 11, 23, 7 };
+    [Theory]
+    [InlineData("linear", 2.0)]
+    [InlineData("llama3", 8.0)]
+    public void RopeScalingMatchesReference(string scaling, double factor)
+    {
+        // head_dim 16, θ 10,000: pair wavelengths 6.3, 19.9, 62.8, 199, ... tokens. With an original context of 64
+        // and llama3's default low/high factors 1 and 4, the first pair is kept, the next two blended, the rest slowed.
+        var config = new DecoderConfig
+        {
+            ModelType = "llama", HiddenSize = 32, IntermediateSize = 40, AttentionHeadCount = 2, KeyValueHeadCount = 1, HeadSize = 16,
+            LayerCount = 2, VocabularySize = 67, MaxPositions = 64, RopeScalingType = scaling, RopeScalingFactor = factor,
+            RopeOriginalMaxPositions = 64, BosTokenId = 0, EosTokenIds = [1],
+        };
+        var weights = RandomCheckpoint.For(config, seed: 11);
+        int[] ids = [5, 9, 2, 66, 31, 8, 40, 12, 3, 27, 19, 50, 7, 44, 1, 60];
+        var unscaled = ReferenceDecoder.Forward(config with { RopeScalingType = null }, weights, ids);
+        Assert.True(SharedCheckpointConversionTests.MaxAbsDiff(unscaled[^1], ReferenceDecoder.Forward(config, weights, ids)[^1]) > 1e-3f,
+            "the scaling must change the logits, or this test could not tell it was ignored");
+        DecoderModelBuilder.Build(config, weights, _out);
+        AssertMatchesReference(_out, config, weights, ids);
+    }
+
+    [Fact]
+    public void ShardedCheckpointConvertsWithExternalData()
+    {
+        var config = new DecoderConfig
+        {
+            ModelType = "llama", HiddenSize = 32, IntermediateSize = 56, AttentionHeadCount = 4, KeyValueHeadCount = 2, HeadSize = 8,
+            LayerCount = 2, VocabularySize = 71, MaxPositions = 32, BosTokenId = 0, EosTokenIds = [1],
+        };
+        var weights = RandomCheckpoint.For(config, seed: 3);
+        var checkpoint = Directory.CreateDirectory(Path.Combine(_out, "hf")).FullName;
+        File.WriteAllText(Path.Combine(checkpoint, "config.json"), $$"""
+            { "model_type": "llama", "hidden_size": 32, "intermediate_size": 56, "num_attention_heads": 4, "num_key_value_heads": 2,
+              "head_dim": 8, "num_hidden_layers": 2, "vocab_size": 71, "max_position_embeddings": 32, "rms_norm_eps": 1e-5,
+              "rope_theta": 10000.0, "tie_word_embeddings": false, "bos_token_id": 0, "eos_token_id": 1 }
+            """);
+        // Two shards, as Hugging Face writes large checkpoints: tensors split by name, an index mapping each to its file.
+        var names = weights.Tensors.Keys.Order(StringComparer.Ordinal).ToArray();
+        var map = names.ToDictionary(n => n, n => Array.IndexOf(names, n) < names.Length / 2 ? "model-00001-of-00002.safetensors" : "model-00002-of-00002.safetensors");
+        foreach (var file in map.Values.Distinct())
+        {
+            RandomCheckpoint.WriteSafeTensors(Path.Combine(checkpoint, file), weights.Tensors.Where(t => map[t.Key] == file).ToDictionary());
+        }
+
+        File.WriteAllText(Path.Combine(checkpoint, "model.safetensors.index.json"), JsonSerializer.Serialize(new { metadata = new { }, weight_map = map }));
+
+        var built = Path.Combine(_out, "onnx");
+        DecoderModelBuilder.Convert(checkpoint, built, new ModelBuilderOptions { ExternalDataThreshold = 0 });
+        var data = new FileInfo(Path.Combine(built, "model.onnx.data"));
+        Assert.True(data.Exists && data.Length > 4 * new FileInfo(Path.Combine(built, "model.onnx")).Length, "weights should live in model.onnx.data");
+        AssertMatchesReference(built, config, weights, [2, 70, 13, 4, 29, 0, 51, 8]);
+    }
+
+    /// <summary>The built folder's logits, through OnnxLM's runtime, equal the reference pass: all positions at once and step by step with the cache.</summary>
+    private static void AssertMatchesReference(string folder, DecoderConfig config, RandomCheckpoint weights, int[] ids)
+    {
+        var type = config.ModelType;
+        var vocab = config.VocabularySize;
         var expected = ReferenceDecoder.Forward(config, weights, ids);
 
-        using var model = LanguageModel.Load(_out, new LanguageModelOptions { ExecutionProvider = ExecutionProvider.Cpu });
-        Assert.Equal((2, heads, kvHeads, headDim, vocab), (model.Info.LayerCount, model.Info.AttentionHeadCount, model.Info.KeyValueHeadCount, model.Info.HeadSize, model.Info.VocabularySize));
+        using var model = LanguageModel.Load(folder, new LanguageModelOptions { ExecutionProvider = ExecutionProvider.Cpu });
+        Assert.Equal((config.LayerCount, config.AttentionHeadCount, config.KeyValueHeadCount, config.HeadSize, vocab),
+            (model.Info.LayerCount, model.Info.AttentionHeadCount, model.Info.KeyValueHeadCount, model.Info.HeadSize, model.Info.VocabularySize));
         var all = new float[ids.Length * vocab];
         using (var session = model.CreateSession())
         {

@@ -35,8 +35,8 @@ public static class ReferenceDecoder
                 v = y.Select(r => Linear(r, w[P("self_attn.v_proj.weight")], c.AttentionBias ? w[P("self_attn.v_proj.bias")] : null, c.KeyValueHeadCount * c.HeadSize)).ToArray();
                 for (var i = 0; i < t; i++)
                 {
-                    Rope(q[i], c.AttentionHeadCount, c.HeadSize, i, c.RopeTheta);
-                    Rope(k[i], c.KeyValueHeadCount, c.HeadSize, i, c.RopeTheta);
+                    Rope(q[i], c.AttentionHeadCount, c, i);
+                    Rope(k[i], c.KeyValueHeadCount, c, i);
                 }
             }
             else
@@ -113,18 +113,42 @@ public static class ReferenceDecoder
         return output;
     }
 
-    private static void Rope(double[] x, int heads, int d, int position, double theta)
+    private static void Rope(double[] x, int heads, DecoderConfig c, int position)
     {
+        var d = c.HeadSize;
         var half = d / 2;
         for (var head = 0; head < heads; head++)
         {
             for (var i = 0; i < half; i++)
             {
-                var angle = position / Math.Pow(theta, 2.0 * i / d);
+                var angle = position * Frequency(c, i);
                 var (a, b) = (x[head * d + i], x[head * d + half + i]);
                 x[head * d + i] = a * Math.Cos(angle) - b * Math.Sin(angle);
                 x[head * d + half + i] = b * Math.Cos(angle) + a * Math.Sin(angle);
             }
+        }
+    }
+
+    /// <summary>
+    /// Rotation speed of pair i: θ^(-2i/d), then Hugging Face's scalings. linear: positions divided by the factor.
+    /// llama3: wavelengths longer than original/low are slowed by the factor, shorter than original/high kept, and
+    /// the band between blends the two by how many wavelengths fit in the original context.
+    /// </summary>
+    private static double Frequency(DecoderConfig c, int i)
+    {
+        var frequency = Math.Pow(c.RopeTheta, -2.0 * i / c.HeadSize);
+        switch (c.RopeScalingType)
+        {
+            case "linear":
+                return frequency / c.RopeScalingFactor;
+            case "llama3":
+                var wavelength = 2 * Math.PI / frequency;
+                if (wavelength < c.RopeOriginalMaxPositions / c.RopeHighFrequencyFactor) return frequency;
+                if (wavelength > c.RopeOriginalMaxPositions / c.RopeLowFrequencyFactor) return frequency / c.RopeScalingFactor;
+                var blend = (c.RopeOriginalMaxPositions / wavelength - c.RopeLowFrequencyFactor) / (c.RopeHighFrequencyFactor - c.RopeLowFrequencyFactor);
+                return blend * frequency + (1 - blend) * frequency / c.RopeScalingFactor;
+            default:
+                return frequency;
         }
     }
 
