@@ -1,4 +1,6 @@
 using System.Text.Json;
+using Microsoft.ML.OnnxRuntime;
+using Microsoft.ML.OnnxRuntime.Tensors;
 using OnnxLM.Tests;
 
 namespace OnnxLM.ModelBuilder.Tests;
@@ -121,6 +123,53 @@ public sealed class BuiltGraphTests : IDisposable
     }
 
     [Fact]
+    public void AttentionOutputsAreTheReferenceProbabilities()
+    {
+        var config = new DecoderConfig
+        {
+            ModelType = "llama", HiddenSize = 48, IntermediateSize = 64, AttentionHeadCount = 4, KeyValueHeadCount = 2, HeadSize = 12,
+            LayerCount = 2, VocabularySize = 59, MaxPositions = 32, BosTokenId = 0, EosTokenIds = [1],
+        };
+        var weights = RandomCheckpoint.For(config, seed: 21);
+        DecoderModelBuilder.Build(config, weights, _out, new ModelBuilderOptions { OutputAttentions = true });
+        long[] ids = [7, 3, 58, 21, 0, 14, 33];
+        var expected = new List<double[][][]>();
+        ReferenceDecoder.Forward(config, weights, ids.Select(i => (int)i).ToArray(), expected);
+
+        // One prompt pass with an empty cache, fed to the graph directly: attentions.N is [batch, heads, query, key].
+        using var session = new InferenceSession(Path.Combine(_out, "model.onnx"));
+        var t = ids.Length;
+        var inputs = new List<NamedOnnxValue>
+        {
+            NamedOnnxValue.CreateFromTensor("input_ids", new DenseTensor<long>(ids, [1, t])),
+            NamedOnnxValue.CreateFromTensor("attention_mask", new DenseTensor<long>(Enumerable.Repeat(1L, t).ToArray(), [1, t])),
+            NamedOnnxValue.CreateFromTensor("position_ids", new DenseTensor<long>(Enumerable.Range(0, t).Select(i => (long)i).ToArray(), [1, t])),
+        };
+        for (var layer = 0; layer < config.LayerCount; layer++)
+        {
+            foreach (var part in new[] { "key", "value" })
+            {
+                inputs.Add(NamedOnnxValue.CreateFromTensor($"past_key_values.{layer}.{part}",
+                    new DenseTensor<float>([1, config.KeyValueHeadCount, 0, config.HeadSize])));
+            }
+        }
+
+        using var outputs = session.Run(inputs);
+        for (var layer = 0; layer < config.LayerCount; layer++)
+        {
+            var actual = outputs.Single(o => o.Name == $"attentions.{layer}").AsTensor<float>();
+            Assert.Equal([1, config.AttentionHeadCount, t, t], actual.Dimensions.ToArray());
+            for (var head = 0; head < config.AttentionHeadCount; head++)
+                for (var query = 0; query < t; query++)
+                    for (var key = 0; key < t; key++)
+                    {
+                        var want = expected[layer][head][query][key];
+                        Assert.True(Math.Abs(actual[0, head, query, key] - want) <= 1e-5, $"layer {layer} head {head} query {query} key {key}: {actual[0, head, query, key]} vs {want}");
+                    }
+        }
+    }
+
+    [Fact]
     public void Float16WeightsStayCloseAndAttentionsAreExported()
     {
         var config = new DecoderConfig
@@ -133,7 +182,7 @@ public sealed class BuiltGraphTests : IDisposable
         var ids = new[] { 4, 8, 15, 16, 23, 42 };
         var expected = ReferenceDecoder.Forward(config, weights, ids);
 
-        using var session = new Microsoft.ML.OnnxRuntime.InferenceSession(Path.Combine(_out, "model.onnx"));
+        using var session = new InferenceSession(Path.Combine(_out, "model.onnx"));
         Assert.Contains("attentions.1", session.OutputMetadata.Keys);
         using var model = LanguageModel.Load(_out, new LanguageModelOptions { ExecutionProvider = ExecutionProvider.Cpu });
         using var s = model.CreateSession();

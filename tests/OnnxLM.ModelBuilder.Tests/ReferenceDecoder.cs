@@ -6,7 +6,12 @@ namespace OnnxLM.ModelBuilder.Tests;
 /// </summary>
 public static class ReferenceDecoder
 {
-    public static float[][] Forward(DecoderConfig c, RandomCheckpoint w, int[] ids)
+    /// <summary>Logits [T, V] of a token sequence.</summary>
+    /// <param name="c">The architecture.</param>
+    /// <param name="w">The weights by Hugging Face name.</param>
+    /// <param name="ids">The tokens, at positions 0..T-1.</param>
+    /// <param name="attentions">When given, receives each layer's attention probabilities [head][query][key] (0 after the query).</param>
+    public static float[][] Forward(DecoderConfig c, RandomCheckpoint w, int[] ids, List<double[][][]>? attentions = null)
     {
         var t = ids.Length;
         var h = c.HiddenSize;
@@ -47,7 +52,9 @@ public static class ReferenceDecoder
                 v = qkv.Select(r => r[(2 * h)..]).ToArray();
             }
 
-            var attention = Attend(c, q, k, v);
+            var probabilities = Enumerable.Range(0, c.AttentionHeadCount).Select(_ => Enumerable.Range(0, t).Select(_ => new double[t]).ToArray()).ToArray();
+            attentions?.Add(probabilities);
+            var attention = Attend(c, q, k, v, probabilities);
             for (var i = 0; i < t; i++)
             {
                 var o = llama ? Linear(attention[i], w[P("self_attn.o_proj.weight")], null, h) : Conv1D(attention[i], w[P("attn.c_proj.weight")], w[P("attn.c_proj.bias")], h);
@@ -81,7 +88,7 @@ public static class ReferenceDecoder
         }).ToArray();
     }
 
-    private static double[][] Attend(DecoderConfig c, double[][] q, double[][] k, double[][] v)
+    private static double[][] Attend(DecoderConfig c, double[][] q, double[][] k, double[][] v, double[][][] probabilities)
     {
         var t = q.Length;
         var d = c.HeadSize;
@@ -104,6 +111,7 @@ public static class ReferenceDecoder
                 var max = scores.Max();
                 var exp = scores.Select(s => Math.Exp(s - max)).ToArray();
                 var sum = exp.Sum();
+                for (var j = 0; j <= i; j++) probabilities[head][i][j] = exp[j] / sum;
                 for (var j = 0; j <= i; j++)
                     for (var e = 0; e < d; e++)
                         output[i][head * d + e] += exp[j] / sum * v[j][kvHead * d + e];
