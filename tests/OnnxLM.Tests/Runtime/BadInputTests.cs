@@ -73,8 +73,10 @@ public sealed class BadInputTests : IDisposable
         // Copy a real graph but state the wrong number of layers.
         var source = TestPaths.RepoModel(Model);
         File.Copy(Path.Combine(source, "model.onnx"), Path.Combine(_temp, "model.onnx"));
-        File.WriteAllText(Path.Combine(_temp, "genai_config.json"), File.ReadAllText(Path.Combine(source, "genai_config.json"))
-            .Replace("\"num_hidden_layers\": 6", "\"num_hidden_layers\": 3", StringComparison.Ordinal));
+        var config = File.ReadAllText(Path.Combine(source, "genai_config.json"));
+        var wrong = System.Text.RegularExpressions.Regex.Replace(config, "\"num_hidden_layers\": \\d+", "\"num_hidden_layers\": 3");
+        Assert.NotEqual(config, wrong);
+        File.WriteAllText(Path.Combine(_temp, "genai_config.json"), wrong);
         var e = Assert.Throws<ModelFormatException>(() => LanguageModel.Load(_temp));
         Assert.Contains("3 layers", e.Message);
         Assert.Contains("past_key_values.0.key", e.Message); // the found inputs are listed

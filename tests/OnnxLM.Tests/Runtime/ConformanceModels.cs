@@ -16,7 +16,7 @@ public static class ConformanceModels
 
     public static readonly Case[] All =
     [
-        // Built here: byte-level BPE, Llama with GQA 6:2, fp32 (ids of "And the LORD said unto Moses,").
+        // Built here: byte-level BPE, Llama with GQA 10:2, fp16-stored weights computed in fp32 (ids of "And the LORD said unto Moses,").
         new(Repo, [0, 1093, 260, 343, 392, 324, 683, 46], 1e-4f, InRepository: true),
         // GPT-2 (combined past_%d cache, int32 inputs): the model only knows ids < 1000.
         new("tiny-gpt2-fp32", [464, 886, 286, 262, 995, 318, 257, 640], 1e-4f),

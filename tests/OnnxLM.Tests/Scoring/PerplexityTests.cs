@@ -1,3 +1,5 @@
+using System.Text.Json;
+
 namespace OnnxLM.Tests;
 
 public sealed class PerplexityTests
@@ -95,6 +97,43 @@ public sealed class PerplexityTests
         var bitsPerByte = -logProb / Math.Log(2) / bytes;
         Assert.Equal(62053, bytes);
         Assert.InRange(bitsPerByte, 1.393 - 0.015, 1.393 + 0.015);
+    }
+
+    [Fact]
+    public async Task DefaultModelScoresRevelationAsItsTrainerDid()
+    {
+        // summary.json holds PyTorch's own evaluation at the end of training (build/train-default-model/train.py):
+        // the <s>chapter</s> stream of Revelation cut into disjoint windows of `seq` + 1 tokens, each window's first
+        // token predicting nothing. The converted ONNX graph, scored by OnnxLM the same way, must agree.
+        using var summary = JsonDocument.Parse(File.ReadAllText(Path.Combine(TestPaths.RepoModel(ConformanceModels.Repo), "summary.json")));
+        var root = summary.RootElement;
+        var window = root.GetProperty("args").GetProperty("seq").GetInt32();
+
+        using var model = ConformanceModels.Load(ConformanceModels.Repo);
+        var stream = new List<int>();
+        long bytes = 0;
+        foreach (var chapter in File.ReadLines(TestPaths.TestData("kjv/revelation.txt")))
+        {
+            stream.Add(model.Tokenizer.BosTokenId!.Value);
+            stream.AddRange(model.Tokenizer.Encode(chapter, addBos: false));
+            stream.Add(model.Tokenizer.EosTokenIds[0]);
+            bytes += System.Text.Encoding.UTF8.GetByteCount(chapter);
+        }
+
+        double logProb = 0;
+        var predicted = 0;
+        for (var start = 0; start < stream.Count - 1; start += window)
+        {
+            var chunk = stream.GetRange(start, Math.Min(window + 1, stream.Count - start)).ToArray();
+            logProb += (await model.ScoreAsync(chunk[..1], chunk[1..])).LogProb;
+            predicted += chunk.Length - 1;
+        }
+
+        var bitsPerByte = -logProb / Math.Log(2) / bytes;
+        Assert.Equal(root.GetProperty("heldout_tokens").GetInt32(), predicted);
+        Assert.Equal(root.GetProperty("heldout_bytes").GetInt64(), bytes);
+        Assert.Equal(root.GetProperty("heldout_loss").GetDouble(), -logProb / predicted, 5e-4);
+        Assert.Equal(root.GetProperty("heldout_bits_per_byte").GetDouble(), bitsPerByte, 5e-4);
     }
 
     [SharedModelFact("torch-llama-fp32")]
