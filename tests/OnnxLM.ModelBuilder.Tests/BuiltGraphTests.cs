@@ -43,11 +43,9 @@ public sealed class BuiltGraphTests : IDisposable
     {
         // head_dim 16, θ 10,000: pair wavelengths 6.3, 19.9, 62.8, 199, ... tokens. With an original context of 64
         // and llama3's default low/high factors 1 and 4, the first pair is kept, the next two blended, the rest slowed.
-        var config = new DecoderConfig
+        var config = SmallLlama(hidden: 32, intermediate: 40, heads: 2, kvHeads: 1, headDim: 16, vocab: 67, maxPositions: 64) with
         {
-            ModelType = "llama", HiddenSize = 32, IntermediateSize = 40, AttentionHeadCount = 2, KeyValueHeadCount = 1, HeadSize = 16,
-            LayerCount = 2, VocabularySize = 67, MaxPositions = 64, RopeScalingType = scaling, RopeScalingFactor = factor,
-            RopeOriginalMaxPositions = 64, BosTokenId = 0, EosTokenIds = [1],
+            RopeScalingType = scaling, RopeScalingFactor = factor, RopeOriginalMaxPositions = 64,
         };
         var weights = RandomCheckpoint.For(config, seed: 11);
         int[] ids = [5, 9, 2, 66, 31, 8, 40, 12, 3, 27, 19, 50, 7, 44, 1, 60];
@@ -61,18 +59,17 @@ public sealed class BuiltGraphTests : IDisposable
     [Fact]
     public void ShardedCheckpointConvertsWithExternalData()
     {
-        var config = new DecoderConfig
-        {
-            ModelType = "llama", HiddenSize = 32, IntermediateSize = 56, AttentionHeadCount = 4, KeyValueHeadCount = 2, HeadSize = 8,
-            LayerCount = 2, VocabularySize = 71, MaxPositions = 32, BosTokenId = 0, EosTokenIds = [1],
-        };
+        var config = SmallLlama(hidden: 32, intermediate: 56, heads: 4, kvHeads: 2, headDim: 8, vocab: 71, maxPositions: 32);
         var weights = RandomCheckpoint.For(config, seed: 3);
         var checkpoint = Directory.CreateDirectory(Path.Combine(_out, "hf")).FullName;
-        File.WriteAllText(Path.Combine(checkpoint, "config.json"), $$"""
-            { "model_type": "llama", "hidden_size": 32, "intermediate_size": 56, "num_attention_heads": 4, "num_key_value_heads": 2,
-              "head_dim": 8, "num_hidden_layers": 2, "vocab_size": 71, "max_position_embeddings": 32, "rms_norm_eps": 1e-5,
-              "rope_theta": 10000.0, "tie_word_embeddings": false, "bos_token_id": 0, "eos_token_id": 1 }
-            """);
+        File.WriteAllText(Path.Combine(checkpoint, "config.json"), JsonSerializer.Serialize(new Dictionary<string, object>
+        {
+            ["model_type"] = "llama", ["hidden_size"] = config.HiddenSize, ["intermediate_size"] = config.IntermediateSize,
+            ["num_attention_heads"] = config.AttentionHeadCount, ["num_key_value_heads"] = config.KeyValueHeadCount, ["head_dim"] = config.HeadSize,
+            ["num_hidden_layers"] = config.LayerCount, ["vocab_size"] = config.VocabularySize, ["max_position_embeddings"] = config.MaxPositions,
+            ["rms_norm_eps"] = config.NormEpsilon, ["rope_theta"] = config.RopeTheta, ["tie_word_embeddings"] = config.TieWordEmbeddings,
+            ["bos_token_id"] = 0, ["eos_token_id"] = 1,
+        }));
         // Two shards, as Hugging Face writes large checkpoints: tensors split by name, an index mapping each to its file.
         var names = weights.Tensors.Keys.Order(StringComparer.Ordinal).ToArray();
         var map = names.ToDictionary(n => n, n => Array.IndexOf(names, n) < names.Length / 2 ? "model-00001-of-00002.safetensors" : "model-00002-of-00002.safetensors");
@@ -89,6 +86,13 @@ public sealed class BuiltGraphTests : IDisposable
         Assert.True(data.Exists && data.Length > 4 * new FileInfo(Path.Combine(built, "model.onnx")).Length, "weights should live in model.onnx.data");
         AssertMatchesReference(built, config, weights, [2, 70, 13, 4, 29, 0, 51, 8]);
     }
+
+    /// <summary>A two-layer Llama config with BOS 0 and EOS 1.</summary>
+    private static DecoderConfig SmallLlama(int hidden, int intermediate, int heads, int kvHeads, int headDim, int vocab, int maxPositions) => new()
+    {
+        ModelType = "llama", HiddenSize = hidden, IntermediateSize = intermediate, AttentionHeadCount = heads, KeyValueHeadCount = kvHeads,
+        HeadSize = headDim, LayerCount = 2, VocabularySize = vocab, MaxPositions = maxPositions, BosTokenId = 0, EosTokenIds = [1],
+    };
 
     /// <summary>The built folder's logits, through OnnxLM's runtime, equal the reference pass: all positions at once and step by step with the cache.</summary>
     private static void AssertMatchesReference(string folder, DecoderConfig config, RandomCheckpoint weights, int[] ids)
@@ -125,11 +129,7 @@ public sealed class BuiltGraphTests : IDisposable
     [Fact]
     public void AttentionOutputsAreTheReferenceProbabilities()
     {
-        var config = new DecoderConfig
-        {
-            ModelType = "llama", HiddenSize = 48, IntermediateSize = 64, AttentionHeadCount = 4, KeyValueHeadCount = 2, HeadSize = 12,
-            LayerCount = 2, VocabularySize = 59, MaxPositions = 32, BosTokenId = 0, EosTokenIds = [1],
-        };
+        var config = SmallLlama(hidden: 48, intermediate: 64, heads: 4, kvHeads: 2, headDim: 12, vocab: 59, maxPositions: 32);
         var weights = RandomCheckpoint.For(config, seed: 21);
         DecoderModelBuilder.Build(config, weights, _out, new ModelBuilderOptions { OutputAttentions = true });
         long[] ids = [7, 3, 58, 21, 0, 14, 33];
@@ -172,11 +172,7 @@ public sealed class BuiltGraphTests : IDisposable
     [Fact]
     public void Float16WeightsStayCloseAndAttentionsAreExported()
     {
-        var config = new DecoderConfig
-        {
-            ModelType = "llama", HiddenSize = 32, IntermediateSize = 48, AttentionHeadCount = 4, KeyValueHeadCount = 2, HeadSize = 8,
-            LayerCount = 2, VocabularySize = 61, MaxPositions = 32, BosTokenId = 0, EosTokenIds = [1],
-        };
+        var config = SmallLlama(hidden: 32, intermediate: 48, heads: 4, kvHeads: 2, headDim: 8, vocab: 61, maxPositions: 32);
         var weights = RandomCheckpoint.For(config, seed: 5);
         DecoderModelBuilder.Build(config, weights, _out, new ModelBuilderOptions { Float16Weights = true, OutputAttentions = true });
         var ids = new[] { 4, 8, 15, 16, 23, 42 };
