@@ -34,8 +34,10 @@ p.add_argument("--threads", type=int, default=2)
 p.add_argument("--seed", type=int, default=1)
 p.add_argument("--untied", dest="tie", action="store_false", help="separate lm_head (default: tied to the embeddings)")
 p.add_argument("--dropout", type=float, default=0.2, help="dropout on the attention and MLP outputs")
-p.add_argument("--average", type=float, default=0.998,
-               help="ship an exponential moving average of the weights over the second half of training, with this decay (0: the last weights)")
+p.add_argument("--average", type=float, default=0.999,
+               help="ship an exponential moving average of the weights, with this decay (0: the last weights)")
+p.add_argument("--average-start", type=float, default=0.4, help="fraction of the time budget after which the average starts")
+p.add_argument("--weight-decay", type=float, default=0.1, help="AdamW weight decay of the matrices")
 p.add_argument("--weights", choices=("fp16", "fp32"), default="fp16",
                help="precision the weights are shipped in: fp16 rounds them before the final evaluation and export")
 p.add_argument("--fp32", dest="bf16", action="store_false",
@@ -145,7 +147,7 @@ n_params = sum(p.numel() for p in model.parameters())
 print(f"parameters: {n_params:,}", flush=True)
 decay = [p for n, p in model.named_parameters() if p.dim() >= 2]
 no_decay = [p for n, p in model.named_parameters() if p.dim() < 2]
-opt = torch.optim.AdamW([{"params": decay, "weight_decay": 0.1}, {"params": no_decay, "weight_decay": 0.0}],
+opt = torch.optim.AdamW([{"params": decay, "weight_decay": args.weight_decay}, {"params": no_decay, "weight_decay": 0.0}],
                         lr=args.lr, betas=(0.9, 0.95))
 
 
@@ -209,7 +211,7 @@ if args.profile:
     raise SystemExit(0)
 
 params = list(model.parameters())
-average = None  # the moving average of the weights, started halfway through the budget
+average = None  # the moving average of the weights, started at --average-start of the budget
 averaged_steps = 0
 
 
@@ -239,7 +241,7 @@ while True:
     loss.backward()
     torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
     opt.step()
-    if args.average and progress >= 0.5:
+    if args.average and progress >= args.average_start:
         if average is None:
             average = [p.detach().clone() for p in params]
         averaged_steps += 1
