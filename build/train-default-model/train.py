@@ -37,7 +37,6 @@ p.add_argument("--dropout", type=float, default=0.2, help="dropout on the attent
 p.add_argument("--average", type=float, default=0.999,
                help="ship an exponential moving average of the weights, with this decay (0: the last weights)")
 p.add_argument("--average-start", type=float, default=0.4, help="fraction of the time budget after which the average starts")
-p.add_argument("--weight-decay", type=float, default=0.1, help="AdamW weight decay of the matrices")
 p.add_argument("--weights", choices=("fp16", "fp32"), default="fp16",
                help="precision the weights are shipped in: fp16 rounds them before the final evaluation and export")
 p.add_argument("--fp32", dest="bf16", action="store_false",
@@ -147,7 +146,7 @@ n_params = sum(p.numel() for p in model.parameters())
 print(f"parameters: {n_params:,}", flush=True)
 decay = [p for n, p in model.named_parameters() if p.dim() >= 2]
 no_decay = [p for n, p in model.named_parameters() if p.dim() < 2]
-opt = torch.optim.AdamW([{"params": decay, "weight_decay": args.weight_decay}, {"params": no_decay, "weight_decay": 0.0}],
+opt = torch.optim.AdamW([{"params": decay, "weight_decay": 0.1}, {"params": no_decay, "weight_decay": 0.0}],
                         lr=args.lr, betas=(0.9, 0.95))
 
 
