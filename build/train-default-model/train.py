@@ -182,13 +182,12 @@ def batch():
 
 
 @torch.no_grad()
-def evaluate(limit=None):
+def evaluate():
     """Summed NLL (nats) over held-out tokens in disjoint windows; every token after the first is predicted once."""
     model.eval()
     total, count = 0.0, 0
-    data = heldout if limit is None else heldout[:limit]
-    for s in range(0, len(data) - 1, args.seq):
-        chunk = data[s:s + args.seq + 1]
+    for s in range(0, len(heldout) - 1, args.seq):
+        chunk = heldout[s:s + args.seq + 1]
         if len(chunk) < 2:
             break
         logits = model(chunk[None, :-1])
@@ -196,6 +195,10 @@ def evaluate(limit=None):
         count += len(chunk) - 1
     model.train()
     return total, count
+
+
+def bits_per_byte(nll):
+    return nll / math.log(2) / heldout_bytes
 
 
 if args.profile:
@@ -254,10 +257,10 @@ while True:
     held, bpb, avg_held, avg_bpb = "", "", "", ""
     if elapsed >= next_eval and not args.probe:
         nll, n = evaluate()
-        held, bpb = f"{nll / n:.4f}", f"{nll / math.log(2) / heldout_bytes:.4f}"
+        held, bpb = f"{nll / n:.4f}", f"{bits_per_byte(nll):.4f}"
         if average is not None:
             swap_average(); nll, n = evaluate(); swap_average()
-            avg_held, avg_bpb = f"{nll / n:.4f}", f"{nll / math.log(2) / heldout_bytes:.4f}"
+            avg_held, avg_bpb = f"{nll / n:.4f}", f"{bits_per_byte(nll):.4f}"
         next_eval += 300
     if step % 20 == 0 or held:
         log.write(f"{step},{elapsed:.1f},{tokens},{lr:.6f},{ema:.4f},{held},{bpb},{avg_held},{avg_bpb}\n"); log.flush()
@@ -270,17 +273,18 @@ if args.probe:
     raise SystemExit(0)
 
 last_nll, n = evaluate()
-print(f"heldout, last weights: loss {last_nll / n:.4f} bits/byte {last_nll / math.log(2) / heldout_bytes:.4f}", flush=True)
+last_bpb = bits_per_byte(last_nll)
+print(f"heldout, last weights: loss {last_nll / n:.4f} bits/byte {last_bpb:.4f}", flush=True)
 if average is not None:
     swap_average()
 if args.weights == "fp16":  # evaluate exactly what ships: the ONNX file stores fp16 weights (computed in fp32)
     with torch.no_grad():
         for p in model.parameters():
             p.copy_(p.half().float())
-nll, n = evaluate()
-bpb = nll / math.log(2) / heldout_bytes
+nll = evaluate()[0] if average is not None or args.weights == "fp16" else last_nll  # the shipped weights differ?
+bpb = bits_per_byte(nll)
 print(f"heldout: loss {nll / n:.4f} ppl {math.exp(nll / n):.2f} bits/byte {bpb:.4f}", flush=True)
-log.write(f"{step},{elapsed:.1f},{tokens},0,{ema:.4f},{last_nll / n:.4f},{last_nll / math.log(2) / heldout_bytes:.4f},{nll / n:.4f},{bpb:.4f}\n")
+log.write(f"{step},{elapsed:.1f},{tokens},0,{ema:.4f},{last_nll / n:.4f},{last_bpb:.4f},{nll / n:.4f},{bpb:.4f}\n")
 log.close()
 
 # Hugging Face checkpoint: safetensors written by hand (u64 LE header length, JSON header, F32 data in name order).
@@ -319,7 +323,7 @@ for name in ("tokenizer.json", "tokenizer_config.json"):
     shutil.copy(os.path.join(args.tokenizer, name), os.path.join(args.out, name))
 
 summary = {"parameters": n_params, "averaged_steps": averaged_steps,
-           "heldout_bits_per_byte_last_weights_fp32": round(last_nll / math.log(2) / heldout_bytes, 4), "steps": step, "tokens_seen": tokens, "seconds": round(elapsed, 1),
+           "heldout_bits_per_byte_last_weights_fp32": round(last_bpb, 4), "steps": step, "tokens_seen": tokens, "seconds": round(elapsed, 1),
            "tokens_per_second": round(tokens / elapsed), "train_loss_ema": round(ema, 4),
            "heldout_tokens": n, "heldout_bytes": heldout_bytes, "heldout_loss": round(nll / n, 4),
            "heldout_perplexity": round(math.exp(nll / n), 3), "heldout_bits_per_byte": round(bpb, 4),
