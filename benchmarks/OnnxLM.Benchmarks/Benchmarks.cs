@@ -66,7 +66,7 @@ internal static class Benchmarks
 
         // 1. One long pair: ScoreAsync vs the forward pass alone over the same positions (all logits rows copied out).
         var text = string.Concat(Enumerable.Repeat("And God said, Let there be light: and there was light. ", 200));
-        var tokens = model.Tokenizer.Encode(text, addBos: false);
+        var tokens = model.Tokenizer.Encode(text, addSpecialTokens: false);
         tokens = tokens[..Math.Min(tokens.Length, Math.Min(model.Info.ContextLength, 512))];
         var context = tokens[..(tokens.Length / 4)];
         var continuation = tokens[(tokens.Length / 4)..];
@@ -133,7 +133,7 @@ internal static class Benchmarks
         {
             foreach (var chapter in chapters) await model.ScorePerplexityAsync(chapter);
         }, minimumRuns: 1);
-        var rollingTokens = chapters.Sum(c => model.Tokenizer.Encode(c, addBos: false).Length);
+        var rollingTokens = chapters.Sum(c => model.Tokenizer.Encode(c, addSpecialTokens: false).Length);
         Console.WriteLine($"ScorePerplexityAsync over tests/data/kjv/revelation.txt: {rollingTokens / rollingSeconds:F0} tokens/s");
         return 0;
     }

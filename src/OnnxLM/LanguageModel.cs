@@ -27,8 +27,11 @@ public sealed class LanguageModel : IDisposable
     /// <summary>What the model is and where it runs.</summary>
     public ModelInfo Info { get; }
 
+    /// <summary>Whether the model folder has tokenizer files, so that <see cref="Tokenizer"/> and the text overloads can be used.</summary>
+    public bool HasTokenizer => _tokenizer is not null;
+
     /// <summary>The model's tokenizer.</summary>
-    /// <exception cref="ModelFormatException">The model folder has no tokenizer files.</exception>
+    /// <exception cref="ModelFormatException">The model folder has no tokenizer files (see <see cref="HasTokenizer"/>).</exception>
     public TextTokenizer Tokenizer => _tokenizer ?? throw new ModelFormatException(
         $"Model folder '{_folder}' has no tokenizer (tokenizer.json, tokenizer.model or vocab.json + merges.txt); use the token-id overloads.", _folder);
 
@@ -78,7 +81,7 @@ public sealed class LanguageModel : IDisposable
                 ExecutionProvider = graph.Provider,
             };
 
-            var tokenizer = HasTokenizerFiles(folder)
+            var tokenizer = TextTokenizer.HasTokenizerFile(folder)
                 ? TextTokenizer.FromFolder(folder, new TokenizerOptions
                 {
                     BosTokenId = config.BosTokenId,
@@ -100,10 +103,6 @@ public sealed class LanguageModel : IDisposable
             throw;
         }
     }
-
-    private static bool HasTokenizerFiles(string folder) =>
-        File.Exists(Path.Combine(folder, "tokenizer.json")) || File.Exists(Path.Combine(folder, "tokenizer.model")) ||
-        File.Exists(Path.Combine(folder, "vocab.json"));
 
     /// <summary>Starts an empty sequence with its own key/value cache.</summary>
     /// <param name="maxLength">The most tokens the session may hold; null for the model's context length.</param>
@@ -202,7 +201,7 @@ public sealed class LanguageModel : IDisposable
         ArgumentNullException.ThrowIfNull(prompt);
         ThrowIfDisposed();
         options ??= new BeamSearchOptions();
-        return BeamSearchAsync(Tokenizer.Encode(prompt, options.AddBosToken), options, cancellationToken);
+        return BeamSearchAsync(Tokenizer.EncodeForModel(prompt, options.AddBosToken), options, cancellationToken);
     }
 
     /// <summary>Beam search from prompt token ids: the best hypotheses by length-normalised log-probability, best first.</summary>
@@ -300,7 +299,7 @@ public sealed class LanguageModel : IDisposable
         ArgumentNullException.ThrowIfNull(text);
         ThrowIfDisposed();
         options ??= new PerplexityOptions();
-        var tokens = Tokenizer.Encode(text, addBos: false);
+        var tokens = Tokenizer.Encode(text, addSpecialTokens: false);
         if (tokens.Length == 0)
         {
             throw new ArgumentException("The text has no tokens to score.", nameof(text));
@@ -333,7 +332,7 @@ public sealed class LanguageModel : IDisposable
     {
         ArgumentNullException.ThrowIfNull(prompt);
         ThrowIfDisposed();
-        return Tokenizer.Encode(prompt, options?.AddBosToken);
+        return Tokenizer.EncodeForModel(prompt, options?.AddBosToken);
     }
 
     internal void ThrowIfDisposed() => ObjectDisposedException.ThrowIf(_disposed, this);

@@ -86,14 +86,14 @@ public sealed class BpeTrainerTests : IDisposable
         // Every training word encodes to the segmentation training ended with, and to what the trainer's own encoder gives.
         foreach (var (word, ids) in trainer.Segmentations(model))
         {
-            Assert.Equal(ids, tokenizer.Encode(word, addBos: false));
+            Assert.Equal(ids, tokenizer.Encode(word, addSpecialTokens: false));
             Assert.Equal(ids, model.EncodeWord(word));
         }
 
         // Whole lines (and unseen text, including the special-token strings) round-trip; BOS comes from tokenizer_config.json.
         foreach (var line in corpus.Append("Unseen: Ærø 😀 <s>x</s>\nnew line"))
         {
-            var ids = tokenizer.Encode(line, addBos: false);
+            var ids = tokenizer.Encode(line, addSpecialTokens: false);
             Assert.Equal(line, tokenizer.Decode(ids));
             var expected = line.Contains("<s>", StringComparison.Ordinal) ? null : BpeTrainer.PreTokenize(line).SelectMany(model.EncodeWord).ToArray();
             if (expected is not null)
@@ -102,7 +102,7 @@ public sealed class BpeTrainerTests : IDisposable
             }
         }
 
-        Assert.Equal([0, 2 + 'x', 1], tokenizer.Encode("<s>x</s>", addBos: false));
+        Assert.Equal([0, 2 + 'x', 1], tokenizer.Encode("<s>x</s>", addSpecialTokens: false));
         Assert.Equal(0, tokenizer.Encode("x")[0]);
     }
 }

@@ -18,11 +18,11 @@ internal static class Scorer
             var prefix = options.PrefixTokenId ?? model.Info.BosTokenId ?? tokenizer.BosTokenId
                 ?? (model.Info.EosTokenIds.Count > 0 ? model.Info.EosTokenIds[0] : throw new InvalidOperationException(
                     "The context is empty and the model has neither BOS nor EOS to start from; set ScoreOptions.PrefixTokenId."));
-            return ([prefix], tokenizer.Encode(continuation, addBos: false));
+            return ([prefix], tokenizer.Encode(continuation, addSpecialTokens: false));
         }
 
-        var whole = tokenizer.Encode(context + continuation, options.AddBosToken);
-        var contextLength = tokenizer.Encode(context, options.AddBosToken).Length;
+        var whole = tokenizer.EncodeForModel(context + continuation, options.AddBosToken);
+        var contextLength = tokenizer.EncodeForModel(context, options.AddBosToken).Length;
         if (contextLength >= whole.Length)
         {
             throw new ArgumentException($"The continuation '{continuation}' adds no tokens after the context.", nameof(continuation));

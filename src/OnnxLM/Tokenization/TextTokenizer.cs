@@ -1,94 +1,186 @@
 using System.Text.Json.Nodes;
+using OnnxLM.Tokenization;
 
 namespace OnnxLM;
 
 /// <summary>
-/// Turns text into a model's token ids and back. Reads Hugging Face <c>tokenizer.json</c> (byte-level BPE as in
-/// GPT-2, SentencePiece-style BPE as in Llama), SentencePiece <c>tokenizer.model</c> (through Microsoft.ML.Tokenizers)
-/// and GPT-2's <c>vocab.json</c> + <c>merges.txt</c>. Special-token strings in text map to their ids. Thread-safe.
+/// Turns text into a model's token ids and back, exactly as the model's own tokenizer does. Reads Hugging Face
+/// <c>tokenizer.json</c> (BPE, WordPiece, Unigram and WordLevel models with their normalizers, pre-tokenizers,
+/// post-processors, decoders and added tokens), SentencePiece <c>.model</c> files, tiktoken files, and GPT-2's
+/// <c>vocab.json</c> + <c>merges.txt</c>. Special-token strings in text map to their ids. Thread-safe.
 /// </summary>
 public sealed class TextTokenizer
 {
-    private readonly ITokenizerBackend _backend;
+    private static readonly HashSet<string> LlamaStyleClasses =
+        ["LlamaTokenizer", "LlamaTokenizerFast", "CodeLlamaTokenizer", "CodeLlamaTokenizerFast", "GemmaTokenizer", "GemmaTokenizerFast"];
 
-    private TextTokenizer(ITokenizerBackend backend, int? bos, IReadOnlyList<int> eos, int? pad, bool addBos)
+    private readonly TokenizerPipeline _pipeline;
+    private readonly bool _cleanUpSpaces;
+    private readonly Dictionary<string, int> _specialTokens;
+    private string?[]? _tokenTexts;
+
+    private TextTokenizer(TokenizerPipeline pipeline, int? bos, IReadOnlyList<int> eos, int? pad, bool cleanUpSpaces)
     {
-        _backend = backend;
+        _pipeline = pipeline;
+        _cleanUpSpaces = cleanUpSpaces;
         BosTokenId = bos;
         EosTokenIds = eos;
         PadTokenId = pad;
-        AddBosToken = addBos && bos is not null;
+        _specialTokens = pipeline.Added.Tokens.Where(t => t.Special).ToDictionary(t => t.Content, t => t.Id, StringComparer.Ordinal);
+        AddBosToken = bos is { } b && pipeline.PostProcessor is { } processor && PrefixOf(processor).Contains(b);
     }
 
     /// <summary>
-    /// Loads the tokenizer files of a model folder: <c>tokenizer.json</c>, else <c>tokenizer.model</c>, else
-    /// <c>vocab.json</c> + <c>merges.txt</c>; special tokens and BOS handling from <c>tokenizer_config.json</c>.
+    /// Loads the tokenizer files of a model folder: <c>tokenizer.json</c>, else a SentencePiece or tiktoken
+    /// <c>tokenizer.model</c> (or another <c>*.model</c> / <c>*.tiktoken</c> file), else <c>vocab.json</c> +
+    /// <c>merges.txt</c>; special tokens, BOS/EOS and the clean-up rule from <c>tokenizer_config.json</c>.
     /// </summary>
     /// <param name="folder">The model folder.</param>
-    /// <param name="options">Overrides from the model configuration (BOS/EOS ids), or null.</param>
+    /// <param name="options">Ids from the model configuration, used where the tokenizer files name none; or null.</param>
     /// <exception cref="ModelFormatException">No tokenizer file, or one that is unreadable or of an unsupported kind.</exception>
     public static TextTokenizer FromFolder(string folder, TokenizerOptions? options = null)
     {
         ArgumentException.ThrowIfNullOrWhiteSpace(folder);
         if (!Directory.Exists(folder))
         {
-            throw new ModelFormatException($"Tokenizer folder '{folder}' does not exist.", folder);
+            throw new ModelFormatException(File.Exists(folder)
+                ? $"'{folder}' is a file, not a tokenizer folder; use TextTokenizer.FromFile for a single tokenizer file."
+                : $"Tokenizer folder '{folder}' does not exist.", folder);
         }
 
-        ITokenizerBackend backend;
-        int? fileBos = null;
-        int? fileEos = null;
-        var json = Path.Combine(folder, "tokenizer.json");
-        var model = Path.Combine(folder, "tokenizer.model");
+        var file = FindTokenizerFile(folder) ?? throw new ModelFormatException(
+            $"No tokenizer in '{folder}': expected tokenizer.json, tokenizer.model (or another *.model / *.tiktoken file), or vocab.json with merges.txt. Found: {ModelConfig.DescribeFolder(folder)}.", folder);
+        return Create(file, folder, options);
+    }
+
+    /// <summary>
+    /// Loads one tokenizer file: a <c>tokenizer.json</c>, a SentencePiece <c>.model</c>, a tiktoken file, or a
+    /// <c>vocab.json</c> with <c>merges.txt</c> beside it. A <c>tokenizer_config.json</c> beside it is read too.
+    /// </summary>
+    /// <exception cref="ModelFormatException">The file is missing, unreadable or of an unsupported kind.</exception>
+    public static TextTokenizer FromFile(string path)
+    {
+        ArgumentException.ThrowIfNullOrWhiteSpace(path);
+        if (!File.Exists(path))
+        {
+            throw new ModelFormatException(Directory.Exists(path)
+                ? $"'{path}' is a folder; use TextTokenizer.FromFolder for a model folder."
+                : $"Tokenizer file '{path}' does not exist.", path);
+        }
+
+        return Create(Path.GetFullPath(path), Path.GetDirectoryName(Path.GetFullPath(path))!, null);
+    }
+
+    /// <summary>Whether a folder has a file this class can load (what <see cref="FromFolder"/> would read).</summary>
+    public static bool HasTokenizerFile(string folder) => Directory.Exists(folder) && FindTokenizerFile(folder) is not null;
+
+    private static string? FindTokenizerFile(string folder)
+    {
+        string[] preferred = ["tokenizer.json", "tokenizer.model", "spiece.model", "sentencepiece.bpe.model"];
+        foreach (var name in preferred)
+        {
+            var candidate = Path.Combine(folder, name);
+            if (File.Exists(candidate)) return candidate;
+        }
+
+        var other = Directory.EnumerateFiles(folder, "*.model").Concat(Directory.EnumerateFiles(folder, "*.tiktoken")).Order(StringComparer.Ordinal).FirstOrDefault();
+        if (other is not null) return other;
         var vocab = Path.Combine(folder, "vocab.json");
-        var merges = Path.Combine(folder, "merges.txt");
-        if (File.Exists(json))
+        return File.Exists(vocab) && File.Exists(Path.Combine(folder, "merges.txt")) ? vocab : null;
+    }
+
+    private static TextTokenizer Create(string file, string folder, TokenizerOptions? options)
+    {
+        var name = Path.GetFileName(file);
+        int? fileBos = null, fileEos = null, filePad = null;
+        TokenizerPipeline pipeline;
+        if (name.EndsWith(".json", StringComparison.OrdinalIgnoreCase) && name != "vocab.json")
         {
-            backend = HfBpeTokenizer.FromTokenizerJson(json);
+            pipeline = TokenizerJson.Load(file);
         }
-        else if (File.Exists(model))
+        else if (name == "vocab.json")
         {
-            var sp = new SentencePieceBackend(model);
-            (backend, fileBos, fileEos) = (sp, sp.BosTokenId, sp.EosTokenId);
+            pipeline = TokenizerJson.LoadVocabAndMerges(file, Path.Combine(folder, "merges.txt"));
         }
-        else if (File.Exists(vocab) && File.Exists(merges))
+        else if (name.EndsWith(".tiktoken", StringComparison.OrdinalIgnoreCase) || TiktokenFile.IsTiktoken(file))
         {
-            backend = HfBpeTokenizer.FromVocabAndMerges(vocab, merges);
+            pipeline = TiktokenFile.Load(file);
         }
         else
         {
-            throw new ModelFormatException(
-                $"No tokenizer in '{folder}': expected tokenizer.json, tokenizer.model, or vocab.json with merges.txt. Found: {ModelConfig.DescribeFolder(folder)}.", folder);
+            var sp = SentencePieceModelFile.Read(file);
+            pipeline = sp.CreatePipeline();
+            (fileBos, fileEos, filePad) = (sp.BosId, sp.EosId, sp.PadId);
+            // SentencePiece files have no post-processor; transformers' Llama tokenizer adds BOS unless told not to.
+            pipeline.PostProcessor = Template(fileBos, null, pipeline);
         }
 
-        // tokenizer_config.json names BOS/EOS by string and says whether BOS is added.
-        bool? configAddBos = null;
-        var configFile = Path.Combine(folder, "tokenizer_config.json");
-        if (File.Exists(configFile))
+        var config = ReadConfig(folder);
+        var cleanUp = false;
+        if (config is not null)
         {
-            var config = ModelConfig.ReadJson(configFile);
-            configAddBos = config["add_bos_token"] is JsonValue v && v.TryGetValue<bool>(out var b) ? b : null;
-            fileBos ??= TokenId(backend, config["bos_token"]);
-            fileEos ??= TokenId(backend, config["eos_token"]);
+            fileBos = TokenId(pipeline, config["bos_token"]) ?? fileBos;
+            fileEos = TokenId(pipeline, config["eos_token"]) ?? fileEos;
+            filePad = TokenId(pipeline, config["pad_token"]) ?? filePad;
+            cleanUp = config["clean_up_tokenization_spaces"] is JsonValue c && c.TryGetValue<bool>(out var b) && b;
+            var addBos = Flag(config, "add_bos_token");
+            var addEos = Flag(config, "add_eos_token");
+            var isLlamaStyle = config["tokenizer_class"] is JsonValue cls && cls.TryGetValue<string>(out var className) && LlamaStyleClasses.Contains(className);
+            // transformers rebuilds the template of Llama-style tokenizers from these two flags when it loads them.
+            if ((isLlamaStyle || pipeline.PostProcessor is null && fileBos is not null) && (addBos is not null || addEos is not null))
+            {
+                var hadBos = pipeline.PostProcessor is not null && fileBos is { } fb && PrefixOf(pipeline.PostProcessor).Contains(fb);
+                pipeline.PostProcessor = Template((addBos ?? hadBos) ? fileBos : null, addEos == true ? fileEos : null, pipeline);
+            }
         }
 
-        var bos = options?.BosTokenId ?? fileBos;
-        var eos = options?.EosTokenIds ?? (fileEos is { } e ? [e] : []);
-        var addBos = options?.AddBosToken ?? configAddBos ?? backend.AddsBosByDefault;
-        return new TextTokenizer(backend, bos, eos, options?.PadTokenId, addBos);
+        fileBos ??= pipeline.PostProcessor is { } p ? PrefixOf(p).Cast<int?>().FirstOrDefault() : null;
+        var bos = fileBos ?? options?.BosTokenId;
+        var eos = fileEos is { } e ? [e] : options?.EosTokenIds ?? [];
+        return new TextTokenizer(pipeline, bos, eos, filePad ?? options?.PadTokenId, cleanUp);
     }
 
-    private static int? TokenId(ITokenizerBackend backend, JsonNode? node) => node switch
+    private static JsonObject? ReadConfig(string folder)
     {
-        JsonValue v when v.TryGetValue<string>(out var s) => backend.PieceToId(s),
-        JsonObject o when o["content"] is JsonValue c && c.TryGetValue<string>(out var s) => backend.PieceToId(s),
+        var file = Path.Combine(folder, "tokenizer_config.json");
+        return File.Exists(file) ? ModelConfig.ReadJson(file) : null;
+    }
+
+    private static bool? Flag(JsonObject config, string name) =>
+        config[name] is JsonValue v && v.TryGetValue<bool>(out var b) ? b : null;
+
+    private static TemplatePostProcessor? Template(int? bos, int? eos, TokenizerPipeline pipeline)
+    {
+        if (bos is null && eos is null)
+        {
+            return null;
+        }
+
+        var parts = new List<TemplatePostProcessor.Part>();
+        if (bos is { } b) parts.Add(new([b], [pipeline.TokenToPiece(b)]));
+        parts.Add(new(null, null));
+        if (eos is { } e) parts.Add(new([e], [pipeline.TokenToPiece(e)]));
+        return new TemplatePostProcessor(parts);
+    }
+
+    private static IEnumerable<int> PrefixOf(IPostProcessor processor) => processor switch
+    {
+        TemplatePostProcessor t => t.Prefix,
+        SequencePostProcessor s => s.Steps.SelectMany(PrefixOf),
+        _ => [],
+    };
+
+    private static int? TokenId(TokenizerPipeline pipeline, JsonNode? node) => node switch
+    {
+        JsonValue v when v.TryGetValue<string>(out var s) => pipeline.PieceToId(s),
+        JsonObject o when o["content"] is JsonValue c && c.TryGetValue<string>(out var s) => pipeline.PieceToId(s),
         _ => null,
     };
 
-    /// <summary>Number of ids the tokenizer knows (may differ from the model's logits count).</summary>
-    public int VocabularySize => _backend.VocabularySize;
+    /// <summary>Number of ids the tokenizer knows, added tokens included (may differ from the model's logits count).</summary>
+    public int VocabularySize => _pipeline.VocabularySize;
 
-    /// <summary>The beginning-of-sequence id, if the model has one.</summary>
+    /// <summary>The beginning-of-sequence id, if the tokenizer has one.</summary>
     public int? BosTokenId { get; }
 
     /// <summary>The end-of-sequence ids.</summary>
@@ -97,30 +189,72 @@ public sealed class TextTokenizer
     /// <summary>The padding id, if any.</summary>
     public int? PadTokenId { get; }
 
-    /// <summary>Whether <see cref="Encode(string, bool?)"/> puts BOS first by default.</summary>
+    /// <summary>Whether <see cref="Encode(string, bool)"/> with special tokens puts BOS first (as the tokenizer's post-processor says).</summary>
     public bool AddBosToken { get; }
 
-    /// <summary>Encodes text into token ids.</summary>
+    /// <summary>The special tokens (added tokens marked special) by their text.</summary>
+    public IReadOnlyDictionary<string, int> SpecialTokens => _specialTokens;
+
+    /// <summary>Encodes text into token ids, as Hugging Face's <c>encode(text, add_special_tokens)</c>.</summary>
     /// <param name="text">The text; special-token strings in it (such as "&lt;s&gt;") become their ids.</param>
-    /// <param name="addBos">Whether to put BOS first; null follows <see cref="AddBosToken"/>.</param>
-    public int[] Encode(string text, bool? addBos = null)
+    /// <param name="addSpecialTokens">Whether to add what the tokenizer's post-processor adds (BOS for Llama, CLS/SEP for BERT).</param>
+    public int[] Encode(string text, bool addSpecialTokens = true)
     {
         ArgumentNullException.ThrowIfNull(text);
         var ids = new List<int>(text.Length / 3 + 2);
-        if ((addBos ?? AddBosToken) && BosTokenId is { } bos)
-        {
-            ids.Add(bos);
-        }
-
-        _backend.Encode(text, ids);
+        _pipeline.Encode(text, addSpecialTokens, ids);
         return ids.ToArray();
     }
 
-    /// <summary>Decodes token ids into text.</summary>
+    /// <summary>Encodes text into tokens with their pieces and the span of <paramref name="text"/> each covers.</summary>
+    public IReadOnlyList<EncodedToken> EncodeToTokens(string text, bool addSpecialTokens = true)
+    {
+        ArgumentNullException.ThrowIfNull(text);
+        return _pipeline.EncodeToTokens(text, addSpecialTokens);
+    }
+
+    /// <summary>The number of tokens <see cref="Encode(string, bool)"/> gives.</summary>
+    public int CountTokens(string text, bool addSpecialTokens = true) => Encode(text, addSpecialTokens).Length;
+
+    /// <summary>
+    /// Encodes a prompt for the model. <paramref name="addBos"/> null follows the tokenizer (special tokens added,
+    /// never a second BOS when the text already starts with it); true: no other special tokens, BOS first; false: none.
+    /// </summary>
+    internal int[] EncodeForModel(string text, bool? addBos)
+    {
+        if (addBos is null)
+        {
+            var ids = Encode(text, addSpecialTokens: true);
+            return AddBosToken && ids.Length >= 2 && ids[0] == BosTokenId && ids[1] == BosTokenId ? ids[1..] : ids;
+        }
+
+        var plain = Encode(text, addSpecialTokens: false);
+        return addBos == true && BosTokenId is { } bos && (plain.Length == 0 || plain[0] != bos) ? [bos, .. plain] : plain;
+    }
+
+    /// <summary>Decodes token ids into text, as transformers' <c>decode</c>.</summary>
     /// <param name="ids">Token ids.</param>
     /// <param name="skipSpecialTokens">Whether to leave out special tokens such as BOS and EOS.</param>
     /// <exception cref="ArgumentOutOfRangeException">An id is outside the vocabulary.</exception>
-    public string Decode(ReadOnlySpan<int> ids, bool skipSpecialTokens = false) => _backend.Decode(ids, skipSpecialTokens);
+    public string Decode(ReadOnlySpan<int> ids, bool skipSpecialTokens = false) => Decode(ids, skipSpecialTokens, null);
+
+    /// <summary>Decodes token ids into text, choosing whether spaces before punctuation are cleaned up.</summary>
+    /// <param name="ids">Token ids.</param>
+    /// <param name="skipSpecialTokens">Whether to leave out special tokens such as BOS and EOS.</param>
+    /// <param name="cleanUpTokenizationSpaces">
+    /// Whether to remove the spaces transformers' <c>clean_up_tokenization_spaces</c> removes (" ." → ".", " 's" → "'s");
+    /// null follows tokenizer_config.json (<see cref="CleansUpTokenizationSpaces"/>). False gives exactly what the
+    /// tokenizer.json decoder produces, as Hugging Face's tokenizers library does.
+    /// </param>
+    /// <exception cref="ArgumentOutOfRangeException">An id is outside the vocabulary.</exception>
+    public string Decode(ReadOnlySpan<int> ids, bool skipSpecialTokens, bool? cleanUpTokenizationSpaces)
+    {
+        var text = _pipeline.Decode(ids, skipSpecialTokens, continuation: false);
+        return cleanUpTokenizationSpaces ?? _cleanUpSpaces ? WordPieceDecoder.CleanUp(text, decoderRule: false) : text;
+    }
+
+    /// <summary>Whether <see cref="Decode(ReadOnlySpan{int}, bool)"/> cleans up spaces before punctuation (tokenizer_config.json's <c>clean_up_tokenization_spaces</c>).</summary>
+    public bool CleansUpTokenizationSpaces => _cleanUpSpaces;
 
     /// <summary>
     /// The text one token adds when it follows other text (a SentencePiece "▁the" gives " the", not "the"); special tokens
@@ -132,26 +266,32 @@ public sealed class TextTokenizer
         var cache = _tokenTexts ??= new string?[VocabularySize];
         if ((uint)id < (uint)cache.Length)
         {
-            return cache[id] ??= _backend.Decode([id], skipSpecialTokens: false, continuation: true);
+            return cache[id] ??= _pipeline.Decode([id], skipSpecialTokens: false, continuation: true);
         }
 
-        return _backend.Decode([id], skipSpecialTokens: false, continuation: true);
+        return _pipeline.Decode([id], skipSpecialTokens: false, continuation: true);
     }
 
-    private string?[]? _tokenTexts;
-
     /// <summary>The vocabulary entry of a token as stored ("Ġthe", "▁the", "&lt;0x0A&gt;").</summary>
-    public string TokenToPiece(int id) => _backend.TokenToPiece(id);
+    /// <exception cref="ArgumentOutOfRangeException">The id is outside the vocabulary.</exception>
+    public string TokenToPiece(int id) => _pipeline.TokenToPiece(id);
 
-    /// <summary>The id of a vocabulary entry, or null when the vocabulary has no such piece.</summary>
+    /// <summary>The id of a vocabulary entry or added token, or null when there is no such piece.</summary>
     public int? PieceToId(string piece)
     {
         ArgumentNullException.ThrowIfNull(piece);
-        return _backend.PieceToId(piece);
+        return _pipeline.PieceToId(piece);
     }
 
-    /// <summary>Whether an id is a special token (BOS, EOS, unknown, or an added token marked special).</summary>
-    public bool IsSpecialToken(int id) => _backend.IsSpecialToken(id);
+    /// <summary>Finds a special token by its text ("&lt;|im_end|&gt;").</summary>
+    public bool TryGetSpecialTokenId(string content, out int id)
+    {
+        ArgumentNullException.ThrowIfNull(content);
+        return _specialTokens.TryGetValue(content, out id);
+    }
+
+    /// <summary>Whether an id is a special token (an added token marked special: BOS, EOS, chat tags).</summary>
+    public bool IsSpecialToken(int id) => _pipeline.IsSpecialToken(id);
 
     /// <summary>Starts decoding one sequence incrementally, token by token.</summary>
     public StreamingDecoder CreateStreamingDecoder(bool skipSpecialTokens = false) => new(this, skipSpecialTokens);

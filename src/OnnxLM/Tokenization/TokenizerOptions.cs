@@ -1,17 +1,14 @@
 namespace OnnxLM;
 
-/// <summary>Values from the model's configuration that override what the tokenizer files say.</summary>
+/// <summary>Ids from the model's configuration (genai_config.json, config.json), used where the tokenizer files name none.</summary>
 public sealed class TokenizerOptions
 {
-    /// <summary>The beginning-of-sequence id; null keeps the tokenizer files' BOS.</summary>
+    /// <summary>The beginning-of-sequence id to use when the tokenizer files name no BOS.</summary>
     public int? BosTokenId { get; init; }
 
-    /// <summary>End-of-sequence ids; null keeps the tokenizer files' EOS.</summary>
+    /// <summary>End-of-sequence ids to use when the tokenizer files name no EOS.</summary>
     public IReadOnlyList<int>? EosTokenIds { get; init; }
 
-    /// <summary>The padding id; null keeps the tokenizer files' pad token.</summary>
+    /// <summary>The padding id to use when the tokenizer files name no pad token.</summary>
     public int? PadTokenId { get; init; }
-
-    /// <summary>Whether <see cref="TextTokenizer.Encode(string, bool?)"/> adds BOS by default; null follows tokenizer_config.json, else the tokenizer family.</summary>
-    public bool? AddBosToken { get; init; }
 }

@@ -11,7 +11,7 @@ public sealed class PerplexityTests
     public async Task TextInOneWindowEqualsOneFullPassForAnyCoveringStride()
     {
         using var model = ConformanceModels.Load("torch-llama-fp32");
-        var tokens = model.Tokenizer.Encode(Text, addBos: false);
+        var tokens = model.Tokenizer.Encode(Text, addSpecialTokens: false);
         int[] sequence = [1, .. tokens];
 
         // Independent: one pass over BOS + text, log-softmax by hand.
@@ -52,7 +52,7 @@ public sealed class PerplexityTests
     public async Task WindowsPredictEveryTokenOnceWithTheSpecifiedContext()
     {
         using var model = ConformanceModels.Load("torch-llama-fp32");
-        var tokens = model.Tokenizer.Encode(Text, addBos: false);
+        var tokens = model.Tokenizer.Encode(Text, addSpecialTokens: false);
         int[] sequence = [1, .. tokens];
         const int window = 16;
         foreach (var stride in new[] { 16, 10, 3 })
@@ -104,7 +104,7 @@ public sealed class PerplexityTests
         foreach (var chapter in File.ReadLines(TestPaths.TestData("kjv/revelation.txt")))
         {
             stream.Add(model.Tokenizer.BosTokenId!.Value);
-            stream.AddRange(model.Tokenizer.Encode(chapter, addBos: false));
+            stream.AddRange(model.Tokenizer.Encode(chapter, addSpecialTokens: false));
             stream.Add(model.Tokenizer.EosTokenIds[0]);
             bytes += System.Text.Encoding.UTF8.GetByteCount(chapter);
         }

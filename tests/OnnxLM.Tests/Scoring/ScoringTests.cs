@@ -15,8 +15,8 @@ public sealed class ScoringTests
         var plain = await model.ScoreAsync("And God said", " unto Moses");
         Assert.Equal(plain.Tokens.Select(t => t.Id), moved.Tokens.Select(t => t.Id));
         Assert.Equal(plain.LogProb, moved.LogProb, 1e-9);
-        var whole = tokenizer.Encode("And God said unto Moses", addBos: false);
-        var context = tokenizer.Encode("And God said", addBos: false);
+        var whole = tokenizer.Encode("And God said unto Moses", addSpecialTokens: false);
+        var context = tokenizer.Encode("And God said", addSpecialTokens: false);
         Assert.Equal(whole[context.Length..], plain.Tokens.Select(t => t.Id).ToArray());
         Assert.Equal(context, plain.ContextTokenIds);
 
@@ -25,7 +25,7 @@ public sealed class ScoringTests
         Assert.Equal([1, .. context], withBos.ContextTokenIds);
         var empty = await model.ScoreAsync("", "In the beginning");
         Assert.Equal([1], empty.ContextTokenIds);
-        Assert.Equal(tokenizer.Encode("In the beginning", addBos: false), empty.Tokens.Select(t => t.Id).ToArray());
+        Assert.Equal(tokenizer.Encode("In the beginning", addSpecialTokens: false), empty.Tokens.Select(t => t.Id).ToArray());
     }
 
     [SharedModelFact(Model)]
@@ -67,7 +67,7 @@ public sealed class ScoringTests
         // Each alternative's log-prob is what scoring that token gives.
         foreach (var alternative in token.Alternatives)
         {
-            var context = model.Tokenizer.Encode("And God said, Let there be", addBos: false);
+            var context = model.Tokenizer.Encode("And God said, Let there be", addSpecialTokens: false);
             var direct = await model.ScoreAsync(context, [alternative.Id]);
             Assert.Equal(direct.LogProb, alternative.LogProb, 1e-6);
         }

@@ -18,7 +18,7 @@ public sealed class TokenizerConformanceTests
         var mismatches = new List<string>();
         foreach (var c in fixture.Cases)
         {
-            var ids = tokenizer.Encode(c.Text, addBos: false);
+            var ids = tokenizer.Encode(c.Text, addSpecialTokens: false);
             if (!ids.SequenceEqual(c.Ids))
             {
                 mismatches.Add($"'{c.Text}': expected [{string.Join(",", c.Ids)}] got [{string.Join(",", ids)}]");
@@ -45,7 +45,7 @@ public sealed class TokenizerConformanceTests
         var exact = 0;
         foreach (var c in TokenizerFixture.Load(model).Cases)
         {
-            var decoded = tokenizer.Decode(tokenizer.Encode(c.Text, addBos: false));
+            var decoded = tokenizer.Decode(tokenizer.Encode(c.Text, addSpecialTokens: false));
             Assert.Equal(c.Decoded, decoded);
             exact += decoded == c.Text ? 1 : 0;
         }
@@ -90,7 +90,7 @@ public sealed class TokenizerConformanceTests
         Assert.True(sp.AddBosToken);
         Assert.Equal([1, 455, 345, 339, 384, 507, 492, 269, 1948, 1966, 299, 316, 348, 268, 477, 1961],
             sp.Encode("The LORD is my shepherd; I shall not want."));
-        Assert.Equal([300, 632, 394, 324, 341, 1953], sp.Encode("And Jesus said unto them,", addBos: false));
+        Assert.Equal([300, 632, 394, 324, 341, 1953], sp.Encode("And Jesus said unto them,", addSpecialTokens: false));
         Assert.Equal([2], sp.EosTokenIds);
 
         using var model = LanguageModel.Load(TestPaths.SharedModel("tiny-llama-fp16"));
@@ -131,7 +131,7 @@ public sealed class TokenizerConformanceTests
     public void StreamingHoldsBackSplitCharactersAndEmitsThemOnce()
     {
         var tokenizer = TextTokenizer.FromFolder(TestPaths.RepoModel("kjv-tiny"));
-        var ids = tokenizer.Encode("中", addBos: false); // three byte tokens: no merge covers CJK in a KJV vocabulary
+        var ids = tokenizer.Encode("中", addSpecialTokens: false); // three byte tokens: no merge covers CJK in a KJV vocabulary
         Assert.Equal(3, ids.Length);
         var decoder = tokenizer.CreateStreamingDecoder();
         Assert.Equal("", decoder.Append(ids[0]));

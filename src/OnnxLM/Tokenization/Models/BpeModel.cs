@@ -1,0 +1,308 @@
+using System.Text;
+
+namespace OnnxLM.Tokenization;
+
+/// <summary>
+/// Hugging Face's BPE model: a word starts as its characters (with the continuing-subword prefix and end-of-word
+/// suffix where configured, unknown characters as byte-fallback pieces or one fused unknown token), then adjacent
+/// pairs merge lowest rank first, leftmost first among equal ranks, through a priority queue (O(n log n) per word).
+/// Results are cached per word; <c>ignore_merges</c> takes a word that is itself in the vocabulary whole.
+/// </summary>
+internal sealed class BpeModel : ITokenModel
+{
+    private const int CacheCapacity = 200_000;
+    private const int MaxCachedWordLength = 256;
+
+    private readonly Dictionary<string, int> _vocab;
+    private readonly Dictionary<string, int>.AlternateLookup<ReadOnlySpan<char>> _lookup;
+    private readonly string?[] _idToToken;
+    private readonly Dictionary<long, (int Rank, int Merged)> _merges;
+    private readonly int[] _charIds = new int[char.MaxValue + 1];
+    private readonly int[] _byteIds = new int[256];
+    private readonly int? _unkId;
+    private readonly bool _fuseUnk;
+    private readonly bool _byteFallback;
+    private readonly bool _ignoreMerges;
+    private readonly string? _prefix;
+    private readonly string? _suffix;
+    private readonly Dictionary<string, (int[] Ids, int[] Ends)> _cache = new(StringComparer.Ordinal);
+    private readonly Lock _cacheLock = new();
+
+    public BpeModel(Dictionary<string, int> vocab, IEnumerable<(string Left, string Right)> merges, string? unkToken = null,
+        bool fuseUnk = false, bool byteFallback = false, bool ignoreMerges = false, string? continuingSubwordPrefix = null,
+        string? endOfWordSuffix = null, string source = "tokenizer")
+    {
+        _vocab = vocab;
+        _lookup = vocab.GetAlternateLookup<ReadOnlySpan<char>>();
+        VocabularySize = vocab.Count == 0 ? 0 : vocab.Values.Max() + 1;
+        _idToToken = new string?[VocabularySize];
+        foreach (var (token, id) in vocab)
+        {
+            if (id < 0)
+            {
+                throw new ModelFormatException($"Tokenizer file '{source}' gives the vocabulary entry '{token}' the negative id {id} (field model.vocab).", source);
+            }
+
+            _idToToken[id] = token;
+        }
+
+        _merges = new Dictionary<long, (int, int)>();
+        var rank = 0;
+        foreach (var (left, right) in merges)
+        {
+            if (!vocab.TryGetValue(left, out var l) || !vocab.TryGetValue(right, out var r))
+            {
+                throw new ModelFormatException(
+                    $"Tokenizer file '{source}' has the merge \"{left} {right}\" (model.merges[{rank}]) naming a token that is not in model.vocab.", source);
+            }
+
+            // With a continuing-subword prefix the right part's prefix is not repeated inside the merged token.
+            var merged = left + (continuingSubwordPrefix is { Length: > 0 } p && right.Length >= p.Length ? right[p.Length..] : right);
+            if (!vocab.TryGetValue(merged, out var m))
+            {
+                throw new ModelFormatException(
+                    $"Tokenizer file '{source}' has the merge \"{left} {right}\" (model.merges[{rank}]) whose result \"{merged}\" is not in model.vocab.", source);
+            }
+
+            _merges.TryAdd(Key(l, r), (rank, m));
+            rank++;
+        }
+
+        if (unkToken is not null)
+        {
+            if (!vocab.TryGetValue(unkToken, out var unk))
+            {
+                throw new ModelFormatException($"Tokenizer file '{source}' names the unknown token '{unkToken}' (model.unk_token), which is not in model.vocab.", source);
+            }
+
+            _unkId = unk;
+        }
+
+        _fuseUnk = fuseUnk;
+        _byteFallback = byteFallback;
+        _ignoreMerges = ignoreMerges;
+        _prefix = string.IsNullOrEmpty(continuingSubwordPrefix) ? null : continuingSubwordPrefix;
+        _suffix = string.IsNullOrEmpty(endOfWordSuffix) ? null : endOfWordSuffix;
+        Array.Fill(_charIds, -1);
+        foreach (var (token, id) in vocab)
+        {
+            if (token.Length == 1)
+            {
+                _charIds[token[0]] = id;
+            }
+        }
+
+        for (var b = 0; b < 256; b++)
+        {
+            _byteIds[b] = vocab.TryGetValue($"<0x{b:X2}>", out var id) ? id : -1;
+        }
+    }
+
+    public int VocabularySize { get; }
+
+    public string? IdToToken(int id) => (uint)id < (uint)_idToToken.Length ? _idToToken[id] : null;
+
+    public int? TokenToId(string token) => _vocab.TryGetValue(token, out var id) ? id : null;
+
+    private static long Key(int left, int right) => ((long)left << 32) | (uint)right;
+
+    public void Tokenize(string word, List<int> ids, List<int>? ends)
+    {
+        if (word.Length == 0)
+        {
+            return;
+        }
+
+        if (_ignoreMerges && _vocab.TryGetValue(word, out var whole))
+        {
+            ids.Add(whole);
+            ends?.Add(word.Length);
+            return;
+        }
+
+        (int[] Ids, int[] Ends) result = default;
+        var cacheable = word.Length <= MaxCachedWordLength;
+        bool hit;
+        lock (_cacheLock)
+        {
+            hit = cacheable && _cache.TryGetValue(word, out result);
+        }
+
+        if (!hit)
+        {
+            result = Merge(word);
+            if (cacheable)
+            {
+                lock (_cacheLock)
+                {
+                    if (_cache.Count >= CacheCapacity) _cache.Clear();
+                    _cache[word] = result;
+                }
+            }
+        }
+
+        ids.AddRange(result.Ids!);
+        ends?.AddRange(result.Ends!);
+    }
+
+    private struct Symbol
+    {
+        public int Id;
+        public int Start;
+        public int End;
+        public int Prev;
+        public int Next;
+        public bool Removed;
+    }
+
+    private (int[] Ids, int[] Ends) Merge(string word)
+    {
+        var symbols = new List<Symbol>(word.Length);
+        (int Id, int Start, int End)? pendingUnk = null;
+        void Add(int id, int start, int end)
+        {
+            symbols.Add(new Symbol { Id = id, Start = start, End = end, Prev = symbols.Count - 1, Next = symbols.Count + 1 });
+        }
+
+        Span<byte> utf8 = stackalloc byte[4];
+        for (var i = 0; i < word.Length;)
+        {
+            var length = char.IsSurrogatePair(word, i) ? 2 : 1;
+            var isFirst = i == 0;
+            var isLast = i + length == word.Length;
+            var id = -1;
+            string? withAffixes = null;
+            if ((_prefix is null || isFirst) && (_suffix is null || !isLast))
+            {
+                id = length == 1 ? _charIds[word[i]] : _lookup.TryGetValue(word.AsSpan(i, 2), out var v) ? v : -1;
+            }
+            else
+            {
+                withAffixes = (isFirst ? "" : _prefix) + word.Substring(i, length) + (isLast ? _suffix : "");
+                id = _vocab.TryGetValue(withAffixes, out var v) ? v : -1;
+            }
+
+            if (id >= 0)
+            {
+                if (pendingUnk is { } unk)
+                {
+                    Add(unk.Id, unk.Start, unk.End);
+                    pendingUnk = null;
+                }
+
+                Add(id, i, i + length);
+            }
+            else
+            {
+                var fellBack = false;
+                if (_byteFallback)
+                {
+                    // The bytes of the piece as it would have been looked up (prefix and suffix included), as Hugging Face does.
+                    var bytes = withAffixes is null ? utf8[..Encoding.UTF8.GetBytes(word.AsSpan(i, length), utf8)] : Encoding.UTF8.GetBytes(withAffixes);
+                    var all = true;
+                    foreach (var b in bytes) all &= _byteIds[b] >= 0;
+                    if (all)
+                    {
+                        // A pending unknown is not flushed first: Hugging Face adds it after the byte pieces.
+                        for (var k = 0; k < bytes.Length; k++) Add(_byteIds[bytes[k]], k == 0 ? i : i + length, i + length);
+                        fellBack = true;
+                    }
+                }
+
+                if (!fellBack && _unkId is { } unkId)
+                {
+                    if (pendingUnk is { } unk && _fuseUnk)
+                    {
+                        pendingUnk = (unk.Id, unk.Start, i + length);
+                    }
+                    else
+                    {
+                        if (pendingUnk is { } previous) Add(previous.Id, previous.Start, previous.End);
+                        pendingUnk = (unkId, i, i + length);
+                    }
+                }
+            }
+
+            i += length;
+        }
+
+        if (pendingUnk is { } last)
+        {
+            Add(last.Id, last.Start, last.End);
+        }
+
+        var s = System.Runtime.InteropServices.CollectionsMarshal.AsSpan(symbols);
+        if (s.Length > 0)
+        {
+            s[^1].Next = -1;
+        }
+
+        if (s.Length > 1 && _merges.Count > 0)
+        {
+            var queue = new PriorityQueue<(int Pos, int Merged), (int Rank, int Pos)>(s.Length);
+            for (var i = 0; i + 1 < s.Length; i++)
+            {
+                if (_merges.TryGetValue(Key(s[i].Id, s[i + 1].Id), out var m))
+                {
+                    queue.Enqueue((i, m.Merged), (m.Rank, i));
+                }
+            }
+
+            while (queue.TryDequeue(out var top, out _))
+            {
+                ref var current = ref s[top.Pos];
+                if (current.Removed || current.Next < 0)
+                {
+                    continue;
+                }
+
+                var nextPos = current.Next;
+                ref var right = ref s[nextPos];
+                // An entry is stale when its pair has changed since it was queued.
+                if (!_merges.TryGetValue(Key(current.Id, right.Id), out var pair) || pair.Merged != top.Merged)
+                {
+                    continue;
+                }
+
+                current.Id = top.Merged;
+                current.End = right.End;
+                current.Next = right.Next;
+                right.Removed = true;
+                if (current.Next >= 0)
+                {
+                    s[current.Next].Prev = top.Pos;
+                }
+
+                if (current.Prev >= 0 && _merges.TryGetValue(Key(s[current.Prev].Id, current.Id), out var before))
+                {
+                    queue.Enqueue((current.Prev, before.Merged), (before.Rank, current.Prev));
+                }
+
+                if (current.Next >= 0 && _merges.TryGetValue(Key(current.Id, s[current.Next].Id), out var after))
+                {
+                    queue.Enqueue((top.Pos, after.Merged), (after.Rank, top.Pos));
+                }
+            }
+        }
+
+        var count = 0;
+        foreach (ref var symbol in s)
+        {
+            if (!symbol.Removed) count++;
+        }
+
+        var ids = new int[count];
+        var ends = new int[count];
+        var n = 0;
+        for (var i = 0; i < s.Length; i++)
+        {
+            if (!s[i].Removed)
+            {
+                ids[n] = s[i].Id;
+                ends[n++] = s[i].End;
+            }
+        }
+
+        return (ids, ends);
+    }
+}

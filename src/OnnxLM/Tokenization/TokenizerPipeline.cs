@@ -1,0 +1,183 @@
+namespace OnnxLM.Tokenization;
+
+/// <summary>
+/// Hugging Face's tokenization pipeline, stage by stage: added tokens are found first (in the original text, then
+/// in the normalized rest), every other piece is normalized, pre-tokenized into words and tokenized by the model,
+/// and the post-processor adds the special tokens. Decoding maps ids to their strings and runs the decoder chain.
+/// Thread-safe once built.
+/// </summary>
+internal sealed class TokenizerPipeline
+{
+    private readonly string _source;
+    private readonly AddedVocabulary _added;
+    private readonly INormalizer? _normalizer;
+    private readonly IPreTokenizer? _preTokenizer;
+    private IPostProcessor? _postProcessor;
+    private readonly ITokenDecoder? _decoder;
+    private readonly string?[] _pieces;
+
+    public TokenizerPipeline(string source, ITokenModel model, IEnumerable<AddedToken> added, INormalizer? normalizer,
+        IPreTokenizer? preTokenizer, IPostProcessor? postProcessor, ITokenDecoder? decoder)
+    {
+        _source = source;
+        Model = model;
+        _normalizer = normalizer;
+        _preTokenizer = preTokenizer;
+        _postProcessor = postProcessor;
+        _decoder = decoder;
+        _added = new AddedVocabulary(added, normalizer);
+        _pieces = new string?[Math.Max(model.VocabularySize, _added.MaxId + 1)];
+        for (var id = 0; id < model.VocabularySize; id++)
+        {
+            _pieces[id] = model.IdToToken(id);
+        }
+
+        foreach (var token in _added.Tokens)
+        {
+            _pieces[token.Id] = token.Content;
+        }
+    }
+
+    /// <summary>Where the tokenizer was read from, for messages.</summary>
+    public string Source => _source;
+
+    public ITokenModel Model { get; }
+
+    public AddedVocabulary Added => _added;
+
+    public IPostProcessor? PostProcessor { get => _postProcessor; set => _postProcessor = value; }
+
+    public int VocabularySize => _pieces.Length;
+
+    /// <summary>Text that becomes an unknown-token id on decode, as SentencePiece writes it (" ⁇ "); null keeps the piece.</summary>
+    public string? UnknownSurface { get; init; }
+
+    public void Encode(string text, bool addSpecialTokens, List<int> ids)
+    {
+        if (_postProcessor is null || !addSpecialTokens)
+        {
+            // The common case needs no offsets and no token list.
+            foreach (var (piece, token) in Split(text, track: false))
+            {
+                if (token is not null)
+                {
+                    ids.Add(token.Id);
+                    continue;
+                }
+
+                foreach (var word in PreTokenize(piece))
+                {
+                    Model.Tokenize(word.Text, ids, null);
+                }
+            }
+
+            return;
+        }
+
+        foreach (var token in EncodeToTokens(text, addSpecialTokens, track: false))
+        {
+            ids.Add(token.Id);
+        }
+    }
+
+    public List<EncodedToken> EncodeToTokens(string text, bool addSpecialTokens, bool track = true)
+    {
+        var tokens = new List<EncodedToken>();
+        var ids = new List<int>();
+        var ends = track ? new List<int>() : null;
+        foreach (var (piece, added) in Split(text, track))
+        {
+            if (added is not null)
+            {
+                var (s, e) = piece.OriginalRange(0, piece.Length);
+                tokens.Add(new EncodedToken(added.Id, added.Content, s, e - s));
+                continue;
+            }
+
+            foreach (var word in PreTokenize(piece))
+            {
+                ids.Clear();
+                ends?.Clear();
+                Model.Tokenize(word.Text, ids, ends);
+                var start = 0;
+                for (var i = 0; i < ids.Count; i++)
+                {
+                    var end = ends is null ? 0 : ends[i];
+                    var (s, e) = track ? word.OriginalRange(start, end) : (0, 0);
+                    tokens.Add(new EncodedToken(ids[i], _pieces[ids[i]] ?? string.Empty, s, e - s));
+                    start = end;
+                }
+            }
+        }
+
+        _postProcessor?.Process(tokens, addSpecialTokens);
+        return tokens;
+    }
+
+    private List<(NormalizedText Text, AddedToken? Token)> Split(string text, bool track)
+    {
+        var raw = new List<(NormalizedText, AddedToken?)>();
+        _added.SplitRaw(NormalizedText.FromOriginal(text, 0, track), raw);
+        var result = new List<(NormalizedText, AddedToken?)>(raw.Count);
+        foreach (var (piece, token) in raw)
+        {
+            if (token is not null)
+            {
+                result.Add((piece, token));
+                continue;
+            }
+
+            var normalized = _normalizer is null ? piece : _normalizer.Normalize(piece);
+            _added.SplitNormalized(normalized, result);
+        }
+
+        return result;
+    }
+
+    private List<NormalizedText> PreTokenize(NormalizedText piece)
+    {
+        // An empty piece has no words: nothing is prepended to it (Metaspace, ByteLevel's prefix space).
+        var words = new List<NormalizedText>(piece.Length == 0 ? 0 : 4);
+        if (piece.Length == 0)
+        {
+            return words;
+        }
+
+        words.Add(piece);
+        _preTokenizer?.PreTokenize(words);
+        words.RemoveAll(w => w.Length == 0);
+        return words;
+    }
+
+    public string Decode(ReadOnlySpan<int> ids, bool skipSpecialTokens, bool continuation)
+    {
+        var tokens = new List<string>(ids.Length);
+        foreach (var id in ids)
+        {
+            var piece = TokenToPiece(id);
+            if (skipSpecialTokens && _added.IsSpecial(id))
+            {
+                continue;
+            }
+
+            tokens.Add(piece);
+        }
+
+        if (_decoder is null)
+        {
+            return string.Join(' ', tokens);
+        }
+
+        _decoder.Decode(tokens, continuation);
+        return string.Concat(tokens);
+    }
+
+    public string TokenToPiece(int id) =>
+        (uint)id < (uint)_pieces.Length && _pieces[id] is { } piece
+            ? piece
+            : throw new ArgumentOutOfRangeException(nameof(id), id, $"Token id {id} is not in the tokenizer's vocabulary of {_pieces.Length} ids ({_source}).");
+
+    public int? PieceToId(string piece) => _added.ByContent(piece)?.Id ?? Model.TokenToId(piece);
+
+    public bool IsSpecialToken(int id) => _added.IsSpecial(id);
+}
