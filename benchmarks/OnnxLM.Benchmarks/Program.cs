@@ -8,6 +8,8 @@ using GenAI = Microsoft.ML.OnnxRuntimeGenAI;
 //     on the same folder (CPU), checks the tokens are identical and reports decode throughput of both, in one run.
 //   sampling-cost [folder]: per-token cost of sampling pipelines on a 32k logit vector vs one decode step of the model.
 //   score-throughput [folder]: scoring tokens/s vs one full forward pass over the same tokens.
+//   tokenizer-throughput [family ...]: single-thread encode MB/s of OnnxLM vs Hugging Face tokenizers (npm, via
+//     build/fixtures/bench_tokenizers.js) on the same ~1 MB text, per tokenizer family, plus a linearity check.
 var command = args.Length > 0 ? args[0] : "genai-compare";
 var folder = args.Length > 1 ? args[1] : Path.Combine(Benchmarks.RepoRoot(), "models", "kjv-tiny");
 var newTokens = args.Length > 2 ? int.Parse(args[2], CultureInfo.InvariantCulture) : 200;
@@ -19,10 +21,12 @@ switch (command)
         return Benchmarks.SamplingCost(folder);
     case "score-throughput":
         return await Benchmarks.ScoreThroughputAsync(folder);
+    case "tokenizer-throughput":
+        return TokenizerThroughput.Run(args[1..]);
     case "genai-compare":
         break;
     default:
-        Console.Error.WriteLine("usage: genai-compare|sampling-cost|score-throughput [model-folder] [new-tokens] [prompt]");
+        Console.Error.WriteLine("usage: genai-compare|sampling-cost|score-throughput|tokenizer-throughput [model-folder] [new-tokens] [prompt]");
         return 1;
 }
 

@@ -5,7 +5,7 @@ namespace OnnxLM;
 /// the last tokens end inside a UTF-8 character (byte-level or byte-fallback tokens), and every delta is
 /// computed as decode(window) − decode(window prefix), so tokenizers whose pieces depend on their neighbours
 /// (SentencePiece's leading space) stream exactly. Concatenating all deltas and <see cref="Flush"/> equals
-/// <see cref="TextTokenizer.Decode(ReadOnlySpan{int}, bool)"/> of all ids. Not thread-safe.
+/// <see cref="TextTokenizer.Decode(ReadOnlySpan{int}, bool, bool?)"/> of all ids without the clean-up of spaces. Not thread-safe.
 /// </summary>
 public sealed class StreamingDecoder
 {
@@ -73,8 +73,9 @@ public sealed class StreamingDecoder
         }
 
         var ids = System.Runtime.InteropServices.CollectionsMarshal.AsSpan(_ids);
-        var prefix = _tokenizer.Decode(ids[_prefixStart.._readStart], _skipSpecialTokens);
-        var full = _tokenizer.Decode(ids[_prefixStart..], _skipSpecialTokens);
+        // Without the clean-up of spaces before punctuation: it depends on the text after it, so deltas would not add up.
+        var prefix = _tokenizer.Decode(ids[_prefixStart.._readStart], _skipSpecialTokens, cleanUpTokenizationSpaces: false);
+        var full = _tokenizer.Decode(ids[_prefixStart..], _skipSpecialTokens, cleanUpTokenizationSpaces: false);
         var pending = _ids.Count - _readStart;
         if (!force && (full.Length <= prefix.Length || full.EndsWith('\uFFFD')) && pending < MaxPending)
         {

@@ -127,10 +127,10 @@ public sealed class TextTokenizer
             var addEos = Flag(config, "add_eos_token");
             var isLlamaStyle = config["tokenizer_class"] is JsonValue cls && cls.TryGetValue<string>(out var className) && LlamaStyleClasses.Contains(className);
             // transformers rebuilds the template of Llama-style tokenizers from these two flags when it loads them.
-            if ((isLlamaStyle || pipeline.PostProcessor is null && fileBos is not null) && (addBos is not null || addEos is not null))
+            if ((isLlamaStyle || !TokenizerPipeline.AddsTokens(pipeline.PostProcessor) && fileBos is not null) && (addBos is not null || addEos is not null))
             {
                 var hadBos = pipeline.PostProcessor is not null && fileBos is { } fb && PrefixOf(pipeline.PostProcessor).Contains(fb);
-                pipeline.PostProcessor = Template((addBos ?? hadBos) ? fileBos : null, addEos == true ? fileEos : null, pipeline);
+                pipeline.PostProcessor = WithTemplate(pipeline.PostProcessor, Template((addBos ?? hadBos) ? fileBos : null, addEos == true ? fileEos : null, pipeline));
             }
         }
 
@@ -162,6 +162,16 @@ public sealed class TextTokenizer
         if (eos is { } e) parts.Add(new([e], [pipeline.TokenToPiece(e)]));
         return new TemplatePostProcessor(parts);
     }
+
+    /// <summary>The post-processor with its template replaced (or added after its offset step); null template removes it.</summary>
+    private static IPostProcessor? WithTemplate(IPostProcessor? processor, TemplatePostProcessor? template) => processor switch
+    {
+        null or TemplatePostProcessor => template,
+        SequencePostProcessor s => s.Steps.Where(p => p is not TemplatePostProcessor).Append(template).OfType<IPostProcessor>().ToArray() is var steps && steps.Length == 1
+            ? steps[0]
+            : new SequencePostProcessor(steps),
+        _ => template is null ? processor : new SequencePostProcessor([processor, template]),
+    };
 
     private static IEnumerable<int> PrefixOf(IPostProcessor processor) => processor switch
     {

@@ -328,13 +328,16 @@ internal sealed class TokenizerJson
                     .OfType<IPostProcessor>().ToArray();
                 return built.Length == 0 ? null : built.Length == 1 ? built[0] : new SequencePostProcessor(built);
             case "ByteLevel":
-                return null; // only trims offsets
+                return Bool(spec, "trim_offsets", field) ?? true ? new TrimOffsetsPostProcessor(Bool(spec, "add_prefix_space", field) ?? true) : null;
             case "TemplateProcessing":
                 return Template(spec, field);
             case "RobertaProcessing" or "BertProcessing":
                 var cls = SpecialPair(spec, "cls", field);
                 var sep = SpecialPair(spec, "sep", field);
-                return new TemplatePostProcessor([new([cls.Id], [cls.Token]), new(null, null), new([sep.Id], [sep.Token])]);
+                var template = new TemplatePostProcessor([new([cls.Id], [cls.Token]), new(null, null), new([sep.Id], [sep.Token])]);
+                return type == "RobertaProcessing" && (Bool(spec, "trim_offsets", field) ?? true)
+                    ? new SequencePostProcessor([new TrimOffsetsPostProcessor(Bool(spec, "add_prefix_space", field) ?? true), template])
+                    : template;
             default:
                 throw Fail(field + ".type", $"is \"{type}\", a post-processor OnnxLM does not implement (supported: TemplateProcessing, RobertaProcessing, BertProcessing, ByteLevel, Sequence)");
         }

@@ -54,7 +54,7 @@ internal sealed class TokenizerPipeline
 
     public void Encode(string text, bool addSpecialTokens, List<int> ids)
     {
-        if (_postProcessor is null || !addSpecialTokens)
+        if (!addSpecialTokens || !AddsTokens(_postProcessor))
         {
             // The common case needs no offsets and no token list.
             foreach (var (piece, token) in Split(text, track: false))
@@ -89,7 +89,10 @@ internal sealed class TokenizerPipeline
         {
             if (added is not null)
             {
-                var (s, e) = piece.OriginalRange(0, piece.Length);
+                // The whitespace an lstrip token swallowed is not part of its span.
+                var first = 0;
+                while (added.LStrip && first < piece.Length - 1 && char.IsWhiteSpace(piece.Text[first])) first++;
+                var (s, e) = piece.OriginalRange(first, piece.Length);
                 tokens.Add(new EncodedToken(added.Id, added.Content, s, e - s));
                 continue;
             }
@@ -103,7 +106,10 @@ internal sealed class TokenizerPipeline
                 for (var i = 0; i < ids.Count; i++)
                 {
                     var end = ends is null ? 0 : ends[i];
-                    var (s, e) = track ? word.OriginalRange(start, end) : (0, 0);
+                    // A zero-width token (a byte piece before the last one of its character) covers what the next one covers.
+                    var spanEnd = end;
+                    for (var k = i; ends is not null && spanEnd == start && k + 1 < ids.Count; k++) spanEnd = ends[k + 1];
+                    var (s, e) = track ? word.OriginalRange(start, spanEnd) : (0, 0);
                     tokens.Add(new EncodedToken(ids[i], _pieces[ids[i]] ?? string.Empty, s, e - s));
                     start = end;
                 }
@@ -113,6 +119,14 @@ internal sealed class TokenizerPipeline
         _postProcessor?.Process(tokens, addSpecialTokens);
         return tokens;
     }
+
+    /// <summary>Whether a post-processor adds tokens (a template) rather than only adjusting offsets.</summary>
+    public static bool AddsTokens(IPostProcessor? processor) => processor switch
+    {
+        TemplatePostProcessor => true,
+        SequencePostProcessor s => s.Steps.Any(AddsTokens),
+        _ => false,
+    };
 
     private List<(NormalizedText Text, AddedToken? Token)> Split(string text, bool track)
     {

@@ -18,9 +18,13 @@ public sealed class ScoringTests
         var whole = tokenizer.Encode("And God said unto Moses", addSpecialTokens: false);
         var context = tokenizer.Encode("And God said", addSpecialTokens: false);
         Assert.Equal(whole[context.Length..], plain.Tokens.Select(t => t.Id).ToArray());
-        Assert.Equal(context, plain.ContextTokenIds);
 
-        // No BOS by default; BOS on request; an empty context starts from BOS.
+        // lm-eval since October 2025: the tokenizer's own special tokens (Llama: BOS);
+        // AddBosToken = false is the earlier rule (no special tokens), true asks for BOS alone.
+        Assert.Equal([1, .. context], plain.ContextTokenIds);
+        var withoutBos = await model.ScoreAsync("And God said", " unto Moses", new ScoreOptions { AddBosToken = false });
+        Assert.Equal(context, withoutBos.ContextTokenIds);
+        Assert.True(plain.LogProb > withoutBos.LogProb, $"with BOS {plain.LogProb}, without {withoutBos.LogProb}");
         var withBos = await model.ScoreAsync("And God said", " unto Moses", new ScoreOptions { AddBosToken = true });
         Assert.Equal([1, .. context], withBos.ContextTokenIds);
         var empty = await model.ScoreAsync("", "In the beginning");
@@ -67,7 +71,7 @@ public sealed class ScoringTests
         // Each alternative's log-prob is what scoring that token gives.
         foreach (var alternative in token.Alternatives)
         {
-            var context = model.Tokenizer.Encode("And God said, Let there be", addSpecialTokens: false);
+            var context = model.Tokenizer.Encode("And God said, Let there be");
             var direct = await model.ScoreAsync(context, [alternative.Id]);
             Assert.Equal(direct.LogProb, alternative.LogProb, 1e-6);
         }

@@ -75,7 +75,8 @@ public static class TokenizerFamilies
 
         var config = System.Text.Json.Nodes.JsonNode.Parse(File.ReadAllText(configFile))!.AsObject();
         var llamaStyle = LlamaStyleClasses.Contains((string?)config["tokenizer_class"] ?? "");
-        var noPostProcessor = File.Exists(tokenizerJson) && System.Text.Json.Nodes.JsonNode.Parse(File.ReadAllText(tokenizerJson))!["post_processor"] is null;
+        var postProcessor = File.Exists(tokenizerJson) ? System.Text.Json.Nodes.JsonNode.Parse(File.ReadAllText(tokenizerJson))!["post_processor"] : null;
+        var noPostProcessor = File.Exists(tokenizerJson) && (postProcessor is null || (string?)postProcessor["type"] == "ByteLevel");
         if (!llamaStyle && !noPostProcessor)
         {
             return (null, null);

@@ -204,7 +204,8 @@ internal sealed class BpeModel : ITokenModel
                     if (all)
                     {
                         // A pending unknown is not flushed first: Hugging Face adds it after the byte pieces.
-                        for (var k = 0; k < bytes.Length; k++) Add(_byteIds[bytes[k]], k == 0 ? i : i + length, i + length);
+                        // All but the last byte piece are zero-width; the pipeline gives them the character's span.
+                        for (var k = 0; k < bytes.Length; k++) Add(_byteIds[bytes[k]], i, k == bytes.Length - 1 ? i + length : i);
                         fellBack = true;
                     }
                 }

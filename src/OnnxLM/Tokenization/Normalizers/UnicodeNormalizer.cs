@@ -34,8 +34,21 @@ internal sealed class UnicodeNormalizer(NormalizationForm form) : INormalizer
 
             var run = s[start..i];
             var output = run.Normalize(form);
-            if (output == run) rewriter.Copy(start, i);
-            else rewriter.Emit(output, start, i);
+            if (output == run)
+            {
+                rewriter.Copy(start, i);
+            }
+            else
+            {
+                // As Hugging Face aligns them: output unit k comes from input unit k; composition drops the rest,
+                // decomposition gives the extra units the last input unit's span.
+                for (var k = 0; k < output.Length; k++)
+                {
+                    var from = start + Math.Min(k, run.Length - 1);
+                    rewriter.Emit(output.AsSpan(k, 1), from, from + 1);
+                }
+            }
+
             start = i;
         }
 

@@ -26,22 +26,19 @@ internal sealed class TemplatePostProcessor(IReadOnlyList<TemplatePostProcessor.
         }
 
         var sequence = tokens.ToArray();
-        var end = sequence.Length == 0 ? 0 : sequence[^1].End;
-        var atStart = true;
         tokens.Clear();
         foreach (var part in single)
         {
             if (part.Ids is null)
             {
                 tokens.AddRange(sequence);
-                atStart = false;
                 continue;
             }
 
+            // Added special tokens cover no text; Hugging Face reports them at (0, 0) wherever they stand.
             for (var i = 0; i < part.Ids.Count; i++)
             {
-                var at = atStart ? 0 : end;
-                tokens.Add(new EncodedToken(part.Ids[i], part.Tokens?[i] ?? string.Empty, at, 0));
+                tokens.Add(new EncodedToken(part.Ids[i], part.Tokens?[i] ?? string.Empty, 0, 0));
             }
         }
     }

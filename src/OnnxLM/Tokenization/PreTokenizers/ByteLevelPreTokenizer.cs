@@ -19,7 +19,7 @@ internal sealed class ByteLevelPreTokenizer(bool addPrefixSpace, bool useRegex) 
                 if (!pieces[i].Text.StartsWith(' '))
                 {
                     var rewriter = pieces[i].Rewrite(pieces[i].Length + 1);
-                    rewriter.Emit(' ', 0, 0);
+                    rewriter.Emit(' ', 0, Math.Min(1, pieces[i].Length));
                     rewriter.Copy(0, pieces[i].Length);
                     pieces[i] = rewriter.ToText();
                 }

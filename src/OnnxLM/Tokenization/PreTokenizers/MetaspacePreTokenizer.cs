@@ -29,7 +29,8 @@ internal sealed class MetaspacePreTokenizer(char replacement, PrependScheme sche
             var rewriter = piece.Rewrite(s.Length + 1);
             if (prepend)
             {
-                rewriter.Emit(replacement, 0, 0);
+                // A prepended character shares the alignment of the character it precedes, as in Hugging Face.
+                rewriter.Emit(replacement, 0, Math.Min(1, s.Length));
             }
 
             var copied = 0;
