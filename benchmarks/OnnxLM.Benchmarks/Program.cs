@@ -11,6 +11,11 @@ using GenAI = Microsoft.ML.OnnxRuntimeGenAI;
 //   tokenizer-throughput [family ...]: single-thread encode MB/s of OnnxLM vs Hugging Face tokenizers (npm, via
 //     build/fixtures/bench_tokenizers.js) on the same ~1 MB text, per tokenizer family, plus a linearity check.
 var command = args.Length > 0 ? args[0] : "genai-compare";
+if (command == "tokenizer-throughput")
+{
+    return TokenizerThroughput.Run(args[1..]);
+}
+
 var folder = args.Length > 1 ? args[1] : Path.Combine(Benchmarks.RepoRoot(), "models", "kjv-tiny");
 var newTokens = args.Length > 2 ? int.Parse(args[2], CultureInfo.InvariantCulture) : 200;
 var prompt = args.Length > 3 ? args[3] : "And the LORD said unto Moses,";
@@ -21,8 +26,6 @@ switch (command)
         return Benchmarks.SamplingCost(folder);
     case "score-throughput":
         return await Benchmarks.ScoreThroughputAsync(folder);
-    case "tokenizer-throughput":
-        return TokenizerThroughput.Run(args[1..]);
     case "genai-compare":
         break;
     default:

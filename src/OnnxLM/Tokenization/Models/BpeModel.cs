@@ -240,17 +240,19 @@ internal sealed class BpeModel : ITokenModel
 
         if (s.Length > 1 && _merges.Count > 0)
         {
-            var queue = new PriorityQueue<(int Pos, int Merged), (int Rank, int Pos)>(s.Length);
+            // Entries and priorities packed into longs: (pos, merged) and (rank, pos), compared as plain integers.
+            var queue = new PriorityQueue<long, long>(s.Length);
             for (var i = 0; i + 1 < s.Length; i++)
             {
                 if (_merges.TryGetValue(Key(s[i].Id, s[i + 1].Id), out var m))
                 {
-                    queue.Enqueue((i, m.Merged), (m.Rank, i));
+                    queue.Enqueue(Key(i, m.Merged), Key(m.Rank, i));
                 }
             }
 
-            while (queue.TryDequeue(out var top, out _))
+            while (queue.TryDequeue(out var packed, out _))
             {
+                var top = (Pos: (int)(packed >> 32), Merged: (int)(uint)packed);
                 ref var current = ref s[top.Pos];
                 if (current.Removed || current.Next < 0)
                 {
@@ -276,12 +278,12 @@ internal sealed class BpeModel : ITokenModel
 
                 if (current.Prev >= 0 && _merges.TryGetValue(Key(s[current.Prev].Id, current.Id), out var before))
                 {
-                    queue.Enqueue((current.Prev, before.Merged), (before.Rank, current.Prev));
+                    queue.Enqueue(Key(current.Prev, before.Merged), Key(before.Rank, current.Prev));
                 }
 
                 if (current.Next >= 0 && _merges.TryGetValue(Key(current.Id, s[current.Next].Id), out var after))
                 {
-                    queue.Enqueue((top.Pos, after.Merged), (after.Rank, top.Pos));
+                    queue.Enqueue(Key(top.Pos, after.Merged), Key(after.Rank, top.Pos));
                 }
             }
         }
