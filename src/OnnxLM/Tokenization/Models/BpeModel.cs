@@ -26,7 +26,15 @@ internal sealed class BpeModel : ITokenModel
     private readonly string? _prefix;
     private readonly string? _suffix;
     private readonly Dictionary<string, (int[] Ids, int[] Ends)> _cache = new(StringComparer.Ordinal);
+    private readonly Dictionary<string, (int[] Ids, int[] Ends)>.AlternateLookup<ReadOnlySpan<char>> _cacheLookup;
     private readonly Lock _cacheLock = new();
+
+    /// <summary>
+    /// For SentencePiece-style vocabularies (no pre-tokenizer, the whole text is one word): characters after which a
+    /// "▁" may still continue a token. A "▁" after any other character starts a segment that merges on its own
+    /// (null when segmenting is not exact for this vocabulary).
+    /// </summary>
+    private readonly bool[]? _joinsMetaspace;
 
     public BpeModel(Dictionary<string, int> vocab, IEnumerable<(string Left, string Right)> merges, string? unkToken = null,
         bool fuseUnk = false, bool byteFallback = false, bool ignoreMerges = false, string? continuingSubwordPrefix = null,
@@ -96,7 +104,38 @@ internal sealed class BpeModel : ITokenModel
         {
             _byteIds[b] = vocab.TryGetValue($"<0x{b:X2}>", out var id) ? id : -1;
         }
+
+        _cacheLookup = _cache.GetAlternateLookup<ReadOnlySpan<char>>();
+        _joinsMetaspace = MetaspaceSegmentation(vocab);
     }
+
+    /// <summary>
+    /// Merges never cross a point where no vocabulary token could span it, so a word can be cut there and each piece
+    /// merged (and cached) on its own with the same result: every merge makes a vocabulary token (checked above),
+    /// and a merge across "x▁" would make a token containing "x▁". With "▁" itself in the vocabulary no unknown run
+    /// or byte fallback reaches across it either. Affixes change the pieces' spellings, so they turn this off.
+    /// </summary>
+    private bool[]? MetaspaceSegmentation(Dictionary<string, int> vocab)
+    {
+        if (_prefix is not null || _suffix is not null || _charIds[Metaspace] < 0)
+        {
+            return null;
+        }
+
+        var joins = new bool[char.MaxValue + 1];
+        joins[Metaspace] = true;
+        foreach (var token in vocab.Keys)
+        {
+            for (var j = 1; j < token.Length; j++)
+            {
+                if (token[j] == Metaspace) joins[token[j - 1]] = true;
+            }
+        }
+
+        return joins;
+    }
+
+    private const char Metaspace = '\u2581';
 
     public int VocabularySize { get; }
 
@@ -120,12 +159,33 @@ internal sealed class BpeModel : ITokenModel
             return;
         }
 
+        if (_joinsMetaspace is not { } joins)
+        {
+            TokenizeSegment(word, 0, ids, ends);
+            return;
+        }
+
+        var start = 0;
+        for (var i = 1; i < word.Length; i++)
+        {
+            if (word[i] == Metaspace && !joins[word[i - 1]])
+            {
+                TokenizeSegment(word.AsSpan(start, i - start), start, ids, ends);
+                start = i;
+            }
+        }
+
+        TokenizeSegment(word.AsSpan(start), start, ids, ends);
+    }
+
+    private void TokenizeSegment(ReadOnlySpan<char> word, int offset, List<int> ids, List<int>? ends)
+    {
         (int[] Ids, int[] Ends) result = default;
         var cacheable = word.Length <= MaxCachedWordLength;
         bool hit;
         lock (_cacheLock)
         {
-            hit = cacheable && _cache.TryGetValue(word, out result);
+            hit = cacheable && _cacheLookup.TryGetValue(word, out result);
         }
 
         if (!hit)
@@ -136,13 +196,16 @@ internal sealed class BpeModel : ITokenModel
                 lock (_cacheLock)
                 {
                     if (_cache.Count >= CacheCapacity) _cache.Clear();
-                    _cache[word] = result;
+                    _cacheLookup[word] = result;
                 }
             }
         }
 
         ids.AddRange(result.Ids!);
-        ends?.AddRange(result.Ends!);
+        if (ends is not null)
+        {
+            foreach (var end in result.Ends!) ends.Add(end + offset);
+        }
     }
 
     private struct Symbol
@@ -155,7 +218,7 @@ internal sealed class BpeModel : ITokenModel
         public bool Removed;
     }
 
-    private (int[] Ids, int[] Ends) Merge(string word)
+    private (int[] Ids, int[] Ends) Merge(ReadOnlySpan<char> word)
     {
         var symbols = new List<Symbol>(word.Length);
         (int Id, int Start, int End)? pendingUnk = null;
@@ -167,18 +230,18 @@ internal sealed class BpeModel : ITokenModel
         Span<byte> utf8 = stackalloc byte[4];
         for (var i = 0; i < word.Length;)
         {
-            var length = char.IsSurrogatePair(word, i) ? 2 : 1;
+            var length = i + 1 < word.Length && char.IsSurrogatePair(word[i], word[i + 1]) ? 2 : 1;
             var isFirst = i == 0;
             var isLast = i + length == word.Length;
             var id = -1;
             string? withAffixes = null;
             if ((_prefix is null || isFirst) && (_suffix is null || !isLast))
             {
-                id = length == 1 ? _charIds[word[i]] : _lookup.TryGetValue(word.AsSpan(i, 2), out var v) ? v : -1;
+                id = length == 1 ? _charIds[word[i]] : _lookup.TryGetValue(word.Slice(i, 2), out var v) ? v : -1;
             }
             else
             {
-                withAffixes = (isFirst ? "" : _prefix) + word.Substring(i, length) + (isLast ? _suffix : "");
+                withAffixes = string.Concat(isFirst ? "" : _prefix, word.Slice(i, length), isLast ? _suffix : "");
                 id = _vocab.TryGetValue(withAffixes, out var v) ? v : -1;
             }
 
@@ -198,7 +261,7 @@ internal sealed class BpeModel : ITokenModel
                 if (_byteFallback)
                 {
                     // The bytes of the piece as it would have been looked up (prefix and suffix included), as Hugging Face does.
-                    var bytes = withAffixes is null ? utf8[..Encoding.UTF8.GetBytes(word.AsSpan(i, length), utf8)] : Encoding.UTF8.GetBytes(withAffixes);
+                    var bytes = withAffixes is null ? utf8[..Encoding.UTF8.GetBytes(word.Slice(i, length), utf8)] : Encoding.UTF8.GetBytes(withAffixes);
                     var all = true;
                     foreach (var b in bytes) all &= _byteIds[b] >= 0;
                     if (all)

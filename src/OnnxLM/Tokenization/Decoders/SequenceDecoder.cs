@@ -1,0 +1,10 @@
+namespace OnnxLM.Tokenization;
+
+/// <summary>Decoders applied one after another.</summary>
+internal sealed class SequenceDecoder(IReadOnlyList<ITokenDecoder> steps) : ITokenDecoder
+{
+    public void Decode(List<string> tokens, bool continuation)
+    {
+        foreach (var step in steps) step.Decode(tokens, continuation);
+    }
+}
