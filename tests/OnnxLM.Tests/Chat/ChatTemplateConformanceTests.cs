@@ -1,0 +1,131 @@
+using System.Text.Json;
+using OnnxLM.Chat;
+
+namespace OnnxLM.Tests;
+
+/// <summary>
+/// Real chat templates of 22 model families rendered for the same conversations as @huggingface/jinja renders them
+/// (tests/data/chat-templates/fixtures.json, made by build/fixtures/chat_template_fixtures.js): every render exact to
+/// the character, every refusal the template's own raise_exception message.
+/// </summary>
+public sealed class ChatTemplateConformanceTests
+{
+    private static readonly JsonElement Fixtures = LoadFixtures();
+
+    private static JsonElement LoadFixtures()
+    {
+        using var doc = JsonDocument.Parse(File.ReadAllText(Path.Combine(TestPaths.RepoRoot, "tests", "data", "chat-templates", "fixtures.json")));
+        return doc.RootElement.Clone();
+    }
+
+    public static TheoryData<string> Families() => [.. Fixtures.GetProperty("families").EnumerateArray().Select(f => f.GetProperty("family").GetString()!)];
+
+    /// <summary>The instant the fixture script gave strftime_now, as a clock in UTC.</summary>
+    internal sealed class FixedClock(DateTimeOffset now) : TimeProvider
+    {
+        public override DateTimeOffset GetUtcNow() => now;
+
+        public override TimeZoneInfo LocalTimeZone => TimeZoneInfo.Utc;
+    }
+
+    internal static TemplateOptions Options => new() { Clock = new FixedClock(Fixtures.GetProperty("now").GetDateTimeOffset()) };
+
+    /// <summary>The family's template, read from where the fixture script read it; null (with the reason) when absent.</summary>
+    internal static ChatTemplate? Load(JsonElement family, out string reason)
+    {
+        var source = family.GetProperty("source").GetString()!;
+        var kind = source[..source.IndexOf(':')];
+        var where = source[(source.IndexOf(':') + 1)..];
+        var nodeModules = Path.Combine(TestPaths.RepoRoot, "build", "fixtures", "node_modules");
+        var tokens = new Dictionary<string, string>();
+        if (family.GetProperty("bos_token").GetString() is { } bos) tokens["bos_token"] = bos;
+        if (family.GetProperty("eos_token").GetString() is { } eos) tokens["eos_token"] = eos;
+        var path = kind switch
+        {
+            "committed" => Path.Combine(TestPaths.RepoRoot, "tests", "data", "chat-templates", where, "chat_template.jinja"),
+            "extracted" => Path.Combine(nodeModules, ".chat-templates", where + ".jinja"),
+            _ => Path.Combine(nodeModules, where),
+        };
+        reason = $"{path} not found (run `npm ci` in build/fixtures to install the chat templates that cannot be committed)";
+        if (!File.Exists(path)) return null;
+        return kind == "npm"
+            ? ChatTemplate.FromFolder(Path.GetDirectoryName(path)!, Options)
+            : ChatTemplate.Create(File.ReadAllText(path), tokens, Options);
+    }
+
+    internal static List<ChatMessage> Messages(JsonElement messages) => [.. messages.EnumerateArray().Select(m =>
+    {
+        var calls = m.TryGetProperty("tool_calls", out var tc)
+            ? tc.EnumerateArray().Select(c => new ChatToolCall(
+                c.GetProperty("function").GetProperty("name").GetString()!,
+                c.GetProperty("function").GetProperty("arguments"),
+                c.TryGetProperty("id", out var id) ? id.GetString() : null)).ToList()
+            : null;
+        return new ChatMessage(m.GetProperty("role").GetString()!, m.TryGetProperty("content", out var content) ? content.GetString() : null)
+        {
+            ToolCalls = calls,
+            ToolCallId = m.TryGetProperty("tool_call_id", out var callId) ? callId.GetString() : null,
+            Name = m.TryGetProperty("name", out var name) ? name.GetString() : null,
+        };
+    })];
+
+    internal static List<ChatTool>? Tools(JsonElement c) => c.TryGetProperty("tools", out var tools)
+        ? [.. tools.EnumerateArray().Select(t => t.GetProperty("function")).Select(f => new ChatTool(
+            f.GetProperty("name").GetString()!, f.GetProperty("description").GetString(), f.GetProperty("parameters")))]
+        : null;
+
+    [SkippableTheory]
+    [MemberData(nameof(Families))]
+    public void RendersExactlyAsTheReference(string familyName)
+    {
+        var family = Fixtures.GetProperty("families").EnumerateArray().Single(f => f.GetProperty("family").GetString() == familyName);
+        var template = Load(family, out var reason);
+        Skip.If(template is null, reason);
+
+        Assert.Equal(family.GetProperty("bos_token").GetString(), template.SpecialTokens.GetValueOrDefault("bos_token"));
+        Assert.Equal(family.GetProperty("eos_token").GetString(), template.SpecialTokens.GetValueOrDefault("eos_token"));
+        var cases = Fixtures.GetProperty("cases").EnumerateArray().ToDictionary(c => c.GetProperty("name").GetString()!);
+        var failures = new List<string>();
+        foreach (var result in family.GetProperty("results").EnumerateArray())
+        {
+            var caseName = result.GetProperty("case").GetString()!;
+            var c = cases[caseName];
+            var variables = c.TryGetProperty("extra", out var extra)
+                ? extra.EnumerateObject().ToDictionary(p => p.Name, p => (object?)p.Value)
+                : null;
+            string? actual = null;
+            string? raised = null;
+            try
+            {
+                actual = template.Render(Messages(c.GetProperty("messages")), c.GetProperty("add_generation_prompt").GetBoolean(), Tools(c), variables);
+            }
+            catch (TemplateRaisedException ex)
+            {
+                raised = ex.Reason;
+            }
+            catch (TemplateException ex)
+            {
+                failures.Add($"{caseName}: {ex.Message}");
+                continue;
+            }
+
+            if (result.TryGetProperty("raises", out var expectedError))
+            {
+                if (raised != expectedError.GetString()) failures.Add($"{caseName}: expected raise_exception(\"{expectedError.GetString()}\"), got {(raised is null ? "a render" : $"\"{raised}\"")}");
+            }
+            else if (raised is not null)
+            {
+                failures.Add($"{caseName}: raised \"{raised}\", expected a render");
+            }
+            else if (actual != result.GetProperty("expected").GetString())
+            {
+                var expected = result.GetProperty("expected").GetString()!;
+                var at = 0;
+                while (at < Math.Min(expected.Length, actual!.Length) && expected[at] == actual[at]) at++;
+                failures.Add($"{caseName}: differs at {at}: expected …{JsonSerializer.Serialize(expected[Math.Max(0, at - 30)..Math.Min(expected.Length, at + 40)])}… got …{JsonSerializer.Serialize(actual[Math.Max(0, at - 30)..Math.Min(actual.Length, at + 40)])}…");
+            }
+        }
+
+        Assert.True(failures.Count == 0, $"{familyName}:\n" + string.Join("\n", failures));
+    }
+}
