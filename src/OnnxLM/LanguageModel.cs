@@ -2,6 +2,7 @@ using System.Runtime.CompilerServices;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Logging.Abstractions;
 using Microsoft.ML.OnnxRuntime.Tensors;
+using OnnxLM.Chat;
 
 namespace OnnxLM;
 
@@ -12,8 +13,14 @@ namespace OnnxLM;
 /// </summary>
 public sealed class LanguageModel : IDisposable
 {
+    /// <summary>Special tokens that end a turn in the chat formats of common instruct models.</summary>
+    private static readonly string[] EndOfTurnTokens =
+        ["<|eot_id|>", "<|eom_id|>", "<|im_end|>", "<|end|>", "<end_of_turn>", "<|END_OF_TURN_TOKEN|>", "<|end_of_text|>", "<｜end▁of▁sentence｜>", "<|endoftext|>", "</s>"];
+
     private readonly TextTokenizer? _tokenizer;
     private readonly string _folder;
+    private readonly Lazy<ChatTemplate?> _chatTemplate;
+    private readonly Lazy<IReadOnlyList<int>> _endOfTurn;
     private volatile bool _disposed;
 
     private LanguageModel(string folder, DecoderGraph graph, ModelInfo info, TextTokenizer? tokenizer)
@@ -22,6 +29,17 @@ public sealed class LanguageModel : IDisposable
         Graph = graph;
         Info = info;
         _tokenizer = tokenizer;
+        _chatTemplate = new(() => ChatTemplate.FromFolder(folder)?.WithDefaultTokens(DefaultTemplateTokens()));
+        _endOfTurn = new(() =>
+        {
+            var ids = new List<int>(Info.EosTokenIds);
+            foreach (var token in EndOfTurnTokens)
+            {
+                if (_tokenizer is not null && _tokenizer.TryGetSpecialTokenId(token, out var id) && !ids.Contains(id)) ids.Add(id);
+            }
+
+            return ids;
+        });
     }
 
     /// <summary>What the model is and where it runs.</summary>
@@ -36,6 +54,79 @@ public sealed class LanguageModel : IDisposable
         $"Model folder '{_folder}' has no tokenizer (tokenizer.json, tokenizer.model or vocab.json + merges.txt); use the token-id overloads.", _folder);
 
     internal DecoderGraph Graph { get; }
+
+    /// <summary>Whether the model folder has a chat template (tokenizer_config.json's <c>chat_template</c>, chat_template.jinja or .json).</summary>
+    /// <exception cref="ModelFormatException">A file naming the template is unreadable.</exception>
+    /// <exception cref="TemplateSyntaxException">The template is not valid Jinja.</exception>
+    public bool HasChatTemplate => _chatTemplate.Value is not null;
+
+    /// <summary>The model's chat template, or <see cref="ChatTemplate.Plain"/> for a model that has none (see <see cref="HasChatTemplate"/>).</summary>
+    /// <exception cref="ModelFormatException">A file naming the template is unreadable.</exception>
+    /// <exception cref="TemplateSyntaxException">The template is not valid Jinja.</exception>
+    public ChatTemplate ChatTemplate => _chatTemplate.Value ?? ChatTemplate.Plain;
+
+    /// <summary>
+    /// The tokens chat generation stops at: the model's EOS ids (config and generation_config.json) and the end-of-turn
+    /// tokens of common chat formats that this tokenizer has (<c>&lt;|eot_id|&gt;</c>, <c>&lt;|im_end|&gt;</c>, <c>&lt;|end|&gt;</c>, <c>&lt;end_of_turn&gt;</c>…).
+    /// </summary>
+    public IReadOnlyList<int> EndOfTurnTokenIds => _endOfTurn.Value;
+
+    /// <summary>The BOS/EOS/UNK/PAD strings for templates whose tokenizer_config.json does not name them.</summary>
+    private Dictionary<string, string> DefaultTemplateTokens()
+    {
+        var tokens = new Dictionary<string, string>();
+        if (_tokenizer is null) return tokens;
+        if (_tokenizer.BosTokenId is { } bos && bos < _tokenizer.VocabularySize) tokens["bos_token"] = _tokenizer.TokenToPiece(bos);
+        if (_tokenizer.EosTokenIds is [var eos, ..] && eos < _tokenizer.VocabularySize) tokens["eos_token"] = _tokenizer.TokenToPiece(eos);
+        return tokens;
+    }
+
+    /// <summary>
+    /// Renders a conversation into prompt text with the model's chat template, as transformers' <c>apply_chat_template</c>
+    /// (<c>tokenize=False</c>). Encode it with <c>addSpecialTokens: false</c>: the template writes the special tokens itself.
+    /// </summary>
+    /// <param name="messages">The conversation.</param>
+    /// <param name="addGenerationPrompt">End with the header that starts the assistant's reply.</param>
+    /// <param name="tools">Tools the model may call, or null.</param>
+    /// <param name="variables">More template variables (<c>enable_thinking</c>…), or null.</param>
+    /// <exception cref="TemplateRaisedException">The template refused the conversation, with its own message.</exception>
+    /// <exception cref="TemplateException">Rendering failed or went past a bound.</exception>
+    public string ApplyChatTemplate(IEnumerable<ChatMessage> messages, bool addGenerationPrompt = true, IEnumerable<ChatTool>? tools = null,
+        IReadOnlyDictionary<string, object?>? variables = null)
+    {
+        ThrowIfDisposed();
+        return ChatTemplate.Render(messages, addGenerationPrompt, tools, variables);
+    }
+
+    /// <summary>Renders a conversation with the chat template and tokenizes it, as <c>apply_chat_template(tokenize=True)</c>.</summary>
+    public int[] EncodeChat(IEnumerable<ChatMessage> messages, bool addGenerationPrompt = true, IEnumerable<ChatTool>? tools = null,
+        IReadOnlyDictionary<string, object?>? variables = null) =>
+        Tokenizer.Encode(ApplyChatTemplate(messages, addGenerationPrompt, tools, variables), addSpecialTokens: false);
+
+    /// <summary>Generates the assistant's reply to a conversation, stopping at an end-of-turn token (<see cref="EndOfTurnTokenIds"/>) unless the options name others.</summary>
+    /// <param name="messages">The conversation.</param>
+    /// <param name="options">Sampling and stopping options; null for greedy decoding of up to 128 tokens.</param>
+    /// <param name="tools">Tools the model may call, or null; parse the reply with <see cref="ToolCallParser"/>.</param>
+    /// <param name="cancellationToken">Stops generation with <see cref="OperationCanceledException"/>.</param>
+    public Task<GenerationResult> GenerateChatAsync(IEnumerable<ChatMessage> messages, GenerationOptions? options = null, IEnumerable<ChatTool>? tools = null,
+        CancellationToken cancellationToken = default)
+    {
+        var prompt = CheckPrompt(EncodeChat(messages, addGenerationPrompt: true, tools));
+        options ??= new GenerationOptions();
+        return Task.Run(() => Generator.Generate(this, prompt, options, cancellationToken, EndOfTurnTokenIds), cancellationToken);
+    }
+
+    /// <summary>Streams the assistant's reply to a conversation, token by token, stopping at an end-of-turn token.</summary>
+    public IAsyncEnumerable<GeneratedToken> GenerateChatStreamingAsync(IEnumerable<ChatMessage> messages, GenerationOptions? options = null,
+        IEnumerable<ChatTool>? tools = null, CancellationToken cancellationToken = default) =>
+        Generator.RunAsync(this, CheckPrompt(EncodeChat(messages, addGenerationPrompt: true, tools)), options ?? new GenerationOptions(), cancellationToken, EndOfTurnTokenIds);
+
+    /// <summary>Starts a conversation that keeps its cache between turns (see <see cref="ChatSession"/>).</summary>
+    public ChatSession CreateChat(ChatSessionOptions? options = null)
+    {
+        ThrowIfDisposed();
+        return new ChatSession(this, options ?? new ChatSessionOptions());
+    }
 
     /// <summary>
     /// Loads a model folder in the ONNX Runtime GenAI layout (<c>genai_config.json</c>) or the Hugging Face Optimum layout

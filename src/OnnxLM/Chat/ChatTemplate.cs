@@ -17,14 +17,15 @@ public sealed class ChatTemplate
 
     /// <summary>
     /// The template of models that have none (kjv-tiny): an optional system text, then <c>User: …</c> and
-    /// <c>Assistant: …</c> lines, and <c>Assistant:</c> as the generation prompt.
+    /// <c>Assistant: …</c> lines, and <c>Assistant:</c> as the generation prompt. Contents are trimmed, so a reply
+    /// generated after "Assistant:" (which starts with its space) renders back as the same tokens.
     /// </summary>
     public const string PlainSource =
         "{% for message in messages %}" +
-        "{% if message.role == 'system' %}{{ message.content }}\n\n" +
-        "{% elif message.role == 'user' %}User: {{ message.content }}\n" +
-        "{% elif message.role == 'assistant' %}Assistant: {{ message.content }}\n" +
-        "{% else %}{{ message.role | capitalize }}: {{ message.content }}\n{% endif %}" +
+        "{% if message.role == 'system' %}{{ message.content | trim }}\n\n" +
+        "{% elif message.role == 'user' %}User: {{ message.content | trim }}\n" +
+        "{% elif message.role == 'assistant' %}Assistant: {{ message.content | trim }}\n" +
+        "{% else %}{{ message.role | capitalize }}: {{ message.content | trim }}\n{% endif %}" +
         "{% endfor %}" +
         "{% if add_generation_prompt %}Assistant:{% endif %}";
 
@@ -62,6 +63,14 @@ public sealed class ChatTemplate
         ArgumentNullException.ThrowIfNull(source);
         return new ChatTemplate(new Dictionary<string, JinjaTemplate> { [DefaultName] = JinjaTemplate.Parse(source, options) },
             specialTokens ?? new Dictionary<string, string>(), null);
+    }
+
+    /// <summary>This template with <paramref name="defaults"/> added for the special tokens it does not already have.</summary>
+    internal ChatTemplate WithDefaultTokens(IReadOnlyDictionary<string, string> defaults)
+    {
+        var tokens = new Dictionary<string, string>(defaults);
+        foreach (var (name, value) in SpecialTokens) tokens[name] = value;
+        return new ChatTemplate(_templates, tokens, Origin);
     }
 
     /// <summary>Whether <paramref name="folder"/> has a chat template (<see cref="FromFolder"/> would find one).</summary>

@@ -7,13 +7,18 @@ namespace OnnxLM;
 /// <summary>The decoding loop behind <see cref="LanguageModel.GenerateStreamingAsync(IReadOnlyList{int}, GenerationOptions?, CancellationToken)"/>.</summary>
 internal static class Generator
 {
+    /// <summary>Prefills a fresh session with the prompt and decodes after it, streaming.</summary>
+    public static IAsyncEnumerable<GeneratedToken> RunAsync(
+        LanguageModel model, int[] prompt, GenerationOptions options, CancellationToken cancellationToken, IReadOnlyList<int>? defaultStops = null) =>
+        StreamAsync(stop => PrefillAndDecode(model, prompt, options, defaultStops, stop), cancellationToken);
+
     /// <summary>
-    /// Runs the whole decoding loop on one thread-pool thread and hands tokens over through a small bounded channel:
-    /// no task or thread hop per token, and the caller's thread never runs the model. Leaving the enumeration early
-    /// cancels the loop and waits for it, so the session is freed before this returns.
+    /// Runs a decoding loop (<paramref name="produce"/>) on one thread-pool thread and hands tokens over through a small
+    /// bounded channel: no task or thread hop per token, and the caller's thread never runs the model. Leaving the
+    /// enumeration early cancels the loop and waits for it, so the session is free again before this returns.
     /// </summary>
-    public static async IAsyncEnumerable<GeneratedToken> RunAsync(
-        LanguageModel model, int[] prompt, GenerationOptions options, [EnumeratorCancellation] CancellationToken cancellationToken)
+    public static async IAsyncEnumerable<GeneratedToken> StreamAsync(
+        Func<CancellationToken, IEnumerable<GeneratedToken>> produce, [EnumeratorCancellation] CancellationToken cancellationToken)
     {
         using var stop = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
         var channel = Channel.CreateBounded<GeneratedToken>(new BoundedChannelOptions(8) { SingleReader = true, SingleWriter = true });
@@ -21,8 +26,7 @@ internal static class Generator
         {
             try
             {
-                using var session = Prefill(model, prompt, options, stop.Token);
-                foreach (var token in Decode(model, session, prompt, options, stop.Token))
+                foreach (var token in produce(stop.Token))
                 {
                     while (!channel.Writer.TryWrite(token))
                     {
@@ -53,11 +57,22 @@ internal static class Generator
         }
     }
 
-    /// <summary>Generates on the calling thread and returns the whole result (no hand-over per token).</summary>
-    public static GenerationResult Generate(LanguageModel model, int[] prompt, GenerationOptions options, CancellationToken cancellationToken)
+    private static IEnumerable<GeneratedToken> PrefillAndDecode(
+        LanguageModel model, int[] prompt, GenerationOptions options, IReadOnlyList<int>? defaultStops, CancellationToken cancellationToken)
     {
         using var session = Prefill(model, prompt, options, cancellationToken);
-        return ToResult(Decode(model, session, prompt, options, cancellationToken).ToList(), prompt.Length);
+        foreach (var token in Decode(model, session, prompt, options, cancellationToken, defaultStops))
+        {
+            yield return token;
+        }
+    }
+
+    /// <summary>Generates on the calling thread and returns the whole result (no hand-over per token).</summary>
+    public static GenerationResult Generate(
+        LanguageModel model, int[] prompt, GenerationOptions options, CancellationToken cancellationToken, IReadOnlyList<int>? defaultStops = null)
+    {
+        using var session = Prefill(model, prompt, options, cancellationToken);
+        return ToResult(Decode(model, session, prompt, options, cancellationToken, defaultStops).ToList(), prompt.Length);
     }
 
     /// <summary>A result from the tokens of one generation.</summary>
@@ -80,13 +95,16 @@ internal static class Generator
         }
     }
 
-    /// <summary>The decoding loop over a session that already holds the prompt; runs the model synchronously on the calling thread.</summary>
-    public static IEnumerable<GeneratedToken> Decode(
-        LanguageModel model, GenerationSession session, int[] prompt, GenerationOptions options, CancellationToken cancellationToken)
+    /// <summary>
+    /// The decoding loop over a session that already holds the prompt; runs the model synchronously on the calling
+    /// thread. It stops at <see cref="GenerationOptions.StopTokenIds"/>, else <paramref name="defaultStops"/>, else the model's EOS.
+    /// </summary>
+    public static IEnumerable<GeneratedToken> Decode(LanguageModel model, GenerationSession session, int[] prompt, GenerationOptions options,
+        CancellationToken cancellationToken, IReadOnlyList<int>? defaultStops = null)
     {
         var clock = Stopwatch.StartNew();
-        var stopIds = options.StopTokenIds ?? model.Info.EosTokenIds;
-        var tokenizer = TryGetTokenizer(model);
+        var stopIds = options.StopTokenIds ?? defaultStops ?? model.Info.EosTokenIds;
+        var tokenizer = model.HasTokenizer ? model.Tokenizer : null;
         var pipeline = SamplingPipeline.Create(options, stopIds, tokenizer);
         var decoder = tokenizer?.CreateStreamingDecoder(skipSpecialTokens: true);
         decoder?.Prime(prompt.Where(id => id < tokenizer!.VocabularySize).ToArray());
@@ -152,18 +170,6 @@ internal static class Generator
             }
 
             session.Append([id], cancellationToken);
-        }
-    }
-
-    private static TextTokenizer? TryGetTokenizer(LanguageModel model)
-    {
-        try
-        {
-            return model.Tokenizer;
-        }
-        catch (ModelFormatException)
-        {
-            return null; // a folder without tokenizer files generates ids only
         }
     }
 

@@ -44,11 +44,14 @@ public sealed class ChatTemplateConformanceTests
         {
             "committed" => Path.Combine(TestPaths.RepoRoot, "tests", "data", "chat-templates", where, "chat_template.jinja"),
             "extracted" => Path.Combine(nodeModules, ".chat-templates", where + ".jinja"),
+            "shared" => Path.Combine(TestPaths.SharedModelsRoot, where),
             _ => Path.Combine(nodeModules, where),
         };
-        reason = $"{path} not found (run `npm ci` in build/fixtures to install the chat templates that cannot be committed)";
+        reason = kind == "shared"
+            ? $"third-party model file {path} not found (../shared/models beside the repository)"
+            : $"{path} not found (run `npm ci` in build/fixtures to install the chat templates that cannot be committed)";
         if (!File.Exists(path)) return null;
-        return kind == "npm"
+        return kind is "npm" or "shared"
             ? ChatTemplate.FromFolder(Path.GetDirectoryName(path)!, Options)
             : ChatTemplate.Create(File.ReadAllText(path), tokens, Options);
     }

@@ -1,0 +1,86 @@
+using System.Text.Json;
+using OnnxLM.Chat;
+
+namespace OnnxLM.Tests;
+
+/// <summary>Where a chat template is found in a model folder, and what happens when its files are wrong.</summary>
+public sealed class ChatTemplateFolderTests : IDisposable
+{
+    private readonly string _folder = Directory.CreateTempSubdirectory("onnxlm-chat-template-").FullName;
+
+    public void Dispose() => Directory.Delete(_folder, recursive: true);
+
+    private void Write(string file, string text) => File.WriteAllText(Path.Combine(_folder, file), text);
+
+    [Fact]
+    public void NamedTemplatesPickToolUseWhenToolsArePassed()
+    {
+        Write("tokenizer_config.json", JsonSerializer.Serialize(new
+        {
+            bos_token = new { content = "<s>", lstrip = false },
+            eos_token = "</s>",
+            chat_template = new[]
+            {
+                new { name = "default", template = "{{ bos_token }}{% for m in messages %}[{{ m.content }}]{% endfor %}" },
+                new { name = "tool_use", template = "{{ bos_token }}tools={{ tools | map(attribute='function.name') | join(',') }}" },
+            },
+        }));
+        var template = ChatTemplate.FromFolder(_folder)!;
+        Assert.Equal(["default", "tool_use"], template.Names.Order());
+        Assert.Equal(Path.Combine(_folder, "tokenizer_config.json"), template.Origin);
+        Assert.Equal("<s>[hi]", template.Render([ChatMessage.User("hi")]));
+        Assert.Equal("<s>tools=f,g", template.Render([ChatMessage.User("hi")], tools: [new ChatTool("f"), new ChatTool("g")]));
+        Assert.Equal("<s>[x]", template.RenderNamed("default", new Dictionary<string, object?> { ["messages"] = new[] { new Dictionary<string, object?> { ["content"] = "x" } } }));
+        Assert.Throws<KeyNotFoundException>(() => template.RenderNamed("rag", new Dictionary<string, object?>()));
+    }
+
+    [Fact]
+    public void AJinjaFileWinsOverTheConfigAndNoTemplateIsNull()
+    {
+        Assert.Null(ChatTemplate.FromFolder(_folder));
+        Assert.False(ChatTemplate.Exists(_folder));
+        Write("tokenizer_config.json", "{\"eos_token\": \"<|end|>\", \"chat_template\": \"config\"}");
+        Assert.Equal("config", ChatTemplate.FromFolder(_folder)!.Render([]));
+        Write("chat_template.json", "{\"chat_template\": \"json {{ eos_token }}\"}");
+        Assert.Equal("json <|end|>", ChatTemplate.FromFolder(_folder)!.Render([]));
+        Write("chat_template.jinja", "jinja {{ eos_token }}\n");
+        Assert.Equal("jinja <|end|>", ChatTemplate.FromFolder(_folder)!.Render([]));
+        Assert.True(ChatTemplate.Exists(_folder));
+    }
+
+    [Theory]
+    [InlineData("{\"chat_template\": 42}", "chat_template must be a string or a list")]
+    [InlineData("{\"chat_template\": [{\"name\": \"default\"}]}", "must have a string 'name' and 'template'")]
+    [InlineData("{\"chat_template\": []}", "chat_template is an empty list")]
+    [InlineData("{not json", "is not valid JSON")]
+    public void MalformedConfigsAreModelFormatErrors(string config, string message)
+    {
+        Write("tokenizer_config.json", config);
+        var ex = Assert.Throws<ModelFormatException>(() => ChatTemplate.FromFolder(_folder));
+        Assert.Contains(message, ex.Message);
+        Assert.Equal(Path.Combine(_folder, "tokenizer_config.json"), ex.Path);
+    }
+
+    [Fact]
+    public void ABrokenTemplateNamesItsFileAndPosition()
+    {
+        Write("tokenizer_config.json", "{\"chat_template\": \"{% for m in messages %}\\n{{ m.content \"}");
+        var ex = Assert.Throws<TemplateSyntaxException>(() => ChatTemplate.FromFolder(_folder));
+        Assert.Contains("tokenizer_config.json", ex.Message);
+        Assert.Equal(2, ex.Line);
+    }
+
+    [Fact]
+    public void MessagesReachTheTemplateAsTransformersPassesThem()
+    {
+        var template = ChatTemplate.Create("{{ messages | tojson }}|{{ tools | tojson }}");
+        var args = JsonDocument.Parse("{\"q\": 1}").RootElement;
+        var text = template.Render(
+            [ChatMessage.Assistant(null, new ChatToolCall("f", args, "id1")), ChatMessage.Tool("42", "id1", "f")],
+            tools: [new ChatTool("f", "does f", JsonDocument.Parse("{\"type\": \"object\"}").RootElement)]);
+        Assert.Equal(
+            "[{\"role\": \"assistant\", \"tool_calls\": [{\"id\": \"id1\", \"type\": \"function\", \"function\": {\"name\": \"f\", \"arguments\": {\"q\": 1}}}]}, " +
+            "{\"role\": \"tool\", \"content\": \"42\", \"tool_call_id\": \"id1\", \"name\": \"f\"}]|" +
+            "[{\"type\": \"function\", \"function\": {\"name\": \"f\", \"description\": \"does f\", \"parameters\": {\"type\": \"object\"}}}]", text);
+    }
+}
