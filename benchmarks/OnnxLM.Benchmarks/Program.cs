@@ -10,10 +10,17 @@ using GenAI = Microsoft.ML.OnnxRuntimeGenAI;
 //   score-throughput [folder]: scoring tokens/s vs one full forward pass over the same tokens.
 //   tokenizer-throughput [family ...]: single-thread encode MB/s of OnnxLM vs Hugging Face tokenizers (npm, via
 //     build/fixtures/bench_tokenizers.js) on the same ~1 MB text, per tokenizer family, plus a linearity check.
+//   chat-template: render time of real chat templates, OnnxLM vs @huggingface/jinja (node), and the prefill a 10-turn
+//     ChatSession saves by reusing its cache.
 var command = args.Length > 0 ? args[0] : "genai-compare";
 if (command == "tokenizer-throughput")
 {
     return TokenizerThroughput.Run(args[1..]);
+}
+
+if (command == "chat-template")
+{
+    return await ChatBenchmark.RunAsync();
 }
 
 var folder = args.Length > 1 ? args[1] : Path.Combine(Benchmarks.RepoRoot(), "models", "kjv-tiny");
@@ -29,7 +36,7 @@ switch (command)
     case "genai-compare":
         break;
     default:
-        Console.Error.WriteLine("usage: genai-compare|sampling-cost|score-throughput|tokenizer-throughput [model-folder] [new-tokens] [prompt]");
+        Console.Error.WriteLine("usage: genai-compare|sampling-cost|score-throughput|tokenizer-throughput|chat-template [model-folder] [new-tokens] [prompt]");
         return 1;
 }
 

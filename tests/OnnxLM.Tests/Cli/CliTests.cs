@@ -5,12 +5,34 @@ namespace OnnxLM.Tests;
 /// <summary>The onnxlm command line on the repository model: same results as the library, clear usage errors.</summary>
 public sealed class CliTests
 {
-    private static async Task<(int Code, string Output, string Error)> RunAsync(params string[] args)
+    private static async Task<(int Code, string Output, string Error)> RunAsync(params string[] args) => await RunWithInputAsync("", args);
+
+    private static async Task<(int Code, string Output, string Error)> RunWithInputAsync(string input, params string[] args)
     {
         using var output = new StringWriter();
         using var error = new StringWriter();
-        var code = await CliApp.RunAsync(args, output, error);
+        var code = await CliApp.RunAsync(args, output, error, new StringReader(input));
         return (code, output.ToString(), error.ToString());
+    }
+
+    [Fact]
+    public async Task ChatRepliesToEachLineAsAChatSessionDoes()
+    {
+        var (code, output, error) = await RunWithInputAsync("In the beginning\n\n/reset\nAnd God said\nThen what?\n/exit\nnever sent\n",
+            "chat", "--model", Model, "--temperature", "0", "--max-new-tokens", "8", "--system", "Scripture.");
+        Assert.True(code == 0, error);
+        Assert.Contains("no chat template; using the plain", error);
+
+        using var model = ConformanceModels.Load(ConformanceModels.Repo);
+        var options = new GenerationOptions { Temperature = 0, MaxNewTokens = 8 };
+        var sessionOptions = new OnnxLM.Chat.ChatSessionOptions { SystemPrompt = "Scripture." };
+        using var first = model.CreateChat(sessionOptions);
+        var a = await first.SendAsync("In the beginning", options);
+        using var second = model.CreateChat(sessionOptions); // after /reset
+        var b = await second.SendAsync("And God said", options);
+        var c = await second.SendAsync("Then what?", options);
+        var nl = Environment.NewLine;
+        Assert.Equal(a.Text + nl + b.Text + nl + c.Text + nl, output);
     }
 
     private static readonly string Model = ConformanceModels.Get(ConformanceModels.Repo).Path;

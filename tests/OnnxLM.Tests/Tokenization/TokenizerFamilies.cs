@@ -131,3 +131,15 @@ public sealed class TokenizerFamilyData : TheoryData<string>
         foreach (var name in TokenizerFamilies.Names) Add(name);
     }
 }
+
+/// <summary>The families whose reference reports token offsets (Hugging Face tokenizers; not SentencePiece or tiktoken).</summary>
+public sealed class TokenizerFamilyWithOffsetsData : TheoryData<string>
+{
+    public TokenizerFamilyWithOffsetsData()
+    {
+        foreach (var name in TokenizerFamilies.Names)
+        {
+            if (TokenizerFixture.Load(name).Cases.Any(c => c.Offsets is not null)) Add(name);
+        }
+    }
+}
