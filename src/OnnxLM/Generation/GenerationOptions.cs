@@ -136,6 +136,12 @@ public sealed class GenerationOptions
         }
     }
 
+    /// <summary>
+    /// Whether presence/frequency penalties count the prompt's tokens (default true, as llama.cpp, within
+    /// <see cref="PenaltyWindow"/>). False counts generated tokens only, as OpenAI's API and vLLM define the penalties.
+    /// </summary>
+    public bool PenaltiesCountPrompt { get; set; } = true;
+
     /// <summary>Forbid repeating any n-gram of this size (Hugging Face no_repeat_ngram_size). 0 (the default) disables it.</summary>
     public int NoRepeatNGramSize
     {

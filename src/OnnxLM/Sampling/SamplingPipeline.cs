@@ -39,7 +39,7 @@ internal sealed class SamplingPipeline
                     if (options.RepetitionPenalty != 1f) processors.Add(new RepetitionPenaltyProcessor(options.RepetitionPenalty));
                     if (options.PresencePenalty != 0 || options.FrequencyPenalty != 0)
                     {
-                        processors.Add(new FrequencyPenaltyProcessor(options.PresencePenalty, options.FrequencyPenalty, options.PenaltyWindow));
+                        processors.Add(new FrequencyPenaltyProcessor(options.PresencePenalty, options.FrequencyPenalty, options.PenaltyWindow, options.PenaltiesCountPrompt));
                     }
 
                     break;

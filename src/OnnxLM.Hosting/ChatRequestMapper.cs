@@ -1,0 +1,193 @@
+using System.Globalization;
+using System.Text.Json;
+using Microsoft.Extensions.AI;
+using OnnxLM.Chat;
+using AIChatMessage = Microsoft.Extensions.AI.ChatMessage;
+using OnnxChatMessage = OnnxLM.Chat.ChatMessage;
+
+namespace OnnxLM.Hosting;
+
+/// <summary>
+/// Microsoft.Extensions.AI requests in OnnxLM's terms: messages (text, function calls and results) to chat-template
+/// messages, <see cref="ChatOptions"/> to <see cref="GenerationOptions"/> by meaning, AI functions to chat tools.
+/// </summary>
+internal static class ChatRequestMapper
+{
+    /// <summary>The <c>AdditionalProperties</c> keys a request may set, and the option each sets.</summary>
+    public static readonly IReadOnlyDictionary<string, Action<GenerationOptions, JsonElement>> Extras = new Dictionary<string, Action<GenerationOptions, JsonElement>>(StringComparer.Ordinal)
+    {
+        ["min_p"] = (o, v) => o.MinP = v.GetSingle(),
+        ["typical_p"] = (o, v) => o.TypicalP = v.GetSingle(),
+        ["top_n_sigma"] = (o, v) => o.TopNSigma = v.GetSingle(),
+        ["epsilon_cutoff"] = (o, v) => o.EpsilonCutoff = v.GetSingle(),
+        ["eta_cutoff"] = (o, v) => o.EtaCutoff = v.GetSingle(),
+        ["repetition_penalty"] = (o, v) => o.RepetitionPenalty = v.GetSingle(),
+        ["no_repeat_ngram_size"] = (o, v) => o.NoRepeatNGramSize = v.GetInt32(),
+        ["min_new_tokens"] = (o, v) => o.MinNewTokens = v.GetInt32(),
+        ["dry_multiplier"] = (o, v) => o.DryMultiplier = v.GetSingle(),
+        ["dry_base"] = (o, v) => o.DryBase = v.GetSingle(),
+        ["dry_allowed_length"] = (o, v) => o.DryAllowedLength = v.GetInt32(),
+        ["xtc_probability"] = (o, v) => o.XtcProbability = v.GetSingle(),
+        ["xtc_threshold"] = (o, v) => o.XtcThreshold = v.GetSingle(),
+        ["mirostat"] = (o, v) => o.Mirostat = v.GetInt32(),
+        ["mirostat_tau"] = (o, v) => o.MirostatTau = v.GetSingle(),
+        ["mirostat_eta"] = (o, v) => o.MirostatEta = v.GetSingle(),
+        ["sampler_order"] = (o, v) => o.SamplerOrder = v.GetString() switch
+        {
+            "hf" => SamplerOrders.HuggingFace,
+            "llama.cpp" => SamplerOrders.LlamaCpp,
+            var other => throw new ArgumentException($"sampler_order must be \"hf\" or \"llama.cpp\", not \"{other}\"."),
+        },
+    };
+
+    /// <summary>The request's generation options: the raw representation a caller supplies (a <see cref="GenerationOptions"/>), else the host's defaults, then every set field of <paramref name="options"/>.</summary>
+    public static GenerationOptions ToGenerationOptions(ChatOptions? options, OnnxLMGenerationDefaults defaults, IChatClient client)
+    {
+        var raw = options?.RawRepresentationFactory?.Invoke(client);
+        if (raw is not null and not GenerationOptions)
+        {
+            throw new ArgumentException($"ChatOptions.RawRepresentationFactory returned a {raw.GetType().Name}; OnnxLM takes a GenerationOptions.");
+        }
+
+        var g = raw as GenerationOptions ?? new GenerationOptions
+        {
+            MaxNewTokens = defaults.MaxOutputTokens,
+            Temperature = defaults.Temperature,
+            TopP = defaults.TopP,
+            TopK = defaults.TopK,
+            RepetitionPenalty = defaults.RepetitionPenalty,
+        };
+        if (options is null) return g;
+        if (options.Temperature is { } t) g.Temperature = t;
+        if (options.TopP is { } p) g.TopP = p;
+        if (options.TopK is { } k) g.TopK = k;
+        if (options.MaxOutputTokens is { } max) g.MaxNewTokens = max;
+        if (options.Seed is { } seed)
+        {
+            // Seeds are longs in the abstraction; System.Random takes an int. Fold the two halves so every long is distinct within an int as far as possible.
+            g.Seed = seed is >= int.MinValue and <= int.MaxValue ? (int)seed : unchecked((int)seed ^ (int)(seed >> 32));
+        }
+
+        if (options.StopSequences is { } stops)
+        {
+            foreach (var stop in stops) g.StopSequences.Add(stop);
+        }
+
+        if (options.PresencePenalty is not null || options.FrequencyPenalty is not null)
+        {
+            // OpenAI's definition: subtracted per token of the reply so far (not a repetition penalty, not the prompt).
+            g.PresencePenalty = options.PresencePenalty ?? 0;
+            g.FrequencyPenalty = options.FrequencyPenalty ?? 0;
+            g.PenaltiesCountPrompt = false;
+            g.PenaltyWindow = int.MaxValue;
+        }
+
+        if (options.AdditionalProperties is { } extras)
+        {
+            foreach (var (key, value) in extras)
+            {
+                if (key == "chat_template_kwargs") continue;
+                if (!Extras.TryGetValue(key, out var set))
+                {
+                    throw new ArgumentException($"ChatOptions.AdditionalProperties has '{key}', which OnnxLM does not know; known keys: {string.Join(", ", Extras.Keys)}, chat_template_kwargs.");
+                }
+
+                try
+                {
+                    set(g, value is JsonElement e ? e : JsonSerializer.SerializeToElement(value));
+                }
+                catch (Exception ex) when (ex is InvalidOperationException or FormatException)
+                {
+                    throw new ArgumentException($"ChatOptions.AdditionalProperties['{key}'] has the value '{value}', which is not a {(key is "sampler_order" ? "string" : "number")}.", ex);
+                }
+            }
+        }
+
+        return g;
+    }
+
+    /// <summary>Template variables a request passes through <c>AdditionalProperties["chat_template_kwargs"]</c> (a dictionary or a JSON object).</summary>
+    public static IReadOnlyDictionary<string, object?>? TemplateVariables(ChatOptions? options)
+    {
+        if (options?.AdditionalProperties?.TryGetValue("chat_template_kwargs", out var value) != true || value is null) return null;
+        return value switch
+        {
+            IEnumerable<KeyValuePair<string, object?>> pairs => pairs.ToDictionary(p => p.Key, p => p.Value),
+            JsonElement { ValueKind: JsonValueKind.Object } e => e.EnumerateObject().ToDictionary(p => p.Name, p => (object?)p.Value),
+            _ => throw new ArgumentException("ChatOptions.AdditionalProperties['chat_template_kwargs'] must be a dictionary or a JSON object."),
+        };
+    }
+
+    /// <summary>The tools to render, or null: <see cref="ChatToolMode.None"/> renders none; a required tool needs constrained decoding, which OnnxLM does not have yet.</summary>
+    public static List<ChatTool>? Tools(ChatOptions? options)
+    {
+        if (options?.Tools is not { Count: > 0 } tools || options.ToolMode is NoneChatToolMode) return null;
+        if (options.ToolMode is RequiredChatToolMode)
+        {
+            throw new NotSupportedException("ChatToolMode.RequireAny and RequireSpecific need constrained decoding, which OnnxLM does not offer yet; use ChatToolMode.Auto.");
+        }
+
+        return [.. tools.Select(tool => tool is AIFunctionDeclaration f
+            ? new ChatTool(f.Name, string.IsNullOrEmpty(f.Description) ? null : f.Description, f.JsonSchema)
+            : throw new NotSupportedException($"The tool '{tool.Name}' is a {tool.GetType().Name}; OnnxLM runs function tools (AIFunctionDeclaration) only."))];
+    }
+
+    /// <summary>The conversation for the template: text, function calls (assistant) and function results (tool messages).</summary>
+    public static List<OnnxChatMessage> ToMessages(IEnumerable<AIChatMessage> messages, string? instructions)
+    {
+        var result = new List<OnnxChatMessage>();
+        if (!string.IsNullOrWhiteSpace(instructions)) result.Add(OnnxChatMessage.System(instructions));
+        var callNames = new Dictionary<string, string>(StringComparer.Ordinal);
+        foreach (var message in messages)
+        {
+            ArgumentNullException.ThrowIfNull(message, nameof(messages));
+            var role = message.Role.Value;
+            var text = string.Concat(message.Contents.OfType<TextContent>().Select(c => c.Text));
+            var calls = new List<ChatToolCall>();
+            foreach (var content in message.Contents)
+            {
+                switch (content)
+                {
+                    case TextContent or TextReasoningContent or UsageContent:
+                        break;
+                    case FunctionCallContent call:
+                        callNames[call.CallId] = call.Name;
+                        calls.Add(new ChatToolCall(call.Name, JsonSerializer.SerializeToElement(call.Arguments ?? new Dictionary<string, object?>()), call.CallId));
+                        break;
+                    case FunctionResultContent functionResult:
+                        result.Add(OnnxChatMessage.Tool(ResultText(functionResult.Result), functionResult.CallId, callNames.GetValueOrDefault(functionResult.CallId)));
+                        break;
+                    default:
+                        throw new NotSupportedException($"A {role} message has a {content.GetType().Name}; OnnxLM's language models take text, function calls and function results.");
+                }
+            }
+
+            if (message.Contents.Any(c => c is FunctionResultContent) && text.Length == 0 && calls.Count == 0)
+            {
+                continue; // a tool message made only of results: added above, one message per result
+            }
+
+            result.Add(calls.Count > 0
+                ? OnnxChatMessage.Assistant(text.Length > 0 ? text : null, [.. calls]) with { Role = role }
+                : new OnnxChatMessage(role, text));
+        }
+
+        return result;
+    }
+
+    private static string ResultText(object? result) => result switch
+    {
+        null => "",
+        string s => s,
+        JsonElement e => e.ValueKind == JsonValueKind.String ? e.GetString()! : e.GetRawText(),
+        IFormattable f => f.ToString(null, CultureInfo.InvariantCulture),
+        _ => JsonSerializer.Serialize(result),
+    };
+
+    /// <summary>A parsed tool call as the abstraction's content, arguments as JSON values.</summary>
+    public static FunctionCallContent ToContent(ChatToolCall call) => new(
+        call.Id ?? ToolCallParser.NewId(), call.Name,
+        call.Arguments.ValueKind == JsonValueKind.Object
+            ? call.Arguments.EnumerateObject().ToDictionary(p => p.Name, p => (object?)p.Value.Clone())
+            : new Dictionary<string, object?>());
+}
