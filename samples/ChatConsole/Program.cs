@@ -6,7 +6,7 @@ using OnnxLM.Hosting;
 
 // Register the model, wrap its IChatClient in function invocation, and chat: each line you type is a user turn.
 var builder = Host.CreateApplicationBuilder(new HostApplicationBuilderSettings { DisableDefaults = true });
-builder.Services.AddOnnxLM(o => o.ModelPath = args.Length > 0 ? args[0] : "models/kjv-tiny");
+builder.Services.AddOnnxLM(o => o.ModelPath = SampleModel.Find(args));
 builder.Services.AddChatClient(sp => sp.GetRequiredService<OnnxLMChatClient>()).UseFunctionInvocation();
 using var host = builder.Build();
 await host.StartAsync();

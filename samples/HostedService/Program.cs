@@ -5,9 +5,11 @@ using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
 using OnnxLM.Hosting;
 
-// appsettings.json's "OnnxLM" section names the model; AddOnnxLM validates it when the host starts.
-var builder = Host.CreateApplicationBuilder(args);
+// appsettings.json's "OnnxLM" section configures the model (ModelPath: here the first argument or the kjv-tiny found
+// above this folder); AddOnnxLM validates it when the host starts.
+var builder = Host.CreateApplicationBuilder();
 builder.Configuration.AddJsonFile(Path.Combine(AppContext.BaseDirectory, "appsettings.json"), optional: false);
+builder.Configuration["OnnxLM:ModelPath"] ??= SampleModel.Find(args);
 builder.Services.AddOnnxLM(builder.Configuration.GetSection("OnnxLM"));
 builder.Services.AddHostedService<Verses>();
 await builder.Build().RunAsync();

@@ -1,10 +1,10 @@
 using OnnxLM;
 
-using var model = LanguageModel.Load(args.Length > 0 ? args[0] : "models/kjv-tiny");
+using var model = LanguageModel.Load(SampleModel.Find(args));
 var result = await model.GenerateAsync("And the LORD said unto Moses,", new GenerationOptions { MaxNewTokens = 40, Temperature = 0.7f, TopP = 0.9f, Seed = 1 });
-Console.WriteLine(result.Text);
-var score = await model.ScoreAsync(context: "And God said,", continuation: " Let there be light");
+Console.WriteLine($"generated {result.TokenIds.Count} tokens: {result.Text}");
 
+var score = await model.ScoreAsync(context: "And God said,", continuation: " Let there be light");
 Console.WriteLine($"log P(\" Let there be light\" | \"And God said,\") = {score.LogProb:F3}, greedy: {score.IsGreedy}");
 foreach (var token in score.Tokens)
 {
@@ -12,6 +12,7 @@ foreach (var token in score.Tokens)
 }
 
 // Streaming, token by token.
+Console.Write("streamed: In the beginning");
 await foreach (var token in model.GenerateStreamingAsync("In the beginning", new GenerationOptions { MaxNewTokens = 30 }))
 {
     Console.Write(token.Text);

@@ -303,6 +303,9 @@ public sealed class TextTokenizer
     /// <summary>Whether an id is a special token (an added token marked special: BOS, EOS, chat tags).</summary>
     public bool IsSpecialToken(int id) => _pipeline.IsSpecialToken(id);
 
+    /// <summary>The pre-tokenized words of a text and the BPE merges that build each (for <c>onnxlm tokenize --explain</c>).</summary>
+    internal List<(string Word, List<(string Left, string Right, int Rank)> Merges)> ExplainMerges(string text) => _pipeline.ExplainMerges(text);
+
     /// <summary>Starts decoding one sequence incrementally, token by token.</summary>
     public StreamingDecoder CreateStreamingDecoder(bool skipSpecialTokens = false) => new(this, skipSpecialTokens);
 }

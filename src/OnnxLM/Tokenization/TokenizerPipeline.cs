@@ -80,6 +80,27 @@ internal sealed class TokenizerPipeline
         }
     }
 
+    /// <summary>The pre-tokenized words of <paramref name="text"/> with the BPE merges that build each (empty for other models); added tokens are words without merges.</summary>
+    public List<(string Word, List<(string Left, string Right, int Rank)> Merges)> ExplainMerges(string text)
+    {
+        var words = new List<(string, List<(string, string, int)>)>();
+        foreach (var (piece, added) in Split(text, track: false))
+        {
+            if (added is not null)
+            {
+                words.Add((added.Content, []));
+                continue;
+            }
+
+            foreach (var word in PreTokenize(piece))
+            {
+                words.Add((word.Text, Model is BpeModel bpe ? bpe.ExplainMerges(word.Text) : []));
+            }
+        }
+
+        return words;
+    }
+
     public List<EncodedToken> EncodeToTokens(string text, bool addSpecialTokens, bool track = true)
     {
         var tokens = new List<EncodedToken>();

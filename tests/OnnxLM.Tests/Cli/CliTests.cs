@@ -1,10 +1,14 @@
+using System.Text.Json;
+using OnnxLM.Chat;
 using OnnxLM.Cli;
 
 namespace OnnxLM.Tests;
 
-/// <summary>The onnxlm command line on the repository model: same results as the library, clear usage errors.</summary>
+/// <summary>Every onnxlm command in-process on the repository model: output content against the library's own results, exit codes, errors.</summary>
 public sealed class CliTests
 {
+    private static readonly string Model = ConformanceModels.Get(ConformanceModels.Repo).Path;
+
     private static async Task<(int Code, string Output, string Error)> RunAsync(params string[] args) => await RunWithInputAsync("", args);
 
     private static async Task<(int Code, string Output, string Error)> RunWithInputAsync(string input, params string[] args)
@@ -16,82 +20,253 @@ public sealed class CliTests
     }
 
     [Fact]
-    public async Task ChatRepliesToEachLineAsAChatSessionDoes()
+    public async Task HelpListsEveryCommandAndEachCommandHasHelp()
     {
-        var (code, output, error) = await RunWithInputAsync("In the beginning\n\n/reset\nAnd God said\nThen what?\n/exit\nnever sent\n",
-            "chat", "--model", Model, "--temperature", "0", "--max-new-tokens", "8", "--system", "Scripture.");
-        Assert.True(code == 0, error);
-        Assert.Contains("no chat template; using the plain", error);
+        var (code, output, _) = await RunAsync("--help");
+        Assert.Equal(0, code);
+        string[] commands = ["inspect", "tokenize", "generate", "chat", "score", "perplexity", "eval", "bench", "convert", "train-bpe"];
+        foreach (var command in commands)
+        {
+            Assert.Contains($"  {command}", output);
+            var (c, help, _) = await RunAsync(command, "--help");
+            Assert.Equal(0, c);
+            Assert.Contains($"onnxlm {command}", help);
+        }
 
-        using var model = ConformanceModels.Load(ConformanceModels.Repo);
-        var options = new GenerationOptions { Temperature = 0, MaxNewTokens = 8 };
-        var sessionOptions = new OnnxLM.Chat.ChatSessionOptions { SystemPrompt = "Scripture." };
-        using var first = model.CreateChat(sessionOptions);
-        var a = await first.SendAsync("In the beginning", options);
-        using var second = model.CreateChat(sessionOptions); // after /reset
-        var b = await second.SendAsync("And God said", options);
-        var c = await second.SendAsync("Then what?", options);
-        var nl = Environment.NewLine;
-        Assert.Equal(a.Text + nl + b.Text + nl + c.Text + nl, output);
+        var (vc, version, _) = await RunAsync("--version");
+        Assert.Equal(0, vc);
+        Assert.StartsWith(typeof(CliApp).Assembly.GetName().Version!.ToString(3), version);
     }
 
-    private static readonly string Model = ConformanceModels.Get(ConformanceModels.Repo).Path;
-
     [Fact]
-    public async Task GreedyGenerateStreamsThePromptAndTheLibrarysContinuation()
+    public async Task GenerateStreamsThePromptAndTheLibrarysContinuation()
     {
         const string prompt = "And the LORD said unto Moses,";
         var (code, output, error) = await RunAsync("generate", "--model", Model, "--temperature", "0", "--max-new-tokens", "12", prompt);
         Assert.True(code == 0, error);
-
         using var model = ConformanceModels.Load(ConformanceModels.Repo);
         var expected = await model.GenerateAsync(prompt, new GenerationOptions { MaxNewTokens = 12 });
         Assert.Equal(prompt + expected.Text + Environment.NewLine, output);
+        Assert.Matches(@"^\[12 tokens, [0-9.]+ tokens/s, first token after \d+ ms, finish: Length\]", error);
+
+        // The default model, stdin as the prompt, and --json against the library's tokens.
+        var (jsonCode, json, _) = await RunWithInputAsync(prompt, "generate", "-", "-t", "0", "-n", "5", "--json");
+        Assert.Equal(0, jsonCode);
+        using var doc = JsonDocument.Parse(json);
+        var five = await model.GenerateAsync(prompt, new GenerationOptions { MaxNewTokens = 5 });
+        Assert.Equal(five.Text, doc.RootElement.GetProperty("text").GetString());
+        Assert.Equal(five.TokenIds, doc.RootElement.GetProperty("tokens").EnumerateArray().Select(t => t.GetProperty("id").GetInt32()));
+        Assert.Equal(five.Tokens[0].LogProb, doc.RootElement.GetProperty("tokens")[0].GetProperty("logprob").GetDouble(), 9);
+        Assert.Equal("length", doc.RootElement.GetProperty("finish_reason").GetString());
     }
 
     [Fact]
     public async Task StopStringEndsTheOutputBeforeIt()
     {
-        var (code, output, _) = await RunAsync("generate", "--model", Model, "--temperature", "0", "--max-new-tokens", "60", "--stop", ",", "And God said");
+        var (code, output, _) = await RunAsync("generate", "--temperature", "0", "--max-new-tokens", "60", "--stop", ",", "And God said");
         Assert.Equal(0, code);
         Assert.DoesNotContain(",", output["And God said".Length..]);
     }
 
     [Fact]
+    public async Task TokenizeShowsPiecesIdsAndMerges()
+    {
+        using var model = ConformanceModels.Load(ConformanceModels.Repo);
+        var ids = model.Tokenizer.Encode("In the beginning");
+        var (code, output, _) = await RunAsync("tokenize", "In the beginning");
+        Assert.Equal(0, code);
+        Assert.StartsWith($"<s>{ids[0]} In{ids[1]} ·the{ids[2]} ·beginning{ids[3]}", output);
+        Assert.Contains("4 tokens, 16 characters, 16 bytes", output);
+
+        var (jc, json, _) = await RunAsync("tokenize", "--json", "--no-special", "In the beginning");
+        Assert.Equal(0, jc);
+        var tokens = JsonDocument.Parse(json).RootElement.EnumerateArray().ToList();
+        Assert.Equal(model.Tokenizer.Encode("In the beginning", addSpecialTokens: false), tokens.Select(t => t.GetProperty("id").GetInt32()));
+        Assert.Equal(" beginning", tokens[^1].GetProperty("text").GetString());
+
+        // --explain replays the BPE merges; the last merge of a word makes its token.
+        var (ec, explain, _) = await RunAsync("tokenize", "--explain", "--no-special", "In the");
+        Assert.Equal(0, ec);
+        Assert.Contains("t + h → th (merge #", explain);
+        Assert.Contains("Ġth + e → Ġthe (merge #", explain);
+    }
+
+    [Fact]
+    public async Task InspectReportsTheModelAndItsGraph()
+    {
+        var (code, json, error) = await RunAsync("inspect", "--json");
+        Assert.True(code == 0, error);
+        using var model = ConformanceModels.Load(ConformanceModels.Repo);
+        var report = JsonDocument.Parse(json).RootElement;
+        Assert.Equal(model.Info.LayerCount, report.GetProperty("layers").GetInt32());
+        Assert.Equal(model.Info.ContextLength, report.GetProperty("context_length").GetInt32());
+        Assert.Equal("Cpu", report.GetProperty("provider").GetString());
+        Assert.InRange(report.GetProperty("parameters").GetInt64(), 9_000_000, 11_000_000); // its model card: 9.9 M
+        Assert.Contains(report.GetProperty("inputs").EnumerateArray(), i => i.GetProperty("name").GetString() == "input_ids");
+        Assert.Equal(JsonValueKind.Null, report.GetProperty("chat_template").ValueKind);
+        var (tc, table, _) = await RunAsync("inspect");
+        Assert.Equal(0, tc);
+        Assert.Contains("out logits", table);
+    }
+
+    [Fact]
+    public async Task ScoreMatchesTheLibrary()
+    {
+        var (code, json, error) = await RunAsync("score", "And God said,", " Let there be light", "--top", "2", "--json");
+        Assert.True(code == 0, error);
+        using var model = ConformanceModels.Load(ConformanceModels.Repo);
+        var expected = await model.ScoreAsync("And God said,", " Let there be light", new ScoreOptions { TopAlternatives = 2 });
+        var score = JsonDocument.Parse(json).RootElement;
+        Assert.Equal(expected.LogProb, score.GetProperty("logprob").GetDouble(), 9);
+        Assert.Equal(expected.IsGreedy, score.GetProperty("is_greedy").GetBoolean());
+        Assert.Equal(expected.Tokens.Select(t => t.Rank), score.GetProperty("tokens").EnumerateArray().Select(t => t.GetProperty("rank").GetInt32()));
+        Assert.Equal(2, score.GetProperty("tokens")[0].GetProperty("alternatives").GetArrayLength());
+        var (_, table, _) = await RunAsync("score", "And God said,", " Let there be light");
+        Assert.Contains(FormattableString.Invariant($"log-prob {expected.LogProb:F4} over 4 tokens"), table);
+    }
+
+    [Fact]
     public async Task PerplexityEqualsTheLibrarysRollingScore()
     {
-        var file = Path.GetTempFileName();
+        const string text = "And I saw a new heaven and a new earth: for the first heaven and the first earth were passed away.";
+        var (code, output, error) = await RunWithInputAsync(text + "\n\n", "perplexity", "--window", "16", "-");
+        Assert.True(code == 0, error);
+        using var model = ConformanceModels.Load(ConformanceModels.Repo);
+        var expected = await model.ScorePerplexityAsync(text, new PerplexityOptions { WindowLength = 16 });
+        Assert.Contains(FormattableString.Invariant($"1 documents, {expected.TokenCount} tokens, {expected.ByteCount} bytes"), output);
+        Assert.Contains(FormattableString.Invariant($"bits per byte {expected.BitsPerByte:F4}"), output);
+    }
+
+    [Fact]
+    public async Task EvalAnswersLmEvalRequestsAsTheLibraryScores()
+    {
+        const string requests = """
+            {"request_type": "loglikelihood", "arguments": ["And God said,", " Let there be light"]}
+            {"request_type": "loglikelihood_rolling", "arguments": ["In the beginning God created the heaven and the earth."]}
+            {"request_type": "generate_until", "arguments": ["And God said", {"until": [","], "max_gen_toks": 30}]}
+            """;
+        var (code, output, error) = await RunWithInputAsync(requests, "eval", "-");
+        Assert.True(code == 0, error);
+        var answers = output.Split('\n', StringSplitOptions.RemoveEmptyEntries).Select(l => JsonDocument.Parse(l).RootElement.GetProperty("result")).ToList();
+        using var model = ConformanceModels.Load(ConformanceModels.Repo);
+        var ll = await model.ScoreAsync("And God said,", " Let there be light");
+        Assert.Equal(ll.LogProb, answers[0][0].GetDouble(), 9);
+        Assert.Equal(ll.IsGreedy, answers[0][1].GetBoolean());
+        Assert.Equal((await model.ScorePerplexityAsync("In the beginning God created the heaven and the earth.")).LogProb, answers[1].GetDouble(), 9);
+        var options = new GenerationOptions { MaxNewTokens = 30, StopSequences = { "," } };
+        Assert.Equal((await model.GenerateAsync("And God said", options)).Text, answers[2].GetString());
+
+        var (bad, _, badError) = await RunWithInputAsync("{\"request_type\": \"embed\", \"arguments\": [\"x\"]}", "eval", "-");
+        Assert.Equal(2, bad);
+        Assert.Contains("request_type 'embed'", badError);
+    }
+
+    [Fact]
+    public async Task ChatRepliesToEachLineAsAChatSessionDoes()
+    {
+        var (code, output, error) = await RunWithInputAsync("In the beginning\n\n/reset\nAnd God said\n/system Psalms.\nThen what?\n/exit\nnever sent\n",
+            "chat", "--temperature", "0", "--max-new-tokens", "8", "--system", "Scripture.", "--stats");
+        Assert.True(code == 0, error);
+        Assert.Contains("no chat template; using the plain", error);
+        Assert.Matches(@"\[prompt \d+ tokens, \d+ from the cache, 8 generated, finish: Length\]", error);
+
+        using var model = ConformanceModels.Load(ConformanceModels.Repo);
+        var options = new GenerationOptions { Temperature = 0, MaxNewTokens = 8 };
+        using var first = model.CreateChat(new ChatSessionOptions { SystemPrompt = "Scripture." });
+        var a = await first.SendAsync("In the beginning", options);
+        using var second = model.CreateChat(new ChatSessionOptions { SystemPrompt = "Scripture." }); // after /reset
+        var b = await second.SendAsync("And God said", options);
+        using var third = model.CreateChat(new ChatSessionOptions { SystemPrompt = "Psalms." }); // after /system
+        var c = await third.SendAsync("Then what?", options);
+        var nl = Environment.NewLine;
+        Assert.Equal(a.Text + nl + b.Text + nl + c.Text + nl, output);
+    }
+
+    [Fact]
+    public async Task BenchReportsSpeedsAndMemory()
+    {
+        var (code, json, error) = await RunAsync("bench", "--prompt-tokens", "16", "--new-tokens", "8", "--runs", "1", "--json");
+        Assert.True(code == 0, error);
+        var r = JsonDocument.Parse(json).RootElement;
+        Assert.Equal(16, r.GetProperty("prompt_tokens").GetInt32());
+        foreach (var key in (string[])["prefill_tokens_per_second", "decode_tokens_per_second", "time_to_first_token_ms", "peak_memory_mb"])
+        {
+            Assert.True(r.GetProperty(key).GetDouble() > 0, key);
+        }
+    }
+
+    [Fact]
+    public async Task TrainBpeWritesATokenizerTheLibraryLoads()
+    {
+        var folder = Directory.CreateTempSubdirectory("onnxlm-train-bpe-").FullName;
         try
         {
-            const string text = "And I saw a new heaven and a new earth: for the first heaven and the first earth were passed away.";
-            File.WriteAllText(file, text + "\n\n");
-            var (code, output, error) = await RunAsync("perplexity", "--model", Model, "--window", "16", file);
+            var corpus = Path.Combine(folder, "corpus.txt");
+            File.WriteAllLines(corpus, Enumerable.Repeat("In the beginning God created the heaven and the earth.", 50));
+            var (code, output, error) = await RunAsync("train-bpe", corpus, Path.Combine(folder, "tok"), "--vocab-size", "300", "--encode", corpus, Path.Combine(folder, "ids.bin"));
             Assert.True(code == 0, error);
-
-            using var model = ConformanceModels.Load(ConformanceModels.Repo);
-            var expected = await model.ScorePerplexityAsync(text, new PerplexityOptions { WindowLength = 16 });
-            Assert.Contains(FormattableString.Invariant($"1 documents, {expected.TokenCount} tokens, {expected.ByteCount} bytes"), output);
-            Assert.Contains(FormattableString.Invariant($"bits per byte {expected.BitsPerByte:F4}"), output);
+            Assert.Matches(@"^trained \d+ tokens \(\d+ merges\)", output); // a small corpus runs out of pairs before 300
+            var tokenizer = TextTokenizer.FromFolder(Path.Combine(folder, "tok"));
+            var ids = tokenizer.Encode("In the beginning", addSpecialTokens: false);
+            Assert.Equal("In the beginning", tokenizer.Decode(ids));
+            Assert.Equal(new FileInfo(Path.Combine(folder, "ids.bin")).Length / 2, long.Parse(output.Split("encoded ")[1].Split(": ")[1].Split(' ')[0], System.Globalization.CultureInfo.InvariantCulture));
         }
         finally
         {
-            File.Delete(file);
+            Directory.Delete(folder, recursive: true);
         }
     }
 
     [Theory]
-    [InlineData(1, "unknown option --bogus", "generate", "--bogus", "x")]
-    [InlineData(1, "--top-k needs an integer", "generate", "--top-k", "many", "x")]
+    [InlineData(1, "Unrecognized command or argument", "generate", "--bogus", "x")]
+    [InlineData(1, "Cannot parse argument 'many' for option '--top-k'", "generate", "--top-k", "many", "x")]
     [InlineData(1, "no prompt given", "generate")]
-    [InlineData(1, "--sampler-order must be", "generate", "--sampler-order", "random", "x")]
-    [InlineData(1, "unknown command 'train'", "train")]
-    [InlineData(1, "does not exist", "perplexity", "no-such-file.txt")]
-    [InlineData(2, "TopP", "generate", "--top-p", "1.5", "x")]
+    [InlineData(1, "the prompt is empty", "generate", "")]
+    [InlineData(1, "Argument 'random' not recognized. Must be one of", "generate", "--sampler-order", "random", "x")]
+    [InlineData(1, "--top-p: TopP must be in (0, 1]", "generate", "--top-p", "1.5", "x")]
+    [InlineData(1, "--max-new-tokens 1000000 with a 2-token prompt passes the model's context length 256; use at most 254", "generate", "--max-new-tokens", "1000000", "x")]
+    [InlineData(1, "Unrecognized command or argument 'train'", "train")]
+    [InlineData(1, "--top must be between 0 and 100", "score", "a", "b", "--top", "500")]
+    [InlineData(2, "The text file 'no-such-file.txt' does not exist", "perplexity", "no-such-file.txt")]
     [InlineData(2, "has neither genai_config.json", "generate", "--model", ".", "x")]
+    [InlineData(2, "The model folder 'no-such-folder' does not exist", "generate", "--model", "no-such-folder", "x")]
+    [InlineData(2, "is a file; give the model folder that holds it", "inspect", "--model", "models/kjv-tiny/model.onnx")]
     public async Task BadArgumentsExitNonZeroNamingTheProblem(int expectedCode, string message, params string[] args)
     {
-        var (code, _, error) = await RunAsync(args);
-        Assert.Equal(expectedCode, code);
-        Assert.Contains(message, error);
+        var previous = Environment.CurrentDirectory;
+        Environment.CurrentDirectory = TestPaths.RepoRoot;
+        try
+        {
+            var (code, output, error) = await RunAsync(args);
+            Assert.Equal(expectedCode, code);
+            Assert.Contains(message, error);
+            if (code == 2) Assert.Equal("", output); // nothing echoed before the error (a usage error prints the command's help)
+            Assert.DoesNotContain("   at ", error); // one line, no stack trace without --verbose
+        }
+        finally
+        {
+            Environment.CurrentDirectory = previous;
+        }
+    }
+
+    [Fact]
+    public async Task AnOverLongPromptFailsBeforeAnythingIsPrinted()
+    {
+        var (code, output, error) = await RunAsync("generate", string.Join(' ', Enumerable.Repeat("and the LORD spake", 200)));
+        Assert.Equal(2, code);
+        Assert.Equal("", output);
+        Assert.Contains("context length 256 leaves no room", error);
+
+        var empty = Path.GetTempFileName();
+        try
+        {
+            var (pc, _, pe) = await RunAsync("perplexity", empty);
+            Assert.Equal(2, pc);
+            Assert.Contains("has no text to score", pe);
+        }
+        finally
+        {
+            File.Delete(empty);
+        }
     }
 }

@@ -218,7 +218,33 @@ internal sealed class BpeModel : ITokenModel
         public bool Removed;
     }
 
-    private (int[] Ids, int[] Ends) Merge(ReadOnlySpan<char> word)
+    /// <summary>
+    /// The merges that build <paramref name="word"/>'s tokens, in the order they happen (what <c>onnxlm tokenize
+    /// --explain</c> shows): each step joins two adjacent pieces into the vocabulary entry of the lowest-ranked pair.
+    /// </summary>
+    internal List<(string Left, string Right, int Rank)> ExplainMerges(string word)
+    {
+        var trace = new List<(string, string, int)>();
+        if (_joinsMetaspace is not { } joins)
+        {
+            Merge(word, trace);
+            return trace;
+        }
+
+        var start = 0;
+        for (var i = 1; i <= word.Length; i++)
+        {
+            if (i == word.Length || (word[i] == Metaspace && !joins[word[i - 1]]))
+            {
+                Merge(word.AsSpan(start, i - start), trace);
+                start = i;
+            }
+        }
+
+        return trace;
+    }
+
+    private (int[] Ids, int[] Ends) Merge(ReadOnlySpan<char> word, List<(string Left, string Right, int Rank)>? trace = null)
     {
         var symbols = new List<Symbol>(word.Length);
         (int Id, int Start, int End)? pendingUnk = null;
@@ -330,6 +356,7 @@ internal sealed class BpeModel : ITokenModel
                     continue;
                 }
 
+                trace?.Add((_idToToken[current.Id] ?? "?", _idToToken[right.Id] ?? "?", pair.Rank));
                 current.Id = top.Merged;
                 current.End = right.End;
                 current.Next = right.Next;

@@ -1,0 +1,129 @@
+using System.CommandLine;
+using Microsoft.Extensions.Logging;
+using Spectre.Console;
+
+namespace OnnxLM.Cli;
+
+/// <summary>What every command shares: the writers, the model options and their resolution, error handling.</summary>
+internal sealed class CliContext
+{
+    public static readonly Option<string?> ModelOption = new("--model", "-m")
+    {
+        Description = $"Model folder (default: the embedded {CliApp.DefaultModel}, beside the tool or above the current folder)",
+        Recursive = true,
+    };
+
+    public static readonly Option<ExecutionProvider> ProviderOption = new("--provider")
+    {
+        Description = "Execution provider: auto (CUDA when usable, else CPU), cpu or cuda",
+        DefaultValueFactory = _ => ExecutionProvider.Auto,
+        Recursive = true,
+    };
+
+    public static readonly Option<bool> VerboseOption = new("--verbose", "-v")
+    {
+        Description = "Log model loading and provider choice; print stack traces of errors",
+        Recursive = true,
+    };
+
+    public CliContext(TextWriter output, TextWriter error, TextReader input)
+    {
+        Output = output;
+        Error = error;
+        Input = input;
+        var interactive = ReferenceEquals(output, System.Console.Out) && !System.Console.IsOutputRedirected;
+        Console = AnsiConsole.Create(new AnsiConsoleSettings
+        {
+            Out = new AnsiConsoleOutput(output),
+            Ansi = interactive ? AnsiSupport.Detect : AnsiSupport.No,
+            ColorSystem = interactive ? ColorSystemSupport.Detect : ColorSystemSupport.NoColors,
+            Interactive = interactive ? InteractionSupport.Detect : InteractionSupport.No,
+        });
+        if (!interactive) Console.Profile.Width = 200;
+        ErrorInteractive = ReferenceEquals(error, System.Console.Error) && !System.Console.IsErrorRedirected;
+    }
+
+    public TextWriter Output { get; }
+
+    public TextWriter Error { get; }
+
+    public TextReader Input { get; }
+
+    /// <summary>Spectre.Console over <see cref="Output"/>: colours and live widgets only on a terminal.</summary>
+    public IAnsiConsole Console { get; }
+
+    /// <summary>Whether standard error is a terminal (progress bars go there only then).</summary>
+    public bool ErrorInteractive { get; }
+
+    /// <summary>Runs a command body, turning failures into one-line messages and exit codes.</summary>
+    public async Task<int> RunAsync(ParseResult parse, Func<Task<int>> body)
+    {
+        try
+        {
+            return await body().ConfigureAwait(false);
+        }
+        catch (UsageException e)
+        {
+            Error.WriteLine($"onnxlm {parse.CommandResult.Command.Name}: {e.Message} (see onnxlm {parse.CommandResult.Command.Name} --help)");
+            return 1;
+        }
+        catch (OperationCanceledException)
+        {
+            Error.WriteLine("onnxlm: cancelled.");
+            return 130;
+        }
+        catch (Exception e) when (e is OnnxLMException or ArgumentException or IOException or UnauthorizedAccessException or InvalidOperationException or FormatException or System.Text.Json.JsonException)
+        {
+            Error.WriteLine($"onnxlm: {e.Message}");
+            if (parse.GetValue(VerboseOption)) Error.WriteLine(e);
+            return 2;
+        }
+    }
+
+    /// <summary>The model folder: --model, else the embedded default found beside the tool or above the current folder.</summary>
+    public string ResolveModel(ParseResult parse)
+    {
+        if (parse.GetValue(ModelOption) is { } given)
+        {
+            if (File.Exists(given))
+            {
+                throw new ModelFormatException($"--model '{given}' is a file; give the model folder that holds it ({Path.GetDirectoryName(Path.GetFullPath(given))}).", given);
+            }
+
+            return Directory.Exists(given) ? given : throw new ModelFormatException($"The model folder '{given}' does not exist.", given);
+        }
+
+        foreach (var start in new[] { AppContext.BaseDirectory, Environment.CurrentDirectory })
+        {
+            for (var dir = new DirectoryInfo(start); dir is not null; dir = dir.Parent)
+            {
+                var candidate = Path.Combine(dir.FullName, CliApp.DefaultModel);
+                if (File.Exists(Path.Combine(candidate, "genai_config.json"))) return candidate;
+            }
+        }
+
+        throw new ModelFormatException(
+            $"The default model '{CliApp.DefaultModel}' was found neither beside the tool ({AppContext.BaseDirectory}) nor above the current folder; give a model folder with --model.");
+    }
+
+    /// <summary>Loads the model of the command line, logging to standard error (warnings only unless --verbose).</summary>
+    public LanguageModel LoadModel(ParseResult parse)
+    {
+        var verbose = parse.GetValue(VerboseOption);
+        var loggerFactory = LoggerFactory.Create(b => b.AddSimpleConsole(o => o.SingleLine = true).SetMinimumLevel(verbose ? LogLevel.Information : LogLevel.Warning));
+        NativeLog.Route(loggerFactory);
+        var model = LanguageModel.Load(ResolveModel(parse), new LanguageModelOptions { ExecutionProvider = parse.GetValue(ProviderOption), LoggerFactory = loggerFactory });
+        if (verbose) Error.WriteLine(model.Info);
+        return model;
+    }
+
+    /// <summary>Text from the argument, or standard input when it is "-".</summary>
+    public string ReadText(string? argument, string what)
+    {
+        if (argument is null) throw new UsageException($"no {what} given (give it as an argument, or - to read standard input).");
+        return argument == "-" ? Input.ReadToEnd() : argument;
+    }
+}
+
+/// <summary>A command line that parsed but makes no sense (an empty prompt, conflicting options): exit code 1.</summary>
+internal sealed class UsageException(string message) : Exception(message);

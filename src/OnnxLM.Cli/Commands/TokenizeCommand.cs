@@ -1,0 +1,64 @@
+using System.CommandLine;
+using System.Text.Json;
+using Spectre.Console;
+
+namespace OnnxLM.Cli.Commands;
+
+/// <summary><c>onnxlm tokenize "text"</c>: the tokens as coloured pieces with their ids; <c>--explain</c> shows the BPE merges that built each word.</summary>
+internal static class TokenizeCommand
+{
+    private static readonly string[] Colours = ["deepskyblue1", "orange1", "springgreen2", "hotpink", "yellow1", "mediumpurple1"];
+
+    public static Command Create(CliContext cli)
+    {
+        var text = new Argument<string?>("text") { Description = "The text, or - to read standard input", Arity = ArgumentArity.ZeroOrOne };
+        var json = new Option<bool>("--json") { Description = "Print the tokens as JSON (id, piece, text span)" };
+        var explain = new Option<bool>("--explain") { Description = "Show, word by word, the byte-pair merges that built the tokens" };
+        var noSpecial = new Option<bool>("--no-special") { Description = "Do not add the tokenizer's special tokens (BOS/EOS)" };
+        var command = new Command("tokenize", "Show how the model's tokenizer splits a text") { text, json, explain, noSpecial };
+        command.SetAction((parse, ct) => cli.RunAsync(parse, () =>
+        {
+            var input = cli.ReadText(parse.GetValue(text), "text");
+            var folder = cli.ResolveModel(parse);
+            var tokenizer = TextTokenizer.HasTokenizerFile(folder) ? TextTokenizer.FromFolder(folder)
+                : throw new ModelFormatException($"'{folder}' has no tokenizer files.", folder);
+            var tokens = tokenizer.EncodeToTokens(input, addSpecialTokens: !parse.GetValue(noSpecial));
+            if (parse.GetValue(json))
+            {
+                cli.Output.WriteLine(JsonSerializer.Serialize(tokens.Select(t => new
+                {
+                    id = t.Id, piece = t.Piece, start = t.Start, length = t.Length, text = input.Substring(t.Start, t.Length),
+                })));
+                return Task.FromResult(0);
+            }
+
+            var line = new System.Text.StringBuilder();
+            for (var i = 0; i < tokens.Count; i++)
+            {
+                var t = tokens[i];
+                var shown = tokenizer.IsSpecialToken(t.Id) ? tokenizer.TokenToPiece(t.Id) : tokenizer.Decode([t.Id]);
+                line.Append($"[{Colours[i % Colours.Length]}]{Markup.Escape(Visible(shown))}[/][grey]{t.Id}[/] ");
+            }
+
+            cli.Console.MarkupLine(line.ToString().TrimEnd());
+            cli.Console.MarkupLine($"[grey]{tokens.Count} tokens, {input.Length} characters, {System.Text.Encoding.UTF8.GetByteCount(input)} bytes[/]");
+            if (parse.GetValue(explain))
+            {
+                foreach (var (word, merges) in tokenizer.ExplainMerges(input))
+                {
+                    cli.Console.MarkupLine($"[bold]{Markup.Escape(Visible(word))}[/]" + (merges.Count == 0 ? " [grey](no merges)[/]" : ""));
+                    foreach (var (left, right, rank) in merges)
+                    {
+                        cli.Console.MarkupLine($"  {Markup.Escape(Visible(left))} + {Markup.Escape(Visible(right))} → {Markup.Escape(Visible(left + right))} [grey](merge #{rank})[/]");
+                    }
+                }
+            }
+
+            return Task.FromResult(0);
+        }));
+        return command;
+    }
+
+    /// <summary>Whitespace made visible: a space as ·, a newline as ⏎, a tab as →.</summary>
+    private static string Visible(string s) => s.Replace(" ", "·", StringComparison.Ordinal).Replace("\n", "⏎", StringComparison.Ordinal).Replace("\t", "→", StringComparison.Ordinal);
+}
