@@ -217,6 +217,27 @@ public sealed class CliTests
         }
     }
 
+    [SharedModelFact("torch-llama-fp32-hf")]
+    public async Task ConvertBuildsAModelTheToolRuns()
+    {
+        var folder = Path.Combine(Path.GetTempPath(), $"onnxlm-convert-{Guid.NewGuid():N}");
+        try
+        {
+            var (code, output, error) = await RunAsync("convert", TestPaths.SharedModel("torch-llama-fp32-hf"), folder, "--context-length", "64");
+            Assert.True(code == 0, error);
+            Assert.StartsWith($"wrote {folder} in ", output);
+            using var built = LanguageModel.Load(folder);
+            Assert.Equal(64, built.Info.ContextLength);
+            var (gc, generated, ge) = await RunAsync("generate", "--model", folder, "-t", "0", "-n", "5", "And God said");
+            Assert.True(gc == 0, ge);
+            Assert.Equal("And God said" + (await built.GenerateAsync("And God said", new GenerationOptions { MaxNewTokens = 5 })).Text + Environment.NewLine, generated);
+        }
+        finally
+        {
+            if (Directory.Exists(folder)) Directory.Delete(folder, recursive: true);
+        }
+    }
+
     [Theory]
     [InlineData(1, "Unrecognized command or argument", "generate", "--bogus", "x")]
     [InlineData(1, "Cannot parse argument 'many' for option '--top-k'", "generate", "--top-k", "many", "x")]
@@ -231,6 +252,7 @@ public sealed class CliTests
     [InlineData(2, "has neither genai_config.json", "generate", "--model", ".", "x")]
     [InlineData(2, "The model folder 'no-such-folder' does not exist", "generate", "--model", "no-such-folder", "x")]
     [InlineData(2, "is a file; give the model folder that holds it", "inspect", "--model", "models/kjv-tiny/model.onnx")]
+    [InlineData(2, "has no CUDA execution provider", "generate", "--provider", "cuda", "x")]
     public async Task BadArgumentsExitNonZeroNamingTheProblem(int expectedCode, string message, params string[] args)
     {
         var previous = Environment.CurrentDirectory;
