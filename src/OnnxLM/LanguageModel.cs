@@ -121,6 +121,13 @@ public sealed class LanguageModel : IDisposable
         IEnumerable<ChatTool>? tools = null, CancellationToken cancellationToken = default) =>
         Generator.RunAsync(this, CheckPrompt(EncodeChat(messages, addGenerationPrompt: true, tools)), options ?? new GenerationOptions(), cancellationToken, EndOfTurnTokenIds);
 
+    /// <summary>Views inside the model — tokens, next-token odds, surprise, attention, embeddings, parameters, the cache (see <see cref="Explain.ModelExplainer"/>).</summary>
+    public Explain.ModelExplainer Explain()
+    {
+        ThrowIfDisposed();
+        return new Explain.ModelExplainer(this);
+    }
+
     /// <summary>Starts a conversation that keeps its cache between turns (see <see cref="ChatSession"/>).</summary>
     public ChatSession CreateChat(ChatSessionOptions? options = null)
     {

@@ -1,0 +1,255 @@
+namespace OnnxLM.Explain;
+
+/// <summary>
+/// A read-only view of an ONNX model file's graph, parsed straight from the protobuf wire format: nodes (operator,
+/// inputs, outputs), initializers (name, shape, element type and where their bytes are) and graph outputs. Tensor
+/// bytes are not loaded until asked for, so a large model costs its node list, not its weights.
+/// </summary>
+internal sealed class OnnxModelFile
+{
+    private readonly string _path;
+
+    private OnnxModelFile(string path) => _path = path;
+
+    public List<Node> Nodes { get; } = [];
+
+    public Dictionary<string, Initializer> Initializers { get; } = new(StringComparer.Ordinal);
+
+    public List<string> Outputs { get; } = [];
+
+    /// <summary>Where the graph message lies in the file (for rewriting it with more outputs).</summary>
+    public (long Start, long Length, long KeyStart) Graph { get; private set; }
+
+    public sealed record Node(string Name, string OpType, IReadOnlyList<string> Inputs, IReadOnlyList<string> Outputs);
+
+    /// <summary>An initializer: its element type (ONNX TensorProto.DataType: 1 float, 10 float16, 16 bfloat16) and where its data is.</summary>
+    public sealed record Initializer(string Name, IReadOnlyList<long> Dims, int DataType, long RawOffset, long RawLength, string? ExternalFile, long ExternalOffset)
+    {
+        public long ElementCount => Dims.Aggregate(1L, (a, b) => a * b);
+    }
+
+    public static OnnxModelFile Read(string path)
+    {
+        var file = new OnnxModelFile(path);
+        using var stream = File.OpenRead(path);
+        try
+        {
+            foreach (var f in Fields(stream, 0, stream.Length))
+            {
+                if (f.Number != 7 || f.Wire != 2) continue; // ModelProto.graph
+                file.Graph = (f.Start, f.Length, f.KeyStart);
+                foreach (var g in Fields(stream, f.Start, f.Length))
+                {
+                    switch (g.Number)
+                    {
+                        case 1 when g.Wire == 2: file.Nodes.Add(ReadNode(stream, g.Start, g.Length)); break;
+                        case 5 when g.Wire == 2: var init = ReadTensor(stream, g.Start, g.Length); file.Initializers[init.Name] = init; break;
+                        case 12 when g.Wire == 2: file.Outputs.Add(ReadName(stream, g.Start, g.Length)); break;
+                    }
+                }
+            }
+        }
+        catch (Exception e) when (e is InvalidDataException or EndOfStreamException)
+        {
+            throw new ModelFormatException($"'{path}' is not a readable ONNX model: {e.Message}", path, e);
+        }
+
+        return file;
+    }
+
+    /// <summary>The values of a float32, float16 or bfloat16 initializer as floats.</summary>
+    public float[] ReadFloats(Initializer init)
+    {
+        var count = checked((int)init.ElementCount);
+        var bytesPer = init.DataType == 1 ? 4 : init.DataType is 10 or 16 ? 2 : throw new ModelFormatException(
+            $"Initializer '{init.Name}' has ONNX element type {init.DataType}; only float32, float16 and bfloat16 can be read.", _path);
+        var bytes = new byte[count * bytesPer];
+        var source = init.ExternalFile is { } external ? Path.Combine(Path.GetDirectoryName(_path)!, external) : _path;
+        var offset = init.ExternalFile is null ? init.RawOffset : init.ExternalOffset;
+        if (init.ExternalFile is null && init.RawLength != bytes.Length)
+        {
+            throw new ModelFormatException($"Initializer '{init.Name}' keeps its values outside raw_data, which this reader does not handle.", _path);
+        }
+
+        using (var stream = File.OpenRead(source))
+        {
+            stream.Position = offset;
+            stream.ReadExactly(bytes);
+        }
+
+        var values = new float[count];
+        for (var i = 0; i < count; i++)
+        {
+            values[i] = init.DataType switch
+            {
+                1 => BitConverter.ToSingle(bytes, i * 4),
+                10 => (float)BitConverter.ToHalf(bytes, i * 2),
+                _ => BitConverter.Int32BitsToSingle(BitConverter.ToUInt16(bytes, i * 2) << 16),
+            };
+        }
+
+        return values;
+    }
+
+    private readonly record struct Field(int Number, int Wire, long KeyStart, long Start, long Length, ulong Value);
+
+    private static List<Field> Fields(Stream s, long start, long length)
+    {
+        var fields = new List<Field>();
+        s.Position = start;
+        var end = start + length;
+        while (s.Position < end)
+        {
+            var keyStart = s.Position;
+            var key = ReadVarint(s);
+            var (number, wire) = ((int)(key >> 3), (int)(key & 7));
+            switch (wire)
+            {
+                case 0: fields.Add(new Field(number, 0, keyStart, s.Position, 0, ReadVarint(s))); break;
+                case 1: s.Position += 8; break;
+                case 5: s.Position += 4; break;
+                case 2:
+                    var n = (long)ReadVarint(s);
+                    if (n < 0 || s.Position + n > end) throw new InvalidDataException("a field runs past the end of its message");
+                    fields.Add(new Field(number, 2, keyStart, s.Position, n, 0));
+                    s.Position += n;
+                    break;
+                default: throw new InvalidDataException($"protobuf wire type {wire}");
+            }
+        }
+
+        return fields;
+    }
+
+    private static string ReadString(Stream s, long start, long length)
+    {
+        var buffer = new byte[length];
+        s.Position = start;
+        s.ReadExactly(buffer);
+        return System.Text.Encoding.UTF8.GetString(buffer);
+    }
+
+    private static Node ReadNode(Stream s, long start, long length)
+    {
+        var inputs = new List<string>();
+        var outputs = new List<string>();
+        string name = "", op = "";
+        foreach (var f in Fields(s, start, length))
+        {
+            if (f.Wire != 2) continue;
+            switch (f.Number)
+            {
+                case 1: inputs.Add(ReadString(s, f.Start, f.Length)); break;
+                case 2: outputs.Add(ReadString(s, f.Start, f.Length)); break;
+                case 3: name = ReadString(s, f.Start, f.Length); break;
+                case 4: op = ReadString(s, f.Start, f.Length); break;
+            }
+        }
+
+        return new Node(name, op, inputs, outputs);
+    }
+
+    private static string ReadName(Stream s, long start, long length) =>
+        Fields(s, start, length).FirstOrDefault(f => f.Number == 1 && f.Wire == 2) is { Wire: 2 } f ? ReadString(s, f.Start, f.Length) : "";
+
+    private static Initializer ReadTensor(Stream s, long start, long length)
+    {
+        var dims = new List<long>();
+        string name = "";
+        var type = 0;
+        long rawOffset = 0, rawLength = 0, externalOffset = 0;
+        string? location = null;
+        foreach (var f in Fields(s, start, length))
+        {
+            switch (f.Number, f.Wire)
+            {
+                case (1, 0): dims.Add((long)f.Value); break;
+                case (1, 2):
+                    s.Position = f.Start;
+                    while (s.Position < f.Start + f.Length) dims.Add((long)ReadVarint(s));
+                    break;
+                case (2, 0): type = (int)f.Value; break;
+                case (8, 2): name = ReadString(s, f.Start, f.Length); break;
+                case (9, 2): (rawOffset, rawLength) = (f.Start, f.Length); break;
+                case (13, 2):
+                    // StringStringEntryProto: key 1, value 2 (location, offset, length).
+                    string? key = null, value = null;
+                    foreach (var kv in Fields(s, f.Start, f.Length))
+                    {
+                        if (kv.Number == 1) key = ReadString(s, kv.Start, kv.Length);
+                        else if (kv.Number == 2) value = ReadString(s, kv.Start, kv.Length);
+                    }
+
+                    if (key == "location") location = value;
+                    else if (key == "offset") externalOffset = long.Parse(value ?? "0", System.Globalization.CultureInfo.InvariantCulture);
+                    break;
+            }
+        }
+
+        return new Initializer(name, dims, type, rawOffset, rawLength, location, externalOffset);
+    }
+
+    private static ulong ReadVarint(Stream s)
+    {
+        ulong value = 0;
+        for (var shift = 0; shift < 64; shift += 7)
+        {
+            var b = s.ReadByte();
+            if (b < 0) throw new EndOfStreamException("the file ends inside a field");
+            value |= (ulong)(b & 0x7f) << shift;
+            if ((b & 0x80) == 0) return value;
+        }
+
+        throw new InvalidDataException("a malformed varint");
+    }
+
+    /// <summary>
+    /// The model's bytes with <paramref name="outputs"/> added as float graph outputs (no shape: ONNX Runtime infers
+    /// it), by rewriting the length of the graph message and appending the outputs to it — protobuf merges fields.
+    /// </summary>
+    public byte[] WithExtraOutputs(IReadOnlyList<string> outputs)
+    {
+        var original = File.ReadAllBytes(_path);
+        var extra = new MemoryStream();
+        foreach (var name in outputs)
+        {
+            // ValueInfoProto { name = 1; type = 2: TypeProto { tensor_type = 1: { elem_type = 1 (FLOAT) } } }
+            var nameBytes = System.Text.Encoding.UTF8.GetBytes(name);
+            var tensorType = new byte[] { 0x08, 0x01 };
+            var typeProto = Concat([0x0a], Varint((ulong)tensorType.Length), tensorType);
+            var valueInfo = Concat([0x0a], Varint((ulong)nameBytes.Length), nameBytes, [0x12], Varint((ulong)typeProto.Length), typeProto);
+            extra.Write(Concat([0x62], Varint((ulong)valueInfo.Length), valueInfo)); // GraphProto.output = 12, wire 2 → 0x62
+        }
+
+        var (start, length, keyStart) = Graph;
+        var newLength = (ulong)(length + extra.Length);
+        return Concat(original.AsSpan(0, (int)keyStart).ToArray(), [0x3a], Varint(newLength), // ModelProto.graph = 7, wire 2 → 0x3a
+            original.AsSpan((int)start, (int)length).ToArray(), extra.ToArray(), original.AsSpan((int)(start + length)).ToArray());
+    }
+
+    private static byte[] Varint(ulong value)
+    {
+        var bytes = new List<byte>();
+        do
+        {
+            var b = (byte)(value & 0x7f);
+            value >>= 7;
+            bytes.Add(value != 0 ? (byte)(b | 0x80) : b);
+        }
+        while (value != 0);
+        return [.. bytes];
+    }
+
+    private static byte[] Concat(params byte[][] parts)
+    {
+        var result = new byte[parts.Sum(p => p.Length)];
+        var at = 0;
+        foreach (var part in parts)
+        {
+            part.CopyTo(result, at);
+            at += part.Length;
+        }
+
+        return result;
+    }
+}
