@@ -170,6 +170,30 @@ public sealed class BuiltGraphTests : IDisposable
     }
 
     [Fact]
+    public async Task ExplainedAttentionOfAPlainGraphIsTheReferenceProbabilities()
+    {
+        // No attention outputs built in: the explainer adds the softmaxes as outputs itself.
+        var config = SmallLlama(hidden: 48, intermediate: 64, heads: 4, kvHeads: 2, headDim: 12, vocab: 59, maxPositions: 32);
+        var weights = RandomCheckpoint.For(config, seed: 22);
+        DecoderModelBuilder.Build(config, weights, _out);
+        int[] ids = [7, 3, 58, 21, 0, 14, 33];
+        var expected = new List<double[][][]>();
+        ReferenceDecoder.Forward(config, weights, ids, expected);
+        using var model = LanguageModel.Load(_out);
+        using var explain = model.Explain();
+        var map = await explain.AttentionAsync(ids);
+        Assert.Equal((config.LayerCount, config.AttentionHeadCount, ids.Length), (map.LayerCount, map.HeadCount, map.Tokens.Count));
+        for (var layer = 0; layer < config.LayerCount; layer++)
+            for (var head = 0; head < config.AttentionHeadCount; head++)
+                for (var query = 0; query < ids.Length; query++)
+                    for (var key = 0; key < ids.Length; key++)
+                    {
+                        Assert.True(Math.Abs(map[layer, head, query, key] - expected[layer][head][query][key]) <= 1e-5,
+                            $"layer {layer} head {head} query {query} key {key}: {map[layer, head, query, key]} vs {expected[layer][head][query][key]}");
+                    }
+    }
+
+    [Fact]
     public void Float16WeightsStayCloseAndAttentionsAreExported()
     {
         var config = SmallLlama(hidden: 32, intermediate: 48, heads: 4, kvHeads: 2, headDim: 8, vocab: 61, maxPositions: 32);

@@ -1,5 +1,4 @@
 using System.Diagnostics;
-using System.Text;
 using Microsoft.ML.OnnxRuntime;
 using Microsoft.ML.OnnxRuntime.Tensors;
 
@@ -27,18 +26,8 @@ public sealed class ModelExplainer : IDisposable
         _file = new Lazy<OnnxModelFile>(() => OnnxModelFile.Read(model.Info.GraphPath));
     }
 
-    /// <summary>The tokens of <paramref name="text"/> and, word by word, the byte-pair merges that built them (empty for non-BPE tokenizers).</summary>
-    public TokenizationExplanation Tokens(string text)
-    {
-        ArgumentNullException.ThrowIfNull(text);
-        var tokenizer = _model.Tokenizer;
-        var words = tokenizer.ExplainMerges(text).Select(w => new WordMerges(w.Word,
-            [.. w.Merges.Select(m => new MergeStep(m.Left, m.Right, m.Left + m.Right, m.Rank))])).ToList();
-        var tokens = tokenizer.EncodeToTokens(text).Select(t => new ExplainedToken(
-            t.Id, t.Piece, text.Substring(t.Start, t.Length), t.Start, t.Length,
-            Encoding.UTF8.GetByteCount(text.AsSpan(0, t.Start)), Encoding.UTF8.GetByteCount(text.AsSpan(t.Start, t.Length)), tokenizer.IsSpecialToken(t.Id))).ToList();
-        return new TokenizationExplanation(text, words, tokens);
-    }
+    /// <summary>The tokens of <paramref name="text"/> and, word by word, the byte-pair merges that built them (see <see cref="TextTokenizer.Explain"/>).</summary>
+    public TokenizationExplanation Tokens(string text) => _model.Tokenizer.Explain(text);
 
     /// <summary>The next-token distribution after a prompt at several temperatures (default 0, 0.5, 1, 1.5, 2).</summary>
     /// <param name="prompt">The text before the next token.</param>
@@ -129,8 +118,16 @@ public sealed class ModelExplainer : IDisposable
     public Task<AttentionMap> AttentionAsync(string text, CancellationToken cancellationToken = default)
     {
         ArgumentException.ThrowIfNullOrEmpty(text);
-        var ids = _model.Tokenizer.EncodeForModel(text, null);
-        if (ids.Length > 512) throw new ArgumentException($"The text has {ids.Length} tokens; attention maps are for up to 512.", nameof(text));
+        return AttentionAsync(_model.Tokenizer.EncodeForModel(text, null), cancellationToken);
+    }
+
+    /// <summary>The attention probabilities of every layer and head over a sequence of token ids (models without a tokenizer too).</summary>
+    public Task<AttentionMap> AttentionAsync(IReadOnlyList<int> tokenIds, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(tokenIds);
+        var ids = tokenIds.ToArray();
+        if (ids.Length is 0 or > 512) throw new ArgumentException($"The sequence has {ids.Length} tokens; attention maps are for 1 to 512.", nameof(tokenIds));
+        GraphRun.CheckTokenIds(ids, _model.Info.VocabularySize, nameof(tokenIds));
         return Task.Run(() =>
         {
             var (session, outputs) = AttentionSession();
@@ -167,7 +164,7 @@ public sealed class ModelExplainer : IDisposable
                     GraphRun.CopyAsFloat(results[layer], shape.ElementDataType, 0, heads * n * n, weights.AsSpan(layer * heads * n * n, heads * n * n));
                 }
 
-                var labels = ids.Select(id => TokenText(_model.Tokenizer, id)).ToList();
+                var labels = ids.Select(id => _model.HasTokenizer ? TokenText(_model.Tokenizer, id) : id.ToString(System.Globalization.CultureInfo.InvariantCulture)).ToList();
                 return new AttentionMap(labels, outputs.Length, heads, weights);
             }
             finally

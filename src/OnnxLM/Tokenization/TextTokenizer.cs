@@ -306,6 +306,21 @@ public sealed class TextTokenizer
     /// <summary>The pre-tokenized words of a text and the BPE merges that build each (for <c>onnxlm tokenize --explain</c>).</summary>
     internal List<(string Word, List<(string Left, string Right, int Rank)> Merges)> ExplainMerges(string text) => _pipeline.ExplainMerges(text);
 
+    /// <summary>
+    /// How <paramref name="text"/> becomes tokens: word by word, the byte-pair merges in the order they happen (which
+    /// pair, its rank; empty for WordPiece/Unigram/WordLevel), then the tokens with ids, pieces and UTF-16 and UTF-8 offsets.
+    /// </summary>
+    public Explain.TokenizationExplanation Explain(string text)
+    {
+        ArgumentNullException.ThrowIfNull(text);
+        var words = ExplainMerges(text).Select(w => new Explain.WordMerges(w.Word,
+            [.. w.Merges.Select(m => new Explain.MergeStep(m.Left, m.Right, m.Left + m.Right, m.Rank))])).ToList();
+        var tokens = EncodeToTokens(text).Select(t => new Explain.ExplainedToken(
+            t.Id, t.Piece, text.Substring(t.Start, t.Length), t.Start, t.Length,
+            System.Text.Encoding.UTF8.GetByteCount(text.AsSpan(0, t.Start)), System.Text.Encoding.UTF8.GetByteCount(text.AsSpan(t.Start, t.Length)), IsSpecialToken(t.Id))).ToList();
+        return new Explain.TokenizationExplanation(text, words, tokens);
+    }
+
     /// <summary>Starts decoding one sequence incrementally, token by token.</summary>
     public StreamingDecoder CreateStreamingDecoder(bool skipSpecialTokens = false) => new(this, skipSpecialTokens);
 }
