@@ -33,6 +33,7 @@ public static class CliApp
         root.Subcommands.Add(EvalCommand.Create(context));
         root.Subcommands.Add(BenchCommand.Create(context));
         root.Subcommands.Add(OnnxLM.Cli.Explain.ExplainCommand.Create(context));
+        root.Subcommands.Add(ServeCommand.Create(context));
         root.Subcommands.Add(ModelBuilderCommands.Convert(context));
         root.Subcommands.Add(ModelBuilderCommands.TrainBpe(context));
         var parse = root.Parse(args);

@@ -1,0 +1,45 @@
+using System.CommandLine;
+using OnnxLM.Server;
+
+namespace OnnxLM.Cli.Commands;
+
+/// <summary><c>onnxlm serve</c>: the model behind an OpenAI-compatible HTTP API, with the playground at <c>/</c>.</summary>
+internal static class ServeCommand
+{
+    public static Command Create(CliContext cli)
+    {
+        var urls = new Option<string>("--urls") { Description = "Where to listen", DefaultValueFactory = _ => "http://127.0.0.1:8080" };
+        var name = new Option<string?>("--name") { Description = "The model's name in requests (default: the folder's name)" };
+        var apiKeys = new Option<string[]>("--api-key") { Description = "Require Authorization: Bearer <key> (repeatable)" };
+        var concurrent = new Option<int>("--max-concurrent") { Description = "Requests decoded at once", DefaultValueFactory = _ => 1 };
+        var queue = new Option<int>("--max-queue") { Description = "Requests that may wait; beyond that the server answers 429", DefaultValueFactory = _ => 64 };
+        var command = new Command("serve", "Serve the model over an OpenAI-compatible HTTP API (/v1/completions, /v1/chat/completions, ...) with a playground page") { urls, name, apiKeys, concurrent, queue };
+        command.SetAction((parse, ct) => cli.RunAsync(parse, async () =>
+        {
+            var folder = Path.GetFullPath(cli.ResolveModel(parse));
+            var modelName = parse.GetValue(name) ?? Path.GetFileName(folder.TrimEnd(Path.DirectorySeparatorChar));
+            await using var app = OnnxLMServer.Create(folder, modelName, parse.GetValue(urls)!, o =>
+            {
+                foreach (var key in parse.GetValue(apiKeys) ?? []) o.ApiKeys.Add(key);
+            }, o =>
+            {
+                o.ExecutionProvider = parse.GetValue(CliContext.ProviderOption);
+                o.MaxConcurrentSequences = parse.GetValue(concurrent);
+                o.MaxQueueLength = parse.GetValue(queue);
+            });
+            await app.StartAsync(ct);
+            cli.Error.WriteLine($"onnxlm: serving '{modelName}' at {string.Join(", ", app.Urls)} (playground at /, OpenAI API under /v1); Ctrl+C stops.");
+            try
+            {
+                await Task.Delay(Timeout.Infinite, ct);
+            }
+            catch (OperationCanceledException)
+            {
+            }
+
+            await app.StopAsync(CancellationToken.None);
+            return 0;
+        }));
+        return command;
+    }
+}

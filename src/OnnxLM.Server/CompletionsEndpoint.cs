@@ -1,0 +1,234 @@
+using System.Text;
+using System.Text.Json;
+using Microsoft.AspNetCore.Http;
+using OnnxLM.Hosting;
+
+namespace OnnxLM.Server;
+
+/// <summary>
+/// <c>POST /v1/completions</c>: OpenAI's legacy completions, with what evaluation needs — prompts as text or token ids,
+/// <c>echo</c> with the prompt's own log-probabilities (<c>max_tokens: 0</c> scores without generating), <c>logprobs</c>
+/// top-k, <c>n</c>, streaming.
+/// </summary>
+internal static class CompletionsEndpoint
+{
+    public static async Task HandleAsync(HttpContext http, ServedModels models, OnnxLMServerOptions options)
+    {
+        var ct = http.RequestAborted;
+        var clock = System.Diagnostics.Stopwatch.StartNew();
+        var body = await RequestBody.ReadAsync(http.Request, ct);
+        var (name, host) = models.Resolve(body.String("model"));
+        var model = host.Model;
+        var echo = body.Bool("echo");
+        var logprobs = body.Int("logprobs", 0, 20);
+        var n = body.Int("n", 1, options.MaxChoices) ?? 1;
+        var stream = body.Bool("stream");
+        var includeUsage = body.Get("stream_options") is { } so && so.TryGetProperty("include_usage", out var iu) && iu.ValueKind == JsonValueKind.True;
+        var prompts = Prompts(body, model);
+        var id = "cmpl-" + Guid.NewGuid().ToString("N");
+        var created = DateTimeOffset.UtcNow.ToUnixTimeSeconds();
+        var choices = new List<object>();
+        int promptTokens = 0, completionTokens = 0, index = 0;
+        if (stream) StartStream(http);
+        foreach (var (ids, text) in prompts)
+        {
+            promptTokens += ids.Length;
+            if (ids.Length >= model.Info.ContextLength)
+            {
+                throw new ApiException(400, $"The prompt has {ids.Length} tokens; the context length of '{name}' is {model.Info.ContextLength}.", "prompt", "context_length_exceeded");
+            }
+
+            for (var choice = 0; choice < n; choice++, index++)
+            {
+                var generation = new GenerationOptions();
+                body.ApplySampling(generation, defaultMaxTokens: 16);
+                if (generation.Seed is { } seed) generation.Seed = seed + choice;
+                var generate = (body.Int("max_tokens", 0) ?? 16) > 0;
+                generation.MaxNewTokens = Math.Min(generation.MaxNewTokens, model.Info.ContextLength - ids.Length);
+                (string Text, LogProbs? LogProbs)? echoed = echo ? await Echo(model, ids, text, logprobs, ct) : null;
+                var builder = new StringBuilder(echo ? echoed!.Value.Text : "");
+                var lp = echoed?.LogProbs ?? (logprobs is not null ? new LogProbs() : null);
+                string finish = "length";
+                if (generate)
+                {
+                    var recorder = logprobs is > 0 ? new TopLogProbRecorder(logprobs.Value) : null;
+                    if (recorder is not null) generation.LogitProcessors.Add(recorder);
+                    if (stream && echo) await Send(http, Chunk(id, created, name, index, builder.ToString(), lp, null), ct);
+                    using var lease = await Enter(host, ct);
+                    var step = 0;
+                    await foreach (var token in model.GenerateStreamingAsync(ids, generation, ct))
+                    {
+                        completionTokens++;
+                        LogProbs? delta = null;
+                        if (lp is not null)
+                        {
+                            delta = new LogProbs();
+                            foreach (var target in stream ? new[] { delta, lp } : new[] { lp })
+                            {
+                                target.Tokens.Add(model.Tokenizer.TokenText(token.Id));
+                                target.TokenLogProbs.Add(token.LogProb);
+                                target.TextOffset.Add(builder.Length);
+                                target.TopLogProbs.Add(recorder is null || step >= recorder.Steps.Count ? null
+                                    : recorder.Steps[step].ToDictionary(t => model.Tokenizer.TokenText(t.Id), t => t.LogProb));
+                            }
+                        }
+
+                        step++;
+                        builder.Append(token.Text);
+                        if (token.FinishReason is { } f) finish = f == FinishReason.Stop ? "stop" : "length";
+                        if (stream) await Send(http, Chunk(id, created, name, index, token.Text, stream ? delta : null, token.FinishReason is null ? null : finish), ct);
+                    }
+                }
+                else if (stream)
+                {
+                    await Send(http, Chunk(id, created, name, index, builder.ToString(), lp, finish), ct);
+                }
+
+                choices.Add(new { text = builder.ToString(), index, logprobs = lp?.ToJson(), finish_reason = finish });
+            }
+        }
+
+        // The same instruments the chat client records, tagged as text completions.
+        KeyValuePair<string, object?>[] Tags(string? tokenType) =>
+            [.. host.Tags, new("gen_ai.operation.name", "text_completion"), .. tokenType is null ? Array.Empty<KeyValuePair<string, object?>>() : [new("gen_ai.token.type", tokenType)]];
+        host.Instruments.Tokens.Record(promptTokens, Tags("input"));
+        host.Instruments.Tokens.Record(completionTokens, Tags("output"));
+        host.Instruments.Duration.Record(clock.Elapsed.TotalSeconds, Tags(null));
+        var usage = new { prompt_tokens = promptTokens, completion_tokens = completionTokens, total_tokens = promptTokens + completionTokens };
+        if (stream)
+        {
+            if (includeUsage) await Send(http, new { id, @object = "text_completion", created, model = name, choices = Array.Empty<object>(), usage }, ct);
+            await http.Response.WriteAsync("data: [DONE]\n\n", ct);
+            return;
+        }
+
+        await http.Response.WriteAsJsonAsync(new { id, @object = "text_completion", created, model = name, choices, usage }, ct);
+    }
+
+    internal static async Task<RequestQueue.Lease> Enter(OnnxLMModelHost host, CancellationToken ct)
+    {
+        try
+        {
+            return await host.Queue.EnterAsync(ct);
+        }
+        catch (OnnxLMQueueFullException e)
+        {
+            throw new ApiException(429, e.Message, code: "queue_full", type: "rate_limit_exceeded") { RetryAfter = TimeSpan.FromSeconds(1) };
+        }
+    }
+
+    internal static void StartStream(HttpContext http)
+    {
+        http.Response.ContentType = "text/event-stream";
+        http.Response.Headers.CacheControl = "no-cache";
+    }
+
+    internal static async Task Send(HttpContext http, object chunk, CancellationToken ct)
+    {
+        await http.Response.WriteAsync("data: " + JsonSerializer.Serialize(chunk) + "\n\n", ct);
+        await http.Response.Body.FlushAsync(ct);
+    }
+
+    private static object Chunk(string id, long created, string model, int index, string text, LogProbs? logprobs, string? finish) =>
+        new { id, @object = "text_completion", created, model, choices = new[] { new { text, index, logprobs = logprobs?.ToJson(), finish_reason = finish } } };
+
+    /// <summary>The prompts: a string, a list of strings, a list of token ids, or a list of token-id lists.</summary>
+    private static List<(int[] Ids, string? Text)> Prompts(RequestBody body, LanguageModel model)
+    {
+        var prompt = body.Get("prompt") ?? throw ApiException.BadRequest("'prompt' is required.", "prompt");
+        var vocab = model.Info.VocabularySize;
+        int[] Ids(JsonElement list)
+        {
+            var ids = list.EnumerateArray().Select(x => x.ValueKind == JsonValueKind.Number && x.TryGetInt32(out var i) ? i : throw ApiException.BadRequest("Token-id prompts must be integers.", "prompt")).ToArray();
+            if (ids.Length == 0) throw ApiException.BadRequest("A token-id prompt is empty.", "prompt");
+            if (ids.Any(i => i < 0 || i >= vocab)) throw ApiException.BadRequest($"Token id {ids.First(i => i < 0 || i >= vocab)} is outside the vocabulary (0..{vocab - 1}).", "prompt");
+            return ids;
+        }
+
+        (int[], string?) FromText(string text)
+        {
+            var ids = model.Tokenizer.EncodeForModel(text, null);
+            if (ids.Length == 0) throw ApiException.BadRequest("The prompt has no tokens.", "prompt");
+            return (ids, text);
+        }
+
+        return prompt.ValueKind switch
+        {
+            JsonValueKind.String => [FromText(prompt.GetString()!)],
+            JsonValueKind.Array when prompt.GetArrayLength() == 0 => throw ApiException.BadRequest("'prompt' is an empty list.", "prompt"),
+            JsonValueKind.Array when prompt[0].ValueKind == JsonValueKind.String => [.. prompt.EnumerateArray().Select(p => p.ValueKind == JsonValueKind.String ? FromText(p.GetString()!) : throw ApiException.BadRequest("'prompt' mixes strings and other values.", "prompt"))],
+            JsonValueKind.Array when prompt[0].ValueKind == JsonValueKind.Number => [(Ids(prompt), null)],
+            JsonValueKind.Array when prompt[0].ValueKind == JsonValueKind.Array => [.. prompt.EnumerateArray().Select(p => (Ids(p), (string?)null))],
+            _ => throw ApiException.BadRequest("'prompt' must be a string, a list of strings, a list of token ids or a list of token-id lists.", "prompt"),
+        };
+    }
+
+    /// <summary>The echoed prompt and, with logprobs, each prompt token's log-probability given the tokens before it (the first has none).</summary>
+    private static async Task<(string Text, LogProbs? LogProbs)> Echo(LanguageModel model, int[] ids, string? text, int? logprobs, CancellationToken ct)
+    {
+        var tokenizer = model.Tokenizer;
+        var echoText = text ?? tokenizer.Decode(ids);
+        if (logprobs is null) return (echoText, null);
+        var lp = new LogProbs();
+        // Offsets into the echoed text: from the tokenizer's spans for text prompts, from the token texts for id prompts.
+        var offsets = new List<int>();
+        if (text is not null)
+        {
+            offsets.AddRange(tokenizer.EncodeToTokens(text).Select(t => t.Start));
+            if (offsets.Count != ids.Length) offsets = null!;
+        }
+
+        if (offsets is null || offsets.Count == 0)
+        {
+            offsets = [];
+            var at = 0;
+            foreach (var id in ids)
+            {
+                offsets.Add(at);
+                at += tokenizer.TokenText(id).Length;
+            }
+        }
+
+        lp.Tokens.Add(tokenizer.TokenText(ids[0]));
+        lp.TokenLogProbs.Add(null);
+        lp.TopLogProbs.Add(null);
+        lp.TextOffset.Add(offsets[0]);
+        if (ids.Length > 1)
+        {
+            var context = ids[..1];
+            var continuation = ids[1..];
+            var score = await Task.Run(() => Scorer.Score(model, context, continuation, logprobs.Value, ct), ct);
+            for (var i = 0; i < score.Tokens.Count; i++)
+            {
+                var t = score.Tokens[i];
+                lp.Tokens.Add(tokenizer.TokenText(t.Id));
+                lp.TokenLogProbs.Add(t.LogProb);
+                lp.TextOffset.Add(offsets[i + 1]);
+                Dictionary<string, double>? top = null;
+                if (logprobs > 0)
+                {
+                    top = [];
+                    foreach (var alternative in t.Alternatives) top.TryAdd(tokenizer.TokenText(alternative.Id), alternative.LogProb);
+                }
+
+                lp.TopLogProbs.Add(top);
+            }
+        }
+
+        return (echoText, lp);
+    }
+}
+
+/// <summary>OpenAI's completion logprobs object.</summary>
+internal sealed class LogProbs
+{
+    public List<string> Tokens { get; } = [];
+
+    public List<double?> TokenLogProbs { get; } = [];
+
+    public List<Dictionary<string, double>?> TopLogProbs { get; } = [];
+
+    public List<int> TextOffset { get; } = [];
+
+    public object ToJson() => new { tokens = Tokens, token_logprobs = TokenLogProbs, top_logprobs = TopLogProbs, text_offset = TextOffset };
+}

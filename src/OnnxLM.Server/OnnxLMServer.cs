@@ -1,0 +1,132 @@
+using System.Text.Json;
+using Microsoft.AspNetCore.Builder;
+using Microsoft.AspNetCore.Http;
+using Microsoft.AspNetCore.Server.Kestrel.Core;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Hosting;
+using OnnxLM.Hosting;
+using OpenTelemetry.Metrics;
+
+namespace OnnxLM.Server;
+
+/// <summary>
+/// The OpenAI-compatible server: <see cref="AddOnnxLMServer"/> registers it, <see cref="MapOnnxLMServer"/> maps
+/// <c>/v1/models</c>, <c>/v1/completions</c>, <c>/v1/chat/completions</c>, <c>/tokenize</c>, <c>/detokenize</c>, the
+/// explain endpoints, <c>/health</c>, <c>/metrics</c> and the playground at <c>/</c>.
+/// </summary>
+public static class OnnxLMServer
+{
+    /// <summary>A ready server for one model folder (what <c>onnxlm serve</c> runs): the model under <paramref name="name"/>, listening on <paramref name="urls"/>.</summary>
+    public static WebApplication Create(string modelFolder, string name, string urls = "http://127.0.0.1:8080", Action<OnnxLMServerOptions>? configure = null,
+        Action<OnnxLMOptions>? configureModel = null)
+    {
+        var builder = WebApplication.CreateSlimBuilder(new WebApplicationOptions { ApplicationName = "onnxlm-serve" });
+        builder.WebHost.UseSetting(Microsoft.AspNetCore.Hosting.WebHostDefaults.ServerUrlsKey, urls);
+        builder.Services.AddKeyedOnnxLM(name, o =>
+        {
+            o.ModelPath = modelFolder;
+            o.ModelId = name;
+            configureModel?.Invoke(o);
+        });
+        builder.Services.AddOnnxLMServer(o =>
+        {
+            o.Models.Add(name);
+            configure?.Invoke(o);
+        });
+        var app = builder.Build();
+        app.MapOnnxLMServer();
+        return app;
+    }
+
+    /// <summary>Registers the server (models must be registered with <c>AddKeyedOnnxLM</c> under the names in <see cref="OnnxLMServerOptions.Models"/>).</summary>
+    public static IServiceCollection AddOnnxLMServer(this IServiceCollection services, Action<OnnxLMServerOptions> configure)
+    {
+        var options = new OnnxLMServerOptions();
+        configure(options);
+        services.AddSingleton(options);
+        services.AddSingleton(sp => new ServedModels(sp, options));
+        services.Configure<KestrelServerOptions>(k => k.Limits.MaxRequestBodySize = options.MaxRequestBodyBytes);
+        services.AddOpenTelemetry().WithMetrics(m => m.AddMeter(OnnxLMTelemetry.Name).AddPrometheusExporter());
+        return services;
+    }
+
+    /// <summary>Maps the endpoints, the error handling (OpenAI error objects) and the API-key check.</summary>
+    public static WebApplication MapOnnxLMServer(this WebApplication app)
+    {
+        var options = app.Services.GetRequiredService<OnnxLMServerOptions>();
+        app.Use(async (context, next) =>
+        {
+            try
+            {
+                var path = context.Request.Path;
+                var open = path == "/health" || path == "/metrics" || !path.StartsWithSegments("/v1") && !path.StartsWithSegments("/tokenize") && !path.StartsWithSegments("/detokenize") && !path.StartsWithSegments("/explain");
+                if (options.ApiKeys.Count > 0 && !open)
+                {
+                    var header = context.Request.Headers.Authorization.ToString();
+                    if (!header.StartsWith("Bearer ", StringComparison.Ordinal) || !options.ApiKeys.Contains(header["Bearer ".Length..].Trim()))
+                    {
+                        throw new ApiException(401, "A valid API key is required (Authorization: Bearer <key>).", code: "invalid_api_key", type: "authentication_error");
+                    }
+                }
+
+                await next(context);
+            }
+            catch (ApiException e)
+            {
+                await e.WriteAsync(context);
+            }
+            catch (Microsoft.AspNetCore.Http.BadHttpRequestException e) when (e.StatusCode == 413)
+            {
+                await new ApiException(413, $"The request body is larger than {options.MaxRequestBodyBytes} bytes.", code: "request_too_large").WriteAsync(context);
+            }
+            catch (OperationCanceledException) when (context.RequestAborted.IsCancellationRequested)
+            {
+                // The client went away; the generation has stopped with it.
+            }
+            catch (Exception e) when (e is ContextLengthExceededException)
+            {
+                await new ApiException(400, e.Message, "messages", "context_length_exceeded").WriteAsync(context);
+            }
+            catch (Exception e) when (e is OnnxLMException or ArgumentException or NotSupportedException or JsonException)
+            {
+                await ApiException.BadRequest(e.Message).WriteAsync(context);
+            }
+        });
+
+        var models = app.Services.GetRequiredService<ServedModels>();
+        app.MapGet("/v1/models", () => Results.Json(new
+        {
+            @object = "list",
+            data = models.Names.Select(n => new { id = n, @object = "model", created = 0, owned_by = "onnxlm" }),
+        }));
+        app.MapPost("/v1/completions", (HttpContext http) => CompletionsEndpoint.HandleAsync(http, models, options));
+        app.MapPost("/v1/chat/completions", (HttpContext http) => ChatCompletionsEndpoint.HandleAsync(http, models));
+        app.MapPost("/tokenize", async (HttpContext http) =>
+        {
+            var body = await RequestBody.ReadAsync(http.Request, http.RequestAborted);
+            var (_, host) = models.Resolve(body.String("model"));
+            var text = body.String("prompt") ?? body.String("text") ?? throw ApiException.BadRequest("'prompt' is required.", "prompt");
+            var ids = body.Bool("add_special_tokens", true) ? host.Model.Tokenizer.Encode(text) : host.Model.Tokenizer.Encode(text, addSpecialTokens: false);
+            return Results.Json(new { tokens = ids, count = ids.Length, max_model_len = host.Model.Info.ContextLength });
+        });
+        app.MapPost("/detokenize", async (HttpContext http) =>
+        {
+            var body = await RequestBody.ReadAsync(http.Request, http.RequestAborted);
+            var (_, host) = models.Resolve(body.String("model"));
+            var ids = body.Get("tokens") is { ValueKind: JsonValueKind.Array } list ? list.EnumerateArray().Select(x => x.GetInt32()).ToArray()
+                : throw ApiException.BadRequest("'tokens' must be a list of token ids.", "tokens");
+            if (ids.Any(i => i < 0 || i >= host.Model.Tokenizer.VocabularySize)) throw ApiException.BadRequest("A token id is outside the vocabulary.", "tokens");
+            return Results.Json(new { prompt = host.Model.Tokenizer.Decode(ids) });
+        });
+        ExplainEndpoints.Map(app, models);
+        app.MapGet("/health", (IServiceProvider sp) =>
+        {
+            var loading = models.Names.Where(n => !sp.GetRequiredKeyedService<OnnxLMModelHost>(n).IsLoaded).ToList();
+            return loading.Count == 0 ? Results.Json(new { status = "ok", models = models.Names })
+                : Results.Json(new { status = "loading", loading }, statusCode: 503);
+        });
+        app.MapPrometheusScrapingEndpoint("/metrics");
+        if (options.Playground) Playground.Map(app);
+        return app;
+    }
+}

@@ -1,0 +1,164 @@
+// The playground: only the server's own endpoints (/v1/completions, /explain/*, /v1/models).
+const $ = (id) => document.getElementById(id);
+const params = new URLSearchParams(location.search);
+let bytesPerToken = 0;
+
+function visible(s) { return s.replace(/ /g, '\u00b7').replace(/\n/g, '\u23ce'); }
+function heat(p) { // probability 0..1 → red (unlikely) … green (likely)
+  const h = Math.round(120 * Math.max(0, Math.min(1, p)));
+  return `hsl(${h}, 70%, 80%)`;
+}
+async function post(path, body) {
+  const r = await fetch(path, { method: 'POST', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify(body) });
+  if (!r.ok) throw new Error((await r.json()).error?.message ?? r.statusText);
+  return r;
+}
+function sampling() {
+  const body = { temperature: +$('temperature').value, top_p: +$('top_p').value, top_k: +$('top_k').value, min_p: +$('min_p').value,
+    repetition_penalty: +$('repetition_penalty').value, max_tokens: +$('max_tokens').value, logprobs: 5 };
+  if ($('seed').value !== '') body.seed = +$('seed').value;
+  return body;
+}
+function showCache(tokens) {
+  $('cache').textContent = `KV cache: ${tokens} tokens × ${bytesPerToken.toLocaleString()} B = ${(tokens * bytesPerToken / 1024).toFixed(1)} KiB`;
+}
+
+async function generate() {
+  const prompt = $('prompt').value;
+  const out = $('output');
+  out.innerHTML = '';
+  const head = document.createElement('span'); head.className = 'prompt'; head.textContent = prompt; out.appendChild(head);
+  document.body.dataset.generated = '0';
+  const promptTokens = (await (await post('/tokenize', { prompt })).json()).count;
+  showCache(promptTokens);
+  if (params.get('stream') === '0') { // one response, drawn token by token from its logprobs (for screenshots)
+    const choice = (await (await post('/v1/completions', { prompt, ...sampling() })).json()).choices[0];
+    choice.logprobs.tokens.forEach((text, i) => addToken(out, text, { token_logprobs: [choice.logprobs.token_logprobs[i]], top_logprobs: [choice.logprobs.top_logprobs[i]] }));
+    showCache(promptTokens + choice.logprobs.tokens.length);
+    document.body.dataset.generated = String(choice.logprobs.tokens.length);
+    document.body.dataset.done = '1';
+    return;
+  }
+  const r = await post('/v1/completions', { prompt, stream: true, ...sampling() });
+  const reader = r.body.getReader();
+  const decoder = new TextDecoder();
+  let buffer = '', count = 0;
+  for (;;) {
+    const { value, done } = await reader.read();
+    if (done) break;
+    buffer += decoder.decode(value, { stream: true });
+    let cut;
+    while ((cut = buffer.indexOf('\n\n')) >= 0) {
+      const line = buffer.slice(0, cut); buffer = buffer.slice(cut + 2);
+      if (!line.startsWith('data: ') || line === 'data: [DONE]') continue;
+      const choice = JSON.parse(line.slice(6)).choices[0];
+      if (!choice || !choice.text) continue;
+      addToken(out, choice.text, choice.logprobs);
+      count++;
+      document.body.dataset.generated = String(count);
+      showCache(promptTokens + count);
+    }
+  }
+  document.body.dataset.done = '1';
+}
+
+function addToken(out, text, lp) {
+  const span = document.createElement('span');
+  span.className = 'token';
+  span.textContent = text;
+  if (lp && lp.token_logprobs.length) {
+    const p = Math.exp(lp.token_logprobs[0]);
+    span.style.background = heat(p);
+    span.dataset.prob = p.toFixed(4);
+    const top = lp.top_logprobs[0] ? Object.entries(lp.top_logprobs[0]).map(([t, l]) => `${visible(t)} ${(Math.exp(l) * 100).toFixed(1)}%`).join('\n') : '';
+    span.title = `p = ${(p * 100).toFixed(1)}%\n${top}`;
+  }
+  out.appendChild(span);
+}
+
+async function next() {
+  const view = await (await post('/explain/next', { prompt: $('prompt').value, top: 10, temperature: +$('temperature').value })).json();
+  const t = view.temperatures[0];
+  const panel = $('next');
+  panel.innerHTML = '';
+  for (const token of t.top) {
+    const row = document.createElement('div'); row.className = 'bar';
+    row.innerHTML = `<span class="label"></span><span class="fill"></span><span class="value"></span>`;
+    row.querySelector('.label').textContent = visible(token.text);
+    row.querySelector('.fill').style.width = `${Math.round(token.probability * 300)}px`;
+    row.querySelector('.value').textContent = `${(token.probability * 100).toFixed(1)}%`;
+    row.dataset.prob = token.probability.toFixed(6);
+    panel.appendChild(row);
+  }
+  $('next-stats').textContent = `T = ${t.temperature}: entropy ${t.entropyBits.toFixed(2)} bits; top-p ${view.topP} keeps ${t.topPKeeps} tokens, min-p ${view.minP} keeps ${t.minPKeeps}`;
+  document.body.dataset.nextTemperature = String(t.temperature);
+  document.body.dataset.nextTop = t.top[0].probability.toFixed(6);
+}
+
+async function tokens() {
+  const view = await (await post('/explain/tokens', { text: $('prompt').value })).json();
+  const box = $('tokens');
+  box.innerHTML = '';
+  let word = 0;
+  for (const token of view.tokens) {
+    const el = document.createElement('span'); el.className = 'piece';
+    el.textContent = visible(token.text || token.piece);
+    const id = document.createElement('sub'); id.textContent = token.id; el.appendChild(id);
+    const merges = view.words.find((w) => w.word.length > 0 && token.piece.length > 0 && w.word.includes(token.piece));
+    if (merges) el.title = merges.merges.map((m) => `${m.left} + ${m.right} → ${m.result} (#${m.rank})`).join('\n') || 'no merges';
+    box.appendChild(el);
+    word++;
+  }
+  document.body.dataset.tokens = String(view.tokens.length);
+}
+
+async function attention() {
+  const layer = $('layer').value === '' ? undefined : +$('layer').value;
+  const head = $('head').value === '' ? undefined : +$('head').value;
+  let view;
+  try {
+    view = await (await post('/explain/attention', { text: $('prompt').value, layer, head })).json();
+  } catch (e) { return; }
+  if ($('layer').options.length === 0) {
+    for (let l = 0; l < view.layers; l++) $('layer').add(new Option(`layer ${l}`, l, false, l === view.layer));
+    for (let h = 0; h < view.heads; h++) $('head').add(new Option(`head ${h}`, h));
+  }
+  const canvas = $('attention'), g = canvas.getContext('2d'), n = view.tokens.length;
+  const margin = 90, cell = (canvas.width - margin) / n;
+  g.clearRect(0, 0, canvas.width, canvas.height);
+  g.font = '11px monospace'; g.fillStyle = '#333';
+  for (let q = 0; q < n; q++) {
+    g.textAlign = 'right'; g.fillStyle = '#333'; g.fillText(visible(view.tokens[q]).slice(0, 12), margin - 4, margin + q * cell + cell * 0.65);
+    for (let k = 0; k < n; k++) {
+      const w = view.weights[q][k];
+      g.fillStyle = k > q ? '#f3f4f6' : `rgba(37, 99, 235, ${w})`;
+      g.fillRect(margin + k * cell, margin + q * cell, cell - 1, cell - 1);
+    }
+  }
+  g.save();
+  for (let k = 0; k < n; k++) { g.translate(0, 0); g.save(); g.translate(margin + k * cell + cell * 0.6, margin - 4); g.rotate(-Math.PI / 3); g.textAlign = 'left'; g.fillStyle = '#333'; g.fillText(visible(view.tokens[k]).slice(0, 12), 0, 0); g.restore(); }
+  g.restore();
+  document.body.dataset.attention = String(n);
+}
+
+async function refresh() { await Promise.all([next(), tokens(), attention()]); }
+
+async function start() {
+  const models = await (await fetch('/v1/models')).json();
+  $('model').textContent = `model: ${models.data.map((m) => m.id).join(', ')}`;
+  bytesPerToken = (await (await fetch('/explain/cache')).json()).bytes_per_token;
+  if (params.get('prompt')) $('prompt').value = params.get('prompt');
+  if (params.get('temperature')) { $('temperature').value = params.get('temperature'); }
+  if (params.get('seed')) $('seed').value = params.get('seed');
+  if (params.get('max_tokens')) $('max_tokens').value = params.get('max_tokens');
+  $('temperature-value').textContent = $('temperature').value;
+  $('temperature').addEventListener('input', () => { $('temperature-value').textContent = $('temperature').value; next(); });
+  $('prompt').addEventListener('change', refresh);
+  $('layer').addEventListener('change', attention);
+  $('head').addEventListener('change', attention);
+  $('generate').addEventListener('click', generate);
+  await refresh();
+  if (params.get('autorun')) await generate();
+  document.body.dataset.ready = '1';
+}
+start().catch((e) => { document.body.dataset.error = e.message; console.error(e); });

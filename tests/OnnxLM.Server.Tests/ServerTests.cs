@@ -1,0 +1,301 @@
+using System.ClientModel;
+using System.Diagnostics;
+using System.Net;
+using System.Net.Http.Json;
+using System.Text;
+using System.Text.Json;
+using Microsoft.AspNetCore.Builder;
+using Microsoft.Extensions.AI;
+using OnnxLM.Server;
+using OpenAI;
+using OpenAI.Chat;
+using SkiaSharp;
+
+namespace OnnxLM.Server.Tests;
+
+/// <summary>onnxlm serve on kjv-tiny over loopback: OpenAI's own client, lm-eval's echo requests, the errors, the playground in a real browser.</summary>
+public sealed class ServerTests : IAsyncLifetime
+{
+    private static readonly string Root = FindRoot();
+    private static readonly string Model = Path.Combine(Root, "models", "kjv-tiny");
+    private WebApplication _app = null!;
+    private HttpClient _http = null!;
+    private LanguageModel _reference = null!;
+
+    private static string FindRoot()
+    {
+        for (var dir = new DirectoryInfo(AppContext.BaseDirectory); dir is not null; dir = dir.Parent)
+        {
+            if (File.Exists(Path.Combine(dir.FullName, "OnnxLM.sln"))) return dir.FullName;
+        }
+
+        throw new InvalidOperationException("OnnxLM.sln not found");
+    }
+
+    private static async Task<(WebApplication App, HttpClient Http)> StartAsync(Action<OnnxLMServerOptions>? server = null, Action<OnnxLM.Hosting.OnnxLMOptions>? model = null)
+    {
+        var app = OnnxLMServer.Create(Model, "kjv-tiny", "http://127.0.0.1:0", server, o => { o.ExecutionProvider = ExecutionProvider.Cpu; model?.Invoke(o); });
+        await app.StartAsync();
+        return (app, new HttpClient { BaseAddress = new Uri(app.Urls.First()) });
+    }
+
+    public async Task InitializeAsync()
+    {
+        (_app, _http) = await StartAsync();
+        _reference = LanguageModel.Load(Model);
+    }
+
+    public async Task DisposeAsync()
+    {
+        _http.Dispose();
+        await _app.DisposeAsync();
+        _reference.Dispose();
+    }
+
+    private async Task<JsonElement> PostAsync(string path, object body, HttpStatusCode expected = HttpStatusCode.OK, HttpClient? http = null)
+    {
+        using var response = await (http ?? _http).PostAsJsonAsync(path, body);
+        var text = await response.Content.ReadAsStringAsync();
+        Assert.True(response.StatusCode == expected, $"{(int)response.StatusCode}: {text}");
+        return JsonDocument.Parse(text).RootElement.Clone();
+    }
+
+    private ChatClient OpenAIChat(string? key = null, HttpClient? http = null) => new("kjv-tiny", new ApiKeyCredential(key ?? "unused"),
+        new OpenAIClientOptions { Endpoint = new Uri((http ?? _http).BaseAddress!, "/v1") });
+
+    [Fact]
+    public async Task CompletionsMatchTheLibrary()
+    {
+        var completion = await PostAsync("/v1/completions", new { prompt = "And God said", max_tokens = 10, temperature = 0 });
+        var expected = await _reference.GenerateAsync("And God said", new GenerationOptions { MaxNewTokens = 10 });
+        Assert.Equal(expected.Text, completion.GetProperty("choices")[0].GetProperty("text").GetString());
+        Assert.Equal("length", completion.GetProperty("choices")[0].GetProperty("finish_reason").GetString());
+        Assert.Equal(10, completion.GetProperty("usage").GetProperty("completion_tokens").GetInt32());
+        Assert.Equal("text_completion", completion.GetProperty("object").GetString());
+
+        // A token-id prompt, two prompts at once, n samples with a seed, logprobs of the generated tokens.
+        var ids = _reference.Tokenizer.EncodeForModel("And God said", null);
+        var batch = await PostAsync("/v1/completions", new { prompt = new[] { ids, ids }, max_tokens = 4, temperature = 0, logprobs = 2 });
+        Assert.Equal(2, batch.GetProperty("choices").GetArrayLength());
+        var lp = batch.GetProperty("choices")[0].GetProperty("logprobs");
+        Assert.Equal(expected.Tokens[0].LogProb, lp.GetProperty("token_logprobs")[0].GetDouble(), 6);
+        Assert.Equal(2, lp.GetProperty("top_logprobs")[0].EnumerateObject().Count());
+        var sampled = await PostAsync("/v1/completions", new { prompt = "And God said", max_tokens = 8, temperature = 1.2, seed = 5, n = 2 });
+        var again = await PostAsync("/v1/completions", new { prompt = "And God said", max_tokens = 8, temperature = 1.2, seed = 5, n = 2 });
+        Assert.Equal(sampled.GetProperty("choices")[1].GetProperty("text").GetString(), again.GetProperty("choices")[1].GetProperty("text").GetString());
+        Assert.NotEqual(sampled.GetProperty("choices")[0].GetProperty("text").GetString(), sampled.GetProperty("choices")[1].GetProperty("text").GetString());
+    }
+
+    [Fact]
+    public async Task EchoWithoutNewTokensGivesThePromptLogProbabilitiesAsLmEvalReadsThem()
+    {
+        const string text = "And God said, Let there be light";
+        var response = await PostAsync("/v1/completions", new { prompt = text, echo = true, max_tokens = 0, logprobs = 1 });
+        var choice = response.GetProperty("choices")[0];
+        Assert.Equal(text, choice.GetProperty("text").GetString());
+        var lp = choice.GetProperty("logprobs");
+        var ids = _reference.Tokenizer.EncodeForModel(text, null);
+        var score = await _reference.ScoreAsync(ids[..1], ids[1..]);
+        var tokenLogProbs = lp.GetProperty("token_logprobs").EnumerateArray().ToList();
+        Assert.Equal(ids.Length, tokenLogProbs.Count);
+        Assert.Equal(JsonValueKind.Null, tokenLogProbs[0].ValueKind);
+        for (var i = 1; i < ids.Length; i++) Assert.Equal(score.Tokens[i - 1].LogProb, tokenLogProbs[i].GetDouble(), 9);
+        // is_greedy as lm-eval computes it: the top alternative is the token itself.
+        var tops = lp.GetProperty("top_logprobs").EnumerateArray().Skip(1).Select(t => t.EnumerateObject().Single().Name).ToList();
+        var tokens = lp.GetProperty("tokens").EnumerateArray().Skip(1).Select(t => t.GetString()).ToList();
+        Assert.Equal(score.IsGreedy, tops.SequenceEqual(tokens));
+        Assert.Equal(0, response.GetProperty("usage").GetProperty("completion_tokens").GetInt32());
+        // text_offset points at each token in the echoed text.
+        var offsets = lp.GetProperty("text_offset").EnumerateArray().Select(o => o.GetInt32()).ToList();
+        Assert.Equal(text.IndexOf(" Let", StringComparison.Ordinal), offsets[tokens.IndexOf(" Let") + 1]);
+    }
+
+    [Fact]
+    public async Task TheOfficialOpenAIClientChatsAndStreams()
+    {
+        var chat = OpenAIChat();
+        var options = new ChatCompletionOptions { Temperature = 0, MaxOutputTokenCount = 8 };
+        ChatCompletion completion = await chat.CompleteChatAsync([new UserChatMessage("In the beginning")], options);
+        var expected = await _reference.GenerateChatAsync([OnnxLM.Chat.ChatMessage.User("In the beginning")], new GenerationOptions { MaxNewTokens = 8 });
+        Assert.Equal(expected.Text, completion.Content[0].Text);
+        Assert.Equal(OpenAI.Chat.ChatFinishReason.Length, completion.FinishReason);
+        Assert.Equal(8, completion.Usage.OutputTokenCount);
+        Assert.Equal(expected.PromptTokenCount, completion.Usage.InputTokenCount);
+
+        var streamed = new StringBuilder();
+        await foreach (var update in chat.CompleteChatStreamingAsync([new UserChatMessage("In the beginning")], options))
+        {
+            foreach (var part in update.ContentUpdate) streamed.Append(part.Text);
+        }
+
+        Assert.Equal(expected.Text, streamed.ToString());
+
+        // Microsoft.Extensions.AI over the OpenAI client, unmodified.
+        IChatClient client = chat.AsIChatClient();
+        var response = await client.GetResponseAsync("In the beginning", new ChatOptions { Temperature = 0, MaxOutputTokens = 8 });
+        Assert.Equal(expected.Text, response.Text);
+        Assert.Equal(8, response.Usage!.OutputTokenCount);
+    }
+
+    [Fact]
+    public async Task ToolsReachTheTemplateAndToolMessagesAreAccepted()
+    {
+        var chat = OpenAIChat();
+        var weather = OpenAI.Chat.ChatTool.CreateFunctionTool("get_weather", "Weather in a city", BinaryData.FromString("""{"type": "object", "properties": {"city": {"type": "string"}}}"""));
+        var options = new ChatCompletionOptions { Temperature = 0, MaxOutputTokenCount = 4, Tools = { weather } };
+        OpenAI.Chat.ChatMessage[] conversation =
+        [
+            new UserChatMessage("Weather in Oslo?"),
+            new AssistantChatMessage([ChatToolCall.CreateFunctionToolCall("call12345", "get_weather", BinaryData.FromString("""{"city": "Oslo"}"""))]),
+            new ToolChatMessage("call12345", "sunny"),
+        ];
+        ChatCompletion completion = await chat.CompleteChatAsync(conversation, options);
+        Assert.Equal(4, completion.Usage.OutputTokenCount); // kjv-tiny's plain template renders the tool turn as text; the request is served
+    }
+
+    [Fact]
+    public async Task TokenizeAndDetokenizeRoundTrip()
+    {
+        var tokens = await PostAsync("/tokenize", new { prompt = "In the beginning" });
+        Assert.Equal(_reference.Tokenizer.Encode("In the beginning"), tokens.GetProperty("tokens").EnumerateArray().Select(t => t.GetInt32()));
+        var text = await PostAsync("/detokenize", new { tokens = _reference.Tokenizer.Encode("In the beginning", addSpecialTokens: false) });
+        Assert.Equal("In the beginning", text.GetProperty("prompt").GetString());
+        var models = JsonDocument.Parse(await _http.GetStringAsync("/v1/models")).RootElement;
+        Assert.Equal("kjv-tiny", models.GetProperty("data")[0].GetProperty("id").GetString());
+        await PostAsync("/v1/completions", new { prompt = "x", max_tokens = 2 });
+        var metrics = await _http.GetStringAsync("/metrics");
+        Assert.Contains("gen_ai_client_operation_duration_seconds_count", metrics);
+        Assert.Contains("gen_ai_client_token_usage", metrics);
+        Assert.Equal("ok", JsonDocument.Parse(await _http.GetStringAsync("/health")).RootElement.GetProperty("status").GetString());
+    }
+
+    [Theory]
+    [InlineData("{\"model\": \"gpt-4\", \"prompt\": \"x\"}", 404, "model", "model_not_found")]
+    [InlineData("{\"prompt\": \"x\", \"temperature\": -1}", 400, "temperature", null)]
+    [InlineData("{\"prompt\": \"x\", \"top_p\": 3}", 400, "top_p", null)]
+    [InlineData("{\"prompt\": \"x\", \"max_tokens\": \"many\"}", 400, "max_tokens", null)]
+    [InlineData("{\"prompt\": [5, 99999]}", 400, "prompt", null)]
+    [InlineData("{\"max_tokens\": 3}", 400, "prompt", null)]
+    [InlineData("{\"prompt\": \"x\", \"logit_bias\": {\"abc\": 1}}", 400, "logit_bias", null)]
+    [InlineData("{not json", 400, null, null)]
+    public async Task BadRequestsGetOpenAIErrorObjects(string body, int status, string? param, string? code)
+    {
+        using var response = await _http.PostAsync("/v1/completions", new StringContent(body, Encoding.UTF8, "application/json"));
+        Assert.Equal(status, (int)response.StatusCode);
+        var error = JsonDocument.Parse(await response.Content.ReadAsStringAsync()).RootElement.GetProperty("error");
+        Assert.False(string.IsNullOrEmpty(error.GetProperty("message").GetString()));
+        Assert.Equal(param, error.GetProperty("param").GetString());
+        if (code is not null) Assert.Equal(code, error.GetProperty("code").GetString());
+    }
+
+    [Fact]
+    public async Task AnOverLongPromptAndAnOversizedBodyAreRefused()
+    {
+        var error = await PostAsync("/v1/completions", new { prompt = string.Join(' ', Enumerable.Repeat("and the LORD spake", 200)) }, HttpStatusCode.BadRequest);
+        Assert.Equal("context_length_exceeded", error.GetProperty("error").GetProperty("code").GetString());
+        var (app, http) = await StartAsync(o => o.MaxRequestBodyBytes = 1024);
+        await using (app)
+        using (http)
+        {
+            var big = await PostAsync("/v1/completions", new { prompt = new string('a', 5000) }, HttpStatusCode.RequestEntityTooLarge, http);
+            Assert.Equal("request_too_large", big.GetProperty("error").GetProperty("code").GetString());
+        }
+    }
+
+    [Fact]
+    public async Task ApiKeysAreRequiredWhenConfigured()
+    {
+        var (app, http) = await StartAsync(o => o.ApiKeys.Add("secret"));
+        await using (app)
+        using (http)
+        {
+            var refused = await PostAsync("/v1/completions", new { prompt = "x", max_tokens = 1 }, HttpStatusCode.Unauthorized, http);
+            Assert.Equal("invalid_api_key", refused.GetProperty("error").GetProperty("code").GetString());
+            ChatCompletion ok = await OpenAIChat("secret", http).CompleteChatAsync([new UserChatMessage("In")], new ChatCompletionOptions { MaxOutputTokenCount = 2 });
+            Assert.Equal(2, ok.Usage.OutputTokenCount);
+            Assert.Equal(HttpStatusCode.OK, (await http.GetAsync("/health")).StatusCode); // health is open
+        }
+    }
+
+    [Fact]
+    public async Task AFullQueueAnswers429AndADisconnectedClientFreesItsSequence()
+    {
+        var (app, http) = await StartAsync(model: o => { o.MaxConcurrentSequences = 1; o.MaxQueueLength = 0; });
+        await using (app)
+        using (http)
+        {
+            using var request = new HttpRequestMessage(HttpMethod.Post, "/v1/completions") { Content = JsonContent.Create(new { prompt = "In the beginning", max_tokens = 200, stream = true, temperature = 0 }) };
+            var streaming = await http.SendAsync(request, HttpCompletionOption.ResponseHeadersRead);
+            var reader = new StreamReader(await streaming.Content.ReadAsStreamAsync());
+            Assert.StartsWith("data: ", await reader.ReadLineAsync());
+
+            using var busy = await http.PostAsJsonAsync("/v1/completions", new { prompt = "x", max_tokens = 1 });
+            Assert.Equal((HttpStatusCode)429, busy.StatusCode);
+            Assert.True(busy.Headers.RetryAfter is not null);
+
+            streaming.Dispose(); // the client goes away mid-stream
+            var clock = Stopwatch.StartNew();
+            HttpStatusCode status;
+            do
+            {
+                await Task.Delay(50);
+                using var retry = await http.PostAsJsonAsync("/v1/completions", new { prompt = "x", max_tokens = 1 });
+                status = retry.StatusCode;
+            }
+            while (status != HttpStatusCode.OK && clock.Elapsed < TimeSpan.FromSeconds(10));
+            Assert.Equal(HttpStatusCode.OK, status);
+        }
+    }
+
+    [SkippableFact]
+    public async Task ThePlaygroundStreamsTokensAndTheTemperatureReshapesTheBars()
+    {
+        var chromium = new[] { "/usr/bin/chromium", "/usr/bin/chromium-browser" }.FirstOrDefault(File.Exists);
+        Skip.If(chromium is null, "no chromium browser installed (apt-get install chromium)");
+        var page = await _http.GetStringAsync("/");
+        Assert.Contains("OnnxLM playground", page);
+
+        async Task<string> Dom(string query)
+        {
+            var start = new ProcessStartInfo(chromium!) { RedirectStandardOutput = true, RedirectStandardError = true };
+            foreach (var a in (string[])["--headless", "--no-sandbox", "--disable-gpu", "--virtual-time-budget=20000", "--dump-dom", new Uri(_http.BaseAddress!, query).ToString()]) start.ArgumentList.Add(a);
+            using var process = Process.Start(start)!;
+            var dom = await process.StandardOutput.ReadToEndAsync();
+            await process.WaitForExitAsync();
+            return dom;
+        }
+
+        string Body(string dom) => dom[dom.IndexOf("<body", StringComparison.Ordinal)..dom.IndexOf('>', dom.IndexOf("<body", StringComparison.Ordinal))];
+        string Data(string body, string name) => System.Text.RegularExpressions.Regex.Match(body, $"data-{name}=\"([^\"]*)\"").Groups[1].Value;
+
+        var cool = Body(await Dom("/?prompt=In%20the%20beginning&autorun=1&temperature=0.5&seed=1&max_tokens=12"));
+        var hot = Body(await Dom("/?prompt=In%20the%20beginning&temperature=1.5"));
+        Assert.True(int.Parse(Data(cool, "generated")) >= 1, cool); // tokens streamed into the page
+        Assert.Equal("4", Data(cool, "tokens"));
+        Assert.Equal("4", Data(cool, "attention"));
+        var next = await _reference.Explain().NextTokenAsync("In the beginning", 1, [0.5f, 1.5f]);
+        Assert.Equal(next.Temperatures[0].Top[0].Probability, double.Parse(Data(cool, "next-top"), System.Globalization.CultureInfo.InvariantCulture), 5);
+        Assert.Equal(next.Temperatures[1].Top[0].Probability, double.Parse(Data(hot, "next-top"), System.Globalization.CultureInfo.InvariantCulture), 5);
+
+        // A screenshot: the page's size, and not blank (the header's dark band above the light page).
+        var shot = Path.Combine(Path.GetTempPath(), $"onnxlm-playground-{Guid.NewGuid():N}.png");
+        try
+        {
+            var start = new ProcessStartInfo(chromium!) { RedirectStandardOutput = true, RedirectStandardError = true };
+            foreach (var a in (string[])["--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars", "--window-size=1280,860", "--virtual-time-budget=20000", $"--screenshot={shot}",
+                         new Uri(_http.BaseAddress!, "/?prompt=In%20the%20beginning&autorun=1&stream=0&seed=3&max_tokens=20").ToString()]) start.ArgumentList.Add(a);
+            using (var process = Process.Start(start)!) await process.WaitForExitAsync();
+            using var image = SKBitmap.Decode(shot);
+            Assert.Equal((1280, 860), (image.Width, image.Height));
+            var header = image.GetPixel(640, 5);
+            var background = image.GetPixel(640, 500);
+            Assert.True(header.Red < 80 && background.Red > 200, $"header {header}, page {background}");
+            var colours = Enumerable.Range(0, 100).Select(i => image.GetPixel(20 + (i * 7), 280)).Distinct().Count();
+            Assert.True(colours > 3, "the output line shows probability-coloured tokens");
+        }
+        finally
+        {
+            File.Delete(shot);
+        }
+    }
+}
