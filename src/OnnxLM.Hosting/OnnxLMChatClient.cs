@@ -17,6 +17,12 @@ public sealed class OnnxLMChatClient : IChatClient
     private readonly OnnxLMModelHost _host;
     private readonly ChatClientMetadata _metadata;
 
+    /// <summary>The <see cref="ChatResponseUpdate.AdditionalProperties"/> key of a streamed token's id.</summary>
+    public const string TokenIdProperty = "onnxlm.token_id";
+
+    /// <summary>The <see cref="ChatResponseUpdate.AdditionalProperties"/> key of a streamed token's log-probability under the model.</summary>
+    public const string LogProbProperty = "onnxlm.logprob";
+
     internal OnnxLMChatClient(OnnxLMModelHost host)
     {
         _host = host;
@@ -99,9 +105,13 @@ public sealed class OnnxLMChatClient : IChatClient
                 {
                     firstToken ??= clock.Elapsed;
                     tokens.Add(token);
-                    if (tools is null && token.Text.Length > 0)
+                    if (tools is null)
                     {
-                        yield return Update(requestId, created, [new TextContent(token.Text)]);
+                        // Every token, even one whose text waits for the rest of its character: its log-probability travels with it.
+                        var update = Update(requestId, created, [new TextContent(token.Text)]);
+                        // What the OpenAI-compatible server turns into per-token logprobs.
+                        update.AdditionalProperties = new() { [TokenIdProperty] = token.Id, [LogProbProperty] = token.LogProb };
+                        yield return update;
                     }
                 }
 

@@ -16,11 +16,15 @@ internal static class ChatCompletionsEndpoint
         var ct = http.RequestAborted;
         var body = await RequestBody.ReadAsync(http.Request, ct);
         var (name, _) = models.Resolve(body.String("model"));
-        if (body.Bool("logprobs")) throw ApiException.BadRequest("'logprobs' is not supported for chat completions yet; use /v1/completions with echo for log-probabilities.", "logprobs");
         if ((body.Int("n", 1, 1) ?? 1) != 1) throw ApiException.BadRequest("'n' must be 1 for chat completions.", "n");
         var messages = Messages(body);
         var generation = new GenerationOptions();
         body.ApplySampling(generation, defaultMaxTokens: 512);
+        var logprobs = body.Bool("logprobs");
+        var topLogprobs = body.Int("top_logprobs", 0, 20) ?? 0;
+        if (topLogprobs > 0 && !logprobs) throw ApiException.BadRequest("'top_logprobs' needs 'logprobs': true.", "top_logprobs");
+        var recorder = logprobs && topLogprobs > 0 ? new TopLogProbRecorder(topLogprobs) : null;
+        if (recorder is not null) generation.LogitProcessors.Add(recorder);
         var options = new ChatOptions
         {
             RawRepresentationFactory = _ => generation,
@@ -33,9 +37,32 @@ internal static class ChatCompletionsEndpoint
         var client = models.ChatClient(name);
         var id = "chatcmpl-" + Guid.NewGuid().ToString("N");
         var created = DateTimeOffset.UtcNow.ToUnixTimeSeconds();
+        var (_, host) = models.Resolve(name);
+        var tokenizer = host.Model.Tokenizer;
+        var step = 0;
+        object? LogProbEntry(ChatResponseUpdate update)
+        {
+            if (!logprobs || update.AdditionalProperties?.TryGetValue(OnnxLM.Hosting.OnnxLMChatClient.LogProbProperty, out var lp) != true) return null;
+            var tokenId = (int)update.AdditionalProperties[OnnxLM.Hosting.OnnxLMChatClient.TokenIdProperty]!;
+            var text = update.Text;
+            var top = recorder is not null && step < recorder.Steps.Count
+                ? recorder.Steps[step].Select(t => new { token = tokenizer.TokenText(t.Id), logprob = t.LogProb, bytes = Bytes(tokenizer.TokenText(t.Id)) }).ToArray()
+                : [];
+            step++;
+            return new { token = text, logprob = (double)lp!, bytes = Bytes(text), top_logprobs = top };
+        }
+
         if (!body.Bool("stream"))
         {
-            var response = await client.GetResponseAsync(messages, options, ct);
+            var updates = new List<ChatResponseUpdate>();
+            var entries = new List<object>();
+            await foreach (var update in client.GetStreamingResponseAsync(messages, options, ct))
+            {
+                updates.Add(update);
+                if (LogProbEntry(update) is { } entry) entries.Add(entry);
+            }
+
+            var response = updates.ToChatResponse();
             var message = response.Messages.LastOrDefault();
             var calls = response.Messages.SelectMany(m => m.Contents).OfType<FunctionCallContent>().Select(ToolCall).ToList();
             await http.Response.WriteAsJsonAsync(new
@@ -47,6 +74,7 @@ internal static class ChatCompletionsEndpoint
                     {
                         index = 0,
                         message = new { role = "assistant", content = calls.Count > 0 && string.IsNullOrEmpty(response.Text) ? null : response.Text, tool_calls = calls.Count > 0 ? calls : null },
+                        logprobs = logprobs ? new { content = entries } : null,
                         finish_reason = Finish(response.FinishReason),
                     },
                 },
@@ -61,7 +89,12 @@ internal static class ChatCompletionsEndpoint
         UsageDetails? usage = null;
         await foreach (var update in client.GetStreamingResponseAsync(messages, options, ct))
         {
-            if (update.Text.Length > 0) await CompletionsEndpoint.Send(http, Chunk(id, created, name, new { content = update.Text }, null), ct);
+            var entry = LogProbEntry(update);
+            if (update.Text.Length > 0 || entry is not null)
+            {
+                await CompletionsEndpoint.Send(http, entry is null ? Chunk(id, created, name, new { content = update.Text }, null)
+                    : new { id, @object = "chat.completion.chunk", created, model = name, choices = new[] { new { index = 0, delta = (object)new { content = update.Text }, logprobs = (object?)new { content = new[] { entry } }, finish_reason = (string?)null } } }, ct);
+            }
             var calls = update.Contents.OfType<FunctionCallContent>().Select((c, i) => new { index = i, id = c.CallId, type = "function", function = new { name = c.Name, arguments = JsonSerializer.Serialize(c.Arguments) } }).ToList();
             if (calls.Count > 0) await CompletionsEndpoint.Send(http, Chunk(id, created, name, new { tool_calls = calls }, null), ct);
             usage = update.Contents.OfType<UsageContent>().FirstOrDefault()?.Details ?? usage;
@@ -71,6 +104,9 @@ internal static class ChatCompletionsEndpoint
         if (includeUsage) await CompletionsEndpoint.Send(http, new { id, @object = "chat.completion.chunk", created, model = name, choices = Array.Empty<object>(), usage = Usage(usage) }, ct);
         await http.Response.WriteAsync("data: [DONE]\n\n", ct);
     }
+
+    /// <summary>A token's UTF-8 bytes as OpenAI writes them: a list of integers.</summary>
+    private static int[] Bytes(string text) => [.. System.Text.Encoding.UTF8.GetBytes(text).Select(b => (int)b)];
 
     private static object Chunk(string id, long created, string model, object delta, string? finish) =>
         new { id, @object = "chat.completion.chunk", created, model, choices = new[] { new { index = 0, delta, finish_reason = finish } } };

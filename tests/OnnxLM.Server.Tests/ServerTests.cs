@@ -138,6 +138,21 @@ public sealed class ServerTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task ChatLogProbabilitiesAreTheModelsOwn()
+    {
+        var options = new ChatCompletionOptions { Temperature = 0, MaxOutputTokenCount = 6, IncludeLogProbabilities = true, TopLogProbabilityCount = 2 };
+        ChatCompletion completion = await OpenAIChat().CompleteChatAsync([new UserChatMessage("In the beginning")], options);
+        var expected = await _reference.GenerateChatAsync([OnnxLM.Chat.ChatMessage.User("In the beginning")], new GenerationOptions { MaxNewTokens = 6 });
+        Assert.Equal(6, completion.ContentTokenLogProbabilities.Count);
+        for (var i = 0; i < 6; i++)
+        {
+            Assert.Equal(expected.Tokens[i].LogProb, completion.ContentTokenLogProbabilities[i].LogProbability, 5);
+            Assert.Equal(2, completion.ContentTokenLogProbabilities[i].TopLogProbabilities.Count);
+            Assert.Equal(expected.Tokens[i].Text, completion.ContentTokenLogProbabilities[i].TopLogProbabilities[0].Token); // greedy: the top one was taken
+        }
+    }
+
+    [Fact]
     public async Task ToolsReachTheTemplateAndToolMessagesAreAccepted()
     {
         var chat = OpenAIChat();
