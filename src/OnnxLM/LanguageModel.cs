@@ -191,6 +191,19 @@ public sealed class LanguageModel : IDisposable
             {
                 logger.LogWarning("Model folder {Folder} has no tokenizer files; only token-id APIs can be used.", folder);
             }
+            else if (tokenizer.VocabularySize > vocab)
+            {
+                logger.LogWarning("The tokenizer of {Folder} has {TokenizerSize} tokens but the model's vocabulary has {Size}: ids {First}..{Last} ({Count} tokens) can be encoded but never generated or scored.",
+                    folder, tokenizer.VocabularySize, vocab, vocab, tokenizer.VocabularySize - 1, tokenizer.VocabularySize - vocab);
+                info = new ModelInfo
+                {
+                    Architecture = info.Architecture, FolderLayout = info.FolderLayout, GraphPath = info.GraphPath, LayerCount = info.LayerCount,
+                    AttentionHeadCount = info.AttentionHeadCount, KeyValueHeadCount = info.KeyValueHeadCount, HeadSize = info.HeadSize, HiddenSize = info.HiddenSize,
+                    VocabularySize = info.VocabularySize, ContextLength = info.ContextLength, KvCacheLayout = info.KvCacheLayout, KvCacheDataType = info.KvCacheDataType,
+                    HasPositionIds = info.HasPositionIds, HasAttentionMask = info.HasAttentionMask, BosTokenId = info.BosTokenId, EosTokenIds = info.EosTokenIds,
+                    PadTokenId = info.PadTokenId, ExecutionProvider = info.ExecutionProvider, TokenizerVocabularySize = tokenizer.VocabularySize,
+                };
+            }
 
             logger.LogInformation("Loaded {Graph}: {Info}", config.GraphFile, info);
             return new LanguageModel(folder, graph, info, tokenizer);
@@ -403,7 +416,8 @@ public sealed class LanguageModel : IDisposable
             throw new ArgumentException("The text has no tokens to score.", nameof(text));
         }
 
-        var window = options.WindowLength ?? Info.ContextLength;
+        // The default window is the context, capped at 2,048 tokens: one window's logits are window × vocabulary floats.
+        var window = options.WindowLength ?? Math.Min(Info.ContextLength, 2048);
         if (window > Info.ContextLength)
         {
             throw new ContextLengthExceededException(window, Info.ContextLength, $"WindowLength {window} is longer than the model's context length {Info.ContextLength}.");

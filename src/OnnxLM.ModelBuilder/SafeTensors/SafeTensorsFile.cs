@@ -79,6 +79,13 @@ internal sealed class SafeTensorsFile
                 var dtype = entry.Value.GetProperty("dtype").GetString()!;
                 var shape = entry.Value.GetProperty("shape").EnumerateArray().Select(e => e.GetInt64()).ToArray();
                 var offsets = entry.Value.GetProperty("data_offsets").EnumerateArray().Select(e => e.GetInt64()).ToArray();
+                var dataLength = stream.Length - 8 - headerLength;
+                if (offsets.Length != 2 || offsets[0] < 0 || offsets[1] < offsets[0] || offsets[1] > dataLength || shape.Any(d => d < 0))
+                {
+                    throw new ModelFormatException(
+                        $"'{file}': tensor '{entry.Name}' has data_offsets [{string.Join(", ", offsets)}] or shape [{string.Join(", ", shape)}] outside the file's {dataLength} data bytes.", file);
+                }
+
                 _tensors[entry.Name] = (file, dtype, shape, offsets[0], offsets[1], 8 + headerLength);
             }
         }

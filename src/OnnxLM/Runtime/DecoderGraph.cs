@@ -27,7 +27,23 @@ internal sealed class DecoderGraph : IDisposable
 
     public bool CacheOnCpu => Provider == ExecutionProvider.Cpu;
 
+    /// <summary>
+    /// Set when the graph turned out to accept only one new token at a time once a past is given (some exports build
+    /// their mask for a single step): sessions then run several appended tokens one by one, with the same results.
+    /// </summary>
+    public bool SingleTokenWithPast { get; set; }
+
+    /// <summary>Where the graph reports what it learns about itself (the single-token fallback).</summary>
+    public Microsoft.Extensions.Logging.ILogger Logger { get; set; } = Microsoft.Extensions.Logging.Abstractions.NullLogger.Instance;
+
     public static DecoderGraph Create(ModelConfig config, LanguageModelOptions options, ILogger logger)
+    {
+        var graph = CreateUnlogged(config, options, logger);
+        graph.Logger = logger;
+        return graph;
+    }
+
+    private static DecoderGraph CreateUnlogged(ModelConfig config, LanguageModelOptions options, ILogger logger)
     {
         EnsureNativeRuntime();
         var provider = options.ExecutionProvider;
@@ -140,5 +156,9 @@ internal sealed class DecoderGraph : IDisposable
 
     public TensorElementType KvType => Signature.KvType;
 
-    public void Dispose() => Session.Dispose();
+    public void Dispose()
+    {
+        Session.Dispose();
+        if (!ReferenceEquals(CacheMemory, OrtMemoryInfo.DefaultInstance)) CacheMemory.Dispose(); // the CUDA one is ours
+    }
 }

@@ -1,3 +1,4 @@
+using Microsoft.Extensions.Logging;
 using Microsoft.ML.OnnxRuntime;
 using Microsoft.ML.OnnxRuntime.Tensors;
 
@@ -181,6 +182,12 @@ public sealed class GenerationSession : IDisposable
         }
 
         cancellationToken.ThrowIfCancellationRequested();
+        if (_length > 0 && n > 1 && _graph.SingleTokenWithPast)
+        {
+            RunOneByOne(tokenIds, allLogits, cancellationToken, firstRow);
+            return;
+        }
+
         var sig = _graph.Signature;
         var inputs = new List<OrtValue>(4);
         try
@@ -222,11 +229,33 @@ public sealed class GenerationSession : IDisposable
                 _binding.BindOutputToDevice(name, _graph.CacheMemory);
             }
 
-            GraphRun.Cancellable(_runOptions, cancellationToken, () =>
+            try
             {
-                _graph.Session.RunWithBinding(_runOptions, _binding);
-                return true;
-            });
+                GraphRun.Cancellable(_runOptions, cancellationToken, () =>
+                {
+                    _graph.Session.RunWithBinding(_runOptions, _binding);
+                    return true;
+                });
+            }
+            catch (OnnxRuntimeException e) when (_length > 0 && n > 1 && !_graph.SingleTokenWithPast)
+            {
+                // Some exported graphs build their attention mask for one new token when a past is given.
+                _graph.SingleTokenWithPast = true;
+                _graph.Logger.LogWarning("{Graph} failed on {Count} new tokens after a past of {Past} ({Error}); it now runs appended tokens one at a time, with the same results.",
+                    _model.Info.GraphPath, n, _length, e.Message);
+                _binding.ClearBoundInputs();
+                _binding.ClearBoundOutputs();
+                foreach (var value in inputs) value.Dispose();
+                inputs.Clear();
+                RunOneByOne(tokenIds, allLogits, cancellationToken, firstRow);
+                return;
+            }
+            catch (OnnxRuntimeException e)
+            {
+                throw new ModelRunException(
+                    $"ONNX Runtime failed running '{_model.Info.GraphPath}' on {n} new token(s) after a cache of {_length} (input_ids [1, {n}], past [.., {_length}, ..]): {e.Message}",
+                    _model.Info.GraphPath, e);
+            }
         }
         finally
         {
@@ -234,6 +263,9 @@ public sealed class GenerationSession : IDisposable
         }
 
         var outputs = _binding.GetOutputValues().ToArray();
+        // Nothing stays bound between runs: a parked session holds its cache, not the last logits or the old past.
+        _binding.ClearBoundInputs();
+        _binding.ClearBoundOutputs();
         try
         {
             ReadLogits(outputs[0], n, vocab, allLogits, firstRow);
@@ -257,6 +289,20 @@ public sealed class GenerationSession : IDisposable
         {
             inputs.Add(value);
             _binding.BindInput(name, value);
+        }
+    }
+
+    /// <summary>The single-token fallback: each token in its own run, the logits rows gathered as one run would give them.</summary>
+    private void RunOneByOne(ReadOnlySpan<int> tokenIds, Span<float> allLogits, CancellationToken cancellationToken, int firstRow)
+    {
+        var vocab = _model.Info.VocabularySize;
+        for (var i = 0; i < tokenIds.Length; i++)
+        {
+            Run(tokenIds.Slice(i, 1), default, cancellationToken);
+            if (!allLogits.IsEmpty && i >= firstRow)
+            {
+                _nextLogits.CopyTo(allLogits.Slice((i - firstRow) * vocab, vocab));
+            }
         }
     }
 

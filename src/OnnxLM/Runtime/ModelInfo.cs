@@ -56,6 +56,12 @@ public sealed class ModelInfo
     /// <summary>The padding token id from the model config, if any.</summary>
     public int? PadTokenId { get; init; }
 
+    /// <summary>
+    /// The tokenizer's vocabulary size when it is larger than the model's (<see cref="VocabularySize"/>): its ids from
+    /// the model's size up can be encoded but never generated or scored (a warning is logged at load). Null otherwise.
+    /// </summary>
+    public int? TokenizerVocabularySize { get; init; }
+
     /// <summary>The execution provider actually in use after loading (never <see cref="OnnxLM.ExecutionProvider.Auto"/>).</summary>
     public required ExecutionProvider ExecutionProvider { get; init; }
 

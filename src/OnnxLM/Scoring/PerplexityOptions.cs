@@ -6,7 +6,7 @@ public sealed class PerplexityOptions
     private int? _windowLength;
     private int? _stride;
 
-    /// <summary>Tokens the model sees per forward pass; null uses the model's context length.</summary>
+    /// <summary>Tokens the model sees per forward pass; null uses the model's context length, capped at 2,048 (one window's logits are window × vocabulary floats).</summary>
     public int? WindowLength
     {
         get => _windowLength;

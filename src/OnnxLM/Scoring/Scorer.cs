@@ -218,7 +218,9 @@ internal static class Scorer
         var sequence = new int[tokens.Length + 1];
         sequence[0] = prefix;
         tokens.CopyTo(sequence, 1);
-        var logits = new float[window * vocab];
+        var size = (long)window * vocab;
+        if (size > Array.MaxLength) throw new ArgumentOutOfRangeException(nameof(window), window, $"A window of {window} tokens × a vocabulary of {vocab} is {size} logits, more than one array holds; use a smaller PerplexityOptions.WindowLength.");
+        var logits = new float[size];
         double total = 0;
         var windows = 0;
         using var session = model.CreateSession(window);
