@@ -22,6 +22,8 @@ public sealed class LanguageModel : IDisposable
     private readonly Lazy<ChatTemplate?> _chatTemplate;
     private readonly Lazy<IReadOnlyList<int>> _endOfTurn;
     private volatile bool _disposed;
+    private readonly System.Collections.Concurrent.ConcurrentDictionary<GenerationSession, byte> _sessions = new();
+    private int _runs;
 
     private LanguageModel(string folder, DecoderGraph graph, ModelInfo info, TextTokenizer? tokenizer)
     {
@@ -449,7 +451,33 @@ public sealed class LanguageModel : IDisposable
 
     internal void ThrowIfDisposed() => ObjectDisposedException.ThrowIf(_disposed, this);
 
-    /// <summary>Frees the ONNX Runtime session. Sessions created from this model can no longer be used.</summary>
+    internal void Register(GenerationSession session) => _sessions.TryAdd(session, 0);
+
+    internal void Unregister(GenerationSession session) => _sessions.TryRemove(session, out _);
+
+    /// <summary>Counts a run on the graph outside any session (batched scoring), so that Dispose waits for it.</summary>
+    internal RunScope EnterRun()
+    {
+        Interlocked.Increment(ref _runs);
+        if (_disposed)
+        {
+            Interlocked.Decrement(ref _runs);
+            throw new ObjectDisposedException(nameof(LanguageModel));
+        }
+
+        return new RunScope(this);
+    }
+
+    internal readonly struct RunScope(LanguageModel model) : IDisposable
+    {
+        public void Dispose() => Interlocked.Decrement(ref model._runs);
+    }
+
+    /// <summary>
+    /// Frees the ONNX Runtime session. Safe from any thread at any time: sessions created from this model are disposed
+    /// (a run in flight is stopped and finishes first; its caller gets <see cref="ObjectDisposedException"/>), later
+    /// calls get <see cref="ObjectDisposedException"/>.
+    /// </summary>
     public void Dispose()
     {
         if (_disposed)
@@ -458,6 +486,9 @@ public sealed class LanguageModel : IDisposable
         }
 
         _disposed = true;
+        foreach (var session in _sessions.Keys) session.Dispose();
+        var spin = new SpinWait();
+        while (Volatile.Read(ref _runs) != 0) spin.SpinOnce(sleep1Threshold: 20);
         Graph.Dispose();
     }
 }

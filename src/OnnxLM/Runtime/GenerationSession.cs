@@ -22,7 +22,7 @@ public sealed class GenerationSession : IDisposable
     private int _length;
     private bool _hasLogits;
     private int _busy;
-    private bool _disposed;
+    private int _closing; // 1 once Dispose has begun: no new call may start
 
     internal GenerationSession(LanguageModel model, int maxLength)
     {
@@ -34,6 +34,7 @@ public sealed class GenerationSession : IDisposable
         _binding = _graph.Session.CreateIoBinding();
         _runOptions = new RunOptions();
         _past = CreateEmptyPast();
+        model.Register(this);
     }
 
     /// <summary>The model this session decodes with.</summary>
@@ -237,7 +238,7 @@ public sealed class GenerationSession : IDisposable
                     return true;
                 });
             }
-            catch (OnnxRuntimeException e) when (_length > 0 && n > 1 && !_graph.SingleTokenWithPast)
+            catch (OnnxRuntimeException e) when (_length > 0 && n > 1 && !_graph.SingleTokenWithPast && Volatile.Read(ref _closing) == 0)
             {
                 // Some exported graphs build their attention mask for one new token when a past is given.
                 _graph.SingleTokenWithPast = true;
@@ -249,6 +250,10 @@ public sealed class GenerationSession : IDisposable
                 inputs.Clear();
                 RunOneByOne(tokenIds, allLogits, cancellationToken, firstRow);
                 return;
+            }
+            catch (OnnxRuntimeException) when (Volatile.Read(ref _closing) != 0)
+            {
+                throw new ObjectDisposedException(nameof(GenerationSession), "The session was disposed while the model was running.");
             }
             catch (OnnxRuntimeException e)
             {
@@ -394,12 +399,18 @@ public sealed class GenerationSession : IDisposable
     /// <summary>Marks the session in use until the scope is disposed; a second concurrent call fails.</summary>
     internal UseScope Enter()
     {
-        ObjectDisposedException.ThrowIf(_disposed, this);
+        ObjectDisposedException.ThrowIf(Volatile.Read(ref _closing) != 0, this);
         _model.ThrowIfDisposed();
         if (Interlocked.Exchange(ref _busy, 1) != 0)
         {
             throw new InvalidOperationException(
                 "This GenerationSession is already in use by another call. A session holds one sequence and is not thread-safe; create one session per concurrent sequence.");
+        }
+
+        if (Volatile.Read(ref _closing) != 0)
+        {
+            Volatile.Write(ref _busy, 0);
+            throw new ObjectDisposedException(nameof(GenerationSession));
         }
 
         return new UseScope(this);
@@ -410,22 +421,27 @@ public sealed class GenerationSession : IDisposable
         public void Dispose() => Volatile.Write(ref session._busy, 0);
     }
 
-    /// <summary>Frees the cache's native memory.</summary>
-    /// <exception cref="InvalidOperationException">Another thread is using the session right now.</exception>
+    /// <summary>
+    /// Frees the cache's native memory. Safe from any thread at any time: a run in flight is stopped (its caller gets
+    /// <see cref="ObjectDisposedException"/>) and has finished before the memory is freed.
+    /// </summary>
     public void Dispose()
     {
-        if (_disposed)
+        if (Interlocked.Exchange(ref _closing, 1) != 0)
         {
             return;
         }
 
-        if (Interlocked.Exchange(ref _busy, 1) != 0)
+        _model.Unregister(this);
+        // Stop a run in flight, then wait for its call to leave before freeing what it uses.
+        var spin = new SpinWait();
+        while (Interlocked.CompareExchange(ref _busy, 1, 0) != 0)
         {
-            // Freeing the cache under a run in flight would corrupt native memory; refuse instead.
-            throw new InvalidOperationException("A GenerationSession cannot be disposed while another call is using it.");
+            _runOptions.Terminate = true;
+            spin.SpinOnce(sleep1Threshold: 20);
         }
 
-        _disposed = true;
+
         foreach (var value in _past) value.Dispose();
         _past = [];
         _binding.Dispose();

@@ -29,6 +29,7 @@ internal static class PaddedBatch
     /// </summary>
     public static void Run(LanguageModel model, IReadOnlyList<int[]> sequences, IReadOnlyList<int> firstRows, IReadOnlyList<float[]> logits, CancellationToken cancellationToken)
     {
+        using var run = model.EnterRun();
         var graph = model.Graph;
         var sig = graph.Signature;
         var batch = sequences.Count;
