@@ -10,6 +10,7 @@ using GenAI = Microsoft.ML.OnnxRuntimeGenAI;
 //   score-throughput [folder]: scoring tokens/s vs one full forward pass over the same tokens.
 //   tokenizer-throughput [family ...]: single-thread encode MB/s of OnnxLM vs Hugging Face tokenizers (npm, via
 //     build/fixtures/bench_tokenizers.js) on the same ~1 MB text, per tokenizer family, plus a linearity check.
+//   constraint-cost: one step's allowed-token computation for JSON and regex constraints on 4k/32k/128k vocabularies.
 //   chat-template: render time of real chat templates, OnnxLM vs @huggingface/jinja (node), and the prefill a 10-turn
 //     ChatSession saves by reusing its cache.
 var command = args.Length > 0 ? args[0] : "genai-compare";
@@ -21,6 +22,11 @@ if (command == "tokenizer-throughput")
 if (command == "chat-template")
 {
     return await ChatBenchmark.RunAsync();
+}
+
+if (command == "constraint-cost")
+{
+    return await ConstraintCost.RunAsync();
 }
 
 var folder = args.Length > 1 ? args[1] : Path.Combine(Benchmarks.RepoRoot(), "models", "kjv-tiny");
@@ -36,7 +42,7 @@ switch (command)
     case "genai-compare":
         break;
     default:
-        Console.Error.WriteLine("usage: genai-compare|sampling-cost|score-throughput|tokenizer-throughput|chat-template [model-folder] [new-tokens] [prompt]");
+        Console.Error.WriteLine("usage: genai-compare|sampling-cost|score-throughput|tokenizer-throughput|chat-template|constraint-cost [model-folder] [new-tokens] [prompt]");
         return 1;
 }
 

@@ -30,10 +30,14 @@ internal static class ChatCompletionsEndpoint
             RawRepresentationFactory = _ => generation,
             Tools = Tools(body),
             ToolMode = body.Get("tool_choice") is { ValueKind: JsonValueKind.String } choice && choice.GetString() == "none" ? ChatToolMode.None : null,
-            ResponseFormat = body.Get("response_format") is { } format && format.TryGetProperty("type", out var type) && type.GetString() is "json_object" or "json_schema"
-                ? ChatResponseFormat.Json : null,
+            ResponseFormat = body.Get("response_format") is { } format && format.TryGetProperty("type", out var type) ? type.GetString() switch
+            {
+                "json_object" => ChatResponseFormat.Json,
+                "text" => ChatResponseFormat.Text,
+                "json_schema" => throw ApiException.BadRequest("'response_format' json_schema is not supported yet; json_object constrains the reply to a JSON object.", "response_format"),
+                var other => throw ApiException.BadRequest($"'response_format' type '{other}' is not text or json_object.", "response_format"),
+            } : null,
         };
-        if (options.ResponseFormat is not null) throw ApiException.BadRequest("'response_format' JSON needs constrained decoding, which OnnxLM does not offer yet.", "response_format");
         var client = models.ChatClient(name);
         var id = "chatcmpl-" + Guid.NewGuid().ToString("N");
         var created = DateTimeOffset.UtcNow.ToUnixTimeSeconds();

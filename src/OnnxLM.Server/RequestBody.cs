@@ -92,6 +92,8 @@ internal sealed class RequestBody(JsonElement root)
 
             if (Long("seed") is { } seed) options.Seed = seed is >= int.MinValue and <= int.MaxValue ? (int)seed : unchecked((int)seed ^ (int)(seed >> 32));
             foreach (var stop in StringOrList("stop")) options.StopSequences.Add(stop);
+            if (String("regex") is { } regex) options.Constraint = Constraints.OutputConstraint.Regex(regex); // vLLM's guided_regex, by this name
+            if (Get("response_format") is { } format && format.TryGetProperty("type", out var t) && t.GetString() == "json_object") options.Constraint = Constraints.OutputConstraint.Json();
             if (Get("logit_bias") is { } bias)
             {
                 if (bias.ValueKind != JsonValueKind.Object) throw ApiException.BadRequest("'logit_bias' must be an object of token id → bias.", "logit_bias");

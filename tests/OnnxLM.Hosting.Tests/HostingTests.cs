@@ -113,12 +113,30 @@ public sealed class HostingTests
 
         // What cannot be honoured is refused, by name.
         await Assert.ThrowsAsync<ArgumentException>(() => client.GetResponseAsync(Hello, new ChatOptions { ModelId = "gpt-4o" }));
-        await Assert.ThrowsAsync<NotSupportedException>(() => client.GetResponseAsync(Hello, new ChatOptions { ResponseFormat = ChatResponseFormat.Json }));
+        await Assert.ThrowsAsync<NotSupportedException>(() => client.GetResponseAsync(Hello, new ChatOptions { ResponseFormat = ChatResponseFormat.ForJsonSchema(JsonDocument.Parse("{\"type\": \"object\"}").RootElement) }));
         var tool = AIFunctionFactory.Create(() => 1, "one");
         await Assert.ThrowsAsync<NotSupportedException>(() => client.GetResponseAsync(Hello, new ChatOptions { Tools = [tool], ToolMode = ChatToolMode.RequireAny }));
         var unknown = await Assert.ThrowsAsync<ArgumentException>(() => client.GetResponseAsync(Hello, new ChatOptions { AdditionalProperties = new() { ["top_a"] = 0.2 } }));
         Assert.Contains("'top_a'", unknown.Message);
         Assert.Contains("min_p", unknown.Message);
+    }
+
+    [Fact]
+    public async Task JsonResponseFormatGivesJsonObjects()
+    {
+        using var host = await Support.StartAsync(Support.Settings());
+        var client = host.Services.GetRequiredService<IChatClient>();
+        var complete = 0;
+        for (var seed = 0; seed < 12; seed++)
+        {
+            var response = await client.GetResponseAsync(Hello, new ChatOptions { ResponseFormat = ChatResponseFormat.Json, Temperature = 1, Seed = seed, MaxOutputTokens = 60 });
+            if (response.FinishReason != ChatFinishReason.Stop) continue;
+            using var doc = JsonDocument.Parse(response.Text);
+            Assert.Equal(JsonValueKind.Object, doc.RootElement.ValueKind);
+            complete++;
+        }
+
+        Assert.True(complete > 0, "no reply completed its JSON object within 60 tokens");
     }
 
     [Fact]

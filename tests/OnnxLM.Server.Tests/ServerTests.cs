@@ -169,6 +169,27 @@ public sealed class ServerTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task JsonObjectResponseFormatAndRegexConstrainTheOutput()
+    {
+        var complete = 0;
+        for (var seed = 0; seed < 12; seed++)
+        {
+            var chat = await PostAsync("/v1/chat/completions", new { messages = new[] { new { role = "user", content = "In the beginning" } }, response_format = new { type = "json_object" }, temperature = 1, seed, max_tokens = 60 });
+            var choice = chat.GetProperty("choices")[0];
+            if (choice.GetProperty("finish_reason").GetString() != "stop") continue;
+            using var doc = JsonDocument.Parse(choice.GetProperty("message").GetProperty("content").GetString()!);
+            Assert.Equal(JsonValueKind.Object, doc.RootElement.ValueKind);
+            complete++;
+        }
+
+        Assert.True(complete > 0);
+        var dated = await PostAsync("/v1/completions", new { prompt = "And God said", regex = "[0-9]{4}-[0-9]{2}-[0-9]{2}", max_tokens = 20, temperature = 0 });
+        Assert.Matches(@"^[0-9]{4}-[0-9]{2}-[0-9]{2}\z", dated.GetProperty("choices")[0].GetProperty("text").GetString());
+        var schema = await PostAsync("/v1/chat/completions", new { messages = new[] { new { role = "user", content = "x" } }, response_format = new { type = "json_schema" } }, HttpStatusCode.BadRequest);
+        Assert.Equal("response_format", schema.GetProperty("error").GetProperty("param").GetString());
+    }
+
+    [Fact]
     public async Task TokenizeAndDetokenizeRoundTrip()
     {
         var tokens = await PostAsync("/tokenize", new { prompt = "In the beginning" });

@@ -21,6 +21,9 @@ internal sealed class GenerationOptionSet
     private readonly Option<string[]> _stop = new("--stop") { Description = "Stop when the output contains this text (repeatable)", AllowMultipleArgumentsPerToken = false };
     private readonly Option<string> _samplerOrder = new("--sampler-order") { Description = "Order of the sampling stages: hf or llama.cpp", DefaultValueFactory = _ => "hf" };
     private readonly Option<int?> _seed = new("--seed", "-s") { Description = "Random seed for reproducible sampling" };
+    private readonly Option<string?> _regex = new("--regex") { Description = "Constrain the output to match this regular expression" };
+    private readonly Option<string[]> _choice = new("--choice") { Description = "Constrain the output to one of these strings (repeatable)" };
+    private readonly Option<bool> _jsonOutput = new("--json-output") { Description = "Constrain the output to a JSON object" };
 
     public GenerationOptionSet()
     {
@@ -32,7 +35,7 @@ internal sealed class GenerationOptionSet
     public void AddTo(Command command)
     {
         foreach (var option in (Option[])[_maxNewTokens, _temperature, _topK, _topP, _minP, _typicalP, _repetitionPenalty, _presencePenalty,
-                     _frequencyPenalty, _noRepeatNGram, _dry, _xtc, _mirostat, _stop, _samplerOrder, _seed])
+                     _frequencyPenalty, _noRepeatNGram, _dry, _xtc, _mirostat, _stop, _samplerOrder, _seed, _regex, _choice, _jsonOutput])
         {
             command.Options.Add(option);
         }
@@ -62,6 +65,19 @@ internal sealed class GenerationOptionSet
                 SamplerOrder = parse.GetValue(_samplerOrder) == "llama.cpp" ? SamplerOrders.LlamaCpp : SamplerOrders.HuggingFace,
             };
             foreach (var stop in parse.GetValue(_stop) ?? []) options.StopSequences.Add(stop);
+            var constraints = (parse.GetValue(_regex) is not null ? 1 : 0) + ((parse.GetValue(_choice)?.Length ?? 0) > 0 ? 1 : 0) + (parse.GetValue(_jsonOutput) ? 1 : 0);
+            if (constraints > 1) throw new UsageException("give at most one of --regex, --choice and --json-output.");
+            try
+            {
+                if (parse.GetValue(_regex) is { } regex) options.Constraint = Constraints.OutputConstraint.Regex(regex);
+                if (parse.GetValue(_choice) is { Length: > 0 } choices) options.Constraint = Constraints.OutputConstraint.Choice(choices);
+                if (parse.GetValue(_jsonOutput)) options.Constraint = Constraints.OutputConstraint.Json();
+            }
+            catch (ArgumentException e)
+            {
+                throw new UsageException(e.Message.Split(" (Parameter")[0]);
+            }
+
             return options;
         }
         catch (ArgumentOutOfRangeException e)

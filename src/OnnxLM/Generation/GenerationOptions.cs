@@ -137,6 +137,13 @@ public sealed class GenerationOptions
     }
 
     /// <summary>
+    /// A shape the output must have (<see cref="Constraints.OutputConstraint.Json"/>, <see cref="Constraints.OutputConstraint.Regex"/>,
+    /// <see cref="Constraints.OutputConstraint.Choice"/>): tokens that cannot lead to a valid output are never picked and
+    /// generation stops when the output is complete. Null (the default) for free text.
+    /// </summary>
+    public Constraints.OutputConstraint? Constraint { get; set; }
+
+    /// <summary>
     /// Whether presence/frequency penalties count the prompt's tokens (default true, as llama.cpp, within
     /// <see cref="PenaltyWindow"/>). False counts generated tokens only, as OpenAI's API and vLLM define the penalties.
     /// </summary>

@@ -24,6 +24,13 @@ internal sealed class SamplingPipeline
     public static SamplingPipeline Create(GenerationOptions options, IReadOnlyList<int> stopIds, TextTokenizer? tokenizer)
     {
         var processors = new List<ILogitProcessor>();
+        if (options.Constraint is { } constraint)
+        {
+            // First, so no later stage can bring back a token the shape forbids (they only lower or mask).
+            processors.Add(new Constraints.ConstraintProcessor(constraint,
+                tokenizer ?? throw new ArgumentException("GenerationOptions.Constraint needs the model's tokenizer."), stopIds, tokenizer.VocabularySize));
+        }
+
         if (options.LogitBias.Count > 0) processors.Add(new LogitBiasProcessor(new Dictionary<int, float>(options.LogitBias)));
         if (options.SuppressTokens.Count > 0) processors.Add(new SuppressTokensProcessor(options.SuppressTokens));
         if (options.BannedSequences.Count > 0) processors.Add(new BannedSequencesProcessor(options.BannedSequences));

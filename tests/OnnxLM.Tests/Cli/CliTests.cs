@@ -61,6 +61,20 @@ public sealed class CliTests
     }
 
     [Fact]
+    public async Task ConstraintOptionsShapeTheOutput()
+    {
+        var (code, output, error) = await RunAsync("generate", "--regex", "[0-9]{3}-[0-9]{2}", "-t", "0", "-n", "20", "And God said");
+        Assert.True(code == 0, error);
+        Assert.Matches(@"^And God said[0-9]{3}-[0-9]{2}\r?\n\z", output);
+        var (cc, choice, _) = await RunAsync("generate", "--choice", "light", "--choice", "darkness", "-t", "0", "And God said, Let there be ");
+        Assert.Equal(0, cc);
+        Assert.Matches(@"^And God said, Let there be (light|darkness)\r?\n\z", choice);
+        var (bc, _, bad) = await RunAsync("generate", "--regex", "(unclosed", "x");
+        Assert.Equal(1, bc);
+        Assert.Contains("missing ')'", bad);
+    }
+
+    [Fact]
     public async Task StopStringEndsTheOutputBeforeIt()
     {
         var (code, output, _) = await RunAsync("generate", "--temperature", "0", "--max-new-tokens", "60", "--stop", ",", "And God said");
