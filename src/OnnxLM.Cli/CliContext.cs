@@ -117,6 +117,9 @@ internal sealed class CliContext
         return model;
     }
 
+    /// <summary>Whitespace made visible in token views: a space as ·, a newline as ⏎, a tab as →.</summary>
+    public static string Visible(string s) => s.Replace(" ", "·", StringComparison.Ordinal).Replace("\n", "⏎", StringComparison.Ordinal).Replace("\t", "→", StringComparison.Ordinal);
+
     /// <summary>Text from the argument, or standard input when it is "-".</summary>
     public string ReadText(string? argument, string what)
     {

@@ -37,7 +37,7 @@ internal static class TokenizeCommand
             {
                 var t = tokens[i];
                 var shown = tokenizer.IsSpecialToken(t.Id) ? tokenizer.TokenToPiece(t.Id) : tokenizer.Decode([t.Id]);
-                line.Append($"[{Colours[i % Colours.Length]}]{Markup.Escape(Visible(shown))}[/][grey]{t.Id}[/] ");
+                line.Append($"[{Colours[i % Colours.Length]}]{Markup.Escape(CliContext.Visible(shown))}[/][grey]{t.Id}[/] ");
             }
 
             cli.Console.MarkupLine(line.ToString().TrimEnd());
@@ -46,10 +46,10 @@ internal static class TokenizeCommand
             {
                 foreach (var (word, merges) in tokenizer.ExplainMerges(input))
                 {
-                    cli.Console.MarkupLine($"[bold]{Markup.Escape(Visible(word))}[/]" + (merges.Count == 0 ? " [grey](no merges)[/]" : ""));
+                    cli.Console.MarkupLine($"[bold]{Markup.Escape(CliContext.Visible(word))}[/]" + (merges.Count == 0 ? " [grey](no merges)[/]" : ""));
                     foreach (var (left, right, rank) in merges)
                     {
-                        cli.Console.MarkupLine($"  {Markup.Escape(Visible(left))} + {Markup.Escape(Visible(right))} → {Markup.Escape(Visible(left + right))} [grey](merge #{rank})[/]");
+                        cli.Console.MarkupLine($"  {Markup.Escape(CliContext.Visible(left))} + {Markup.Escape(CliContext.Visible(right))} → {Markup.Escape(CliContext.Visible(left + right))} [grey](merge #{rank})[/]");
                     }
                 }
             }
@@ -59,6 +59,4 @@ internal static class TokenizeCommand
         return command;
     }
 
-    /// <summary>Whitespace made visible: a space as ·, a newline as ⏎, a tab as →.</summary>
-    private static string Visible(string s) => s.Replace(" ", "·", StringComparison.Ordinal).Replace("\n", "⏎", StringComparison.Ordinal).Replace("\t", "→", StringComparison.Ordinal);
 }

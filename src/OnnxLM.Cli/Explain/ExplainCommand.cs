@@ -63,15 +63,15 @@ internal static class ExplainCommand
         {
             foreach (var word in view.Words)
             {
-                console.MarkupLine($"[bold]{Markup.Escape(Visible(word.Word))}[/]" + (word.Merges.Count == 0 ? " [grey](no merges)[/]" : ""));
+                console.MarkupLine($"[bold]{Markup.Escape(CliContext.Visible(word.Word))}[/]" + (word.Merges.Count == 0 ? " [grey](no merges)[/]" : ""));
                 foreach (var m in word.Merges)
                 {
-                    console.MarkupLine($"  {Markup.Escape(Visible(m.Left))} + {Markup.Escape(Visible(m.Right))} → [bold]{Markup.Escape(Visible(m.Result))}[/] [grey](merge #{m.Rank})[/]");
+                    console.MarkupLine($"  {Markup.Escape(CliContext.Visible(m.Left))} + {Markup.Escape(CliContext.Visible(m.Right))} → [bold]{Markup.Escape(CliContext.Visible(m.Result))}[/] [grey](merge #{m.Rank})[/]");
                 }
             }
 
             var table = new Table().AddColumns("id", "piece", "text", "bytes").Border(TableBorder.Simple);
-            foreach (var t in view.Tokens) table.AddRow(new Text(t.Id.ToString(CultureInfo.InvariantCulture)), new Text(t.Piece), new Text(Visible(t.Text)), new Text($"{t.ByteStart}..{t.ByteStart + t.ByteLength}"));
+            foreach (var t in view.Tokens) table.AddRow(new Text(t.Id.ToString(CultureInfo.InvariantCulture)), new Text(t.Piece), new Text(CliContext.Visible(t.Text)), new Text($"{t.ByteStart}..{t.ByteStart + t.ByteLength}"));
             console.Write(table);
         });
         return command;
@@ -96,7 +96,7 @@ internal static class ExplainCommand
             {
                 var chart = new BarChart().Label($"T = {t.Temperature:0.##}: entropy {t.EntropyBits:F2} bits, top-{t.Top.Count} hold {t.TopMass:P1}; top-p {view.TopP} keeps {t.TopPKeeps}, min-p {view.MinP} keeps {t.MinPKeeps}")
                     .Width(90).LeftAlignLabel();
-                foreach (var token in t.Top) chart.AddItem(Markup.Escape(Visible(token.Text)), Math.Round(token.Probability * 100, 2), Color.DeepSkyBlue1);
+                foreach (var token in t.Top) chart.AddItem(Markup.Escape(CliContext.Visible(token.Text)), Math.Round(token.Probability * 100, 2), Color.DeepSkyBlue1);
                 console.Write(chart);
                 console.WriteLine();
             }
@@ -117,7 +117,7 @@ internal static class ExplainCommand
             var table = new Table().AddColumns("token", "p", "surprise (bits)", "rank").Border(TableBorder.Simple);
             foreach (var t in view.Tokens)
             {
-                table.AddRow(new Text(Visible(t.Text)), new Text(t.Probability.ToString("G3", CultureInfo.InvariantCulture)), new Text(t.SurpriseBits.ToString("F2", CultureInfo.InvariantCulture)), new Text(t.Rank.ToString(CultureInfo.InvariantCulture)));
+                table.AddRow(new Text(CliContext.Visible(t.Text)), new Text(t.Probability.ToString("G3", CultureInfo.InvariantCulture)), new Text(t.SurpriseBits.ToString("F2", CultureInfo.InvariantCulture)), new Text(t.Rank.ToString(CultureInfo.InvariantCulture)));
             }
 
             console.Write(table);
@@ -157,7 +157,7 @@ internal static class ExplainCommand
                 grid.HideHeaders();
                 for (var q = 0; q < map.Tokens.Count; q++)
                 {
-                    var cells = new List<Spectre.Console.Rendering.IRenderable> { new Text(Visible(map.Tokens[q])) };
+                    var cells = new List<Spectre.Console.Rendering.IRenderable> { new Text(CliContext.Visible(map.Tokens[q])) };
                     var colour = cli.Console.Profile.Capabilities.ColorSystem != ColorSystem.NoColors;
                     for (var k = 0; k < map.Tokens.Count; k++)
                     {
@@ -204,12 +204,12 @@ internal static class ExplainCommand
             });
         }, (view, console) =>
         {
-            var table = new Table().AddColumns("nearest to " + Visible(view.token), "cosine").Border(TableBorder.Simple);
-            foreach (var t in view.nearest) table.AddRow(new Text(Visible(t.Text)), new Text(t.Cosine.ToString("F3", CultureInfo.InvariantCulture)));
+            var table = new Table().AddColumns("nearest to " + CliContext.Visible(view.token), "cosine").Border(TableBorder.Simple);
+            foreach (var t in view.nearest) table.AddRow(new Text(CliContext.Visible(t.Text)), new Text(t.Cosine.ToString("F3", CultureInfo.InvariantCulture)));
             console.Write(table);
             if (view.analogy is { } analogyResult)
             {
-                console.MarkupLine("analogy: " + Markup.Escape(string.Join(", ", analogyResult.Select(t => $"{Visible(t.Text)} ({t.Cosine:F3})"))));
+                console.MarkupLine("analogy: " + Markup.Escape(string.Join(", ", analogyResult.Select(t => $"{CliContext.Visible(t.Text)} ({t.Cosine:F3})"))));
             }
 
             var r = view.random_pairs;
@@ -273,5 +273,4 @@ internal static class ExplainCommand
         return $"#{r:x2}{g:x2}{b:x2}";
     }
 
-    private static string Visible(string s) => s.Replace(" ", "·", StringComparison.Ordinal).Replace("\n", "⏎", StringComparison.Ordinal).Replace("\t", "→", StringComparison.Ordinal);
 }
