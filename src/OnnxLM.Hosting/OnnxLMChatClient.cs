@@ -52,14 +52,14 @@ public sealed class OnnxLMChatClient : IChatClient
             throw new ArgumentException($"ChatOptions.ModelId is '{requested}', but this client serves '{_host.ModelId}'.", nameof(options));
         }
 
-        if (options?.ResponseFormat is ChatResponseFormatJson { Schema: not null })
-        {
-            throw new NotSupportedException("ChatResponseFormat.ForJsonSchema is not supported yet; ChatResponseFormat.Json constrains the reply to a JSON object.");
-        }
 
         var tools = ChatRequestMapper.Tools(options);
         var generation = ChatRequestMapper.ToGenerationOptions(options, _host.Options.Defaults, this);
-        if (options?.ResponseFormat is ChatResponseFormatJson) generation.Constraint = OnnxLM.Constraints.OutputConstraint.Json(); // a JSON object, OpenAI's json_object
+        if (options?.ResponseFormat is ChatResponseFormatJson json)
+        {
+            // A schema: JSON text valid against it; no schema: a JSON object, OpenAI's json_object.
+            generation.Constraint = json.Schema is { } schema ? OnnxLM.Constraints.OutputConstraint.JsonSchema(schema) : OnnxLM.Constraints.OutputConstraint.Json();
+        }
         var conversation = ChatRequestMapper.ToMessages(messages, options?.Instructions);
         var model = _host.Model;
         var text = _host.ChatTemplate.Render(conversation, addGenerationPrompt: true, tools, ChatRequestMapper.TemplateVariables(options));

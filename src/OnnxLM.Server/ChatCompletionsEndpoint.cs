@@ -34,7 +34,9 @@ internal static class ChatCompletionsEndpoint
             {
                 "json_object" => ChatResponseFormat.Json,
                 "text" => ChatResponseFormat.Text,
-                "json_schema" => throw ApiException.BadRequest("'response_format' json_schema is not supported yet; json_object constrains the reply to a JSON object.", "response_format"),
+                "json_schema" => format.TryGetProperty("json_schema", out var js) && js.TryGetProperty("schema", out var schema) && schema.ValueKind == JsonValueKind.Object
+                    ? ChatResponseFormat.ForJsonSchema(schema.Clone(), js.TryGetProperty("name", out var n) ? n.GetString() : null)
+                    : throw ApiException.BadRequest("'response_format' json_schema needs 'json_schema': {\"name\", \"schema\": {...}}.", "response_format"),
                 var other => throw ApiException.BadRequest($"'response_format' type '{other}' is not text or json_object.", "response_format"),
             } : null,
         };

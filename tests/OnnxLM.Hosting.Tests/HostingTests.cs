@@ -113,7 +113,11 @@ public sealed class HostingTests
 
         // What cannot be honoured is refused, by name.
         await Assert.ThrowsAsync<ArgumentException>(() => client.GetResponseAsync(Hello, new ChatOptions { ModelId = "gpt-4o" }));
-        await Assert.ThrowsAsync<NotSupportedException>(() => client.GetResponseAsync(Hello, new ChatOptions { ResponseFormat = ChatResponseFormat.ForJsonSchema(JsonDocument.Parse("{\"type\": \"object\"}").RootElement) }));
+        await Assert.ThrowsAsync<NotSupportedException>(() => client.GetResponseAsync(Hello, new ChatOptions { ResponseFormat = ChatResponseFormat.ForJsonSchema(JsonDocument.Parse("{\"type\": \"integer\", \"minimum\": 1}").RootElement) }));
+        var schema = JsonDocument.Parse("{\"type\": \"object\", \"properties\": {\"answer\": {\"type\": \"boolean\"}}, \"required\": [\"answer\"]}").RootElement;
+        var structured = await client.GetResponseAsync(Hello, new ChatOptions { ResponseFormat = ChatResponseFormat.ForJsonSchema(schema), Temperature = 0, MaxOutputTokens = 40 });
+        Assert.Equal(ChatFinishReason.Stop, structured.FinishReason);
+        Assert.Contains(JsonDocument.Parse(structured.Text).RootElement.GetProperty("answer").ValueKind, new[] { JsonValueKind.True, JsonValueKind.False });
         var tool = AIFunctionFactory.Create(() => 1, "one");
         await Assert.ThrowsAsync<NotSupportedException>(() => client.GetResponseAsync(Hello, new ChatOptions { Tools = [tool], ToolMode = ChatToolMode.RequireAny }));
         var unknown = await Assert.ThrowsAsync<ArgumentException>(() => client.GetResponseAsync(Hello, new ChatOptions { AdditionalProperties = new() { ["top_a"] = 0.2 } }));

@@ -185,8 +185,16 @@ public sealed class ServerTests : IAsyncLifetime
         Assert.True(complete > 0);
         var dated = await PostAsync("/v1/completions", new { prompt = "And God said", regex = "[0-9]{4}-[0-9]{2}-[0-9]{2}", max_tokens = 20, temperature = 0 });
         Assert.Matches(@"^[0-9]{4}-[0-9]{2}-[0-9]{2}\z", dated.GetProperty("choices")[0].GetProperty("text").GetString());
-        var schema = await PostAsync("/v1/chat/completions", new { messages = new[] { new { role = "user", content = "x" } }, response_format = new { type = "json_schema" } }, HttpStatusCode.BadRequest);
-        Assert.Equal("response_format", schema.GetProperty("error").GetProperty("param").GetString());
+        var noSchema = await PostAsync("/v1/chat/completions", new { messages = new[] { new { role = "user", content = "x" } }, response_format = new { type = "json_schema" } }, HttpStatusCode.BadRequest);
+        Assert.Equal("response_format", noSchema.GetProperty("error").GetProperty("param").GetString());
+        var structured = await PostAsync("/v1/chat/completions", new
+        {
+            messages = new[] { new { role = "user", content = "In the beginning" } },
+            response_format = new { type = "json_schema", json_schema = new { name = "verse", schema = new { type = "object", properties = new { chapter = new { type = "integer" } }, required = new[] { "chapter" } } } },
+            temperature = 0, max_tokens = 30,
+        });
+        var content = structured.GetProperty("choices")[0].GetProperty("message").GetProperty("content").GetString()!;
+        Assert.True(JsonDocument.Parse(content).RootElement.GetProperty("chapter").TryGetInt64(out _), content);
     }
 
     [Fact]

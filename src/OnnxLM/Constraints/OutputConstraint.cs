@@ -35,6 +35,13 @@ public abstract class OutputConstraint
     }
 
     /// <summary>
+    /// JSON text that validates against a (non-recursive) JSON schema, laid out canonically (see the supported
+    /// keywords on <see cref="JsonSchemaRegex"/>): compiled to a regular expression over the JSON text.
+    /// </summary>
+    /// <exception cref="NotSupportedException">The schema uses a keyword, format or reference OnnxLM cannot compile; the message names it.</exception>
+    public static OutputConstraint JsonSchema(System.Text.Json.JsonElement schema) => new RegexConstraint(JsonSchemaRegex.Compile(schema));
+
+    /// <summary>
     /// A valid JSON document (RFC 8259): a JSON object by default (OpenAI's <c>json_object</c> mode), any JSON value with
     /// <paramref name="objectOnly"/> false. Whitespace between tokens is limited to short runs so a model cannot pad forever.
     /// </summary>

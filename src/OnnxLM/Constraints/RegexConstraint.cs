@@ -337,9 +337,20 @@ internal sealed class RegexConstraint : OutputConstraint
             'n' => ch => ch == '\n',
             't' => ch => ch == '\t',
             'r' => ch => ch == '\r',
+            'x' => Is(Hex()),
             _ when char.IsAsciiLetterOrDigit(e) => throw Error($"unsupported escape '\\{e}'"),
             _ => ch => ch == e,
         };
+    }
+
+    private static Func<char, bool> Is(char expected) => ch => ch == expected;
+
+    /// <summary>The two hex digits after <c>\x</c>.</summary>
+    private char Hex()
+    {
+        if (_pos + 2 > _pattern.Length || !int.TryParse(_pattern.AsSpan(_pos, 2), System.Globalization.NumberStyles.AllowHexSpecifier, null, out var value)) throw Error("\\x needs two hex digits");
+        _pos += 2;
+        return (char)value;
     }
 
     private Func<char, bool> ParseClass()
@@ -370,14 +381,18 @@ internal sealed class RegexConstraint : OutputConstraint
                 }
 
                 _pos++;
-                c = e switch { 'n' => '\n', 't' => '\t', 'r' => '\r', _ => e };
+                c = e switch { 'n' => '\n', 't' => '\t', 'r' => '\r', 'x' => Hex(), _ => e };
             }
 
             if (_pos + 1 < _pattern.Length && _pattern[_pos] == '-' && _pattern[_pos + 1] != ']')
             {
                 _pos++;
                 var hi = _pattern[_pos++];
-                if (hi == '\\') hi = _pattern[_pos++];
+                if (hi == '\\')
+                {
+                    hi = _pattern[_pos++];
+                    if (hi == 'x') hi = Hex();
+                }
                 if (hi < c) throw Error("a range runs backwards");
                 var (lo, h) = (c, hi);
                 parts.Add(ch => ch >= lo && ch <= h);

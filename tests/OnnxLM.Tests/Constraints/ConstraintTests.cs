@@ -97,3 +97,65 @@ public sealed class ConstraintTests : IDisposable
     public void UnsupportedOrInvalidPatternsAreArgumentErrors(string pattern) =>
         Assert.Throws<ArgumentException>(() => OutputConstraint.Regex(pattern));
 }
+
+/// <summary>JSON-schema constrained generation: every completed output parses and has the schema's shape.</summary>
+public sealed class JsonSchemaConstraintTests : IDisposable
+{
+    private readonly LanguageModel _model = LanguageModel.Load(TestPaths.RepoModel("kjv-tiny"));
+
+    public void Dispose() => _model.Dispose();
+
+    private const string Schema = """
+        {
+          "type": "object",
+          "properties": {
+            "book": {"type": "string", "enum": ["Genesis", "Exodus", "Psalms"]},
+            "chapter": {"type": "integer"},
+            "verse": {"$ref": "#/$defs/verse"},
+            "canonical": {"type": "boolean"},
+            "read": {"type": "string", "format": "date"},
+            "note": {"type": ["string", "null"], "maxLength": 12}
+          },
+          "required": ["book", "chapter", "verse", "canonical", "read"],
+          "$defs": {"verse": {"type": "array", "items": {"type": "string", "maxLength": 10}, "minItems": 1, "maxItems": 3}}
+        }
+        """;
+
+    [Fact]
+    public async Task CompletedOutputsValidateAgainstTheSchema()
+    {
+        var constraint = OutputConstraint.JsonSchema(JsonDocument.Parse(Schema).RootElement);
+        var complete = 0;
+        for (var seed = 0; seed < 10; seed++)
+        {
+            var result = await _model.GenerateAsync("And God said", new GenerationOptions { Constraint = constraint, Temperature = seed == 0 ? 0 : 1, Seed = seed, MaxNewTokens = 160 });
+            if (result.FinishReason != FinishReason.Stop) continue;
+            complete++;
+            using var doc = JsonDocument.Parse(result.Text);
+            var o = doc.RootElement;
+            Assert.Contains(o.GetProperty("book").GetString(), new[] { "Genesis", "Exodus", "Psalms" });
+            Assert.Equal(JsonValueKind.Number, o.GetProperty("chapter").ValueKind);
+            Assert.True(o.GetProperty("chapter").TryGetInt64(out _));
+            Assert.InRange(o.GetProperty("verse").GetArrayLength(), 1, 3);
+            Assert.All(o.GetProperty("verse").EnumerateArray(), v => Assert.True(v.GetString()!.Length <= 10));
+            Assert.True(o.GetProperty("canonical").ValueKind is JsonValueKind.True or JsonValueKind.False);
+            Assert.Matches(@"^[0-9]{4}-[0-9]{2}-[0-9]{2}\z", o.GetProperty("read").GetString());
+            if (o.TryGetProperty("note", out var note)) Assert.True(note.ValueKind == JsonValueKind.Null || note.GetString()!.Length <= 12);
+            Assert.Equal(["book", "chapter", "verse", "canonical", "read", .. o.TryGetProperty("note", out _) ? new[] { "note" } : []], o.EnumerateObject().Select(p => p.Name));
+        }
+
+        Assert.True(complete > 0, "no output completed within 160 tokens");
+    }
+
+    [Theory]
+    [InlineData("{\"type\": \"integer\", \"minimum\": 3}", "minimum")]
+    [InlineData("{\"type\": \"object\", \"patternProperties\": {}}", "patternProperties")]
+    [InlineData("{\"type\": \"string\", \"format\": \"ipv6\"}", "ipv6")]
+    [InlineData("{\"$ref\": \"#\"}", "recursively")]
+    [InlineData("{\"type\": \"object\", \"properties\": {\"next\": {\"$ref\": \"#/$defs/missing\"}}}", "points nowhere")]
+    public void UnsupportedSchemasNameWhatIsUnsupported(string schema, string named)
+    {
+        var ex = Assert.Throws<NotSupportedException>(() => OutputConstraint.JsonSchema(JsonDocument.Parse(schema).RootElement));
+        Assert.Contains(named, ex.Message);
+    }
+}

@@ -1,0 +1,161 @@
+using System.Text;
+using System.Text.Json;
+
+namespace OnnxLM.Constraints;
+
+/// <summary>
+/// Compiles a (non-recursive) JSON schema to a regular expression over its JSON text, in one canonical layout: at
+/// most one space after <c>{ [ , :</c> and before <c>} ]</c>, properties in the schema's order (required ones always,
+/// optional ones may be left out). Supported: <c>type</c> (string, number, integer, boolean, null, object, array, or a
+/// list of them), <c>properties</c>, <c>required</c>, <c>additionalProperties: false</c>, <c>items</c>,
+/// <c>minItems</c>/<c>maxItems</c>, <c>enum</c>, <c>const</c>, <c>pattern</c>, <c>minLength</c>/<c>maxLength</c>,
+/// <c>format</c> (date, time, date-time, uuid, email), <c>anyOf</c>/<c>oneOf</c>, <c>$ref</c> into <c>$defs</c>/<c>definitions</c>;
+/// annotations (<c>title</c>, <c>description</c>, <c>default</c>, <c>examples</c>, <c>$schema</c>, <c>$id</c>) are ignored.
+/// Anything else is a <see cref="NotSupportedException"/> naming the keyword, never silently dropped.
+/// </summary>
+internal static class JsonSchemaRegex
+{
+    private const string Ws = "[ ]?";
+    private const string StringChar = "(?:[^\"\\\\\\x00-\\x1f]|\\\\[\"\\\\/bfnrt]|\\\\u[0-9a-fA-F]{4})";
+    private const string Integer = "-?(?:0|[1-9][0-9]*)";
+    private const string Number = Integer + "(?:\\.[0-9]+)?(?:[eE][+-]?[0-9]+)?";
+
+    private static readonly HashSet<string> Annotations = ["title", "description", "default", "examples", "$schema", "$id", "$comment", "$defs", "definitions"];
+    private static readonly HashSet<string> Supported =
+        ["type", "properties", "required", "additionalProperties", "items", "minItems", "maxItems", "enum", "const", "pattern", "minLength", "maxLength", "format", "anyOf", "oneOf", "$ref"];
+
+    private static readonly Dictionary<string, string> Formats = new()
+    {
+        ["date"] = "[0-9]{4}-(?:0[1-9]|1[0-2])-(?:0[1-9]|[12][0-9]|3[01])",
+        ["time"] = "(?:[01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9](?:\\.[0-9]+)?(?:Z|[+-](?:[01][0-9]|2[0-3]):[0-5][0-9])?",
+        ["date-time"] = "[0-9]{4}-(?:0[1-9]|1[0-2])-(?:0[1-9]|[12][0-9]|3[01])T(?:[01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9](?:\\.[0-9]+)?(?:Z|[+-](?:[01][0-9]|2[0-3]):[0-5][0-9])",
+        ["uuid"] = "[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}",
+        ["email"] = "[a-zA-Z0-9._%+-]+@[a-zA-Z0-9.-]+\\.[a-zA-Z]{2,}",
+    };
+
+    public static string Compile(JsonElement schema) => Compile(schema, schema, []);
+
+    private static string Compile(JsonElement node, JsonElement root, HashSet<string> refs)
+    {
+        if (node.ValueKind == JsonValueKind.True) return Any();
+        if (node.ValueKind != JsonValueKind.Object) throw new NotSupportedException($"A schema must be an object or true, not {node.ValueKind}.");
+        foreach (var property in node.EnumerateObject())
+        {
+            if (!Supported.Contains(property.Name) && !Annotations.Contains(property.Name))
+            {
+                throw new NotSupportedException($"The JSON schema keyword '{property.Name}' is not supported by OnnxLM's constrained decoding.");
+            }
+        }
+
+        if (node.TryGetProperty("$ref", out var reference))
+        {
+            var path = reference.GetString() ?? "";
+            if (!refs.Add(path)) throw new NotSupportedException($"The schema refers to '{path}' recursively; recursive schemas are not supported.");
+            var target = Resolve(root, path);
+            var compiled = Compile(target, root, refs);
+            refs.Remove(path);
+            return compiled;
+        }
+
+        if (node.TryGetProperty("const", out var constant)) return Literal(constant);
+        if (node.TryGetProperty("enum", out var choices)) return "(?:" + string.Join('|', choices.EnumerateArray().Select(Literal)) + ")";
+        if (node.TryGetProperty("anyOf", out var anyOf) || node.TryGetProperty("oneOf", out anyOf))
+        {
+            return "(?:" + string.Join('|', anyOf.EnumerateArray().Select(s => Compile(s, root, refs))) + ")";
+        }
+
+        if (!node.TryGetProperty("type", out var type))
+        {
+            return node.TryGetProperty("properties", out _) ? Object(node, root, refs) : Any();
+        }
+
+        if (type.ValueKind == JsonValueKind.Array)
+        {
+            return "(?:" + string.Join('|', type.EnumerateArray().Select(t => ForType(t.GetString()!, node, root, refs))) + ")";
+        }
+
+        return ForType(type.GetString()!, node, root, refs);
+    }
+
+    private static string ForType(string type, JsonElement node, JsonElement root, HashSet<string> refs) => type switch
+    {
+        "string" => StringPattern(node),
+        "integer" => Integer,
+        "number" => Number,
+        "boolean" => "(?:true|false)",
+        "null" => "null",
+        "object" => Object(node, root, refs),
+        "array" => Array(node, root, refs),
+        _ => throw new NotSupportedException($"The JSON schema type '{type}' is not known."),
+    };
+
+    private static string StringPattern(JsonElement node)
+    {
+        if (node.TryGetProperty("format", out var format))
+        {
+            var name = format.GetString()!;
+            return Formats.TryGetValue(name, out var pattern) ? $"\"{pattern}\"" : throw new NotSupportedException($"The string format '{name}' is not supported (date, time, date-time, uuid, email are).");
+        }
+
+        if (node.TryGetProperty("pattern", out var regex)) return $"\"(?:{regex.GetString()})\"";
+        var min = node.TryGetProperty("minLength", out var minLength) ? minLength.GetInt32() : 0;
+        int? max = node.TryGetProperty("maxLength", out var maxLength) ? maxLength.GetInt32() : null;
+        return $"\"{StringChar}{{{min},{max?.ToString(System.Globalization.CultureInfo.InvariantCulture) ?? ""}}}\"".Replace("{0,}", "*", StringComparison.Ordinal);
+    }
+
+    private static string Object(JsonElement node, JsonElement root, HashSet<string> refs)
+    {
+        var required = node.TryGetProperty("required", out var r) ? r.EnumerateArray().Select(x => x.GetString()!).ToHashSet() : [];
+        var properties = node.TryGetProperty("properties", out var p) ? p.EnumerateObject().Select(x => (x.Name, Pattern: Compile(x.Value, root, refs))).ToList() : [];
+        if (properties.Count == 0) return "\\{" + Ws + "\\}";
+        var members = properties.Select(x => (Text: RegexConstraint.Escape(JsonSerializer.Serialize(x.Name)) + Ws + ":" + Ws + x.Pattern, Required: required.Contains(x.Name))).ToList();
+
+        // From member i on, with or without a member before it (which decides whether a comma leads).
+        string Rest(int i, bool hasPrevious)
+        {
+            if (i == members.Count) return "";
+            var lead = hasPrevious ? "," + Ws : "";
+            var present = lead + members[i].Text + Rest(i + 1, true);
+            return members[i].Required ? present : $"(?:{present}|{Rest(i + 1, hasPrevious)})";
+        }
+
+        return "\\{" + Ws + Rest(0, false) + Ws + "\\}";
+    }
+
+    private static string Array(JsonElement node, JsonElement root, HashSet<string> refs)
+    {
+        var item = node.TryGetProperty("items", out var items) ? Compile(items, root, refs) : Any();
+        var min = node.TryGetProperty("minItems", out var minItems) ? minItems.GetInt32() : 0;
+        int? max = node.TryGetProperty("maxItems", out var maxItems) ? maxItems.GetInt32() : null;
+        if (max is 0) return "\\[" + Ws + "\\]";
+        var more = $"(?:,{Ws}{item}){{{Math.Max(0, min - 1)},{(max is { } m ? (m - 1).ToString(System.Globalization.CultureInfo.InvariantCulture) : "")}}}";
+        var list = item + more;
+        return "\\[" + Ws + (min == 0 ? $"(?:{list})?" : list) + Ws + "\\]";
+    }
+
+    /// <summary>Any JSON value without nesting beyond two levels (a regular language needs a bound).</summary>
+    private static string Any()
+    {
+        var scalar = $"(?:\"{StringChar}*\"|{Number}|true|false|null)";
+        var level1 = $"(?:{scalar}|\\[{Ws}(?:{scalar}(?:,{Ws}{scalar})*)?{Ws}\\]|\\{{{Ws}(?:\"{StringChar}*\"{Ws}:{Ws}{scalar}(?:,{Ws}\"{StringChar}*\"{Ws}:{Ws}{scalar})*)?{Ws}\\}})";
+        return level1;
+    }
+
+    private static string Literal(JsonElement value) => RegexConstraint.Escape(JsonSerializer.Serialize(value));
+
+    private static JsonElement Resolve(JsonElement root, string path)
+    {
+        if (path == "#") return root;
+        if (!path.StartsWith("#/", StringComparison.Ordinal)) throw new NotSupportedException($"Only references within the schema (#/...) are supported, not '{path}'.");
+        var node = root;
+        foreach (var part in path[2..].Split('/'))
+        {
+            if (!node.TryGetProperty(part.Replace("~1", "/", StringComparison.Ordinal).Replace("~0", "~", StringComparison.Ordinal), out node))
+            {
+                throw new NotSupportedException($"The reference '{path}' points nowhere in the schema.");
+            }
+        }
+
+        return node;
+    }
+}
