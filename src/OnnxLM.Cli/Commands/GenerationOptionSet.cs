@@ -24,6 +24,7 @@ internal sealed class GenerationOptionSet
     private readonly Option<string?> _regex = new("--regex") { Description = "Constrain the output to match this regular expression" };
     private readonly Option<string[]> _choice = new("--choice") { Description = "Constrain the output to one of these strings (repeatable)" };
     private readonly Option<bool> _jsonOutput = new("--json-output") { Description = "Constrain the output to a JSON object" };
+    private readonly Option<string?> _jsonSchema = new("--json-schema") { Description = "Constrain the output to JSON valid against the schema in this file" };
 
     public GenerationOptionSet()
     {
@@ -35,7 +36,7 @@ internal sealed class GenerationOptionSet
     public void AddTo(Command command)
     {
         foreach (var option in (Option[])[_maxNewTokens, _temperature, _topK, _topP, _minP, _typicalP, _repetitionPenalty, _presencePenalty,
-                     _frequencyPenalty, _noRepeatNGram, _dry, _xtc, _mirostat, _stop, _samplerOrder, _seed, _regex, _choice, _jsonOutput])
+                     _frequencyPenalty, _noRepeatNGram, _dry, _xtc, _mirostat, _stop, _samplerOrder, _seed, _regex, _choice, _jsonOutput, _jsonSchema])
         {
             command.Options.Add(option);
         }
@@ -65,17 +66,27 @@ internal sealed class GenerationOptionSet
                 SamplerOrder = parse.GetValue(_samplerOrder) == "llama.cpp" ? SamplerOrders.LlamaCpp : SamplerOrders.HuggingFace,
             };
             foreach (var stop in parse.GetValue(_stop) ?? []) options.StopSequences.Add(stop);
-            var constraints = (parse.GetValue(_regex) is not null ? 1 : 0) + ((parse.GetValue(_choice)?.Length ?? 0) > 0 ? 1 : 0) + (parse.GetValue(_jsonOutput) ? 1 : 0);
-            if (constraints > 1) throw new UsageException("give at most one of --regex, --choice and --json-output.");
+            var constraints = (parse.GetValue(_regex) is not null ? 1 : 0) + ((parse.GetValue(_choice)?.Length ?? 0) > 0 ? 1 : 0) + (parse.GetValue(_jsonOutput) ? 1 : 0)
+                + (parse.GetValue(_jsonSchema) is not null ? 1 : 0);
+            if (constraints > 1) throw new UsageException("give at most one of --regex, --choice, --json-output and --json-schema.");
             try
             {
                 if (parse.GetValue(_regex) is { } regex) options.Constraint = Constraints.OutputConstraint.Regex(regex);
                 if (parse.GetValue(_choice) is { Length: > 0 } choices) options.Constraint = Constraints.OutputConstraint.Choice(choices);
                 if (parse.GetValue(_jsonOutput)) options.Constraint = Constraints.OutputConstraint.Json();
+                if (parse.GetValue(_jsonSchema) is { } file)
+                {
+                    using var schema = System.Text.Json.JsonDocument.Parse(File.ReadAllText(file));
+                    options.Constraint = Constraints.OutputConstraint.JsonSchema(schema.RootElement.Clone());
+                }
             }
             catch (ArgumentException e)
             {
                 throw new UsageException(e.Message.Split(" (Parameter")[0]);
+            }
+            catch (NotSupportedException e)
+            {
+                throw new UsageException($"--json-schema: {e.Message}");
             }
 
             return options;

@@ -69,6 +69,12 @@ public sealed class CliTests
         var (cc, choice, _) = await RunAsync("generate", "--choice", "light", "--choice", "darkness", "-t", "0", "And God said, Let there be ");
         Assert.Equal(0, cc);
         Assert.Matches(@"^And God said, Let there be (light|darkness)\r?\n\z", choice);
+        var schemaFile = Path.GetTempFileName();
+        File.WriteAllText(schemaFile, "{\"type\": \"object\", \"properties\": {\"n\": {\"type\": \"integer\"}}, \"required\": [\"n\"]}");
+        var (sc, structured, se) = await RunAsync("generate", "--json-schema", schemaFile, "-t", "0", "-n", "30", "And God said");
+        File.Delete(schemaFile);
+        Assert.True(sc == 0, se);
+        Assert.True(System.Text.Json.JsonDocument.Parse(structured["And God said".Length..]).RootElement.GetProperty("n").TryGetInt64(out _), structured);
         var (bc, _, bad) = await RunAsync("generate", "--regex", "(unclosed", "x");
         Assert.Equal(1, bc);
         Assert.Contains("missing ')'", bad);
