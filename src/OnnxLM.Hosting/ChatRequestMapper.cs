@@ -62,25 +62,14 @@ internal static class ChatRequestMapper
         if (options.TopP is { } p) g.TopP = p;
         if (options.TopK is { } k) g.TopK = k;
         if (options.MaxOutputTokens is { } max) g.MaxNewTokens = max;
-        if (options.Seed is { } seed)
-        {
-            // Seeds are longs in the abstraction; System.Random takes an int. Fold the two halves so every long is distinct within an int as far as possible.
-            g.Seed = seed is >= int.MinValue and <= int.MaxValue ? (int)seed : unchecked((int)seed ^ (int)(seed >> 32));
-        }
+        if (options.Seed is { } seed) g.Seed = GenerationOptions.FoldSeed(seed);
 
         if (options.StopSequences is { } stops)
         {
             foreach (var stop in stops) g.StopSequences.Add(stop);
         }
 
-        if (options.PresencePenalty is not null || options.FrequencyPenalty is not null)
-        {
-            // OpenAI's definition: subtracted per token of the reply so far (not a repetition penalty, not the prompt).
-            g.PresencePenalty = options.PresencePenalty ?? 0;
-            g.FrequencyPenalty = options.FrequencyPenalty ?? 0;
-            g.PenaltiesCountPrompt = false;
-            g.PenaltyWindow = int.MaxValue;
-        }
+        g.SetOpenAIPenalties(options.PresencePenalty, options.FrequencyPenalty);
 
         if (options.AdditionalProperties is { } extras)
         {

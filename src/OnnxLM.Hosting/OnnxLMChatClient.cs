@@ -99,7 +99,7 @@ public sealed class OnnxLMChatClient : IChatClient
             var session = _host.Sessions.Rent(model, prompt, options?.ConversationId);
             try
             {
-                reused = Prefill(session, prompt, cancellationToken);
+                reused = session.AppendReusingPrefix(prompt, cancellationToken);
                 Log.RequestStarted(_host.Logger, requestId, prompt.Length, reused, waited.TotalMilliseconds);
                 var stream = Generator.StreamAsync(stop => Generator.Decode(model, session, prompt, generation, stop, model.EndOfTurnTokenIds), cancellationToken);
                 await foreach (var token in stream.ConfigureAwait(false))
@@ -163,15 +163,6 @@ public sealed class OnnxLMChatClient : IChatClient
         ModelId = _host.ModelId,
         CreatedAt = created,
     };
-
-    /// <summary>Keeps the prefix the session shares with the prompt and runs the rest; returns the tokens kept.</summary>
-    private static int Prefill(GenerationSession session, int[] prompt, CancellationToken cancellationToken)
-    {
-        var keep = Math.Min(SessionPool.CommonPrefix(session.Tokens, prompt), prompt.Length - 1);
-        if (keep < session.Length) session.Rewind(keep);
-        session.Append(prompt.AsSpan(keep), cancellationToken);
-        return keep;
-    }
 
     private Activity? StartActivity(GenerationOptions generation, ChatOptions? options)
     {

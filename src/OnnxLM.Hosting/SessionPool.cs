@@ -26,7 +26,7 @@ internal sealed class SessionPool(int capacity) : IDisposable
                     break;
                 }
 
-                var common = CommonPrefix(node.Value.Session.Tokens, prompt);
+                var common = GenerationSession.CommonPrefix(node.Value.Session.Tokens, prompt);
                 if (common > bestCommon) (best, bestCommon) = (node, common);
             }
 
@@ -61,14 +61,6 @@ internal sealed class SessionPool(int capacity) : IDisposable
         }
 
         evicted?.Dispose();
-    }
-
-    public static int CommonPrefix(ReadOnlySpan<int> a, ReadOnlySpan<int> b)
-    {
-        var n = Math.Min(a.Length, b.Length);
-        var i = 0;
-        while (i < n && a[i] == b[i]) i++;
-        return i;
     }
 
     public void Dispose()

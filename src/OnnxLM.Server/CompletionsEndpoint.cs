@@ -42,6 +42,11 @@ internal static class CompletionsEndpoint
             {
                 var generation = new GenerationOptions();
                 body.ApplySampling(generation, defaultMaxTokens: 16);
+                // vLLM's extension on completions; chat maps response_format through its IChatClient.
+                if (body.Get("response_format") is { } format && format.TryGetProperty("type", out var type) && type.GetString() == "json_object")
+                {
+                    generation.Constraint = Constraints.OutputConstraint.Json();
+                }
                 if (generation.Seed is { } seed) generation.Seed = seed + choice;
                 var generate = (body.Int("max_tokens", 0) ?? 16) > 0;
                 generation.MaxNewTokens = Math.Min(generation.MaxNewTokens, model.Info.ContextLength - ids.Length);
@@ -170,17 +175,11 @@ internal static class CompletionsEndpoint
         var echoText = text ?? tokenizer.Decode(ids);
         if (logprobs is null) return (echoText, null);
         var lp = new LogProbs();
-        // Offsets into the echoed text: from the tokenizer's spans for text prompts, from the token texts for id prompts.
-        var offsets = new List<int>();
-        if (text is not null)
+        // Offsets into the echoed text: the tokenizer's spans for a text prompt (when they line up with its ids), else the running length of the token texts.
+        var spans = text is null ? null : tokenizer.EncodeToTokens(text).Select(t => t.Start).ToList();
+        var offsets = spans is not null && spans.Count == ids.Length ? spans : [];
+        if (offsets.Count == 0)
         {
-            offsets.AddRange(tokenizer.EncodeToTokens(text).Select(t => t.Start));
-            if (offsets.Count != ids.Length) offsets = null!;
-        }
-
-        if (offsets is null || offsets.Count == 0)
-        {
-            offsets = [];
             var at = 0;
             foreach (var id in ids)
             {

@@ -38,8 +38,7 @@ internal static class ExplainEndpoints
         {
             var (_, host) = models.Resolve(model);
             var info = host.Model.Info;
-            var perToken = 2L * info.LayerCount * info.KeyValueHeadCount * info.HeadSize * (info.KvCacheDataType == "float16" ? 2 : 4);
-            return Results.Json(new { bytes_per_token = perToken, context_length = info.ContextLength, layers = info.LayerCount, kv_heads = info.KeyValueHeadCount, head_size = info.HeadSize });
+            return Results.Json(new { bytes_per_token = info.KvCacheBytesPerToken, context_length = info.ContextLength, layers = info.LayerCount, kv_heads = info.KeyValueHeadCount, head_size = info.HeadSize });
         });
     }
 }

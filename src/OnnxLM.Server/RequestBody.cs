@@ -82,18 +82,10 @@ internal sealed class RequestBody(JsonElement root)
             if (Float("min_p") is { } minP) options.MinP = minP;
             if (Float("typical_p") is { } typical) options.TypicalP = typical;
             if ((Float("repetition_penalty") ?? Float("repeat_penalty")) is { } rep) options.RepetitionPenalty = rep;
-            if (Float("presence_penalty") is not null || Float("frequency_penalty") is not null)
-            {
-                options.PresencePenalty = Float("presence_penalty") ?? 0;
-                options.FrequencyPenalty = Float("frequency_penalty") ?? 0;
-                options.PenaltiesCountPrompt = false; // OpenAI's definition: the reply so far
-                options.PenaltyWindow = int.MaxValue;
-            }
-
-            if (Long("seed") is { } seed) options.Seed = seed is >= int.MinValue and <= int.MaxValue ? (int)seed : unchecked((int)seed ^ (int)(seed >> 32));
+            options.SetOpenAIPenalties(Float("presence_penalty"), Float("frequency_penalty"));
+            if (Long("seed") is { } seed) options.Seed = GenerationOptions.FoldSeed(seed);
             foreach (var stop in StringOrList("stop")) options.StopSequences.Add(stop);
             if (String("regex") is { } regex) options.Constraint = Constraints.OutputConstraint.Regex(regex); // vLLM's guided_regex, by this name
-            if (Get("response_format") is { } format && format.TryGetProperty("type", out var t) && t.GetString() == "json_object") options.Constraint = Constraints.OutputConstraint.Json();
             if (Get("logit_bias") is { } bias)
             {
                 if (bias.ValueKind != JsonValueKind.Object) throw ApiException.BadRequest("'logit_bias' must be an object of token id → bias.", "logit_bias");

@@ -16,7 +16,9 @@ internal static class InspectCommand
         {
             using var model = cli.LoadModel(parse);
             var info = model.Info;
-            var (parameters, initializers) = OnnxParameterCounter.Count(info.GraphPath);
+            using var explainer = model.Explain();
+            var breakdown = explainer.Parameters();
+            var (parameters, initializers) = (breakdown.Total, breakdown.Groups.Sum(g => g.Tensors));
             var session = model.Graph.Session;
             var inputs = session.InputMetadata.Select(p => Describe(p.Key, p.Value)).ToList();
             var outputs = session.OutputMetadata.Select(p => Describe(p.Key, p.Value)).ToList();

@@ -78,7 +78,7 @@ public sealed class ChatSession : IDisposable
         {
             prompt = Fit();
             _session ??= _model.CreateSession();
-            reused = Prefill(prompt, cancellationToken);
+            reused = _session.AppendReusingPrefix(prompt, cancellationToken);
         }
         catch
         {
@@ -144,19 +144,6 @@ public sealed class ChatSession : IDisposable
     private int[] Render() => _model.Tokenizer.Encode(
         _model.ChatTemplate.Render(_messages, addGenerationPrompt: true, Options.Tools, (IReadOnlyDictionary<string, object?>)Options.TemplateVariables),
         addSpecialTokens: false);
-
-    /// <summary>Keeps the cached prefix the prompt shares and runs the rest; returns how many tokens were kept.</summary>
-    private int Prefill(int[] prompt, CancellationToken cancellationToken)
-    {
-        var session = _session!;
-        var cached = session.Tokens;
-        var common = 0;
-        while (common < cached.Length && common < prompt.Length && cached[common] == prompt[common]) common++;
-        var keep = Math.Min(common, prompt.Length - 1); // the last prompt token always runs: its logits pick the first reply token
-        if (keep < session.Length) session.Rewind(keep);
-        session.Append(prompt.AsSpan(keep), cancellationToken);
-        return keep;
-    }
 
     private Scope Enter()
     {

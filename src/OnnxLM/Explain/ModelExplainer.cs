@@ -351,8 +351,7 @@ public sealed class ModelExplainer : IDisposable
             if (l < 1 || l >= info.ContextLength) throw new ArgumentOutOfRangeException(nameof(lengths), l, $"Lengths must be between 1 and the context length {info.ContextLength} − 1.");
         }
 
-        var bytesPerValue = info.KvCacheDataType == "float16" ? 2 : 4;
-        var perToken = 2L * info.LayerCount * info.KeyValueHeadCount * info.HeadSize * bytesPerValue;
+        var perToken = info.KvCacheBytesPerToken;
         return Task.Run(() =>
         {
             var seedIds = _model.Tokenizer.Encode("In the beginning God created the heaven and the earth. ", addSpecialTokens: false);

@@ -149,6 +149,22 @@ public sealed class GenerationOptions
     /// </summary>
     public bool PenaltiesCountPrompt { get; set; } = true;
 
+    /// <summary>
+    /// Sets presence and frequency penalties as OpenAI's API defines them: subtracted per token of the reply so far
+    /// (not the prompt, no window) — what the OpenAI-compatible layers (IChatClient, the server) map their fields to.
+    /// </summary>
+    internal void SetOpenAIPenalties(float? presence, float? frequency)
+    {
+        if (presence is null && frequency is null) return;
+        PresencePenalty = presence ?? 0;
+        FrequencyPenalty = frequency ?? 0;
+        PenaltiesCountPrompt = false;
+        PenaltyWindow = int.MaxValue;
+    }
+
+    /// <summary>A 64-bit seed (OpenAI's and Microsoft.Extensions.AI's) as <see cref="Seed"/>: kept when it fits, else its two halves folded.</summary>
+    internal static int FoldSeed(long seed) => seed is >= int.MinValue and <= int.MaxValue ? (int)seed : unchecked((int)seed ^ (int)(seed >> 32));
+
     /// <summary>Forbid repeating any n-gram of this size (Hugging Face no_repeat_ngram_size). 0 (the default) disables it.</summary>
     public int NoRepeatNGramSize
     {

@@ -105,6 +105,27 @@ public sealed class GenerationSession : IDisposable
         Run([last], default, CancellationToken.None);
     }
 
+    /// <summary>
+    /// Makes the session hold <paramref name="prompt"/>, keeping the longest prefix it already holds and running only the
+    /// rest (the last prompt token always runs: its logits pick the next token). Returns how many tokens were kept.
+    /// </summary>
+    internal int AppendReusingPrefix(int[] prompt, CancellationToken cancellationToken)
+    {
+        var keep = Math.Min(CommonPrefix(Tokens, prompt), prompt.Length - 1);
+        if (keep < Length) Rewind(keep);
+        Append(prompt.AsSpan(keep), cancellationToken);
+        return keep;
+    }
+
+    /// <summary>How many leading tokens two sequences share.</summary>
+    internal static int CommonPrefix(ReadOnlySpan<int> a, ReadOnlySpan<int> b)
+    {
+        var n = Math.Min(a.Length, b.Length);
+        var i = 0;
+        while (i < n && a[i] == b[i]) i++;
+        return i;
+    }
+
     /// <summary>Creates an independent copy of this session (tokens, cache and logits) that can diverge from it.</summary>
     public GenerationSession Fork()
     {

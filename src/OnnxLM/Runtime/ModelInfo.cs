@@ -41,6 +41,9 @@ public sealed class ModelInfo
     /// <summary>Element type of the cache tensors: "float32" or "float16".</summary>
     public required string KvCacheDataType { get; init; }
 
+    /// <summary>Bytes the key/value cache holds per token: keys and values of every layer and KV head.</summary>
+    public long KvCacheBytesPerToken => 2L * LayerCount * KeyValueHeadCount * HeadSize * (KvCacheDataType == "float16" ? 2 : 4);
+
     /// <summary>Whether the graph takes <c>position_ids</c> (otherwise positions are derived inside the graph).</summary>
     public required bool HasPositionIds { get; init; }
 

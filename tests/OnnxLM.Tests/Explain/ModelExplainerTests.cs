@@ -117,7 +117,7 @@ public sealed class ModelExplainerTests : IDisposable
     public void ParametersSumToTheModelAndMatchItsConfiguration()
     {
         var breakdown = _explain.Parameters();
-        var (total, _) = OnnxLM.Cli.OnnxParameterCounter.Count(_model.Info.GraphPath); // an independent walk of the same file
+        var (total, _) = ReferenceParameterCounter.Count(_model.Info.GraphPath); // an independent walk of the same file
         Assert.Equal(total, breakdown.Total);
         var group = breakdown.Groups.ToDictionary(g => g.Component, g => g.Count);
         // kjv-tiny's config.json: hidden 320, 10 heads of 32, 2 KV heads, MLP 864, 8 layers, vocabulary 4096, tied embeddings.

@@ -1,10 +1,10 @@
-namespace OnnxLM.Cli;
+namespace OnnxLM.Tests;
 
 /// <summary>
-/// Counts the parameters of an ONNX model — the elements of its graph's initializers — by walking the protobuf
+/// The test's own reference for <c>ModelExplainer.Parameters</c>: counts the parameters of an ONNX model — the elements of its graph's initializers — by walking the protobuf
 /// wire format and reading only the tensor shapes, so the weights themselves are skipped, not loaded.
 /// </summary>
-internal static class OnnxParameterCounter
+internal static class ReferenceParameterCounter
 {
     public static (long Parameters, int Initializers) Count(string path)
     {
