@@ -97,11 +97,7 @@ internal sealed class Interpreter
                     ExecSet(s, scope);
                     return Flow.Normal;
                 case SetBlockStmt sb:
-                    var captured = new StringBuilder();
-                    Exec(sb.Body, scope, captured);
-                    object? value = captured.ToString();
-                    foreach (var filter in sb.Filters) value = ApplyFilter(filter, value, scope);
-                    scope.Set(sb.Target, value);
+                    scope.Set(sb.Target, RenderFiltered(sb.Body, sb.Filters, scope));
                     return Flow.Normal;
                 case MacroStmt m:
                     scope.Set(m.Name, MakeMacro(m.Name, m.Parameters, m.Body, scope, m));
@@ -115,11 +111,7 @@ internal sealed class Interpreter
                     Append(output, Values.ToText(callee.Invoke(args)));
                     return Flow.Normal;
                 case FilterBlockStmt fb:
-                    var inner = new StringBuilder();
-                    Exec(fb.Body, scope, inner);
-                    object? filtered = inner.ToString();
-                    foreach (var filter in fb.Filters) filtered = ApplyFilter(filter, filtered, scope);
-                    Append(output, Values.ToText(filtered));
+                    Append(output, Values.ToText(RenderFiltered(fb.Body, fb.Filters, scope)));
                     return Flow.Normal;
                 case BreakStmt:
                     return Flow.Break;
@@ -276,6 +268,16 @@ internal sealed class Interpreter
 
     private object? ApplyFilter(FilterExpr filter, object? operand, Scope scope) =>
         Filters.Apply(this, filter.Name, operand, EvalArguments(filter.Args, scope), filter);
+
+    /// <summary>Renders a block body to text and pipes it through the block's filters ({% set %}…{% endset %}, {% filter %}).</summary>
+    private object? RenderFiltered(IReadOnlyList<Stmt> body, IReadOnlyList<FilterExpr> filters, Scope scope)
+    {
+        var rendered = new StringBuilder();
+        Exec(body, scope, rendered);
+        object? value = rendered.ToString();
+        foreach (var filter in filters) value = ApplyFilter(filter, value, scope);
+        return value;
+    }
 
     public object? Eval(Expr expr, Scope scope)
     {
