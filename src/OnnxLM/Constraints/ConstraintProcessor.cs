@@ -1,17 +1,21 @@
+using System.Numerics;
+
 namespace OnnxLM.Constraints;
 
 /// <summary>
-/// Applies an <see cref="OutputConstraint"/> during generation: before each pick, every token whose text cannot
+/// Applies an <see cref="OutputConstraint"/> during generation: before each pick, every token whose bytes cannot
 /// continue a valid output is masked, the end tokens are allowed exactly when the output is complete, and once it is
-/// final only an end token remains. The state advances by the text of each chosen token; allowed sets are cached
-/// per state where the constraint's states repeat.
+/// final only an end token remains. The allowed tokens of a state are found by walking the vocabulary's byte trie
+/// (a refused byte prunes every token below it) and cached per state on the constraint; the state advances by the
+/// bytes of each chosen token.
 /// </summary>
 internal sealed class ConstraintProcessor : ILogitProcessor
 {
     private readonly OutputConstraint _constraint;
-    private readonly string?[] _texts;
+    private readonly TokenTrie _trie;
+    private readonly AllowedTokenCache _cache;
     private readonly int[] _stopIds;
-    private readonly Dictionary<int, bool[]> _cache = [];
+    private readonly float[] _stopLogits;
     private object _state;
     private int _consumed;
 
@@ -19,25 +23,39 @@ internal sealed class ConstraintProcessor : ILogitProcessor
     {
         if (stopIds.Count == 0) throw new ArgumentException("A constraint needs an end token to stop at; the model has none and GenerationOptions.StopTokenIds is empty.");
         _constraint = constraint;
+        _trie = TokenTrie.For(tokenizer, vocabularySize);
+        _cache = constraint.AllowedCache(_trie);
         _stopIds = [.. stopIds];
+        _stopLogits = new float[_stopIds.Length];
         _state = constraint.Start;
-        // The text each token adds; special tokens and tokens that are only part of a character can never be checked, so never allowed.
-        _texts = new string?[vocabularySize];
-        for (var id = 0; id < vocabularySize && id < tokenizer.VocabularySize; id++)
-        {
-            if (tokenizer.IsSpecialToken(id)) continue;
-            var text = tokenizer.TokenText(id);
-            if (text.Length > 0 && !text.Contains('\uFFFD')) _texts[id] = text;
-        }
     }
 
     public void Process(Span<float> logits, SamplingContext context)
     {
         Advance(context);
         var allowed = Allowed();
-        for (var i = 0; i < logits.Length; i++)
+        for (var k = 0; k < _stopIds.Length; k++) _stopLogits[k] = (uint)_stopIds[k] < (uint)logits.Length ? logits[_stopIds[k]] : 0;
+        var words = Math.Min(allowed.Length, (logits.Length + 63) / 64);
+        for (var w = 0; w < words; w++)
         {
-            if (i >= allowed.Length || !allowed[i]) logits[i] = float.NegativeInfinity;
+            var refused = ~allowed[w];
+            if (refused == 0) continue;
+            var base64 = w << 6;
+            while (refused != 0)
+            {
+                var i = base64 + BitOperations.TrailingZeroCount(refused);
+                if (i >= logits.Length) break;
+                logits[i] = float.NegativeInfinity;
+                refused &= refused - 1;
+            }
+        }
+
+        for (var i = words * 64; i < logits.Length; i++) logits[i] = float.NegativeInfinity; // logits beyond the tokenizer
+        // End tokens: exactly when the output is complete, whatever their text.
+        var complete = _constraint.IsComplete(_state);
+        for (var k = 0; k < _stopIds.Length; k++)
+        {
+            if ((uint)_stopIds[k] < (uint)logits.Length) logits[_stopIds[k]] = complete ? _stopLogits[k] : float.NegativeInfinity;
         }
     }
 
@@ -47,47 +65,22 @@ internal sealed class ConstraintProcessor : ILogitProcessor
         var tokens = context.Tokens;
         for (var i = context.PromptLength + _consumed; i < tokens.Length; i++, _consumed++)
         {
-            var text = (uint)tokens[i] < (uint)_texts.Length ? _texts[tokens[i]] : null;
-            if (text is null) continue; // an end token (generation stops) or one the mask allowed for another reason
-            _state = Walk(_state, text) ?? throw new InvalidOperationException("The constrained output reached a state no valid output continues from.");
+            var bytes = (uint)tokens[i] < (uint)_trie.TokenBytes.Length ? _trie.TokenBytes[tokens[i]] : null;
+            if (bytes is null) continue; // an end token (generation stops) or one the mask allowed for another reason
+            foreach (var b in bytes)
+            {
+                _state = _constraint.Step(_state, b) ?? throw new InvalidOperationException("The constrained output reached a state no valid output continues from.");
+            }
         }
     }
 
-    private object? Walk(object state, string text)
-    {
-        foreach (var c in text)
-        {
-            var next = _constraint.Step(state, c);
-            if (next is null) return null;
-            state = next;
-        }
-
-        return state;
-    }
-
-    private bool[] Allowed()
+    private ulong[] Allowed()
     {
         var key = _constraint.CacheKey(_state);
-        if (key is { } k && _cache.TryGetValue(k, out var cached)) return cached;
-        var allowed = new bool[_texts.Length];
-        var complete = _constraint.IsComplete(_state);
-        if (!_constraint.IsFinal(_state))
-        {
-            for (var id = 0; id < _texts.Length; id++)
-            {
-                if (_texts[id] is { } text && Walk(_state, text) is not null) allowed[id] = true;
-            }
-        }
-
-        if (complete)
-        {
-            foreach (var stop in _stopIds)
-            {
-                if ((uint)stop < (uint)allowed.Length) allowed[stop] = true;
-            }
-        }
-
-        if (key is { } cacheKey) _cache[cacheKey] = allowed;
+        if (key is not null && _cache.TryGet(key, out var cached)) return cached;
+        var allowed = new ulong[(_trie.VocabularySize + 63) / 64];
+        if (!_constraint.IsFinal(_state)) _constraint.AddAllowed(_state, _trie, allowed);
+        if (key is not null) _cache.Add(key, allowed);
         return allowed;
     }
 }

@@ -1,11 +1,13 @@
 namespace OnnxLM.Constraints;
 
 /// <summary>
-/// JSON (RFC 8259) recognised character by character by a pushdown automaton whose states are immutable, so each
-/// token can be tried from the current state without disturbing it.
+/// JSON (RFC 8259) recognised byte by byte by a pushdown automaton whose states are immutable records, so each
+/// token can be tried from the current state without disturbing it, and equal states (same mode, same open
+/// containers) share their cached allowed tokens. Strings must be valid UTF-8 (no overlong forms or surrogates).
 /// </summary>
 internal sealed class JsonConstraint(bool objectOnly, int maxDepth) : OutputConstraint
 {
+    public const int MaxSupportedDepth = 1000;
     private const int MaxWhitespaceRun = 4;
 
     private enum Mode
@@ -29,8 +31,11 @@ internal sealed class JsonConstraint(bool objectOnly, int maxDepth) : OutputCons
 
     private enum NumberPhase { Minus, Zero, Int, Dot, Frac, E, ESign, Exp }
 
-    /// <summary>One state: the mode, the open containers ('{' or '[') innermost first, and the mode's own detail.</summary>
-    private sealed record State(Mode Mode, Frame? Stack, int Depth, int Whitespace, NumberPhase Number = NumberPhase.Int, string? Rest = null, int Hex = 0);
+    /// <summary>
+    /// One state: the mode, the open containers ('{' or '[') innermost first, and the mode's own detail; in a string,
+    /// <paramref name="Utf8"/> holds the continuation bytes a character still needs (count, then the next byte's lowest and highest value).
+    /// </summary>
+    private sealed record State(Mode Mode, Frame? Stack, int Depth, int Whitespace, NumberPhase Number = NumberPhase.Int, string? Rest = null, int Hex = 0, int Utf8 = 0);
 
     private sealed record Frame(char Kind, Frame? Outer);
 
@@ -46,8 +51,9 @@ internal sealed class JsonConstraint(bool objectOnly, int maxDepth) : OutputCons
 
     private static bool IsWhitespace(char c) => c is ' ' or '\t' or '\n' or '\r';
 
-    internal override object? Step(object state, char c) => Next((State)state, c);
+    internal override object? Step(object state, byte b) => Next((State)state, (char)b);
 
+    /// <summary>The state after one byte (as a char: ASCII, or 0x80–0xFF for the bytes of other characters).</summary>
     private State? Next(State s, char c)
     {
         switch (s.Mode)
@@ -63,6 +69,7 @@ internal sealed class JsonConstraint(bool objectOnly, int maxDepth) : OutputCons
             case Mode.KeyAfterComma:
                 return c == '"' ? s with { Mode = Mode.Key, Whitespace = 0 } : null;
             case Mode.Key or Mode.String:
+                if (s.Utf8 != 0 || c >= 0x80) return Utf8Next(s, c);
                 if (c == '"') return s.Mode == Mode.Key ? s with { Mode = Mode.Colon } : AfterValue(s);
                 if (c == '\\') return s with { Mode = s.Mode == Mode.Key ? Mode.KeyEscape : Mode.StringEscape };
                 return c < 0x20 ? null : s;
@@ -87,6 +94,32 @@ internal sealed class JsonConstraint(bool objectOnly, int maxDepth) : OutputCons
                 return null; // Done: nothing may follow
         }
     }
+
+    /// <summary>A byte of a non-ASCII character inside a string: a valid lead byte, or the continuation the character needs.</summary>
+    private static State? Utf8Next(State s, char c)
+    {
+        if (s.Utf8 != 0)
+        {
+            var (need, lo, hi) = (s.Utf8 >> 16, (s.Utf8 >> 8) & 0xFF, s.Utf8 & 0xFF);
+            if (c < lo || c > hi) return null;
+            return s with { Utf8 = need == 1 ? 0 : Utf8State(need - 1, 0x80, 0xBF) };
+        }
+
+        // RFC 3629's table: the second byte's range depends on the lead byte (no overlong forms, no surrogates, nothing above U+10FFFF).
+        return c switch
+        {
+            >= (char)0xC2 and <= (char)0xDF => s with { Utf8 = Utf8State(1, 0x80, 0xBF) },
+            (char)0xE0 => s with { Utf8 = Utf8State(2, 0xA0, 0xBF) },
+            (char)0xED => s with { Utf8 = Utf8State(2, 0x80, 0x9F) },
+            >= (char)0xE1 and <= (char)0xEF => s with { Utf8 = Utf8State(2, 0x80, 0xBF) },
+            (char)0xF0 => s with { Utf8 = Utf8State(3, 0x90, 0xBF) },
+            >= (char)0xF1 and <= (char)0xF3 => s with { Utf8 = Utf8State(3, 0x80, 0xBF) },
+            (char)0xF4 => s with { Utf8 = Utf8State(3, 0x80, 0x8F) },
+            _ => null,
+        };
+    }
+
+    private static int Utf8State(int need, int lo, int hi) => (need << 16) | (lo << 8) | hi;
 
     private State? StartValue(State s, char c)
     {

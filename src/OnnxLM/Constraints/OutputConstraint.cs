@@ -3,15 +3,23 @@ namespace OnnxLM.Constraints;
 /// <summary>
 /// A shape the generated text must have. Generation then only picks tokens that keep the text a prefix of some
 /// valid output, allows the end token exactly when the text is complete, and stops once nothing else can follow.
-/// Built-ins: <see cref="Regex"/>, <see cref="Choice"/>, <see cref="Json"/>. Set it as <see cref="GenerationOptions.Constraint"/>.
+/// Built-ins: <see cref="Regex"/>, <see cref="Choice"/>, <see cref="Json"/>, <see cref="JsonSchema"/> and <see cref="Grammar"/>.
+/// Set it as <see cref="GenerationOptions.Constraint"/>. A constraint is immutable and may be shared by concurrent
+/// generations; the tokens each of its states allows are computed once per vocabulary and reused.
 /// </summary>
+/// <remarks>
+/// Text is checked as UTF-8 bytes, so a token that holds only part of a character is allowed exactly when some
+/// character completes it validly. Special tokens are never allowed as text.
+/// </remarks>
 public abstract class OutputConstraint
 {
+    private readonly System.Runtime.CompilerServices.ConditionalWeakTable<TokenTrie, AllowedTokenCache> _allowed = [];
+
     /// <summary>The state before any text.</summary>
     internal abstract object Start { get; }
 
-    /// <summary>The state after one more character, or null when no valid output continues with it.</summary>
-    internal abstract object? Step(object state, char c);
+    /// <summary>The state after one more byte of UTF-8 text, or null when no valid output continues with it.</summary>
+    internal abstract object? Step(object state, byte b);
 
     /// <summary>Whether the text so far is a whole valid output (the end token may follow).</summary>
     internal abstract bool IsComplete(object state);
@@ -19,8 +27,31 @@ public abstract class OutputConstraint
     /// <summary>Whether the text is complete and nothing may follow it (generation stops there).</summary>
     internal abstract bool IsFinal(object state);
 
-    /// <summary>A stable key of a state, when states repeat (regex), so the allowed tokens can be cached per state; null when they do not.</summary>
-    internal virtual int? CacheKey(object state) => null;
+    /// <summary>A key equal for states that allow the same tokens, so the allowed sets can be cached; null: do not cache this state.</summary>
+    internal virtual object? CacheKey(object state) => state;
+
+    /// <summary>Sets the bit of every token whose bytes lead from <paramref name="state"/> to a state some valid output continues from.</summary>
+    internal virtual void AddAllowed(object state, TokenTrie trie, ulong[] allowed)
+    {
+        var states = new object[trie.MaxDepth + 1];
+        states[0] = state;
+        for (var i = 0; i < trie.NodeCount;)
+        {
+            var d = trie.Depth[i];
+            if (Step(states[d - 1], trie.Byte[i]) is not { } next)
+            {
+                i = trie.SubtreeEnd[i]; // no token below this byte can be valid
+                continue;
+            }
+
+            states[d] = next;
+            for (var t = trie.TokenStart[i]; t < trie.TokenStart[i + 1]; t++) allowed[trie.TokenIds[t] >> 6] |= 1UL << trie.TokenIds[t];
+            i++;
+        }
+    }
+
+    /// <summary>The allowed-token sets computed so far for one vocabulary, shared by every generation that uses this constraint.</summary>
+    internal AllowedTokenCache AllowedCache(TokenTrie trie) => _allowed.GetValue(trie, t => new AllowedTokenCache(t.VocabularySize));
 
     /// <summary>Text matching a regular expression as a whole (<c>.</c>, <c>[...]</c>, <c>[^...]</c>, <c>\d \w \s</c> and their negations, <c>* + ? {m,n}</c>, <c>|</c>, groups).</summary>
     /// <exception cref="ArgumentException">The pattern is invalid or uses unsupported syntax (backreferences, lookaround, anchors inside).</exception>
@@ -45,5 +76,29 @@ public abstract class OutputConstraint
     /// A valid JSON document (RFC 8259): a JSON object by default (OpenAI's <c>json_object</c> mode), any JSON value with
     /// <paramref name="objectOnly"/> false. Whitespace between tokens is limited to short runs so a model cannot pad forever.
     /// </summary>
-    public static OutputConstraint Json(bool objectOnly = true, int maxDepth = 32) => new JsonConstraint(objectOnly, maxDepth);
+    public static OutputConstraint Json(bool objectOnly = true, int maxDepth = 32)
+    {
+        ArgumentOutOfRangeException.ThrowIfLessThan(maxDepth, 1);
+        ArgumentOutOfRangeException.ThrowIfGreaterThan(maxDepth, JsonConstraint.MaxSupportedDepth);
+        // The defaults are shared, so their cached allowed sets serve every request.
+        return (objectOnly, maxDepth) switch
+        {
+            (true, 32) => DefaultJsonObject,
+            (false, 32) => DefaultJsonValue,
+            _ => new JsonConstraint(objectOnly, maxDepth),
+        };
+    }
+
+    private static readonly JsonConstraint DefaultJsonObject = new(true, 32);
+    private static readonly JsonConstraint DefaultJsonValue = new(false, 32);
+
+    /// <summary>
+    /// Text in the language of a context-free grammar written in llama.cpp's GBNF: rules <c>name ::= ...</c> with
+    /// sequences, <c>|</c> alternatives, <c>"literals"</c>, character classes <c>[a-z]</c> / <c>[^...]</c>, <c>.</c>,
+    /// groups, <c>* + ?</c> and <c>{m}</c> / <c>{m,}</c> / <c>{m,n}</c>, and <c>#</c> comments. The output must be a
+    /// whole <paramref name="root"/>.
+    /// </summary>
+    /// <exception cref="ArgumentException">The grammar does not parse, names an undefined rule, has no root rule,
+    /// is left-recursive or has a rule that can never finish; the message names the rule and place.</exception>
+    public static OutputConstraint Grammar(string grammar, string root = "root") => new GrammarConstraint(grammar, root);
 }

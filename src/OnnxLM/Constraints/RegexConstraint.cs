@@ -3,18 +3,17 @@ using System.Text;
 namespace OnnxLM.Constraints;
 
 /// <summary>
-/// A regular expression compiled to a Thompson NFA over characters, walked as a DFA built lazily (each DFA state a
-/// set of NFA states, its transitions cached), so a state repeats and the allowed tokens can be cached per state.
+/// A regular expression over Unicode text compiled to a Thompson NFA over UTF-8 bytes (each character class becomes
+/// the byte-range sequences of its encodings), walked as a DFA built lazily: each DFA state is a set of NFA states.
+/// Working on bytes lets tokens that hold only part of a character be allowed exactly when some character completes them.
 /// </summary>
-internal sealed class RegexConstraint : OutputConstraint
+internal sealed class RegexConstraint : AutomatonConstraint
 {
-    private readonly List<(Func<char, bool>? Test, int Next, int Epsilon2)> _nfa = []; // Test null: epsilon to Next (and Epsilon2 when ≥ 0)
-    private readonly int _startNfa;
+    // An NFA state either reads one byte in [Lo, Hi] and goes to Next, or (Lo > Hi) moves without input to Next and to Epsilon2 when ≥ 0.
+    private readonly List<(byte Lo, byte Hi, int Next, int Epsilon2)> _nfa = [];
     private readonly int _acceptNfa;
     private readonly List<int[]> _dfaStates = [];
     private readonly Dictionary<string, int> _dfaIds = new(StringComparer.Ordinal);
-    private readonly Dictionary<(int, char), int> _transitions = [];
-    private readonly Lock _lock = new();
     private readonly string _pattern;
     private int _pos;
 
@@ -24,12 +23,11 @@ internal sealed class RegexConstraint : OutputConstraint
         _pattern = pattern;
         var (start, end) = ParseAlternation();
         if (_pos != pattern.Length) throw Error($"unexpected '{pattern[_pos]}'");
-        _startNfa = start;
         _acceptNfa = end;
-        Start = Intern(Closure([start]));
+        StartState = Intern(Closure([start]));
     }
 
-    internal override object Start { get; }
+    protected override string Describe => $"The regular expression '{(_pattern.Length > 200 ? _pattern[..200] + "…" : _pattern)}'";
 
     public static string Escape(string text)
     {
@@ -43,48 +41,27 @@ internal sealed class RegexConstraint : OutputConstraint
         return sb.ToString();
     }
 
-    internal override object? Step(object state, char c)
+    protected override int? Compute(int state, byte b)
     {
-        var id = (int)state;
-        lock (_lock)
+        var targets = new List<int>();
+        foreach (var s in _dfaStates[state])
         {
-            if (_transitions.TryGetValue((id, c), out var next)) return next < 0 ? null : next;
-            var targets = new List<int>();
-            foreach (var s in _dfaStates[id])
-            {
-                var (test, to, _) = _nfa[s];
-                if (test is not null && test(c)) targets.Add(to);
-            }
-
-            next = targets.Count == 0 ? -1 : Intern(Closure(targets));
-            _transitions[(id, c)] = next;
-            return next < 0 ? null : next;
+            var (lo, hi, next, _) = _nfa[s];
+            if (lo <= hi && b >= lo && b <= hi) targets.Add(next);
         }
+
+        return targets.Count == 0 ? null : Intern(Closure(targets));
     }
 
-    internal override bool IsComplete(object state)
-    {
-        lock (_lock) return Array.IndexOf(_dfaStates[(int)state], _acceptNfa) >= 0;
-    }
-
-    internal override bool IsFinal(object state)
-    {
-        lock (_lock)
-        {
-            // Final when complete and no NFA state has a character transition left.
-            var states = _dfaStates[(int)state];
-            return Array.IndexOf(states, _acceptNfa) >= 0 && states.All(s => _nfa[s].Test is null);
-        }
-    }
-
-    internal override int? CacheKey(object state) => (int)state;
+    private static bool IsEpsilon((byte Lo, byte Hi, int Next, int Epsilon2) state) => state.Lo > state.Hi;
 
     private int Intern(int[] states)
     {
         var key = string.Join(',', states);
         if (_dfaIds.TryGetValue(key, out var id)) return id;
-        if (_dfaStates.Count > 100_000) throw new InvalidOperationException($"The regular expression '{_pattern}' needs more than 100,000 automaton states.");
-        id = _dfaStates.Count;
+        var complete = Array.IndexOf(states, _acceptNfa) >= 0;
+        // Final: complete, and no NFA state left that reads a byte.
+        id = AddState(complete, complete && states.All(s => IsEpsilon(_nfa[s])));
         _dfaStates.Add(states);
         _dfaIds[key] = id;
         return id;
@@ -98,11 +75,11 @@ internal sealed class RegexConstraint : OutputConstraint
         {
             var s = stack.Pop();
             if (!seen.Add(s)) continue;
-            var (test, next, e2) = _nfa[s];
-            if (test is null)
+            var state = _nfa[s];
+            if (IsEpsilon(state))
             {
-                if (next >= 0) stack.Push(next);
-                if (e2 >= 0) stack.Push(e2);
+                if (state.Next >= 0) stack.Push(state.Next);
+                if (state.Epsilon2 >= 0) stack.Push(state.Epsilon2);
             }
         }
 
@@ -111,16 +88,24 @@ internal sealed class RegexConstraint : OutputConstraint
         return result;
     }
 
-    private int NewState(Func<char, bool>? test = null, int next = -1, int e2 = -1)
+    /// <summary>An epsilon state (moves without input) to <paramref name="next"/> and <paramref name="e2"/> (−1: not yet).</summary>
+    private int NewState(int next = -1, int e2 = -1)
     {
-        _nfa.Add((test, next, e2));
+        _nfa.Add((1, 0, next, e2));
         return _nfa.Count - 1;
     }
 
+    private int NewByteState(byte lo, byte hi, int next)
+    {
+        _nfa.Add((lo, hi, next, -1));
+        return _nfa.Count - 1;
+    }
+
+    /// <summary>Points an epsilon state's first free edge at <paramref name="next"/>.</summary>
     private void Patch(int state, int next)
     {
-        var (test, n, e2) = _nfa[state];
-        _nfa[state] = n < 0 ? (test, next, e2) : (test, n, next);
+        var (lo, hi, n, e2) = _nfa[state];
+        _nfa[state] = n < 0 ? (lo, hi, next, e2) : (lo, hi, n, next);
     }
 
     private ArgumentException Error(string what) => new($"Regular expression '{_pattern}' at {_pos}: {what}.", "pattern");
@@ -286,10 +271,11 @@ internal sealed class RegexConstraint : OutputConstraint
     private (int Start, int End) ParseAtom()
     {
         if (_pos >= _pattern.Length) throw Error("unexpected end");
-        var c = _pattern[_pos++];
+        var c = _pattern[_pos];
         switch (c)
         {
             case '(':
+                _pos++;
                 if (_pos < _pattern.Length && _pattern[_pos] == '?')
                 {
                     if (_pos + 1 < _pattern.Length && _pattern[_pos + 1] == ':') _pos += 2;
@@ -301,110 +287,149 @@ internal sealed class RegexConstraint : OutputConstraint
                 _pos++;
                 return inner;
             case '[':
+                _pos++;
                 return Single(ParseClass());
             case '.':
-                return Single(ch => ch != '\n');
+                _pos++;
+                return Single(CharSet.Of('\n').Negate());
             case '\\':
-                return Single(ParseEscape(inClass: false));
+                _pos++;
+                return Single(ParseEscape());
             case '^' or '$':
                 throw Error("anchors are implicit (the whole output matches); remove '^'/'$'");
             case '*' or '+' or '?' or '{':
                 throw Error($"nothing to repeat before '{c}'");
             default:
-                return Single(ch => ch == c);
+                return Single(CharSet.Of(ReadCodePoint()));
         }
     }
 
-    private (int, int) Single(Func<char, bool> test)
+    /// <summary>One character of the pattern (a surrogate pair is one), as a code point.</summary>
+    private int ReadCodePoint()
+    {
+        var c = _pattern[_pos++];
+        if (char.IsHighSurrogate(c) && _pos < _pattern.Length && char.IsLowSurrogate(_pattern[_pos])) return char.ConvertToUtf32(c, _pattern[_pos++]);
+        if (char.IsSurrogate(c)) throw Error("a lone surrogate is not a character");
+        return c;
+    }
+
+    /// <summary>A fragment reading one character of <paramref name="set"/>: a branch per UTF-8 byte-range sequence.</summary>
+    private (int, int) Single(CharSet set)
     {
         var end = NewState();
-        var start = NewState(test, end);
+        var sequences = set.Utf8Sequences();
+        if (sequences.Count == 0) return (NewState(), end); // an empty class: matches nothing
+        var start = -1;
+        var previousSplit = -1;
+        foreach (var sequence in sequences)
+        {
+            var next = end;
+            for (var k = sequence.Length - 1; k >= 0; k--) next = NewByteState(sequence[k].Lo, sequence[k].Hi, next);
+            var split = NewState(next);
+            if (previousSplit >= 0) Patch(previousSplit, split);
+            else start = split;
+            previousSplit = split;
+        }
+
         return (start, end);
     }
 
-    private Func<char, bool> ParseEscape(bool inClass)
+    private static readonly CharSet Digits = CharSet.Range('0', '9');
+    private static readonly CharSet Word = CharSet.Union([('0', '9'), ('A', 'Z'), ('a', 'z'), ('_', '_')]);
+    private static readonly CharSet Space = CharSet.Union([(' ', ' '), ('\t', '\r')]); // \t \n \v \f \r
+
+    /// <summary>After a backslash: a class escape (\d \w \s and negations) or one escaped character.</summary>
+    private CharSet ParseEscape()
+    {
+        if (_pos >= _pattern.Length) throw Error("trailing '\\'");
+        var e = _pattern[_pos];
+        switch (e)
+        {
+            case 'd': _pos++; return Digits;
+            case 'D': _pos++; return Digits.Negate();
+            case 'w': _pos++; return Word;
+            case 'W': _pos++; return Word.Negate();
+            case 's': _pos++; return Space;
+            case 'S': _pos++; return Space.Negate();
+            default: return CharSet.Of(ParseEscapedChar());
+        }
+    }
+
+    /// <summary>After a backslash: \n \t \r \f \v \xHH \uHHHH, or a punctuation character standing for itself.</summary>
+    private int ParseEscapedChar()
     {
         if (_pos >= _pattern.Length) throw Error("trailing '\\'");
         var e = _pattern[_pos++];
         return e switch
         {
-            'd' => char.IsAsciiDigit,
-            'D' => ch => !char.IsAsciiDigit(ch),
-            'w' => ch => char.IsAsciiLetterOrDigit(ch) || ch == '_',
-            'W' => ch => !(char.IsAsciiLetterOrDigit(ch) || ch == '_'),
-            's' => ch => ch is ' ' or '\t' or '\n' or '\r' or '\f' or '\v',
-            'S' => ch => ch is not (' ' or '\t' or '\n' or '\r' or '\f' or '\v'),
-            'n' => ch => ch == '\n',
-            't' => ch => ch == '\t',
-            'r' => ch => ch == '\r',
-            'x' => Is(Hex()),
+            'n' => '\n',
+            't' => '\t',
+            'r' => '\r',
+            'f' => '\f',
+            'v' => '\v',
+            'x' => Hex(2),
+            'u' => Hex(4),
             _ when char.IsAsciiLetterOrDigit(e) => throw Error($"unsupported escape '\\{e}'"),
-            _ => ch => ch == e,
+            _ => e,
         };
     }
 
-    private static Func<char, bool> Is(char expected) => ch => ch == expected;
-
-    /// <summary>The two hex digits after <c>\x</c>.</summary>
-    private char Hex()
+    /// <summary>The <paramref name="digits"/> hex digits after <c>\x</c> or <c>\u</c>.</summary>
+    private int Hex(int digits)
     {
-        if (_pos + 2 > _pattern.Length || !int.TryParse(_pattern.AsSpan(_pos, 2), System.Globalization.NumberStyles.AllowHexSpecifier, null, out var value)) throw Error("\\x needs two hex digits");
-        _pos += 2;
-        return (char)value;
+        if (_pos + digits > _pattern.Length || !int.TryParse(_pattern.AsSpan(_pos, digits), System.Globalization.NumberStyles.AllowHexSpecifier, null, out var value))
+        {
+            throw Error($"'\\{_pattern[_pos - 1]}' needs {digits} hex digits");
+        }
+
+        _pos += digits;
+        return value;
     }
 
-    private Func<char, bool> ParseClass()
+    private CharSet ParseClass()
     {
         var negate = _pos < _pattern.Length && _pattern[_pos] == '^';
         if (negate) _pos++;
-        var parts = new List<Func<char, bool>>();
+        var set = CharSet.Empty;
         var first = true;
         while (true)
         {
             if (_pos >= _pattern.Length) throw Error("missing ']'");
-            var c = _pattern[_pos];
-            if (c == ']' && !first)
+            if (_pattern[_pos] == ']' && !first)
             {
                 _pos++;
                 break;
             }
 
             first = false;
-            _pos++;
-            if (c == '\\')
+            if (_pattern[_pos] == '\\' && _pos + 1 < _pattern.Length && _pattern[_pos + 1] is 'd' or 'D' or 'w' or 'W' or 's' or 'S')
             {
-                var e = _pattern[_pos];
-                if (e is 'd' or 'D' or 'w' or 'W' or 's' or 'S')
-                {
-                    parts.Add(ParseEscape(inClass: true));
-                    continue;
-                }
-
                 _pos++;
-                c = e switch { 'n' => '\n', 't' => '\t', 'r' => '\r', 'x' => Hex(), _ => e };
+                set = set.Union(ParseEscape());
+                continue;
             }
 
+            var lo = ClassChar();
             if (_pos + 1 < _pattern.Length && _pattern[_pos] == '-' && _pattern[_pos + 1] != ']')
             {
                 _pos++;
-                var hi = _pattern[_pos++];
-                if (hi == '\\')
-                {
-                    hi = _pattern[_pos++];
-                    if (hi == 'x') hi = Hex();
-                }
-                if (hi < c) throw Error("a range runs backwards");
-                var (lo, h) = (c, hi);
-                parts.Add(ch => ch >= lo && ch <= h);
+                var hi = ClassChar();
+                if (hi < lo) throw Error("a range runs backwards");
+                set = set.Union(CharSet.Range(lo, hi));
             }
             else
             {
-                var single = c;
-                parts.Add(ch => ch == single);
+                set = set.Union(CharSet.Of(lo));
             }
         }
 
-        var tests = parts.ToArray();
-        return negate ? ch => !tests.Any(t => t(ch)) : ch => tests.Any(t => t(ch));
+        return negate ? set.Negate() : set;
+    }
+
+    private int ClassChar()
+    {
+        if (_pattern[_pos] != '\\') return ReadCodePoint();
+        _pos++;
+        return ParseEscapedChar();
     }
 }

@@ -282,6 +282,27 @@ public sealed class TextTokenizer
         return _pipeline.Decode([id], skipSpecialTokens: false, continuation: true);
     }
 
+    /// <summary>
+    /// The UTF-8 bytes one token adds when it follows other text, including tokens that are only part of a character
+    /// (a byte-level piece such as "âĢ", or a byte-fallback "&lt;0xE2&gt;"); null for special tokens and tokens whose bytes cannot be known.
+    /// </summary>
+    internal byte[]? TokenBytes(int id)
+    {
+        if (IsSpecialToken(id)) return null;
+        var text = TokenText(id);
+        if (!text.Contains('\uFFFD')) return System.Text.Encoding.UTF8.GetBytes(text);
+        var piece = _pipeline.TokenToPiece(id);
+        if (Tokenization.ByteFallbackDecoder.TryParseByte(piece, out var single)) return [single];
+        if (!_pipeline.DecodesByteLevel) return null;
+        var bytes = new byte[piece.Length];
+        for (var i = 0; i < piece.Length; i++)
+        {
+            if (!ByteLevelAlphabet.TryCharToByte(piece[i], out bytes[i])) return null;
+        }
+
+        return bytes;
+    }
+
     /// <summary>The vocabulary entry of a token as stored ("Ġthe", "▁the", "&lt;0x0A&gt;").</summary>
     /// <exception cref="ArgumentOutOfRangeException">The id is outside the vocabulary.</exception>
     public string TokenToPiece(int id) => _pipeline.TokenToPiece(id);

@@ -207,6 +207,9 @@ internal sealed class TokenizerPipeline
         return string.Concat(tokens);
     }
 
+    /// <summary>Whether the decoder maps byte-level characters ("Ġ", "Ċ") back to bytes (GPT-2-style vocabularies).</summary>
+    public bool DecodesByteLevel => _decoder is ByteLevelDecoder || (_decoder is SequenceDecoder sequence && sequence.Steps.Any(s => s is ByteLevelDecoder));
+
     public string TokenToPiece(int id) =>
         (uint)id < (uint)_pieces.Length && _pieces[id] is { } piece
             ? piece

@@ -1,0 +1,222 @@
+namespace OnnxLM.Constraints;
+
+/// <summary>
+/// A context-free grammar (GBNF, see <see cref="GbnfParser"/>) recognised byte by byte with a set of parse stacks, as
+/// llama.cpp does: each stack's top is a byte range the text may continue with, below it the positions to return to.
+/// Stacks are shared and numbered, so a set of stacks is a state of a lazily built DFA (<see cref="AutomatonConstraint"/>)
+/// and repeats: inside a JSON string or a list the state after each item is the same one. Left recursion and rules that
+/// can never finish are refused when the grammar is compiled, which keeps every live stack completable (no dead ends).
+/// </summary>
+internal sealed class GrammarConstraint : AutomatonConstraint
+{
+    private const int End = -2;
+    private const int MaxStacks = 2_000_000;
+
+    private readonly GrammarElement[] _flat;      // every alternative's elements, each followed by an End marker
+    private readonly int[][] _alternatives;       // rule → the flat position where each alternative starts
+    private readonly string _root;
+    private readonly List<Stack> _stacks = [null!]; // by id; 0 is the empty stack (the whole text matched)
+    private readonly Dictionary<(int Pos, int Next), Stack> _stackIds = [];
+    private readonly List<int[]> _dfaStates = [];
+    private readonly Dictionary<string, int> _dfaIds = new(StringComparer.Ordinal);
+
+    /// <summary>A parse stack: a flat position (a byte range on top, return positions below) and the stack under it.</summary>
+    private sealed class Stack(int pos, Stack? next, int id)
+    {
+        public int Pos => pos;
+
+        public Stack? Next => next;
+
+        public int Id => id;
+    }
+
+    public GrammarConstraint(string grammar, string root)
+    {
+        ArgumentNullException.ThrowIfNull(grammar);
+        ArgumentException.ThrowIfNullOrEmpty(root);
+        var parsed = GbnfParser.Parse(grammar);
+        var rootId = parsed.RuleId(root) ?? throw new ArgumentException($"The grammar has no rule '{root}' to start from.", nameof(root));
+        _root = root;
+        var rules = parsed.Rules;
+        CheckNoLeftRecursion(rules, parsed.Names);
+        CheckEveryRuleFinishes(rules, parsed.Names, rootId);
+
+        var flat = new List<GrammarElement>();
+        _alternatives = new int[rules.Count][];
+        for (var r = 0; r < rules.Count; r++)
+        {
+            _alternatives[r] = new int[rules[r].Count];
+            for (var a = 0; a < rules[r].Count; a++)
+            {
+                _alternatives[r][a] = flat.Count;
+                flat.AddRange(rules[r][a]);
+                flat.Add(new GrammarElement(0, 0, End));
+            }
+        }
+
+        _flat = [.. flat];
+        var start = new Expansion();
+        foreach (var alternative in _alternatives[rootId]) Expand(alternative, null, start);
+        StartState = Intern(start);
+    }
+
+    protected override string Describe => $"The grammar (root '{_root}')";
+
+    protected override int? Compute(int state, byte b)
+    {
+        var expansion = new Expansion();
+        foreach (var id in _dfaStates[state])
+        {
+            if (id == 0) continue;
+            var stack = _stacks[id];
+            var element = _flat[stack.Pos];
+            if (b >= element.Lo && b <= element.Hi) Expand(stack.Pos + 1, stack.Next, expansion);
+        }
+
+        return expansion.Ids.Count == 0 ? null : Intern(expansion);
+    }
+
+    /// <summary>The stacks reached in one step: their ids, and the (position, stack below) pairs already expanded.</summary>
+    private sealed class Expansion
+    {
+        public readonly SortedSet<int> Ids = [];
+        public readonly HashSet<(int, int)> Visited = [];
+    }
+
+    /// <summary>
+    /// Adds the stacks that continue from flat position <paramref name="pos"/> over <paramref name="rest"/>: a byte
+    /// range stays on top; a rule reference opens each of its alternatives (returning after the reference, unless the
+    /// reference ends its alternative: then straight to <paramref name="rest"/>, so right recursion does not grow the
+    /// stack); an alternative's end returns to <paramref name="rest"/>, and an empty stack means the text is complete.
+    /// </summary>
+    private void Expand(int pos, Stack? rest, Expansion into)
+    {
+        if (!into.Visited.Add((pos, rest?.Id ?? 0))) return;
+        var element = _flat[pos];
+        if (element.Rule == End)
+        {
+            if (rest is null) into.Ids.Add(0);
+            else Expand(rest.Pos, rest.Next, into);
+        }
+        else if (element.IsRule)
+        {
+            var after = _flat[pos + 1].Rule == End ? rest : Push(pos + 1, rest);
+            foreach (var alternative in _alternatives[element.Rule]) Expand(alternative, after, into);
+        }
+        else
+        {
+            into.Ids.Add(Push(pos, rest).Id);
+        }
+    }
+
+    private Stack Push(int pos, Stack? rest)
+    {
+        var key = (pos, rest?.Id ?? 0);
+        if (_stackIds.TryGetValue(key, out var stack)) return stack;
+        if (_stacks.Count >= MaxStacks) throw new InvalidOperationException($"{Describe} needs more than {MaxStacks:N0} parse stacks.");
+        stack = new Stack(pos, rest, _stacks.Count);
+        _stacks.Add(stack);
+        _stackIds[key] = stack;
+        return stack;
+    }
+
+    private int Intern(Expansion expansion)
+    {
+        var ids = expansion.Ids.ToArray();
+        var key = string.Join(',', ids);
+        if (_dfaIds.TryGetValue(key, out var id)) return id;
+        var complete = ids[0] == 0;
+        id = AddState(complete, complete && ids.Length == 1);
+        _dfaStates.Add(ids);
+        _dfaIds[key] = id;
+        return id;
+    }
+
+    /// <summary>Which rules can match the empty text.</summary>
+    private static bool[] Nullable(IReadOnlyList<List<List<GrammarElement>>> rules)
+    {
+        var nullable = new bool[rules.Count];
+        for (var changed = true; changed;)
+        {
+            changed = false;
+            for (var r = 0; r < rules.Count; r++)
+            {
+                if (nullable[r] || !rules[r].Any(a => a.All(e => e.IsRule && nullable[e.Rule]))) continue;
+                nullable[r] = changed = true;
+            }
+        }
+
+        return nullable;
+    }
+
+    /// <summary>A rule that can reach itself without reading a byte would expand forever: refused, naming it.</summary>
+    private static void CheckNoLeftRecursion(IReadOnlyList<List<List<GrammarElement>>> rules, IReadOnlyList<string> names)
+    {
+        var nullable = Nullable(rules);
+        var first = new List<int>[rules.Count]; // r → the rules that can start r
+        for (var r = 0; r < rules.Count; r++)
+        {
+            first[r] = [];
+            foreach (var alternative in rules[r])
+            {
+                foreach (var e in alternative)
+                {
+                    if (!e.IsRule) break;
+                    first[r].Add(e.Rule);
+                    if (!nullable[e.Rule]) break;
+                }
+            }
+        }
+
+        var mark = new byte[rules.Count]; // 0 unseen, 1 on the path, 2 done
+        void Visit(int r)
+        {
+            mark[r] = 1;
+            foreach (var s in first[r])
+            {
+                if (mark[s] == 1) throw new ArgumentException($"Grammar rule '{UserName(names[s])}' is left-recursive (it can reach itself before reading any text); rewrite it with repetition (x*, x+).", "grammar");
+                if (mark[s] == 0) Visit(s);
+            }
+
+            mark[r] = 2;
+        }
+
+        for (var r = 0; r < rules.Count; r++)
+        {
+            if (mark[r] == 0) Visit(r);
+        }
+    }
+
+    /// <summary>Every rule reachable from the root must be able to finish; otherwise some prefixes would be dead ends.</summary>
+    private static void CheckEveryRuleFinishes(IReadOnlyList<List<List<GrammarElement>>> rules, IReadOnlyList<string> names, int root)
+    {
+        var finishes = new bool[rules.Count];
+        for (var changed = true; changed;)
+        {
+            changed = false;
+            for (var r = 0; r < rules.Count; r++)
+            {
+                if (finishes[r] || !rules[r].Any(a => a.All(e => !e.IsRule || finishes[e.Rule]))) continue;
+                finishes[r] = changed = true;
+            }
+        }
+
+        var seen = new bool[rules.Count];
+        var pending = new Stack<int>([root]);
+        while (pending.Count > 0)
+        {
+            var r = pending.Pop();
+            if (seen[r]) continue;
+            seen[r] = true;
+            if (!finishes[r]) throw new ArgumentException($"Grammar rule '{UserName(names[r])}' can never finish: every alternative needs itself again.", "grammar");
+            foreach (var e in rules[r].SelectMany(a => a)) if (e.IsRule) pending.Push(e.Rule);
+        }
+    }
+
+    /// <summary>The name the user wrote: generated rules are named after the rule they came from ("value-12").</summary>
+    private static string UserName(string name)
+    {
+        var dash = name.LastIndexOf('-');
+        return dash > 0 && name[(dash + 1)..].All(char.IsAsciiDigit) ? name[..dash] : name;
+    }
+}
