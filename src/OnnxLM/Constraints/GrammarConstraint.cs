@@ -149,41 +149,45 @@ internal sealed class GrammarConstraint : AutomatonConstraint
         return nullable;
     }
 
-    /// <summary>A rule that can reach itself without reading a byte would expand forever: refused, naming it.</summary>
+    /// <summary>
+    /// A rule that can reach itself before reading a byte, through a reference that leaves something to return to,
+    /// would push stacks forever: refused, naming it. Cycles through tail references only (<c>(x?)*</c> desugars to
+    /// one) push nothing and are cut by the expansion's visited set.
+    /// </summary>
     private static void CheckNoLeftRecursion(IReadOnlyList<List<List<GrammarElement>>> rules, IReadOnlyList<string> names)
     {
         var nullable = Nullable(rules);
-        var first = new List<int>[rules.Count]; // r → the rules that can start r
+        var first = new List<(int Rule, bool Tail)>[rules.Count]; // r → the rules that can start r, and whether that reference ends its alternative
         for (var r = 0; r < rules.Count; r++)
         {
             first[r] = [];
             foreach (var alternative in rules[r])
             {
-                foreach (var e in alternative)
+                for (var k = 0; k < alternative.Count && alternative[k].IsRule; k++)
                 {
-                    if (!e.IsRule) break;
-                    first[r].Add(e.Rule);
-                    if (!nullable[e.Rule]) break;
+                    first[r].Add((alternative[k].Rule, k == alternative.Count - 1));
+                    if (!nullable[alternative[k].Rule]) break;
                 }
             }
         }
 
-        var mark = new byte[rules.Count]; // 0 unseen, 1 on the path, 2 done
-        void Visit(int r)
-        {
-            mark[r] = 1;
-            foreach (var s in first[r])
-            {
-                if (mark[s] == 1) throw new ArgumentException($"Grammar rule '{UserName(names[s])}' is left-recursive (it can reach itself before reading any text); rewrite it with repetition (x*, x+).", "grammar");
-                if (mark[s] == 0) Visit(s);
-            }
-
-            mark[r] = 2;
-        }
-
         for (var r = 0; r < rules.Count; r++)
         {
-            if (mark[r] == 0) Visit(r);
+            foreach (var (s, tail) in first[r])
+            {
+                if (tail) continue;
+                // Does s lead back to r before any byte?
+                var seen = new bool[rules.Count];
+                var pending = new Stack<int>([s]);
+                while (pending.Count > 0)
+                {
+                    var x = pending.Pop();
+                    if (x == r) throw new ArgumentException($"Grammar rule '{UserName(names[r])}' is left-recursive (it can reach itself before reading any text); rewrite it with repetition (x*, x+).", "grammar");
+                    if (seen[x]) continue;
+                    seen[x] = true;
+                    foreach (var (next, _) in first[x]) pending.Push(next);
+                }
+            }
         }
     }
 
@@ -201,16 +205,29 @@ internal sealed class GrammarConstraint : AutomatonConstraint
             }
         }
 
+        var stuck = Reachable(rules, root, _ => true).Where(r => !finishes[r]).ToList();
+        if (stuck.Count == 0) return;
+        // Name the rule that needs itself (x ::= "(" x ")"), not the rules that only fail because they use it.
+        var culprit = stuck.FirstOrDefault(r => rules[r].SelectMany(a => a).Any(e => e.IsRule && !finishes[e.Rule] && Reachable(rules, e.Rule, s => !finishes[s]).Contains(r)), stuck[0]);
+        throw new ArgumentException($"Grammar rule '{UserName(names[culprit])}' can never finish: every alternative needs itself again.", "grammar");
+    }
+
+    /// <summary>The rules reachable from <paramref name="from"/> (itself included) through rules that pass <paramref name="through"/>.</summary>
+    private static List<int> Reachable(IReadOnlyList<List<List<GrammarElement>>> rules, int from, Func<int, bool> through)
+    {
         var seen = new bool[rules.Count];
-        var pending = new Stack<int>([root]);
+        var order = new List<int>();
+        var pending = new Stack<int>([from]);
         while (pending.Count > 0)
         {
             var r = pending.Pop();
-            if (seen[r]) continue;
+            if (seen[r] || !through(r)) continue;
             seen[r] = true;
-            if (!finishes[r]) throw new ArgumentException($"Grammar rule '{UserName(names[r])}' can never finish: every alternative needs itself again.", "grammar");
+            order.Add(r);
             foreach (var e in rules[r].SelectMany(a => a)) if (e.IsRule) pending.Push(e.Rule);
         }
+
+        return order;
     }
 
     /// <summary>The name the user wrote: generated rules are named after the rule they came from ("value-12").</summary>

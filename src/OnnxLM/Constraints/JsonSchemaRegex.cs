@@ -20,6 +20,9 @@ internal static class JsonSchemaRegex
     private const string Integer = "-?(?:0|[1-9][0-9]*)";
     private const string Number = Integer + "(?:\\.[0-9]+)?(?:[eE][+-]?[0-9]+)?";
 
+    // Non-ASCII stays as written ("día", not "d\u00EDa"), so enum values and property names read as the schema gives them.
+    private static readonly JsonSerializerOptions Relaxed = new() { Encoder = System.Text.Encodings.Web.JavaScriptEncoder.UnsafeRelaxedJsonEscaping };
+
     private static readonly HashSet<string> Annotations = ["title", "description", "default", "examples", "$schema", "$id", "$comment", "$defs", "definitions"];
     private static readonly HashSet<string> Supported =
         ["type", "properties", "required", "additionalProperties", "items", "minItems", "maxItems", "enum", "const", "pattern", "minLength", "maxLength", "format", "anyOf", "oneOf", "$ref"];
@@ -108,7 +111,7 @@ internal static class JsonSchemaRegex
         var required = node.TryGetProperty("required", out var r) ? r.EnumerateArray().Select(x => x.GetString()!).ToHashSet() : [];
         var properties = node.TryGetProperty("properties", out var p) ? p.EnumerateObject().Select(x => (x.Name, Pattern: Compile(x.Value, root, refs))).ToList() : [];
         if (properties.Count == 0) return "\\{" + Ws + "\\}";
-        var members = properties.Select(x => (Text: RegexConstraint.Escape(JsonSerializer.Serialize(x.Name)) + Ws + ":" + Ws + x.Pattern, Required: required.Contains(x.Name))).ToList();
+        var members = properties.Select(x => (Text: RegexConstraint.Escape(JsonSerializer.Serialize(x.Name, Relaxed)) + Ws + ":" + Ws + x.Pattern, Required: required.Contains(x.Name))).ToList();
 
         // From member i on, with or without a member before it (which decides whether a comma leads).
         string Rest(int i, bool hasPrevious)
@@ -141,7 +144,7 @@ internal static class JsonSchemaRegex
         return level1;
     }
 
-    private static string Literal(JsonElement value) => RegexConstraint.Escape(JsonSerializer.Serialize(value));
+    private static string Literal(JsonElement value) => RegexConstraint.Escape(JsonSerializer.Serialize(value, Relaxed));
 
     private static JsonElement Resolve(JsonElement root, string path)
     {
