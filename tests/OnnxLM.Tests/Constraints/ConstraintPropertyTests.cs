@@ -116,6 +116,23 @@ public sealed class LargeVocabularyConstraintTests
             }
         }
     }
+
+    [SharedModelFact(Model)]
+    public async Task SchemaOutputsValidateOnA32kVocabulary()
+    {
+        const string Schema = """
+            {"type": "object", "additionalProperties": false, "required": ["when", "ok", "tag"],
+             "properties": {"when": {"type": "string", "format": "date"}, "ok": {"type": "boolean"}, "tag": {"enum": ["día", "日本"]}}}
+            """;
+        using var model = LanguageModel.Load(TestPaths.SharedModel(Model));
+        var constraint = OutputConstraint.JsonSchema(JsonDocument.Parse(Schema).RootElement);
+        for (var seed = 0; seed < 4; seed++)
+        {
+            var result = await model.GenerateAsync("Hello", new GenerationOptions { Constraint = constraint, Temperature = 1, Seed = seed, MaxNewTokens = 120 });
+            Assert.Equal(FinishReason.Stop, result.FinishReason);
+            JsonSchemaPropertyTests.AssertValid(Schema, result.Text, $"seed {seed}");
+        }
+    }
 }
 
 /// <summary>References computed by the test alone: a token is allowed when the text's bytes plus its bytes start some valid output.</summary>
