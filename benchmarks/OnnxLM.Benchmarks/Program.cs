@@ -10,7 +10,7 @@ using GenAI = Microsoft.ML.OnnxRuntimeGenAI;
 //   score-throughput [folder]: scoring tokens/s vs one full forward pass over the same tokens.
 //   tokenizer-throughput [family ...]: single-thread encode MB/s of OnnxLM vs Hugging Face tokenizers (npm, via
 //     build/fixtures/bench_tokenizers.js) on the same ~1 MB text, per tokenizer family, plus a linearity check.
-//   constraint-cost: one step's allowed-token computation for JSON and regex constraints on 4k/32k/128k vocabularies.
+//   constraint-cost: per-token cost of JSON, JSON-schema, grammar and regex constraints on 4k/32k/128k vocabularies, cold and warm.
 //   chat-template: render time of real chat templates, OnnxLM vs @huggingface/jinja (node), and the prefill a 10-turn
 //     ChatSession saves by reusing its cache.
 var command = args.Length > 0 ? args[0] : "genai-compare";

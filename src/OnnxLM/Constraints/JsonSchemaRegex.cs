@@ -42,7 +42,8 @@ internal static class JsonSchemaRegex
         ["email"] = "[a-zA-Z0-9._%+-]+@[a-zA-Z0-9.-]+\\.[a-zA-Z]{2,}",
     };
 
-    public static string Compile(JsonElement schema) => Compile(schema, schema, []);
+    /// <summary>The schema's regex; one leading space is allowed, as JSON mode allows it (SentencePiece models often start with "▁{").</summary>
+    public static string Compile(JsonElement schema) => Ws + Compile(schema, schema, []);
 
     private static string Compile(JsonElement node, JsonElement root, HashSet<string> refs)
     {
