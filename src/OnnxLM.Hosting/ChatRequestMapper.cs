@@ -32,6 +32,8 @@ internal static class ChatRequestMapper
         ["mirostat"] = (o, v) => o.Mirostat = v.GetInt32(),
         ["mirostat_tau"] = (o, v) => o.MirostatTau = v.GetSingle(),
         ["mirostat_eta"] = (o, v) => o.MirostatEta = v.GetSingle(),
+        ["grammar"] = (o, v) => o.Constraint = Constraints.OutputConstraint.Grammar(v.GetString() ?? throw new InvalidOperationException()),
+        ["regex"] = (o, v) => o.Constraint = Constraints.OutputConstraint.Regex(v.GetString() ?? throw new InvalidOperationException()),
         ["sampler_order"] = (o, v) => o.SamplerOrder = v.GetString() switch
         {
             "hf" => SamplerOrders.HuggingFace,
@@ -87,7 +89,7 @@ internal static class ChatRequestMapper
                 }
                 catch (Exception ex) when (ex is InvalidOperationException or FormatException)
                 {
-                    throw new ArgumentException($"ChatOptions.AdditionalProperties['{key}'] has the value '{value}', which is not a {(key is "sampler_order" ? "string" : "number")}.", ex);
+                    throw new ArgumentException($"ChatOptions.AdditionalProperties['{key}'] has the value '{value}', which is not a {(key is "sampler_order" or "grammar" or "regex" ? "string" : "number")}.", ex);
                 }
             }
         }

@@ -57,6 +57,11 @@ public sealed class OnnxLMChatClient : IChatClient
         var generation = ChatRequestMapper.ToGenerationOptions(options, _host.Options.Defaults, this);
         if (options?.ResponseFormat is ChatResponseFormatJson json)
         {
+            if (options.AdditionalProperties is { } extras && (extras.ContainsKey("grammar") || extras.ContainsKey("regex")))
+            {
+                throw new ArgumentException("ChatOptions.ResponseFormat is JSON and AdditionalProperties also sets a grammar or regex; give one of them.", nameof(options));
+            }
+
             // A schema: JSON text valid against it; no schema: a JSON object, OpenAI's json_object.
             generation.Constraint = json.Schema is { } schema ? OnnxLM.Constraints.OutputConstraint.JsonSchema(schema) : OnnxLM.Constraints.OutputConstraint.Json();
         }

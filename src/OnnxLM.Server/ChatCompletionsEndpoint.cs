@@ -23,6 +23,11 @@ internal static class ChatCompletionsEndpoint
         var logprobs = body.Bool("logprobs");
         var topLogprobs = body.Int("top_logprobs", 0, 20) ?? 0;
         if (topLogprobs > 0 && !logprobs) throw ApiException.BadRequest("'top_logprobs' needs 'logprobs': true.", "top_logprobs");
+        if (generation.Constraint is not null && body.Get("response_format") is { } requested && requested.TryGetProperty("type", out var kind) && kind.GetString() != "text")
+        {
+            throw ApiException.BadRequest("'response_format' and a regex, grammar or guided_choice constrain the output twice; give one of them.", "response_format");
+        }
+
         var recorder = logprobs && topLogprobs > 0 ? new TopLogProbRecorder(topLogprobs) : null;
         if (recorder is not null) generation.LogitProcessors.Add(recorder);
         var options = new ChatOptions

@@ -85,7 +85,7 @@ internal sealed class RequestBody(JsonElement root)
             options.SetOpenAIPenalties(Float("presence_penalty"), Float("frequency_penalty"));
             if (Long("seed") is { } seed) options.Seed = GenerationOptions.FoldSeed(seed);
             foreach (var stop in StringOrList("stop")) options.StopSequences.Add(stop);
-            if (String("regex") is { } regex) options.Constraint = Constraints.OutputConstraint.Regex(regex); // vLLM's guided_regex, by this name
+            ApplyConstraint(options);
             if (Get("logit_bias") is { } bias)
             {
                 if (bias.ValueKind != JsonValueKind.Object) throw ApiException.BadRequest("'logit_bias' must be an object of token id → bias.", "logit_bias");
@@ -103,6 +103,29 @@ internal sealed class RequestBody(JsonElement root)
         catch (ArgumentOutOfRangeException e)
         {
             throw ApiException.BadRequest(e.Message.Split(" (Parameter")[0], Snake(e.ParamName));
+        }
+    }
+
+    /// <summary>Output constraints by their field: regex / guided_regex (vLLM), grammar (llama.cpp's GBNF), guided_choice (vLLM); at most one.</summary>
+    private void ApplyConstraint(GenerationOptions options)
+    {
+        string[] fields = ["regex", "guided_regex", "grammar", "guided_choice"];
+        var given = fields.Where(f => Get(f) is not null).ToList();
+        if (given.Count == 0) return;
+        if (given.Count > 1) throw ApiException.BadRequest($"Give at most one of {string.Join(", ", fields)}; the request has {string.Join(" and ", given)}.", given[1]);
+        var field = given[0];
+        try
+        {
+            options.Constraint = field switch
+            {
+                "grammar" => Constraints.OutputConstraint.Grammar(String(field)!),
+                "guided_choice" => Constraints.OutputConstraint.Choice(StringOrList(field)),
+                _ => Constraints.OutputConstraint.Regex(String(field)!),
+            };
+        }
+        catch (ArgumentException e)
+        {
+            throw ApiException.BadRequest(e.Message.Split(" (Parameter")[0], field);
         }
     }
 

@@ -118,6 +118,12 @@ public sealed class HostingTests
         var structured = await client.GetResponseAsync(Hello, new ChatOptions { ResponseFormat = ChatResponseFormat.ForJsonSchema(schema), Temperature = 0, MaxOutputTokens = 40 });
         Assert.Equal(ChatFinishReason.Stop, structured.FinishReason);
         Assert.Contains(JsonDocument.Parse(structured.Text).RootElement.GetProperty("answer").ValueKind, new[] { JsonValueKind.True, JsonValueKind.False });
+        // A GBNF grammar or a regex through AdditionalProperties, as llama.cpp's and vLLM's servers take them.
+        var graded = await client.GetResponseAsync(Hello, new ChatOptions { Temperature = 0, MaxOutputTokens = 20, AdditionalProperties = new() { ["grammar"] = "root ::= (\"yes\" | \"no\") \", \" [a-z]+" } });
+        Assert.Matches("^(yes|no), [a-z]+\\z", graded.Text);
+        var badGrammar = await Assert.ThrowsAsync<ArgumentException>(() => client.GetResponseAsync(Hello, new ChatOptions { AdditionalProperties = new() { ["grammar"] = "root ::= x" } }));
+        Assert.Contains("'x' is used but never defined", badGrammar.Message);
+        await Assert.ThrowsAsync<ArgumentException>(() => client.GetResponseAsync(Hello, new ChatOptions { ResponseFormat = ChatResponseFormat.Json, AdditionalProperties = new() { ["regex"] = "[0-9]+" } }));
         var tool = AIFunctionFactory.Create(() => 1, "one");
         await Assert.ThrowsAsync<NotSupportedException>(() => client.GetResponseAsync(Hello, new ChatOptions { Tools = [tool], ToolMode = ChatToolMode.RequireAny }));
         var unknown = await Assert.ThrowsAsync<ArgumentException>(() => client.GetResponseAsync(Hello, new ChatOptions { AdditionalProperties = new() { ["top_a"] = 0.2 } }));

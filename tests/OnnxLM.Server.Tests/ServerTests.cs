@@ -185,6 +185,15 @@ public sealed class ServerTests : IAsyncLifetime
         Assert.True(complete > 0);
         var dated = await PostAsync("/v1/completions", new { prompt = "And God said", regex = "[0-9]{4}-[0-9]{2}-[0-9]{2}", max_tokens = 20, temperature = 0 });
         Assert.Matches(@"^[0-9]{4}-[0-9]{2}-[0-9]{2}\z", dated.GetProperty("choices")[0].GetProperty("text").GetString());
+        var graded = await PostAsync("/v1/chat/completions", new { messages = new[] { new { role = "user", content = "In the beginning" } }, grammar = "root ::= (\"yes\" | \"no\") \" \" [0-9]{1,2}", temperature = 0, max_tokens = 10 });
+        Assert.Matches(@"^(yes|no) [0-9]{1,2}\z", graded.GetProperty("choices")[0].GetProperty("message").GetProperty("content").GetString());
+        var chosen = await PostAsync("/v1/completions", new { prompt = "And God said, Let there be", guided_choice = new[] { " light", " darkness" }, max_tokens = 10, temperature = 0 });
+        Assert.Contains(chosen.GetProperty("choices")[0].GetProperty("text").GetString(), new[] { " light", " darkness" });
+        var badGrammar = await PostAsync("/v1/completions", new { prompt = "x", grammar = "root ::= \"a\" | (", max_tokens = 5 }, HttpStatusCode.BadRequest);
+        Assert.Equal("grammar", badGrammar.GetProperty("error").GetProperty("param").GetString());
+        Assert.Contains("Grammar line 1", badGrammar.GetProperty("error").GetProperty("message").GetString());
+        var twice = await PostAsync("/v1/completions", new { prompt = "x", grammar = "root ::= \"a\"", regex = "a", max_tokens = 5 }, HttpStatusCode.BadRequest);
+        Assert.Contains("at most one", twice.GetProperty("error").GetProperty("message").GetString());
         var noSchema = await PostAsync("/v1/chat/completions", new { messages = new[] { new { role = "user", content = "x" } }, response_format = new { type = "json_schema" } }, HttpStatusCode.BadRequest);
         Assert.Equal("response_format", noSchema.GetProperty("error").GetProperty("param").GetString());
         var structured = await PostAsync("/v1/chat/completions", new

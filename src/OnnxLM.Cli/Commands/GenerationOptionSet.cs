@@ -25,6 +25,7 @@ internal sealed class GenerationOptionSet
     private readonly Option<string[]> _choice = new("--choice") { Description = "Constrain the output to one of these strings (repeatable)" };
     private readonly Option<bool> _jsonOutput = new("--json-output") { Description = "Constrain the output to a JSON object" };
     private readonly Option<string?> _jsonSchema = new("--json-schema") { Description = "Constrain the output to JSON valid against the schema in this file" };
+    private readonly Option<string?> _grammar = new("--grammar") { Description = "Constrain the output to the GBNF grammar in this file (llama.cpp's format; its rule 'root')" };
 
     public GenerationOptionSet()
     {
@@ -36,7 +37,7 @@ internal sealed class GenerationOptionSet
     public void AddTo(Command command)
     {
         foreach (var option in (Option[])[_maxNewTokens, _temperature, _topK, _topP, _minP, _typicalP, _repetitionPenalty, _presencePenalty,
-                     _frequencyPenalty, _noRepeatNGram, _dry, _xtc, _mirostat, _stop, _samplerOrder, _seed, _regex, _choice, _jsonOutput, _jsonSchema])
+                     _frequencyPenalty, _noRepeatNGram, _dry, _xtc, _mirostat, _stop, _samplerOrder, _seed, _regex, _choice, _jsonOutput, _jsonSchema, _grammar])
         {
             command.Options.Add(option);
         }
@@ -67,8 +68,8 @@ internal sealed class GenerationOptionSet
             };
             foreach (var stop in parse.GetValue(_stop) ?? []) options.StopSequences.Add(stop);
             var constraints = (parse.GetValue(_regex) is not null ? 1 : 0) + ((parse.GetValue(_choice)?.Length ?? 0) > 0 ? 1 : 0) + (parse.GetValue(_jsonOutput) ? 1 : 0)
-                + (parse.GetValue(_jsonSchema) is not null ? 1 : 0);
-            if (constraints > 1) throw new UsageException("give at most one of --regex, --choice, --json-output and --json-schema.");
+                + (parse.GetValue(_jsonSchema) is not null ? 1 : 0) + (parse.GetValue(_grammar) is not null ? 1 : 0);
+            if (constraints > 1) throw new UsageException("give at most one of --regex, --choice, --json-output, --json-schema and --grammar.");
             try
             {
                 if (parse.GetValue(_regex) is { } regex) options.Constraint = Constraints.OutputConstraint.Regex(regex);
@@ -79,10 +80,16 @@ internal sealed class GenerationOptionSet
                     using var schema = System.Text.Json.JsonDocument.Parse(File.ReadAllText(file));
                     options.Constraint = Constraints.OutputConstraint.JsonSchema(schema.RootElement.Clone());
                 }
+
+                if (parse.GetValue(_grammar) is { } grammar) options.Constraint = Constraints.OutputConstraint.Grammar(File.ReadAllText(grammar));
             }
             catch (ArgumentException e)
             {
                 throw new UsageException(e.Message.Split(" (Parameter")[0]);
+            }
+            catch (IOException e)
+            {
+                throw new UsageException(e.Message);
             }
             catch (NotSupportedException e)
             {

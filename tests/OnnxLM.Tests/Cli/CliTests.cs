@@ -78,6 +78,16 @@ public sealed class CliTests
         var (bc, _, bad) = await RunAsync("generate", "--regex", "(unclosed", "x");
         Assert.Equal(1, bc);
         Assert.Contains("missing ')'", bad);
+        var grammarFile = Path.GetTempFileName();
+        File.WriteAllText(grammarFile, "root ::= \"(\" digits (\",\" digits){0,2} \")\"\ndigits ::= [0-9]{1,3}\n");
+        var (gc, tuple, ge) = await RunAsync("generate", "--grammar", grammarFile, "-t", "0", "-n", "30", "And God said");
+        File.WriteAllText(grammarFile, "root ::= undefined\n");
+        var (gbc, _, gbad) = await RunAsync("generate", "--grammar", grammarFile, "x");
+        File.Delete(grammarFile);
+        Assert.True(gc == 0, ge);
+        Assert.Matches(@"^And God said\([0-9]{1,3}(,[0-9]{1,3})*\)\r?\n\z", tuple);
+        Assert.Equal(1, gbc);
+        Assert.Contains("'undefined' is used but never defined", gbad);
     }
 
     [Fact]
