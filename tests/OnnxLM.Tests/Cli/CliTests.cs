@@ -85,7 +85,7 @@ public sealed class CliTests
         var (gbc, _, gbad) = await RunAsync("generate", "--grammar", grammarFile, "x");
         File.Delete(grammarFile);
         Assert.True(gc == 0, ge);
-        Assert.Matches(@"^And God said\([0-9]{1,3}(,[0-9]{1,3})*\)\r?\n\z", tuple);
+        Assert.Matches(@"^And God said\([0-9]{1,3}(,[0-9]{1,3}){0,2}\)\r?\n\z", tuple);
         Assert.Equal(1, gbc);
         Assert.Contains("'undefined' is used but never defined", gbad);
     }
