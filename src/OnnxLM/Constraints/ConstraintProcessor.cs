@@ -80,6 +80,12 @@ internal sealed class ConstraintProcessor : ILogitProcessor
         if (key is not null && _cache.TryGet(key, out var cached)) return cached;
         var allowed = new ulong[(_trie.VocabularySize + 63) / 64];
         if (!_constraint.IsFinal(_state)) _constraint.AddAllowed(_state, _trie, allowed);
+        if (!_constraint.IsComplete(_state) && Array.TrueForAll(allowed, w => w == 0))
+        {
+            // Only a vocabulary without byte tokens can get here: it cannot spell any character the output needs next.
+            throw new InvalidOperationException("The output constraint allows no token of this vocabulary at this point: the tokenizer cannot write any of the characters a valid output needs next.");
+        }
+
         if (key is not null) _cache.Add(key, allowed);
         return allowed;
     }

@@ -53,7 +53,10 @@ public abstract class OutputConstraint
     /// <summary>The allowed-token sets computed so far for one vocabulary, shared by every generation that uses this constraint.</summary>
     internal AllowedTokenCache AllowedCache(TokenTrie trie) => _allowed.GetValue(trie, t => new AllowedTokenCache(t.VocabularySize));
 
-    /// <summary>Text matching a regular expression as a whole (<c>.</c>, <c>[...]</c>, <c>[^...]</c>, <c>\d \w \s</c> and their negations, <c>* + ? {m,n}</c>, <c>|</c>, groups).</summary>
+    /// <summary>
+    /// Text matching a regular expression as a whole: <c>.</c>, classes <c>[...]</c> and <c>[^...]</c> over Unicode code
+    /// points, <c>\d \w \s</c> (ASCII) and their negations, <c>\xHH \uHHHH</c>, <c>* + ? {m,n}</c>, <c>|</c>, groups.
+    /// </summary>
     /// <exception cref="ArgumentException">The pattern is invalid or uses unsupported syntax (backreferences, lookaround, anchors inside).</exception>
     public static OutputConstraint Regex(string pattern) => new RegexConstraint(pattern);
 

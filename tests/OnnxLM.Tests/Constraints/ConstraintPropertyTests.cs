@@ -61,6 +61,18 @@ public sealed class ConstraintPropertyTests : IDisposable
         }
     }
 
+    [Fact]
+    public void AVocabularyThatCannotSpellTheNextCharacterIsAClearError()
+    {
+        // BERT's WordPiece vocabulary has no byte tokens and no emoji: nothing can start "😀".
+        var bert = TextTokenizer.FromFile(TokenizerFamilies.Committed("bert", "tokenizer.json"));
+        var processor = new ConstraintProcessor(OutputConstraint.Regex("😀|🙂"), bert, [0], bert.VocabularySize);
+        var context = new SamplingContext(new Random(0), 0);
+        context.SetTokens([], 0);
+        var ex = Assert.Throws<InvalidOperationException>(() => processor.Process(new float[bert.VocabularySize], context));
+        Assert.Contains("cannot write any of the characters", ex.Message);
+    }
+
     public static TheoryData<string> ChoiceSets => new()
     {
         "día|über|naïve café",

@@ -90,7 +90,7 @@ public static class TokenizerFamilies
     private static string Npm(string relative) => Path.Combine(NodeModules, relative);
 
     /// <summary>A committed family's file, decompressed (with the files beside it) into a temporary folder once per run.</summary>
-    private static string Committed(string family, string file)
+    internal static string Committed(string family, string file)
     {
         var source = TestPaths.TestData($"tokenizers/{family}");
         var target = Path.Combine(Path.GetTempPath(), $"onnxlm-tokenizers-{Environment.ProcessId}", family);
