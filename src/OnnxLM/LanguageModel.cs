@@ -113,7 +113,7 @@ public sealed class LanguageModel : IDisposable
     public Task<GenerationResult> GenerateChatAsync(IEnumerable<ChatMessage> messages, GenerationOptions? options = null, IEnumerable<ChatTool>? tools = null,
         CancellationToken cancellationToken = default)
     {
-        var prompt = CheckPrompt(EncodeChat(messages, addGenerationPrompt: true, tools));
+        var prompt = CheckPrompt(EncodeChat(NonEmpty(messages), addGenerationPrompt: true, tools));
         options ??= new GenerationOptions();
         return Task.Run(() => Generator.Generate(this, prompt, options, cancellationToken, EndOfTurnTokenIds), cancellationToken);
     }
@@ -121,7 +121,16 @@ public sealed class LanguageModel : IDisposable
     /// <summary>Streams the assistant's reply to a conversation, token by token, stopping at an end-of-turn token.</summary>
     public IAsyncEnumerable<GeneratedToken> GenerateChatStreamingAsync(IEnumerable<ChatMessage> messages, GenerationOptions? options = null,
         IEnumerable<ChatTool>? tools = null, CancellationToken cancellationToken = default) =>
-        Generator.RunAsync(this, CheckPrompt(EncodeChat(messages, addGenerationPrompt: true, tools)), options ?? new GenerationOptions(), cancellationToken, EndOfTurnTokenIds);
+        Generator.RunAsync(this, CheckPrompt(EncodeChat(NonEmpty(messages), addGenerationPrompt: true, tools)), options ?? new GenerationOptions(), cancellationToken, EndOfTurnTokenIds);
+
+    /// <summary>The conversation as a list; a reply to no messages at all is a caller's mistake.</summary>
+    private static List<ChatMessage> NonEmpty(IEnumerable<ChatMessage> messages)
+    {
+        ArgumentNullException.ThrowIfNull(messages);
+        var list = messages.ToList();
+        if (list.Count == 0) throw new ArgumentException("The conversation has no messages; give at least one.", nameof(messages));
+        return list;
+    }
 
     /// <summary>Views inside the model — tokens, next-token odds, surprise, attention, embeddings, parameters, the cache (see <see cref="Explain.ModelExplainer"/>).</summary>
     public Explain.ModelExplainer Explain()
@@ -395,6 +404,8 @@ public sealed class LanguageModel : IDisposable
 
         var context = contextTokenIds.ToArray();
         var continuation = continuationTokenIds.ToArray();
+        GraphRun.CheckTokenIds(context, Info.VocabularySize, nameof(contextTokenIds));
+        GraphRun.CheckTokenIds(continuation, Info.VocabularySize, nameof(continuationTokenIds));
         return Task.Run(() => Scorer.Score(this, context, continuation, 0, cancellationToken), cancellationToken);
     }
 

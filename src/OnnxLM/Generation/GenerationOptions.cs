@@ -268,6 +268,45 @@ public sealed class GenerationOptions
     /// <summary>Replaces the final choice of token (default: greedy when <see cref="Temperature"/> is 0, otherwise categorical sampling).</summary>
     public ITokenPicker? TokenPicker { get; set; }
 
+    /// <summary>
+    /// Checks what only a model can check: every token id the options name is inside its vocabulary, and the options
+    /// do not contradict each other. Called when a generation starts, before any work.
+    /// </summary>
+    /// <exception cref="ArgumentOutOfRangeException">An id is outside the vocabulary or a bias is NaN or +∞; the message names the option.</exception>
+    /// <exception cref="ArgumentException">A banned sequence is empty, or <see cref="MinNewTokens"/> exceeds <see cref="MaxNewTokens"/>.</exception>
+    internal void Validate(int vocabularySize, IReadOnlyList<int> stopIds)
+    {
+        void Id(int id, string option)
+        {
+            if ((uint)id >= (uint)vocabularySize)
+            {
+                throw new ArgumentOutOfRangeException(option, id, $"GenerationOptions.{option} names token {id}, outside the model's vocabulary of {vocabularySize} (ids 0–{vocabularySize - 1}).");
+            }
+        }
+
+        foreach (var id in stopIds) Id(id, nameof(StopTokenIds));
+        foreach (var (id, bias) in LogitBias)
+        {
+            Id(id, nameof(LogitBias));
+            if (float.IsNaN(bias) || float.IsPositiveInfinity(bias))
+            {
+                throw new ArgumentOutOfRangeException(nameof(LogitBias), bias, $"GenerationOptions.LogitBias gives token {id} the bias {bias}; a bias must be a number or −∞.");
+            }
+        }
+
+        foreach (var id in SuppressTokens) Id(id, nameof(SuppressTokens));
+        foreach (var sequence in BannedSequences)
+        {
+            if (sequence is null || sequence.Count == 0) throw new ArgumentException("GenerationOptions.BannedSequences holds an empty sequence; every banned sequence needs at least one token.", nameof(BannedSequences));
+            foreach (var id in sequence) Id(id, nameof(BannedSequences));
+        }
+
+        if (MinNewTokens > MaxNewTokens)
+        {
+            throw new ArgumentException($"GenerationOptions.MinNewTokens ({MinNewTokens}) is more than MaxNewTokens ({MaxNewTokens}); the end token could never be allowed.", nameof(MinNewTokens));
+        }
+    }
+
     /// <summary>A copy of these options with another seed (processor and collection settings shared).</summary>
     internal GenerationOptions WithSeed(int seed)
     {

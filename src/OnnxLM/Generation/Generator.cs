@@ -104,6 +104,7 @@ internal static class Generator
     {
         var clock = Stopwatch.StartNew();
         var stopIds = options.StopTokenIds ?? defaultStops ?? model.Info.EosTokenIds;
+        options.Validate(model.Info.VocabularySize, options.StopTokenIds ?? []);
         var tokenizer = model.HasTokenizer ? model.Tokenizer : null;
         var pipeline = SamplingPipeline.Create(options, stopIds, tokenizer);
         var decoder = tokenizer?.CreateStreamingDecoder(skipSpecialTokens: true);

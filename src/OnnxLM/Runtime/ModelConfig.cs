@@ -49,19 +49,19 @@ internal sealed class ModelConfig
         ArgumentException.ThrowIfNullOrWhiteSpace(folder);
         if (!Directory.Exists(folder))
         {
-            throw new ModelFormatException($"Model folder '{folder}' does not exist.", folder);
+            throw new ModelFormatException(File.Exists(folder) ? $"Model folder '{folder}' is a file, not a folder; give the folder that holds it." : $"Model folder '{folder}' does not exist.", folder);
         }
 
         var genai = Path.Combine(folder, GenAIConfigFile);
         if (File.Exists(genai))
         {
-            return LoadGenAI(folder, genai);
+            return LoadGenAI(folder, genai).Checked();
         }
 
         var hf = Path.Combine(folder, HuggingFaceConfigFile);
         if (File.Exists(hf))
         {
-            return LoadHuggingFace(folder, hf);
+            return LoadHuggingFace(folder, hf).Checked();
         }
 
         throw new ModelFormatException(
@@ -193,8 +193,55 @@ internal sealed class ModelConfig
         };
     }
 
+    /// <summary>
+    /// The sizes and ids the config states, checked for sense before any graph is loaded: counts at least 1 and at most
+    /// <see cref="MaxCount"/>, a context at most <see cref="MaxContextLength"/>, BOS and EOS inside the vocabulary (padding ids
+    /// are left alone: some configs write −1 for "none").
+    /// </summary>
+    private ModelConfig Checked()
+    {
+        void Count(int? value, string key, int max)
+        {
+            if (value is { } v && (v < 1 || v > max))
+            {
+                throw new ModelFormatException($"{ConfigFile}: \"{key}\" is {v}; it must be between 1 and {max:N0}.", ConfigFile);
+            }
+        }
+
+        Count(ContextLength, "context_length", MaxContextLength);
+        Count(VocabularySize, "vocab_size", MaxVocabularySize);
+        Count(LayerCount, "num_hidden_layers", MaxCount);
+        Count(AttentionHeadCount, "num_attention_heads", MaxCount);
+        Count(KeyValueHeadCount, "num_key_value_heads", MaxCount);
+        Count(HeadSize, "head_size", MaxCount);
+        Count(HiddenSize, "hidden_size", MaxVocabularySize);
+        void Id(int? id, string key)
+        {
+            if (id is { } i && (i < 0 || (VocabularySize is { } vocab && i >= vocab)))
+            {
+                throw new ModelFormatException($"{ConfigFile}: \"{key}\" is {i}, outside the vocabulary (ids 0 to {(VocabularySize ?? int.MaxValue) - 1}).", ConfigFile);
+            }
+        }
+
+        Id(BosTokenId, "bos_token_id");
+        foreach (var eos in EosTokenIds) Id(eos, "eos_token_id");
+        return this;
+    }
+
+    private const int MaxCount = 100_000;
+    private const int MaxVocabularySize = 16_777_216;
+    private const int MaxContextLength = 16_777_216;
+
     private static string ResolveGraph(string folder, string fileName, string configFile)
     {
+        // The graph must lie inside the model folder: a config from elsewhere must not make the loader read any file it names.
+        var root = Path.GetFullPath(folder).TrimEnd(Path.DirectorySeparatorChar) + Path.DirectorySeparatorChar;
+        var full = Path.GetFullPath(Path.Combine(folder, fileName));
+        if (Path.IsPathRooted(fileName) || !full.StartsWith(root, StringComparison.Ordinal))
+        {
+            throw new ModelFormatException($"{configFile} names the decoder graph '{fileName}', which is outside the model folder; name a file inside it.", configFile);
+        }
+
         var path = Path.Combine(folder, fileName);
         if (!File.Exists(path))
         {

@@ -61,6 +61,12 @@ internal static class Scorer
         LanguageModel model, (int[] Context, int[] Continuation)[] pairs, int alternatives, IProgress<double>? progress, CancellationToken cancellationToken,
         bool? padded = null)
     {
+        foreach (var (context, continuation) in pairs)
+        {
+            GraphRun.CheckTokenIds(context, model.Info.VocabularySize, "context");
+            GraphRun.CheckTokenIds(continuation, model.Info.VocabularySize, "continuation");
+        }
+
         var results = new ScoreResult[pairs.Length];
         var done = 0;
         var groups = Enumerable.Range(0, pairs.Length).GroupBy(i => string.Join(",", pairs[i].Context)).ToList();

@@ -56,6 +56,9 @@ internal sealed class TokenizerJson
     /// The added tokens, with ids given as Hugging Face gives them on load: a content the model already has keeps the
     /// model's id; a new one gets the next id after the vocabulary and the tokens added so far.
     /// </summary>
+    /// <summary>One past the largest token id a file may use (16M; the largest real vocabularies hold about 260k).</summary>
+    private const int MaxTokenId = 16_777_216;
+
     private List<AddedToken> AddedTokens(JsonObject root, ITokenModel model)
     {
         var list = new List<(int JsonId, AddedToken Token)>();
@@ -149,6 +152,9 @@ internal sealed class TokenizerJson
                 throw Fail($"model.vocab[\"{token}\"]", "is not a non-negative integer id");
             }
 
+            // Ids index arrays the size of the vocabulary: an id far beyond any real vocabulary is a broken file, not a 16 GB allocation.
+            if (value >= MaxTokenId) throw Fail($"model.vocab[\"{token}\"]", $"is {value}, beyond the largest id OnnxLM accepts ({MaxTokenId - 1:N0})");
+
             result[token] = value;
         }
 
@@ -157,7 +163,12 @@ internal sealed class TokenizerJson
 
     private List<(string, string)> Merges(JsonObject spec)
     {
-        var merges = spec["merges"] as JsonArray ?? [];
+        var merges = spec["merges"] switch
+        {
+            null => [],
+            JsonArray list => list,
+            _ => throw Fail("model.merges", "is not a list of merges"),
+        };
         var result = new List<(string, string)>(merges.Count);
         for (var i = 0; i < merges.Count; i++)
         {
