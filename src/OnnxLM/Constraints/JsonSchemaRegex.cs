@@ -57,6 +57,7 @@ internal static class JsonSchemaRegex
             }
         }
 
+        CheckValues(node);
         if (node.TryGetProperty("$ref", out var reference))
         {
             var path = reference.GetString() ?? "";
@@ -85,6 +86,30 @@ internal static class JsonSchemaRegex
         }
 
         return ForType(type.GetString()!, node, root, refs);
+    }
+
+    /// <summary>Each keyword's value has the kind the JSON Schema specification gives it; anything else is an invalid schema.</summary>
+    private static void CheckValues(JsonElement node)
+    {
+        foreach (var property in node.EnumerateObject())
+        {
+            var value = property.Value;
+            var kind = value.ValueKind;
+            string? expected = property.Name switch
+            {
+                "type" when kind is not JsonValueKind.String && !(kind is JsonValueKind.Array && value.EnumerateArray().All(t => t.ValueKind == JsonValueKind.String))
+                    => "a type name or a list of type names",
+                "properties" or "$defs" or "definitions" when kind is not JsonValueKind.Object => "an object",
+                "required" when !(kind is JsonValueKind.Array && value.EnumerateArray().All(t => t.ValueKind == JsonValueKind.String)) => "a list of property names",
+                "items" or "additionalProperties" when kind is not (JsonValueKind.Object or JsonValueKind.True or JsonValueKind.False) => "a schema or a boolean",
+                "minItems" or "maxItems" or "minLength" or "maxLength" when !(kind is JsonValueKind.Number && value.TryGetInt32(out var n) && n >= 0) => "a non-negative integer",
+                "enum" when kind is not JsonValueKind.Array || value.GetArrayLength() == 0 => "a non-empty list",
+                "anyOf" or "oneOf" when kind is not JsonValueKind.Array || value.GetArrayLength() == 0 => "a non-empty list of schemas",
+                "pattern" or "format" or "$ref" when kind is not JsonValueKind.String => "a string",
+                _ => null,
+            };
+            if (expected is not null) throw new ArgumentException($"The JSON schema's '{property.Name}' must be {expected}, not {value.GetRawText()}.", "schema");
+        }
     }
 
     private static string ForType(string type, JsonElement node, JsonElement root, HashSet<string> refs) => type switch

@@ -73,6 +73,7 @@ public abstract class OutputConstraint
     /// keywords on <see cref="JsonSchemaRegex"/>): compiled to a regular expression over the JSON text.
     /// </summary>
     /// <exception cref="NotSupportedException">The schema uses a keyword, format or reference OnnxLM cannot compile; the message names it.</exception>
+    /// <exception cref="ArgumentException">The schema is invalid: a keyword's value has the wrong kind (the message names it).</exception>
     public static OutputConstraint JsonSchema(System.Text.Json.JsonElement schema) => new RegexConstraint(JsonSchemaRegex.Compile(schema));
 
     /// <summary>

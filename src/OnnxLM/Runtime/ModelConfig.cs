@@ -235,6 +235,11 @@ internal sealed class ModelConfig
     private static string ResolveGraph(string folder, string fileName, string configFile)
     {
         // The graph must lie inside the model folder: a config from elsewhere must not make the loader read any file it names.
+        if (fileName.Length == 0 || fileName.IndexOfAny([.. Path.GetInvalidPathChars(), '\0']) >= 0)
+        {
+            throw new ModelFormatException($"{configFile} names the decoder graph {JsonSerializer.Serialize(fileName)}, which is not a valid file name.", configFile);
+        }
+
         var root = Path.GetFullPath(folder).TrimEnd(Path.DirectorySeparatorChar) + Path.DirectorySeparatorChar;
         var full = Path.GetFullPath(Path.Combine(folder, fileName));
         if (Path.IsPathRooted(fileName) || !full.StartsWith(root, StringComparison.Ordinal))

@@ -34,9 +34,9 @@ internal sealed class TokenizerJson
             ["pre_tokenizer"] = new JsonObject { ["type"] = "ByteLevel", ["add_prefix_space"] = false, ["use_regex"] = true },
             ["decoder"] = new JsonObject { ["type"] = "ByteLevel" },
         };
-        if (vocab["<|endoftext|>"] is JsonValue eot)
+        if (vocab["<|endoftext|>"] is JsonValue eot && eot.TryGetValue<int>(out var eotId))
         {
-            root["added_tokens"] = new JsonArray(new JsonObject { ["id"] = (int)eot, ["content"] = "<|endoftext|>", ["special"] = true });
+            root["added_tokens"] = new JsonArray(new JsonObject { ["id"] = eotId, ["content"] = "<|endoftext|>", ["special"] = true });
         }
 
         return new TokenizerJson(vocabFile).Build(root);
@@ -49,7 +49,26 @@ internal sealed class TokenizerJson
         var preTokenizer = root["pre_tokenizer"] is JsonObject p ? BuildPreTokenizer(p, "pre_tokenizer") : null;
         var postProcessor = root["post_processor"] is JsonObject pp ? BuildPostProcessor(pp, "post_processor", model) : null;
         var decoder = root["decoder"] is JsonObject d ? BuildDecoder(d, "decoder") : null;
-        return new TokenizerPipeline(_file, model, AddedTokens(root, model), normalizer, preTokenizer, postProcessor, decoder);
+        var pipeline = new TokenizerPipeline(_file, model, AddedTokens(root, model), normalizer, preTokenizer, postProcessor, decoder);
+        if (postProcessor is not null)
+        {
+            // The post-processor's special tokens name ids of their own: each must be a token the tokenizer has.
+            var added = new List<int>();
+            pipeline.Encode("", addSpecialTokens: true, added);
+            foreach (var id in added)
+            {
+                try
+                {
+                    _ = pipeline.TokenToPiece(id);
+                }
+                catch (ArgumentOutOfRangeException)
+                {
+                    throw Fail("post_processor", $"adds token id {id}, which is not one of the tokenizer's {pipeline.VocabularySize} ids");
+                }
+            }
+        }
+
+        return pipeline;
     }
 
     /// <summary>
@@ -177,7 +196,7 @@ internal sealed class TokenizerJson
                 case JsonArray { Count: 2 } pair when pair[0] is JsonValue a && pair[1] is JsonValue b && a.TryGetValue<string>(out var l) && b.TryGetValue<string>(out var r):
                     result.Add((l, r));
                     break;
-                case JsonValue v when v.TryGetValue<string>(out var s) && s.IndexOf(' ', 1) is > 0 and var space:
+                case JsonValue v when v.TryGetValue<string>(out var s) && s.Length > 1 && s.IndexOf(' ', 1) is > 0 and var space:
                     result.Add((s[..space], s[(space + 1)..]));
                     break;
                 default:
@@ -376,7 +395,7 @@ internal sealed class TokenizerJson
                 var entry = Object(specials, name) ?? throw Fail($"{field}.special_tokens", $"has no entry for \"{name}\" used by {at}");
                 var ids = (entry["ids"] as JsonArray ?? throw Fail($"{field}.special_tokens.{name}.ids", "is missing"))
                     .Select(n => n is JsonValue v && v.TryGetValue<int>(out var id) ? id : throw Fail($"{field}.special_tokens.{name}.ids", "is not a list of ids")).ToArray();
-                var tokens = (entry["tokens"] as JsonArray)?.Select(n => (string?)n ?? string.Empty).ToArray();
+                var tokens = (entry["tokens"] as JsonArray)?.Select(n => n is JsonValue v && v.TryGetValue<string>(out var t) ? t : throw Fail($"{field}.special_tokens.{name}.tokens", "is not a list of strings")).ToArray();
                 parts.Add(new(ids, tokens is not null && tokens.Length == ids.Length ? tokens : null));
             }
             else
