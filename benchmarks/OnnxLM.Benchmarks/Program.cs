@@ -11,6 +11,8 @@ using GenAI = Microsoft.ML.OnnxRuntimeGenAI;
 //   tokenizer-throughput [family ...]: single-thread encode MB/s of OnnxLM vs Hugging Face tokenizers (npm, via
 //     build/fixtures/bench_tokenizers.js) on the same ~1 MB text, per tokenizer family, plus a linearity check.
 //   constraint-cost: per-token cost of JSON, JSON-schema, grammar and regex constraints on 4k/32k/128k vocabularies, cold and warm.
+//   soak [generations]: 10,000 generations with RSS and managed heap sampled, 64 concurrent requests checked against
+//     running alone, cancellation latency (p50/p99), disposing the model mid-generation (Reliability in RESULTS.md).
 //   chat-template: render time of real chat templates, OnnxLM vs @huggingface/jinja (node), and the prefill a 10-turn
 //     ChatSession saves by reusing its cache.
 var command = args.Length > 0 ? args[0] : "genai-compare";
@@ -29,6 +31,11 @@ if (command == "constraint-cost")
     return await ConstraintCost.RunAsync();
 }
 
+if (command == "soak")
+{
+    return await Soak.RunAsync(args.Length > 1 ? int.Parse(args[1], CultureInfo.InvariantCulture) : 10_000);
+}
+
 var folder = args.Length > 1 ? args[1] : Path.Combine(Benchmarks.RepoRoot(), "models", "kjv-tiny");
 var newTokens = args.Length > 2 ? int.Parse(args[2], CultureInfo.InvariantCulture) : 200;
 var prompt = args.Length > 3 ? args[3] : "And the LORD said unto Moses,";
@@ -42,7 +49,7 @@ switch (command)
     case "genai-compare":
         break;
     default:
-        Console.Error.WriteLine("usage: genai-compare|sampling-cost|score-throughput|tokenizer-throughput|chat-template|constraint-cost [model-folder] [new-tokens] [prompt]");
+        Console.Error.WriteLine("usage: genai-compare|sampling-cost|score-throughput|tokenizer-throughput|chat-template|constraint-cost|soak [model-folder] [new-tokens] [prompt]");
         return 1;
 }
 

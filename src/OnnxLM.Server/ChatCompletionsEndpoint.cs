@@ -11,7 +11,7 @@ namespace OnnxLM.Server;
 /// </summary>
 internal static class ChatCompletionsEndpoint
 {
-    public static async Task HandleAsync(HttpContext http, ServedModels models)
+    public static async Task HandleAsync(HttpContext http, ServedModels models, OnnxLMServerOptions server)
     {
         var ct = http.RequestAborted;
         var body = await RequestBody.ReadAsync(http.Request, ct);
@@ -19,7 +19,7 @@ internal static class ChatCompletionsEndpoint
         if ((body.Int("n", 1, 1) ?? 1) != 1) throw ApiException.BadRequest("'n' must be 1 for chat completions.", "n");
         var messages = Messages(body);
         var generation = new GenerationOptions();
-        body.ApplySampling(generation, defaultMaxTokens: 512);
+        body.ApplySampling(generation, defaultMaxTokens: 512, server.MaxOutputTokens);
         var logprobs = body.Bool("logprobs");
         var topLogprobs = body.Int("top_logprobs", 0, 20) ?? 0;
         if (topLogprobs > 0 && !logprobs) throw ApiException.BadRequest("'top_logprobs' needs 'logprobs': true.", "top_logprobs");

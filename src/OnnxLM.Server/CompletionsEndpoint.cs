@@ -41,7 +41,7 @@ internal static class CompletionsEndpoint
             for (var choice = 0; choice < n; choice++, index++)
             {
                 var generation = new GenerationOptions();
-                body.ApplySampling(generation, defaultMaxTokens: 16);
+                body.ApplySampling(generation, defaultMaxTokens: 16, options.MaxOutputTokens);
                 // vLLM's extension on completions; chat maps response_format through its IChatClient.
                 if (body.Get("response_format") is { } format && format.TryGetProperty("type", out var type) && type.GetString() == "json_object")
                 {

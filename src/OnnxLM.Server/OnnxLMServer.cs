@@ -45,7 +45,21 @@ public static class OnnxLMServer
         configure(options);
         services.AddSingleton(options);
         services.AddSingleton(sp => new ServedModels(sp, options));
-        services.Configure<KestrelServerOptions>(k => k.Limits.MaxRequestBodySize = options.MaxRequestBodyBytes);
+        ArgumentOutOfRangeException.ThrowIfLessThan(options.MaxRequestBodyBytes, 1, nameof(options.MaxRequestBodyBytes));
+        ArgumentOutOfRangeException.ThrowIfLessThan(options.MaxOutputTokens, 1, nameof(options.MaxOutputTokens));
+        ArgumentOutOfRangeException.ThrowIfLessThan(options.MaxChoices, 1, nameof(options.MaxChoices));
+        ArgumentOutOfRangeException.ThrowIfNegativeOrZero(options.MinRequestBodyBytesPerSecond, nameof(options.MinRequestBodyBytesPerSecond));
+        if (options.MinRequestBodyGracePeriod <= TimeSpan.FromSeconds(1))
+        {
+            throw new ArgumentOutOfRangeException(nameof(options.MinRequestBodyGracePeriod), options.MinRequestBodyGracePeriod, "MinRequestBodyGracePeriod must be longer than 1 second (Kestrel's minimum).");
+        }
+
+        services.Configure<KestrelServerOptions>(k =>
+        {
+            k.Limits.MaxRequestBodySize = options.MaxRequestBodyBytes;
+            k.Limits.MinRequestBodyDataRate = new MinDataRate(options.MinRequestBodyBytesPerSecond, options.MinRequestBodyGracePeriod);
+            k.Limits.RequestHeadersTimeout = options.RequestHeadersTimeout;
+        });
         services.AddOpenTelemetry().WithMetrics(m => m.AddMeter(OnnxLMTelemetry.Name).AddPrometheusExporter());
         return services;
     }
@@ -100,7 +114,7 @@ public static class OnnxLMServer
             data = models.Names.Select(n => new { id = n, @object = "model", created = 0, owned_by = "onnxlm" }),
         }));
         app.MapPost("/v1/completions", (HttpContext http) => CompletionsEndpoint.HandleAsync(http, models, options));
-        app.MapPost("/v1/chat/completions", (HttpContext http) => ChatCompletionsEndpoint.HandleAsync(http, models));
+        app.MapPost("/v1/chat/completions", (HttpContext http) => ChatCompletionsEndpoint.HandleAsync(http, models, options));
         app.MapPost("/tokenize", async (HttpContext http) =>
         {
             var body = await RequestBody.ReadAsync(http.Request, http.RequestAborted);

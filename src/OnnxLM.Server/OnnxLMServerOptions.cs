@@ -18,6 +18,22 @@ public sealed class OnnxLMServerOptions
     /// <summary>The most completions one request may ask for with <c>n</c> (default 16).</summary>
     public int MaxChoices { get; set; } = 16;
 
+    /// <summary>The most new tokens one request may ask for with <c>max_tokens</c> / <c>max_completion_tokens</c> (default 4,096); more is a 400 naming the field.</summary>
+    public int MaxOutputTokens { get; set; } = 4096;
+
+    /// <summary>
+    /// The slowest a client may send its request body, in bytes per second once <see cref="MinRequestBodyGracePeriod"/>
+    /// has passed (default 240 B/s after 5 s, Kestrel's own default, stated here so it is visible and tunable): a client
+    /// that trickles its body is disconnected (408) instead of holding a connection open.
+    /// </summary>
+    public double MinRequestBodyBytesPerSecond { get; set; } = 240;
+
+    /// <summary>How long a request body may arrive slower than <see cref="MinRequestBodyBytesPerSecond"/> before the client is cut off (default 5 s).</summary>
+    public TimeSpan MinRequestBodyGracePeriod { get; set; } = TimeSpan.FromSeconds(5);
+
+    /// <summary>How long a client may take to send its request headers (default 30 s).</summary>
+    public TimeSpan RequestHeadersTimeout { get; set; } = TimeSpan.FromSeconds(30);
+
     /// <summary>Serve the playground page at <c>/</c> (default true).</summary>
     public bool Playground { get; set; } = true;
 }

@@ -70,11 +70,16 @@ internal sealed class RequestBody(JsonElement root)
     };
 
     /// <summary>The sampling fields shared by completions and chat, into <paramref name="options"/>; a bad value is a 400 naming the field.</summary>
-    public void ApplySampling(GenerationOptions options, int defaultMaxTokens)
+    public void ApplySampling(GenerationOptions options, int defaultMaxTokens, int maxAllowedTokens)
     {
         try
         {
-            var max = Int("max_completion_tokens", 0) ?? Int("max_tokens", 0) ?? defaultMaxTokens;
+            var max = Int("max_completion_tokens", 0) ?? Int("max_tokens", 0) ?? Math.Min(defaultMaxTokens, maxAllowedTokens);
+            if (max > maxAllowedTokens)
+            {
+                throw ApiException.BadRequest($"'max_tokens' is {max}; this server allows at most {maxAllowedTokens} new tokens per request.", Has("max_completion_tokens") ? "max_completion_tokens" : "max_tokens");
+            }
+
             if (max > 0) options.MaxNewTokens = max; // 0 (score the prompt only) is the caller's to handle
             options.Temperature = Float("temperature") ?? 1f;
             options.TopP = Float("top_p") ?? 1f;

@@ -231,6 +231,12 @@ public sealed class ServerTests : IAsyncLifetime
     [InlineData("{\"max_tokens\": 3}", 400, "prompt", null)]
     [InlineData("{\"prompt\": \"x\", \"logit_bias\": {\"abc\": 1}}", 400, "logit_bias", null)]
     [InlineData("{not json", 400, null, null)]
+    [InlineData("[1, 2]", 400, null, null)]
+    [InlineData("{\"prompt\": \"x\", \"max_tokens\": 100000}", 400, "max_tokens", null)]
+    [InlineData("{\"prompt\": \"x\", \"max_tokens\": -3}", 400, "max_tokens", null)]
+    [InlineData("{\"model\": \"../kjv-tiny\", \"prompt\": \"x\"}", 404, "model", "model_not_found")]
+    [InlineData("{\"model\": \"models/kjv-tiny\", \"prompt\": \"x\"}", 404, "model", "model_not_found")]
+    [InlineData("{\"prompt\": \"x\", \"grammar\": \"root ::= root \\\"a\\\"\"}", 400, "grammar", null)]
     public async Task BadRequestsGetOpenAIErrorObjects(string body, int status, string? param, string? code)
     {
         using var response = await _http.PostAsync("/v1/completions", new StringContent(body, Encoding.UTF8, "application/json"));
@@ -252,6 +258,90 @@ public sealed class ServerTests : IAsyncLifetime
         {
             var big = await PostAsync("/v1/completions", new { prompt = new string('a', 5000) }, HttpStatusCode.RequestEntityTooLarge, http);
             Assert.Equal("request_too_large", big.GetProperty("error").GetProperty("code").GetString());
+        }
+    }
+
+    [Fact]
+    public async Task AClientTricklingItsBodyIsCutOff()
+    {
+        var (app, http) = await StartAsync(o => { o.MinRequestBodyBytesPerSecond = 500; o.MinRequestBodyGracePeriod = TimeSpan.FromSeconds(2); });
+        await using (app)
+        using (http)
+        using (var tcp = new System.Net.Sockets.TcpClient())
+        {
+            var uri = http.BaseAddress!;
+            await tcp.ConnectAsync(uri.Host, uri.Port);
+            var stream = tcp.GetStream();
+            var head = "POST /v1/completions HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\nContent-Length: 4000\r\n\r\n{\"prompt\": \"";
+            await stream.WriteAsync(Encoding.ASCII.GetBytes(head));
+            var clock = Stopwatch.StartNew();
+            var cutOff = false;
+            // One byte every 200 ms (5 B/s) is far below the 500 B/s floor: the server must hang up soon after the 2 s grace.
+            while (clock.Elapsed < TimeSpan.FromSeconds(15))
+            {
+                try
+                {
+                    await stream.WriteAsync("a"u8.ToArray());
+                    await Task.Delay(200);
+                    if (tcp.Available > 0 || (tcp.Client.Poll(0, System.Net.Sockets.SelectMode.SelectRead) && tcp.Available == 0))
+                    {
+                        cutOff = true;
+                        break;
+                    }
+                }
+                catch (IOException)
+                {
+                    cutOff = true;
+                    break;
+                }
+            }
+
+            Assert.True(cutOff, "the server kept reading a body sent at 5 bytes per second for 15 s");
+            Assert.True(clock.Elapsed < TimeSpan.FromSeconds(10), $"cut off only after {clock.Elapsed.TotalSeconds:F1} s");
+        }
+
+        // The server is fine for everyone else.
+        await PostAsync("/v1/completions", new { prompt = "x", max_tokens = 2 });
+    }
+
+    [Fact]
+    public async Task PromptTextNeverReachesTheLogsByDefault()
+    {
+        var captured = new CapturingLoggerProvider();
+        var (app, http) = await StartAsync();
+        await using (app)
+        using (http)
+        {
+            var factory = (Microsoft.Extensions.Logging.ILoggerFactory)app.Services.GetService(typeof(Microsoft.Extensions.Logging.ILoggerFactory))!;
+            factory.AddProvider(captured);
+            const string Secret = "zebra quartz 4817";
+            await PostAsync("/v1/completions", new { prompt = Secret, max_tokens = 3 }, http: http);
+            await PostAsync("/v1/chat/completions", new { messages = new[] { new { role = "user", content = Secret } }, max_tokens = 3 }, http: http);
+            await PostAsync("/v1/completions", new { prompt = Secret, temperature = -5 }, HttpStatusCode.BadRequest, http);
+        }
+
+        Assert.NotEmpty(captured.Messages); // the requests were logged ...
+        Assert.DoesNotContain(captured.Messages, m => m.Contains("zebra", StringComparison.Ordinal)); // ... without their text
+    }
+
+    private sealed class CapturingLoggerProvider : Microsoft.Extensions.Logging.ILoggerProvider
+    {
+        public System.Collections.Concurrent.ConcurrentQueue<string> Messages { get; } = new();
+
+        public Microsoft.Extensions.Logging.ILogger CreateLogger(string categoryName) => new Logger(this);
+
+        public void Dispose()
+        {
+        }
+
+        private sealed class Logger(CapturingLoggerProvider owner) : Microsoft.Extensions.Logging.ILogger
+        {
+            public IDisposable? BeginScope<TState>(TState state) where TState : notnull => null;
+
+            public bool IsEnabled(Microsoft.Extensions.Logging.LogLevel logLevel) => true;
+
+            public void Log<TState>(Microsoft.Extensions.Logging.LogLevel logLevel, Microsoft.Extensions.Logging.EventId eventId, TState state, Exception? exception, Func<TState, Exception?, string> formatter) =>
+                owner.Messages.Enqueue(formatter(state, exception) + " " + exception?.Message);
         }
     }
 

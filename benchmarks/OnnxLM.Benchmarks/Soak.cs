@@ -1,0 +1,154 @@
+using System.Diagnostics;
+using System.Globalization;
+using OnnxLM;
+
+/// <summary>
+/// soak [generations]: one model under a long run, outside the unit tests. (1) N short generations (default 10,000),
+/// alternating greedy and sampled, text and ids, with resident memory (RSS, native + managed) and the managed heap
+/// sampled every 5 %: after warm-up both must stay within 5 % of their post-warm-up level. (2) 64 concurrent
+/// requests whose greedy tokens must equal the same requests run one at a time. (3) Cancellation latency: the time
+/// from Cancel() to the generation's task finishing, over 200 cancellations at random points (p50/p99/max).
+/// (4) Disposing the model while 8 generations run: each ends with ObjectDisposedException or cancellation, none
+/// crashes, and memory returns.
+/// </summary>
+internal static class Soak
+{
+    public static async Task<int> RunAsync(int generations)
+    {
+        var folder = Path.Combine(Benchmarks.RepoRoot(), "models", "kjv-tiny");
+        var failures = 0;
+        Console.WriteLine($"soak on kjv-tiny, CPU, {Environment.ProcessorCount} cores, {generations:N0} generations");
+        Console.WriteLine();
+
+        using (var model = LanguageModel.Load(folder, new LanguageModelOptions { ExecutionProvider = ExecutionProvider.Cpu }))
+        {
+            failures += await LongRunAsync(model, generations);
+            failures += await ConcurrentAsync(model, 64);
+            failures += await CancellationAsync(model, 200);
+        }
+
+        failures += await DisposeDuringGenerationAsync(folder);
+        Console.WriteLine(failures == 0 ? "soak: all checks passed" : $"soak: {failures} check(s) FAILED");
+        return failures == 0 ? 0 : 1;
+    }
+
+    private static (double RssMb, double HeapMb) Memory()
+    {
+        GC.Collect();
+        GC.WaitForPendingFinalizers();
+        GC.Collect();
+        using var process = Process.GetCurrentProcess();
+        return (process.WorkingSet64 / 1048576.0, GC.GetTotalMemory(forceFullCollection: false) / 1048576.0);
+    }
+
+    private static async Task<int> LongRunAsync(LanguageModel model, int generations)
+    {
+        string[] prompts = ["In the beginning", "And God said", "The LORD is my shepherd", "Blessed are the", "And it came to pass"];
+        var samples = new List<(int Done, double Rss, double Heap)>();
+        var clock = Stopwatch.StartNew();
+        var every = Math.Max(1, generations / 20);
+        for (var i = 0; i < generations; i++)
+        {
+            var options = new GenerationOptions { MaxNewTokens = 8, Temperature = i % 2 == 0 ? 0 : 0.9f, Seed = i };
+            if (i % 3 == 0) await model.GenerateAsync(model.Tokenizer.Encode(prompts[i % prompts.Length]), options);
+            else await model.GenerateAsync(prompts[i % prompts.Length], options);
+            if ((i + 1) % every == 0)
+            {
+                var (rss, heap) = Memory();
+                samples.Add((i + 1, rss, heap));
+            }
+        }
+
+        Console.WriteLine("| generations | RSS (MB) | managed heap (MB) |");
+        Console.WriteLine("|---:|---:|---:|");
+        foreach (var (done, rss, heap) in samples) Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"| {done:N0} | {rss:F1} | {heap:F2} |"));
+        // Warm-up: the first quarter (caches, JIT, ONNX Runtime's arenas settle).
+        var steady = samples.Skip(samples.Count / 4).ToList();
+        var rssSpread = (steady.Max(s => s.Rss) - steady.Min(s => s.Rss)) / steady.Min(s => s.Rss);
+        var heapSpread = (steady.Max(s => s.Heap) - steady.Min(s => s.Heap)) / steady.Min(s => s.Heap);
+        var ok = rssSpread <= 0.05 && heapSpread <= 0.05;
+        Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
+            $"\nlong run: {generations:N0} generations in {clock.Elapsed.TotalSeconds:F0} s; after warm-up RSS varies {rssSpread:P1}, managed heap {heapSpread:P1} (limit 5 %): {(ok ? "steady" : "GROWING")}\n"));
+        return ok ? 0 : 1;
+    }
+
+    private static async Task<int> ConcurrentAsync(LanguageModel model, int count)
+    {
+        var prompts = Enumerable.Range(0, count).Select(i => $"And the {i} sons of").ToArray();
+        var options = new GenerationOptions { MaxNewTokens = 12, Temperature = 0 };
+        var alone = new List<IReadOnlyList<int>>();
+        var clock = Stopwatch.StartNew();
+        foreach (var p in prompts) alone.Add((await model.GenerateAsync(p, options)).TokenIds);
+        var sequential = clock.Elapsed;
+        clock.Restart();
+        var together = await Task.WhenAll(prompts.Select(p => Task.Run(() => model.GenerateAsync(p, options))));
+        var concurrent = clock.Elapsed;
+        var wrong = Enumerable.Range(0, count).Count(i => !together[i].TokenIds.SequenceEqual(alone[i]));
+        Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
+            $"{count} concurrent requests: {count - wrong}/{count} identical to running alone; {concurrent.TotalSeconds:F2} s together vs {sequential.TotalSeconds:F2} s one by one\n"));
+        return wrong == 0 ? 0 : 1;
+    }
+
+    private static async Task<int> CancellationAsync(LanguageModel model, int count)
+    {
+        var latencies = new List<double>();
+        var random = new Random(1);
+        var notCancelled = 0;
+        for (var i = 0; i < count; i++)
+        {
+            using var cts = new CancellationTokenSource();
+            var run = Task.Run(() => model.GenerateAsync("In the beginning", new GenerationOptions { MaxNewTokens = 200, StopTokenIds = [] }, cts.Token));
+            await Task.Delay(random.Next(1, 40));
+            var clock = Stopwatch.StartNew();
+            cts.Cancel();
+            try
+            {
+                await run;
+                notCancelled++; // finished before the cancel arrived
+            }
+            catch (OperationCanceledException)
+            {
+                latencies.Add(clock.Elapsed.TotalMilliseconds);
+            }
+        }
+
+        latencies.Sort();
+        double At(double q) => latencies[Math.Min(latencies.Count - 1, (int)(q * latencies.Count))];
+        var p99 = At(0.99);
+        Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
+            $"cancellation: {latencies.Count} cancelled mid-run ({notCancelled} had finished); cancel → return p50 {At(0.5):F2} ms, p99 {p99:F2} ms, max {latencies[^1]:F2} ms\n"));
+        return latencies.Count > 0 && p99 < 50 ? 0 : 1;
+    }
+
+    private static async Task<int> DisposeDuringGenerationAsync(string folder)
+    {
+        var before = Memory();
+        var outcomes = new List<string>();
+        for (var round = 0; round < 20; round++)
+        {
+            var model = LanguageModel.Load(folder, new LanguageModelOptions { ExecutionProvider = ExecutionProvider.Cpu });
+            var runs = Enumerable.Range(0, 8).Select(i => Task.Run(() => model.GenerateAsync($"And {i}", new GenerationOptions { MaxNewTokens = 200, StopTokenIds = [] }))).ToArray();
+            await Task.Delay(20 + round);
+            model.Dispose();
+            foreach (var run in runs)
+            {
+                try
+                {
+                    await run;
+                    outcomes.Add("finished");
+                }
+                catch (Exception e) when (e is ObjectDisposedException or OperationCanceledException)
+                {
+                    outcomes.Add(e.GetType().Name);
+                }
+            }
+        }
+
+        var after = Memory();
+        var growth = after.RssMb - before.RssMb;
+        var summary = string.Join(", ", outcomes.GroupBy(o => o).Select(g => $"{g.Key} {g.Count()}"));
+        Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
+            $"dispose during generation: 20 models × 8 runs: {summary}; RSS {before.RssMb:F0} → {after.RssMb:F0} MB ({growth:+0;-0} MB)\n"));
+        return growth < 100 ? 0 : 1;
+    }
+}
