@@ -193,6 +193,20 @@ public sealed class FuzzTests : IDisposable
         }, iter: 3000, threads: 1, print: pieces => JsonSerializer.Serialize(string.Concat(pieces.Select(i => TemplatePieces[i]))));
     }
 
+    /// <summary>Templates the fuzzer found failing, kept as fixed cases.</summary>
+    [Theory]
+    [InlineData("{{add_generation_prompt.9999999999999999999}}")] // a member index past Int64: an OverflowException from the parser
+    public void TemplatesFoundByFuzzingStayFixed(string source)
+    {
+        try
+        {
+            _ = ChatTemplate.Create(source).Render([ChatMessage.User("hi")], addGenerationPrompt: true);
+        }
+        catch (TemplateException)
+        {
+        }
+    }
+
     private const string RegexAlphabet = "ab01.*+?|()[]{}^$\\-,dwsSxu2é😀";
     private const string GrammarAlphabet = "rootab ::=|()[]\"\\*+?{},.-#\n^0123x";
 

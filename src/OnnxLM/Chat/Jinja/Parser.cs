@@ -551,7 +551,8 @@ internal sealed class Parser
                 Expr key = member.Kind switch
                 {
                     TokenKind.Name => new LiteralExpr(member.Value, member.Line, member.Column),
-                    TokenKind.Integer => new LiteralExpr(long.Parse(member.Value, CultureInfo.InvariantCulture), member.Line, member.Column),
+                    TokenKind.Integer => new LiteralExpr(long.TryParse(member.Value, NumberStyles.None, CultureInfo.InvariantCulture, out var index)
+                        ? index : throw Error($"The integer {member.Value} is too large.", member), member.Line, member.Column),
                     _ => throw Error($"Expected an attribute name after '.', found {member}.", member),
                 };
                 node = new GetItemExpr(node, key, IsAttribute: true, token.Line, token.Column);
