@@ -429,8 +429,7 @@ public sealed class LanguageModel : IDisposable
             throw new ArgumentException("The text has no tokens to score.", nameof(text));
         }
 
-        // The default window is the context, capped at 2,048 tokens: one window's logits are window × vocabulary floats.
-        var window = options.WindowLength ?? Math.Min(Info.ContextLength, 2048);
+        var window = options.WindowLength ?? PerplexityOptions.DefaultWindowLength(Info.ContextLength);
         if (window > Info.ContextLength)
         {
             throw new ContextLengthExceededException(window, Info.ContextLength, $"WindowLength {window} is longer than the model's context length {Info.ContextLength}.");

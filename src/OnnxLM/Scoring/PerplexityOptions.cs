@@ -6,6 +6,9 @@ public sealed class PerplexityOptions
     private int? _windowLength;
     private int? _stride;
 
+    /// <summary>The window used when <see cref="WindowLength"/> is null: the context length, capped at 2,048 (one window's logits are window × vocabulary floats: 1 GB at 2,048 × 128k).</summary>
+    internal static int DefaultWindowLength(int contextLength) => Math.Min(contextLength, 2048);
+
     /// <summary>Tokens the model sees per forward pass; null uses the model's context length, capped at 2,048 (one window's logits are window × vocabulary floats).</summary>
     public int? WindowLength
     {
