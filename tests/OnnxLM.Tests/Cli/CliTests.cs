@@ -240,6 +240,11 @@ public sealed class CliTests
             var ids = tokenizer.Encode("In the beginning", addSpecialTokens: false);
             Assert.Equal("In the beginning", tokenizer.Decode(ids));
             Assert.Equal(new FileInfo(Path.Combine(folder, "ids.bin")).Length / 2, long.Parse(output.Split("encoded ")[1].Split(": ")[1].Split(' ')[0], System.Globalization.CultureInfo.InvariantCulture));
+
+            // A flag without its value (the old hand-written parser read past the end of args) is a usage error.
+            var (missing, _, why) = await RunAsync("train-bpe", corpus, Path.Combine(folder, "tok2"), "--vocab-size");
+            Assert.Equal(1, missing); // usage errors exit with 1
+            Assert.Contains("--vocab-size", why);
         }
         finally
         {
