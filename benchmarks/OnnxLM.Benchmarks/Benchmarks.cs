@@ -167,7 +167,7 @@ internal static class Benchmarks
     }
 
     /// <summary>Mean time of one cached decoding step (session.Append of one token) over sequences of up to 200 steps, after a second of warm-up.</summary>
-    private static double DecodeStepMilliseconds(LanguageModel model)
+    public static double DecodeStepMilliseconds(LanguageModel model)
     {
         var n = Math.Min(200, model.Info.ContextLength - 1);
         using var session = model.CreateSession(n + 1);

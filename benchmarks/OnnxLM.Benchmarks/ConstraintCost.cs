@@ -38,22 +38,7 @@ internal static class ConstraintCost
     {
         var root = Benchmarks.RepoRoot();
         using var model = LanguageModel.Load(Path.Combine(root, "models", "kjv-tiny"), new LanguageModelOptions { ExecutionProvider = ExecutionProvider.Cpu });
-        // One decode step: the median of 3 × 40 single-token appends after a short prompt.
-        var steps = new List<double>();
-        for (var run = 0; run < 3; run++)
-        {
-            using var session = model.CreateSession();
-            session.Append(model.Tokenizer.Encode("In the beginning God created"));
-            for (var k = 0; k < 40; k++)
-            {
-                var clock = Stopwatch.StartNew();
-                session.Append(42);
-                steps.Add(clock.Elapsed.TotalMilliseconds);
-            }
-        }
-
-        steps.Sort();
-        var step = steps[steps.Count / 2];
+        var step = Benchmarks.DecodeStepMilliseconds(model);
         Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"kjv-tiny decode step ≈ {step:F3} ms (CPU, {Environment.ProcessorCount} cores)"));
         Console.WriteLine();
         Console.WriteLine("| tokenizer | vocabulary | trie (nodes, build ms) | constraint | tokens | cold µs/token | warm µs/token | warm share of a kjv-tiny step |");

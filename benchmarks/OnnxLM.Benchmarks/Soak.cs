@@ -119,21 +119,7 @@ internal static class Soak
 
         latencies.Sort();
         double At(double q) => latencies[Math.Min(latencies.Count - 1, (int)(q * latencies.Count))];
-        // For scale: one decode step of the same model in the same run.
-        var steps = new List<double>();
-        using (var session = model.CreateSession())
-        {
-            session.Append(model.Tokenizer.Encode("In the beginning"));
-            for (var k = 0; k < 40; k++)
-            {
-                var clock = Stopwatch.StartNew();
-                session.Append(42);
-                steps.Add(clock.Elapsed.TotalMilliseconds);
-            }
-        }
-
-        steps.Sort();
-        var step = steps[steps.Count / 2];
+        var step = Benchmarks.DecodeStepMilliseconds(model); // for scale, in the same run
         Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
             $"cancellation: {latencies.Count} cancelled mid-run ({notCancelled} had finished); cancel → return p50 {At(0.5):F2} ms, p99 {At(0.99):F2} ms, max {latencies[^1]:F2} ms; one decode step {step:F2} ms\n"));
         return latencies.Count > 0 ? 0 : 1;
