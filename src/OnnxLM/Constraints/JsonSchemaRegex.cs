@@ -135,6 +135,7 @@ internal static class JsonSchemaRegex
         if (node.TryGetProperty("pattern", out var regex)) return $"\"(?:{regex.GetString()})\"";
         var min = node.TryGetProperty("minLength", out var minLength) ? minLength.GetInt32() : 0;
         int? max = node.TryGetProperty("maxLength", out var maxLength) ? maxLength.GetInt32() : null;
+        if (min > max) throw new ArgumentException($"The JSON schema's minLength {min} is above its maxLength {max}: no string satisfies it.", "schema");
         return $"\"{StringChar}{{{min},{max?.ToString(System.Globalization.CultureInfo.InvariantCulture) ?? ""}}}\"".Replace("{0,}", "*", StringComparison.Ordinal);
     }
 
@@ -162,6 +163,7 @@ internal static class JsonSchemaRegex
         var item = node.TryGetProperty("items", out var items) ? Compile(items, root, refs) : Any();
         var min = node.TryGetProperty("minItems", out var minItems) ? minItems.GetInt32() : 0;
         int? max = node.TryGetProperty("maxItems", out var maxItems) ? maxItems.GetInt32() : null;
+        if (min > max) throw new ArgumentException($"The JSON schema's minItems {min} is above its maxItems {max}: no array satisfies it.", "schema");
         if (max is 0) return "\\[" + Ws + "\\]";
         var more = $"(?:,{Ws}{item}){{{Math.Max(0, min - 1)},{(max is { } m ? (m - 1).ToString(System.Globalization.CultureInfo.InvariantCulture) : "")}}}";
         var list = item + more;

@@ -158,4 +158,16 @@ public sealed class JsonSchemaConstraintTests : IDisposable
         var ex = Assert.Throws<NotSupportedException>(() => OutputConstraint.JsonSchema(JsonDocument.Parse(schema).RootElement));
         Assert.Contains(named, ex.Message);
     }
+
+    [Theory]
+    [InlineData("{\"type\": \"string\", \"minLength\": 5, \"maxLength\": 2}", "minLength 5 is above its maxLength 2")]
+    [InlineData("{\"type\": \"array\", \"minItems\": 3, \"maxItems\": 1}", "minItems 3 is above its maxItems 1")]
+    [InlineData("{\"enum\": []}", "'enum' must be a non-empty list")]
+    [InlineData("{\"type\": \"object\", \"required\": \"name\"}", "'required' must be a list of property names")]
+    [InlineData("{\"type\": \"string\", \"maxLength\": -1}", "'maxLength' must be a non-negative integer")]
+    public void UnsatisfiableOrInvalidSchemasAreArgumentErrors(string schema, string named)
+    {
+        var ex = Assert.Throws<ArgumentException>(() => OutputConstraint.JsonSchema(JsonDocument.Parse(schema).RootElement));
+        Assert.Contains(named, ex.Message);
+    }
 }
