@@ -31,6 +31,11 @@ if (command == "constraint-cost")
     return await ConstraintCost.RunAsync();
 }
 
+if (command == "soak-dispose")
+{
+    return await Soak.DisposeOnlyAsync();
+}
+
 if (command == "soak")
 {
     return await Soak.RunAsync(args.Length > 1 ? int.Parse(args[1], CultureInfo.InvariantCulture) : 10_000);
