@@ -12,7 +12,8 @@ internal sealed class LlamaGraphWriter(DecoderConfig config, IWeightSource weigh
     {
         var c = Config;
         var (h, d, nh, kvh) = (c.HiddenSize, c.HeadSize, c.AttentionHeadCount, c.KeyValueHeadCount);
-        var embed = Weight("model.embed_tokens.weight", [c.VocabularySize, h]);
+        var embedValues = Weights.Read("model.embed_tokens.weight", c.VocabularySize, h);
+        var embed = Constant("model.embed_tokens.weight", embedValues, [c.VocabularySize, h]);
         var x = G.Op("Gather", [embed, "input_ids"], ("axis", 0));
 
         var (cosTable, sinTable) = RopeTables();
@@ -37,15 +38,22 @@ internal sealed class LlamaGraphWriter(DecoderConfig config, IWeightSource weigh
         }
 
         x = RmsNorm(x, "model.norm.weight");
-        var head = c.TieWordEmbeddings || !Weights.Contains("lm_head.weight")
-            ? G.Op("Transpose", [embed], ("perm", new long[] { 1, 0 }))
-            : Weight("lm_head.weight", [c.VocabularySize, h], transpose: true);
-        G.AddNode("MatMul", [x, head], ["logits"]);
+        var tied = c.TieWordEmbeddings || !Weights.Contains("lm_head.weight");
+        var quantizeHead = Options.Quantization is { QuantizeOutputProjection: true };
+        if (tied && !quantizeHead)
+        {
+            MatMul(x, G.Op("Transpose", [embed], ("perm", new long[] { 1, 0 })), "logits");
+        }
+        else
+        {
+            MatMul(x, "lm_head.weight", tied ? embedValues : Weights.Read("lm_head.weight", c.VocabularySize, h), h, c.VocabularySize,
+                outputsFirst: true, quantize: quantizeHead, result: "logits");
+        }
     }
 
     private string Linear(string x, string name, int inputs, int outputs, bool bias)
     {
-        var y = G.Op("MatMul", x, Weight(name + ".weight", [outputs, inputs], transpose: true));
+        var y = MatMul(x, name + ".weight", Weights.Read(name + ".weight", outputs, inputs), inputs, outputs, outputsFirst: true);
         return bias ? G.Op("Add", y, Weight(name + ".bias", [outputs])) : y;
     }
 
