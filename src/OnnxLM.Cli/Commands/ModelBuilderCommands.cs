@@ -65,7 +65,7 @@ internal static class ModelBuilderCommands
             });
             var bytes = new DirectoryInfo(parse.GetValue(output)!).EnumerateFiles("model.onnx*").Sum(f => f.Length);
             cli.Output.WriteLine(FormattableString.Invariant(
-                $"wrote {parse.GetValue(output)} ({bytes / 1e6:F1} MB{(quantization is null ? "" : $", {quantization}")}) in {clock.Elapsed.TotalSeconds:F1} s"));
+                $"wrote {parse.GetValue(output)} in {clock.Elapsed.TotalSeconds:F1} s ({bytes / 1e6:F1} MB{(quantization is null ? "" : $", {quantization}")})"));
             return Task.FromResult(0);
         }));
         return command;

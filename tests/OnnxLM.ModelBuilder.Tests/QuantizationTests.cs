@@ -1,0 +1,257 @@
+using OnnxLM.Explain;
+using OnnxLM.Tests;
+
+namespace OnnxLM.ModelBuilder.Tests;
+
+/// <summary>
+/// Weight-only quantization: the blocks written to model.onnx, unpacked here by the MatMulNBits layout (independently of
+/// the builder's own code), reproduce the weights within the quantization step; the quantized graph computes exactly the
+/// reference forward pass run with those dequantized weights; and bad options are typed errors.
+/// </summary>
+public sealed class QuantizationTests : IDisposable
+{
+    private readonly string _out = Directory.CreateTempSubdirectory("onnxlm-quant-").FullName;
+
+    public void Dispose() => Directory.Delete(_out, recursive: true);
+
+    // hidden 40 and intermediate 72: K is not a multiple of the block in most cases, so the padded tail of a row is covered.
+    private static DecoderConfig Llama(bool tied) => new()
+    {
+        ModelType = "llama", HiddenSize = 40, IntermediateSize = 72, AttentionHeadCount = 4, KeyValueHeadCount = 2, HeadSize = 10,
+        LayerCount = 2, VocabularySize = 83, MaxPositions = 32, BosTokenId = 0, EosTokenIds = [1], TieWordEmbeddings = tied,
+    };
+
+    private static readonly string[] LlamaMatrices =
+        ["self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj", "self_attn.o_proj", "mlp.gate_proj", "mlp.up_proj", "mlp.down_proj"];
+
+    [Theory]
+    [InlineData(4, 16, true)]
+    [InlineData(4, 32, true)]
+    [InlineData(4, 64, false)]
+    [InlineData(4, 128, true)]
+    [InlineData(8, 32, true)]
+    [InlineData(8, 64, false)]
+    public void WrittenBlocksReproduceTheWeightsWithinHalfAStep(int bits, int block, bool symmetric)
+    {
+        var config = Llama(tied: false);
+        var weights = RandomCheckpoint.For(config, seed: bits * 100 + block);
+        var quantization = new WeightQuantization { Bits = bits, BlockSize = block, Symmetric = symmetric };
+        DecoderModelBuilder.Build(config, weights, _out, new ModelBuilderOptions { Quantization = quantization });
+        var file = OnnxModelFile.Read(Path.Combine(_out, "model.onnx"));
+        var names = Enumerable.Range(0, config.LayerCount).SelectMany(l => LlamaMatrices.Select(m => $"model.layers.{l}.{m}.weight")).Append("lm_head.weight");
+        foreach (var name in names)
+        {
+            var (shape, original) = weights.Tensors[name];
+            var (rows, columns) = ((int)shape[0], (int)shape[1]);
+            var blocks = (columns + block - 1) / block;
+            var stored = Unpack(file, name, rows, columns, bits, block, symmetric);
+            var levels = (1 << bits) - 1;
+            for (var r = 0; r < rows; r++)
+            {
+                for (var b = 0; b < blocks; b++)
+                {
+                    var (scale, zero) = (stored.Scales[r * blocks + b], stored.ZeroPoints[r * blocks + b]);
+                    var values = original.AsSpan(r * columns + b * block, Math.Min(block, columns - b * block));
+                    float lo = 0, hi = 0, largest = 0;
+                    foreach (var v in values) (lo, hi, largest) = (Math.Min(lo, v), Math.Max(hi, v), Math.Max(largest, Math.Abs(v)));
+
+                    // The scale the contrib-op convention implies: the largest magnitude on 2^(bits-1) steps, or the range
+                    // (zero included) on 2^bits - 1 steps.
+                    var expectedScale = symmetric ? largest / (1 << (bits - 1)) : (hi - lo) / levels;
+                    Assert.True(Math.Abs(Math.Abs(scale) - expectedScale) <= 1e-6f * expectedScale, $"{name} row {r} block {b}: scale {scale}, expected ±{expectedScale}");
+                    for (var j = 0; j < block; j++)
+                    {
+                        var q = stored.Integers[r * blocks * block + b * block + j];
+                        if (b * block + j >= columns)
+                        {
+                            Assert.True(q == zero, $"{name} row {r}: padding past K stores {q}, not the zero point {zero}");
+                            continue;
+                        }
+
+                        var error = Math.Abs((q - zero) * scale - values[j]);
+                        // Round to nearest: half a step, except where the grid ends (symmetric: the far positive end has one
+                        // step fewer than the negative one) and the weight was clipped onto its last level.
+                        var bound = (q == levels || q == 0 ? 1f : 0.5f) * Math.Abs(scale) * (1 + 1e-5f) + 1e-7f;
+                        Assert.True(error <= bound, $"{name} row {r} column {b * block + j}: |{values[j]} - {(q - zero) * scale}| = {error} > {bound}");
+                    }
+                }
+            }
+        }
+    }
+
+    [Theory]
+    [InlineData(4, true)]
+    [InlineData(4, false)]
+    [InlineData(8, true)]
+    public void ScaleSearchHasLessReconstructionErrorThanRoundToNearest(int bits, bool symmetric)
+    {
+        var config = Llama(tied: false);
+        var weights = RandomCheckpoint.For(config, seed: 77);
+        double SquaredError(QuantizationMethod method)
+        {
+            var folder = Path.Combine(_out, method.ToString());
+            DecoderModelBuilder.Build(config, weights, folder, new ModelBuilderOptions
+            {
+                Quantization = new WeightQuantization { Bits = bits, BlockSize = 32, Symmetric = symmetric, Method = method },
+            });
+            var file = OnnxModelFile.Read(Path.Combine(folder, "model.onnx"));
+            double sum = 0;
+            foreach (var m in LlamaMatrices)
+            {
+                var name = $"model.layers.0.{m}.weight";
+                var (shape, original) = weights.Tensors[name];
+                var restored = Unpack(file, name, (int)shape[0], (int)shape[1], bits, 32, symmetric).Dequantize((int)shape[0], (int)shape[1]);
+                for (var i = 0; i < original.Length; i++) sum += Math.Pow(original[i] - restored[i], 2);
+            }
+
+            return sum;
+        }
+
+        var rtn = SquaredError(QuantizationMethod.RoundToNearest);
+        var search = SquaredError(QuantizationMethod.ScaleSearch);
+        Assert.True(search < 0.97 * rtn, $"scale search {search} vs round to nearest {rtn}");
+    }
+
+    public static TheoryData<string, int, int, bool, bool, bool> GraphCases => new()
+    {
+        // type, bits, block, symmetric, tied, quantized output projection
+        { "llama", 4, 32, true, false, true },
+        { "llama", 4, 16, false, true, false },
+        { "llama", 8, 64, true, false, true },
+        { "llama", 8, 32, false, true, false },
+        { "gpt2", 4, 32, true, true, false },
+    };
+
+    [Theory]
+    [MemberData(nameof(GraphCases))]
+    public void QuantizedGraphMatchesTheReferenceRunWithTheDequantizedWeights(string type, int bits, int block, bool symmetric, bool tied, bool head)
+    {
+        var config = type == "gpt2"
+            ? new DecoderConfig
+            {
+                ModelType = "gpt2", HiddenSize = 48, IntermediateSize = 80, AttentionHeadCount = 4, KeyValueHeadCount = 4, HeadSize = 12,
+                LayerCount = 2, VocabularySize = 67, MaxPositions = 32, TieWordEmbeddings = true, BosTokenId = 0, EosTokenIds = [1],
+            }
+            : Llama(tied);
+        var weights = RandomCheckpoint.For(config, seed: bits + block + (tied ? 1 : 0));
+        var quantization = new WeightQuantization
+        {
+            Bits = bits, BlockSize = block, Symmetric = symmetric, QuantizeOutputProjection = head,
+            AccuracyLevel = 1, // float32 activations: the product itself is exact up to float rounding
+        };
+        DecoderModelBuilder.Build(config, weights, _out, new ModelBuilderOptions { Quantization = quantization });
+
+        // The reference runs with every quantized matrix replaced by what the file's blocks dequantize to.
+        var file = OnnxModelFile.Read(Path.Combine(_out, "model.onnx"));
+        var dequantized = new RandomCheckpoint();
+        foreach (var (name, tensor) in weights.Tensors) dequantized.Tensors[name] = tensor;
+        var quantized = 0;
+        foreach (var (name, (shape, values)) in weights.Tensors)
+        {
+            if (!file.Initializers.TryGetValue(name, out var init) || init.DataType != 2) continue;
+            // Llama Linear weights are [out, in] already; GPT-2's Conv1D weights are [in, out] and were quantized transposed.
+            var (rows, columns) = type == "gpt2" ? ((int)shape[1], (int)shape[0]) : ((int)shape[0], (int)shape[1]);
+            var restored = Unpack(file, name, rows, columns, bits, block, symmetric).Dequantize(rows, columns);
+            dequantized.Tensors[name] = (shape, type == "gpt2" ? Transpose(restored, rows, columns) : restored);
+            quantized++;
+        }
+
+        var expectedCount = (type == "gpt2" ? 4 : 7) * config.LayerCount + (head ? 1 : 0);
+        Assert.Equal(expectedCount, quantized);
+        Assert.Equal(head, file.Initializers.ContainsKey("lm_head.weight") && file.Initializers["lm_head.weight"].DataType == 2);
+        Assert.Contains(file.Nodes, n => n.OpType == "MatMulNBits");
+        var ids = new[] { 3, 17, 5, config.VocabularySize - 1, 42, 9, 0, 11, 23, 7 };
+        Assert.True(SharedCheckpointConversionTests.MaxAbsDiff(ReferenceDecoder.Forward(config, weights, ids)[^1], ReferenceDecoder.Forward(config, dequantized, ids)[^1]) > 1e-3f,
+            "quantizing must change the logits, or this test could not tell the dequantized weights from the originals");
+        BuiltGraphTests.AssertMatchesReference(_out, config, dequantized, ids);
+
+        using var model = LanguageModel.Load(_out, new LanguageModelOptions { ExecutionProvider = ExecutionProvider.Cpu });
+        Assert.Equal($"int{bits}", model.Info.WeightType);
+    }
+
+    [Fact]
+    public void BadOptionsAreTypedErrorsNamingTheOption()
+    {
+        var q = new WeightQuantization();
+        Assert.Equal("Bits", Assert.Throws<ArgumentOutOfRangeException>(() => q.Bits = 3).ParamName);
+        Assert.Equal("BlockSize", Assert.Throws<ArgumentOutOfRangeException>(() => q.BlockSize = 48).ParamName);
+        Assert.Equal("BlockSize", Assert.Throws<ArgumentOutOfRangeException>(() => q.BlockSize = 8).ParamName);
+        Assert.Equal("AccuracyLevel", Assert.Throws<ArgumentOutOfRangeException>(() => q.AccuracyLevel = 5).ParamName);
+        Assert.Contains("int4 or int8", Assert.Throws<ArgumentException>(() => WeightQuantization.Parse("int3")).Message);
+        Assert.Equal(8, WeightQuantization.Parse("INT8").Bits);
+        Assert.Equal((4, 32, true), (q.Bits, q.BlockSize, q.Symmetric));
+
+        // A quantized folder cannot be read back as a checkpoint: its weights are no longer the originals.
+        var config = Llama(tied: true);
+        DecoderModelBuilder.Build(config, RandomCheckpoint.For(config, 1), _out, new ModelBuilderOptions { Quantization = new WeightQuantization() });
+        File.WriteAllText(Path.Combine(_out, "config.json"), """
+            { "model_type": "llama", "hidden_size": 40, "intermediate_size": 72, "num_attention_heads": 4, "num_key_value_heads": 2,
+              "head_dim": 10, "num_hidden_layers": 2, "vocab_size": 83, "max_position_embeddings": 32, "tie_word_embeddings": true }
+            """);
+        var e = Assert.Throws<ModelFormatException>(() => DecoderModelBuilder.Convert(_out, Path.Combine(_out, "again"), new ModelBuilderOptions { Quantization = new WeightQuantization() }));
+        Assert.Contains("quantized", e.Message);
+    }
+
+    /// <summary>A matrix's blocks as the file stores them: integers [rows, blocks, block], scales and zero points [rows, blocks].</summary>
+    internal sealed record Blocks(int Bits, int BlockSize, int[] Integers, float[] Scales, int[] ZeroPoints)
+    {
+        public float[] Dequantize(int rows, int columns)
+        {
+            var blocks = (columns + BlockSize - 1) / BlockSize;
+            var values = new float[rows * columns];
+            for (var r = 0; r < rows; r++)
+                for (var c = 0; c < columns; c++)
+                {
+                    var b = c / BlockSize;
+                    values[r * columns + c] = (Integers[r * blocks * BlockSize + c] - ZeroPoints[r * blocks + b]) * Scales[r * blocks + b];
+                }
+
+            return values;
+        }
+    }
+
+    /// <summary>
+    /// Reads a MatMulNBits weight by the contrib-op layout: B uint8 [N, blocks, block·bits/8] with 4-bit values low nibble
+    /// first, scales [N, blocks], zero points uint8 [N, ceil(blocks·bits/8)] packed the same way, or 2^(bits−1) when absent.
+    /// </summary>
+    internal static Blocks Unpack(OnnxModelFile file, string name, int rows, int columns, int bits, int block, bool symmetric)
+    {
+        var blocks = (columns + block - 1) / block;
+        var b = file.Initializers[name];
+        Assert.Equal([rows, blocks, block * bits / 8], b.Dims);
+        var packed = file.ReadBytes(b);
+        var integers = new int[rows * blocks * block];
+        for (var i = 0; i < integers.Length; i++)
+        {
+            integers[i] = bits == 8 ? packed[i] : i % 2 == 0 ? packed[i / 2] & 0x0F : packed[i / 2] >> 4;
+        }
+
+        var scales = file.ReadFloats(file.Initializers[name + ".scales"]);
+        Assert.Equal(rows * blocks, scales.Length);
+        var zeroPoints = Enumerable.Repeat(1 << (bits - 1), rows * blocks).ToArray();
+        Assert.Equal(!symmetric, file.Initializers.ContainsKey(name + ".zero_points"));
+        if (!symmetric)
+        {
+            var z = file.Initializers[name + ".zero_points"];
+            var perRow = (blocks * bits + 7) / 8;
+            Assert.Equal([rows, perRow], z.Dims);
+            var bytes = file.ReadBytes(z);
+            for (var r = 0; r < rows; r++)
+                for (var k = 0; k < blocks; k++)
+                {
+                    zeroPoints[r * blocks + k] = bits == 8 ? bytes[r * perRow + k] : (bytes[r * perRow + k / 2] >> (k % 2 * 4)) & 0x0F;
+                }
+        }
+
+        return new Blocks(bits, block, integers, scales, zeroPoints);
+    }
+
+    private static float[] Transpose(float[] values, int rows, int columns)
+    {
+        var t = new float[values.Length];
+        for (var r = 0; r < rows; r++)
+            for (var c = 0; c < columns; c++)
+                t[c * rows + r] = values[r * columns + c];
+        return t;
+    }
+}
