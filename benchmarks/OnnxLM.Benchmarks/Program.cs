@@ -11,6 +11,8 @@ using GenAI = Microsoft.ML.OnnxRuntimeGenAI;
 //   tokenizer-throughput [family ...]: single-thread encode MB/s of OnnxLM vs Hugging Face tokenizers (npm, via
 //     build/fixtures/bench_tokenizers.js) on the same ~1 MB text, per tokenizer family, plus a linearity check.
 //   constraint-cost: one step's allowed-token computation for JSON and regex constraints on 4k/32k/128k vocabularies.
+//   quantization: kjv-tiny as float32, int8 and int4 (built from the committed model): Revelation bits per byte, weight
+//     bytes read per token, decode tokens/s of OnnxLM and GenAI on the same folders, greedy-token agreement, peak RSS.
 //   chat-template: render time of real chat templates, OnnxLM vs @huggingface/jinja (node), and the prefill a 10-turn
 //     ChatSession saves by reusing its cache.
 var command = args.Length > 0 ? args[0] : "genai-compare";
@@ -22,6 +24,11 @@ if (command == "tokenizer-throughput")
 if (command == "chat-template")
 {
     return await ChatBenchmark.RunAsync();
+}
+
+if (command == "quantization")
+{
+    return await QuantizationBenchmark.RunAsync(args[1..]);
 }
 
 if (command == "constraint-cost")
@@ -42,7 +49,7 @@ switch (command)
     case "genai-compare":
         break;
     default:
-        Console.Error.WriteLine("usage: genai-compare|sampling-cost|score-throughput|tokenizer-throughput|chat-template|constraint-cost [model-folder] [new-tokens] [prompt]");
+        Console.Error.WriteLine("usage: genai-compare|sampling-cost|score-throughput|tokenizer-throughput|chat-template|constraint-cost|quantization [model-folder] [new-tokens] [prompt]");
         return 1;
 }
 
