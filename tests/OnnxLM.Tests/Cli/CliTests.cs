@@ -262,7 +262,7 @@ public sealed class CliTests
             // Its model card: per layer q/o [128, 128], k/v [64, 128], gate/up [352, 128], down [128, 352]; lm_head [2000, 128].
             // Each [N, K] matrix becomes N × ceil(K / 64) blocks of 32 bytes and a float32 scale instead of N × K floats.
             (int N, int K)[] layer = [(128, 128), (64, 128), (64, 128), (128, 128), (352, 128), (352, 128), (128, 352)];
-            var matrices = Enumerable.Repeat(layer, 4).SelectMany(m => m).Append((2000, 128)).ToArray();
+            var matrices = Enumerable.Repeat(layer, 4).SelectMany(m => m).Append((N: 2000, K: 128)).ToArray();
             var saved = matrices.Sum(m => 4L * m.N * m.K - (long)m.N * ((m.K + 63) / 64) * (32 + 4));
             Assert.Equal(fp32.GetProperty("weight_bytes").GetInt64() - saved, int4.GetProperty("weight_bytes").GetInt64());
             Assert.InRange(int4.GetProperty("bytes_per_parameter").GetDouble(), 0.5, 1.5);
