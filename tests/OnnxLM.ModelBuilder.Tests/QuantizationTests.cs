@@ -21,8 +21,64 @@ public sealed class QuantizationTests : IDisposable
         LayerCount = 2, VocabularySize = 83, MaxPositions = 32, BosTokenId = 0, EosTokenIds = [1], TieWordEmbeddings = tied,
     };
 
-    private static readonly string[] LlamaMatrices =
-        ["self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj", "self_attn.o_proj", "mlp.gate_proj", "mlp.up_proj", "mlp.down_proj"];
+    /// <summary>
+    /// A matrix the quantized graph stores: its initializer name and the checkpoint tensors whose rows it stacks (Llama
+    /// q/k/v and gate/up share one MatMulNBits; GPT-2's Conv1D weights are [in, out] in the checkpoint, transposed).
+    /// </summary>
+    private sealed record Stored(string Name, string[] Parts, bool Transposed)
+    {
+        public (int Rows, int Columns, float[] Values) Original(RandomCheckpoint w)
+        {
+            var rows = new List<float[]>();
+            var columns = 0;
+            foreach (var part in Parts)
+            {
+                var (shape, values) = w.Tensors[part];
+                var (r, c) = Transposed ? ((int)shape[1], (int)shape[0]) : ((int)shape[0], (int)shape[1]);
+                rows.Add(Transposed ? Transpose(values, c, r) : values);
+                columns = c;
+            }
+
+            var all = rows.SelectMany(v => v).ToArray();
+            return (all.Length / columns, columns, all);
+        }
+
+        /// <summary>Puts dequantized rows back under the checkpoint names they came from.</summary>
+        public void WriteBack(float[] values, int columns, RandomCheckpoint into)
+        {
+            var row = 0;
+            foreach (var part in Parts)
+            {
+                var shape = into.Tensors[part].Shape;
+                var rows = (int)(Transposed ? shape[1] : shape[0]);
+                var slice = values.AsSpan(row * columns, rows * columns).ToArray();
+                into.Tensors[part] = (shape, Transposed ? Transpose(slice, rows, columns) : slice);
+                row += rows;
+            }
+        }
+    }
+
+    private static List<Stored> QuantizedMatrices(DecoderConfig c, bool head)
+    {
+        var list = new List<Stored>();
+        for (var l = 0; l < c.LayerCount; l++)
+        {
+            if (c.ModelType == "gpt2")
+            {
+                list.AddRange(new[] { "attn.c_attn", "attn.c_proj", "mlp.c_fc", "mlp.c_proj" }.Select(m => new Stored($"h.{l}.{m}.weight", [$"h.{l}.{m}.weight"], true)));
+                continue;
+            }
+
+            var p = $"model.layers.{l}.";
+            list.Add(new Stored(p + "self_attn.qkv_proj.weight", [p + "self_attn.q_proj.weight", p + "self_attn.k_proj.weight", p + "self_attn.v_proj.weight"], false));
+            list.Add(new Stored(p + "self_attn.o_proj.weight", [p + "self_attn.o_proj.weight"], false));
+            list.Add(new Stored(p + "mlp.gate_up_proj.weight", [p + "mlp.gate_proj.weight", p + "mlp.up_proj.weight"], false));
+            list.Add(new Stored(p + "mlp.down_proj.weight", [p + "mlp.down_proj.weight"], false));
+        }
+
+        if (head) list.Add(new Stored("lm_head.weight", [c.TieWordEmbeddings ? (c.ModelType == "gpt2" ? "wte.weight" : "model.embed_tokens.weight") : "lm_head.weight"], false));
+        return list;
+    }
 
     [Theory]
     [InlineData(4, 16, true)]
@@ -38,11 +94,10 @@ public sealed class QuantizationTests : IDisposable
         var quantization = new WeightQuantization { Bits = bits, BlockSize = block, Symmetric = symmetric };
         DecoderModelBuilder.Build(config, weights, _out, new ModelBuilderOptions { Quantization = quantization });
         var file = OnnxModelFile.Read(Path.Combine(_out, "model.onnx"));
-        var names = Enumerable.Range(0, config.LayerCount).SelectMany(l => LlamaMatrices.Select(m => $"model.layers.{l}.{m}.weight")).Append("lm_head.weight");
-        foreach (var name in names)
+        foreach (var matrix in QuantizedMatrices(config, head: true))
         {
-            var (shape, original) = weights.Tensors[name];
-            var (rows, columns) = ((int)shape[0], (int)shape[1]);
+            var name = matrix.Name;
+            var (rows, columns, original) = matrix.Original(weights);
             var blocks = (columns + block - 1) / block;
             var stored = Unpack(file, name, rows, columns, bits, block, symmetric);
             var levels = (1 << bits) - 1;
@@ -96,11 +151,10 @@ public sealed class QuantizationTests : IDisposable
             });
             var file = OnnxModelFile.Read(Path.Combine(folder, "model.onnx"));
             double sum = 0;
-            foreach (var m in LlamaMatrices)
+            foreach (var matrix in QuantizedMatrices(config, head: true))
             {
-                var name = $"model.layers.0.{m}.weight";
-                var (shape, original) = weights.Tensors[name];
-                var restored = Unpack(file, name, (int)shape[0], (int)shape[1], bits, 32, symmetric).Dequantize((int)shape[0], (int)shape[1]);
+                var (rows, columns, original) = matrix.Original(weights);
+                var restored = Unpack(file, matrix.Name, rows, columns, bits, 32, symmetric).Dequantize(rows, columns);
                 for (var i = 0; i < original.Length; i++) sum += Math.Pow(original[i] - restored[i], 2);
             }
 
@@ -145,21 +199,16 @@ public sealed class QuantizationTests : IDisposable
         var file = OnnxModelFile.Read(Path.Combine(_out, "model.onnx"));
         var dequantized = new RandomCheckpoint();
         foreach (var (name, tensor) in weights.Tensors) dequantized.Tensors[name] = tensor;
-        var quantized = 0;
-        foreach (var (name, (shape, values)) in weights.Tensors)
+        var matrices = QuantizedMatrices(config, head);
+        foreach (var matrix in matrices)
         {
-            if (!file.Initializers.TryGetValue(name, out var init) || init.DataType != 2) continue;
-            // Llama Linear weights are [out, in] already; GPT-2's Conv1D weights are [in, out] and were quantized transposed.
-            var (rows, columns) = type == "gpt2" ? ((int)shape[1], (int)shape[0]) : ((int)shape[0], (int)shape[1]);
-            var restored = Unpack(file, name, rows, columns, bits, block, symmetric).Dequantize(rows, columns);
-            dequantized.Tensors[name] = (shape, type == "gpt2" ? Transpose(restored, rows, columns) : restored);
-            quantized++;
+            var (rows, columns, _) = matrix.Original(weights);
+            matrix.WriteBack(Unpack(file, matrix.Name, rows, columns, bits, block, symmetric).Dequantize(rows, columns), columns, dequantized);
         }
 
-        var expectedCount = (type == "gpt2" ? 4 : 7) * config.LayerCount + (head ? 1 : 0);
-        Assert.Equal(expectedCount, quantized);
-        Assert.Equal(head, file.Initializers.ContainsKey("lm_head.weight") && file.Initializers["lm_head.weight"].DataType == 2);
-        Assert.Contains(file.Nodes, n => n.OpType == "MatMulNBits");
+        // Every packed initializer is one of those matrices, and one MatMulNBits reads each.
+        Assert.Equal(matrices.Select(m => m.Name).Order(), file.Initializers.Values.Where(i => i.DataType == 2 && !i.Name.EndsWith(".zero_points", StringComparison.Ordinal)).Select(i => i.Name).Order());
+        Assert.Equal(matrices.Count, file.Nodes.Count(n => n.OpType == "MatMulNBits"));
         var ids = new[] { 3, 17, 5, config.VocabularySize - 1, 42, 9, 0, 11, 23, 7 };
         Assert.True(SharedCheckpointConversionTests.MaxAbsDiff(ReferenceDecoder.Forward(config, weights, ids)[^1], ReferenceDecoder.Forward(config, dequantized, ids)[^1]) > 1e-3f,
             "quantizing must change the logits, or this test could not tell the dequantized weights from the originals");
