@@ -15,6 +15,7 @@ internal static class QuantizationBenchmark
 {
     private const string Prompt = "And the LORD said unto Moses,";
     private const int NewTokens = 200;
+    private const int Runs = 7;
 
     public static async Task<int> RunAsync(string[] args)
     {
@@ -23,6 +24,13 @@ internal static class QuantizationBenchmark
             return MeasureRss(runtime, modelFolder, [.. promptIds.Split(',').Select(id => int.Parse(id, CultureInfo.InvariantCulture))]);
         }
 
+
+        if (args is ["profile", var profiled])
+        {
+            using var probe = LanguageModel.Load(profiled, new LanguageModelOptions { ExecutionProvider = ExecutionProvider.Cpu });
+            Console.WriteLine(Profile(profiled, profiled, probe.Tokenizer.Encode(Prompt)));
+            return 0;
+        }
 
         var root = Directory.CreateTempSubdirectory("onnxlm-quant-bench-").FullName;
         try
@@ -46,7 +54,7 @@ internal static class QuantizationBenchmark
                 folders.Add((name, folder));
             }
 
-            Console.WriteLine($"CPU, {Environment.ProcessorCount} cores; greedy decode of {NewTokens} tokens after \"{Prompt}\"; medians of 5 alternating runs");
+            Console.WriteLine($"CPU, {Environment.ProcessorCount} cores; greedy decode of {NewTokens} tokens after \"{Prompt}\"; {Runs} runs, each model in turn; tokens/s as median (best)");
             var cpu = new LanguageModelOptions { ExecutionProvider = ExecutionProvider.Cpu };
             var models = folders.Select(f => LanguageModel.Load(f.Folder, cpu)).ToList();
             var genai = folders.Select(f => GenAIModel(f.Folder)).ToList();
@@ -64,7 +72,7 @@ internal static class QuantizationBenchmark
                     while (clock.ElapsedMilliseconds < 1000) DecodeGenAI(genai[i], ids);
                 }
 
-                for (var run = 0; run < 5; run++)
+                for (var run = 0; run < Runs; run++)
                 {
                     for (var i = 0; i < folders.Count; i++)
                     {
@@ -77,23 +85,62 @@ internal static class QuantizationBenchmark
                 }
 
                 Console.WriteLine();
-                Console.WriteLine("| model | file MB | weight bytes read per token | Revelation bits per byte | OnnxLM decode tokens/s | × fp32 | GB/s of weights | GenAI decode tokens/s | same greedy tokens as GenAI | same as fp32 | peak RSS OnnxLM / GenAI (MiB) |");
+                Console.WriteLine("| model | file MB | weight bytes read per token | Revelation bits per byte | OnnxLM decode tokens/s | × fp32 | GB/s of weights (best) | GenAI decode tokens/s | same greedy tokens as GenAI | same as fp32 | peak RSS OnnxLM / GenAI (MiB) |");
                 Console.WriteLine("|---|---|---|---|---|---|---|---|---|---|---|");
-                double fp32Rate = 0;
+                double fp32Rate = 0, fp32Best = 0;
                 for (var i = 0; i < folders.Count; i++)
                 {
                     var (name, folder) = folders[i];
                     var ours = NewTokens / Median(times[i].Ours);
                     var theirs = NewTokens / Median(times[i].Theirs);
-                    if (i == 0) fp32Rate = ours;
+                    var (oursBest, theirsBest) = (NewTokens / times[i].Ours.Min(), NewTokens / times[i].Theirs.Min());
+                    if (i == 0) (fp32Rate, fp32Best) = (ours, oursBest);
                     var bytes = WeightBytesPerToken(models[i].Info.GraphPath);
                     var bitsPerByte = await RevelationBitsPerByteAsync(models[i]);
                     var fileMb = new DirectoryInfo(folder).EnumerateFiles("model.onnx*").Sum(f => f.Length) / 1e6;
                     var rss = $"{ChildRss("onnxlm", folder, ids):F0} / {ChildRss("genai", folder, ids):F0}";
                     Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
-                        $"| {name} | {fileMb:F1} | {bytes / 1e6:F2} MB | {bitsPerByte:F4} | {ours:F1} | {ours / fp32Rate:F2} | {bytes * ours / 1e9:F1} | {theirs:F1} | " +
+                        $"| {name} | {fileMb:F1} | {bytes / 1e6:F2} MB | {bitsPerByte:F4} | {ours:F0} ({oursBest:F0}) | {ours / fp32Rate:F2} ({oursBest / fp32Best:F2}) | {bytes * oursBest / 1e9:F1} | {theirs:F0} ({theirsBest:F0}) | " +
                         $"{(tokens[i].Ours.SequenceEqual(tokens[i].Theirs) ? "yes" : "NO")} | {(tokens[i].Ours.SequenceEqual(tokens[0].Ours) ? "yes" : $"first {tokens[i].Ours.Zip(tokens[0].Ours).TakeWhile(p => p.First == p.Second).Count()}")} | {rss} |"));
                 }
+
+                // The same decode with ONNX Runtime on one thread: no thread-pool hand-offs per operator, one core's bandwidth.
+                Console.WriteLine();
+                Console.WriteLine("| model | OnnxLM decode tokens/s, 1 thread | × fp32 | ms per token | GB/s of weights |");
+                Console.WriteLine("|---|---|---|---|---|");
+                var single = folders.Select(f => LanguageModel.Load(f.Folder, new LanguageModelOptions { ExecutionProvider = ExecutionProvider.Cpu, IntraOpThreadCount = 1 })).ToList();
+                try
+                {
+                    var singleTimes = single.Select(_ => new List<double>()).ToList();
+                    foreach (var m in single)
+                    {
+                        var clock = Stopwatch.StartNew();
+                        while (clock.ElapsedMilliseconds < 1000) DecodeOnnxLM(m, ids);
+                    }
+
+                    for (var run = 0; run < Runs; run++)
+                    {
+                        for (var i = 0; i < single.Count; i++) singleTimes[i].Add(DecodeOnnxLM(single[i], ids).Seconds);
+                    }
+
+                    var baseline = NewTokens / Median(singleTimes[0]);
+                    for (var i = 0; i < single.Count; i++)
+                    {
+                        var rate = NewTokens / Median(singleTimes[i]);
+                        Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
+                            $"| {folders[i].Name} | {rate:F0} | {rate / baseline:F2} | {1000 / rate:F2} | {WeightBytesPerToken(single[i].Info.GraphPath) * rate / 1e9:F1} |"));
+                    }
+                }
+                finally
+                {
+                    foreach (var m in single) m.Dispose();
+                }
+
+                Console.WriteLine();
+                Console.WriteLine("ONNX Runtime's profile of the decode steps (default threads; the profiler slows every operator, so shares, not times):");
+                Console.WriteLine("| model | weight products (MatMul/MatMulNBits by a weight) | attention products | other operators | operator ms per step (profiled) | wall ms per step (profiled) |");
+                Console.WriteLine("|---|---|---|---|---|---|");
+                foreach (var (name, folder) in folders) Console.WriteLine(Profile(name, folder, ids));
 
                 Console.WriteLine();
                 for (var i = 0; i < folders.Count; i++)
@@ -164,16 +211,6 @@ internal static class QuantizationBenchmark
     private static long WeightBytesPerToken(string graph)
     {
         var file = OnnxModelFile.Read(graph);
-        string Source(string name)
-        {
-            for (var hops = 0; hops < 4 && !file.Initializers.ContainsKey(name); hops++)
-            {
-                name = file.Nodes.FirstOrDefault(n => n.Outputs.Contains(name) && n.OpType is "Cast" or "Transpose")?.Inputs[0] ?? name;
-            }
-
-            return name;
-        }
-
         long bytes = 0;
         foreach (var node in file.Nodes)
         {
@@ -185,12 +222,75 @@ internal static class QuantizationBenchmark
             };
             foreach (var operand in operands)
             {
-                if (!file.Initializers.TryGetValue(Source(operand), out var init)) continue; // activations (attention)
+                if (WeightInitializer(file, operand) is not { } init) continue; // activations (attention)
                 bytes += init.DataType is 1 or 10 or 16 ? 4 * init.ElementCount : init.ByteCount;
             }
         }
 
         return bytes;
+    }
+
+    /// <summary>
+    /// Decodes with ONNX Runtime's profiler on and sums its per-operator kernel times over the decode steps (the prefill
+    /// run is left out): products by a weight, products of attention (query × keys, probabilities × values), the rest,
+    /// as shares of the total (the profiler's own cost per operator inflates the times).
+    /// </summary>
+    private static string Profile(string name, string folder, int[] ids)
+    {
+        var prefix = Path.Combine(Path.GetTempPath(), $"onnxlm-profile-{Guid.NewGuid():N}");
+        using var model = LanguageModel.Load(folder, new LanguageModelOptions
+        {
+            ExecutionProvider = ExecutionProvider.Cpu,
+            ConfigureSessionOptions = o => { o.EnableProfiling = true; o.ProfileOutputPathPrefix = prefix; },
+        });
+        var file = OnnxModelFile.Read(model.Info.GraphPath);
+        var weighted = file.Nodes.Where(n => n.OpType == "MatMulNBits" || (n.OpType == "MatMul" && WeightInitializer(file, n.Inputs[1]) is not null)).Select(n => n.Name).ToHashSet();
+        var (_, seconds) = DecodeOnnxLM(model, ids);
+        var trace = model.Graph.Session.EndProfiling();
+        try
+        {
+            using var json = System.Text.Json.JsonDocument.Parse(File.ReadAllText(trace));
+            var runs = 0;
+            double weights = 0, attention = 0, other = 0;
+            var otherCount = 0;
+            foreach (var e in json.RootElement.EnumerateArray())
+            {
+                var cat = e.GetProperty("cat").GetString();
+                var eventName = e.GetProperty("name").GetString()!;
+                if (cat == "Session" && eventName == "model_run") runs++;
+                if (cat != "Node" || !eventName.EndsWith("_kernel_time", StringComparison.Ordinal) || runs == 0) continue; // runs == 0: the prefill
+                var node = eventName[..^"_kernel_time".Length];
+                var op = e.GetProperty("args").GetProperty("op_name").GetString();
+                var us = e.GetProperty("dur").GetDouble();
+                if (weighted.Contains(node)) weights += us;
+                else if (op == "MatMul") attention += us;
+                else (other, otherCount) = (other + us, otherCount + 1);
+            }
+
+            // Events of a run come before its model_run event, so the first run's (the prefill's) kernels are skipped above.
+            var steps = Math.Max(1, runs - 1);
+            var total = weights + attention + other;
+            return string.Create(CultureInfo.InvariantCulture,
+                $"| {name} | {100 * weights / total:F0} % | {100 * attention / total:F0} % | {100 * other / total:F0} % ({otherCount / steps} per step) | {total / steps / 1000:F2} | {seconds * 1000 / (NewTokens - 1):F2} |");
+        }
+        finally
+        {
+            File.Delete(trace);
+        }
+    }
+
+    /// <summary>The initializer a node input comes from, through casts and transposes (which ONNX Runtime folds at load); null for activations.</summary>
+    private static OnnxModelFile.Initializer? WeightInitializer(OnnxModelFile file, string name)
+    {
+        for (var hops = 0; hops < 4; hops++)
+        {
+            if (file.Initializers.TryGetValue(name, out var init)) return init;
+            var producer = file.Nodes.FirstOrDefault(n => n.Outputs.Contains(name) && n.OpType is "Cast" or "Transpose");
+            if (producer is null) return null;
+            name = producer.Inputs[0];
+        }
+
+        return null;
     }
 
     private static async Task<double> RevelationBitsPerByteAsync(LanguageModel model)
