@@ -84,9 +84,14 @@ internal sealed class LlamaGraphWriter(DecoderConfig config, IWeightSource weigh
         return bias ? [.. split.Select((s, i) => G.Op("Add", s, Weight(parts[i].Name + ".bias", [parts[i].Outputs])))] : split;
     }
 
+    /// <summary>
+    /// x / √(mean(x²) + ε) · weight, with the square written as Pow(x, 2): that is the form ONNX Runtime's optimizer
+    /// recognises and fuses into one SimplifiedLayerNormalization kernel (with x·x it leaves six operators per norm,
+    /// 17 norms per kjv-tiny step).
+    /// </summary>
     private string RmsNorm(string x, string weight)
     {
-        var meanSquare = G.Op("ReduceMean", [G.Op("Mul", x, x)], ("axes", new long[] { -1 }), ("keepdims", 1));
+        var meanSquare = G.Op("ReduceMean", [G.Op("Pow", x, G.Scalar("two", 2f))], ("axes", new long[] { -1 }), ("keepdims", 1));
         var normed = G.Op("Div", x, G.Op("Sqrt", G.Op("Add", meanSquare, G.Scalar("eps", Config.NormEpsilon))));
         return G.Op("Mul", normed, Weight(weight, [Config.HiddenSize]));
     }
