@@ -72,7 +72,14 @@ internal static class QuantizationBenchmark
             }
 
             Console.WriteLine($"CPU, {Environment.ProcessorCount} cores; greedy decode of {NewTokens} tokens after \"{Prompt}\"; {Runs} runs, each model in turn; tokens/s as median (best)");
-            var cpu = new LanguageModelOptions { ExecutionProvider = ExecutionProvider.Cpu };
+            // --no-spin: ONNX Runtime's intra-op threads sleep instead of spinning between operators (for a machine shared with other work).
+            var noSpin = args.Contains("--no-spin");
+            var cpu = new LanguageModelOptions
+            {
+                ExecutionProvider = ExecutionProvider.Cpu,
+                ConfigureSessionOptions = noSpin ? o => o.AddSessionConfigEntry("session.intra_op.allow_spinning", "0") : null,
+            };
+            if (noSpin) Console.WriteLine("OnnxLM sessions with session.intra_op.allow_spinning = 0");
             var models = folders.Select(f => LanguageModel.Load(f.Folder, cpu)).ToList();
             var genai = folders.Select(f => GenAIModel(f.Folder)).ToList();
             try
