@@ -86,7 +86,6 @@ internal abstract class DecoderGraphWriter
             operands.Add(G.Bytes(name + ".zero_points", q.ZeroPoints, [outputs, q.ZeroPointBytesPerRow]));
         }
 
-        QuantizedBytes += q.ByteCount;
         return G.MicrosoftOp("MatMulNBits", [.. operands], result, ("K", (long)inputs), ("N", (long)outputs), ("bits", (long)q.Bits),
             ("block_size", (long)q.BlockSize), ("accuracy_level", (long)quantization.AccuracyLevel));
     }
@@ -98,9 +97,6 @@ internal abstract class DecoderGraphWriter
         G.AddNode("MatMul", [x, w], [result]);
         return result;
     }
-
-    /// <summary>Bytes of the quantized matrices written so far (packed integers, scales, zero points).</summary>
-    public long QuantizedBytes { get; private set; }
 
     /// <summary>A float constant computed here (RoPE tables), or checkpoint data; fp16 storage gets a Cast back to float.</summary>
     protected string Constant(string name, float[] values, long[] dims)

@@ -57,8 +57,8 @@ public sealed class WeightQuantization
     /// MatMulNBits' <c>accuracy_level</c>: the least precise type ONNX Runtime may convert the activations to inside the
     /// product. 0 leaves the choice to ONNX Runtime, 1 float32, 2 float16, 3 bfloat16, 4 (default) int8: activations
     /// quantized per block on the fly, the fastest CPU path and the only fast one for 8-bit weights in ONNX Runtime
-    /// 1.31 (with 1, 8-bit weights are dequantized on every run, about 7× slower than float32 on kjv-tiny). Use 1 when
-    /// the product must match float32 arithmetic on the dequantized weights.
+    /// 1.31 (at 0 or 1, 8-bit kjv-tiny decoded 4–8× slower than float32). Use 1 when the product must match float32
+    /// arithmetic on the dequantized weights.
     /// </summary>
     /// <exception cref="ArgumentOutOfRangeException">Outside 0 to 4.</exception>
     public int AccuracyLevel
