@@ -218,6 +218,35 @@ public sealed class QuantizationTests : IDisposable
         Assert.Equal($"int{bits}", model.Info.WeightType);
     }
 
+    [Theory]
+    [InlineData("llama")]
+    [InlineData("gpt2")]
+    public void AFloatFolderBuiltHereConvertsAgainFromItsGraph(string type)
+    {
+        // The route kjv-tiny's quantized copies take: weights read back from a float graph (Llama matrices stored
+        // transposed, GPT-2's as the checkpoint has them). Converted again without quantizing, it must be the same model.
+        var config = type == "gpt2"
+            ? new DecoderConfig
+            {
+                ModelType = "gpt2", HiddenSize = 24, IntermediateSize = 40, AttentionHeadCount = 3, KeyValueHeadCount = 3, HeadSize = 8,
+                LayerCount = 2, VocabularySize = 61, MaxPositions = 32, TieWordEmbeddings = true, BosTokenId = 0, EosTokenIds = [1],
+            }
+            : Llama(tied: false) with { AttentionBias = true };
+        var weights = RandomCheckpoint.For(config, seed: 9);
+        var first = Path.Combine(_out, "first");
+        DecoderModelBuilder.Build(config, weights, first, new ModelBuilderOptions { Float16Weights = false });
+        File.WriteAllText(Path.Combine(first, "config.json"), type == "gpt2"
+            ? """{ "model_type": "gpt2", "n_embd": 24, "n_head": 3, "n_layer": 2, "n_inner": 40, "vocab_size": 61, "n_positions": 32, "bos_token_id": 0, "eos_token_id": 1 }"""
+            : """
+              { "model_type": "qwen2", "hidden_size": 40, "intermediate_size": 72, "num_attention_heads": 4, "num_key_value_heads": 2, "head_dim": 10,
+                "num_hidden_layers": 2, "vocab_size": 83, "max_position_embeddings": 32, "rms_norm_eps": 1e-5, "tie_word_embeddings": false,
+                "bos_token_id": 0, "eos_token_id": 1 }
+              """);
+        var second = Path.Combine(_out, "second");
+        DecoderModelBuilder.Convert(first, second);
+        BuiltGraphTests.AssertMatchesReference(second, config, weights, [2, 50, 13, 4, 29, 0, 31, 8]);
+    }
+
     [Fact]
     public void BadOptionsAreTypedErrorsNamingTheOption()
     {

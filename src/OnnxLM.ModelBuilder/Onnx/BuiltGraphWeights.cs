@@ -1,6 +1,6 @@
 using OnnxLM.Explain;
 
-namespace OnnxLM.ModelBuilder;
+namespace OnnxLM.ModelBuilder.Onnx;
 
 /// <summary>
 /// The weights of a float model folder written by this builder, read back from its graph's initializers under their
