@@ -38,7 +38,6 @@ public sealed class KjvTinyQuantizationTests : IDisposable
 
     private static async Task AssertGreedyTextIsKjvLike(LanguageModel original, LanguageModel quantized, string quantize)
     {
-
         // Greedy text: the float model scores the quantized model's continuation about as well as its own (bits per
         // byte of the continuation given the prompt), so the text stays in the model's King James register.
         const string prompt = "And the LORD said unto Moses,";
