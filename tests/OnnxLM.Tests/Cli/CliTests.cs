@@ -122,6 +122,8 @@ public sealed class CliTests
         Assert.Equal(model.Info.ContextLength, report.GetProperty("context_length").GetInt32());
         Assert.Equal("Cpu", report.GetProperty("provider").GetString());
         Assert.InRange(report.GetProperty("parameters").GetInt64(), 9_000_000, 11_000_000); // its model card: 9.9 M
+        Assert.Equal("float16", report.GetProperty("weight_type").GetString()); // its model card: weights stored as fp16
+        Assert.InRange(report.GetProperty("bytes_per_parameter").GetDouble(), 1.99, 2.01);
         Assert.Contains(report.GetProperty("inputs").EnumerateArray(), i => i.GetProperty("name").GetString() == "input_ids");
         Assert.Equal(JsonValueKind.Null, report.GetProperty("chat_template").ValueKind);
         var (tc, table, _) = await RunAsync("inspect");
