@@ -13,6 +13,8 @@ using GenAI = Microsoft.ML.OnnxRuntimeGenAI;
 //   constraint-cost: per-token cost of JSON, JSON-schema, grammar and regex constraints on 4k/32k/128k vocabularies, cold and warm.
 //   soak [generations]: 10,000 generations with RSS and managed heap sampled, 64 concurrent requests checked against
 //     running alone, cancellation latency (p50/p99), disposing the model mid-generation (Reliability in RESULTS.md).
+//   quantization: kjv-tiny as float32, int8 and int4 (built from the committed model): Revelation bits per byte, weight
+//     bytes read per token, decode tokens/s of OnnxLM and GenAI on the same folders, greedy-token agreement, peak RSS.
 //   chat-template: render time of real chat templates, OnnxLM vs @huggingface/jinja (node), and the prefill a 10-turn
 //     ChatSession saves by reusing its cache.
 var command = args.Length > 0 ? args[0] : "genai-compare";
@@ -24,6 +26,11 @@ if (command == "tokenizer-throughput")
 if (command == "chat-template")
 {
     return await ChatBenchmark.RunAsync();
+}
+
+if (command == "quantization")
+{
+    return await QuantizationBenchmark.RunAsync(args[1..]);
 }
 
 if (command == "constraint-cost")
@@ -54,7 +61,7 @@ switch (command)
     case "genai-compare":
         break;
     default:
-        Console.Error.WriteLine("usage: genai-compare|sampling-cost|score-throughput|tokenizer-throughput|chat-template|constraint-cost|soak [model-folder] [new-tokens] [prompt]");
+        Console.Error.WriteLine("usage: genai-compare|sampling-cost|score-throughput|tokenizer-throughput|chat-template|constraint-cost|soak|quantization [model-folder] [new-tokens] [prompt]");
         return 1;
 }
 

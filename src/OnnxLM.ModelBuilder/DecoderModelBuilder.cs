@@ -18,7 +18,12 @@ public static class DecoderModelBuilder
         "generation_config.json", "config.json",
     ];
 
-    /// <summary>Converts the checkpoint in <paramref name="checkpointFolder"/> into a model folder at <paramref name="outputFolder"/>.</summary>
+    /// <summary>
+    /// Converts the checkpoint in <paramref name="checkpointFolder"/> into a model folder at <paramref name="outputFolder"/>.
+    /// The checkpoint is a Hugging Face folder (config.json + safetensors), or a float model folder this builder wrote
+    /// earlier (config.json + model.onnx and no safetensors), whose weights are read back from the graph: that is how
+    /// a quantized copy of a shipped model such as kjv-tiny is made without its training checkpoint.
+    /// </summary>
     /// <exception cref="ModelFormatException">The checkpoint is missing files or tensors, or has an unsupported architecture.</exception>
     public static void Convert(string checkpointFolder, string outputFolder, ModelBuilderOptions? options = null)
     {
@@ -30,7 +35,9 @@ public static class DecoderModelBuilder
         }
 
         var config = DecoderConfig.Load(checkpointFolder);
-        var weights = new SafeTensorsSource(SafeTensorsFile.Open(checkpointFolder));
+        IWeightSource weights = BuiltGraphWeights.IsBuiltFolder(checkpointFolder)
+            ? BuiltGraphWeights.Open(checkpointFolder, config)
+            : new SafeTensorsSource(SafeTensorsFile.Open(checkpointFolder));
         Build(config, weights, outputFolder, options);
         foreach (var name in CopiedFiles)
         {
@@ -71,11 +78,17 @@ public static class DecoderModelBuilder
         var graph = writer.Build();
         Directory.CreateDirectory(outputFolder);
         var external = graph.WeightBytes > options.ExternalDataThreshold ? "model.onnx.data" : null;
-        graph.Save(Path.Combine(outputFolder, "model.onnx"), external, new Dictionary<string, string>
+        var metadata = new Dictionary<string, string>
         {
             ["onnxlm.architecture"] = config.ModelType,
-            ["onnxlm.weights"] = options.Float16Weights ? "float16" : "float32",
-        });
+            ["onnxlm.weights"] = options.Quantization is { } q ? $"int{q.Bits}" : options.Float16Weights ? "float16" : "float32",
+        };
+        if (options.Quantization is not null)
+        {
+            metadata["onnxlm.quantization"] = options.Quantization.ToString();
+        }
+
+        graph.Save(Path.Combine(outputFolder, "model.onnx"), external, metadata);
         WriteGenAIConfig(config, options, outputFolder);
     }
 

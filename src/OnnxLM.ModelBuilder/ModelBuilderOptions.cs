@@ -6,6 +6,13 @@ public sealed class ModelBuilderOptions
     /// <summary>Store weights as float16 (halves the file; computation stays float32 after a Cast at load). Default false.</summary>
     public bool Float16Weights { get; set; }
 
+    /// <summary>
+    /// Quantize the projection and MLP weights (and by default the output projection) to 4 or 8 bits per weight,
+    /// written as ONNX Runtime's MatMulNBits operator; null (default) keeps every weight floating point. The other
+    /// weights (embeddings, norms, biases) follow <see cref="Float16Weights"/>.
+    /// </summary>
+    public WeightQuantization? Quantization { get; set; }
+
     /// <summary>Also output each layer's attention probabilities as <c>attentions.%d</c> [batch, heads, query, key].</summary>
     public bool OutputAttentions { get; set; }
 

@@ -184,6 +184,7 @@ public sealed class LanguageModel : IDisposable
                 KvCacheDataType = sig.KvType == TensorElementType.Float16 ? "float16" : "float32",
                 HasPositionIds = sig.PositionIds is not null,
                 HasAttentionMask = sig.AttentionMask is not null,
+                WeightType = WeightTypeOf(config.GraphFile, logger),
                 BosTokenId = config.BosTokenId,
                 EosTokenIds = config.EosTokenIds,
                 PadTokenId = config.PadTokenId,
@@ -211,7 +212,7 @@ public sealed class LanguageModel : IDisposable
                     Architecture = info.Architecture, FolderLayout = info.FolderLayout, GraphPath = info.GraphPath, LayerCount = info.LayerCount,
                     AttentionHeadCount = info.AttentionHeadCount, KeyValueHeadCount = info.KeyValueHeadCount, HeadSize = info.HeadSize, HiddenSize = info.HiddenSize,
                     VocabularySize = info.VocabularySize, ContextLength = info.ContextLength, KvCacheLayout = info.KvCacheLayout, KvCacheDataType = info.KvCacheDataType,
-                    HasPositionIds = info.HasPositionIds, HasAttentionMask = info.HasAttentionMask, BosTokenId = info.BosTokenId, EosTokenIds = info.EosTokenIds,
+                    HasPositionIds = info.HasPositionIds, HasAttentionMask = info.HasAttentionMask, WeightType = info.WeightType, BosTokenId = info.BosTokenId, EosTokenIds = info.EosTokenIds,
                     PadTokenId = info.PadTokenId, ExecutionProvider = info.ExecutionProvider, TokenizerVocabularySize = tokenizer.VocabularySize,
                 };
             }
@@ -223,6 +224,20 @@ public sealed class LanguageModel : IDisposable
         {
             graph.Dispose();
             throw;
+        }
+    }
+
+    private static string WeightTypeOf(string graphFile, ILogger logger)
+    {
+        try
+        {
+            return OnnxLM.Explain.OnnxModelFile.Read(graphFile).WeightType();
+        }
+        catch (Exception e) when (e is ModelFormatException or IOException)
+        {
+            // ONNX Runtime loaded the graph, so this is a reader limitation, not a broken model: say so and go on.
+            logger.LogDebug(e, "Could not read the weight types of {Graph}.", graphFile);
+            return "unknown";
         }
     }
 

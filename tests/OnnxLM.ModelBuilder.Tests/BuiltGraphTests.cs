@@ -95,7 +95,7 @@ public sealed class BuiltGraphTests : IDisposable
     };
 
     /// <summary>The built folder's logits, through OnnxLM's runtime, equal the reference pass: all positions at once and step by step with the cache.</summary>
-    private static void AssertMatchesReference(string folder, DecoderConfig config, RandomCheckpoint weights, int[] ids)
+    internal static void AssertMatchesReference(string folder, DecoderConfig config, RandomCheckpoint weights, int[] ids)
     {
         var type = config.ModelType;
         var vocab = config.VocabularySize;

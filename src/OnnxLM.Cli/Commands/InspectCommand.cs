@@ -32,6 +32,9 @@ internal static class InspectCommand
                 provider = info.ExecutionProvider.ToString(),
                 parameters,
                 initializers,
+                weight_type = info.WeightType,
+                weight_bytes = breakdown.Bytes,
+                bytes_per_parameter = Math.Round(breakdown.BytesPerParameter, 4),
                 layers = info.LayerCount,
                 attention_heads = info.AttentionHeadCount,
                 kv_heads = info.KeyValueHeadCount,
@@ -60,6 +63,7 @@ internal static class InspectCommand
             Row("graph", info.GraphPath);
             Row("provider", info.ExecutionProvider);
             Row("parameters", $"{parameters:N0} in {initializers} initializers");
+            Row("weights", FormattableString.Invariant($"{info.WeightType}: {breakdown.Bytes / 1e6:F1} MB stored, {breakdown.BytesPerParameter:F3} bytes per parameter"));
             Row("layers / heads / kv heads", $"{info.LayerCount} / {info.AttentionHeadCount} / {info.KeyValueHeadCount} (head size {info.HeadSize}, hidden {info.HiddenSize})");
             Row("vocabulary / context", $"{info.VocabularySize} / {info.ContextLength}");
             Row("kv cache", report.kv_cache);

@@ -16,18 +16,56 @@ internal static class ModelBuilderCommands
         dtype.AcceptOnlyFromAmong("fp32", "fp16");
         var attentions = new Option<bool>("--attentions") { Description = "Also output the attention weights of every layer (for explain views)" };
         var contextLength = new Option<int?>("--context-length") { Description = "Context length to record (default: the checkpoint's)" };
-        var command = new Command("convert", "Build an ONNX model folder (GPT-2, Llama family) from a Hugging Face checkpoint") { checkpoint, output, dtype, attentions, contextLength };
+        var quantize = new Option<string?>("--quantize") { Description = "Quantize the projection, MLP and output weights: int4 or int8 (MatMulNBits)" };
+        quantize.AcceptOnlyFromAmong("int4", "int8");
+        var blockSize = new Option<int>("--block-size") { Description = "Weights per quantization block: 16, 32, 64, 128 or 256", DefaultValueFactory = _ => 32 };
+        var zeroPoints = new Option<bool>("--zero-points") { Description = "Store a zero point per block (asymmetric) instead of symmetric blocks" };
+        var method = new Option<string>("--quant-method") { Description = "Block scales: rtn (round to nearest) or search (least squared error)", DefaultValueFactory = _ => "rtn" };
+        method.AcceptOnlyFromAmong("rtn", "search");
+        var floatHead = new Option<bool>("--float-head") { Description = "Keep the output projection (lm_head) in float (--dtype) precision" };
+        var accuracy = new Option<int>("--accuracy-level") { Description = "MatMulNBits accuracy_level: 0 ONNX Runtime's choice, 1 fp32, 2 fp16, 3 bf16, 4 int8 activations (fastest on CPU)", DefaultValueFactory = _ => 4 };
+        blockSize.Validators.Add(r =>
+        {
+            if (r.GetValueOrDefault<int>() is not (16 or 32 or 64 or 128 or 256)) r.AddError($"--block-size must be 16, 32, 64, 128 or 256 (found {r.GetValueOrDefault<int>()}).");
+        });
+        accuracy.Validators.Add(r =>
+        {
+            if (r.GetValueOrDefault<int>() is not (>= 0 and <= 4)) r.AddError($"--accuracy-level must be between 0 and 4 (found {r.GetValueOrDefault<int>()}).");
+        });
+        var command = new Command("convert", "Build an ONNX model folder (GPT-2, Llama family) from a Hugging Face checkpoint or a float folder built here")
+        {
+            checkpoint, output, dtype, attentions, contextLength, quantize, blockSize, zeroPoints, method, floatHead, accuracy,
+        };
         command.SetAction((parse, ct) => cli.RunAsync(parse, () =>
         {
             if (parse.GetValue(contextLength) is < 1) throw new UsageException("--context-length must be positive.");
+            var quantization = parse.GetValue(quantize) is { } bits ? WeightQuantization.Parse(bits) : null;
+            if (quantization is null && (parse.GetResult(blockSize) is { Implicit: false } || parse.GetValue(zeroPoints) || parse.GetValue(floatHead)
+                || parse.GetResult(method) is { Implicit: false } || parse.GetResult(accuracy) is { Implicit: false }))
+            {
+                throw new UsageException("--block-size, --zero-points, --quant-method, --float-head and --accuracy-level need --quantize int4 or int8.");
+            }
+
+            if (quantization is not null)
+            {
+                quantization.BlockSize = parse.GetValue(blockSize);
+                quantization.AccuracyLevel = parse.GetValue(accuracy);
+                quantization.Symmetric = !parse.GetValue(zeroPoints);
+                quantization.Method = parse.GetValue(method) == "search" ? QuantizationMethod.ScaleSearch : QuantizationMethod.RoundToNearest;
+                quantization.QuantizeOutputProjection = !parse.GetValue(floatHead);
+            }
+
             var clock = Stopwatch.StartNew();
             DecoderModelBuilder.Convert(parse.GetValue(checkpoint)!, parse.GetValue(output)!, new ModelBuilderOptions
             {
                 Float16Weights = parse.GetValue(dtype) == "fp16",
                 OutputAttentions = parse.GetValue(attentions),
                 ContextLength = parse.GetValue(contextLength),
+                Quantization = quantization,
             });
-            cli.Output.WriteLine(FormattableString.Invariant($"wrote {parse.GetValue(output)} in {clock.Elapsed.TotalSeconds:F1} s"));
+            var bytes = new DirectoryInfo(parse.GetValue(output)!).EnumerateFiles("model.onnx*").Sum(f => f.Length);
+            cli.Output.WriteLine(FormattableString.Invariant(
+                $"wrote {parse.GetValue(output)} in {clock.Elapsed.TotalSeconds:F1} s ({bytes / 1e6:F1} MB{(quantization is null ? "" : $", {quantization}")})"));
             return Task.FromResult(0);
         }));
         return command;

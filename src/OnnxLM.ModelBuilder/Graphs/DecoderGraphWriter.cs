@@ -57,23 +57,45 @@ internal abstract class DecoderGraphWriter
 
     protected abstract void BuildBody(string mask);
 
-    /// <summary>A weight from the checkpoint, optionally transposed from [out, in] (Linear) to [in, out] (MatMul), stored fp32 or fp16.</summary>
-    protected string Weight(string name, long[] shape, bool transpose = false)
+    /// <summary>A float weight from the checkpoint, stored fp32 or fp16 as it is (embeddings, norms, biases).</summary>
+    protected string Weight(string name, long[] shape) => Constant(name, Weights.Read(name, shape), shape);
+
+    /// <summary>
+    /// x·W for a checkpoint weight stored [outputs, inputs] (a Linear layer; <paramref name="outputsFirst"/>) or
+    /// [inputs, outputs] (GPT-2's Conv1D): a MatMul with a float [inputs, outputs] weight, or, when the options quantize
+    /// and <paramref name="quantize"/> allows, a MatMulNBits with the weight quantized row by row of [outputs, inputs].
+    /// The result is named <paramref name="result"/> when given (a graph output).
+    /// </summary>
+    protected string MatMul(string x, string name, float[] weight, int inputs, int outputs, bool outputsFirst, bool quantize = true, string? result = null)
     {
-        var values = Weights.Read(name, shape);
-        long[] dims = shape;
-        if (transpose)
+        if (Options.Quantization is not { } quantization || !quantize)
         {
-            var (rows, cols) = ((int)shape[0], (int)shape[1]);
-            var t = new float[values.Length];
-            for (var r = 0; r < rows; r++)
-                for (var c = 0; c < cols; c++)
-                    t[c * rows + r] = values[r * cols + c];
-            values = t;
-            dims = [shape[1], shape[0]];
+            var stored = Constant(name, outputsFirst ? Matrix.Transpose(weight, outputs, inputs) : weight, [inputs, outputs]);
+            return MatMul(x, stored, result);
         }
 
-        return Constant(name, values, dims);
+        var q = BlockQuantizer.Quantize(outputsFirst ? weight : Matrix.Transpose(weight, inputs, outputs), outputs, inputs, quantization);
+        List<string> operands =
+        [
+            x,
+            G.Bytes(name, q.Packed, [outputs, q.BlocksPerRow, q.BlobSize]),
+            G.Weight(name + ".scales", q.Scales, [outputs, q.BlocksPerRow], asFloat16: false),
+        ];
+        if (q.ZeroPoints is not null)
+        {
+            operands.Add(G.Bytes(name + ".zero_points", q.ZeroPoints, [outputs, q.ZeroPointBytesPerRow]));
+        }
+
+        return G.MicrosoftOp("MatMulNBits", [.. operands], result, ("K", (long)inputs), ("N", (long)outputs), ("bits", (long)q.Bits),
+            ("block_size", (long)q.BlockSize), ("accuracy_level", (long)quantization.AccuracyLevel));
+    }
+
+    /// <summary>x·w for a float w, named <paramref name="result"/> when given.</summary>
+    protected string MatMul(string x, string w, string? result = null)
+    {
+        if (result is null) return G.Op("MatMul", x, w);
+        G.AddNode("MatMul", [x, w], [result]);
+        return result;
     }
 
     /// <summary>A float constant computed here (RoPE tables), or checkpoint data; fp16 storage gets a Cast back to float.</summary>

@@ -12,7 +12,8 @@ internal sealed class Gpt2GraphWriter(DecoderConfig config, IWeightSource weight
     {
         var c = Config;
         var h = c.HiddenSize;
-        var wte = Weight(Name("wte.weight"), [c.VocabularySize, h]);
+        var wteValues = Weights.Read(Name("wte.weight"), c.VocabularySize, h);
+        var wte = Constant(Name("wte.weight"), wteValues, [c.VocabularySize, h]);
         var wpe = Weight(Name("wpe.weight"), [c.MaxPositions, h]);
         var x = G.Op("Add", G.Op("Gather", [wte, "input_ids"], ("axis", 0)), G.Op("Gather", [wpe, "position_ids"], ("axis", 0)));
         for (var i = 0; i < c.LayerCount; i++)
@@ -29,14 +30,21 @@ internal sealed class Gpt2GraphWriter(DecoderConfig config, IWeightSource weight
         }
 
         x = LayerNorm(x, Name("ln_f"));
-        G.AddNode("MatMul", [x, G.Op("Transpose", [wte], ("perm", new long[] { 1, 0 }))], ["logits"]);
+        if (Options.Quantization is { QuantizeOutputProjection: true })
+        {
+            MatMul(x, "lm_head.weight", wteValues, h, c.VocabularySize, outputsFirst: true, result: "logits");
+        }
+        else
+        {
+            MatMul(x, G.Op("Transpose", [wte], ("perm", new long[] { 1, 0 })), "logits");
+        }
     }
 
     /// <summary>Hugging Face GPT-2 checkpoints name tensors with or without the "transformer." prefix.</summary>
     private string Name(string suffix) => Weights.Contains("transformer.wte.weight") ? "transformer." + suffix : suffix;
 
     private string Conv1D(string x, string name, int inputs, int outputs) =>
-        G.Op("Add", G.Op("MatMul", x, Weight(name + ".weight", [inputs, outputs])), Weight(name + ".bias", [outputs]));
+        G.Op("Add", MatMul(x, name + ".weight", Weights.Read(name + ".weight", inputs, outputs), inputs, outputs, outputsFirst: false), Weight(name + ".bias", [outputs]));
 
     private string LayerNorm(string x, string name) =>
         G.Op("LayerNormalization", [x, Weight(name + ".weight", [Config.HiddenSize]), Weight(name + ".bias", [Config.HiddenSize])],

@@ -12,7 +12,8 @@ internal sealed class LlamaGraphWriter(DecoderConfig config, IWeightSource weigh
     {
         var c = Config;
         var (h, d, nh, kvh) = (c.HiddenSize, c.HeadSize, c.AttentionHeadCount, c.KeyValueHeadCount);
-        var embed = Weight("model.embed_tokens.weight", [c.VocabularySize, h]);
+        var embedValues = Weights.Read("model.embed_tokens.weight", c.VocabularySize, h);
+        var embed = Constant("model.embed_tokens.weight", embedValues, [c.VocabularySize, h]);
         var x = G.Op("Gather", [embed, "input_ids"], ("axis", 0));
 
         var (cosTable, sinTable) = RopeTables();
@@ -23,35 +24,74 @@ internal sealed class LlamaGraphWriter(DecoderConfig config, IWeightSource weigh
         {
             var p = $"model.layers.{i}.";
             var y = RmsNorm(x, p + "input_layernorm.weight");
-            var q = SplitHeads(Linear(y, p + "self_attn.q_proj", h, nh * d, c.AttentionBias), nh);
-            var k = SplitHeads(Linear(y, p + "self_attn.k_proj", h, kvh * d, c.AttentionBias), kvh);
-            var v = SplitHeads(Linear(y, p + "self_attn.v_proj", h, kvh * d, c.AttentionBias), kvh);
+            var qkv = Linears(y, p + "self_attn.qkv_proj", [(p + "self_attn.q_proj", nh * d), (p + "self_attn.k_proj", kvh * d), (p + "self_attn.v_proj", kvh * d)],
+                h, c.AttentionBias);
+            var (q, k, v) = (SplitHeads(qkv[0], nh), SplitHeads(qkv[1], kvh), SplitHeads(qkv[2], kvh));
             var attention = Attention(i, Rope(q, cos, sin), Rope(k, cos, sin), v, mask);
             x = G.Op("Add", x, Linear(attention, p + "self_attn.o_proj", nh * d, h, false));
 
             y = RmsNorm(x, p + "post_attention_layernorm.weight");
-            var gate = Linear(y, p + "mlp.gate_proj", h, c.IntermediateSize, false);
+            var gateUp = Linears(y, p + "mlp.gate_up_proj", [(p + "mlp.gate_proj", c.IntermediateSize), (p + "mlp.up_proj", c.IntermediateSize)], h, false);
+            var (gate, up) = (gateUp[0], gateUp[1]);
             var silu = G.Op("Mul", gate, G.Op("Sigmoid", gate));
-            var up = Linear(y, p + "mlp.up_proj", h, c.IntermediateSize, false);
             x = G.Op("Add", x, Linear(G.Op("Mul", silu, up), p + "mlp.down_proj", c.IntermediateSize, h, false));
         }
 
         x = RmsNorm(x, "model.norm.weight");
-        var head = c.TieWordEmbeddings || !Weights.Contains("lm_head.weight")
-            ? G.Op("Transpose", [embed], ("perm", new long[] { 1, 0 }))
-            : Weight("lm_head.weight", [c.VocabularySize, h], transpose: true);
-        G.AddNode("MatMul", [x, head], ["logits"]);
+        var tied = c.TieWordEmbeddings || !Weights.Contains("lm_head.weight");
+        var quantizeHead = Options.Quantization is { QuantizeOutputProjection: true };
+        if (tied && !quantizeHead)
+        {
+            MatMul(x, G.Op("Transpose", [embed], ("perm", new long[] { 1, 0 })), "logits");
+        }
+        else
+        {
+            MatMul(x, "lm_head.weight", tied ? embedValues : Weights.Read("lm_head.weight", c.VocabularySize, h), h, c.VocabularySize,
+                outputsFirst: true, quantize: quantizeHead, result: "logits");
+        }
     }
 
     private string Linear(string x, string name, int inputs, int outputs, bool bias)
     {
-        var y = G.Op("MatMul", x, Weight(name + ".weight", [outputs, inputs], transpose: true));
+        var y = MatMul(x, name + ".weight", Weights.Read(name + ".weight", outputs, inputs), inputs, outputs, outputsFirst: true);
         return bias ? G.Op("Add", y, Weight(name + ".bias", [outputs])) : y;
     }
 
+    /// <summary>
+    /// Several Linear layers reading the same input (q/k/v, gate/up). Float graphs keep one MatMul each; quantized graphs
+    /// stack the weights' rows into one MatMulNBits named <paramref name="fusedName"/> and split its output, one product
+    /// instead of several on the decode path. Block quantization works row by row, so the stacked rows are quantized
+    /// exactly as they would be alone.
+    /// </summary>
+    private string[] Linears(string x, string fusedName, (string Name, int Outputs)[] parts, int inputs, bool bias)
+    {
+        if (Options.Quantization is null)
+        {
+            return [.. parts.Select(part => Linear(x, part.Name, inputs, part.Outputs, bias))];
+        }
+
+        var total = parts.Sum(part => part.Outputs);
+        var stacked = new float[(long)total * inputs];
+        var row = 0;
+        foreach (var (name, outputs) in parts)
+        {
+            Weights.Read(name + ".weight", outputs, inputs).CopyTo(stacked, (long)row * inputs);
+            row += outputs;
+        }
+
+        var y = MatMul(x, fusedName + ".weight", stacked, inputs, total, outputsFirst: true);
+        var split = G.Node("Split", [y, G.Ints("fused_split", [.. parts.Select(part => (long)part.Outputs)])], parts.Length, "fused", ("axis", -1));
+        return bias ? [.. split.Select((s, i) => G.Op("Add", s, Weight(parts[i].Name + ".bias", [parts[i].Outputs])))] : split;
+    }
+
+    /// <summary>
+    /// x / √(mean(x²) + ε) · weight, with the square written as Pow(x, 2): that is the form ONNX Runtime's optimizer
+    /// recognises and fuses into one SimplifiedLayerNormalization kernel (with x·x it leaves six operators per norm,
+    /// 17 norms per kjv-tiny step).
+    /// </summary>
     private string RmsNorm(string x, string weight)
     {
-        var meanSquare = G.Op("ReduceMean", [G.Op("Mul", x, x)], ("axes", new long[] { -1 }), ("keepdims", 1));
+        var meanSquare = G.Op("ReduceMean", [G.Op("Pow", x, G.Scalar("two", 2f))], ("axes", new long[] { -1 }), ("keepdims", 1));
         var normed = G.Op("Div", x, G.Op("Sqrt", G.Op("Add", meanSquare, G.Scalar("eps", Config.NormEpsilon))));
         return G.Op("Mul", normed, Weight(weight, [Config.HiddenSize]));
     }

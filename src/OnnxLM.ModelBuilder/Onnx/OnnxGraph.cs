@@ -4,8 +4,10 @@ using System.Runtime.InteropServices;
 namespace OnnxLM.ModelBuilder.Onnx;
 
 /// <summary>
-/// An ONNX graph under construction, serialized as a ModelProto (IR version 8, ai.onnx opset 17, standard
-/// operators only, so every ONNX Runtime execution provider and ONNX Runtime GenAI can run it).
+/// An ONNX graph under construction, serialized as a ModelProto (IR version 8, ai.onnx opset 17). Standard operators
+/// only, so every ONNX Runtime execution provider and ONNX Runtime GenAI can run it, except the one contrib operator
+/// quantized weights need (com.microsoft MatMulNBits, which ONNX Runtime's CPU and CUDA providers implement); the
+/// com.microsoft opset is imported only when such a node is present.
 /// Node outputs get unique names; weights become initializers, inline or in an external data file.
 /// </summary>
 internal sealed class OnnxGraph
@@ -13,8 +15,12 @@ internal sealed class OnnxGraph
     public const int IrVersion = 8;
     public const int Opset = 17;
 
+    /// <summary>ONNX Runtime's contrib operator domain (version 1).</summary>
+    public const string MicrosoftDomain = "com.microsoft";
+
     // TensorProto.DataType values.
     public const int Float = 1;
+    public const int UInt8 = 2;
     public const int Int64 = 7;
     public const int Bool = 9;
     public const int Float16 = 10;
@@ -25,6 +31,7 @@ internal sealed class OnnxGraph
     private readonly List<ProtoMessage> _outputs = [];
     private readonly HashSet<string> _names = [];
     private int _counter;
+    private bool _usesMicrosoftDomain;
 
     public string Name { get; init; } = "decoder";
 
@@ -49,13 +56,29 @@ internal sealed class OnnxGraph
     public string Op(string op, string[] inputs, params (string Name, object Value)[] attributes) => Node(op, inputs, 1, null, attributes)[0];
 
     /// <summary>Adds a node whose outputs have fixed names (graph outputs).</summary>
-    public void AddNode(string op, string[] inputs, string[] outputs, params (string Name, object Value)[] attributes)
+    public void AddNode(string op, string[] inputs, string[] outputs, params (string Name, object Value)[] attributes) =>
+        AddNode(null, op, inputs, outputs, attributes);
+
+    /// <summary>Adds a com.microsoft contrib operator node with one output (a fresh name when null) and returns its name.</summary>
+    public string MicrosoftOp(string op, string[] inputs, string? output, params (string Name, object Value)[] attributes)
+    {
+        output ??= Unique(op.ToLowerInvariant() + "_out");
+        AddNode(MicrosoftDomain, op, inputs, [output], attributes);
+        return output;
+    }
+
+    private void AddNode(string? domain, string op, string[] inputs, string[] outputs, (string Name, object Value)[] attributes)
     {
         var node = new ProtoMessage();
         foreach (var input in inputs) node.String(1, input);
         foreach (var output in outputs) node.String(2, output);
         node.String(3, Unique(op + "_node"));
         node.String(4, op);
+        if (domain is not null)
+        {
+            node.String(7, domain);
+            _usesMicrosoftDomain |= domain == MicrosoftDomain;
+        }
         foreach (var (attrName, value) in attributes)
         {
             var attribute = new ProtoMessage().String(1, attrName);
@@ -94,6 +117,13 @@ internal sealed class OnnxGraph
         }
 
         _initializers.Add((Claim(name), asFloat16 ? Float16 : Float, dims, data));
+        return name;
+    }
+
+    /// <summary>A uint8 weight (packed quantized blocks, packed zero points).</summary>
+    public string Bytes(string name, byte[] data, long[] dims)
+    {
+        _initializers.Add((Claim(name), UInt8, dims, data));
         return name;
     }
 
@@ -165,6 +195,11 @@ internal sealed class OnnxGraph
             .String(3, typeof(OnnxGraph).Assembly.GetName().Version?.ToString() ?? "0")
             .Message(7, graph)
             .Message(8, new ProtoMessage().String(1, string.Empty).Int(2, Opset));
+        if (_usesMicrosoftDomain)
+        {
+            model.Message(8, new ProtoMessage().String(1, MicrosoftDomain).Int(2, 1));
+        }
+
         foreach (var (key, value) in metadata)
         {
             model.Message(14, new ProtoMessage().String(1, key).String(2, value));

@@ -210,16 +210,24 @@ public sealed class ModelExplainer : IDisposable
     public ParameterBreakdown Parameters()
     {
         var groups = new Dictionary<string, (long Count, int Tensors)>();
-        foreach (var init in _file.Value.Initializers.Values)
+        long bytes = 0;
+        var file = _file.Value;
+        foreach (var init in file.Initializers.Values)
         {
+            bytes += init.ByteCount;
+            var parameters = file.ParameterCount(init);
+            if (parameters == 0 && init.ElementCount > 0) continue; // quantization scales and zero points
             var component = Component(init.Name);
             var (count, tensors) = groups.GetValueOrDefault(component);
-            groups[component] = (count + init.ElementCount, tensors + 1);
+            groups[component] = (count + parameters, tensors + 1);
         }
 
         var total = groups.Values.Sum(g => g.Count);
         return new ParameterBreakdown(total, [.. groups.OrderByDescending(g => g.Value.Count)
-            .Select(g => new ParameterGroup(g.Key, g.Value.Count, g.Value.Tensors, total == 0 ? 0 : (double)g.Value.Count / total))]);
+            .Select(g => new ParameterGroup(g.Key, g.Value.Count, g.Value.Tensors, total == 0 ? 0 : (double)g.Value.Count / total))])
+        {
+            Bytes = bytes,
+        };
     }
 
     internal static string Component(string name)

@@ -20,12 +20,25 @@ internal sealed class OnnxModelFile
     /// <summary>Where the graph message lies in the file (for rewriting it with more outputs).</summary>
     public (long Start, long Length, long KeyStart) Graph { get; private set; }
 
-    public sealed record Node(string Name, string OpType, IReadOnlyList<string> Inputs, IReadOnlyList<string> Outputs);
+    public sealed record Node(string Name, string OpType, IReadOnlyList<string> Inputs, IReadOnlyList<string> Outputs)
+    {
+        /// <summary>The node's integer attributes (K, N, bits, block_size of MatMulNBits, ...).</summary>
+        public IReadOnlyDictionary<string, long> IntAttributes { get; init; } = new Dictionary<string, long>();
+    }
 
     /// <summary>An initializer: its element type (ONNX TensorProto.DataType: 1 float, 10 float16, 16 bfloat16) and where its data is.</summary>
     public sealed record Initializer(string Name, IReadOnlyList<long> Dims, int DataType, long RawOffset, long RawLength, string? ExternalFile, long ExternalOffset)
     {
         public long ElementCount => Dims.Aggregate(1L, (a, b) => a * b);
+
+        /// <summary>Bytes of the values: elements × the element type's size (uint8/int8/bool 1, 16-bit 2, 32-bit 4, 64-bit 8).</summary>
+        public long ByteCount => ElementCount * DataType switch
+        {
+            2 or 3 or 9 => 1,
+            4 or 5 or 10 or 16 => 2,
+            7 or 11 or 13 => 8,
+            _ => 4,
+        };
     }
 
     public static OnnxModelFile Read(string path)
@@ -57,26 +70,59 @@ internal sealed class OnnxModelFile
         return file;
     }
 
+    /// <summary>
+    /// What the weights are stored as: "int4"/"int8" (or both, "int4+int8") when MatMulNBits nodes hold quantized
+    /// weights, otherwise the element type of the largest initializer ("float32", "float16", "bfloat16").
+    /// </summary>
+    public string WeightType()
+    {
+        var bits = Nodes.Where(n => n.OpType == "MatMulNBits").Select(n => n.IntAttributes.GetValueOrDefault("bits", 4)).Distinct().Order().ToList();
+        if (bits.Count > 0) return string.Join("+", bits.Select(b => $"int{b}"));
+        var largest = Initializers.Values.MaxBy(i => i.ElementCount);
+        return largest?.DataType switch
+        {
+            null => "none",
+            1 => "float32",
+            10 => "float16",
+            16 => "bfloat16",
+            2 => "uint8",
+            3 => "int8",
+            var other => $"ONNX type {other}",
+        };
+    }
+
+    /// <summary>
+    /// Parameters an initializer holds: its elements, except a MatMulNBits weight (K × N packed into bytes) and its
+    /// scales and zero points (quantization overhead, not parameters: 0).
+    /// </summary>
+    public long ParameterCount(Initializer init)
+    {
+        _quantized ??= QuantizedInitializers();
+        return _quantized.TryGetValue(init.Name, out var count) ? count : init.ElementCount;
+    }
+
+    private Dictionary<string, long>? _quantized;
+
+    private Dictionary<string, long> QuantizedInitializers()
+    {
+        var result = new Dictionary<string, long>(StringComparer.Ordinal);
+        foreach (var node in Nodes.Where(n => n.OpType == "MatMulNBits" && n.Inputs.Count >= 3))
+        {
+            result[node.Inputs[1]] = node.IntAttributes.GetValueOrDefault("K") * node.IntAttributes.GetValueOrDefault("N");
+            result[node.Inputs[2]] = 0;
+            if (node.Inputs.Count > 3 && node.Inputs[3].Length > 0) result[node.Inputs[3]] = 0;
+        }
+
+        return result;
+    }
+
     /// <summary>The values of a float32, float16 or bfloat16 initializer as floats.</summary>
     public float[] ReadFloats(Initializer init)
     {
         var count = checked((int)init.ElementCount);
         var bytesPer = init.DataType == 1 ? 4 : init.DataType is 10 or 16 ? 2 : throw new ModelFormatException(
             $"Initializer '{init.Name}' has ONNX element type {init.DataType}; only float32, float16 and bfloat16 can be read.", _path);
-        var bytes = new byte[count * bytesPer];
-        var source = init.ExternalFile is { } external ? Path.Combine(Path.GetDirectoryName(_path)!, external) : _path;
-        var offset = init.ExternalFile is null ? init.RawOffset : init.ExternalOffset;
-        if (init.ExternalFile is null && init.RawLength != bytes.Length)
-        {
-            throw new ModelFormatException($"Initializer '{init.Name}' keeps its values outside raw_data, which this reader does not handle.", _path);
-        }
-
-        using (var stream = File.OpenRead(source))
-        {
-            stream.Position = offset;
-            stream.ReadExactly(bytes);
-        }
-
+        var bytes = ReadRaw(init, count * bytesPer);
         var values = new float[count];
         for (var i = 0; i < count; i++)
         {
@@ -89,6 +135,27 @@ internal sealed class OnnxModelFile
         }
 
         return values;
+    }
+
+    /// <summary>The bytes of a uint8 initializer (packed quantized weights, zero points).</summary>
+    public byte[] ReadBytes(Initializer init) => init.DataType == 2
+        ? ReadRaw(init, checked((int)init.ElementCount))
+        : throw new ModelFormatException($"Initializer '{init.Name}' has ONNX element type {init.DataType}, not uint8.", _path);
+
+    private byte[] ReadRaw(Initializer init, int length)
+    {
+        var bytes = new byte[length];
+        var source = init.ExternalFile is { } external ? Path.Combine(Path.GetDirectoryName(_path)!, external) : _path;
+        var offset = init.ExternalFile is null ? init.RawOffset : init.ExternalOffset;
+        if (init.ExternalFile is null && init.RawLength != bytes.Length)
+        {
+            throw new ModelFormatException($"Initializer '{init.Name}' keeps its values outside raw_data, which this reader does not handle.", _path);
+        }
+
+        using var stream = File.OpenRead(source);
+        stream.Position = offset;
+        stream.ReadExactly(bytes);
+        return bytes;
     }
 
     private readonly record struct Field(int Number, int Wire, long KeyStart, long Start, long Length, ulong Value);
@@ -133,6 +200,7 @@ internal sealed class OnnxModelFile
     {
         var inputs = new List<string>();
         var outputs = new List<string>();
+        var attributes = new Dictionary<string, long>(StringComparer.Ordinal);
         string name = "", op = "";
         foreach (var f in Fields(s, start, length))
         {
@@ -143,10 +211,22 @@ internal sealed class OnnxModelFile
                 case 2: outputs.Add(ReadString(s, f.Start, f.Length)); break;
                 case 3: name = ReadString(s, f.Start, f.Length); break;
                 case 4: op = ReadString(s, f.Start, f.Length); break;
+                case 5:
+                    // AttributeProto: name 1, i 3 (an int attribute; other kinds are not needed here).
+                    string? attribute = null;
+                    long? value = null;
+                    foreach (var a in Fields(s, f.Start, f.Length))
+                    {
+                        if (a.Number == 1 && a.Wire == 2) attribute = ReadString(s, a.Start, a.Length);
+                        else if (a.Number == 3 && a.Wire == 0) value = (long)a.Value;
+                    }
+
+                    if (attribute is not null && value is { } v) attributes[attribute] = v;
+                    break;
             }
         }
 
-        return new Node(name, op, inputs, outputs);
+        return new Node(name, op, inputs, outputs) { IntAttributes = attributes };
     }
 
     private static string ReadName(Stream s, long start, long length) =>

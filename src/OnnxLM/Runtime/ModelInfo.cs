@@ -44,6 +44,13 @@ public sealed class ModelInfo
     /// <summary>Bytes the key/value cache holds per token: keys and values of every layer and KV head.</summary>
     public long KvCacheBytesPerToken => 2L * LayerCount * KeyValueHeadCount * HeadSize * (KvCacheDataType == "float16" ? 2 : 4);
 
+    /// <summary>
+    /// What the weights are stored as: "float32", "float16" or "bfloat16" (the largest initializer's type), or "int4" /
+    /// "int8" when the graph multiplies by block-quantized weights (MatMulNBits); "unknown" if the file could not be read.
+    /// Stored float16 weights are usually computed in float32 after a cast.
+    /// </summary>
+    public string WeightType { get; init; } = "unknown";
+
     /// <summary>Whether the graph takes <c>position_ids</c> (otherwise positions are derived inside the graph).</summary>
     public required bool HasPositionIds { get; init; }
 
@@ -71,5 +78,5 @@ public sealed class ModelInfo
     /// <inheritdoc />
     public override string ToString() =>
         $"{Architecture}: {LayerCount} layers, {AttentionHeadCount} heads ({KeyValueHeadCount} kv), head {HeadSize}, hidden {HiddenSize}, " +
-        $"vocab {VocabularySize}, context {ContextLength}, {KvCacheLayout} {KvCacheDataType} cache, on {ExecutionProvider}";
+        $"vocab {VocabularySize}, context {ContextLength}, {WeightType} weights, {KvCacheLayout} {KvCacheDataType} cache, on {ExecutionProvider}";
 }

@@ -132,6 +132,8 @@ public sealed class CliTests
         Assert.Equal(model.Info.ContextLength, report.GetProperty("context_length").GetInt32());
         Assert.Equal("Cpu", report.GetProperty("provider").GetString());
         Assert.InRange(report.GetProperty("parameters").GetInt64(), 9_000_000, 11_000_000); // its model card: 9.9 M
+        Assert.Equal("float16", report.GetProperty("weight_type").GetString()); // its model card: weights stored as fp16
+        Assert.InRange(report.GetProperty("bytes_per_parameter").GetDouble(), 1.99, 2.01);
         Assert.Contains(report.GetProperty("inputs").EnumerateArray(), i => i.GetProperty("name").GetString() == "input_ids");
         Assert.Equal(JsonValueKind.Null, report.GetProperty("chat_template").ValueKind);
         var (tc, table, _) = await RunAsync("inspect");
@@ -253,6 +255,51 @@ public sealed class CliTests
     }
 
     [SharedModelFact("torch-llama-fp32-hf")]
+    public async Task ConvertQuantizesAndInspectReportsBytesPerParameter()
+    {
+        var folder = Path.Combine(Path.GetTempPath(), $"onnxlm-convert-{Guid.NewGuid():N}");
+        try
+        {
+            var (fc, _, fe) = await RunAsync("convert", TestPaths.SharedModel("torch-llama-fp32-hf"), folder + "-fp32");
+            Assert.True(fc == 0, fe);
+            var (code, output, error) = await RunAsync("convert", TestPaths.SharedModel("torch-llama-fp32-hf"), folder, "--quantize", "int4", "--block-size", "64");
+            Assert.True(code == 0, error);
+            Assert.Contains("int4, block 64, symmetric", output);
+            async Task<JsonElement> Inspect(string model)
+            {
+                var (ic, json, ie) = await RunAsync("inspect", "--model", model, "--json");
+                Assert.True(ic == 0, ie);
+                return JsonDocument.Parse(json).RootElement;
+            }
+
+            var (fp32, int4) = (await Inspect(folder + "-fp32"), await Inspect(folder));
+            Assert.Equal(("float32", "int4"), (fp32.GetProperty("weight_type").GetString(), int4.GetProperty("weight_type").GetString()));
+            // The same weights, stored smaller: a packed matrix counts its K × N weights, not its bytes (which would be ~500 k
+            // fewer). Only the int64 split sizes of the stacked q/k/v and gate/up products (5 per layer) are new; inspect
+            // counts such constants like the graph's other initializers.
+            Assert.Equal(fp32.GetProperty("parameters").GetInt64() + (4 * 5), int4.GetProperty("parameters").GetInt64());
+
+            // Its model card: per layer q/o [128, 128], k/v [64, 128], gate/up [352, 128], down [128, 352]; lm_head [2000, 128].
+            // Each [N, K] matrix becomes N × ceil(K / 64) blocks of 32 bytes and a float32 scale instead of N × K floats.
+            (int N, int K)[] layer = [(128, 128), (64, 128), (64, 128), (128, 128), (352, 128), (352, 128), (128, 352)];
+            var matrices = Enumerable.Repeat(layer, 4).SelectMany(m => m).Append((N: 2000, K: 128)).ToArray();
+            var saved = matrices.Sum(m => 4L * m.N * m.K - (long)m.N * ((m.K + 63) / 64) * (32 + 4));
+            Assert.Equal(fp32.GetProperty("weight_bytes").GetInt64() - saved + (4 * 5 * 8), int4.GetProperty("weight_bytes").GetInt64()); // + the split sizes
+            Assert.InRange(int4.GetProperty("bytes_per_parameter").GetDouble(), 0.5, 1.5);
+            Assert.Equal(4.0, fp32.GetProperty("bytes_per_parameter").GetDouble(), 1);
+            var (tc, table, _) = await RunAsync("inspect", "--model", folder);
+            Assert.Equal(0, tc);
+            Assert.Contains("int4:", table);
+            Assert.Contains("bytes per parameter", table);
+        }
+        finally
+        {
+            if (Directory.Exists(folder)) Directory.Delete(folder, recursive: true);
+            if (Directory.Exists(folder + "-fp32")) Directory.Delete(folder + "-fp32", recursive: true);
+        }
+    }
+
+    [SharedModelFact("torch-llama-fp32-hf")]
     public async Task ConvertBuildsAModelTheToolRuns()
     {
         var folder = Path.Combine(Path.GetTempPath(), $"onnxlm-convert-{Guid.NewGuid():N}");
@@ -288,6 +335,10 @@ public sealed class CliTests
     [InlineData(2, "The model folder 'no-such-folder' does not exist", "generate", "--model", "no-such-folder", "x")]
     [InlineData(2, "is a file; give the model folder that holds it", "inspect", "--model", "models/kjv-tiny/model.onnx")]
     [InlineData(2, "has no CUDA execution provider", "generate", "--provider", "cuda", "x")]
+    [InlineData(1, "Argument 'int3' not recognized. Must be one of", "convert", "a", "b", "--quantize", "int3")]
+    [InlineData(1, "--block-size must be 16, 32, 64, 128 or 256 (found 48)", "convert", "a", "b", "--quantize", "int4", "--block-size", "48")]
+    [InlineData(1, "--accuracy-level must be between 0 and 4 (found 7)", "convert", "a", "b", "--quantize", "int8", "--accuracy-level", "7")]
+    [InlineData(1, "need --quantize int4 or int8", "convert", "a", "b", "--block-size", "64")]
     public async Task BadArgumentsExitNonZeroNamingTheProblem(int expectedCode, string message, params string[] args)
     {
         var previous = Environment.CurrentDirectory;
