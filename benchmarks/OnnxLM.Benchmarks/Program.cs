@@ -13,6 +13,7 @@ using GenAI = Microsoft.ML.OnnxRuntimeGenAI;
 //   constraint-cost: per-token cost of JSON, JSON-schema, grammar and regex constraints on 4k/32k/128k vocabularies, cold and warm.
 //   soak [generations]: 10,000 generations with RSS and managed heap sampled, 64 concurrent requests checked against
 //     running alone, cancellation latency (p50/p99), disposing the model mid-generation (Reliability in RESULTS.md).
+//   thread-settings [folder]: decode tokens/s for intra-op thread counts × spinning on/off, 1 and 4 concurrent requests.
 //   quantization: kjv-tiny as float32, int8 and int4 (built from the committed model): Revelation bits per byte, weight
 //     bytes read per token, decode tokens/s of OnnxLM and GenAI on the same folders, greedy-token agreement, peak RSS.
 //   chat-template: render time of real chat templates, OnnxLM vs @huggingface/jinja (node), and the prefill a 10-turn
@@ -38,6 +39,11 @@ if (command == "constraint-cost")
     return await ConstraintCost.RunAsync();
 }
 
+if (command == "thread-settings")
+{
+    return await ThreadSettings.RunAsync(args.Length > 1 ? args[1] : Path.Combine(Benchmarks.RepoRoot(), "models", "kjv-tiny"));
+}
+
 if (command == "soak-dispose")
 {
     return await Soak.DisposeOnlyAsync();
@@ -61,7 +67,7 @@ switch (command)
     case "genai-compare":
         break;
     default:
-        Console.Error.WriteLine("usage: genai-compare|sampling-cost|score-throughput|tokenizer-throughput|chat-template|constraint-cost|soak|quantization [model-folder] [new-tokens] [prompt]");
+        Console.Error.WriteLine("usage: genai-compare|sampling-cost|score-throughput|tokenizer-throughput|chat-template|constraint-cost|soak|quantization|thread-settings [model-folder] [new-tokens] [prompt]");
         return 1;
 }
 
