@@ -87,28 +87,11 @@ internal abstract class AutomatonConstraint : OutputConstraint
         lock (_lock) return _final[(int)state];
     }
 
-    internal override void AddAllowed(object state, TokenTrie trie, ulong[] allowed)
-    {
-        var states = new int[trie.MaxDepth + 1];
-        states[0] = (int)state;
-        var bytes = trie.Byte;
-        var depth = trie.Depth;
-        var subtreeEnd = trie.SubtreeEnd;
-        var tokenStart = trie.TokenStart;
-        var ids = trie.TokenIds;
-        for (var i = 0; i < bytes.Length;)
-        {
-            var d = depth[i];
-            var next = Next(states[d - 1], bytes[i]);
-            if (next < 0)
-            {
-                i = subtreeEnd[i];
-                continue;
-            }
+    /// <summary>The same walk as the base class's, on state numbers: no boxing at every trie node.</summary>
+    internal override void AddAllowed(object state, TokenTrie trie, ulong[] allowed) => trie.AddAllowed(new Stepper(this), (int)state, allowed);
 
-            states[d] = next;
-            for (var t = tokenStart[i]; t < tokenStart[i + 1]; t++) allowed[ids[t] >> 6] |= 1UL << ids[t];
-            i++;
-        }
+    private readonly struct Stepper(AutomatonConstraint automaton) : TokenTrie.IStepper<int>
+    {
+        public bool TryStep(int state, byte b, out int next) => (next = automaton.Next(state, b)) >= 0;
     }
 }

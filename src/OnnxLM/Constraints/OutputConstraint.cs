@@ -31,23 +31,11 @@ public abstract class OutputConstraint
     internal virtual object? CacheKey(object state) => state;
 
     /// <summary>Sets the bit of every token whose bytes lead from <paramref name="state"/> to a state some valid output continues from.</summary>
-    internal virtual void AddAllowed(object state, TokenTrie trie, ulong[] allowed)
-    {
-        var states = new object[trie.MaxDepth + 1];
-        states[0] = state;
-        for (var i = 0; i < trie.NodeCount;)
-        {
-            var d = trie.Depth[i];
-            if (Step(states[d - 1], trie.Byte[i]) is not { } next)
-            {
-                i = trie.SubtreeEnd[i]; // no token below this byte can be valid
-                continue;
-            }
+    internal virtual void AddAllowed(object state, TokenTrie trie, ulong[] allowed) => trie.AddAllowed(new Stepper(this), state, allowed);
 
-            states[d] = next;
-            for (var t = trie.TokenStart[i]; t < trie.TokenStart[i + 1]; t++) allowed[trie.TokenIds[t] >> 6] |= 1UL << trie.TokenIds[t];
-            i++;
-        }
+    private readonly struct Stepper(OutputConstraint constraint) : TokenTrie.IStepper<object>
+    {
+        public bool TryStep(object state, byte b, out object next) => (next = constraint.Step(state, b)!) is not null;
     }
 
     /// <summary>The allowed-token sets computed so far for one vocabulary, shared by every generation that uses this constraint.</summary>

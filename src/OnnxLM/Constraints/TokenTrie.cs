@@ -76,6 +76,35 @@ internal sealed class TokenTrie
 
     public int MaxDepth { get; }
 
+    /// <summary>One byte step of a constraint's automaton; a struct, so <see cref="AddAllowed{TState, TStepper}"/> is compiled per state type without boxing.</summary>
+    internal interface IStepper<TState>
+    {
+        bool TryStep(TState state, byte b, out TState next);
+    }
+
+    /// <summary>
+    /// Sets the bit of every token whose bytes <paramref name="stepper"/> can walk from <paramref name="start"/>: a
+    /// preorder walk that keeps the state of each prefix and skips a node's whole subtree when its byte is refused.
+    /// </summary>
+    public void AddAllowed<TState, TStepper>(TStepper stepper, TState start, ulong[] allowed) where TStepper : struct, IStepper<TState>
+    {
+        var states = new TState[MaxDepth + 1];
+        states[0] = start;
+        for (var i = 0; i < Byte.Length;)
+        {
+            var d = Depth[i];
+            if (!stepper.TryStep(states[d - 1], Byte[i], out var next))
+            {
+                i = SubtreeEnd[i]; // no token below this byte can be valid
+                continue;
+            }
+
+            states[d] = next;
+            for (var t = TokenStart[i]; t < TokenStart[i + 1]; t++) allowed[TokenIds[t] >> 6] |= 1UL << TokenIds[t];
+            i++;
+        }
+    }
+
     /// <summary>The trie of <paramref name="tokenizer"/>'s ordinary tokens below <paramref name="vocabularySize"/>, built on first use.</summary>
     public static TokenTrie For(TextTokenizer tokenizer, int vocabularySize)
     {
