@@ -12,7 +12,23 @@ internal static class ByteLevelAlphabet
 
     public static char ByteToChar(byte b) => ByteToCharTable[b];
 
-    public static bool TryCharToByte(char c, out byte b) => CharToByteTable.TryGetValue(c, out b);
+    /// <summary>Appends the bytes a byte-level piece stands for; false (and nothing appended) when a character is not in the table.</summary>
+    public static bool TryAppendBytes(string piece, List<byte> into)
+    {
+        var start = into.Count;
+        foreach (var c in piece)
+        {
+            if (!CharToByteTable.TryGetValue(c, out var b))
+            {
+                into.RemoveRange(start, into.Count - start);
+                return false;
+            }
+
+            into.Add(b);
+        }
+
+        return true;
+    }
 
     /// <summary>Maps UTF-8 bytes to their byte-level characters.</summary>
     public static string Encode(ReadOnlySpan<byte> bytes)

@@ -293,14 +293,8 @@ public sealed class TextTokenizer
         if (!text.Contains('\uFFFD')) return System.Text.Encoding.UTF8.GetBytes(text);
         var piece = _pipeline.TokenToPiece(id);
         if (Tokenization.ByteFallbackDecoder.TryParseByte(piece, out var single)) return [single];
-        if (!_pipeline.DecodesByteLevel) return null;
-        var bytes = new byte[piece.Length];
-        for (var i = 0; i < piece.Length; i++)
-        {
-            if (!ByteLevelAlphabet.TryCharToByte(piece[i], out bytes[i])) return null;
-        }
-
-        return bytes;
+        var bytes = new List<byte>(piece.Length);
+        return _pipeline.DecodesByteLevel && ByteLevelAlphabet.TryAppendBytes(piece, bytes) ? [.. bytes] : null;
     }
 
     /// <summary>The vocabulary entry of a token as stored ("Ġthe", "▁the", "&lt;0x0A&gt;").</summary>

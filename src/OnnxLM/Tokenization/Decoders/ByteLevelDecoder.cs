@@ -10,19 +10,7 @@ internal sealed class ByteLevelDecoder : ITokenDecoder
         var bytes = new List<byte>();
         foreach (var token in tokens)
         {
-            var start = bytes.Count;
-            var all = true;
-            foreach (var c in token)
-            {
-                if (ByteLevelAlphabet.TryCharToByte(c, out var b)) bytes.Add(b);
-                else { all = false; break; }
-            }
-
-            if (!all)
-            {
-                bytes.RemoveRange(start, bytes.Count - start);
-                bytes.AddRange(Encoding.UTF8.GetBytes(token));
-            }
+            if (!ByteLevelAlphabet.TryAppendBytes(token, bytes)) bytes.AddRange(Encoding.UTF8.GetBytes(token));
         }
 
         tokens.Clear();
