@@ -175,17 +175,10 @@ internal sealed class GrammarConstraint : AutomatonConstraint
         {
             foreach (var (s, tail) in first[r])
             {
-                if (tail) continue;
                 // Does s lead back to r before any byte?
-                var seen = new bool[rules.Count];
-                var pending = new Stack<int>([s]);
-                while (pending.Count > 0)
+                if (!tail && Reachable(rules.Count, s, x => first[x].Select(f => f.Rule)).Contains(r))
                 {
-                    var x = pending.Pop();
-                    if (x == r) throw new ArgumentException($"Grammar rule '{UserName(names[r])}' is left-recursive (it can reach itself before reading any text); rewrite it with repetition (x*, x+).", "grammar");
-                    if (seen[x]) continue;
-                    seen[x] = true;
-                    foreach (var (next, _) in first[x]) pending.Push(next);
+                    throw new ArgumentException($"Grammar rule '{UserName(names[r])}' is left-recursive (it can reach itself before reading any text); rewrite it with repetition (x*, x+).", "grammar");
                 }
             }
         }
@@ -205,26 +198,28 @@ internal sealed class GrammarConstraint : AutomatonConstraint
             }
         }
 
-        var stuck = Reachable(rules, root, _ => true).Where(r => !finishes[r]).ToList();
+        IEnumerable<int> Uses(int r) => rules[r].SelectMany(a => a).Where(e => e.IsRule).Select(e => e.Rule);
+        var stuck = Reachable(rules.Count, root, Uses).Where(r => !finishes[r]).ToList();
         if (stuck.Count == 0) return;
         // Name the rule that needs itself (x ::= "(" x ")"), not the rules that only fail because they use it.
-        var culprit = stuck.FirstOrDefault(r => rules[r].SelectMany(a => a).Any(e => e.IsRule && !finishes[e.Rule] && Reachable(rules, e.Rule, s => !finishes[s]).Contains(r)), stuck[0]);
+        IEnumerable<int> StuckUses(int r) => Uses(r).Where(s => !finishes[s]);
+        var culprit = stuck.FirstOrDefault(r => StuckUses(r).Any(s => Reachable(rules.Count, s, StuckUses).Contains(r)), stuck[0]);
         throw new ArgumentException($"Grammar rule '{UserName(names[culprit])}' can never finish: every alternative needs itself again.", "grammar");
     }
 
-    /// <summary>The rules reachable from <paramref name="from"/> (itself included) through rules that pass <paramref name="through"/>.</summary>
-    private static List<int> Reachable(IReadOnlyList<List<List<GrammarElement>>> rules, int from, Func<int, bool> through)
+    /// <summary>The rules reachable from <paramref name="from"/> (itself included) along <paramref name="next"/>, in discovery order.</summary>
+    private static List<int> Reachable(int ruleCount, int from, Func<int, IEnumerable<int>> next)
     {
-        var seen = new bool[rules.Count];
+        var seen = new bool[ruleCount];
         var order = new List<int>();
         var pending = new Stack<int>([from]);
         while (pending.Count > 0)
         {
             var r = pending.Pop();
-            if (seen[r] || !through(r)) continue;
+            if (seen[r]) continue;
             seen[r] = true;
             order.Add(r);
-            foreach (var e in rules[r].SelectMany(a => a)) if (e.IsRule) pending.Push(e.Rule);
+            foreach (var s in next(r)) pending.Push(s);
         }
 
         return order;
