@@ -106,6 +106,40 @@ public sealed class GenerationSession : IDisposable
     }
 
     /// <summary>
+    /// Shortens the sequence to <paramref name="length"/> tokens when the caller already has the logits that follow
+    /// the new last token (a row of an <see cref="AppendWithAllLogits(ReadOnlySpan{int}, Span{float}, CancellationToken)"/> run):
+    /// no model run is needed. Speculative decoding uses it to drop rejected draft tokens.
+    /// </summary>
+    internal void Truncate(int length, ReadOnlySpan<float> nextLogits)
+    {
+        using var _ = Enter();
+        ArgumentOutOfRangeException.ThrowIfNegativeOrZero(length);
+        ArgumentOutOfRangeException.ThrowIfGreaterThan(length, _length);
+        if (nextLogits.Length != _nextLogits.Length)
+        {
+            throw new ArgumentException($"Expected {_nextLogits.Length} logits, got {nextLogits.Length}.", nameof(nextLogits));
+        }
+
+        if (length < _length)
+        {
+            if (!_graph.CacheOnCpu)
+            {
+                var kept = _tokens.AsSpan(0, length).ToArray();
+                Reset();
+                Run(kept, default, CancellationToken.None);
+            }
+            else
+            {
+                ReplacePast(SliceCache(_past, _length, length));
+                _length = length;
+            }
+        }
+
+        nextLogits.CopyTo(_nextLogits);
+        _hasLogits = true;
+    }
+
+    /// <summary>
     /// Makes the session hold <paramref name="prompt"/>, keeping the longest prefix it already holds and running only the
     /// rest (the last prompt token always runs: its logits pick the next token). Returns how many tokens were kept.
     /// </summary>
