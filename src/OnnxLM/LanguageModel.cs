@@ -168,6 +168,8 @@ public sealed class LanguageModel : IDisposable
             var vocab = sig.VocabularySize ?? throw new ModelFormatException(
                 $"The vocabulary size is neither a fixed dimension of '{sig.Logits}' nor stated in {config.ConfigFile}.", config.ConfigFile);
             var heads = config.AttentionHeadCount ?? sig.KeyValueHeadCount;
+            var (weightType, sharesCache) = ReadGraphFacts(config.GraphFile, sig, logger);
+            graph.SharesCacheBuffer = sharesCache && graph.CacheOnCpu && options.ShareCacheBuffer;
             var info = new ModelInfo
             {
                 Architecture = config.ModelType,
@@ -184,7 +186,7 @@ public sealed class LanguageModel : IDisposable
                 KvCacheDataType = sig.KvType == TensorElementType.Float16 ? "float16" : "float32",
                 HasPositionIds = sig.PositionIds is not null,
                 HasAttentionMask = sig.AttentionMask is not null,
-                WeightType = WeightTypeOf(config.GraphFile, logger),
+                WeightType = weightType,
                 BosTokenId = config.BosTokenId,
                 EosTokenIds = config.EosTokenIds,
                 PadTokenId = config.PadTokenId,
@@ -227,17 +229,19 @@ public sealed class LanguageModel : IDisposable
         }
     }
 
-    private static string WeightTypeOf(string graphFile, ILogger logger)
+    /// <summary>The weights' storage type and whether the attention lets past and present share one buffer (read from the graph file).</summary>
+    private static (string WeightType, bool SharesCacheBuffer) ReadGraphFacts(string graphFile, GraphSignature sig, ILogger logger)
     {
         try
         {
-            return OnnxLM.Explain.OnnxModelFile.Read(graphFile).WeightType();
+            var file = OnnxLM.Explain.OnnxModelFile.Read(graphFile);
+            return (file.WeightType(), file.AttentionSharesCacheBuffer(sig.PastNames, sig.PresentNames));
         }
         catch (Exception e) when (e is ModelFormatException or IOException)
         {
             // ONNX Runtime loaded the graph, so this is a reader limitation, not a broken model: say so and go on.
             logger.LogDebug(e, "Could not read the weight types of {Graph}.", graphFile);
-            return "unknown";
+            return ("unknown", false);
         }
     }
 

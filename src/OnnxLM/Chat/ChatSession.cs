@@ -106,6 +106,8 @@ public sealed class ChatSession : IDisposable
             {
                 _messages.RemoveAt(_messages.Count - 1); // a cancelled or failed turn leaves the conversation as it was
             }
+
+            _session?.Park(); // between turns the session holds its cache only
         }
 
         var result = Generator.ToResult(tokens, prompt.Length);

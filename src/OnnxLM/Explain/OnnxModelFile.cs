@@ -92,6 +92,21 @@ internal sealed class OnnxModelFile
     }
 
     /// <summary>
+    /// Whether each layer's attention is one <c>com.microsoft.GroupQueryAttention</c> node that takes its past key/value
+    /// straight from the graph inputs and writes its present straight to the graph outputs, so one buffer can be bound
+    /// as both (the operator then appends in place). <paramref name="pastNames"/> and <paramref name="presentNames"/> are
+    /// aligned key, value pairs per layer.
+    /// </summary>
+    public bool AttentionSharesCacheBuffer(IReadOnlyList<string> pastNames, IReadOnlyList<string> presentNames)
+    {
+        var gqa = Nodes.Where(n => n.OpType == "GroupQueryAttention").ToList();
+        if (gqa.Count == 0 || gqa.Count * 2 != pastNames.Count) return false;
+        var pairs = new HashSet<(string, string, string, string)>();
+        for (var i = 0; i + 1 < pastNames.Count; i += 2) pairs.Add((pastNames[i], pastNames[i + 1], presentNames[i], presentNames[i + 1]));
+        return gqa.All(n => n.Inputs.Count > 4 && n.Outputs.Count > 2 && pairs.Contains((n.Inputs[3], n.Inputs[4], n.Outputs[1], n.Outputs[2])));
+    }
+
+    /// <summary>
     /// Parameters an initializer holds: its elements, except a MatMulNBits weight (K × N packed into bytes) and its
     /// scales and zero points (quantization overhead, not parameters: 0).
     /// </summary>

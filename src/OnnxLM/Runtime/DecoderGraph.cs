@@ -1,3 +1,4 @@
+using System.Runtime.InteropServices;
 using Microsoft.Extensions.Logging;
 using Microsoft.ML.OnnxRuntime;
 using Microsoft.ML.OnnxRuntime.Tensors;
@@ -16,6 +17,56 @@ internal sealed class DecoderGraph : IDisposable
         Signature = signature;
         Provider = provider;
         CacheMemory = cacheMemory;
+        InputIdsName = new NativeName(signature.InputIds);
+        MaskName = signature.AttentionMask is { } mask ? new NativeName(mask) : null;
+        PositionsName = signature.PositionIds is { } positions ? new NativeName(positions) : null;
+        UseCacheBranchName = signature.UseCacheBranch is { } branch ? new NativeName(branch) : null;
+        LogitsName = new NativeName(signature.Logits);
+        PastNames = signature.PastNames.Select(n => new NativeName(n)).ToArray();
+        PresentNames = signature.PresentNames.Select(n => new NativeName(n)).ToArray();
+    }
+
+    // The graph's input and output names, encoded once for OrtNative's binding calls.
+    public NativeName InputIdsName { get; }
+    public NativeName? MaskName { get; }
+    public NativeName? PositionsName { get; }
+    public NativeName? UseCacheBranchName { get; }
+    public NativeName LogitsName { get; }
+    public NativeName[] PastNames { get; }
+    public NativeName[] PresentNames { get; }
+
+    /// <summary>
+    /// Whether every attention reads its past and writes its present as graph input and output of one
+    /// <c>GroupQueryAttention</c> node, so a session can bind one buffer as both (see <see cref="HostKvCache"/>).
+    /// </summary>
+    public bool SharesCacheBuffer { get; set; }
+
+    private readonly object _onesLock = new();
+    private readonly List<NativeBuffer> _ones = [];
+    private NativeBuffer? _currentOnes;
+
+    /// <summary>
+    /// An attention mask of ones (the graph's mask type) at least <paramref name="length"/> long, shared by every session:
+    /// a mask <c>[1, n]</c> is a view of its start. It only grows; earlier buffers stay alive until the graph is disposed
+    /// because runs in flight may still read them.
+    /// </summary>
+    public NativeBuffer MaskOnes(int length)
+    {
+        var size = Signature.MaskType == TensorElementType.Int64 ? 8 : 4;
+        var current = Volatile.Read(ref _currentOnes);
+        if (current is not null && current.Bytes >= (long)length * size) return current;
+        lock (_onesLock)
+        {
+            current = _currentOnes;
+            if (current is not null && current.Bytes >= (long)length * size) return current;
+            var count = Math.Max(length, Math.Max(256, (int)Math.Min(int.MaxValue, (current?.Bytes ?? 0) / size * 2)));
+            var ones = new NativeBuffer((long)count * size);
+            if (size == 8) MemoryMarshal.Cast<byte, long>(ones.AsSpan(0, count * 8)).Fill(1L);
+            else MemoryMarshal.Cast<byte, int>(ones.AsSpan(0, count * 4)).Fill(1);
+            _ones.Add(ones);
+            Volatile.Write(ref _currentOnes, ones);
+            return ones;
+        }
     }
 
     public InferenceSession Session { get; }
@@ -159,6 +210,13 @@ internal sealed class DecoderGraph : IDisposable
     public void Dispose()
     {
         Session.Dispose();
+        foreach (var name in (NativeName?[])[InputIdsName, MaskName, PositionsName, UseCacheBranchName, LogitsName, .. PastNames, .. PresentNames]) name?.Dispose();
+        lock (_onesLock)
+        {
+            foreach (var ones in _ones) ones.Dispose();
+            _ones.Clear();
+        }
+
         if (!ReferenceEquals(CacheMemory, OrtMemoryInfo.DefaultInstance)) CacheMemory.Dispose(); // the CUDA one is ours
     }
 }

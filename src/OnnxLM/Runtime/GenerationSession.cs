@@ -6,11 +6,12 @@ namespace OnnxLM;
 
 /// <summary>
 /// One sequence being decoded: its tokens and the model's key/value cache for them. Append tokens (the first
-/// call prefills them all in one run), read the next-token logits, rewind or fork. Present outputs of one run
-/// are bound as the next run's past inputs as they are (no copy); on CUDA they stay in device memory.
+/// call prefills them all in one run), read the next-token logits, rewind or fork. On the CPU the cache lives in
+/// buffers the session owns (<see cref="HostKvCache"/>): ONNX Runtime writes each run's present straight into them and
+/// a decode step allocates nothing. On CUDA the present outputs stay in device memory and become the next past as they are.
 /// Not thread-safe: use one session per sequence. Dispose it to free the cache's native memory.
 /// </summary>
-public sealed class GenerationSession : IDisposable
+public sealed unsafe class GenerationSession : IDisposable
 {
     private readonly LanguageModel _model;
     private readonly DecoderGraph _graph;
@@ -18,7 +19,10 @@ public sealed class GenerationSession : IDisposable
     private readonly float[] _nextLogits;
     private readonly OrtIoBinding _binding;
     private readonly RunOptions _runOptions;
-    private OrtValue[] _past;
+    private OrtValue[] _past;             // device path: the cache as ONNX Runtime returned it
+    private readonly HostKvCache? _cache; // host path: the cache in the session's own buffers
+    private NativeBuffer? _inputBuffer;   // host path: ids, positions and the use_cache flag of one run
+    private NativeBuffer? _logitsBuffer;  // host path: the run's logits rows
     private int _length;
     private bool _hasLogits;
     private int _busy;
@@ -33,7 +37,16 @@ public sealed class GenerationSession : IDisposable
         _nextLogits = new float[model.Info.VocabularySize];
         _binding = _graph.Session.CreateIoBinding();
         _runOptions = new RunOptions();
-        _past = CreateEmptyPast();
+        if (_graph.CacheOnCpu)
+        {
+            _cache = new HostKvCache(_graph.Signature, _graph.SharesCacheBuffer, maxLength);
+            _past = [];
+        }
+        else
+        {
+            _past = CreateEmptyPast();
+        }
+
         model.Register(this);
     }
 
@@ -98,7 +111,7 @@ public sealed class GenerationSession : IDisposable
         }
 
         // Keep length-1 tokens in the cache, then re-run the last kept token to get its logits back.
-        ReplacePast(SliceCache(_past, _length, length - 1));
+        _cache!.Truncate(_length, length - 1);
         var last = _tokens[length - 1];
         _length = length - 1;
         _hasLogits = false;
@@ -130,7 +143,7 @@ public sealed class GenerationSession : IDisposable
             }
             else
             {
-                ReplacePast(SliceCache(_past, _length, length));
+                _cache!.Truncate(_length, length);
                 _length = length;
             }
         }
@@ -174,7 +187,7 @@ public sealed class GenerationSession : IDisposable
 
             if (_graph.CacheOnCpu)
             {
-                fork.ReplacePast(SliceCache(_past, _length, _length));
+                fork._cache!.CopyFrom(_cache!, _length);
                 _tokens.AsSpan(0, _length).CopyTo(fork._tokens);
                 _nextLogits.CopyTo(fork._nextLogits);
                 fork._length = _length;
@@ -192,6 +205,19 @@ public sealed class GenerationSession : IDisposable
             fork.Dispose();
             throw;
         }
+    }
+
+    /// <summary>The host cache (CPU sessions), for tests of buffer reuse; null on CUDA.</summary>
+    internal HostKvCache? HostCache => _cache;
+
+    /// <summary>
+    /// Frees what the session holds beyond its cache (the swap scheme's second buffer), for a session that waits between
+    /// turns; the next call allocates it again.
+    /// </summary>
+    internal void Park()
+    {
+        using var _ = Enter();
+        _cache?.ReleaseSpare();
     }
 
     /// <summary>Whether a call is using the session right now (for tests of concurrent misuse).</summary>
@@ -244,7 +270,194 @@ public sealed class GenerationSession : IDisposable
             return;
         }
 
+        try
+        {
+            if (_cache is not null)
+            {
+                RunOnHost(tokenIds, allLogits, firstRow, cancellationToken);
+            }
+            else
+            {
+                RunOnDevice(tokenIds, allLogits, firstRow, cancellationToken);
+            }
+        }
+        catch (OnnxRuntimeException e) when (_length > 0 && n > 1 && !_graph.SingleTokenWithPast && Volatile.Read(ref _closing) == 0 && !cancellationToken.IsCancellationRequested)
+        {
+            // Some exported graphs build their attention mask for one new token when a past is given.
+            _graph.SingleTokenWithPast = true;
+            _graph.Logger.LogWarning("{Graph} failed on {Count} new tokens after a past of {Past} ({Error}); it now runs appended tokens one at a time, with the same results.",
+                _model.Info.GraphPath, n, _length, e.Message);
+            RunOneByOne(tokenIds, allLogits, cancellationToken, firstRow);
+        }
+        catch (OnnxRuntimeException) when (Volatile.Read(ref _closing) != 0)
+        {
+            throw new ObjectDisposedException(nameof(GenerationSession), "The session was disposed while the model was running.");
+        }
+        catch (OnnxRuntimeException e) when (!cancellationToken.IsCancellationRequested)
+        {
+            throw new ModelRunException(
+                $"ONNX Runtime failed running '{_model.Info.GraphPath}' on {n} new token(s) after a cache of {_length} (input_ids [1, {n}], past [.., {_length}, ..]): {e.Message}",
+                _model.Info.GraphPath, e);
+        }
+    }
+
+    /// <summary>
+    /// The CPU step: every input, the cache and the logits are views of buffers the session (or the graph) owns, bound
+    /// through <see cref="OrtNative"/>; ONNX Runtime writes the present and the logits into them. Once the buffers have
+    /// grown to the sequence, a step allocates neither managed nor native memory.
+    /// </summary>
+    private void RunOnHost(ReadOnlySpan<int> tokenIds, Span<float> allLogits, int firstRow, CancellationToken cancellationToken)
+    {
         var sig = _graph.Signature;
+        var n = tokenIds.Length;
+        var total = _length + n;
+        var vocab = _model.Info.VocabularySize;
+        var cpu = OrtMemoryInfo.DefaultInstance;
+
+        // Inputs: ids [n] and positions [n] as 8-byte slots (int32 uses the first half of each), then the cache flag.
+        var inputBytes = 16L * n + 8;
+        if (_inputBuffer is null || _inputBuffer.Bytes < inputBytes)
+        {
+            _inputBuffer?.Dispose();
+            _inputBuffer = new NativeBuffer(Math.Max(inputBytes, 64));
+        }
+
+        var logitSize = sig.LogitsType == TensorElementType.Float ? 4 : 2;
+        var logitsBytes = (long)n * vocab * logitSize;
+        if (_logitsBuffer is null || _logitsBuffer.Bytes < logitsBytes)
+        {
+            _logitsBuffer?.Dispose();
+            _logitsBuffer = null;
+            _logitsBuffer = new NativeBuffer(logitsBytes);
+        }
+
+        var ids = _inputBuffer.Pointer;
+        var positions = ids + 8L * n;
+        var flag = positions + 8L * n;
+        WriteIntegers(ids, sig.IdType, tokenIds, 0);
+        if (sig.PositionIds is not null) WriteIntegers(positions, sig.PositionType, default, _length, n);
+        *flag = _length > 0 ? (byte)1 : (byte)0;
+
+        Span<long> shape = stackalloc long[3];
+        try
+        {
+            _binding.ClearBoundInputs();
+            _binding.ClearBoundOutputs();
+            shape[0] = 1;
+            shape[1] = n;
+            OrtNative.BindInputView(_binding, _graph.InputIdsName, cpu, ids, n * (long)IntegerSize(sig.IdType), shape[..2], sig.IdType);
+            if (_graph.PositionsName is { } positionsName)
+            {
+                OrtNative.BindInputView(_binding, positionsName, cpu, positions, n * (long)IntegerSize(sig.PositionType), shape[..2], sig.PositionType);
+            }
+
+            if (_graph.MaskName is { } maskName)
+            {
+                shape[1] = total;
+                OrtNative.BindInputView(_binding, maskName, cpu, _graph.MaskOnes(total).Pointer, total * (long)IntegerSize(sig.MaskType), shape[..2], sig.MaskType);
+            }
+
+            if (_graph.UseCacheBranchName is { } branchName)
+            {
+                OrtNative.BindInputView(_binding, branchName, cpu, flag, 1, shape[..1], TensorElementType.Bool);
+            }
+
+            _cache!.Bind(_binding, _graph.PastNames, _graph.PresentNames, _length, total);
+            shape[1] = n;
+            shape[2] = vocab;
+            OrtNative.BindOutputView(_binding, _graph.LogitsName, cpu, _logitsBuffer.Pointer, logitsBytes, shape, sig.LogitsType);
+
+            RunBound(cancellationToken);
+        }
+        finally
+        {
+            // Nothing stays bound between runs: a parked session holds its buffers, not references into ONNX Runtime.
+            _binding.ClearBoundInputs();
+            _binding.ClearBoundOutputs();
+        }
+
+        _cache.Commit();
+        tokenIds.CopyTo(_tokens.AsSpan(_length));
+        _length = total;
+        _hasLogits = true;
+
+        var rows = allLogits.IsEmpty ? 1 : n - firstRow;
+        var from = allLogits.IsEmpty ? n - 1 : firstRow;
+        ReadHostLogits(from, rows, allLogits.IsEmpty ? _nextLogits : allLogits);
+        if (!allLogits.IsEmpty)
+        {
+            allLogits.Slice((rows - 1) * vocab, vocab).CopyTo(_nextLogits);
+        }
+
+        if (n > 1)
+        {
+            // A prefill's rows are not kept: a parked session holds its cache and one row at most.
+            _logitsBuffer.Dispose();
+            _logitsBuffer = null;
+        }
+    }
+
+    private void ReadHostLogits(int firstRow, int rows, Span<float> destination)
+    {
+        var vocab = _model.Info.VocabularySize;
+        var count = rows * vocab;
+        if (_graph.Signature.LogitsType == TensorElementType.Float)
+        {
+            new ReadOnlySpan<float>((float*)_logitsBuffer!.Pointer + (long)firstRow * vocab, count).CopyTo(destination);
+        }
+        else
+        {
+            System.Numerics.Tensors.TensorPrimitives.ConvertToSingle(
+                new ReadOnlySpan<Half>((Half*)_logitsBuffer!.Pointer + (long)firstRow * vocab, count), destination[..count]);
+        }
+    }
+
+    private static int IntegerSize(TensorElementType type) => type == TensorElementType.Int64 ? 8 : 4;
+
+    /// <summary>Writes <paramref name="values"/>, or when empty the run <paramref name="start"/> .. start + count − 1, as int64 or int32.</summary>
+    private static void WriteIntegers(byte* destination, TensorElementType type, ReadOnlySpan<int> values, int start, int count = -1)
+    {
+        var n = values.IsEmpty ? count : values.Length;
+        if (type == TensorElementType.Int64)
+        {
+            var longs = (long*)destination;
+            for (var i = 0; i < n; i++) longs[i] = values.IsEmpty ? start + i : values[i];
+        }
+        else
+        {
+            var ints = (int*)destination;
+            for (var i = 0; i < n; i++) ints[i] = values.IsEmpty ? start + i : values[i];
+        }
+    }
+
+    /// <summary>Runs the bound graph; cancelling the token terminates the run (no closure or task: nothing is allocated per step).</summary>
+    private void RunBound(CancellationToken cancellationToken)
+    {
+        cancellationToken.ThrowIfCancellationRequested();
+        using var registration = cancellationToken.CanBeCanceled
+            ? cancellationToken.Register(static o => ((RunOptions)o!).Terminate = true, _runOptions)
+            : default;
+        try
+        {
+            _graph.Session.RunWithBinding(_runOptions, _binding);
+        }
+        catch (OnnxRuntimeException) when (cancellationToken.IsCancellationRequested)
+        {
+            throw new OperationCanceledException("The model run was cancelled.", cancellationToken);
+        }
+        finally
+        {
+            _runOptions.Terminate = false;
+        }
+    }
+
+    /// <summary>The CUDA step: small inputs from host arrays, the cache as ONNX Runtime's device tensors handed from present to past.</summary>
+    private void RunOnDevice(ReadOnlySpan<int> tokenIds, Span<float> allLogits, int firstRow, CancellationToken cancellationToken)
+    {
+        var sig = _graph.Signature;
+        var n = tokenIds.Length;
+        var total = _length + n;
+        var vocab = _model.Info.VocabularySize;
         var inputs = new List<OrtValue>(4);
         try
         {
@@ -285,37 +498,13 @@ public sealed class GenerationSession : IDisposable
                 _binding.BindOutputToDevice(name, _graph.CacheMemory);
             }
 
-            try
-            {
-                GraphRun.Cancellable(_runOptions, cancellationToken, () =>
-                {
-                    _graph.Session.RunWithBinding(_runOptions, _binding);
-                    return true;
-                });
-            }
-            catch (OnnxRuntimeException e) when (_length > 0 && n > 1 && !_graph.SingleTokenWithPast && Volatile.Read(ref _closing) == 0)
-            {
-                // Some exported graphs build their attention mask for one new token when a past is given.
-                _graph.SingleTokenWithPast = true;
-                _graph.Logger.LogWarning("{Graph} failed on {Count} new tokens after a past of {Past} ({Error}); it now runs appended tokens one at a time, with the same results.",
-                    _model.Info.GraphPath, n, _length, e.Message);
-                _binding.ClearBoundInputs();
-                _binding.ClearBoundOutputs();
-                foreach (var value in inputs) value.Dispose();
-                inputs.Clear();
-                RunOneByOne(tokenIds, allLogits, cancellationToken, firstRow);
-                return;
-            }
-            catch (OnnxRuntimeException) when (Volatile.Read(ref _closing) != 0)
-            {
-                throw new ObjectDisposedException(nameof(GenerationSession), "The session was disposed while the model was running.");
-            }
-            catch (OnnxRuntimeException e)
-            {
-                throw new ModelRunException(
-                    $"ONNX Runtime failed running '{_model.Info.GraphPath}' on {n} new token(s) after a cache of {_length} (input_ids [1, {n}], past [.., {_length}, ..]): {e.Message}",
-                    _model.Info.GraphPath, e);
-            }
+            RunBound(cancellationToken);
+        }
+        catch
+        {
+            _binding.ClearBoundInputs();
+            _binding.ClearBoundOutputs();
+            throw;
         }
         finally
         {
@@ -407,36 +596,6 @@ public sealed class GenerationSession : IDisposable
             : [1, sig.KeyValueHeadCount, length, sig.HeadSize];
     }
 
-    /// <summary>Copies the first <paramref name="keep"/> positions of host-resident cache tensors holding <paramref name="length"/>.</summary>
-    private OrtValue[] SliceCache(OrtValue[] source, int length, int keep)
-    {
-        var sig = _graph.Signature;
-        var elementSize = sig.KvType == TensorElementType.Float ? 4 : 2;
-        var row = sig.HeadSize * elementSize;
-        var blocks = sig.KeyValueHeadCount * (sig.Layout == KvCacheLayout.Combined ? 2 : 1);
-        var result = new OrtValue[source.Length];
-        try
-        {
-            for (var i = 0; i < source.Length; i++)
-            {
-                result[i] = OrtValue.CreateAllocatedTensorValue(OrtAllocator.DefaultInstance, sig.KvType, CacheShape(keep));
-                var from = source[i].GetTensorDataAsSpan<byte>();
-                var to = result[i].GetTensorMutableDataAsSpan<byte>();
-                for (var b = 0; b < blocks; b++)
-                {
-                    from.Slice(b * length * row, keep * row).CopyTo(to.Slice(b * keep * row));
-                }
-            }
-
-            return result;
-        }
-        catch
-        {
-            foreach (var value in result) value?.Dispose();
-            throw;
-        }
-    }
-
     private void ReplacePast(OrtValue[] next)
     {
         var old = _past;
@@ -446,7 +605,8 @@ public sealed class GenerationSession : IDisposable
 
     private void Reset()
     {
-        ReplacePast(CreateEmptyPast());
+        if (_cache is not null) _cache.Clear();
+        else ReplacePast(CreateEmptyPast());
         _length = 0;
         _hasLogits = false;
     }
@@ -499,6 +659,9 @@ public sealed class GenerationSession : IDisposable
 
         foreach (var value in _past) value.Dispose();
         _past = [];
+        _cache?.Dispose();
+        _inputBuffer?.Dispose();
+        _logitsBuffer?.Dispose();
         _binding.Dispose();
         _runOptions.Dispose();
     }

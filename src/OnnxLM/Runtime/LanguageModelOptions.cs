@@ -40,6 +40,14 @@ public sealed class LanguageModelOptions
     /// </summary>
     public Action<SessionOptions>? ConfigureSessionOptions { get; set; }
 
+    /// <summary>
+    /// For graphs whose attention is ONNX Runtime's <c>GroupQueryAttention</c> reading the past and writing the present
+    /// directly (as ONNX Runtime GenAI's builder and OnnxLM's <c>--attention gqa</c> write them), bind one cache buffer per
+    /// layer as both, so each step appends in place instead of copying the past into a new present. CPU only; default true.
+    /// The results are the same either way (tests compare them); turning it off is for measuring.
+    /// </summary>
+    public bool ShareCacheBuffer { get; set; } = true;
+
     /// <summary>Where the model logs (provider choice and fallback reasons). Default: no logging.</summary>
     public ILoggerFactory? LoggerFactory { get; set; }
 }

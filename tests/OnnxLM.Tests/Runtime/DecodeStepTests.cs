@@ -1,0 +1,94 @@
+namespace OnnxLM.Tests;
+
+/// <summary>
+/// The CPU decode step (issue 14, item 1): once its buffers have grown, a step allocates no managed memory and no new
+/// cache buffers, the cache stays within twice what the sequence needs (once when GroupQueryAttention shares it), and
+/// sharing the buffer gives the same logits as not sharing it.
+/// </summary>
+[Collection(MemoryMeasuringCollection.Name)]
+public sealed class DecodeStepTests
+{
+    [Fact]
+    public void SteadyDecodingAllocatesNothingOnTheRepositoryModel() => SteadyDecodingAllocatesNothing(ConformanceModels.Repo);
+
+    [SharedModelTheory]
+    [MemberData(nameof(ConformanceModels.Shared), MemberType = typeof(ConformanceModels))]
+    public void SteadyDecodingAllocatesNothingOnSharedModels(string name) => SteadyDecodingAllocatesNothing(name);
+
+    private static void SteadyDecodingAllocatesNothing(string name)
+    {
+        var prompt = ConformanceModels.Get(name).PromptIds;
+        using var model = ConformanceModels.Load(name);
+        using var session = model.CreateSession(prompt.Length + 120);
+        using var cancellation = new CancellationTokenSource();
+        session.Append(prompt);
+        // Grow the buffers to the session's length once, then go back to the prompt: from here on the step is steady.
+        while (session.Length < session.MaxLength) session.Append(KvCacheConformanceTests.ArgMaxLowestId(session.NextTokenLogits));
+        // Once with the token source too: its first registration allocates the source's callback list.
+        session.Append([KvCacheConformanceTests.ArgMaxLowestId(session.NextTokenLogits)], cancellation.Token);
+        session.Rewind(prompt.Length);
+        var cache = session.HostCache!;
+        var allocations = cache.Allocations;
+        Span<int> next = stackalloc int[1];
+
+        var before = GC.GetAllocatedBytesForCurrentThread();
+        for (var step = 0; step < 100; step++)
+        {
+            next[0] = KvCacheConformanceTests.ArgMaxLowestId(session.NextTokenLogits);
+            // Every other step with a cancellable token: registering the cancellation must not allocate either.
+            session.Append(next, step % 2 == 0 ? CancellationToken.None : cancellation.Token);
+        }
+
+        var bytes = GC.GetAllocatedBytesForCurrentThread() - before;
+        Assert.True(bytes == 0, $"{name}: 100 decode steps allocated {bytes} managed bytes");
+        Assert.Equal(allocations, cache.Allocations);
+        Assert.Equal(prompt.Length + 100, session.Length);
+
+        // Memory: the cache is bounded by the session's length, twice over for the swap scheme.
+        var perToken = model.Info.KvCacheBytesPerToken;
+        Assert.True(cache.Bytes <= (cache.Shared ? 1 : 2) * (long)session.MaxLength * perToken,
+            $"{name}: the cache holds {cache.Bytes} bytes for {session.MaxLength} positions of {perToken} bytes (shared: {cache.Shared})");
+        session.Park();
+        Assert.True(cache.Bytes <= (long)session.MaxLength * perToken);
+        // A parked session goes on as before: the next step is the greedy continuation of the full pass.
+        using var fresh = model.CreateSession();
+        fresh.Append(session.Tokens);
+        session.Append(KvCacheConformanceTests.ArgMaxLowestId(session.NextTokenLogits));
+        Assert.Equal(KvCacheConformanceTests.ArgMaxLowestId(fresh.NextTokenLogits), session.Tokens[^1]);
+    }
+
+    [SharedModelFact("tiny-phi3-gqa-fp16")]
+    public void SharingTheGroupQueryAttentionBufferGivesTheSameLogits()
+    {
+        const string name = "tiny-phi3-gqa-fp16";
+        var testCase = ConformanceModels.Get(name);
+        using var shared = LanguageModel.Load(testCase.Path, new LanguageModelOptions { ExecutionProvider = ExecutionProvider.Cpu });
+        using var copied = LanguageModel.Load(testCase.Path, new LanguageModelOptions { ExecutionProvider = ExecutionProvider.Cpu, ShareCacheBuffer = false });
+        Assert.True(shared.Graph.SharesCacheBuffer, "the Phi-3 GroupQueryAttention graph should share its cache buffer");
+        Assert.False(copied.Graph.SharesCacheBuffer);
+        SameLogits(shared, copied, testCase.PromptIds, steps: 40);
+    }
+
+    /// <summary>Greedy decoding on both models, step by step, including a rewind and a fork: identical logits.</summary>
+    internal static void SameLogits(LanguageModel a, LanguageModel b, int[] prompt, int steps)
+    {
+        using var sa = a.CreateSession(prompt.Length + steps);
+        using var sb = b.CreateSession(prompt.Length + steps);
+        sa.Append(prompt);
+        sb.Append(prompt);
+        for (var step = 0; step < steps; step++)
+        {
+            Assert.Equal(sb.NextTokenLogits.ToArray(), sa.NextTokenLogits.ToArray());
+            var id = KvCacheConformanceTests.ArgMaxLowestId(sa.NextTokenLogits);
+            sa.Append(id);
+            sb.Append(id);
+            if (step == steps / 2)
+            {
+                sa.Rewind(sa.Length - 3);
+                sb.Rewind(sb.Length - 3);
+                using var fork = sa.Fork();
+                Assert.Equal(sb.NextTokenLogits.ToArray(), fork.NextTokenLogits.ToArray());
+            }
+        }
+    }
+}
