@@ -216,8 +216,16 @@ public sealed unsafe class GenerationSession : IDisposable
     /// </summary>
     internal void Park()
     {
-        using var _ = Enter();
-        _cache?.ReleaseSpare();
+        // Best effort and never throwing (it runs in finally blocks): skipped when disposed or in use.
+        if (Volatile.Read(ref _closing) != 0 || Interlocked.CompareExchange(ref _busy, 1, 0) != 0) return;
+        try
+        {
+            if (Volatile.Read(ref _closing) == 0) _cache?.ReleaseSpare();
+        }
+        finally
+        {
+            Volatile.Write(ref _busy, 0);
+        }
     }
 
     /// <summary>Whether a call is using the session right now (for tests of concurrent misuse).</summary>
