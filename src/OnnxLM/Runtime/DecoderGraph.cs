@@ -11,8 +11,10 @@ namespace OnnxLM;
 /// </summary>
 internal sealed class DecoderGraph : IDisposable
 {
-    private DecoderGraph(InferenceSession session, GraphSignature signature, ExecutionProvider provider, OrtMemoryInfo cacheMemory)
+    private DecoderGraph(InferenceSession session, GraphSignature signature, ExecutionProvider provider, OrtMemoryInfo cacheMemory, int deviceId)
     {
+        DeviceId = deviceId;
+        UseHostCache = provider == ExecutionProvider.Cpu;
         Session = session;
         Signature = signature;
         Provider = provider;
@@ -77,6 +79,32 @@ internal sealed class DecoderGraph : IDisposable
     public OrtMemoryInfo CacheMemory { get; }
 
     public bool CacheOnCpu => Provider == ExecutionProvider.Cpu;
+
+    /// <summary>The CUDA device the session runs on (CUDA only).</summary>
+    public int DeviceId { get; }
+
+    /// <summary>
+    /// Whether new sessions keep their cache in host buffers they own (<see cref="HostKvCache"/>, the CPU path) rather than
+    /// as ONNX Runtime's output tensors in <see cref="CacheMemory"/> (the device path). Tests turn it off on the CPU to run
+    /// the device path's code, which otherwise needs a GPU.
+    /// </summary>
+    public bool UseHostCache { get; set; }
+
+    private CacheSlicer? _slicer;
+
+    /// <summary>Copies cache prefixes on the graph's own provider (device path); created on first use.</summary>
+    public CacheSlicer Slicer
+    {
+        get
+        {
+            if (Volatile.Read(ref _slicer) is { } slicer) return slicer;
+            lock (_onesLock)
+            {
+                return _slicer ??= new CacheSlicer(Signature,
+                    Provider == ExecutionProvider.Cuda ? o => o.AppendExecutionProvider_CUDA(DeviceId) : _ => { }, CacheMemory);
+            }
+        }
+    }
 
     /// <summary>
     /// Set when the graph turned out to accept only one new token at a time once a past is given (some exports build
@@ -182,7 +210,7 @@ internal sealed class DecoderGraph : IDisposable
         try
         {
             var signature = GraphSignature.Inspect(session.InputMetadata, session.OutputMetadata, config);
-            return new DecoderGraph(session, signature, provider, cacheMemory);
+            return new DecoderGraph(session, signature, provider, cacheMemory, options.DeviceId);
         }
         catch
         {
@@ -210,6 +238,7 @@ internal sealed class DecoderGraph : IDisposable
     public void Dispose()
     {
         Session.Dispose();
+        _slicer?.Dispose();
         foreach (var name in (NativeName?[])[InputIdsName, MaskName, PositionsName, UseCacheBranchName, LogitsName, .. PastNames, .. PresentNames]) name?.Dispose();
         lock (_onesLock)
         {

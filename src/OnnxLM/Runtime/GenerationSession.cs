@@ -37,7 +37,7 @@ public sealed unsafe class GenerationSession : IDisposable
         _nextLogits = new float[model.Info.VocabularySize];
         _binding = _graph.Session.CreateIoBinding();
         _runOptions = new RunOptions();
-        if (_graph.CacheOnCpu)
+        if (_graph.UseHostCache)
         {
             _cache = new HostKvCache(_graph.Signature, _graph.SharesCacheBuffer, maxLength);
             _past = [];
@@ -97,21 +97,14 @@ public sealed unsafe class GenerationSession : IDisposable
             return;
         }
 
-        if (length == 0 || !_graph.CacheOnCpu)
+        if (length == 0)
         {
-            // Device-resident caches are rebuilt by one prefill of the kept tokens rather than sliced on the host.
-            var kept = _tokens.AsSpan(0, length).ToArray();
             Reset();
-            if (kept.Length > 0)
-            {
-                Run(kept, default, CancellationToken.None);
-            }
-
             return;
         }
 
         // Keep length-1 tokens in the cache, then re-run the last kept token to get its logits back.
-        _cache!.Truncate(_length, length - 1);
+        KeepCache(length - 1);
         var last = _tokens[length - 1];
         _length = length - 1;
         _hasLogits = false;
@@ -135,21 +128,19 @@ public sealed unsafe class GenerationSession : IDisposable
 
         if (length < _length)
         {
-            if (!_graph.CacheOnCpu)
-            {
-                var kept = _tokens.AsSpan(0, length).ToArray();
-                Reset();
-                Run(kept, default, CancellationToken.None);
-            }
-            else
-            {
-                _cache!.Truncate(_length, length);
-                _length = length;
-            }
+            KeepCache(length);
+            _length = length;
         }
 
         nextLogits.CopyTo(_nextLogits);
         _hasLogits = true;
+    }
+
+    /// <summary>Drops cache positions from <paramref name="keep"/> on (the caller updates the length).</summary>
+    private void KeepCache(int keep)
+    {
+        if (_cache is not null) _cache.Truncate(_length, keep);
+        else ReplacePast(_graph.Slicer.Slice(_past, keep)); // sliced where it lives: no prefill is re-run
     }
 
     /// <summary>
@@ -185,19 +176,12 @@ public sealed unsafe class GenerationSession : IDisposable
                 return fork;
             }
 
-            if (_graph.CacheOnCpu)
-            {
-                fork._cache!.CopyFrom(_cache!, _length);
-                _tokens.AsSpan(0, _length).CopyTo(fork._tokens);
-                _nextLogits.CopyTo(fork._nextLogits);
-                fork._length = _length;
-                fork._hasLogits = _hasLogits;
-            }
-            else
-            {
-                fork.Run(_tokens.AsSpan(0, _length), default, CancellationToken.None);
-            }
-
+            if (_cache is not null) fork._cache!.CopyFrom(_cache, _length);
+            else fork.ReplacePast(_graph.Slicer.Slice(_past, _length)); // a copy where the cache lives (device memory on CUDA)
+            _tokens.AsSpan(0, _length).CopyTo(fork._tokens);
+            _nextLogits.CopyTo(fork._nextLogits);
+            fork._length = _length;
+            fork._hasLogits = _hasLogits;
             return fork;
         }
         catch
@@ -206,6 +190,9 @@ public sealed unsafe class GenerationSession : IDisposable
             throw;
         }
     }
+
+    /// <summary>Token positions the model has run over in this session (for tests: a rewind or fork runs no prefill again).</summary>
+    internal long TokensRun { get; private set; }
 
     /// <summary>The host cache (CPU sessions), for tests of buffer reuse; null on CUDA.</summary>
     internal HostKvCache? HostCache => _cache;
@@ -385,6 +372,7 @@ public sealed unsafe class GenerationSession : IDisposable
         }
 
         _cache.Commit();
+        TokensRun += n;
         tokenIds.CopyTo(_tokens.AsSpan(_length));
         _length = total;
         _hasLogits = true;
@@ -538,6 +526,7 @@ public sealed unsafe class GenerationSession : IDisposable
         }
 
         ReplacePast(outputs[1..]);
+        TokensRun += n;
         tokenIds.CopyTo(_tokens.AsSpan(_length));
         _length = total;
         _hasLogits = true;

@@ -24,6 +24,7 @@ public sealed class DecodeStepTests
         session.Append(prompt);
         // Grow the buffers to the session's length once, then go back to the prompt: from here on the step is steady.
         while (session.Length < session.MaxLength) session.Append(KvCacheConformanceTests.ArgMaxLowestId(session.NextTokenLogits));
+        session.Rewind(prompt.Length);
         // Once with the token source too: its first registration allocates the source's callback list.
         session.Append([KvCacheConformanceTests.ArgMaxLowestId(session.NextTokenLogits)], cancellation.Token);
         session.Rewind(prompt.Length);
@@ -69,11 +70,42 @@ public sealed class DecodeStepTests
         SameLogits(shared, copied, testCase.PromptIds, steps: 40);
     }
 
+    [Fact]
+    public void TheDevicePathSlicesItsCacheInPlaceOnTheRepositoryModel() => TheDevicePathSlicesItsCacheInPlace(ConformanceModels.Repo);
+
+    [SharedModelTheory]
+    [MemberData(nameof(ConformanceModels.Shared), MemberType = typeof(ConformanceModels))]
+    public void TheDevicePathSlicesItsCacheInPlaceOnSharedModels(string name) => TheDevicePathSlicesItsCacheInPlace(name);
+
+    /// <summary>
+    /// The device path (CUDA's: ONNX Runtime's output tensors as the cache, forks and rewinds sliced by a Slice graph on the
+    /// same provider) run on the CPU, against the host path: the same logits, and a rewind or fork runs no prefill again.
+    /// </summary>
+    private static void TheDevicePathSlicesItsCacheInPlace(string name)
+    {
+        var prompt = ConformanceModels.Get(name).PromptIds;
+        using var host = ConformanceModels.Load(name);
+        using var device = ConformanceModels.Load(name);
+        device.Graph.UseHostCache = false;
+        SameLogits(host, device, prompt, steps: 24);
+
+        using var session = device.CreateSession();
+        Assert.Null(session.HostCache);
+        session.Append(prompt);
+        session.Append(KvCacheConformanceTests.ArgMaxLowestId(session.NextTokenLogits));
+        var run = session.TokensRun;
+        session.Rewind(prompt.Length);
+        Assert.Equal(run + 1, session.TokensRun); // only the last kept token runs again
+        using var fork = session.Fork();
+        Assert.Equal(0, fork.TokensRun);
+        Assert.Equal(session.NextTokenLogits.ToArray(), fork.NextTokenLogits.ToArray());
+    }
+
     /// <summary>Greedy decoding on both models, step by step, including a rewind and a fork: identical logits.</summary>
     internal static void SameLogits(LanguageModel a, LanguageModel b, int[] prompt, int steps)
     {
-        using var sa = a.CreateSession(prompt.Length + steps);
-        using var sb = b.CreateSession(prompt.Length + steps);
+        using var sa = a.CreateSession(prompt.Length + steps + 3);
+        using var sb = b.CreateSession(prompt.Length + steps + 3);
         sa.Append(prompt);
         sb.Append(prompt);
         for (var step = 0; step < steps; step++)
@@ -88,6 +120,22 @@ public sealed class DecodeStepTests
                 sb.Rewind(sb.Length - 3);
                 using var fork = sa.Fork();
                 Assert.Equal(sb.NextTokenLogits.ToArray(), fork.NextTokenLogits.ToArray());
+
+                // Speculative truncation: append three tokens with every row's logits, keep one of them.
+                var vocab = a.Info.VocabularySize;
+                int[] draft = [id, id, id];
+                var rowsA = new float[3 * vocab];
+                var rowsB = new float[3 * vocab];
+                sa.AppendWithAllLogits(draft, rowsA, CancellationToken.None);
+                sb.AppendWithAllLogits(draft, rowsB, CancellationToken.None);
+                Assert.Equal(rowsB, rowsA);
+                sa.Truncate(sa.Length - 2, rowsA.AsSpan(0, vocab));
+                sb.Truncate(sb.Length - 2, rowsB.AsSpan(0, vocab));
+                sa.Append(id);
+                sb.Append(id);
+                Assert.Equal(sb.NextTokenLogits.ToArray(), sa.NextTokenLogits.ToArray());
+                sa.Rewind(sa.Length - 2);
+                sb.Rewind(sb.Length - 2);
             }
         }
     }
