@@ -90,19 +90,23 @@ internal sealed class DecoderGraph : IDisposable
     /// </summary>
     public bool UseHostCache { get; set; }
 
-    private CacheSlicer? _slicer;
+    private DeviceSlicer? _cacheSlicer;
+    private DeviceSlicer? _logitsSlicer;
 
-    /// <summary>Copies cache prefixes on the graph's own provider (device path); created on first use.</summary>
-    public CacheSlicer Slicer
+    /// <summary>Copies cache prefixes where the cache lives, on the graph's own provider (device path); created on first use.</summary>
+    public DeviceSlicer CacheSlicer => Slicer(ref _cacheSlicer, Signature.KvType, Signature.Layout == KvCacheLayout.Combined ? 5 : 4,
+        Signature.Layout == KvCacheLayout.Combined ? 3 : 2, CacheMemory);
+
+    /// <summary>Copies rows of device-resident logits [1, n, vocab] to the host (device path); created on first use.</summary>
+    public DeviceSlicer LogitsSlicer => Slicer(ref _logitsSlicer, Signature.LogitsType, 3, 1, OrtMemoryInfo.DefaultInstance);
+
+    private DeviceSlicer Slicer(ref DeviceSlicer? field, TensorElementType type, int rank, int axis, OrtMemoryInfo output)
     {
-        get
+        if (Volatile.Read(ref field) is { } slicer) return slicer;
+        lock (_onesLock)
         {
-            if (Volatile.Read(ref _slicer) is { } slicer) return slicer;
-            lock (_onesLock)
-            {
-                return _slicer ??= new CacheSlicer(Signature,
-                    Provider == ExecutionProvider.Cuda ? o => o.AppendExecutionProvider_CUDA(DeviceId) : _ => { }, CacheMemory);
-            }
+            return field ??= new DeviceSlicer(type, rank, axis,
+                Provider == ExecutionProvider.Cuda ? o => o.AppendExecutionProvider_CUDA(DeviceId) : _ => { }, output);
         }
     }
 
@@ -238,7 +242,8 @@ internal sealed class DecoderGraph : IDisposable
     public void Dispose()
     {
         Session.Dispose();
-        _slicer?.Dispose();
+        _cacheSlicer?.Dispose();
+        _logitsSlicer?.Dispose();
         foreach (var name in (NativeName?[])[InputIdsName, MaskName, PositionsName, UseCacheBranchName, LogitsName, .. PastNames, .. PresentNames]) name?.Dispose();
         lock (_onesLock)
         {

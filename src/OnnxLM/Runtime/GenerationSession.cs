@@ -140,7 +140,7 @@ public sealed unsafe class GenerationSession : IDisposable
     private void KeepCache(int keep)
     {
         if (_cache is not null) _cache.Truncate(_length, keep);
-        else ReplacePast(_graph.Slicer.Slice(_past, keep)); // sliced where it lives: no prefill is re-run
+        else ReplacePast(_graph.CacheSlicer.Slice(_past, 0, keep)); // sliced where it lives: no prefill is re-run
     }
 
     /// <summary>
@@ -177,7 +177,7 @@ public sealed unsafe class GenerationSession : IDisposable
             }
 
             if (_cache is not null) fork._cache!.CopyFrom(_cache, _length);
-            else fork.ReplacePast(_graph.Slicer.Slice(_past, _length)); // a copy where the cache lives (device memory on CUDA)
+            else fork.ReplacePast(_graph.CacheSlicer.Slice(_past, 0, _length)); // a copy where the cache lives (device memory on CUDA)
             _tokens.AsSpan(0, _length).CopyTo(fork._tokens);
             _nextLogits.CopyTo(fork._nextLogits);
             fork._length = _length;
@@ -454,6 +454,7 @@ public sealed unsafe class GenerationSession : IDisposable
         var n = tokenIds.Length;
         var total = _length + n;
         var vocab = _model.Info.VocabularySize;
+        var from = allLogits.IsEmpty ? n - 1 : firstRow;
         var inputs = new List<OrtValue>(4);
         try
         {
@@ -488,7 +489,8 @@ public sealed unsafe class GenerationSession : IDisposable
                 _binding.BindInput(sig.PastNames[i], _past[i]);
             }
 
-            _binding.BindOutputToDevice(sig.Logits, OrtMemoryInfo.DefaultInstance);
+            // Logits rows before `from` are not wanted: such runs keep their logits in device memory and bring back the rest only.
+            _binding.BindOutputToDevice(sig.Logits, from > 0 ? _graph.CacheMemory : OrtMemoryInfo.DefaultInstance);
             foreach (var name in sig.PresentNames)
             {
                 _binding.BindOutputToDevice(name, _graph.CacheMemory);
@@ -513,7 +515,15 @@ public sealed unsafe class GenerationSession : IDisposable
         _binding.ClearBoundOutputs();
         try
         {
-            ReadLogits(outputs[0], n, vocab, allLogits, firstRow);
+            if (from > 0)
+            {
+                using var rows = _graph.LogitsSlicer.Slice([outputs[0]], from, n)[0];
+                ReadLogits(rows, n - from, vocab, allLogits, 0);
+            }
+            else
+            {
+                ReadLogits(outputs[0], n, vocab, allLogits, firstRow);
+            }
         }
         catch
         {

@@ -99,6 +99,17 @@ public sealed class DecodeStepTests
         using var fork = session.Fork();
         Assert.Equal(0, fork.TokensRun);
         Assert.Equal(session.NextTokenLogits.ToArray(), fork.NextTokenLogits.ToArray());
+
+        // Scoring's rows from the third on (sliced on the device before they come back) equal the host path's.
+        var vocab = host.Info.VocabularySize;
+        using var onHost = host.CreateSession();
+        using var onDevice = device.CreateSession();
+        var rowsOnHost = new float[(prompt.Length - 2) * vocab];
+        var rowsOnDevice = new float[(prompt.Length - 2) * vocab];
+        onHost.AppendWithAllLogits(prompt, rowsOnHost, 2, CancellationToken.None);
+        onDevice.AppendWithAllLogits(prompt, rowsOnDevice, 2, CancellationToken.None);
+        Assert.Equal(rowsOnHost, rowsOnDevice);
+        Assert.Equal(onHost.NextTokenLogits.ToArray(), onDevice.NextTokenLogits.ToArray());
     }
 
     /// <summary>Greedy decoding on both models, step by step, including a rewind and a fork: identical logits.</summary>

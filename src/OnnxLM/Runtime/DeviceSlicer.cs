@@ -5,44 +5,50 @@ using Microsoft.ML.OnnxRuntime.Tensors;
 namespace OnnxLM;
 
 /// <summary>
-/// Copies the first positions of cache tensors where they live, on the model's own execution provider: a one-node ONNX
-/// graph (<c>Slice</c> along the sequence axis) run with its input and output bound in device memory. On CUDA this is a
-/// device-to-device copy, so <see cref="GenerationSession.Fork"/>, <see cref="GenerationSession.Rewind"/> and speculative
-/// truncation never bring the cache to the host nor re-run the prefill. The graph is written here, not loaded from a file.
+/// Slices tensors along one axis on the model's own execution provider: a one-node ONNX graph (<c>Slice</c>) run with its
+/// input in device memory and its output bound where the caller wants it. On CUDA, slicing the cache is a device-to-device
+/// copy, so <see cref="GenerationSession.Fork"/>, <see cref="GenerationSession.Rewind"/> and speculative truncation never
+/// bring the cache to the host nor re-run the prefill; slicing a prefill's logits to their last row copies one row to the
+/// host, not the whole [n, vocab]. The graph is written here, not loaded from a file.
 /// </summary>
-internal sealed class CacheSlicer : IDisposable
+internal sealed class DeviceSlicer : IDisposable
 {
     private readonly InferenceSession _session;
-    private readonly OrtMemoryInfo _memory;
+    private readonly OrtMemoryInfo _output;
     private readonly int _axis;
 
-    public CacheSlicer(GraphSignature signature, Action<SessionOptions> addProvider, OrtMemoryInfo memory)
+    /// <param name="type">The tensors' element type.</param>
+    /// <param name="rank">Their number of dimensions.</param>
+    /// <param name="axis">The axis sliced.</param>
+    /// <param name="addProvider">Adds the model's execution provider to the slicer's session options.</param>
+    /// <param name="output">Where results are written.</param>
+    public DeviceSlicer(TensorElementType type, int rank, int axis, Action<SessionOptions> addProvider, OrtMemoryInfo output)
     {
-        _memory = memory;
-        _axis = signature.Layout == KvCacheLayout.Combined ? 3 : 2;
+        _output = output;
+        _axis = axis;
         using var options = new SessionOptions();
         addProvider(options);
-        _session = new InferenceSession(SliceModel(signature.KvType, signature.Layout == KvCacheLayout.Combined ? 5 : 4), options);
+        _session = new InferenceSession(SliceModel(type, rank), options);
     }
 
-    /// <summary>New tensors holding positions [0, <paramref name="keep"/>) of each of <paramref name="cache"/>, in the same memory.</summary>
-    public OrtValue[] Slice(OrtValue[] cache, int keep)
+    /// <summary>New tensors holding [<paramref name="start"/>, <paramref name="end"/>) of each of <paramref name="values"/> along the axis.</summary>
+    public OrtValue[] Slice(OrtValue[] values, long start, long end)
     {
-        var result = new OrtValue[cache.Length];
+        var result = new OrtValue[values.Length];
         using var binding = _session.CreateIoBinding();
-        using var starts = OrtValue.CreateTensorValueFromMemory(new long[] { 0 }, [1]);
-        using var ends = OrtValue.CreateTensorValueFromMemory(new long[] { keep }, [1]);
+        using var starts = OrtValue.CreateTensorValueFromMemory(new long[] { start }, [1]);
+        using var ends = OrtValue.CreateTensorValueFromMemory(new long[] { end }, [1]);
         using var axes = OrtValue.CreateTensorValueFromMemory(new long[] { _axis }, [1]);
         using var runOptions = new RunOptions();
         try
         {
-            for (var i = 0; i < cache.Length; i++)
+            for (var i = 0; i < values.Length; i++)
             {
-                binding.BindInput("x", cache[i]);
+                binding.BindInput("x", values[i]);
                 binding.BindInput("starts", starts);
                 binding.BindInput("ends", ends);
                 binding.BindInput("axes", axes);
-                binding.BindOutputToDevice("y", _memory);
+                binding.BindOutputToDevice("y", _output);
                 _session.RunWithBinding(runOptions, binding);
                 result[i] = binding.GetOutputValues()[0];
                 binding.ClearBoundInputs();
