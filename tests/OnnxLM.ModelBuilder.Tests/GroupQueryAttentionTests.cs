@@ -159,6 +159,28 @@ public sealed class GroupQueryAttentionTests : IDisposable
     }
 
     [Fact]
+    public async Task KjvTinyRebuiltWithGroupQueryAttentionDecodesLikeTheShippedModel()
+    {
+        // The route build/train-default-model/gqa.sh takes: the shipped fp16 graph read back as a checkpoint.
+        DecoderModelBuilder.Convert(TestPaths.RepoModel("kjv-tiny"), _out, new ModelBuilderOptions
+        {
+            Float16Weights = true, ContextLength = 256, Attention = AttentionOperator.GroupQuery,
+        });
+        using var shipped = LanguageModel.Load(TestPaths.RepoModel("kjv-tiny"), Cpu);
+        using var gqa = LanguageModel.Load(_out, Cpu);
+        Assert.True(gqa.Graph.SharesCacheBuffer);
+        Assert.False(shipped.Graph.SharesCacheBuffer);
+        AssertAppendsMatch(shipped, gqa, [.. shipped.Tokenizer.Encode("In the beginning God created the heaven and the earth. And the earth was without form")]);
+
+        const string prompt = "And the LORD said unto Moses,";
+        var greedy = new GenerationOptions { MaxNewTokens = 40, StopTokenIds = [] };
+        var expected = await shipped.GenerateAsync(prompt, greedy);
+        var actual = await gqa.GenerateAsync(prompt, greedy);
+        Assert.Equal(expected.TokenIds, actual.TokenIds);
+        Assert.Equal(expected.Text, actual.Text);
+    }
+
+    [Fact]
     public void UnsupportedCombinationsAreTypedErrorsNamingTheProblem()
     {
         var config = Config("llama", 48, 4, 2, 12, 59, false, false);
