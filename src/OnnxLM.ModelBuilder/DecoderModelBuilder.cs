@@ -53,6 +53,8 @@ public static class DecoderModelBuilder
     }
 
     /// <summary>Writes a model folder (graph and genai_config.json, no tokenizer) from a config and weights given by Hugging Face names.</summary>
+    /// <exception cref="ModelFormatException">The config cannot be built (heads, head size, architecture), or not with the chosen attention operator.</exception>
+    /// <exception cref="ArgumentException">The options conflict (attention outputs with GroupQueryAttention).</exception>
     public static void Build(DecoderConfig config, IWeightSource weights, string outputFolder, ModelBuilderOptions? options = null)
     {
         ArgumentNullException.ThrowIfNull(config);
@@ -66,6 +68,21 @@ public static class DecoderModelBuilder
         if (config.HeadSize % 2 != 0 && config.ModelType == "llama")
         {
             throw new ModelFormatException($"RoPE needs an even head size; the config has {config.HeadSize}.");
+        }
+
+        if (options.Attention == AttentionOperator.GroupQuery)
+        {
+            if (options.OutputAttentions)
+            {
+                throw new ArgumentException(
+                    "OutputAttentions needs Attention = Standard: a GroupQueryAttention node does not output the attention probabilities.", nameof(options));
+            }
+
+            if (config.HeadSize % 8 != 0)
+            {
+                throw new ModelFormatException(
+                    $"GroupQueryAttention needs a head size that is a multiple of 8; the config has {config.HeadSize}. Build with Attention = Standard.");
+            }
         }
 
         DecoderGraphWriter writer = config.ModelType switch
@@ -135,7 +152,9 @@ public static class DecoderModelBuilder
             {
                 ["diversity_penalty"] = 0.0, ["do_sample"] = false, ["early_stopping"] = true, ["length_penalty"] = 1.0,
                 ["max_length"] = context, ["min_length"] = 0, ["no_repeat_ngram_size"] = 0, ["num_beams"] = 1,
-                ["num_return_sequences"] = 1, ["past_present_share_buffer"] = false, ["repetition_penalty"] = 1.0,
+                ["num_return_sequences"] = 1,
+                // GroupQueryAttention graphs append in place into one max_length buffer bound as past and present.
+                ["past_present_share_buffer"] = options.Attention == AttentionOperator.GroupQuery, ["repetition_penalty"] = 1.0,
                 ["temperature"] = 1.0, ["top_k"] = 1, ["top_p"] = 1.0,
             },
         };

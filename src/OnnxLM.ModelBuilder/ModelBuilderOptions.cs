@@ -13,7 +13,25 @@ public sealed class ModelBuilderOptions
     /// </summary>
     public WeightQuantization? Quantization { get; set; }
 
-    /// <summary>Also output each layer's attention probabilities as <c>attentions.%d</c> [batch, heads, query, key].</summary>
+    /// <summary>
+    /// How each layer's attention is written: standard ONNX operators (default) or one ONNX Runtime GroupQueryAttention
+    /// node that shares the past/present cache buffer. See <see cref="AttentionOperator"/>.
+    /// </summary>
+    /// <exception cref="ArgumentOutOfRangeException">The value is not an <see cref="AttentionOperator"/> member.</exception>
+    public AttentionOperator Attention
+    {
+        get => _attention;
+        set => _attention = Enum.IsDefined(value)
+            ? value
+            : throw new ArgumentOutOfRangeException(nameof(Attention), value, "Attention must be Standard or GroupQuery.");
+    }
+
+    private AttentionOperator _attention;
+
+    /// <summary>
+    /// Also output each layer's attention probabilities as <c>attentions.%d</c> [batch, heads, query, key]
+    /// (<see cref="AttentionOperator.Standard"/> graphs only).
+    /// </summary>
     public bool OutputAttentions { get; set; }
 
     /// <summary>Context length written to genai_config.json; null uses the config's max_position_embeddings.</summary>

@@ -15,6 +15,13 @@ internal static class ModelBuilderCommands
         var dtype = new Option<string>("--dtype") { Description = "Weight storage: fp32 or fp16", DefaultValueFactory = _ => "fp32" };
         dtype.AcceptOnlyFromAmong("fp32", "fp16");
         var attentions = new Option<bool>("--attentions") { Description = "Also output the attention weights of every layer (for explain views)" };
+        var attention = new Option<string>("--attention")
+        {
+            Description = "Attention operators: standard (ONNX ops, every provider) or gqa (one com.microsoft.GroupQueryAttention per layer; "
+                + "the cache appends in place in one shared buffer)",
+            DefaultValueFactory = _ => "standard",
+        };
+        attention.AcceptOnlyFromAmong("standard", "gqa");
         var contextLength = new Option<int?>("--context-length") { Description = "Context length to record (default: the checkpoint's)" };
         var quantize = new Option<string?>("--quantize") { Description = "Quantize the projection, MLP and output weights: int4 or int8 (MatMulNBits)" };
         quantize.AcceptOnlyFromAmong("int4", "int8");
@@ -34,11 +41,17 @@ internal static class ModelBuilderCommands
         });
         var command = new Command("convert", "Build an ONNX model folder (GPT-2, Llama family) from a Hugging Face checkpoint or a float folder built here")
         {
-            checkpoint, output, dtype, attentions, contextLength, quantize, blockSize, zeroPoints, method, floatHead, accuracy,
+            checkpoint, output, dtype, attention, attentions, contextLength, quantize, blockSize, zeroPoints, method, floatHead, accuracy,
         };
         command.SetAction((parse, ct) => cli.RunAsync(parse, () =>
         {
             if (parse.GetValue(contextLength) is < 1) throw new UsageException("--context-length must be positive.");
+            var groupQuery = parse.GetValue(attention) == "gqa";
+            if (groupQuery && parse.GetValue(attentions))
+            {
+                throw new UsageException("--attentions needs --attention standard: a GroupQueryAttention node does not output the attention weights.");
+            }
+
             var quantization = parse.GetValue(quantize) is { } bits ? WeightQuantization.Parse(bits) : null;
             if (quantization is null && (parse.GetResult(blockSize) is { Implicit: false } || parse.GetValue(zeroPoints) || parse.GetValue(floatHead)
                 || parse.GetResult(method) is { Implicit: false } || parse.GetResult(accuracy) is { Implicit: false }))
@@ -60,12 +73,13 @@ internal static class ModelBuilderCommands
             {
                 Float16Weights = parse.GetValue(dtype) == "fp16",
                 OutputAttentions = parse.GetValue(attentions),
+                Attention = groupQuery ? AttentionOperator.GroupQuery : AttentionOperator.Standard,
                 ContextLength = parse.GetValue(contextLength),
                 Quantization = quantization,
             });
             var bytes = new DirectoryInfo(parse.GetValue(output)!).EnumerateFiles("model.onnx*").Sum(f => f.Length);
             cli.Output.WriteLine(FormattableString.Invariant(
-                $"wrote {parse.GetValue(output)} in {clock.Elapsed.TotalSeconds:F1} s ({bytes / 1e6:F1} MB{(quantization is null ? "" : $", {quantization}")})"));
+                $"wrote {parse.GetValue(output)} in {clock.Elapsed.TotalSeconds:F1} s ({bytes / 1e6:F1} MB{(quantization is null ? "" : $", {quantization}")}{(groupQuery ? ", GroupQueryAttention" : "")})"));
             return Task.FromResult(0);
         }));
         return command;

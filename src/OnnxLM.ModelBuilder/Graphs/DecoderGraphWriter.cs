@@ -3,8 +3,9 @@ using OnnxLM.ModelBuilder.Onnx;
 namespace OnnxLM.ModelBuilder;
 
 /// <summary>
-/// Shared parts of the decoder graphs: the GenAI-named inputs/outputs, the additive attention mask
-/// (causal and padding, from attention_mask and the past length) and multi-head attention with the cache.
+/// Shared parts of the decoder graphs: the GenAI-named inputs/outputs and attention with the cache, written either with
+/// standard operators (the additive causal and padding mask from attention_mask and the past length, Concat into the
+/// present) or as one GroupQueryAttention node per layer (<see cref="ModelBuilderOptions.Attention"/>).
 /// </summary>
 internal abstract class DecoderGraphWriter
 {
@@ -51,11 +52,14 @@ internal abstract class DecoderGraphWriter
             }
         }
 
-        BuildBody(AttentionMask());
+        BuildBody();
         return G;
     }
 
-    protected abstract void BuildBody(string mask);
+    protected abstract void BuildBody();
+
+    /// <summary>Whether attention is one GroupQueryAttention node per layer (q, k, v passed with heads packed, [B, S, heads*D]).</summary>
+    protected bool GroupQuery => Options.Attention == AttentionOperator.GroupQuery;
 
     /// <summary>A float weight from the checkpoint, stored fp32 or fp16 as it is (embeddings, norms, biases).</summary>
     protected string Weight(string name, long[] shape) => Constant(name, Weights.Read(name, shape), shape);
@@ -105,8 +109,12 @@ internal abstract class DecoderGraphWriter
         return Options.Float16Weights ? G.Op("Cast", [stored], ("to", OnnxGraph.Float)) : stored;
     }
 
-    /// <summary>[batch, 1, seq, total] additive mask: 0 where query i (absolute past+i) may see key j (j ≤ past+i and mask[j] = 1), float.MinValue elsewhere.</summary>
-    private string AttentionMask()
+    /// <summary>[batch, 1, seq, total] additive mask: 0 where query i (absolute past+i) may see key j (j ≤ past+i and mask[j] = 1), float.MinValue elsewhere; built once, shared by the layers.</summary>
+    private string AttentionMask() => _mask ??= BuildAttentionMask();
+
+    private string? _mask;
+
+    private string BuildAttentionMask()
     {
         var one = G.IntsShaped("one", [], [1]);
         var zeroI = G.IntsShaped("zero_i", [], [0]);
@@ -131,8 +139,9 @@ internal abstract class DecoderGraphWriter
     /// grouped-query attention (query head h uses kv head h / (heads / kv_heads)), softmax(q·kᵀ/√d + mask)·v.
     /// Returns [B, S, heads*D].
     /// </summary>
-    protected string Attention(int layer, string q, string k, string v, string mask)
+    protected string Attention(int layer, string q, string k, string v)
     {
+        var mask = AttentionMask();
         var presentK = $"present.{layer}.key";
         var presentV = $"present.{layer}.value";
         G.AddNode("Concat", [$"past_key_values.{layer}.key", k], [presentK], ("axis", 2));
@@ -155,6 +164,37 @@ internal abstract class DecoderGraphWriter
 
         var context = G.Op("Transpose", [G.Op("MatMul", probs, values)], ("perm", new long[] { 0, 2, 1, 3 }));
         return G.Op("Reshape", context, G.Ints("merge_shape", 0, 0, Config.AttentionHeadCount * Config.HeadSize));
+    }
+
+    /// <summary>
+    /// The layer's attention as one <c>com.microsoft.GroupQueryAttention</c> node over q [B, S, heads*D] and k, v
+    /// [B, S, kv_heads*D] (rotary already applied), returning [B, S, heads*D]. Its past inputs and present outputs are the
+    /// graph's own <c>past_key_values.%d.*</c> and <c>present.%d.*</c> with nothing in between: that is what lets a runtime
+    /// bind one buffer as both (the operator then writes the new keys after the past in place).
+    /// The operator reads lengths, not a mask: seqlens_k = (ones in attention_mask) − 1 per row and
+    /// total_sequence_length = the mask's width; the past length of row b is seqlens_k[b] + 1 − S, and it is causal
+    /// within the new tokens, so rows must be padded on the right.
+    /// </summary>
+    protected string GroupQueryAttention(int layer, string q, string k, string v)
+    {
+        var (seqlensK, totalLength) = _lengths ??= GroupQueryLengths();
+        string[] outputs = G.MicrosoftNode("GroupQueryAttention",
+            [q, k, v, $"past_key_values.{layer}.key", $"past_key_values.{layer}.value", seqlensK, totalLength],
+            [null, $"present.{layer}.key", $"present.{layer}.value"],
+            ("num_heads", (long)Config.AttentionHeadCount), ("kv_num_heads", (long)Config.KeyValueHeadCount));
+        return outputs[0];
+    }
+
+    private (string SeqlensK, string TotalLength)? _lengths;
+
+    /// <summary>GroupQueryAttention's int32 length inputs, computed once from attention_mask [B, T].</summary>
+    private (string SeqlensK, string TotalLength) GroupQueryLengths()
+    {
+        var one = G.IntsShaped("one", [], [1]);
+        var ones = G.Op("ReduceSum", ["attention_mask", G.Ints("axis1", 1)], ("keepdims", 0));
+        var seqlensK = G.Op("Cast", [G.Op("Sub", ones, one)], ("to", OnnxGraph.Int32));
+        var width = G.Op("Gather", [G.Op("Shape", "attention_mask"), one], ("axis", 0));
+        return (seqlensK, G.Op("Cast", [width], ("to", OnnxGraph.Int32)));
     }
 
     private string RepeatKv(string x)

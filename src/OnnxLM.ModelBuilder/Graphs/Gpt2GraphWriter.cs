@@ -8,7 +8,7 @@ namespace OnnxLM.ModelBuilder;
 internal sealed class Gpt2GraphWriter(DecoderConfig config, IWeightSource weights, ModelBuilderOptions options)
     : DecoderGraphWriter(config, weights, options)
 {
-    protected override void BuildBody(string mask)
+    protected override void BuildBody()
     {
         var c = Config;
         var h = c.HiddenSize;
@@ -22,8 +22,9 @@ internal sealed class Gpt2GraphWriter(DecoderConfig config, IWeightSource weight
             var y = LayerNorm(x, p + "ln_1");
             var qkv = Conv1D(y, p + "attn.c_attn", h, 3 * h);
             var parts = G.Node("Split", [qkv, G.Ints("qkv_split", h, h, h)], 3, "qkv", ("axis", -1));
-            var attention = Attention(i, SplitHeads(parts[0], c.AttentionHeadCount), SplitHeads(parts[1], c.AttentionHeadCount),
-                SplitHeads(parts[2], c.AttentionHeadCount), mask);
+            var attention = GroupQuery
+                ? GroupQueryAttention(i, parts[0], parts[1], parts[2])
+                : Attention(i, SplitHeads(parts[0], c.AttentionHeadCount), SplitHeads(parts[1], c.AttentionHeadCount), SplitHeads(parts[2], c.AttentionHeadCount));
             x = G.Op("Add", x, Conv1D(attention, p + "attn.c_proj", h, h));
             y = LayerNorm(x, p + "ln_2");
             x = G.Op("Add", x, Conv1D(Gelu(Conv1D(y, p + "mlp.c_fc", h, c.IntermediateSize)), p + "mlp.c_proj", c.IntermediateSize, h));

@@ -2,13 +2,14 @@ namespace OnnxLM.ModelBuilder;
 
 /// <summary>
 /// Llama-family decoder: token embedding, per layer RMSNorm → attention with RoPE (Hugging Face rotate-half,
-/// keys cached after rotation) → residual, RMSNorm → SwiGLU MLP → residual; final RMSNorm and lm_head
+/// keys cached after rotation; applied with standard operators before GroupQueryAttention too, so both attention
+/// forms use the same tables and position_ids) → residual, RMSNorm → SwiGLU MLP → residual; final RMSNorm and lm_head
 /// (or the tied embedding).
 /// </summary>
 internal sealed class LlamaGraphWriter(DecoderConfig config, IWeightSource weights, ModelBuilderOptions options)
     : DecoderGraphWriter(config, weights, options)
 {
-    protected override void BuildBody(string mask)
+    protected override void BuildBody()
     {
         var c = Config;
         var (h, d, nh, kvh) = (c.HiddenSize, c.HeadSize, c.AttentionHeadCount, c.KeyValueHeadCount);
@@ -16,9 +17,12 @@ internal sealed class LlamaGraphWriter(DecoderConfig config, IWeightSource weigh
         var embed = Constant("model.embed_tokens.weight", embedValues, [c.VocabularySize, h]);
         var x = G.Op("Gather", [embed, "input_ids"], ("axis", 0));
 
+        // cos/sin rows of the positions, [B, S, D], broadcast over the heads: [B, 1, S, D] against [B, heads, S, D]
+        // (standard attention) or [B, S, 1, D] against [B, S, heads, D] (GroupQueryAttention takes heads packed per token).
         var (cosTable, sinTable) = RopeTables();
-        var cos = G.Op("Unsqueeze", G.Op("Gather", [Constant("rope_cos", cosTable, [c.MaxPositions, d]), "position_ids"], ("axis", 0)), G.Ints("axis1", 1));
-        var sin = G.Op("Unsqueeze", G.Op("Gather", [Constant("rope_sin", sinTable, [c.MaxPositions, d]), "position_ids"], ("axis", 0)), G.Ints("axis1", 1));
+        var headAxis = G.Ints("head_axis", GroupQuery ? 2 : 1);
+        var cos = G.Op("Unsqueeze", G.Op("Gather", [Constant("rope_cos", cosTable, [c.MaxPositions, d]), "position_ids"], ("axis", 0)), headAxis);
+        var sin = G.Op("Unsqueeze", G.Op("Gather", [Constant("rope_sin", sinTable, [c.MaxPositions, d]), "position_ids"], ("axis", 0)), headAxis);
 
         for (var i = 0; i < c.LayerCount; i++)
         {
@@ -26,8 +30,16 @@ internal sealed class LlamaGraphWriter(DecoderConfig config, IWeightSource weigh
             var y = RmsNorm(x, p + "input_layernorm.weight");
             var qkv = Linears(y, p + "self_attn.qkv_proj", [(p + "self_attn.q_proj", nh * d), (p + "self_attn.k_proj", kvh * d), (p + "self_attn.v_proj", kvh * d)],
                 h, c.AttentionBias);
-            var (q, k, v) = (SplitHeads(qkv[0], nh), SplitHeads(qkv[1], kvh), SplitHeads(qkv[2], kvh));
-            var attention = Attention(i, Rope(q, cos, sin), Rope(k, cos, sin), v, mask);
+            string attention;
+            if (GroupQuery)
+            {
+                attention = GroupQueryAttention(i, PackedRope(qkv[0], nh, cos, sin), PackedRope(qkv[1], kvh, cos, sin), qkv[2]);
+            }
+            else
+            {
+                var (q, k, v) = (SplitHeads(qkv[0], nh), SplitHeads(qkv[1], kvh), SplitHeads(qkv[2], kvh));
+                attention = Attention(i, Rope(q, cos, sin), Rope(k, cos, sin), v);
+            }
             x = G.Op("Add", x, Linear(attention, p + "self_attn.o_proj", nh * d, h, false));
 
             y = RmsNorm(x, p + "post_attention_layernorm.weight");
@@ -103,6 +115,13 @@ internal sealed class LlamaGraphWriter(DecoderConfig config, IWeightSource weigh
         var parts = G.Node("Split", [x, G.Ints("halves", half, half)], 2, "rope_split", ("axis", -1));
         var rotated = G.Op("Concat", [G.Op("Neg", parts[1]), parts[0]], ("axis", -1));
         return G.Op("Add", G.Op("Mul", x, cos), G.Op("Mul", rotated, sin));
+    }
+
+    /// <summary>RoPE on heads packed per token: [B, S, heads*D] → [B, S, heads, D], rotated, → [B, S, heads*D].</summary>
+    private string PackedRope(string x, int heads, string cos, string sin)
+    {
+        var split = G.Op("Reshape", x, G.Ints("token_heads_shape", 0, 0, heads, Config.HeadSize));
+        return G.Op("Reshape", Rope(split, cos, sin), G.Ints("packed_shape", 0, 0, heads * Config.HeadSize));
     }
 
     /// <summary>cos/sin tables [max_positions, head_dim] with Hugging Face's layout cat(freqs, freqs) and the config's scaling.</summary>

@@ -6,8 +6,8 @@ namespace OnnxLM.ModelBuilder.Onnx;
 /// <summary>
 /// An ONNX graph under construction, serialized as a ModelProto (IR version 8, ai.onnx opset 17). Standard operators
 /// only, so every ONNX Runtime execution provider and ONNX Runtime GenAI can run it, except the one contrib operator
-/// quantized weights need (com.microsoft MatMulNBits, which ONNX Runtime's CPU and CUDA providers implement); the
-/// com.microsoft opset is imported only when such a node is present.
+/// quantized weights and fused attention need (com.microsoft MatMulNBits and GroupQueryAttention, which ONNX Runtime's
+/// CPU and CUDA providers implement); the com.microsoft opset is imported only when such a node is present.
 /// Node outputs get unique names; weights become initializers, inline or in an external data file.
 /// </summary>
 internal sealed class OnnxGraph
@@ -21,6 +21,7 @@ internal sealed class OnnxGraph
     // TensorProto.DataType values.
     public const int Float = 1;
     public const int UInt8 = 2;
+    public const int Int32 = 6;
     public const int Int64 = 7;
     public const int Bool = 9;
     public const int Float16 = 10;
@@ -60,11 +61,19 @@ internal sealed class OnnxGraph
         AddNode(null, op, inputs, outputs, attributes);
 
     /// <summary>Adds a com.microsoft contrib operator node with one output (a fresh name when null) and returns its name.</summary>
-    public string MicrosoftOp(string op, string[] inputs, string? output, params (string Name, object Value)[] attributes)
+    public string MicrosoftOp(string op, string[] inputs, string? output, params (string Name, object Value)[] attributes) =>
+        MicrosoftNode(op, inputs, [output], attributes)[0];
+
+    /// <summary>
+    /// Adds a com.microsoft contrib operator node and returns its output names: the given ones (graph outputs), a fresh
+    /// name for each null.
+    /// </summary>
+    public string[] MicrosoftNode(string op, string[] inputs, string?[] outputs, params (string Name, object Value)[] attributes)
     {
-        output ??= Unique(op.ToLowerInvariant() + "_out");
-        AddNode(MicrosoftDomain, op, inputs, [output], attributes);
-        return output;
+        var names = new string[outputs.Length];
+        for (var i = 0; i < outputs.Length; i++) names[i] = outputs[i] ?? Unique(op.ToLowerInvariant() + (outputs.Length > 1 ? $"_out{i}" : "_out"));
+        AddNode(MicrosoftDomain, op, inputs, names, attributes);
+        return names;
     }
 
     private void AddNode(string? domain, string op, string[] inputs, string[] outputs, (string Name, object Value)[] attributes)

@@ -300,6 +300,30 @@ public sealed class CliTests
     }
 
     [SharedModelFact("torch-llama-fp32-hf")]
+    public async Task ConvertWithGroupQueryAttentionBuildsASharedCacheModelThatGeneratesTheSameText()
+    {
+        var folder = Path.Combine(Path.GetTempPath(), $"onnxlm-convert-{Guid.NewGuid():N}");
+        try
+        {
+            var (sc, _, se) = await RunAsync("convert", TestPaths.SharedModel("torch-llama-fp32-hf"), folder + "-standard", "--context-length", "64");
+            Assert.True(sc == 0, se);
+            var (code, output, error) = await RunAsync("convert", TestPaths.SharedModel("torch-llama-fp32-hf"), folder, "--context-length", "64", "--attention", "gqa");
+            Assert.True(code == 0, error);
+            Assert.Contains("GroupQueryAttention", output);
+            using var standard = LanguageModel.Load(folder + "-standard");
+            using var gqa = LanguageModel.Load(folder);
+            Assert.True(gqa.Graph.SharesCacheBuffer);
+            var options = new GenerationOptions { MaxNewTokens = 20, StopTokenIds = [] };
+            Assert.Equal((await standard.GenerateAsync("And God said", options)).TokenIds, (await gqa.GenerateAsync("And God said", options)).TokenIds);
+        }
+        finally
+        {
+            if (Directory.Exists(folder)) Directory.Delete(folder, recursive: true);
+            if (Directory.Exists(folder + "-standard")) Directory.Delete(folder + "-standard", recursive: true);
+        }
+    }
+
+    [SharedModelFact("torch-llama-fp32-hf")]
     public async Task ConvertBuildsAModelTheToolRuns()
     {
         var folder = Path.Combine(Path.GetTempPath(), $"onnxlm-convert-{Guid.NewGuid():N}");
@@ -339,6 +363,8 @@ public sealed class CliTests
     [InlineData(1, "--block-size must be 16, 32, 64, 128 or 256 (found 48)", "convert", "a", "b", "--quantize", "int4", "--block-size", "48")]
     [InlineData(1, "--accuracy-level must be between 0 and 4 (found 7)", "convert", "a", "b", "--quantize", "int8", "--accuracy-level", "7")]
     [InlineData(1, "need --quantize int4 or int8", "convert", "a", "b", "--block-size", "64")]
+    [InlineData(1, "Argument 'flash' not recognized. Must be one of", "convert", "a", "b", "--attention", "flash")]
+    [InlineData(1, "--attentions needs --attention standard", "convert", "a", "b", "--attention", "gqa", "--attentions")]
     public async Task BadArgumentsExitNonZeroNamingTheProblem(int expectedCode, string message, params string[] args)
     {
         var previous = Environment.CurrentDirectory;
