@@ -30,8 +30,8 @@ internal static class DecodeBenchmark
 
         Console.WriteLine($"{Environment.ProcessorCount} cores, every runtime at GenAI's fastest intra-op thread count, {NewTokens} greedy tokens after a 16-token prompt, {Rounds} alternating rounds");
         Console.WriteLine();
-        Console.WriteLine("| model | OnnxLM session tok/s | OnnxLM generate tok/s | bare loop tok/s | GenAI tok/s (threads) | session ÷ GenAI min/med/max | generate ÷ GenAI min/med/max | host overhead vs bare (med) | managed B/token session / generate / GenAI | same tokens |");
-        Console.WriteLine("|---|---|---|---|---|---|---|---|---|---|");
+        Console.WriteLine("| model | OnnxLM session tok/s | same, spinning off | OnnxLM generate tok/s | bare loop tok/s | GenAI tok/s (threads) | session ÷ GenAI min/med/max | generate ÷ GenAI min/med/max | host overhead vs bare (med) | managed B/token session / generate / GenAI | same tokens |");
+        Console.WriteLine("|---|---|---|---|---|---|---|---|---|---|---|");
         var prefillRows = new List<string>();
         var failed = false;
         foreach (var folder in folders)
@@ -66,6 +66,12 @@ internal static class DecodeBenchmark
         using var _ = genai;
         using var model = LanguageModel.Load(folder, new LanguageModelOptions { ExecutionProvider = ExecutionProvider.Cpu, IntraOpThreadCount = threads });
         using var bare = new BareLoop(model.Info.GraphPath, model.Graph.Signature, threads);
+        // The same with ONNX Runtime's intra-op threads sleeping between operators instead of spinning (for loaded machines).
+        using var calm = LanguageModel.Load(folder, new LanguageModelOptions
+        {
+            ExecutionProvider = ExecutionProvider.Cpu, IntraOpThreadCount = threads,
+            ConfigureSessionOptions = o => o.AddSessionConfigEntry("session.intra_op.allow_spinning", "0"),
+        });
         var options = new GenerationOptions { MaxNewTokens = NewTokens, StopTokenIds = [] };
 
         // Warm-up (JIT tiers, ONNX Runtime's arenas), then alternating rounds.
@@ -73,12 +79,14 @@ internal static class DecodeBenchmark
         while (clock.ElapsedMilliseconds < 1500)
         {
             SessionLoop(model, prompt);
+            SessionLoop(calm, prompt);
             await GenerateLoopAsync(model, prompt, options);
             bare.Decode(prompt, NewTokens);
             DecodeGenAI(genai, prompt);
         }
 
         var session = new List<double>();
+        var calmTimes = new List<double>();
         var generate = new List<double>();
         var bareTimes = new List<double>();
         var genaiTimes = new List<double>();
@@ -89,6 +97,7 @@ internal static class DecodeBenchmark
             var (ours, seconds, bytes) = SessionLoop(model, prompt);
             session.Add(seconds);
             sessionBytes = bytes;
+            calmTimes.Add(SessionLoop(calm, prompt).Seconds);
             var (generated, generateSeconds, allBytes) = await GenerateLoopAsync(model, prompt, options);
             generate.Add(generateSeconds);
             generateBytes = allBytes;
@@ -110,7 +119,7 @@ internal static class DecodeBenchmark
 
         var overhead = Median(session.Zip(bareTimes, (s, b) => (s - b) / s).ToList());
         var row = string.Create(CultureInfo.InvariantCulture,
-            $"| {name} | {Rate(session)} | {Rate(generate)} | {Rate(bareTimes)} | {Rate(genaiTimes)} ({(threads == 0 ? "default" : threads.ToString(CultureInfo.InvariantCulture))}) | {Ratios(session, genaiTimes)} | {Ratios(generate, genaiTimes)} | {100 * overhead:F1} % | {sessionBytes / (double)steps:F0} / {generateBytes / (double)NewTokens:F0} / {genaiBytes / (double)steps:F0} | {same} |");
+            $"| {name} | {Rate(session)} | {Rate(calmTimes)} | {Rate(generate)} | {Rate(bareTimes)} | {Rate(genaiTimes)} ({(threads == 0 ? "default" : threads.ToString(CultureInfo.InvariantCulture))}) | {Ratios(session, genaiTimes)} | {Ratios(generate, genaiTimes)} | {100 * overhead:F1} % | {sessionBytes / (double)steps:F0} / {generateBytes / (double)NewTokens:F0} / {genaiBytes / (double)steps:F0} | {same} |");
 
         var prefill = new List<string>();
         foreach (var length in new[] { 16, 128, 250 })
