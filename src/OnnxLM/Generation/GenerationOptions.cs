@@ -262,6 +262,14 @@ public sealed class GenerationOptions
         set => _maxTime = value is null || value > TimeSpan.Zero ? value : throw new ArgumentOutOfRangeException(nameof(MaxTime), value, "MaxTime must be positive.");
     }
 
+    /// <summary>
+    /// Speculative decoding: drafts of the next tokens (<see cref="SpeculativeDecoding"/>: prompt lookup, or a smaller
+    /// draft model) checked by the model in one run, which can produce several tokens per run when the drafts are right.
+    /// The tokens are the ones plain decoding chooses (greedy token for token, sampling with the same seed the same
+    /// sequence). Null (the default) decodes one token per run.
+    /// </summary>
+    public SpeculativeDecoding? Speculation { get; set; }
+
     /// <summary>Your own logit processors, run after the built-in stages, in list order.</summary>
     public IList<ILogitProcessor> LogitProcessors { get; } = [];
 

@@ -116,15 +116,16 @@ internal static class Generator
         session.Tokens.CopyTo(history);
         var logits = new float[model.Info.VocabularySize];
         var scratch = new float[logits.Length];
+        using var speculation = Speculation.Create(model, session, options);
 
         for (var length = session.Length; ;)
         {
             cancellationToken.ThrowIfCancellationRequested();
-            var raw = session.NextTokenLogits;
+            var raw = speculation is null ? session.NextTokenLogits : speculation.NextTokenLogits;
             raw.CopyTo(logits);
             context.SetTokens(history, length);
             var id = pipeline.Choose(logits, context);
-            var logProb = SamplingMath.FastLogProb(session.NextTokenLogits, id, scratch);
+            var logProb = SamplingMath.FastLogProb(raw, id, scratch);
             history[length++] = id;
 
             FinishReason? finish = null;
@@ -170,7 +171,15 @@ internal static class Generator
                 yield break;
             }
 
-            session.Append([id], cancellationToken);
+            if (speculation is null)
+            {
+                session.Append([id], cancellationToken);
+            }
+            else
+            {
+                // A batch emits at most its draft plus one token: no draft beyond the tokens still allowed.
+                speculation.Advance(history.AsSpan(0, length), options.MaxNewTokens - (length - prompt.Length) - 1, cancellationToken);
+            }
         }
     }
 

@@ -1,0 +1,169 @@
+namespace OnnxLM;
+
+/// <summary>
+/// Speculative decoding for <see cref="GenerationOptions.Speculation"/>: cheap guesses of the next few tokens (drafts)
+/// are checked by the model in one multi-token run; the tokens it agrees with are kept, the rest are rewound. Two
+/// sources of drafts: <b>prompt lookup</b> (the default, no second model: the text after the latest earlier occurrence
+/// of the last few tokens, which pays off when the output copies its input — quoting, editing, summarising, code) and a
+/// <b>draft model</b> (<see cref="DraftModel"/>, a smaller model with the same tokenizer, proposing its greedy continuation).
+/// </summary>
+/// <remarks>
+/// The output is the one plain decoding gives: every token is still chosen by the generation's own sampling pipeline
+/// (processors, penalties, constraints, picker, seed) from the model's logits at its position, in order; a draft token
+/// only saves the model run that would have produced those logits. Greedy output is therefore token-for-token the same,
+/// and sampled output with a seed is the same sequence as without speculation. For sampling this is the standard
+/// acceptance rule of speculative sampling (Leviathan et al., Chen et al.) with a draft distribution that is a point mass
+/// on the draft token: accept it with probability min(1, p/q) = p(draft), otherwise draw from the residual, p with the
+/// draft removed and renormalised — exactly what drawing from p and comparing with the draft does. The only difference
+/// a multi-token run can make is floating-point rounding in the last bits of the logits.
+/// <para>
+/// Graphs that can only append one token at a time after a past (see <see cref="GenerationSession"/>) decode without
+/// speculation, as it could not save a run there.
+/// </para>
+/// </remarks>
+public sealed class SpeculativeDecoding
+{
+    private int _draftLength = 10;
+    private int _maxNGramSize = 3;
+    private int _minNGramSize = 1;
+    private LanguageModel? _draftModel;
+    private LanguageModel? _checkedTarget;
+    private long _drafted;
+    private long _accepted;
+    private long _verifications;
+
+    /// <summary>
+    /// The most draft tokens checked per model run (≥ 1). Default 10, as Hugging Face's prompt_lookup_num_tokens. Capped
+    /// near the end by the tokens still to generate and the session's room.
+    /// </summary>
+    public int DraftLength
+    {
+        get => _draftLength;
+        set
+        {
+            ArgumentOutOfRangeException.ThrowIfLessThan(value, 1, nameof(DraftLength));
+            _draftLength = value;
+        }
+    }
+
+    /// <summary>
+    /// Prompt lookup: the longest run of trailing tokens searched for earlier in the sequence (≥ 1). Default 3; longer runs
+    /// are tried first, down to <see cref="MinNGramSize"/>.
+    /// </summary>
+    public int MaxNGramSize
+    {
+        get => _maxNGramSize;
+        set
+        {
+            ArgumentOutOfRangeException.ThrowIfLessThan(value, 1, nameof(MaxNGramSize));
+            _maxNGramSize = value;
+        }
+    }
+
+    /// <summary>
+    /// Prompt lookup: the shortest run of trailing tokens that may propose a draft (≥ 1, at most <see cref="MaxNGramSize"/>
+    /// when generation starts). Default 1, as Hugging Face; larger values draft less often but more reliably.
+    /// </summary>
+    public int MinNGramSize
+    {
+        get => _minNGramSize;
+        set
+        {
+            ArgumentOutOfRangeException.ThrowIfLessThan(value, 1, nameof(MinNGramSize));
+            _minNGramSize = value;
+        }
+    }
+
+    /// <summary>
+    /// A smaller model with the generating model's tokenizer that proposes the drafts (its greedy continuation), instead
+    /// of prompt lookup. Null (the default) uses prompt lookup. The caller keeps ownership: it must outlive the generations
+    /// that use it. A tokenizer or vocabulary that differs from the generating model's is rejected when generation starts.
+    /// </summary>
+    public LanguageModel? DraftModel
+    {
+        get => _draftModel;
+        set
+        {
+            _draftModel = value;
+            _checkedTarget = null;
+        }
+    }
+
+    /// <summary>
+    /// Checks the settings against the generating model: the n-gram bounds are ordered and a draft model has the same
+    /// vocabulary — the same size and the same piece for every id.
+    /// </summary>
+    /// <exception cref="ArgumentException">The bounds contradict each other or the draft model's vocabulary differs; the message names what differs.</exception>
+    internal void Validate(LanguageModel target)
+    {
+        if (MinNGramSize > MaxNGramSize)
+        {
+            throw new ArgumentException($"SpeculativeDecoding.MinNGramSize ({MinNGramSize}) is more than MaxNGramSize ({MaxNGramSize}).", nameof(MinNGramSize));
+        }
+
+        if (_draftModel is not { } draft || ReferenceEquals(_checkedTarget, target)) return;
+        if (draft.Info.VocabularySize != target.Info.VocabularySize)
+        {
+            throw new ArgumentException(
+                $"SpeculativeDecoding.DraftModel has a vocabulary of {draft.Info.VocabularySize} logits, the generating model {target.Info.VocabularySize}; a draft model must share the generating model's tokenizer.",
+                nameof(DraftModel));
+        }
+
+        if (draft.HasTokenizer != target.HasTokenizer)
+        {
+            throw new ArgumentException(
+                $"SpeculativeDecoding.DraftModel {(draft.HasTokenizer ? "has" : "has no")} tokenizer while the generating model {(target.HasTokenizer ? "has" : "has none")}; a draft model must share the generating model's tokenizer.",
+                nameof(DraftModel));
+        }
+
+        if (draft.HasTokenizer && !ReferenceEquals(draft.Tokenizer, target.Tokenizer))
+        {
+            var a = draft.Tokenizer;
+            var b = target.Tokenizer;
+            if (a.VocabularySize != b.VocabularySize)
+            {
+                throw new ArgumentException(
+                    $"SpeculativeDecoding.DraftModel's tokenizer has {a.VocabularySize} tokens, the generating model's {b.VocabularySize}; a draft model must share the generating model's tokenizer.",
+                    nameof(DraftModel));
+            }
+
+            for (var id = 0; id < a.VocabularySize; id++)
+            {
+                var pa = Piece(a, id);
+                var pb = Piece(b, id);
+                if (!string.Equals(pa, pb, StringComparison.Ordinal))
+                {
+                    throw new ArgumentException(
+                        $"SpeculativeDecoding.DraftModel's tokenizer maps id {id} to {Show(pa)}, the generating model's to {Show(pb)}; a draft model must share the generating model's tokenizer.",
+                        nameof(DraftModel));
+                }
+            }
+        }
+
+        _checkedTarget = target;
+    }
+
+    /// <summary>Totals over the generations that used these settings, for tests and benchmarks: draft tokens proposed, accepted, and checking runs.</summary>
+    internal (long Drafted, long Accepted, long Verifications) Counts => (Interlocked.Read(ref _drafted), Interlocked.Read(ref _accepted), Interlocked.Read(ref _verifications));
+
+    internal void AddCounts(int drafted, int accepted, int verifications)
+    {
+        Interlocked.Add(ref _drafted, drafted);
+        Interlocked.Add(ref _accepted, accepted);
+        Interlocked.Add(ref _verifications, verifications);
+    }
+
+    private static string? Piece(TextTokenizer tokenizer, int id)
+    {
+        try
+        {
+            return tokenizer.TokenToPiece(id);
+        }
+        catch (ArgumentOutOfRangeException)
+        {
+            return null; // a hole in the vocabulary
+        }
+    }
+
+    private static string Show(string? piece) => piece is null ? "no piece" : $"\"{piece}\"";
+}
