@@ -19,6 +19,8 @@ using GenAI = Microsoft.ML.OnnxRuntimeGenAI;
 //   decode [folder ...]: issue 14's side-by-side decode benchmark: OnnxLM's session and generation loops vs a bare
 //     RunWithBinding loop and ONNX Runtime GenAI (best of its thread settings) on kjv-tiny, its GQA build and the
 //     ../shared models; tokens/s ratios min/median/max, host overhead, managed bytes per token, time to first token.
+//   speculative [folder] [--show]: greedy decoding with prompt-lookup speculation vs plain on input-grounded KJV text
+//     (a passage, then its start again): tokens/s ratio min/median/max, draft acceptance, identical-token check.
 //   chat-template: render time of real chat templates, OnnxLM vs @huggingface/jinja (node), and the prefill a 10-turn
 //     ChatSession saves by reusing its cache.
 var command = args.Length > 0 ? args[0] : "genai-compare";
@@ -35,6 +37,12 @@ if (command == "chat-template")
 if (command == "quantization")
 {
     return await QuantizationBenchmark.RunAsync(args[1..]);
+}
+
+if (command == "speculative")
+{
+    return await SpeculativeBenchmark.RunAsync(args.Skip(1).FirstOrDefault(a => !a.StartsWith("--", StringComparison.Ordinal))
+        ?? Path.Combine(Benchmarks.RepoRoot(), "models", "kjv-tiny"), args.Contains("--show"));
 }
 
 if (command == "constraint-cost")
@@ -75,7 +83,7 @@ switch (command)
     case "genai-compare":
         break;
     default:
-        Console.Error.WriteLine("usage: genai-compare|decode|sampling-cost|score-throughput|tokenizer-throughput|chat-template|constraint-cost|soak|quantization|thread-settings [model-folder] [new-tokens] [prompt]");
+        Console.Error.WriteLine("usage: genai-compare|decode|sampling-cost|speculative|score-throughput|tokenizer-throughput|chat-template|constraint-cost|soak|quantization|thread-settings [model-folder] [new-tokens] [prompt]");
         return 1;
 }
 
