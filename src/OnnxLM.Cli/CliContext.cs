@@ -106,13 +106,13 @@ internal sealed class CliContext
             $"The default model '{CliApp.DefaultModel}' was found neither beside the tool ({AppContext.BaseDirectory}) nor above the current folder; give a model folder with --model.");
     }
 
-    /// <summary>Loads the model of the command line, logging to standard error (warnings only unless --verbose).</summary>
-    public LanguageModel LoadModel(ParseResult parse)
+    /// <summary>Loads the model of the command line (or the one in <paramref name="folder"/>, with the same provider), logging to standard error (warnings only unless --verbose).</summary>
+    public LanguageModel LoadModel(ParseResult parse, string? folder = null)
     {
         var verbose = parse.GetValue(VerboseOption);
         var loggerFactory = LoggerFactory.Create(b => b.AddSimpleConsole(o => o.SingleLine = true).SetMinimumLevel(verbose ? LogLevel.Information : LogLevel.Warning));
         NativeLog.Route(loggerFactory);
-        var model = LanguageModel.Load(ResolveModel(parse), new LanguageModelOptions { ExecutionProvider = parse.GetValue(ProviderOption), LoggerFactory = loggerFactory });
+        var model = LanguageModel.Load(folder ?? ResolveModel(parse), new LanguageModelOptions { ExecutionProvider = parse.GetValue(ProviderOption), LoggerFactory = loggerFactory });
         if (verbose) Error.WriteLine(model.Info);
         return model;
     }

@@ -11,8 +11,13 @@ internal static class GenerateCommand
     {
         var prompt = new Argument<string?>("prompt") { Description = "The text to continue, or - to read standard input", Arity = ArgumentArity.ZeroOrOne };
         var json = new Option<bool>("--json") { Description = "Print the result as one JSON object (text, tokens with log-probabilities, finish reason, timings)" };
+        var speculative = new Option<bool>("--speculative")
+        {
+            Description = "Speculative decoding: drafts of the next tokens (prompt lookup, or --draft-model) checked in one run; the same output, faster when it repeats text it has seen",
+        };
+        var draftModel = new Option<string?>("--draft-model") { Description = "A smaller model folder with the same tokenizer that drafts for --speculative (implies it)" };
         var generation = new GenerationOptionSet();
-        var command = new Command("generate", "Continue a prompt, streaming the text as it is generated") { prompt, json };
+        var command = new Command("generate", "Continue a prompt, streaming the text as it is generated") { prompt, json, speculative, draftModel };
         generation.AddTo(command);
         command.SetAction((parse, ct) => cli.RunAsync(parse, async () =>
         {
@@ -20,6 +25,20 @@ internal static class GenerateCommand
             if (text.Length == 0) throw new UsageException("the prompt is empty.");
             var options = generation.Create(parse);
             using var model = cli.LoadModel(parse);
+            using var draft = parse.GetValue(draftModel) is { } draftFolder ? cli.LoadModel(parse, draftFolder) : null;
+            if (parse.GetValue(speculative) || draft is not null)
+            {
+                options.Speculation = new SpeculativeDecoding { DraftModel = draft };
+                try
+                {
+                    options.Speculation.Validate(model);
+                }
+                catch (ArgumentException e)
+                {
+                    throw new UsageException($"--draft-model: {e.Message.Split(" (Parameter")[0]}");
+                }
+            }
+
             var ids = model.Tokenizer.EncodeForModel(text, options.AddBosToken);
             var context = model.Info.ContextLength;
             if (ids.Length >= context)

@@ -76,6 +76,16 @@ public sealed class SpeculativeDecodingTests : IDisposable
         await CompareAsync(prompt, () => new GenerationOptions { MaxNewTokens = 40, StopTokenIds = [], MinNewTokens = 30 });
     }
 
+    [Fact]
+    public async Task ConstraintsMirostatAndDrySeeTheSameCallsAsPlainDecoding()
+    {
+        var prompt = GroundedPrompt();
+        // A regex the free continuation can follow for a while: words and punctuation, ending at a full stop.
+        await CompareAsync(prompt, () => new GenerationOptions { MaxNewTokens = 40, Constraint = Constraints.OutputConstraint.Regex("[A-Za-z ,:;]{1,120}\\.") });
+        await CompareAsync(prompt, () => new GenerationOptions { MaxNewTokens = 40, StopTokenIds = [], Temperature = 1f, Mirostat = 2, Seed = 5 });
+        await CompareAsync(prompt, () => new GenerationOptions { MaxNewTokens = 40, StopTokenIds = [], DryMultiplier = 0.8f, Temperature = 0.9f, Seed = 11 });
+    }
+
     [Theory]
     [InlineData(1)]
     [InlineData(3)]
@@ -238,6 +248,29 @@ public sealed class SpeculativeDecodingTests : IDisposable
         Assert.Contains("vocabulary of 1000", error.Message);
         Assert.Contains("4096", error.Message);
         Assert.Equal("DraftModel", error.ParamName);
+    }
+
+    [Fact]
+    public async Task CliGenerateSpeculativePrintsThePlainContinuation()
+    {
+        var prompt = GroundedPrompt();
+        async Task<(int Code, string Output, string Error)> Run(params string[] args)
+        {
+            using var output = new StringWriter();
+            using var error = new StringWriter();
+            var code = await Cli.CliApp.RunAsync(["generate", "--model", TestPaths.RepoModel("kjv-tiny"), "-t", "0", "-n", "30", .. args, prompt], output, error, new StringReader(""));
+            return (code, output.ToString(), error.ToString());
+        }
+
+        var plain = await Run();
+        var fast = await Run("--speculative");
+        var drafted = await Run("--draft-model", TestPaths.RepoModel("kjv-tiny"));
+        Assert.True(plain.Code == 0, plain.Error);
+        Assert.True(fast.Code == 0, fast.Error);
+        Assert.True(drafted.Code == 0, drafted.Error);
+        Assert.Equal(plain.Output, fast.Output);
+        Assert.Equal(plain.Output, drafted.Output);
+        Assert.StartsWith(prompt, fast.Output);
     }
 
     [Fact]
