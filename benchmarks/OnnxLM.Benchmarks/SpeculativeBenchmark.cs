@@ -29,8 +29,8 @@ internal static class SpeculativeBenchmark
         Console.WriteLine($"{Path.GetFileName(folder.TrimEnd('/'))}: {NewTokens} greedy tokens (prefill included), CPU, {Environment.ProcessorCount} cores; " +
             $"prompt lookup with defaults (draft ≤ 10, n-gram 3..1); {Rounds} rounds, plain and speculative alternating");
         Console.WriteLine();
-        Console.WriteLine("| prompt | prompt tokens | plain tokens/s (median) | speculative tokens/s (median) | × min | × median | × max | drafts accepted | tokens per run | identical |");
-        Console.WriteLine("|---|---:|---:|---:|---:|---:|---:|---:|---:|---|");
+        Console.WriteLine("| prompt | prompt tokens | plain tokens/s (median) | speculative tokens/s (median) | × min | × median | × max | drafts accepted | tokens per run | copies the passage for | identical |");
+        Console.WriteLine("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|");
         var allIdentical = true;
         foreach (var (name, prompt) in cases)
         {
@@ -64,7 +64,7 @@ internal static class SpeculativeBenchmark
             var modelRuns = steps - accepted; // after the prefill every token but the last needs a run, unless it was an accepted draft
             Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
                 $"| {name} | {ids.Length} | {Median(plain):F0} | {Median(fast):F0} | {ratios.Min():F2} | {Median(ratios):F2} | {ratios.Max():F2} | " +
-                $"{accepted}/{drafted} ({(drafted == 0 ? 0 : 100.0 * accepted / drafted):F0}%) | {(double)steps / modelRuns:F2} | {(identical ? "yes" : "NO")} |"));
+                $"{accepted}/{drafted} ({(drafted == 0 ? 0 : 100.0 * accepted / drafted):F0}%) | {(double)steps / modelRuns:F2} | {Copied(prompt, reference.Text)} chars | {(identical ? "yes" : "NO")} |"));
         }
 
         return allIdentical ? 0 : 1;
@@ -86,6 +86,17 @@ internal static class SpeculativeBenchmark
     private const string Psalm23 = "The LORD is my shepherd; I shall not want. He maketh me to lie down in green pastures: he leadeth me beside the still waters. He restoreth my soul: he leadeth me in the paths of righteousness for his name's sake. Yea, though I walk through the valley of the shadow of death, I will fear no evil: for thou art with me; thy rod and thy staff they comfort me. Thou preparest a table before me in the presence of mine enemies: thou anointest my head with oil; my cup runneth over. Surely goodness and mercy shall follow me all the days of my life: and I will dwell in the house of the LORD for ever.";
 
     private static string Repeat(string passage) => passage + "\n\n" + string.Join(' ', passage.Split(' ').Take(8));
+
+    /// <summary>How many characters of the continuation repeat the passage after its repeated start (the prompt's text after the blank line).</summary>
+    private static int Copied(string prompt, string continuation)
+    {
+        var blank = prompt.IndexOf("\n\n", StringComparison.Ordinal);
+        if (blank < 0) return 0;
+        var expected = prompt[(prompt.Length - blank - 2)..blank];
+        var n = 0;
+        while (n < expected.Length && n < continuation.Length && expected[n] == continuation[n]) n++;
+        return n;
+    }
 
     private static double Median(List<double> values) => values.Order().ElementAt(values.Count / 2);
 }
