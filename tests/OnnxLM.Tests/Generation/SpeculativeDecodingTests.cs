@@ -1,3 +1,4 @@
+using OnnxLM.Chat;
 using OnnxLM.ModelBuilder;
 
 namespace OnnxLM.Tests;
@@ -271,6 +272,26 @@ public sealed class SpeculativeDecodingTests : IDisposable
         Assert.Equal(plain.Output, fast.Output);
         Assert.Equal(plain.Output, drafted.Output);
         Assert.StartsWith(prompt, fast.Output);
+    }
+
+    [Fact]
+    public async Task AChatReusingItsCacheAfterSpeculativeTurnsRepliesAsWithout()
+    {
+        async Task<(string[] Replies, int Reused)> Converse(SpeculativeDecoding? speculation)
+        {
+            using var chat = _model.CreateChat(new ChatSessionOptions { SystemPrompt = GroundedPrompt() });
+            var options = new GenerationOptions { MaxNewTokens = 25, Speculation = speculation };
+            var a = await chat.SendAsync("And I saw", options);
+            var b = await chat.SendAsync("And he said", options);
+            return ([a.Text, b.Text], b.ReusedTokenCount);
+        }
+
+        var plain = await Converse(null);
+        var speculation = new SpeculativeDecoding();
+        var fast = await Converse(speculation);
+        Assert.True(speculation.Counts.Accepted > 0, "no draft was accepted");
+        Assert.Equal(plain.Replies, fast.Replies);
+        Assert.Equal(plain.Reused, fast.Reused); // the second turn finds the cache as plain decoding leaves it
     }
 
     [Fact]
