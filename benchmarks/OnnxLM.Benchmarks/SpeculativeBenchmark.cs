@@ -3,7 +3,7 @@ using System.Globalization;
 using OnnxLM;
 
 /// <summary>
-/// speculative [folder] [--show]: greedy generation with and without prompt-lookup speculation on kjv-tiny, alternating
+/// speculative [folder] [--show] [--draft N] [--min-ngram N]: greedy generation with and without prompt-lookup speculation on kjv-tiny, alternating
 /// plain and speculative runs so the machine's load hits both alike: tokens/s ratio per round (min, median, max),
 /// draft acceptance, tokens per model run, and whether every run gave the plain run's tokens.
 /// </summary>
@@ -12,8 +12,9 @@ internal static class SpeculativeBenchmark
     private static readonly int Rounds = int.TryParse(Environment.GetEnvironmentVariable("SPEC_ROUNDS"), out var r) ? r : 7;
     private const int NewTokens = 100;
 
-    public static async Task<int> RunAsync(string folder, bool show)
+    public static async Task<int> RunAsync(string folder, bool show, int draftLength = 10, int minNGram = 1)
     {
+        SpeculativeDecoding Settings() => new() { DraftLength = draftLength, MinNGramSize = minNGram, MaxNGramSize = Math.Max(3, minNGram) };
         using var model = LanguageModel.Load(folder, new LanguageModelOptions { ExecutionProvider = ExecutionProvider.Cpu });
         var text = File.ReadAllText(Path.Combine(Benchmarks.RepoRoot(), "tests", "data", "kjv", "revelation.txt"));
         (string Name, string Prompt)[] cases =
@@ -27,7 +28,7 @@ internal static class SpeculativeBenchmark
         ];
 
         Console.WriteLine($"{Path.GetFileName(folder.TrimEnd('/'))}: {NewTokens} greedy tokens (prefill included), CPU, {Environment.ProcessorCount} cores; " +
-            $"prompt lookup with defaults (draft ≤ 10, n-gram 3..1); {Rounds} rounds, plain and speculative alternating");
+            $"prompt lookup (draft ≤ {draftLength}, n-gram {Math.Max(3, minNGram)}..{minNGram}); {Rounds} rounds, plain and speculative alternating");
         Console.WriteLine();
         Console.WriteLine("| prompt | prompt tokens | plain tokens/s (median) | speculative tokens/s (median) | × min | × median | × max | drafts accepted | tokens per run | copies the passage for | identical |");
         Console.WriteLine("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|");
@@ -38,13 +39,13 @@ internal static class SpeculativeBenchmark
             var newTokens = Math.Min(NewTokens, model.Info.ContextLength - ids.Length);
             var plainOptions = new GenerationOptions { MaxNewTokens = newTokens, StopTokenIds = [] };
             var reference = await model.GenerateAsync(ids, plainOptions); // also the warm-up
-            await model.GenerateAsync(ids, Speculative(newTokens, new SpeculativeDecoding()));
+            await model.GenerateAsync(ids, Speculative(newTokens, Settings()));
             if (show) Console.Error.WriteLine($"{name}: {reference.Text}");
 
             var plain = new List<double>();
             var fast = new List<double>();
             var ratios = new List<double>();
-            var speculation = new SpeculativeDecoding();
+            var speculation = Settings();
             var identical = true;
             for (var round = 0; round < Rounds; round++)
             {
@@ -90,9 +91,10 @@ internal static class SpeculativeBenchmark
     /// <summary>How many characters of the continuation repeat the passage after its repeated start (the prompt's text after the blank line).</summary>
     private static int Copied(string prompt, string continuation)
     {
-        var blank = prompt.IndexOf("\n\n", StringComparison.Ordinal);
+        var blank = prompt.LastIndexOf("\n\n", StringComparison.Ordinal);
         if (blank < 0) return 0;
-        var expected = prompt[(prompt.Length - blank - 2)..blank];
+        var start = prompt[(blank + 2)..];
+        var expected = prompt[(prompt.IndexOf(start, StringComparison.Ordinal) + start.Length)..blank];
         var n = 0;
         while (n < expected.Length && n < continuation.Length && expected[n] == continuation[n]) n++;
         return n;
