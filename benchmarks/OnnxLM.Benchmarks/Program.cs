@@ -19,8 +19,9 @@ using GenAI = Microsoft.ML.OnnxRuntimeGenAI;
 //   decode [folder ...]: issue 14's side-by-side decode benchmark: OnnxLM's session and generation loops vs a bare
 //     RunWithBinding loop and ONNX Runtime GenAI (best of its thread settings) on kjv-tiny, its GQA build and the
 //     ../shared models; tokens/s ratios min/median/max, host overhead, managed bytes per token, time to first token.
-//   speculative [folder] [--show] [--draft N] [--min-ngram N]: greedy decoding with prompt-lookup speculation vs plain on input-grounded KJV text
-//     (a passage, then its start again): tokens/s ratio min/median/max, draft acceptance, identical-token check.
+//   speculative [folder] [--show] [--draft N] [--min-ngram N]: greedy decoding with prompt-lookup speculation vs plain
+//     on input-grounded KJV text (a passage, then its start again): tokens/s ratio min/median/max, draft acceptance,
+//     identical-token check.
 //   chat-template: render time of real chat templates, OnnxLM vs @huggingface/jinja (node), and the prefill a 10-turn
 //     ChatSession saves by reusing its cache.
 var command = args.Length > 0 ? args[0] : "genai-compare";
