@@ -37,6 +37,23 @@ public sealed class SpeculativeDecodingTests : IDisposable
         Assert.True(speculation.Counts.Verifications > 0, "no draft was checked");
     }
 
+    /// <summary>Every cache layout (swap buffers, GPT-2's combined past, GroupQueryAttention's shared buffer, fp16) truncates rejected drafts correctly.</summary>
+    [SharedModelTheory]
+    [MemberData(nameof(ConformanceModels.Shared), MemberType = typeof(ConformanceModels))]
+    public async Task SpeculativeGreedyEqualsPlainGreedyOnEveryConformanceModel(string name)
+    {
+        using var model = ConformanceModels.Load(name);
+        var ids = ConformanceModels.Get(name).PromptIds;
+        int[] prompt = [.. ids, .. ids, .. ids[..4]]; // the prompt once more: something to look up
+        var speculation = new SpeculativeDecoding();
+        var plain = await model.GenerateAsync(prompt, new GenerationOptions { MaxNewTokens = 60, StopTokenIds = [] });
+        var fast = await model.GenerateAsync(prompt, new GenerationOptions { MaxNewTokens = 60, StopTokenIds = [], Speculation = speculation });
+        Assert.Equal(plain.TokenIds, fast.TokenIds);
+        Assert.Equal(plain.Text, fast.Text);
+        for (var i = 0; i < plain.Tokens.Count; i++) Assert.Equal(plain.Tokens[i].LogProb, fast.Tokens[i].LogProb, 2);
+        if (!model.Graph.SingleTokenWithPast) Assert.True(speculation.Counts.Accepted > 0, "no draft was accepted");
+    }
+
     [Fact]
     public async Task RepetitiveTextSavesModelRuns()
     {
