@@ -44,7 +44,9 @@ internal sealed class Speculation : IDisposable
     {
         if (options.Speculation is not { } settings) return null;
         settings.Validate(model);
-        if (model.Graph.SingleTokenWithPast) return null; // every token would still be its own run: nothing to save
+        // Nothing to save where every token is still its own run; and a device-resident cache (CUDA) is rebuilt by a
+        // prefill of the kept tokens to drop rejected drafts, which costs more than the runs a draft saves.
+        if (model.Graph.SingleTokenWithPast || !model.Graph.CacheOnCpu) return null;
 
         IDrafter drafter = settings.DraftModel is { } draftModel
             ? new DraftModelDrafter(draftModel, session.MaxLength)

@@ -17,8 +17,9 @@ namespace OnnxLM;
 /// draft removed and renormalised — exactly what drawing from p and comparing with the draft does. The only difference
 /// a multi-token run can make is floating-point rounding in the last bits of the logits.
 /// <para>
-/// Graphs that can only append one token at a time after a past (see <see cref="GenerationSession"/>) decode without
-/// speculation, as it could not save a run there.
+/// Where it cannot save runs, generation decodes without it (same output): graphs that can only append one token at a
+/// time after a past, and, for now, caches held on the GPU (CUDA), where dropping rejected draft tokens means a prefill
+/// of the kept ones. Speculation works on the CPU provider.
 /// </para>
 /// </remarks>
 public sealed class SpeculativeDecoding
