@@ -98,6 +98,8 @@ internal static class Generator
     /// <summary>
     /// The decoding loop over a session that already holds the prompt; runs the model synchronously on the calling
     /// thread. It stops at <see cref="GenerationOptions.StopTokenIds"/>, else <paramref name="defaultStops"/>, else the model's EOS.
+    /// With <see cref="GenerationOptions.Speculation"/> the logits come row by row from checked drafts (<see cref="Speculation"/>);
+    /// the pipeline is called exactly as without it, and the session is left as without it.
     /// </summary>
     public static IEnumerable<GeneratedToken> Decode(LanguageModel model, GenerationSession session, int[] prompt, GenerationOptions options,
         CancellationToken cancellationToken, IReadOnlyList<int>? defaultStops = null)
