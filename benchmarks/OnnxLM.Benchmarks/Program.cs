@@ -19,8 +19,8 @@ using GenAI = Microsoft.ML.OnnxRuntimeGenAI;
 //   decode [folder ...]: issue 14's side-by-side decode benchmark: OnnxLM's session and generation loops vs a bare
 //     RunWithBinding loop and ONNX Runtime GenAI (best of its thread settings) on kjv-tiny, its GQA build and the
 //     ../shared models; tokens/s ratios min/median/max, host overhead, managed bytes per token, time to first token.
-//   speculative [folder] [--show] [--draft N] [--min-ngram N]: greedy decoding with prompt-lookup speculation vs plain
-//     on input-grounded KJV text (a passage, then its start again): tokens/s ratio min/median/max, draft acceptance,
+//   speculative [folder] [--show] [--draft N] [--min-ngram N] [--temperature T]: greedy (or seeded sampled) decoding
+//     with prompt-lookup speculation vs plain on input-grounded KJV text (a passage, then its start again): tokens/s ratio min/median/max, draft acceptance,
 //     identical-token check.
 //   chat-template: render time of real chat templates, OnnxLM vs @huggingface/jinja (node), and the prefill a 10-turn
 //     ChatSession saves by reusing its cache.
@@ -42,11 +42,12 @@ if (command == "quantization")
 
 if (command == "speculative")
 {
-    int Flag(string name, int fallback) => Array.IndexOf(args, name) is var i and > 0 && i + 1 < args.Length ? int.Parse(args[i + 1], CultureInfo.InvariantCulture) : fallback;
+    T Flag<T>(string name, T fallback) where T : IParsable<T> =>
+        Array.IndexOf(args, name) is var i and > 0 && i + 1 < args.Length ? T.Parse(args[i + 1], CultureInfo.InvariantCulture) : fallback;
     var rest = args.Skip(1).ToList();
-    var positional = rest.Where((a, i) => !a.StartsWith("--", StringComparison.Ordinal) && (i == 0 || rest[i - 1] is not ("--draft" or "--min-ngram"))).FirstOrDefault();
+    var positional = rest.Where((a, i) => !a.StartsWith("--", StringComparison.Ordinal) && (i == 0 || rest[i - 1] is not ("--draft" or "--min-ngram" or "--temperature"))).FirstOrDefault();
     return await SpeculativeBenchmark.RunAsync(positional ?? Path.Combine(Benchmarks.RepoRoot(), "models", "kjv-tiny"),
-        args.Contains("--show"), Flag("--draft", 10), Flag("--min-ngram", 1));
+        args.Contains("--show"), Flag("--draft", 10), Flag("--min-ngram", 1), Flag("--temperature", 0f));
 }
 
 if (command == "constraint-cost")
