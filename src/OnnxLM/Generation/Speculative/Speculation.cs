@@ -17,16 +17,17 @@ internal sealed class Speculation : IDisposable
     private int _start;              // session length before the batch was appended
     private int _rowCount;           // rows of _rows that are valid; 0 when no batch is pending
     private int _row;                // the row the next token is chosen from
+    private int _limit;              // the most draft tokens the next check may hold (adapts to how many are accepted)
 
     private Speculation(GenerationSession session, SpeculativeDecoding settings, IDrafter drafter)
     {
         _session = session;
         _settings = settings;
-        var draftLength = settings.DraftLength;
         _drafter = drafter;
         _vocab = session.Model.Info.VocabularySize;
-        _batch = new int[draftLength + 1];
-        _rows = new float[(draftLength + 1) * _vocab];
+        _batch = new int[settings.DraftLength + 1];
+        _limit = settings.DraftLength;
+        _rows = new float[_batch.Length * _vocab];
     }
 
     /// <summary>Draft tokens proposed so far.</summary>
@@ -44,8 +45,9 @@ internal sealed class Speculation : IDisposable
     {
         if (options.Speculation is not { } settings) return null;
         settings.Validate(model);
-        // Nothing to save where every token is still its own run; and a device-resident cache (CUDA) is rebuilt by a
-        // prefill of the kept tokens to drop rejected drafts, which costs more than the runs a draft saves.
+        // Nothing to save where every token is still its own run. A device-resident cache (CUDA) is rebuilt by a prefill
+        // of the kept tokens to drop rejected drafts, once per rejection: likely more than the runs the drafts save (not
+        // measured yet), so it stays plain until the session can cut its device cache in place.
         if (model.Graph.SingleTokenWithPast || !model.Graph.CacheOnCpu) return null;
 
         IDrafter drafter = settings.DraftModel is { } draftModel
@@ -73,10 +75,14 @@ internal sealed class Speculation : IDisposable
                 return;
             }
 
+            // Hugging Face's "heuristic" schedule for assisted generation: two more after a fully accepted draft, one
+            // fewer otherwise. Where drafts keep failing (free or sampled text) the checks shrink to one draft token,
+            // whose run costs little more than the plain step it may save.
+            _limit = _row + 1 == _rowCount ? Math.Min(_limit + 2, _batch.Length - 1) : Math.Max(_limit - 1, 1);
             Settle();
         }
 
-        var draftLength = Math.Min(Math.Min(maxDraft, _batch.Length - 1), _session.MaxLength - _session.Length - 1);
+        var draftLength = Math.Min(Math.Min(maxDraft, _limit), _session.MaxLength - _session.Length - 1);
         var drafted = draftLength > 0 ? _drafter.Draft(history, _batch.AsSpan(1, draftLength), cancellationToken) : 0;
         if (drafted == 0)
         {

@@ -79,6 +79,8 @@ public sealed class SpeculativeDecoding
     /// A smaller model with the generating model's tokenizer that proposes the drafts (its greedy continuation), instead
     /// of prompt lookup. Null (the default) uses prompt lookup. The caller keeps ownership: it must outlive the generations
     /// that use it. A tokenizer or vocabulary that differs from the generating model's is rejected when generation starts.
+    /// Drafting costs one draft-model run per draft token, so it pays only when the draft model is much faster than the
+    /// generating one; load it on the CPU provider too (a CUDA cache re-runs its kept tokens after each rejected draft).
     /// </summary>
     public LanguageModel? DraftModel
     {
