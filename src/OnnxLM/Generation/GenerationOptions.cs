@@ -266,7 +266,8 @@ public sealed class GenerationOptions
     /// Speculative decoding: drafts of the next tokens (<see cref="SpeculativeDecoding"/>: prompt lookup, or a smaller
     /// draft model) checked by the model in one run, which can produce several tokens per run when the drafts are right.
     /// The tokens are the ones plain decoding chooses (greedy token for token, sampling with the same seed the same
-    /// sequence). Null (the default) decodes one token per run.
+    /// sequence), up to floating-point rounding of the multi-token run (see the remarks of <see cref="SpeculativeDecoding"/>).
+    /// Null (the default) decodes one token per run.
     /// </summary>
     public SpeculativeDecoding? Speculation { get; set; }
 
