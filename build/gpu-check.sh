@@ -5,5 +5,5 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader || true
-dotnet test tests/OnnxLM.Tests --filter "FullyQualifiedName~CudaTests" --logger "console;verbosity=detailed" 2>&1 | grep -E "CUDA|Passed|Failed|Skipped|ms per" || true
+dotnet test tests/OnnxLM.Tests --filter "FullyQualifiedName~CudaTests|FullyQualifiedName~SpeculativeGreedyOnCuda" --logger "console;verbosity=detailed" 2>&1 | grep -E "CUDA|Passed|Failed|Skipped|ms per" || true
 dotnet run -c Release --project benchmarks/OnnxLM.Benchmarks -- decode models/kjv-tiny

@@ -54,6 +54,19 @@ public sealed class SpeculativeDecodingTests : IDisposable
         if (!model.Graph.SingleTokenWithPast) Assert.True(speculation.Counts.Accepted > 0, "no draft was accepted");
     }
 
+    /// <summary>On a GPU rejected drafts are cut from device memory; the tokens are still plain greedy's (build/gpu-check.sh runs it).</summary>
+    [CudaFact]
+    public async Task SpeculativeGreedyOnCudaEqualsPlainGreedyAndAcceptsDrafts()
+    {
+        using var cuda = LanguageModel.Load(TestPaths.RepoModel("kjv-tiny"), new LanguageModelOptions { ExecutionProvider = ExecutionProvider.Cuda });
+        var prompt = cuda.Tokenizer.Encode(GroundedPrompt());
+        var speculation = new SpeculativeDecoding();
+        var plain = await cuda.GenerateAsync(prompt, new GenerationOptions { MaxNewTokens = 80, StopTokenIds = [] });
+        var fast = await cuda.GenerateAsync(prompt, new GenerationOptions { MaxNewTokens = 80, StopTokenIds = [], Speculation = speculation });
+        Assert.Equal(plain.TokenIds, fast.TokenIds);
+        Assert.True(speculation.Counts.Accepted > 20, $"accepted {speculation.Counts.Accepted} of {speculation.Counts.Drafted}");
+    }
+
     [Fact]
     public async Task RepetitiveTextSavesModelRuns()
     {

@@ -45,10 +45,7 @@ internal sealed class Speculation : IDisposable
     {
         if (options.Speculation is not { } settings) return null;
         settings.Validate(model);
-        // Nothing to save where every token is still its own run. A device-resident cache (CUDA) is rebuilt by a prefill
-        // of the kept tokens to drop rejected drafts, once per rejection: likely more than the runs the drafts save (not
-        // measured yet), so it stays plain until the session can cut its device cache in place.
-        if (model.Graph.SingleTokenWithPast || !model.Graph.CacheOnCpu) return null;
+        if (model.Graph.SingleTokenWithPast) return null; // every token would still be its own run: nothing to save
 
         IDrafter drafter = settings.DraftModel is { } draftModel
             ? new DraftModelDrafter(draftModel, session.MaxLength)

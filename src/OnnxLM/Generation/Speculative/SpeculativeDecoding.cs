@@ -20,9 +20,8 @@ namespace OnnxLM;
 /// that close to a boundary between candidates (once in 700 draws with all 4,096 tokens alive, in our measurements) —
 /// the same kind of difference as another CPU or batch size gives; the distribution is unchanged.
 /// <para>
-/// Where it cannot save runs, generation decodes without it (same output): graphs that can only append one token at a
-/// time after a past, and, for now, caches held on the GPU (CUDA), where dropping rejected draft tokens means a prefill
-/// of the kept ones. Speculation works on the CPU provider.
+/// Graphs that can only append one token at a time after a past decode without it (same output), as it could not save a
+/// run there. Rejected draft tokens are cut from the cache where it lives (host or device memory), without a model run.
 /// </para>
 /// </remarks>
 public sealed class SpeculativeDecoding
@@ -84,7 +83,7 @@ public sealed class SpeculativeDecoding
     /// of prompt lookup. Null (the default) uses prompt lookup. The caller keeps ownership: it must outlive the generations
     /// that use it. A tokenizer or vocabulary that differs from the generating model's is rejected when generation starts.
     /// Drafting costs one draft-model run per draft token, so it pays only when the draft model is much faster than the
-    /// generating one; load it on the CPU provider too (a CUDA cache re-runs its kept tokens after each rejected draft).
+    /// generating one.
     /// </summary>
     public LanguageModel? DraftModel
     {
