@@ -25,7 +25,9 @@ public sealed class LanguageModel : IDisposable
     private readonly System.Collections.Concurrent.ConcurrentDictionary<GenerationSession, byte> _sessions = new();
     private int _runs;
 
-    private LanguageModel(string folder, DecoderGraph graph, ModelInfo info, TextTokenizer? tokenizer)
+    private readonly Lazy<BatchScheduler?> _scheduler;
+
+    private LanguageModel(string folder, DecoderGraph graph, ModelInfo info, TextTokenizer? tokenizer, int maxBatchSize, ILogger logger)
     {
         _folder = folder;
         Graph = graph;
@@ -42,6 +44,13 @@ public sealed class LanguageModel : IDisposable
 
             return ids;
         });
+        _scheduler = new(() =>
+        {
+            if (maxBatchSize <= 1) return null;
+            if (BatchedCache.IsSupported(Graph, Info.GraphPath)) return new BatchScheduler(this, maxBatchSize, logger);
+            logger.LogInformation("{Graph} cannot decode sequences of different lengths in one batch; concurrent generations run alone.", Info.GraphPath);
+            return null;
+        }, LazyThreadSafetyMode.ExecutionAndPublication);
     }
 
     /// <summary>What the model is and where it runs.</summary>
@@ -56,6 +65,9 @@ public sealed class LanguageModel : IDisposable
         $"Model folder '{_folder}' has no tokenizer (tokenizer.json, tokenizer.model or vocab.json + merges.txt); use the token-id overloads.", _folder);
 
     internal DecoderGraph Graph { get; }
+
+    /// <summary>The continuous-batching scheduler, or null when batching is off or the graph cannot batch.</summary>
+    internal BatchScheduler? Scheduler => _scheduler.Value;
 
     /// <summary>Whether the model folder has a chat template (tokenizer_config.json's <c>chat_template</c>, chat_template.jinja or .json).</summary>
     /// <exception cref="ModelFormatException">A file naming the template is unreadable.</exception>
@@ -115,13 +127,15 @@ public sealed class LanguageModel : IDisposable
     {
         var prompt = CheckPrompt(EncodeChat(NonEmpty(messages), addGenerationPrompt: true, tools));
         options ??= new GenerationOptions();
-        return Task.Run(() => Generator.Generate(this, prompt, options, cancellationToken, EndOfTurnTokenIds), cancellationToken);
+        return Scheduler is { } scheduler
+            ? scheduler.GenerateAsync(prompt, options, EndOfTurnTokenIds, cancellationToken)
+            : Task.Run(() => Generator.Generate(this, prompt, options, cancellationToken, EndOfTurnTokenIds), cancellationToken);
     }
 
     /// <summary>Streams the assistant's reply to a conversation, token by token, stopping at an end-of-turn token.</summary>
     public IAsyncEnumerable<GeneratedToken> GenerateChatStreamingAsync(IEnumerable<ChatMessage> messages, GenerationOptions? options = null,
         IEnumerable<ChatTool>? tools = null, CancellationToken cancellationToken = default) =>
-        Generator.RunAsync(this, CheckPrompt(EncodeChat(NonEmpty(messages), addGenerationPrompt: true, tools)), options ?? new GenerationOptions(), cancellationToken, EndOfTurnTokenIds);
+        Stream(CheckPrompt(EncodeChat(NonEmpty(messages), addGenerationPrompt: true, tools)), options ?? new GenerationOptions(), EndOfTurnTokenIds, cancellationToken);
 
     /// <summary>The conversation as a list; a reply to no messages at all is a caller's mistake.</summary>
     private static List<ChatMessage> NonEmpty(IEnumerable<ChatMessage> messages)
@@ -218,7 +232,7 @@ public sealed class LanguageModel : IDisposable
             }
 
             logger.LogInformation("Loaded {Graph}: {Info}", config.GraphFile, info);
-            return new LanguageModel(folder, graph, info, tokenizer);
+            return new LanguageModel(folder, graph, info, tokenizer, options.MaxBatchSize, logger);
         }
         catch
         {
@@ -274,7 +288,9 @@ public sealed class LanguageModel : IDisposable
     {
         var prompt = CheckPrompt(promptTokenIds);
         options ??= new GenerationOptions();
-        return Task.Run(() => Generator.Generate(this, prompt, options, cancellationToken), cancellationToken);
+        return Scheduler is { } scheduler
+            ? scheduler.GenerateAsync(prompt, options, null, cancellationToken)
+            : Task.Run(() => Generator.Generate(this, prompt, options, cancellationToken), cancellationToken);
     }
 
     /// <summary>Generates text after a prompt, yielding each token as soon as it is chosen.</summary>
@@ -286,7 +302,13 @@ public sealed class LanguageModel : IDisposable
 
     /// <summary>Generates tokens after a prompt given as token ids, yielding each as soon as it is chosen.</summary>
     public IAsyncEnumerable<GeneratedToken> GenerateStreamingAsync(IReadOnlyList<int> promptTokenIds, GenerationOptions? options = null, CancellationToken cancellationToken = default) =>
-        Generator.RunAsync(this, CheckPrompt(promptTokenIds), options ?? new GenerationOptions(), cancellationToken);
+        Stream(CheckPrompt(promptTokenIds), options ?? new GenerationOptions(), null, cancellationToken);
+
+    /// <summary>Streams one generation through the batch scheduler when there is one, else in its own session.</summary>
+    private IAsyncEnumerable<GeneratedToken> Stream(int[] prompt, GenerationOptions options, IReadOnlyList<int>? defaultStops, CancellationToken cancellationToken) =>
+        Scheduler is { } scheduler
+            ? scheduler.StreamAsync(prompt, options, defaultStops, cancellationToken)
+            : Generator.RunAsync(this, prompt, options, cancellationToken, defaultStops);
 
     /// <summary>The prompt as an array, checked: not empty, and leaving room in the context for at least one new token.</summary>
     private int[] CheckPrompt(IReadOnlyList<int> promptTokenIds)
@@ -309,13 +331,18 @@ public sealed class LanguageModel : IDisposable
 
     /// <summary>
     /// Generates <paramref name="count"/> independent samples from one prompt, prefilled once: each sample forks
-    /// the prompt's cache. With <see cref="GenerationOptions.Seed"/> set, sample i uses seed + i.
+    /// the prompt's cache, and with batching on (<see cref="LanguageModelOptions.MaxBatchSize"/>) the samples decode
+    /// together as rows of one batch. With <see cref="GenerationOptions.Seed"/> set, sample i uses seed + i.
     /// </summary>
     public async Task<IReadOnlyList<GenerationResult>> GenerateManyAsync(string prompt, int count, GenerationOptions? options = null, CancellationToken cancellationToken = default)
     {
         ArgumentOutOfRangeException.ThrowIfLessThan(count, 1);
         options ??= new GenerationOptions();
         var ids = CheckPrompt(EncodePrompt(prompt, options));
+        if (Scheduler is { } scheduler)
+        {
+            return await scheduler.GenerateManyAsync(ids, count, options, cancellationToken).ConfigureAwait(false);
+        }
 
         var maxLength = (int)Math.Min((long)ids.Length + options.MaxNewTokens, Info.ContextLength);
         using var prefilled = CreateSession(maxLength);
@@ -511,6 +538,7 @@ public sealed class LanguageModel : IDisposable
         }
 
         _disposed = true;
+        if (_scheduler.IsValueCreated) _scheduler.Value?.Dispose();
         foreach (var session in _sessions.Keys) session.Dispose();
         var spin = new SpinWait();
         while (Volatile.Read(ref _runs) != 0) spin.SpinOnce(sleep1Threshold: 20);
