@@ -52,9 +52,10 @@ internal sealed class BatchedCache : IDisposable
     /// <summary>
     /// Whether a graph can decode rows of different lengths in one run: a dynamic batch dimension, an attention mask
     /// that masks cache columns, explicit position ids (graphs that derive positions from the past length would shift a
-    /// left-padded row) and attention computed from the mask by ordinary ops. Fused GroupQueryAttention takes its
-    /// per-row lengths from the mask and writes new keys after them, which needs padding on the right instead, so such
-    /// graphs (and any other fused attention) decode each sequence alone.
+    /// left-padded row) and an attention that reads the mask as a key padding mask (ordinary ops, or the contrib Attention
+    /// and MultiHeadAttention ops). Fused GroupQueryAttention takes its per-row lengths from the mask and writes new keys
+    /// after them, which needs padding on the right instead, and packed/paged attention take other inputs, so such graphs
+    /// decode each sequence alone.
     /// </summary>
     public static bool IsSupported(DecoderGraph graph, string graphPath)
     {
@@ -66,7 +67,7 @@ internal sealed class BatchedCache : IDisposable
         try
         {
             var nodes = Explain.OnnxModelFile.Read(graphPath).Nodes;
-            return !nodes.Any(n => n.OpType is "GroupQueryAttention" or "MultiHeadAttention" or "Attention" or "PackedAttention" or "PagedAttention");
+            return !nodes.Any(n => n.OpType is "GroupQueryAttention" or "PackedAttention" or "PackedMultiHeadAttention" or "PagedAttention");
         }
         catch (Exception e) when (e is ModelFormatException or IOException)
         {
