@@ -16,6 +16,8 @@ using GenAI = Microsoft.ML.OnnxRuntimeGenAI;
 //   thread-settings [folder]: decode tokens/s for intra-op thread counts × spinning on/off, 1 and 4 concurrent requests.
 //   quantization: kjv-tiny as float32, int8 and int4 (built from the committed model): Revelation bits per byte, weight
 //     bytes read per token, decode tokens/s of OnnxLM and GenAI on the same folders, greedy-token agreement, peak RSS.
+//   concurrency [folder] [new-tokens]: total tokens/s of 1, 4, 8, 16 concurrent greedy requests, one at a time vs
+//     unbatched concurrent vs continuous batching (LanguageModelOptions.MaxBatchSize), ratios, identical-output check.
 //   chat-template: render time of real chat templates, OnnxLM vs @huggingface/jinja (node), and the prefill a 10-turn
 //     ChatSession saves by reusing its cache.
 var command = args.Length > 0 ? args[0] : "genai-compare";
@@ -44,6 +46,12 @@ if (command == "thread-settings")
     return await ThreadSettings.RunAsync(args.Length > 1 ? args[1] : Path.Combine(Benchmarks.RepoRoot(), "models", "kjv-tiny"));
 }
 
+if (command == "concurrency")
+{
+    return await Concurrency.RunAsync(args.Length > 1 ? args[1] : Path.Combine(Benchmarks.RepoRoot(), "models", "kjv-tiny"),
+        args.Length > 2 ? int.Parse(args[2], CultureInfo.InvariantCulture) : 64);
+}
+
 if (command == "soak-dispose")
 {
     return await Soak.DisposeOnlyAsync();
@@ -67,7 +75,7 @@ switch (command)
     case "genai-compare":
         break;
     default:
-        Console.Error.WriteLine("usage: genai-compare|sampling-cost|score-throughput|tokenizer-throughput|chat-template|constraint-cost|soak|quantization|thread-settings [model-folder] [new-tokens] [prompt]");
+        Console.Error.WriteLine("usage: genai-compare|sampling-cost|score-throughput|tokenizer-throughput|chat-template|constraint-cost|soak|quantization|thread-settings|concurrency [model-folder] [new-tokens] [prompt]");
         return 1;
 }
 
