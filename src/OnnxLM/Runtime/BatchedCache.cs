@@ -137,19 +137,26 @@ internal sealed class BatchedCache : IDisposable
             if (!remove[b]) kept.Add(b);
         }
 
-        if (kept.Count == Count)
+        if (kept.Count < Count)
         {
-            return;
+            Select(kept);
         }
+    }
 
+    /// <summary>
+    /// Makes row i a copy of the current row <paramref name="rows"/>[i] (rows may repeat or be left out: beams continuing from
+    /// their parents) and trims the padding no row needs.
+    /// </summary>
+    public void Select(IReadOnlyList<int> rows)
+    {
         var width = 0;
-        foreach (var b in kept) width = Math.Max(width, _lengths[b]);
-        var next = kept.Count == 0 ? [] : AllocatePast(kept.Count, width);
+        foreach (var b in rows) width = Math.Max(width, _lengths[b]);
+        var next = rows.Count == 0 ? [] : AllocatePast(rows.Count, width);
         try
         {
             for (var i = 0; i < next.Length; i++)
             {
-                for (var r = 0; r < kept.Count; r++) CopyRow(_past[i], Count, _width, kept[r], _width - width, next[i], kept.Count, width, r, 0, width);
+                for (var r = 0; r < rows.Count; r++) CopyRow(_past[i], Count, _width, rows[r], _width - width, next[i], rows.Count, width, r, 0, width);
             }
         }
         catch
@@ -158,12 +165,12 @@ internal sealed class BatchedCache : IDisposable
             throw;
         }
 
-        var logits = new float[kept.Count * _vocab];
-        var lengths = new int[kept.Count];
-        for (var r = 0; r < kept.Count; r++)
+        var logits = new float[rows.Count * _vocab];
+        var lengths = new int[rows.Count];
+        for (var r = 0; r < rows.Count; r++)
         {
-            Logits(kept[r]).CopyTo(logits.AsSpan(r * _vocab, _vocab));
-            lengths[r] = _lengths[kept[r]];
+            Logits(rows[r]).CopyTo(logits.AsSpan(r * _vocab, _vocab));
+            lengths[r] = _lengths[rows[r]];
         }
 
         ReplacePast(next);
