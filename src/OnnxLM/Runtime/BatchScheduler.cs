@@ -122,9 +122,9 @@ internal sealed class BatchScheduler : IDisposable
 
     private void Loop()
     {
-        try
+        while (!_disposed)
         {
-            while (!_disposed)
+            try
             {
                 Leave();
                 var joining = TakeWaiting();
@@ -144,25 +144,27 @@ internal sealed class BatchScheduler : IDisposable
                 }
 
                 Leave();
-                if (_active.Count == 0 || _disposed)
+                if (_active.Count > 0 && !_disposed)
                 {
-                    continue;
+                    Step();
                 }
-
-                Step();
+            }
+            catch (Exception e) when (!_disposed)
+            {
+                // A failed model run (or a bug): the rows in the batch end with the error and the loop goes on with an empty
+                // batch, so that no request is left waiting on a channel that would never complete.
+                _logger.LogError(e, "A step of the batch decode loop of {Graph} failed; its {Rows} sequence(s) end with the error.", _model.Info.GraphPath, _active.Count);
+                foreach (var sequence in _active) sequence.Complete(e);
+                _active.Clear();
+                _cache.Select([]);
+            }
+            catch (Exception) when (_disposed)
+            {
+                break; // a run stopped by Dispose: the requests get ObjectDisposedException below
             }
         }
-        catch (Exception e)
-        {
-            // Only disposal or a bug gets here: nothing may be left waiting on a channel that will never complete.
-            _logger.LogError(e, "The batch decode loop of {Graph} stopped.", _model.Info.GraphPath);
-            FailAll(_disposed ? new ObjectDisposedException(nameof(LanguageModel), "The model was disposed while generating.") : e);
-        }
 
-        if (_disposed)
-        {
-            FailAll(new ObjectDisposedException(nameof(LanguageModel), "The model was disposed while generating."));
-        }
+        FailAll(new ObjectDisposedException(nameof(LanguageModel), "The model was disposed while generating."));
     }
 
     /// <summary>Groups that fit in the free rows, in arrival order; a group larger than the batch runs when the batch is empty.</summary>
@@ -221,16 +223,7 @@ internal sealed class BatchScheduler : IDisposable
     {
         if (_nextIds.Length != _active.Count) _nextIds = new int[_active.Count];
         for (var b = 0; b < _active.Count; b++) _nextIds[b] = _active[b].NextId;
-        try
-        {
-            _cache.Step(_nextIds, CancellationToken.None);
-        }
-        catch (Exception e) when (!_disposed && e is ModelRunException)
-        {
-            foreach (var sequence in _active) sequence.Complete(e);
-            Leave();
-            return;
-        }
+        _cache.Step(_nextIds, CancellationToken.None); // a failure ends every row in the batch (Loop)
 
         for (var b = 0; b < _active.Count; b++)
         {

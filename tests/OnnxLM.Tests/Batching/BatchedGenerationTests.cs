@@ -169,6 +169,32 @@ public sealed class BatchedGenerationTests
         await Assert.ThrowsAsync<ObjectDisposedException>(() => model.GenerateAsync("x"));
     }
 
+    [Fact]
+    public async Task ARowWhoseProcessorThrowsEndsAloneAndTheBatchGoesOn()
+    {
+        using var alone = Load(1);
+        using var batched = Load(8);
+        var plain = new GenerationOptions { MaxNewTokens = 20, StopTokenIds = [] };
+        var expected = await alone.GenerateAsync(Prompts[1], plain);
+        var failing = new GenerationOptions { MaxNewTokens = 20, StopTokenIds = [] };
+        failing.LogitProcessors.Add(new ThrowingProcessor(after: 3));
+        var tasks = new[] { batched.GenerateAsync(Prompts[0], failing), batched.GenerateAsync(Prompts[1], plain) };
+        var error = await Assert.ThrowsAsync<InvalidOperationException>(() => tasks[0]);
+        Assert.Equal("processor failed at call 4", error.Message);
+        AssertSame(expected, await tasks[1]);
+        AssertSame(expected, await batched.GenerateAsync(Prompts[1], plain)); // the loop is still serving
+    }
+
+    private sealed class ThrowingProcessor(int after) : ILogitProcessor
+    {
+        private int _calls;
+
+        public void Process(Span<float> logits, SamplingContext context)
+        {
+            if (++_calls > after) throw new InvalidOperationException($"processor failed at call {_calls}");
+        }
+    }
+
     [SharedModelFact("tiny-phi3-gqa-fp16")]
     public async Task AGraphThatCannotBatchDecodesConcurrentRequestsAlone()
     {
