@@ -88,6 +88,8 @@ internal sealed class BatchScheduler : IDisposable
 
     private BatchSequence Create(int[] prompt, GenerationOptions options, IReadOnlyList<int>? defaultStops, CancellationToken cancellationToken)
     {
+        // Checked here, on the caller's side: a bad id fails its own request, never a prefill shared with others.
+        GraphRun.CheckTokenIds(prompt, _model.Info.VocabularySize, "tokenIds");
         var maxLength = (int)Math.Min((long)prompt.Length + options.MaxNewTokens, _model.Info.ContextLength);
         return new BatchSequence(prompt, new TokenStepper(_model, prompt, prompt, maxLength, options, defaultStops), cancellationToken);
     }
@@ -138,10 +140,7 @@ internal sealed class BatchScheduler : IDisposable
                     continue;
                 }
 
-                foreach (var group in joining)
-                {
-                    Join(group);
-                }
+                Join(joining);
 
                 Leave();
                 if (_active.Count > 0 && !_disposed)
@@ -185,36 +184,77 @@ internal sealed class BatchScheduler : IDisposable
         return taken;
     }
 
-    /// <summary>Prefills a group's prompt alone, adds its rows and emits each row's first token.</summary>
-    private void Join(BatchSequence[] group)
+    /// <summary>
+    /// Prefills the prompts of the joining groups, several in one right-padded run (within the logit size limit of
+    /// <see cref="PaddedBatch"/>), adds their rows and emits each row's first token.
+    /// </summary>
+    private void Join(List<BatchSequence[]> joining)
     {
-        var first = group[0];
-        if (first.CancellationToken.IsCancellationRequested)
+        var groups = new List<BatchSequence[]>(joining.Count);
+        foreach (var group in joining)
         {
-            foreach (var sequence in group) sequence.Cancel();
-            return;
+            if (group[0].CancellationToken.IsCancellationRequested)
+            {
+                foreach (var sequence in group) sequence.Cancel();
+            }
+            else
+            {
+                groups.Add(group);
+            }
         }
 
+        var vocab = _model.Info.VocabularySize;
+        var chunk = new List<BatchSequence[]>();
+        var width = 0;
+        foreach (var group in groups)
+        {
+            var next = Math.Max(width, group[0].Prompt.Length);
+            if (chunk.Count > 0 && (long)(chunk.Count + 1) * next * vocab > PaddedBatch.MaxLogitElements)
+            {
+                Prefill(chunk);
+                chunk.Clear();
+                next = group[0].Prompt.Length;
+            }
+
+            chunk.Add(group);
+            width = next;
+        }
+
+        if (chunk.Count > 0) Prefill(chunk);
+    }
+
+    private void Prefill(List<BatchSequence[]> groups)
+    {
+        // One group alone can be cancelled inside its prefill; a run shared by several requests is not stopped for one of them.
+        var cancellationToken = groups.Count == 1 ? groups[0][0].CancellationToken : CancellationToken.None;
         try
         {
-            _cache.Add(first.Prompt, group.Length, first.CancellationToken);
+            _cache.Add(groups.Select(g => g[0].Prompt).ToArray(), groups.Select(g => g.Length).ToArray(), cancellationToken);
         }
         catch (OperationCanceledException)
         {
-            foreach (var sequence in group) sequence.Cancel();
+            foreach (var sequence in groups[0]) sequence.Cancel();
             return;
         }
         catch (Exception e) when (!_disposed && e is ModelRunException or ArgumentException)
         {
-            foreach (var sequence in group) sequence.Complete(e); // this prompt failed; the batch goes on
+            // These prompts failed (a bad id, a run error); the batch goes on without them.
+            foreach (var group in groups)
+            {
+                foreach (var sequence in group) sequence.Complete(e);
+            }
+
             return;
         }
 
         var row = _active.Count;
-        foreach (var sequence in group)
+        foreach (var group in groups)
         {
-            _active.Add(sequence);
-            Emit(sequence, row++);
+            foreach (var sequence in group)
+            {
+                _active.Add(sequence);
+                Emit(sequence, row++);
+            }
         }
     }
 

@@ -79,34 +79,58 @@ internal sealed class BatchedCache : IDisposable
     /// Prefills <paramref name="prompt"/> alone (batch 1, as a session would) and adds it as <paramref name="copies"/> new rows
     /// at the end of the batch, each holding the same cache and next-token logits (n samples of one prompt).
     /// </summary>
-    public void Add(int[] prompt, int copies, CancellationToken cancellationToken)
+    public void Add(int[] prompt, int copies, CancellationToken cancellationToken) => Add([prompt], [copies], cancellationToken);
+
+    /// <summary>
+    /// Prefills <paramref name="prompts"/> in one run, padded on the right (causal attention: no real position sees the padding
+    /// after it), and adds prompt p as <paramref name="copies"/>[p] new rows at the end of the batch, in order. Only each
+    /// prompt's real positions are copied into the right-aligned cache; the padding's keys and values are dropped.
+    /// </summary>
+    public void Add(IReadOnlyList<int[]> prompts, IReadOnlyList<int> copies, CancellationToken cancellationToken)
     {
-        GraphRun.CheckTokenIds(prompt, _vocab, nameof(prompt));
-        var n = prompt.Length;
-        var ids = new long[n];
-        var mask = new long[n];
-        var positions = new long[n];
-        for (var i = 0; i < n; i++)
+        var batch = prompts.Count;
+        var n = 0;
+        foreach (var prompt in prompts)
         {
-            ids[i] = prompt[i];
-            mask[i] = 1;
-            positions[i] = i;
+            GraphRun.CheckTokenIds(prompt, _vocab, nameof(prompts));
+            n = Math.Max(n, prompt.Length);
         }
 
-        long[] empty = _sig.Layout == KvCacheLayout.Combined ? [2, 1, _sig.KeyValueHeadCount, 0, _sig.HeadSize] : [1, _sig.KeyValueHeadCount, 0, _sig.HeadSize];
+        var ids = new long[batch * n];
+        var mask = new long[batch * n];
+        var positions = new long[batch * n];
+        for (var p = 0; p < batch; p++)
+        {
+            for (var t = 0; t < n; t++)
+            {
+                var real = t < prompts[p].Length;
+                ids[p * n + t] = real ? prompts[p][t] : 0;
+                mask[p * n + t] = real ? 1 : 0;
+                positions[p * n + t] = t;
+            }
+        }
+
+        long[] empty = _sig.Layout == KvCacheLayout.Combined ? [2, batch, _sig.KeyValueHeadCount, 0, _sig.HeadSize] : [batch, _sig.KeyValueHeadCount, 0, _sig.HeadSize];
         var past = new OrtValue[_sig.PastNames.Length];
         for (var i = 0; i < past.Length; i++) past[i] = OrtValue.CreateAllocatedTensorValue(OrtAllocator.DefaultInstance, _sig.KvType, empty);
-        using var outputs = Run(ids, mask, positions, 1, n, past, hasPast: false, cancellationToken);
+        using var outputs = Run(ids, mask, positions, batch, n, past, hasPast: false, cancellationToken);
 
         var rows = Count;
+        var added = 0;
+        foreach (var c in copies) added += c;
         var width = Math.Max(_width, n);
-        var next = AllocatePast(rows + copies, width);
+        var next = AllocatePast(rows + added, width);
         try
         {
             for (var i = 0; i < next.Length; i++)
             {
-                for (var b = 0; b < rows; b++) CopyRow(_past[i], rows, _width, b, 0, next[i], rows + copies, width, b, width - _width, _width);
-                for (var c = 0; c < copies; c++) CopyRow(outputs[i + 1], 1, n, 0, 0, next[i], rows + copies, width, rows + c, width - n, n);
+                for (var b = 0; b < rows; b++) CopyRow(_past[i], rows, _width, b, 0, next[i], rows + added, width, b, width - _width, _width);
+                var row = rows;
+                for (var p = 0; p < batch; p++)
+                {
+                    var length = prompts[p].Length;
+                    for (var c = 0; c < copies[p]; c++) CopyRow(outputs[i + 1], batch, n, p, 0, next[i], rows + added, width, row++, width - length, length);
+                }
             }
         }
         catch
@@ -115,17 +139,24 @@ internal sealed class BatchedCache : IDisposable
             throw;
         }
 
-        var logits = new float[(rows + copies) * _vocab];
+        var logits = new float[(rows + added) * _vocab];
         _logits.AsSpan(0, rows * _vocab).CopyTo(logits);
-        for (var c = 0; c < copies; c++)
+        var at = rows;
+        for (var p = 0; p < batch; p++)
         {
-            GraphRun.CopyAsFloat(outputs[0], _sig.LogitsType, (n - 1) * _vocab, _vocab, logits.AsSpan((rows + c) * _vocab, _vocab));
+            for (var c = 0; c < copies[p]; c++)
+            {
+                GraphRun.CopyAsFloat(outputs[0], _sig.LogitsType, (p * n + prompts[p].Length - 1) * _vocab, _vocab, logits.AsSpan(at++ * _vocab, _vocab));
+            }
         }
 
         ReplacePast(next);
         _logits = logits;
         _width = width;
-        for (var c = 0; c < copies; c++) _lengths.Add(n);
+        for (var p = 0; p < batch; p++)
+        {
+            for (var c = 0; c < copies[p]; c++) _lengths.Add(prompts[p].Length);
+        }
     }
 
     /// <summary>Removes the rows whose <paramref name="remove"/> flag is set, keeping the others in order, and trims the padding no row needs.</summary>

@@ -46,6 +46,7 @@ public sealed class BatchedCacheTests
             (prompt[..1], 4, 6),
         ];
         AssertBatchedEqualsAlone(model, rows, ConformanceModels.Get(name).Tolerance);
+        AssertPrefillTogetherEqualsAlone(model, [prompt, prompt[..3], prompt[2..], prompt[..1]], ConformanceModels.Get(name).Tolerance);
     }
 
     [Fact]
@@ -64,6 +65,44 @@ public sealed class BatchedCacheTests
         cache.Remove([false, true, true, true]);
         Assert.Equal(1, cache.Count);
         Assert.Equal(4, cache.Width); // trimmed to the remaining row's length
+    }
+
+    [Fact]
+    public void PromptsPrefilledTogetherGiveTheLogitsOfPrefillingEachAlone()
+    {
+        using var model = LanguageModel.Load(TestPaths.RepoModel("kjv-tiny"), new LanguageModelOptions { ExecutionProvider = ExecutionProvider.Cpu });
+        AssertPrefillTogetherEqualsAlone(model, [Rows[0].Prompt, Rows[1].Prompt, Rows[2].Prompt, Rows[3].Prompt], 1e-4f);
+    }
+
+    private static void AssertPrefillTogetherEqualsAlone(LanguageModel model, int[][] prompts, float tolerance)
+    {
+        using var together = new BatchedCache(model);
+        together.Add([9, 10, 11], 1, default); // a row already decoding when the others join
+        together.Add(prompts, [1, 2, 1, 1], default);
+        using var alone = new BatchedCache(model);
+        alone.Add([9, 10, 11], 1, default);
+        foreach (var (prompt, copies) in prompts.Zip([1, 2, 1, 1])) alone.Add(prompt, copies, default);
+        Assert.Equal(6, together.Count);
+        for (var step = 0; step < 6; step++)
+        {
+            for (var b = 0; b < together.Count; b++)
+            {
+                Assert.Equal(alone.Length(b), together.Length(b));
+                AssertClose(alone.Logits(b), together.Logits(b), tolerance);
+            }
+
+            var ids = Enumerable.Range(0, together.Count).Select(b => ArgMax(alone.Logits(b))).ToArray();
+            alone.Step(ids, default);
+            together.Step(ids, default);
+        }
+    }
+
+    private static void AssertClose(ReadOnlySpan<float> expected, ReadOnlySpan<float> actual, float tolerance)
+    {
+        Assert.Equal(ArgMax(expected), ArgMax(actual));
+        var max = 0f;
+        for (var i = 0; i < expected.Length; i++) max = Math.Max(max, Math.Abs(expected[i] - actual[i]));
+        Assert.True(max <= tolerance, $"largest logit difference {max} > {tolerance}");
     }
 
     /// <summary>
