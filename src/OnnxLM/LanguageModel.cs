@@ -47,6 +47,13 @@ public sealed class LanguageModel : IDisposable
         _scheduler = new(() =>
         {
             if (maxBatchSize <= 1) return null;
+            if (!Graph.CacheOnCpu)
+            {
+                // The batched cache is gathered and compacted on the host; on CUDA every step would copy it both ways.
+                logger.LogInformation("Continuous batching runs on the CPU provider only so far; on {Provider} concurrent generations decode alone.", Graph.Provider);
+                return null;
+            }
+
             if (BatchedCache.IsSupported(Graph, Info.GraphPath)) return new BatchScheduler(this, maxBatchSize, logger);
             logger.LogInformation("{Graph} cannot decode sequences of different lengths in one batch; concurrent generations run alone.", Info.GraphPath);
             return null;

@@ -44,7 +44,8 @@ public sealed class LanguageModelOptions
     /// shared batch, and <c>GenerateManyAsync</c> decodes its samples as one batch; more wait for a free row. Results are
     /// those of running each alone. 1 turns batching off (each call decodes in its own session, concurrently). Graphs
     /// that cannot take rows of different lengths (no dynamic batch dimension, attention mask or position ids, or fused
-    /// attention such as GroupQueryAttention) always decode alone. Default <see cref="DefaultMaxBatchSize"/>; at most 256.
+    /// attention such as GroupQueryAttention) always decode alone, and so does the CUDA provider for now (the batched cache
+    /// is kept in host memory). Default <see cref="DefaultMaxBatchSize"/>; at most 256.
     /// </summary>
     public int MaxBatchSize
     {
