@@ -5,8 +5,9 @@ namespace OnnxLM;
 
 /// <summary>
 /// Continuous batching for one model: concurrent generations are rows of one <see cref="BatchedCache"/> and one decode loop
-/// thread runs the model once per step for all of them. A new request is prefilled alone and joins between steps (up to
-/// <see cref="LanguageModelOptions.MaxBatchSize"/> rows; the rest wait in order); a row leaves when its sequence stops,
+/// thread runs the model once per step for all of them. New requests join between steps, prefilled in one run with the
+/// others joining at that step (up to <see cref="LanguageModelOptions.MaxBatchSize"/> rows; the rest wait in order, and a
+/// group of n samples joins whole); a row leaves when its sequence stops,
 /// reaches its length or is cancelled, without disturbing the others. Each row keeps its own sampler, seed, stop rules and
 /// streaming text (<see cref="TokenStepper"/>), so its tokens are those of running it alone (greedy ids identical, logits
 /// equal up to the summation order of batched matmuls). Disposing stops the loop; unfinished requests get
