@@ -82,4 +82,42 @@ internal static class Concurrency
         Console.WriteLine($"medians of {rounds} rounds; every mode's tokens identical to one at a time: {(mismatches == 0 ? "yes" : $"NO ({mismatches} sequences differ)")}");
         return mismatches == 0 ? 0 : 1;
     }
+
+    /// <summary>
+    /// choice-scoring [folder]: multiple-choice scoring (contexts with 4 continuations each, as lm-eval's tasks), with the
+    /// continuations of a context as rows of one batched pass (batching on) vs one forked session each (batching off).
+    /// </summary>
+    public static async Task<int> ChoiceScoringAsync(string folder)
+    {
+        using var off = LanguageModel.Load(folder, new LanguageModelOptions { ExecutionProvider = ExecutionProvider.Cpu, MaxBatchSize = 1 });
+        using var on = LanguageModel.Load(folder, new LanguageModelOptions { ExecutionProvider = ExecutionProvider.Cpu, MaxBatchSize = 16 });
+        var revelation = File.ReadAllText(Path.Combine(Benchmarks.RepoRoot(), "tests", "data", "kjv", "revelation.txt"));
+        var sentences = revelation.Split([". ", ": ", "; "], StringSplitOptions.RemoveEmptyEntries).Select(s => s.Trim().Split(' ')).Where(w => w.Length >= 8).Take(64).ToArray();
+        // Each context is a sentence's first half; its choices are the true second half and three other sentences' halves.
+        var requests = sentences.Take(16).SelectMany((w, q) => Enumerable.Range(0, 4).Select(c =>
+        {
+            var other = sentences[(q + 16 * c) % sentences.Length];
+            return new ScoreRequest(string.Join(' ', w[..(w.Length / 2)]), " " + string.Join(' ', other[(other.Length / 2)..]));
+        })).ToArray();
+        await off.ScoreBatchAsync(requests[..8]);
+        await on.ScoreBatchAsync(requests[..8]);
+        var forks = new List<double>();
+        var batched = new List<double>();
+        IReadOnlyList<ScoreResult>? a = null, b = null;
+        for (var round = 0; round < 3; round++)
+        {
+            var clock = Stopwatch.StartNew();
+            a = await off.ScoreBatchAsync(requests);
+            forks.Add(clock.Elapsed.TotalSeconds);
+            clock.Restart();
+            b = await on.ScoreBatchAsync(requests);
+            batched.Add(clock.Elapsed.TotalSeconds);
+        }
+
+        var worst = Enumerable.Range(0, requests.Length).Max(i => Math.Abs(a![i].LogProb - b![i].LogProb));
+        double Median(List<double> v) => v.Order().ElementAt(v.Count / 2);
+        Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
+            $"{requests.Length} pairs (16 contexts x 4 continuations), CPU, {Environment.ProcessorCount} cores, median of 3: forks {Median(forks) * 1000:F0} ms, batched {Median(batched) * 1000:F0} ms, {Median(forks) / Median(batched):F2}x; largest log-prob difference {worst:E1}"));
+        return worst <= 1e-3 ? 0 : 1;
+    }
 }

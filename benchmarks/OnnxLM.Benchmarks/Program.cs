@@ -18,6 +18,7 @@ using GenAI = Microsoft.ML.OnnxRuntimeGenAI;
 //     bytes read per token, decode tokens/s of OnnxLM and GenAI on the same folders, greedy-token agreement, peak RSS.
 //   concurrency [folder] [new-tokens]: total tokens/s of 1, 4, 8, 16 concurrent greedy requests, one at a time vs
 //     unbatched concurrent vs continuous batching (LanguageModelOptions.MaxBatchSize), ratios, identical-output check.
+//   choice-scoring [folder]: multiple-choice scoring, continuations of a context batched vs forked, in one run.
 //   chat-template: render time of real chat templates, OnnxLM vs @huggingface/jinja (node), and the prefill a 10-turn
 //     ChatSession saves by reusing its cache.
 var command = args.Length > 0 ? args[0] : "genai-compare";
@@ -50,6 +51,11 @@ if (command == "concurrency")
 {
     return await Concurrency.RunAsync(args.Length > 1 ? args[1] : Path.Combine(Benchmarks.RepoRoot(), "models", "kjv-tiny"),
         args.Length > 2 ? int.Parse(args[2], CultureInfo.InvariantCulture) : 64);
+}
+
+if (command == "choice-scoring")
+{
+    return await Concurrency.ChoiceScoringAsync(args.Length > 1 ? args[1] : Path.Combine(Benchmarks.RepoRoot(), "models", "kjv-tiny"));
 }
 
 if (command == "soak-dispose")

@@ -254,6 +254,49 @@ internal sealed class BatchedCache : IDisposable
         for (var b = 0; b < batch; b++) _lengths[b]++;
     }
 
+    /// <summary>
+    /// Runs <paramref name="tokens"/>[b] after row b's cache (right-padded to the longest; a row may have none) and copies the
+    /// logits of each of its positions into <paramref name="logits"/>[b] (row-major, [tokens[b].Length, vocab]). The cache itself
+    /// is left as it was: this scores continuations that share the rows' prefixes (batched scoring).
+    /// </summary>
+    public void Score(IReadOnlyList<int[]> tokens, IReadOnlyList<Memory<float>> logits, CancellationToken cancellationToken)
+    {
+        var batch = Count;
+        var n = 0;
+        foreach (var row in tokens)
+        {
+            GraphRun.CheckTokenIds(row, _vocab, nameof(tokens));
+            n = Math.Max(n, row.Length);
+        }
+
+        if (n == 0)
+        {
+            return;
+        }
+
+        var total = _width + n;
+        var ids = new long[batch * n];
+        var positions = new long[batch * n];
+        var mask = new long[batch * total];
+        for (var b = 0; b < batch; b++)
+        {
+            var length = tokens[b].Length;
+            mask.AsSpan(b * total + _width - _lengths[b], _lengths[b] + length).Fill(1);
+            for (var t = 0; t < n; t++)
+            {
+                ids[b * n + t] = t < length ? tokens[b][t] : 0;
+                // Padding after the row's tokens is never attended to (causal); any valid position will do.
+                positions[b * n + t] = _lengths[b] + Math.Min(t, Math.Max(length - 1, 0));
+            }
+        }
+
+        using var outputs = Run(ids, mask, positions, batch, n, _past, hasPast: true, cancellationToken);
+        for (var b = 0; b < batch; b++)
+        {
+            GraphRun.CopyAsFloat(outputs[0], _sig.LogitsType, b * n * _vocab, tokens[b].Length * _vocab, logits[b].Span);
+        }
+    }
+
     /// <summary>Frees the cache's native memory and the run options.</summary>
     public void Dispose()
     {
