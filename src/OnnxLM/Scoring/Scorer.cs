@@ -1,4 +1,5 @@
 using System.Buffers;
+using Microsoft.Extensions.Logging;
 
 namespace OnnxLM;
 
@@ -102,14 +103,9 @@ internal static class Scorer
             var context = pairs[group.First()].Context;
             var longest = group.Max(i => pairs[i].Continuation.Length);
             CheckLength(model, context.Length + longest - 1, context.Length, longest);
-            if (model.Scheduler is not null)
+            if (model.Scheduler is not null && !model.Graph.SingleTokenWithPast && TryScoreGroupBatched(model, context, group.ToList(), pairs, alternatives, results, cancellationToken))
             {
-                foreach (var (i, result) in ScoreGroupBatched(model, context, group.ToList(), pairs, alternatives, cancellationToken))
-                {
-                    results[i] = result;
-                    progress?.Report((double)++done / pairs.Length);
-                }
-
+                foreach (var _ in group) progress?.Report((double)++done / pairs.Length);
                 continue;
             }
 
@@ -128,10 +124,12 @@ internal static class Scorer
 
     /// <summary>
     /// Scores the continuations of one context as rows of a batched cache (batching on): the context is prefilled once,
-    /// each row holds a copy of its cache, and all continuations run in one right-padded pass per chunk.
+    /// each row holds a copy of its cache, and all continuations run in one right-padded pass per chunk. Returns false,
+    /// having marked the graph, when it turns out to take only one new token after a past (the forks then do it token by token).
     /// </summary>
-    private static IEnumerable<(int Index, ScoreResult Result)> ScoreGroupBatched(
-        LanguageModel model, int[] context, List<int> group, (int[] Context, int[] Continuation)[] pairs, int alternatives, CancellationToken cancellationToken)
+    private static bool TryScoreGroupBatched(
+        LanguageModel model, int[] context, List<int> group, (int[] Context, int[] Continuation)[] pairs, int alternatives, ScoreResult[] results,
+        CancellationToken cancellationToken)
     {
         var vocab = model.Info.VocabularySize;
         foreach (var chunkOf in group.Chunk(PaddedBatch.MaxSequences))
@@ -148,18 +146,30 @@ internal static class Scorer
                 {
                     cache.Add(context, part.Length, cancellationToken);
                     for (var r = 0; r < part.Length; r++) cache.Logits(r).CopyTo(logits[r]);
-                    cache.Score(
-                        part.Select(i => pairs[i].Continuation[..^1]).ToArray(),
-                        logits.Select(l => (Memory<float>)l.AsMemory(vocab)).ToArray(),
-                        cancellationToken);
+                    try
+                    {
+                        cache.Score(
+                            part.Select(i => pairs[i].Continuation[..^1]).ToArray(),
+                            logits.Select(l => (Memory<float>)l.AsMemory(vocab)).ToArray(),
+                            cancellationToken);
+                    }
+                    catch (ModelRunException e) when (longest > 2)
+                    {
+                        // Some exports build their attention mask for one new token when a past is given (as the session finds out).
+                        model.Graph.SingleTokenWithPast = true;
+                        model.Graph.Logger.LogWarning("{Graph} failed on several new tokens after a past ({Error}); continuations are scored one token at a time.", model.Info.GraphPath, e.Message);
+                        return false;
+                    }
                 }
 
                 for (var r = 0; r < part.Length; r++)
                 {
-                    yield return (part[r], new ScoreResult(context, ScoreRows(model, logits[r], pairs[part[r]].Continuation, alternatives)));
+                    results[part[r]] = new ScoreResult(context, ScoreRows(model, logits[r], pairs[part[r]].Continuation, alternatives));
                 }
             }
         }
+
+        return true;
     }
 
     /// <summary>Splits pairs (sorted by length, so little padding) into batches within the size limits of <see cref="PaddedBatch"/>.</summary>

@@ -37,4 +37,15 @@ public sealed class BatchedScoringTests
         var reference = await alone.ScoreChoicesAsync("And God said", [" Let there be light", " unto Moses", " the LORD"]);
         Assert.Equal(reference.Best, choices.Best);
     }
+
+    [SharedModelFact("tiny-llama-fp16")]
+    public async Task AGraphThatTakesOneTokenAfterAPastFallsBackToForks()
+    {
+        using var model = LanguageModel.Load(TestPaths.SharedModel("tiny-llama-fp16"), new LanguageModelOptions { ExecutionProvider = ExecutionProvider.Cpu });
+        Assert.NotNull(model.Scheduler); // single-token decode steps batch on this graph; multi-token passes after a past do not
+        var scores = await model.ScoreBatchAsync([new ScoreRequest("And God said,", " Let there be"), new ScoreRequest("And God said,", " and it was")]);
+        Assert.True(model.Graph.SingleTokenWithPast);
+        var single = await model.ScoreAsync("And God said,", " Let there be");
+        Assert.Equal(single.LogProb, scores[0].LogProb, 2);
+    }
 }
