@@ -366,7 +366,10 @@ public sealed class LanguageModel : IDisposable
         return results;
     }
 
-    /// <summary>Beam search from a text prompt: the best hypotheses by length-normalised log-probability, best first.</summary>
+    /// <summary>
+    /// Beam search from a text prompt: the best hypotheses by length-normalised log-probability, best first. With batching on
+    /// (<see cref="LanguageModelOptions.MaxBatchSize"/>) all beams advance in one model run per step.
+    /// </summary>
     public Task<IReadOnlyList<BeamResult>> BeamSearchAsync(string prompt, BeamSearchOptions? options = null, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(prompt);
@@ -409,7 +412,8 @@ public sealed class LanguageModel : IDisposable
 
     /// <summary>
     /// Scores many context/continuation pairs (lm-eval semantics as <see cref="ScoreAsync(string, string, ScoreOptions?, CancellationToken)"/>),
-    /// running each distinct context once and forking its cache for every continuation. Results are in request order.
+    /// running each distinct context once and forking its cache for every continuation (with batching on, see
+    /// <see cref="LanguageModelOptions.MaxBatchSize"/>, the continuations are rows of one pass). Results are in request order.
     /// </summary>
     public Task<IReadOnlyList<ScoreResult>> ScoreBatchAsync(IReadOnlyList<ScoreRequest> requests, ScoreOptions? options = null, IProgress<double>? progress = null, CancellationToken cancellationToken = default)
     {
