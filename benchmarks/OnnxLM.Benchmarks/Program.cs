@@ -22,6 +22,9 @@ using GenAI = Microsoft.ML.OnnxRuntimeGenAI;
 //   speculative [folder] [--show] [--draft N] [--min-ngram N] [--temperature T]: greedy (or seeded sampled) decoding
 //     with prompt-lookup speculation vs plain on input-grounded KJV text (a passage, then its start again): tokens/s ratio min/median/max, draft acceptance,
 //     identical-token check.
+//   concurrency [folder] [new-tokens]: total tokens/s of 1, 4, 8, 16 concurrent greedy requests, one at a time vs
+//     unbatched concurrent vs continuous batching (LanguageModelOptions.MaxBatchSize), ratios, identical-output check.
+//   choice-scoring [folder]: multiple-choice scoring, continuations of a context batched vs forked, in one run.
 //   chat-template: render time of real chat templates, OnnxLM vs @huggingface/jinja (node), and the prefill a 10-turn
 //     ChatSession saves by reusing its cache.
 var command = args.Length > 0 ? args[0] : "genai-compare";
@@ -65,6 +68,17 @@ if (command == "decode")
     return await DecodeBenchmark.RunAsync(args[1..]);
 }
 
+if (command == "concurrency")
+{
+    return await Concurrency.RunAsync(args.Length > 1 ? args[1] : Path.Combine(Benchmarks.RepoRoot(), "models", "kjv-tiny"),
+        args.Length > 2 ? int.Parse(args[2], CultureInfo.InvariantCulture) : 64);
+}
+
+if (command == "choice-scoring")
+{
+    return await Concurrency.ChoiceScoringAsync(args.Length > 1 ? args[1] : Path.Combine(Benchmarks.RepoRoot(), "models", "kjv-tiny"));
+}
+
 if (command == "soak-dispose")
 {
     return await Soak.DisposeOnlyAsync();
@@ -88,7 +102,7 @@ switch (command)
     case "genai-compare":
         break;
     default:
-        Console.Error.WriteLine("usage: genai-compare|decode|sampling-cost|speculative|score-throughput|tokenizer-throughput|chat-template|constraint-cost|soak|quantization|thread-settings [model-folder] [new-tokens] [prompt]");
+        Console.Error.WriteLine("usage: genai-compare|decode|sampling-cost|speculative|concurrency|choice-scoring|score-throughput|tokenizer-throughput|chat-template|constraint-cost|soak|quantization|thread-settings [model-folder] [new-tokens] [prompt]");
         return 1;
 }
 

@@ -101,12 +101,24 @@ public sealed class OnnxLMChatClient : IChatClient
         var reused = 0;
         using (lease)
         {
-            var session = _host.Sessions.Rent(model, prompt, options?.ConversationId);
+            // With continuous batching on, a request joins the model's shared decode loop; a request naming its conversation
+            // keeps a cached session instead (decoded alone), so that the conversation's next turn prefills only what is new.
+            var scheduler = options?.ConversationId is null ? model.SchedulerFor(generation) : null;
+            var session = scheduler is null ? _host.Sessions.Rent(model, prompt, options?.ConversationId) : null;
             try
             {
-                reused = session.AppendReusingPrefix(prompt, cancellationToken);
+                IAsyncEnumerable<GeneratedToken> stream;
+                if (session is null)
+                {
+                    stream = scheduler!.StreamAsync(prompt, generation, model.EndOfTurnTokenIds, cancellationToken);
+                }
+                else
+                {
+                    reused = session.AppendReusingPrefix(prompt, cancellationToken);
+                    stream = Generator.StreamAsync(stop => Generator.Decode(model, session, prompt, generation, stop, model.EndOfTurnTokenIds), cancellationToken);
+                }
+
                 Log.RequestStarted(_host.Logger, requestId, prompt.Length, reused, waited.TotalMilliseconds);
-                var stream = Generator.StreamAsync(stop => Generator.Decode(model, session, prompt, generation, stop, model.EndOfTurnTokenIds), cancellationToken);
                 await foreach (var token in stream.ConfigureAwait(false))
                 {
                     firstToken ??= clock.Elapsed;
@@ -125,7 +137,7 @@ public sealed class OnnxLMChatClient : IChatClient
             }
             finally
             {
-                _host.Sessions.Return(session, options?.ConversationId);
+                if (session is not null) _host.Sessions.Return(session, options?.ConversationId);
                 if (!succeeded)
                 {
                     var reason = cancellationToken.IsCancellationRequested ? "cancelled" : tokens.Count > 0 ? "stopped or failed while streaming" : "failed";

@@ -75,6 +75,8 @@ internal sealed class OnnxLMModelHost : IDisposable
                 ExecutionProvider = Options.ExecutionProvider,
                 DeviceId = Options.DeviceId,
                 IntraOpThreadCount = Options.IntraOpThreadCount ?? 0,
+                // The sequences the queue admits at once decode as rows of one batch (1: each alone, in turn).
+                MaxBatchSize = Math.Min(Options.MaxConcurrentSequences, 256),
                 LoggerFactory = _loggerFactory,
             });
             Log.Loaded(Logger, ModelId, clock.Elapsed.TotalMilliseconds, model.Info.ExecutionProvider, model.Info);

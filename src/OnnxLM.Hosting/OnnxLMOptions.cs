@@ -21,7 +21,11 @@ public sealed class OnnxLMOptions
     /// <summary>ONNX Runtime's intra-op threads; null for its default.</summary>
     public int? IntraOpThreadCount { get; set; }
 
-    /// <summary>Requests decoded at the same time (default 1); the others wait in the queue.</summary>
+    /// <summary>
+    /// Requests decoded at the same time (default 1); the others wait in the queue. Above 1 they decode together, one
+    /// model run per step for all (continuous batching, <see cref="LanguageModelOptions.MaxBatchSize"/>, up to 256 rows),
+    /// except requests with a <c>ChatOptions.ConversationId</c>, which keep their conversation's cached session and decode alone.
+    /// </summary>
     public int MaxConcurrentSequences { get; set; } = 1;
 
     /// <summary>Requests that may wait for a free sequence (default 64); one more fails at once with <see cref="OnnxLMQueueFullException"/>.</summary>
@@ -33,7 +37,10 @@ public sealed class OnnxLMOptions
     /// <summary>Run one short generation when the host starts, so the first request does not pay for first-run work (default false).</summary>
     public bool WarmUp { get; set; }
 
-    /// <summary>Conversations whose key/value cache is kept for requests that continue them (default 4, 0 keeps none).</summary>
+    /// <summary>
+    /// Conversations whose key/value cache is kept for requests that continue them (default 4, 0 keeps none). With
+    /// batching on (<see cref="MaxConcurrentSequences"/> above 1) only requests that name a <c>ChatOptions.ConversationId</c> use it.
+    /// </summary>
     public int CachedConversations { get; set; } = 4;
 
     /// <summary>A chat template file (<c>.jinja</c>) to use instead of the model's own; null for the model's.</summary>

@@ -3,7 +3,7 @@ namespace OnnxLM.Hosting;
 /// <summary>
 /// Admits up to a number of requests at once; the rest wait first in, first out in a bounded queue. A waiting request
 /// that is cancelled leaves the queue; a full queue refuses at once. (Batching concurrent sequences into one model
-/// run, later, replaces what a lease admits, not this interface.)
+/// run does not change it: admitted requests are the rows of the model's batch, BatchScheduler.)
 /// </summary>
 internal sealed class RequestQueue(int maxRunning, int maxWaiting, string modelId)
 {

@@ -25,7 +25,9 @@ public sealed class LanguageModel : IDisposable
     private readonly System.Collections.Concurrent.ConcurrentDictionary<GenerationSession, byte> _sessions = new();
     private int _runs;
 
-    private LanguageModel(string folder, DecoderGraph graph, ModelInfo info, TextTokenizer? tokenizer)
+    private readonly Lazy<BatchScheduler?> _scheduler;
+
+    private LanguageModel(string folder, DecoderGraph graph, ModelInfo info, TextTokenizer? tokenizer, int maxBatchSize, ILogger logger)
     {
         _folder = folder;
         Graph = graph;
@@ -42,6 +44,20 @@ public sealed class LanguageModel : IDisposable
 
             return ids;
         });
+        _scheduler = new(() =>
+        {
+            if (maxBatchSize <= 1) return null;
+            if (!Graph.CacheOnCpu)
+            {
+                // The batched cache is gathered and compacted on the host; on CUDA every step would copy it both ways.
+                logger.LogInformation("Continuous batching runs on the CPU provider only so far; on {Provider} concurrent generations decode alone.", Graph.Provider);
+                return null;
+            }
+
+            if (BatchedCache.IsSupported(Graph, Info.GraphPath)) return new BatchScheduler(this, maxBatchSize, logger);
+            logger.LogInformation("{Graph} cannot decode sequences of different lengths in one batch; concurrent generations run alone.", Info.GraphPath);
+            return null;
+        }, LazyThreadSafetyMode.ExecutionAndPublication);
     }
 
     /// <summary>What the model is and where it runs.</summary>
@@ -56,6 +72,12 @@ public sealed class LanguageModel : IDisposable
         $"Model folder '{_folder}' has no tokenizer (tokenizer.json, tokenizer.model or vocab.json + merges.txt); use the token-id overloads.", _folder);
 
     internal DecoderGraph Graph { get; }
+
+    /// <summary>The continuous-batching scheduler, or null when batching is off or the graph cannot batch.</summary>
+    internal BatchScheduler? Scheduler => _scheduler.Value;
+
+    /// <summary>The scheduler for a generation with <paramref name="options"/>: none for speculative decoding, which needs a session of its own.</summary>
+    internal BatchScheduler? SchedulerFor(GenerationOptions options) => options.Speculation is null ? Scheduler : null;
 
     /// <summary>Whether the model folder has a chat template (tokenizer_config.json's <c>chat_template</c>, chat_template.jinja or .json).</summary>
     /// <exception cref="ModelFormatException">A file naming the template is unreadable.</exception>
@@ -115,13 +137,15 @@ public sealed class LanguageModel : IDisposable
     {
         var prompt = CheckPrompt(EncodeChat(NonEmpty(messages), addGenerationPrompt: true, tools));
         options ??= new GenerationOptions();
-        return Task.Run(() => Generator.Generate(this, prompt, options, cancellationToken, EndOfTurnTokenIds), cancellationToken);
+        return SchedulerFor(options) is { } scheduler
+            ? scheduler.GenerateAsync(prompt, options, EndOfTurnTokenIds, cancellationToken)
+            : Task.Run(() => Generator.Generate(this, prompt, options, cancellationToken, EndOfTurnTokenIds), cancellationToken);
     }
 
     /// <summary>Streams the assistant's reply to a conversation, token by token, stopping at an end-of-turn token.</summary>
     public IAsyncEnumerable<GeneratedToken> GenerateChatStreamingAsync(IEnumerable<ChatMessage> messages, GenerationOptions? options = null,
         IEnumerable<ChatTool>? tools = null, CancellationToken cancellationToken = default) =>
-        Generator.RunAsync(this, CheckPrompt(EncodeChat(NonEmpty(messages), addGenerationPrompt: true, tools)), options ?? new GenerationOptions(), cancellationToken, EndOfTurnTokenIds);
+        Stream(CheckPrompt(EncodeChat(NonEmpty(messages), addGenerationPrompt: true, tools)), options ?? new GenerationOptions(), EndOfTurnTokenIds, cancellationToken);
 
     /// <summary>The conversation as a list; a reply to no messages at all is a caller's mistake.</summary>
     private static List<ChatMessage> NonEmpty(IEnumerable<ChatMessage> messages)
@@ -220,7 +244,7 @@ public sealed class LanguageModel : IDisposable
             }
 
             logger.LogInformation("Loaded {Graph}: {Info}", config.GraphFile, info);
-            return new LanguageModel(folder, graph, info, tokenizer);
+            return new LanguageModel(folder, graph, info, tokenizer, options.MaxBatchSize, logger);
         }
         catch
         {
@@ -278,7 +302,9 @@ public sealed class LanguageModel : IDisposable
     {
         var prompt = CheckPrompt(promptTokenIds);
         options ??= new GenerationOptions();
-        return Task.Run(() => Generator.Generate(this, prompt, options, cancellationToken), cancellationToken);
+        return SchedulerFor(options) is { } scheduler
+            ? scheduler.GenerateAsync(prompt, options, null, cancellationToken)
+            : Task.Run(() => Generator.Generate(this, prompt, options, cancellationToken), cancellationToken);
     }
 
     /// <summary>Generates text after a prompt, yielding each token as soon as it is chosen.</summary>
@@ -290,7 +316,13 @@ public sealed class LanguageModel : IDisposable
 
     /// <summary>Generates tokens after a prompt given as token ids, yielding each as soon as it is chosen.</summary>
     public IAsyncEnumerable<GeneratedToken> GenerateStreamingAsync(IReadOnlyList<int> promptTokenIds, GenerationOptions? options = null, CancellationToken cancellationToken = default) =>
-        Generator.RunAsync(this, CheckPrompt(promptTokenIds), options ?? new GenerationOptions(), cancellationToken);
+        Stream(CheckPrompt(promptTokenIds), options ?? new GenerationOptions(), null, cancellationToken);
+
+    /// <summary>Streams one generation through the batch scheduler when there is one, else in its own session.</summary>
+    private IAsyncEnumerable<GeneratedToken> Stream(int[] prompt, GenerationOptions options, IReadOnlyList<int>? defaultStops, CancellationToken cancellationToken) =>
+        SchedulerFor(options) is { } scheduler
+            ? scheduler.StreamAsync(prompt, options, defaultStops, cancellationToken)
+            : Generator.RunAsync(this, prompt, options, cancellationToken, defaultStops);
 
     /// <summary>The prompt as an array, checked: not empty, and leaving room in the context for at least one new token.</summary>
     private int[] CheckPrompt(IReadOnlyList<int> promptTokenIds)
@@ -313,13 +345,18 @@ public sealed class LanguageModel : IDisposable
 
     /// <summary>
     /// Generates <paramref name="count"/> independent samples from one prompt, prefilled once: each sample forks
-    /// the prompt's cache. With <see cref="GenerationOptions.Seed"/> set, sample i uses seed + i.
+    /// the prompt's cache, and with batching on (<see cref="LanguageModelOptions.MaxBatchSize"/>) the samples decode
+    /// together as rows of one batch. With <see cref="GenerationOptions.Seed"/> set, sample i uses seed + i.
     /// </summary>
     public async Task<IReadOnlyList<GenerationResult>> GenerateManyAsync(string prompt, int count, GenerationOptions? options = null, CancellationToken cancellationToken = default)
     {
         ArgumentOutOfRangeException.ThrowIfLessThan(count, 1);
         options ??= new GenerationOptions();
         var ids = CheckPrompt(EncodePrompt(prompt, options));
+        if (SchedulerFor(options) is { } scheduler)
+        {
+            return await scheduler.GenerateManyAsync(ids, count, options, cancellationToken).ConfigureAwait(false);
+        }
 
         var maxLength = (int)Math.Min((long)ids.Length + options.MaxNewTokens, Info.ContextLength);
         using var prefilled = CreateSession(maxLength);
@@ -336,7 +373,10 @@ public sealed class LanguageModel : IDisposable
         return results;
     }
 
-    /// <summary>Beam search from a text prompt: the best hypotheses by length-normalised log-probability, best first.</summary>
+    /// <summary>
+    /// Beam search from a text prompt: the best hypotheses by length-normalised log-probability, best first. With batching on
+    /// (<see cref="LanguageModelOptions.MaxBatchSize"/>) all beams advance in one model run per step.
+    /// </summary>
     public Task<IReadOnlyList<BeamResult>> BeamSearchAsync(string prompt, BeamSearchOptions? options = null, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(prompt);
@@ -379,7 +419,8 @@ public sealed class LanguageModel : IDisposable
 
     /// <summary>
     /// Scores many context/continuation pairs (lm-eval semantics as <see cref="ScoreAsync(string, string, ScoreOptions?, CancellationToken)"/>),
-    /// running each distinct context once and forking its cache for every continuation. Results are in request order.
+    /// running each distinct context once and forking its cache for every continuation (with batching on, see
+    /// <see cref="LanguageModelOptions.MaxBatchSize"/>, the continuations are rows of one pass). Results are in request order.
     /// </summary>
     public Task<IReadOnlyList<ScoreResult>> ScoreBatchAsync(IReadOnlyList<ScoreRequest> requests, ScoreOptions? options = null, IProgress<double>? progress = null, CancellationToken cancellationToken = default)
     {
@@ -515,6 +556,7 @@ public sealed class LanguageModel : IDisposable
         }
 
         _disposed = true;
+        if (_scheduler.IsValueCreated) _scheduler.Value?.Dispose();
         foreach (var session in _sessions.Keys) session.Dispose();
         var spin = new SpinWait();
         while (Volatile.Read(ref _runs) != 0) spin.SpinOnce(sleep1Threshold: 20);

@@ -1,4 +1,3 @@
-using System.Diagnostics;
 using System.Runtime.CompilerServices;
 using System.Threading.Channels;
 
@@ -104,97 +103,27 @@ internal static class Generator
     public static IEnumerable<GeneratedToken> Decode(LanguageModel model, GenerationSession session, int[] prompt, GenerationOptions options,
         CancellationToken cancellationToken, IReadOnlyList<int>? defaultStops = null)
     {
-        var clock = Stopwatch.StartNew();
-        var stopIds = options.StopTokenIds ?? defaultStops ?? model.Info.EosTokenIds;
-        options.Validate(model.Info.VocabularySize, options.StopTokenIds ?? []);
-        var tokenizer = model.HasTokenizer ? model.Tokenizer : null;
-        var pipeline = SamplingPipeline.Create(options, stopIds, tokenizer);
-        var decoder = tokenizer?.CreateStreamingDecoder(skipSpecialTokens: true);
-        decoder?.Prime(prompt.Where(id => id < tokenizer!.VocabularySize).ToArray());
-        var stops = new StopSequenceMatcher(options.StopSequences);
-        var random = options.Seed is { } seed ? new Random(seed) : new Random();
-        var context = new SamplingContext(random, prompt.Length);
-        var history = new int[session.MaxLength];
-        session.Tokens.CopyTo(history);
-        var logits = new float[model.Info.VocabularySize];
-        var scratch = new float[logits.Length];
+        var step = new TokenStepper(model, session.Tokens, prompt, session.MaxLength, options, defaultStops);
         using var speculation = Speculation.Create(model, session, options);
-
-        for (var length = session.Length; ;)
+        while (true)
         {
             cancellationToken.ThrowIfCancellationRequested();
-            var raw = speculation is null ? session.NextTokenLogits : speculation.NextTokenLogits;
-            raw.CopyTo(logits);
-            context.SetTokens(history, length);
-            var id = pipeline.Choose(logits, context);
-            var logProb = SamplingMath.FastLogProb(raw, id, scratch);
-            history[length++] = id;
-
-            FinishReason? finish = null;
-            string text;
-            if (Contains(stopIds, id))
-            {
-                finish = FinishReason.Stop;
-                text = decoder?.Flush() ?? string.Empty;
-            }
-            else
-            {
-                text = decoder?.Append(id) ?? string.Empty;
-                if (length - prompt.Length >= options.MaxNewTokens || length >= session.MaxLength)
-                {
-                    finish = FinishReason.Length;
-                }
-                else if (options.MaxTime is { } limit && clock.Elapsed >= limit)
-                {
-                    finish = FinishReason.TimeLimit;
-                }
-
-                if (finish is not null)
-                {
-                    text += decoder?.Flush() ?? string.Empty;
-                }
-            }
-
-            if (stops.IsActive)
-            {
-                var (emit, stop) = stops.Push(text);
-                if (stop is not null)
-                {
-                    yield return new GeneratedToken(id, emit, logProb, FinishReason.Stop);
-                    yield break;
-                }
-
-                text = finish is null ? emit : emit + stops.Flush();
-            }
-
-            yield return new GeneratedToken(id, text, logProb, finish);
-            if (finish is not null)
+            var token = step.Next(speculation is null ? session.NextTokenLogits : speculation.NextTokenLogits);
+            yield return token;
+            if (token.FinishReason is not null)
             {
                 yield break;
             }
 
             if (speculation is null)
             {
-                session.Append([id], cancellationToken);
+                session.Append([token.Id], cancellationToken);
             }
             else
             {
                 // A batch emits at most its draft plus one token: no draft beyond the tokens still allowed.
-                speculation.Advance(history.AsSpan(0, length), options.MaxNewTokens - (length - prompt.Length) - 1, cancellationToken);
+                speculation.Advance(step.Tokens, options.MaxNewTokens - step.GeneratedCount - 1, cancellationToken);
             }
         }
-    }
-
-    private static bool Contains(IReadOnlyList<int> ids, int id)
-    {
-        for (var i = 0; i < ids.Count; i++)
-        {
-            if (ids[i] == id)
-            {
-                return true;
-            }
-        }
-
-        return false;
     }
 }

@@ -8,6 +8,10 @@ public sealed class LanguageModelOptions
 {
     private int _deviceId;
     private int _intraOpThreadCount;
+    private int _maxBatchSize = DefaultMaxBatchSize;
+
+    /// <summary>The default of <see cref="MaxBatchSize"/>.</summary>
+    public const int DefaultMaxBatchSize = 16;
 
     /// <summary>Where to run the model. Default <see cref="ExecutionProvider.Auto"/>: CUDA when usable, otherwise the CPU.</summary>
     public ExecutionProvider ExecutionProvider { get; set; } = ExecutionProvider.Auto;
@@ -31,6 +35,26 @@ public sealed class LanguageModelOptions
         {
             ArgumentOutOfRangeException.ThrowIfNegative(value, nameof(IntraOpThreadCount));
             _intraOpThreadCount = value;
+        }
+    }
+
+    /// <summary>
+    /// The most concurrent generations decoded together in one model run per step (continuous batching): concurrent
+    /// <c>GenerateAsync</c>/<c>GenerateStreamingAsync</c>/<c>GenerateChatAsync</c> calls on one model become rows of a
+    /// shared batch, and <c>GenerateManyAsync</c> decodes its samples as one batch; more wait for a free row. Results are
+    /// those of running each alone. 1 turns batching off (each call decodes in its own session, concurrently). Graphs
+    /// that cannot take rows of different lengths (no dynamic batch dimension, attention mask or position ids, or fused
+    /// attention such as GroupQueryAttention) always decode alone, and so does the CUDA provider for now (the batched cache
+    /// is kept in host memory). Default <see cref="DefaultMaxBatchSize"/>; at most 256.
+    /// </summary>
+    public int MaxBatchSize
+    {
+        get => _maxBatchSize;
+        set
+        {
+            ArgumentOutOfRangeException.ThrowIfLessThan(value, 1, nameof(MaxBatchSize));
+            ArgumentOutOfRangeException.ThrowIfGreaterThan(value, 256, nameof(MaxBatchSize));
+            _maxBatchSize = value;
         }
     }
 

@@ -1,4 +1,5 @@
 using System.Buffers;
+using Microsoft.Extensions.Logging;
 
 namespace OnnxLM;
 
@@ -53,7 +54,7 @@ internal static class Scorer
 
     /// <summary>
     /// Scores pairs, prefilling each distinct context once: its continuations fork the context's cache
-    /// (multiple-choice answers share their question). Pairs whose context is their own run several at a time in
+    /// (multiple-choice answers share their question), or with batching on are rows of one batched pass after it. Pairs whose context is their own run several at a time in
     /// right-padded batches when <paramref name="padded"/> says so and the graph takes a batch; by default only on
     /// CUDA, since on the CPU one pass per pair measured as fast (benchmarks/RESULTS.md). Results come back in request order.
     /// </summary>
@@ -102,6 +103,12 @@ internal static class Scorer
             var context = pairs[group.First()].Context;
             var longest = group.Max(i => pairs[i].Continuation.Length);
             CheckLength(model, context.Length + longest - 1, context.Length, longest);
+            if (model.Scheduler is not null && !model.Graph.SingleTokenWithPast && TryScoreGroupBatched(model, context, group.ToList(), pairs, alternatives, results, cancellationToken))
+            {
+                foreach (var _ in group) progress?.Report((double)++done / pairs.Length);
+                continue;
+            }
+
             using var shared = model.CreateSession(context.Length + longest - 1);
             shared.Append(context, cancellationToken);
             foreach (var i in group)
@@ -113,6 +120,56 @@ internal static class Scorer
         }
 
         return results;
+    }
+
+    /// <summary>
+    /// Scores the continuations of one context as rows of a batched cache (batching on): the context is prefilled once,
+    /// each row holds a copy of its cache, and all continuations run in one right-padded pass per chunk. Returns false,
+    /// having marked the graph, when it turns out to take only one new token after a past (the forks then do it token by token).
+    /// </summary>
+    private static bool TryScoreGroupBatched(
+        LanguageModel model, int[] context, List<int> group, (int[] Context, int[] Continuation)[] pairs, int alternatives, ScoreResult[] results,
+        CancellationToken cancellationToken)
+    {
+        var vocab = model.Info.VocabularySize;
+        foreach (var chunkOf in group.Chunk(PaddedBatch.MaxSequences))
+        {
+            // Every row returns [continuation − 1, vocab] logits; keep a pass within PaddedBatch's logit limit.
+            var longest = chunkOf.Max(i => pairs[i].Continuation.Length);
+            var rows = (int)Math.Max(1, Math.Min(chunkOf.Length, PaddedBatch.MaxLogitElements / ((long)longest * vocab)));
+            foreach (var part in chunkOf.Chunk(rows))
+            {
+                cancellationToken.ThrowIfCancellationRequested();
+                var logits = part.Select(i => new float[pairs[i].Continuation.Length * vocab]).ToArray();
+                using (model.EnterRun())
+                using (var cache = new BatchedCache(model))
+                {
+                    cache.Add(context, part.Length, cancellationToken);
+                    for (var r = 0; r < part.Length; r++) cache.Logits(r).CopyTo(logits[r]);
+                    try
+                    {
+                        cache.Score(
+                            part.Select(i => pairs[i].Continuation[..^1]).ToArray(),
+                            logits.Select(l => (Memory<float>)l.AsMemory(vocab)).ToArray(),
+                            cancellationToken);
+                    }
+                    catch (ModelRunException e) when (longest > 2)
+                    {
+                        // Some exports build their attention mask for one new token when a past is given (as the session finds out).
+                        model.Graph.SingleTokenWithPast = true;
+                        model.Graph.Logger.LogWarning("{Graph} failed on several new tokens after a past ({Error}); continuations are scored one token at a time.", model.Info.GraphPath, e.Message);
+                        return false;
+                    }
+                }
+
+                for (var r = 0; r < part.Length; r++)
+                {
+                    results[part[r]] = new ScoreResult(context, ScoreRows(model, logits[r], pairs[part[r]].Continuation, alternatives));
+                }
+            }
+        }
+
+        return true;
     }
 
     /// <summary>Splits pairs (sorted by length, so little padding) into batches within the size limits of <see cref="PaddedBatch"/>.</summary>

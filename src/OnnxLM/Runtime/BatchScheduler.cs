@@ -1,0 +1,363 @@
+using System.Runtime.CompilerServices;
+using Microsoft.Extensions.Logging;
+
+namespace OnnxLM;
+
+/// <summary>
+/// Continuous batching for one model: concurrent generations are rows of one <see cref="BatchedCache"/> and one decode loop
+/// thread runs the model once per step for all of them. New requests join between steps, prefilled in one run with the
+/// others joining at that step (up to <see cref="LanguageModelOptions.MaxBatchSize"/> rows; the rest wait in order, and a
+/// group of n samples joins whole); a row leaves when its sequence stops,
+/// reaches its length or is cancelled, without disturbing the others. Each row keeps its own sampler, seed, stop rules and
+/// streaming text (<see cref="TokenStepper"/>), so its tokens are those of running it alone (greedy ids identical, logits
+/// equal up to the summation order of batched matmuls). Disposing stops the loop; unfinished requests get
+/// <see cref="ObjectDisposedException"/>.
+/// </summary>
+internal sealed class BatchScheduler : IDisposable
+{
+    private readonly LanguageModel _model;
+    private readonly int _maxBatchSize;
+    private readonly ILogger _logger;
+    private readonly BatchedCache _cache;
+    private readonly object _gate = new();
+    private readonly Queue<BatchSequence[]> _waiting = new();
+    private readonly List<BatchSequence> _active = [];
+    private readonly List<bool> _leaving = [];
+    private int[] _nextIds = [];
+    private Thread? _thread;
+    private volatile bool _disposed;
+
+    public BatchScheduler(LanguageModel model, int maxBatchSize, ILogger logger)
+    {
+        _model = model;
+        _maxBatchSize = maxBatchSize;
+        _logger = logger;
+        _cache = new BatchedCache(model);
+    }
+
+    /// <summary>Generates after <paramref name="prompt"/> as one row of the batch and returns the whole result.</summary>
+    public async Task<GenerationResult> GenerateAsync(int[] prompt, GenerationOptions options, IReadOnlyList<int>? defaultStops, CancellationToken cancellationToken)
+    {
+        var sequence = Create(prompt, options, defaultStops, cancellationToken);
+        Submit([sequence]);
+        return await CollectAsync(sequence, cancellationToken).ConfigureAwait(false);
+    }
+
+    /// <summary>Generates after <paramref name="prompt"/> as one row of the batch, yielding tokens as they are chosen.</summary>
+    public async IAsyncEnumerable<GeneratedToken> StreamAsync(int[] prompt, GenerationOptions options, IReadOnlyList<int>? defaultStops,
+        [EnumeratorCancellation] CancellationToken cancellationToken)
+    {
+        // Leaving the enumeration early cancels the row through this source, so it stops costing batch steps.
+        using var stop = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+        var sequence = Create(prompt, options, defaultStops, stop.Token);
+        Submit([sequence]);
+        try
+        {
+            await foreach (var token in sequence.Tokens.Reader.ReadAllAsync(cancellationToken).ConfigureAwait(false))
+            {
+                cancellationToken.ThrowIfCancellationRequested();
+                yield return token;
+            }
+        }
+        finally
+        {
+            await stop.CancelAsync().ConfigureAwait(false);
+        }
+    }
+
+    /// <summary>
+    /// <paramref name="count"/> samples of one prompt, prefilled once and decoded as <paramref name="count"/> rows; sample i
+    /// uses seed + i when the options have a seed.
+    /// </summary>
+    public async Task<IReadOnlyList<GenerationResult>> GenerateManyAsync(int[] prompt, int count, GenerationOptions options, CancellationToken cancellationToken)
+    {
+        var group = new BatchSequence[count];
+        for (var i = 0; i < count; i++)
+        {
+            group[i] = Create(prompt, options.Seed is { } seed ? options.WithSeed(unchecked(seed + i)) : options, null, cancellationToken);
+        }
+
+        Submit(group);
+        var results = new GenerationResult[count];
+        for (var i = 0; i < count; i++)
+        {
+            results[i] = await CollectAsync(group[i], cancellationToken).ConfigureAwait(false);
+        }
+
+        return results;
+    }
+
+    private BatchSequence Create(int[] prompt, GenerationOptions options, IReadOnlyList<int>? defaultStops, CancellationToken cancellationToken)
+    {
+        // Checked here, on the caller's side: a bad id fails its own request, never a prefill shared with others.
+        GraphRun.CheckTokenIds(prompt, _model.Info.VocabularySize, "tokenIds");
+        var maxLength = (int)Math.Min((long)prompt.Length + options.MaxNewTokens, _model.Info.ContextLength);
+        return new BatchSequence(prompt, new TokenStepper(_model, prompt, prompt, maxLength, options, defaultStops), cancellationToken);
+    }
+
+    private static async Task<GenerationResult> CollectAsync(BatchSequence sequence, CancellationToken cancellationToken)
+    {
+        var tokens = new List<GeneratedToken>();
+        await foreach (var token in sequence.Tokens.Reader.ReadAllAsync(cancellationToken).ConfigureAwait(false))
+        {
+            tokens.Add(token);
+        }
+
+        return Generator.ToResult(tokens, sequence.Prompt.Length);
+    }
+
+    private void Submit(BatchSequence[] group)
+    {
+        lock (_gate)
+        {
+            ObjectDisposedException.ThrowIf(_disposed, _model);
+            _model.ThrowIfDisposed();
+            _waiting.Enqueue(group);
+            if (_thread is null)
+            {
+                _thread = new Thread(Loop) { IsBackground = true, Name = "OnnxLM batch decode loop" };
+                _thread.Start();
+            }
+
+            Monitor.Pulse(_gate);
+        }
+    }
+
+    private void Loop()
+    {
+        while (!_disposed)
+        {
+            try
+            {
+                Leave();
+                var joining = TakeWaiting();
+                if (joining.Count == 0 && _active.Count == 0)
+                {
+                    lock (_gate)
+                    {
+                        while (_waiting.Count == 0 && !_disposed) Monitor.Wait(_gate);
+                    }
+
+                    continue;
+                }
+
+                Join(joining);
+
+                Leave();
+                if (_active.Count > 0 && !_disposed)
+                {
+                    Step();
+                }
+            }
+            catch (Exception e) when (!_disposed)
+            {
+                // A failed model run (or a bug): the rows in the batch end with the error and the loop goes on with an empty
+                // batch, so that no request is left waiting on a channel that would never complete.
+                _logger.LogError(e, "A step of the batch decode loop of {Graph} failed; its {Rows} sequence(s) end with the error.", _model.Info.GraphPath, _active.Count);
+                foreach (var sequence in _active) sequence.Complete(e);
+                _active.Clear();
+                _cache.Select([]);
+            }
+            catch (Exception) when (_disposed)
+            {
+                break; // a run stopped by Dispose: the requests get ObjectDisposedException below
+            }
+        }
+
+        FailAll(new ObjectDisposedException(nameof(LanguageModel), "The model was disposed while generating."));
+    }
+
+    /// <summary>Groups that fit in the free rows, in arrival order; a group larger than the batch runs when the batch is empty.</summary>
+    private List<BatchSequence[]> TakeWaiting()
+    {
+        var taken = new List<BatchSequence[]>();
+        lock (_gate)
+        {
+            var rows = _active.Count;
+            while (_waiting.Count > 0 && (rows == 0 || rows + _waiting.Peek().Length <= _maxBatchSize))
+            {
+                var group = _waiting.Dequeue();
+                taken.Add(group);
+                rows += group.Length;
+            }
+        }
+
+        return taken;
+    }
+
+    /// <summary>
+    /// Prefills the prompts of the joining groups, several in one right-padded run (within the logit size limit of
+    /// <see cref="PaddedBatch"/>), adds their rows and emits each row's first token.
+    /// </summary>
+    private void Join(List<BatchSequence[]> joining)
+    {
+        var groups = new List<BatchSequence[]>(joining.Count);
+        foreach (var group in joining)
+        {
+            if (group[0].CancellationToken.IsCancellationRequested)
+            {
+                foreach (var sequence in group) sequence.Cancel();
+            }
+            else
+            {
+                groups.Add(group);
+            }
+        }
+
+        var vocab = _model.Info.VocabularySize;
+        var chunk = new List<BatchSequence[]>();
+        var width = 0;
+        foreach (var group in groups)
+        {
+            var next = Math.Max(width, group[0].Prompt.Length);
+            if (chunk.Count > 0 && (long)(chunk.Count + 1) * next * vocab > PaddedBatch.MaxLogitElements)
+            {
+                Prefill(chunk);
+                chunk.Clear();
+                next = group[0].Prompt.Length;
+            }
+
+            chunk.Add(group);
+            width = next;
+        }
+
+        if (chunk.Count > 0) Prefill(chunk);
+    }
+
+    private void Prefill(List<BatchSequence[]> groups)
+    {
+        // One group alone can be cancelled inside its prefill; a run shared by several requests is not stopped for one of them.
+        var cancellationToken = groups.Count == 1 ? groups[0][0].CancellationToken : CancellationToken.None;
+        try
+        {
+            _cache.Add(groups.Select(g => g[0].Prompt).ToArray(), groups.Select(g => g.Length).ToArray(), cancellationToken);
+        }
+        catch (OperationCanceledException)
+        {
+            foreach (var sequence in groups[0]) sequence.Cancel();
+            return;
+        }
+        catch (Exception e) when (!_disposed && e is ModelRunException or ArgumentException)
+        {
+            // These prompts failed (a bad id, a run error); the batch goes on without them.
+            foreach (var group in groups)
+            {
+                foreach (var sequence in group) sequence.Complete(e);
+            }
+
+            return;
+        }
+
+        var row = _active.Count;
+        foreach (var group in groups)
+        {
+            foreach (var sequence in group)
+            {
+                _active.Add(sequence);
+                Emit(sequence, row++);
+            }
+        }
+    }
+
+    /// <summary>Runs one model step for every active row and emits each row's next token.</summary>
+    private void Step()
+    {
+        if (_nextIds.Length != _active.Count) _nextIds = new int[_active.Count];
+        for (var b = 0; b < _active.Count; b++) _nextIds[b] = _active[b].NextId;
+        _cache.Step(_nextIds, CancellationToken.None); // a failure ends every row in the batch (Loop)
+
+        for (var b = 0; b < _active.Count; b++)
+        {
+            Emit(_active[b], b);
+        }
+    }
+
+    private void Emit(BatchSequence sequence, int row)
+    {
+        if (sequence.CancellationToken.IsCancellationRequested)
+        {
+            sequence.Cancel();
+            return;
+        }
+
+        GeneratedToken token;
+        try
+        {
+            token = sequence.Stepper.Next(_cache.Logits(row));
+        }
+        catch (Exception e)
+        {
+            sequence.Complete(e); // a user processor or picker threw: only its own sequence ends
+            return;
+        }
+
+        sequence.Tokens.Writer.TryWrite(token);
+        if (token.FinishReason is not null)
+        {
+            sequence.Complete();
+        }
+        else
+        {
+            sequence.NextId = token.Id;
+        }
+    }
+
+    /// <summary>Removes the rows of finished and cancelled sequences from the batch.</summary>
+    private void Leave()
+    {
+        _leaving.Clear();
+        var any = false;
+        foreach (var sequence in _active)
+        {
+            if (!sequence.Done && sequence.CancellationToken.IsCancellationRequested) sequence.Cancel();
+            _leaving.Add(sequence.Done);
+            any |= sequence.Done;
+        }
+
+        if (!any)
+        {
+            return;
+        }
+
+        _cache.Remove(_leaving);
+        _active.RemoveAll(s => s.Done);
+    }
+
+    private void FailAll(Exception error)
+    {
+        foreach (var sequence in _active) sequence.Complete(error);
+        _active.Clear();
+        lock (_gate)
+        {
+            while (_waiting.TryDequeue(out var group))
+            {
+                foreach (var sequence in group) sequence.Complete(error);
+            }
+        }
+    }
+
+    /// <summary>Stops the loop (a run in flight is terminated), fails unfinished requests with <see cref="ObjectDisposedException"/> and frees the cache.</summary>
+    public void Dispose()
+    {
+        Thread? thread;
+        lock (_gate)
+        {
+            if (_disposed)
+            {
+                return;
+            }
+
+            _disposed = true;
+            thread = _thread;
+            Monitor.PulseAll(_gate);
+        }
+
+        while (thread is not null && !thread.Join(10))
+        {
+            _cache.RunOptions.Terminate = true;
+        }
+
+        FailAll(new ObjectDisposedException(nameof(LanguageModel), "The model was disposed while generating."));
+        _cache.Dispose();
+    }
+}

@@ -1,0 +1,185 @@
+namespace OnnxLM.Tests;
+
+/// <summary>
+/// The batched cache against sessions run alone: rows of different lengths joining at different steps and leaving, the
+/// logits of every row at every step equal to its alone-run's within the model's tolerance (1e-4 for fp32 graphs: the
+/// batched matmuls sum in another order), and greedy ids identical.
+/// </summary>
+public sealed class BatchedCacheTests
+{
+    /// <summary>Prompts of different lengths (kjv-tiny ids), each with the step it joins at and the step it leaves after.</summary>
+    private static readonly (int[] Prompt, int JoinAt, int LeaveAfter)[] Rows =
+    [
+        ([0, 1093, 260, 343, 392, 324, 683, 46], 0, 12),
+        ([0, 343, 392], 0, 20),
+        ([0, 1093, 260, 343, 392, 324, 683, 46, 260, 343, 392, 324, 683, 46, 392, 324, 683, 46, 260], 3, 20),
+        ([0, 260], 5, 9),
+        ([0, 683, 46, 260, 343], 12, 20),
+    ];
+
+    [Fact]
+    public void RowsJoiningAndLeavingGiveTheLogitsOfRunningAlone()
+    {
+        using var model = LanguageModel.Load(TestPaths.RepoModel("kjv-tiny"), new LanguageModelOptions { ExecutionProvider = ExecutionProvider.Cpu });
+        AssertBatchedEqualsAlone(model, Rows, 1e-4f);
+    }
+
+    [SharedModelTheory]
+    [MemberData(nameof(ConformanceModels.Shared), MemberType = typeof(ConformanceModels))]
+    public void SharedGraphsThatBatchGiveTheLogitsOfRunningAlone(string name)
+    {
+        using var model = ConformanceModels.Load(name);
+        var supported = BatchedCache.IsSupported(model.Graph, model.Info.GraphPath);
+        if (name == "tiny-phi3-gqa-fp16")
+        {
+            Assert.False(supported); // GroupQueryAttention and no position_ids: decodes alone
+            return;
+        }
+
+        Assert.True(supported, $"{name} was expected to batch");
+        var prompt = ConformanceModels.Get(name).PromptIds;
+        (int[], int, int)[] rows =
+        [
+            (prompt, 0, 8),
+            (prompt[..3], 0, 10),
+            (prompt[2..], 2, 10),
+            (prompt[..1], 4, 6),
+        ];
+        AssertBatchedEqualsAlone(model, rows, ConformanceModels.Get(name).Tolerance);
+        AssertPrefillTogetherEqualsAlone(model, [prompt, prompt[..3], prompt[2..], prompt[..1]], ConformanceModels.Get(name).Tolerance);
+    }
+
+    [Fact]
+    public void AddingCopiesGivesRowsWithTheSameLogits()
+    {
+        using var model = LanguageModel.Load(TestPaths.RepoModel("kjv-tiny"), new LanguageModelOptions { ExecutionProvider = ExecutionProvider.Cpu });
+        using var cache = new BatchedCache(model);
+        cache.Add([0, 343, 392], 1, default);
+        cache.Add([0, 1093, 260, 343, 392], 3, default);
+        Assert.Equal(4, cache.Count);
+        Assert.Equal(5, cache.Width);
+        Assert.Equal(cache.Logits(1).ToArray(), cache.Logits(3).ToArray());
+        cache.Step([10, 20, 20, 30], default);
+        Assert.Equal(cache.Logits(1).ToArray(), cache.Logits(2).ToArray());
+        Assert.NotEqual(cache.Logits(1).ToArray(), cache.Logits(3).ToArray());
+        cache.Remove([false, true, true, true]);
+        Assert.Equal(1, cache.Count);
+        Assert.Equal(4, cache.Width); // trimmed to the remaining row's length
+    }
+
+    [Fact]
+    public void PromptsPrefilledTogetherGiveTheLogitsOfPrefillingEachAlone()
+    {
+        using var model = LanguageModel.Load(TestPaths.RepoModel("kjv-tiny"), new LanguageModelOptions { ExecutionProvider = ExecutionProvider.Cpu });
+        AssertPrefillTogetherEqualsAlone(model, [Rows[0].Prompt, Rows[1].Prompt, Rows[2].Prompt, Rows[3].Prompt], 1e-4f);
+    }
+
+    private static void AssertPrefillTogetherEqualsAlone(LanguageModel model, int[][] prompts, float tolerance)
+    {
+        using var together = new BatchedCache(model);
+        together.Add([9, 10, 11], 1, default); // a row already decoding when the others join
+        together.Add(prompts, [1, 2, 1, 1], default);
+        using var alone = new BatchedCache(model);
+        alone.Add([9, 10, 11], 1, default);
+        foreach (var (prompt, copies) in prompts.Zip([1, 2, 1, 1])) alone.Add(prompt, copies, default);
+        Assert.Equal(6, together.Count);
+        for (var step = 0; step < 6; step++)
+        {
+            for (var b = 0; b < together.Count; b++)
+            {
+                Assert.Equal(alone.Length(b), together.Length(b));
+                AssertClose(alone.Logits(b), together.Logits(b), tolerance);
+            }
+
+            var ids = Enumerable.Range(0, together.Count).Select(b => ArgMax(alone.Logits(b))).ToArray();
+            alone.Step(ids, default);
+            together.Step(ids, default);
+        }
+    }
+
+    private static void AssertClose(ReadOnlySpan<float> expected, ReadOnlySpan<float> actual, float tolerance)
+    {
+        Assert.Equal(ArgMax(expected), ArgMax(actual));
+        var max = 0f;
+        for (var i = 0; i < expected.Length; i++) max = Math.Max(max, Math.Abs(expected[i] - actual[i]));
+        Assert.True(max <= tolerance, $"largest logit difference {max} > {tolerance}");
+    }
+
+    /// <summary>
+    /// Greedy-decodes every row both alone (its own session) and as a row of one batched cache, with rows joining at their
+    /// step and leaving after theirs, and compares the logits before every token.
+    /// </summary>
+    private static void AssertBatchedEqualsAlone(LanguageModel model, IReadOnlyList<(int[] Prompt, int JoinAt, int LeaveAfter)> rows, float tolerance)
+    {
+        var steps = rows.Max(r => r.LeaveAfter);
+        var alone = new List<float[]>[rows.Count];
+        for (var r = 0; r < rows.Count; r++)
+        {
+            alone[r] = [];
+            using var session = model.CreateSession();
+            session.Append(rows[r].Prompt);
+            for (var t = rows[r].JoinAt; t <= rows[r].LeaveAfter; t++)
+            {
+                alone[r].Add(session.NextTokenLogits.ToArray());
+                session.Append(ArgMax(session.NextTokenLogits));
+            }
+        }
+
+        using var cache = new BatchedCache(model);
+        var active = new List<int>(); // row index per batch row
+        var seen = new int[rows.Count];
+        var maxDifference = 0f;
+        for (var t = 0; t <= steps; t++)
+        {
+            if (t > 0)
+            {
+                var ids = active.Select(r => ArgMax(cache.Logits(active.IndexOf(r)))).ToArray();
+                cache.Step(ids, default);
+            }
+
+            for (var r = 0; r < rows.Count; r++)
+            {
+                if (rows[r].JoinAt == t)
+                {
+                    cache.Add(rows[r].Prompt, 1, default);
+                    active.Add(r);
+                }
+            }
+
+            for (var b = 0; b < active.Count; b++)
+            {
+                var r = active[b];
+                var expected = alone[r][seen[r]++];
+                var actual = cache.Logits(b);
+                Assert.Equal(rows[r].Prompt.Length + seen[r] - 1, cache.Length(b));
+                Assert.Equal(ArgMax(expected), ArgMax(actual));
+                for (var i = 0; i < expected.Length; i++)
+                {
+                    maxDifference = Math.Max(maxDifference, Math.Abs(expected[i] - actual[i]));
+                }
+            }
+
+            var leaving = active.Select(r => rows[r].LeaveAfter == t).ToArray();
+            cache.Remove(leaving);
+            active.RemoveAll(r => rows[r].LeaveAfter == t);
+            if (active.Count > 0)
+            {
+                Assert.Equal(active.Max(r => cache.Length(active.IndexOf(r))), cache.Width);
+            }
+        }
+
+        Assert.All(Enumerable.Range(0, rows.Count), r => Assert.Equal(alone[r].Count, seen[r]));
+        Assert.True(maxDifference <= tolerance, $"largest logit difference {maxDifference} > {tolerance}");
+    }
+
+    private static int ArgMax(ReadOnlySpan<float> values)
+    {
+        var best = 0;
+        for (var i = 1; i < values.Length; i++)
+        {
+            if (values[i] > values[best]) best = i;
+        }
+
+        return best;
+    }
+}
