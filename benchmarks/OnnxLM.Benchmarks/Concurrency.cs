@@ -1,12 +1,14 @@
 using System.Diagnostics;
 using System.Globalization;
 using OnnxLM;
+using GenAI = Microsoft.ML.OnnxRuntimeGenAI;
 
 /// <summary>
 /// concurrency [folder] [new-tokens]: total decode throughput of 1, 4, 8 and 16 concurrent greedy requests of a fixed
 /// length (no stop id) in three ways on one CPU model: one at a time (batching off, requests in turn), unbatched
 /// concurrent (batching off, each request in its own session, running concurrently on the shared InferenceSession) and
-/// batched (continuous batching, one model run per step for all rows). Modes are measured in turn over several rounds
+/// batched (continuous batching, one model run per step for all rows), and ONNX Runtime GenAI with one generator per
+/// request running concurrently on one model (its C# API has no batching of independent requests). Modes are measured in turn over several rounds
 /// (median) so the machine's load hits them alike; the batched tokens are checked identical to one at a time.
 /// </summary>
 internal static class Concurrency
@@ -22,6 +24,21 @@ internal static class Concurrency
         using var off = LanguageModel.Load(folder, new LanguageModelOptions { ExecutionProvider = ExecutionProvider.Cpu, MaxBatchSize = 1 });
         using var on = LanguageModel.Load(folder, new LanguageModelOptions { ExecutionProvider = ExecutionProvider.Cpu, MaxBatchSize = 16 });
         var options = new GenerationOptions { MaxNewTokens = newTokens, StopTokenIds = [] };
+        using var genaiConfig = new GenAI.Config(folder);
+        genaiConfig.ClearProviders();
+        using var genai = new GenAI.Model(genaiConfig);
+        IReadOnlyList<int> RunGenAI(int[] prompt)
+        {
+            using var parameters = new GenAI.GeneratorParams(genai);
+            parameters.SetSearchOption("max_length", prompt.Length + newTokens);
+            parameters.SetSearchOption("min_length", prompt.Length + newTokens);
+            parameters.SetSearchOption("do_sample", false);
+            using var generator = new GenAI.Generator(genai, parameters);
+            generator.AppendTokens(prompt);
+            while (!generator.IsDone()) generator.GenerateNextToken();
+            return generator.GetSequence(0).ToArray()[prompt.Length..];
+        }
+
         var prompts = Enumerable.Range(0, 16).Select(i => off.Tokenizer.Encode(texts[i % texts.Length] + (i >= texts.Length ? " and" : ""))).ToArray();
         Console.WriteLine($"model: {on.Info}");
         Console.WriteLine($"{newTokens} new tokens per request, greedy, CPU, {Environment.ProcessorCount} cores, batching {(on.Scheduler is null ? "UNSUPPORTED by this graph" : "on")}");
@@ -37,6 +54,7 @@ internal static class Concurrency
             }),
             ("unbatched concurrent", async ps => (await Task.WhenAll(ps.Select(p => off.GenerateAsync(p, options)))).Select(r => r.TokenIds).ToArray()),
             ("batched", async ps => (await Task.WhenAll(ps.Select(p => on.GenerateAsync(p, options)))).Select(r => r.TokenIds).ToArray()),
+            ("GenAI concurrent", async ps => await Task.WhenAll(ps.Select(p => Task.Run(() => RunGenAI(p))))),
         ];
 
         foreach (var mode in modes) await mode.Run(prompts[..2]); // warm-up
@@ -67,15 +85,16 @@ internal static class Concurrency
         }
 
         double Median(List<double> values) => values.Order().ElementAt(values.Count / 2);
-        Console.WriteLine($"| concurrent requests | one at a time (tok/s) | unbatched concurrent (tok/s) | batched (tok/s) | batched ÷ one at a time | batched ÷ unbatched concurrent |");
-        Console.WriteLine("|---:|---:|---:|---:|---:|---:|");
+        Console.WriteLine($"| concurrent requests | one at a time (tok/s) | unbatched concurrent (tok/s) | batched (tok/s) | GenAI concurrent (tok/s) | batched ÷ one at a time | batched ÷ unbatched concurrent | batched ÷ GenAI concurrent |");
+        Console.WriteLine("|---:|---:|---:|---:|---:|---:|---:|---:|");
         foreach (var count in counts)
         {
             var one = Median(rates[(count, 0)]);
             var concurrent = Median(rates[(count, 1)]);
             var batched = Median(rates[(count, 2)]);
+            var theirs = Median(rates[(count, 3)]);
             Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
-                $"| {count} | {one:F0} | {concurrent:F0} | {batched:F0} | {batched / one:F2}× | {batched / concurrent:F2}× |"));
+                $"| {count} | {one:F0} | {concurrent:F0} | {batched:F0} | {theirs:F0} | {batched / one:F2}× | {batched / concurrent:F2}× | {batched / theirs:F2}× |"));
         }
 
         Console.WriteLine();
