@@ -317,13 +317,12 @@ public sealed unsafe class GenerationSession : IDisposable
             _inputBuffer = new NativeBuffer(Math.Max(inputBytes, 64));
         }
 
-        var logitSize = sig.LogitsType == TensorElementType.Float ? 4 : 2;
-        var logitsBytes = (long)n * vocab * logitSize;
-        if (_logitsBuffer is null || _logitsBuffer.Bytes < logitsBytes)
+        // One token: its logits row goes to a buffer the session keeps. Several: ONNX Runtime's arena takes the rows (it
+        // reuses that memory run after run; a fresh buffer of [n, vocab] would cost its page faults every prefill).
+        var logitsBytes = (long)vocab * (sig.LogitsType == TensorElementType.Float ? 4 : 2);
+        if (n == 1 && _logitsBuffer is null)
         {
-            _logitsBuffer?.Dispose();
-            _logitsBuffer = null;
-            _logitsBuffer = new NativeBuffer(logitsBytes);
+            _logitsBuffer = new NativeBuffer(logitsBytes, zeroed: false);
         }
 
         var ids = _inputBuffer.Pointer;
@@ -334,6 +333,7 @@ public sealed unsafe class GenerationSession : IDisposable
         *flag = _length > 0 ? (byte)1 : (byte)0;
 
         Span<long> shape = stackalloc long[3];
+        OrtValue? rowsValue = null; // the logits of a multi-token run, in ONNX Runtime's arena
         try
         {
             _binding.ClearBoundInputs();
@@ -357,12 +357,26 @@ public sealed unsafe class GenerationSession : IDisposable
                 OrtNative.BindInputView(_binding, branchName, cpu, flag, 1, shape[..1], TensorElementType.Bool);
             }
 
-            _cache!.Bind(_binding, _graph.PastNames, _graph.PresentNames, _length, total);
-            shape[1] = n;
-            shape[2] = vocab;
-            OrtNative.BindOutputView(_binding, _graph.LogitsName, cpu, _logitsBuffer.Pointer, logitsBytes, shape, sig.LogitsType);
+            // Logits first: the arena-bound case finds them as the first output.
+            if (n == 1)
+            {
+                shape[1] = 1;
+                shape[2] = vocab;
+                OrtNative.BindOutputView(_binding, _graph.LogitsName, cpu, _logitsBuffer!.Pointer, logitsBytes, shape, sig.LogitsType);
+            }
+            else
+            {
+                _binding.BindOutputToDevice(sig.Logits, cpu);
+            }
 
+            _cache!.Bind(_binding, _graph.PastNames, _graph.PresentNames, _length, total);
             RunBound(cancellationToken);
+            if (n > 1)
+            {
+                var outputs = _binding.GetOutputValues();
+                rowsValue = outputs[0];
+                for (var i = 1; i < outputs.Count; i++) outputs[i].Dispose(); // views of the session's own cache buffers
+            }
         }
         finally
         {
@@ -377,35 +391,22 @@ public sealed unsafe class GenerationSession : IDisposable
         _length = total;
         _hasLogits = true;
 
-        var rows = allLogits.IsEmpty ? 1 : n - firstRow;
-        var from = allLogits.IsEmpty ? n - 1 : firstRow;
-        ReadHostLogits(from, rows, allLogits.IsEmpty ? _nextLogits : allLogits);
-        if (!allLogits.IsEmpty)
+        if (rowsValue is not null)
         {
-            allLogits.Slice((rows - 1) * vocab, vocab).CopyTo(_nextLogits);
+            using (rowsValue) ReadLogits(rowsValue, n, vocab, allLogits, firstRow);
+            return;
         }
 
-        if (n > 1)
+        if (sig.LogitsType == TensorElementType.Float)
         {
-            // A prefill's rows are not kept: a parked session holds its cache and one row at most.
-            _logitsBuffer.Dispose();
-            _logitsBuffer = null;
-        }
-    }
-
-    private void ReadHostLogits(int firstRow, int rows, Span<float> destination)
-    {
-        var vocab = _model.Info.VocabularySize;
-        var count = rows * vocab;
-        if (_graph.Signature.LogitsType == TensorElementType.Float)
-        {
-            new ReadOnlySpan<float>((float*)_logitsBuffer!.Pointer + (long)firstRow * vocab, count).CopyTo(destination);
+            new ReadOnlySpan<float>(_logitsBuffer!.Pointer, vocab).CopyTo(_nextLogits);
         }
         else
         {
-            System.Numerics.Tensors.TensorPrimitives.ConvertToSingle(
-                new ReadOnlySpan<Half>((Half*)_logitsBuffer!.Pointer + (long)firstRow * vocab, count), destination[..count]);
+            System.Numerics.Tensors.TensorPrimitives.ConvertToSingle(new ReadOnlySpan<Half>(_logitsBuffer!.Pointer, vocab), _nextLogits);
         }
+
+        if (!allLogits.IsEmpty) _nextLogits.CopyTo(allLogits);
     }
 
     private static int IntegerSize(TensorElementType type) => type == TensorElementType.Int64 ? 8 : 4;
