@@ -53,6 +53,9 @@ internal sealed class TokenStepper
     /// <summary>The sequence so far: the tokens it started with and every token chosen since.</summary>
     public ReadOnlySpan<int> Tokens => _history.AsSpan(0, _length);
 
+    /// <summary>The most tokens the sequence may hold.</summary>
+    public int MaxLength => _maxLength;
+
     /// <summary>Tokens chosen so far (beyond the prompt).</summary>
     public int GeneratedCount => _length - _promptLength;
 

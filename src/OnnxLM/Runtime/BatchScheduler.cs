@@ -24,6 +24,10 @@ internal sealed class BatchScheduler : IDisposable
     private readonly List<BatchSequence> _active = [];
     private readonly List<bool> _leaving = [];
     private int[] _nextIds = [];
+    private GenerationSession? _solo; // a lone request decodes in a session of its own (the zero-waste step), not a batch of one
+
+    /// <summary>Whether a lone request is decoding in its own session right now (for tests).</summary>
+    internal bool DecodingAlone => Volatile.Read(ref _solo) is not null;
     private Thread? _thread;
     private volatile bool _disposed;
 
@@ -38,7 +42,7 @@ internal sealed class BatchScheduler : IDisposable
     /// <summary>Generates after <paramref name="prompt"/> as one row of the batch and returns the whole result.</summary>
     public async Task<GenerationResult> GenerateAsync(int[] prompt, GenerationOptions options, IReadOnlyList<int>? defaultStops, CancellationToken cancellationToken)
     {
-        var sequence = Create(prompt, options, defaultStops, cancellationToken);
+        var sequence = Create(prompt, options, defaultStops, cancellationToken, collect: true);
         Submit([sequence]);
         return await CollectAsync(sequence, cancellationToken).ConfigureAwait(false);
     }
@@ -74,7 +78,7 @@ internal sealed class BatchScheduler : IDisposable
         var group = new BatchSequence[count];
         for (var i = 0; i < count; i++)
         {
-            group[i] = Create(prompt, options.Seed is { } seed ? options.WithSeed(unchecked(seed + i)) : options, null, cancellationToken);
+            group[i] = Create(prompt, options.Seed is { } seed ? options.WithSeed(unchecked(seed + i)) : options, null, cancellationToken, collect: true);
         }
 
         Submit(group);
@@ -87,23 +91,22 @@ internal sealed class BatchScheduler : IDisposable
         return results;
     }
 
-    private BatchSequence Create(int[] prompt, GenerationOptions options, IReadOnlyList<int>? defaultStops, CancellationToken cancellationToken)
+    private BatchSequence Create(int[] prompt, GenerationOptions options, IReadOnlyList<int>? defaultStops, CancellationToken cancellationToken, bool collect = false)
     {
         // Checked here, on the caller's side: a bad id fails its own request, never a prefill shared with others.
         GraphRun.CheckTokenIds(prompt, _model.Info.VocabularySize, "tokenIds");
         var maxLength = (int)Math.Min((long)prompt.Length + options.MaxNewTokens, _model.Info.ContextLength);
-        return new BatchSequence(prompt, new TokenStepper(_model, prompt, prompt, maxLength, options, defaultStops), cancellationToken);
+        return new BatchSequence(prompt, new TokenStepper(_model, prompt, prompt, maxLength, options, defaultStops), cancellationToken)
+        {
+            Collected = collect ? [] : null,
+        };
     }
 
+    /// <summary>Waits for a collecting sequence to end (one wake-up, not one per token) and returns its result.</summary>
     private static async Task<GenerationResult> CollectAsync(BatchSequence sequence, CancellationToken cancellationToken)
     {
-        var tokens = new List<GeneratedToken>();
-        await foreach (var token in sequence.Tokens.Reader.ReadAllAsync(cancellationToken).ConfigureAwait(false))
-        {
-            tokens.Add(token);
-        }
-
-        return Generator.ToResult(tokens, sequence.Prompt.Length);
+        await sequence.Tokens.Reader.Completion.WaitAsync(cancellationToken).ConfigureAwait(false);
+        return Generator.ToResult(sequence.Collected!, sequence.Prompt.Length);
     }
 
     private void Submit(BatchSequence[] group)
@@ -141,12 +144,21 @@ internal sealed class BatchScheduler : IDisposable
                     continue;
                 }
 
-                Join(joining);
+                if (joining.Count == 1 && joining[0].Length == 1 && _active.Count == 0)
+                {
+                    StartSolo(joining[0][0]);
+                }
+                else
+                {
+                    if (joining.Count > 0) MoveSoloToBatch();
+                    Join(joining);
+                }
 
                 Leave();
                 if (_active.Count > 0 && !_disposed)
                 {
-                    Step();
+                    if (_solo is not null) StepSolo();
+                    else Step();
                 }
             }
             catch (Exception e) when (!_disposed)
@@ -157,6 +169,7 @@ internal sealed class BatchScheduler : IDisposable
                 foreach (var sequence in _active) sequence.Complete(e);
                 _active.Clear();
                 _cache.Select([]);
+                EndSolo();
             }
             catch (Exception) when (_disposed)
             {
@@ -259,6 +272,70 @@ internal sealed class BatchScheduler : IDisposable
         }
     }
 
+    /// <summary>A request arriving at an empty batch: prefilled and decoded in a session of its own until another joins.</summary>
+    private void StartSolo(BatchSequence sequence)
+    {
+        if (sequence.CancellationToken.IsCancellationRequested)
+        {
+            sequence.Cancel();
+            return;
+        }
+
+        var session = _model.CreateSession(sequence.Stepper.MaxLength);
+        _solo = session; // before the prefill, so that Dispose can stop it
+        try
+        {
+            session.Append(sequence.Prompt, sequence.CancellationToken);
+        }
+        catch (OperationCanceledException) when (!_disposed)
+        {
+            EndSolo();
+            sequence.Cancel();
+            return;
+        }
+        catch (Exception e) when (!_disposed && e is ModelRunException or ArgumentException)
+        {
+            EndSolo();
+            sequence.Complete(e);
+            return;
+        }
+        catch
+        {
+            EndSolo();
+            throw;
+        }
+
+        _active.Add(sequence);
+        Emit(sequence, session.NextTokenLogits);
+    }
+
+    private void StepSolo()
+    {
+        var sequence = _active[0];
+        _solo!.Append(sequence.NextId);
+        Emit(sequence, _solo.NextTokenLogits);
+    }
+
+    /// <summary>Another request joins a lone one: the lone sequence's cache becomes row 0 of the batch.</summary>
+    private void MoveSoloToBatch()
+    {
+        if (_solo is null) return;
+        try
+        {
+            _cache.AddFromSession(_solo);
+        }
+        finally
+        {
+            EndSolo();
+        }
+    }
+
+    private void EndSolo()
+    {
+        _solo?.Dispose();
+        _solo = null;
+    }
+
     /// <summary>Runs one model step for every active row and emits each row's next token.</summary>
     private void Step()
     {
@@ -272,7 +349,9 @@ internal sealed class BatchScheduler : IDisposable
         }
     }
 
-    private void Emit(BatchSequence sequence, int row)
+    private void Emit(BatchSequence sequence, int row) => Emit(sequence, _cache.Logits(row));
+
+    private void Emit(BatchSequence sequence, ReadOnlySpan<float> logits)
     {
         if (sequence.CancellationToken.IsCancellationRequested)
         {
@@ -283,7 +362,7 @@ internal sealed class BatchScheduler : IDisposable
         GeneratedToken token;
         try
         {
-            token = sequence.Stepper.Next(_cache.Logits(row));
+            token = sequence.Stepper.Next(logits);
         }
         catch (Exception e)
         {
@@ -291,7 +370,8 @@ internal sealed class BatchScheduler : IDisposable
             return;
         }
 
-        sequence.Tokens.Writer.TryWrite(token);
+        if (sequence.Collected is { } collected) collected.Add(token);
+        else sequence.Tokens.Writer.TryWrite(token);
         if (token.FinishReason is not null)
         {
             sequence.Complete();
@@ -319,7 +399,15 @@ internal sealed class BatchScheduler : IDisposable
             return;
         }
 
-        _cache.Remove(_leaving);
+        if (_solo is not null)
+        {
+            EndSolo();
+        }
+        else
+        {
+            _cache.Remove(_leaving);
+        }
+
         _active.RemoveAll(s => s.Done);
     }
 
@@ -355,9 +443,11 @@ internal sealed class BatchScheduler : IDisposable
         while (thread is not null && !thread.Join(10))
         {
             _cache.RunOptions.Terminate = true;
+            Volatile.Read(ref _solo)?.Dispose(); // stops the lone session's run in flight (its Dispose is thread-safe)
         }
 
         FailAll(new ObjectDisposedException(nameof(LanguageModel), "The model was disposed while generating."));
+        EndSolo();
         _cache.Dispose();
     }
 }

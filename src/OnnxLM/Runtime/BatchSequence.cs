@@ -26,6 +26,12 @@ internal sealed class BatchSequence
     public Channel<GeneratedToken> Tokens { get; } =
         Channel.CreateUnbounded<GeneratedToken>(new UnboundedChannelOptions { SingleReader = true, SingleWriter = true });
 
+    /// <summary>
+    /// When set (a caller that wants the whole result, not a stream), tokens are added here instead of written to
+    /// <see cref="Tokens"/>, so the caller wakes once at the end rather than once per token.
+    /// </summary>
+    public List<GeneratedToken>? Collected { get; init; }
+
     /// <summary>The token to append on the next step.</summary>
     public int NextId { get; set; }
 

@@ -211,6 +211,33 @@ internal sealed class BatchedCache : IDisposable
         _lengths.AddRange(lengths);
     }
 
+    /// <summary>
+    /// Makes an empty batch hold one row: the sequence and cache of <paramref name="session"/> (a CPU session), copied as
+    /// they are, with the session's next-token logits. The scheduler decodes a lone request in a session and moves it here
+    /// when a second one joins.
+    /// </summary>
+    public void AddFromSession(GenerationSession session)
+    {
+        if (Count != 0) throw new InvalidOperationException("Only an empty batch takes a session's cache.");
+        var cache = session.HostCache ?? throw new InvalidOperationException("The session's cache is not in host memory.");
+        var length = session.Length;
+        var past = AllocatePast(1, length);
+        try
+        {
+            for (var i = 0; i < past.Length; i++) cache.Live(i, length).CopyTo(past[i].GetTensorMutableDataAsSpan<byte>());
+        }
+        catch
+        {
+            foreach (var value in past) value.Dispose();
+            throw;
+        }
+
+        ReplacePast(past);
+        _width = length;
+        _lengths.Add(length);
+        _logits = session.NextTokenLogits.ToArray();
+    }
+
     /// <summary>Runs one step: appends <paramref name="tokenIds"/>[b] to row b (all rows) and reads each row's next-token logits.</summary>
     public void Step(ReadOnlySpan<int> tokenIds, CancellationToken cancellationToken)
     {

@@ -111,6 +111,16 @@ internal sealed unsafe class HostKvCache : IDisposable
         }
     }
 
+    /// <summary>
+    /// The bytes of cache tensor <paramref name="tensor"/> holding <paramref name="length"/> positions, laid out as the graph's
+    /// tensor <c>[1, kv_heads, length, head]</c> (or combined <c>[2, 1, …]</c>); swap scheme only (the shared one is strided).
+    /// </summary>
+    public ReadOnlySpan<byte> Live(int tensor, int length)
+    {
+        if (_shared) throw new InvalidOperationException("A shared cache buffer is strided by its capacity; it has no contiguous view.");
+        return _live[tensor] is { } buffer ? buffer.AsSpan(0, _blocks * length * _rowBytes) : ReadOnlySpan<byte>.Empty;
+    }
+
     /// <summary>Makes this cache hold the first <paramref name="length"/> positions of <paramref name="source"/>.</summary>
     public void CopyFrom(HostKvCache source, int length)
     {

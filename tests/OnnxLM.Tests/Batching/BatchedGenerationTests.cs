@@ -67,6 +67,37 @@ public sealed class BatchedGenerationTests
     }
 
     [Fact]
+    public async Task ALoneRequestDecodesInItsOwnSessionAndMovesIntoTheBatchWhenAnotherJoins()
+    {
+        using var alone = Load(1);
+        using var batched = Load(4);
+        var longer = new GenerationOptions { MaxNewTokens = 200, StopTokenIds = [] }; // still decoding when the second arrives
+        var options = new GenerationOptions { MaxNewTokens = 30, StopTokenIds = [] };
+        var expectedFirst = await alone.GenerateAsync(Prompts[2], longer);
+        var expectedSecond = await alone.GenerateAsync(Prompts[0], options);
+
+        var first = batched.GenerateStreamingAsync(Prompts[2], longer).GetAsyncEnumerator();
+        var streamed = new List<GeneratedToken>();
+        for (var k = 0; k < 5; k++)
+        {
+            Assert.True(await first.MoveNextAsync());
+            streamed.Add(first.Current);
+        }
+
+        // Alone so far: the zero-waste session step, not a batch of one.
+        Assert.True(batched.Scheduler!.DecodingAlone);
+        var second = batched.GenerateAsync(Prompts[0], options);
+        while (await first.MoveNextAsync()) streamed.Add(first.Current);
+        await first.DisposeAsync();
+        var secondResult = await second;
+
+        Assert.Equal(expectedFirst.TokenIds, streamed.Select(t => t.Id).ToArray());
+        Assert.Equal(expectedFirst.Text, string.Concat(streamed.Select(t => t.Text)));
+        Assert.Equal(expectedSecond.TokenIds, secondResult.TokenIds);
+        Assert.False(batched.Scheduler.DecodingAlone);
+    }
+
+    [Fact]
     public async Task RowsLeavingByStopIdLengthAndCancellationLeaveTheOthersUnchanged()
     {
         using var alone = Load(1);
