@@ -5,25 +5,33 @@ using OnnxLM;
 /// <summary>
 /// thread-settings [folder]: decode speed of one model under ONNX Runtime's intra-op thread counts (its default, 1, 2)
 /// with spinning on and off (<c>session.intra_op.allow_spinning</c>), for one request at a time and for 4 concurrent
-/// requests, settings measured in turn over several rounds (median), so the machine's load hits them alike.
+/// requests, with ONNX Runtime's pool thread pinned or not, settings measured in turn over several rounds (median), so the machine's load hits them alike.
 /// </summary>
 internal static class ThreadSettings
 {
     public static async Task<int> RunAsync(string folder)
     {
-        (string Name, int Threads, bool Spin)[] settings =
+        // Pinned: ONNX Runtime's one pool thread (the decode thread is the other) kept on the second logical processor
+        // (session.intra_op_thread_affinities, 1-based; the decode thread itself is left to the OS scheduler).
+        (string Name, int Threads, bool Spin, string? Affinity)[] settings =
         [
-            ("ORT default threads, spinning", 0, true),
-            ("ORT default threads, no spinning", 0, false),
-            ("1 thread", 1, true),
-            ("2 threads, spinning", 2, true),
-            ("2 threads, no spinning", 2, false),
+            ("ORT default threads, spinning", 0, true, null),
+            ("ORT default threads, no spinning", 0, false, null),
+            ("1 thread", 1, true, null),
+            ("2 threads, spinning", 2, true, null),
+            ("2 threads, no spinning", 2, false, null),
+            ("2 threads, spinning, pool thread pinned", 2, true, "2"),
+            ("2 threads, no spinning, pool thread pinned", 2, false, "2"),
         ];
         var models = settings.Select(s => LanguageModel.Load(folder, new LanguageModelOptions
         {
             ExecutionProvider = ExecutionProvider.Cpu,
             IntraOpThreadCount = s.Threads,
-            ConfigureSessionOptions = o => { if (!s.Spin) o.AddSessionConfigEntry("session.intra_op.allow_spinning", "0"); },
+            ConfigureSessionOptions = o =>
+            {
+                if (!s.Spin) o.AddSessionConfigEntry("session.intra_op.allow_spinning", "0");
+                if (s.Affinity is { } affinity) o.AddSessionConfigEntry("session.intra_op_thread_affinities", affinity);
+            },
         })).ToArray();
         try
         {
