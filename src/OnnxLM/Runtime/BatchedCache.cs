@@ -10,10 +10,13 @@ namespace OnnxLM;
 /// token per row with its real position id, so RoPE/learned positions and the causal mask see what a run alone sees;
 /// masked keys get the graph's large negative bias, their softmax weight is exactly 0, and a row's logits equal its
 /// alone-run's up to the summation order of the batched matmuls. Rows join (prefilled alone, then copied in) and leave
-/// (the cache is compacted and trimmed to the longest remaining row) between steps. Present outputs become the next
-/// past as they are; the cache is copied only when rows join or leave. Not thread-safe: one decode loop owns it.
+/// (the cache is compacted and trimmed to the longest remaining row) between steps. The cache lives in native buffers the
+/// batch owns, two per cache tensor: a step reads the past from one and ONNX Runtime writes the present into the other
+/// (then they swap), with every input and the logits views of reused buffers bound through <see cref="OrtNative"/>, so a
+/// steady step allocates no managed memory; the cache is copied only when rows join or leave. Not thread-safe: one decode
+/// loop owns it.
 /// </summary>
-internal sealed class BatchedCache : IDisposable
+internal sealed unsafe class BatchedCache : IDisposable
 {
     private readonly LanguageModel _model;
     private readonly DecoderGraph _graph;
@@ -21,7 +24,11 @@ internal sealed class BatchedCache : IDisposable
     private readonly int _vocab;
     private readonly int _elementSize;
     private readonly List<int> _lengths = [];
-    private OrtValue[] _past = [];
+    private NativeBuffer[] _past = [];   // per cache tensor: [outer][Count][kv_heads][_width][head], contiguous
+    private NativeBuffer?[] _spare = []; // where a step's presents are written; swapped with _past after it
+    private NativeBuffer? _stepInputs;   // a step's ids, positions, use_cache flag and mask
+    private NativeBuffer? _stepLogits;   // a step's logits [Count, 1, vocab]
+    private OrtIoBinding? _binding;
     private float[] _logits = [];
     private int _width;
 
@@ -124,12 +131,12 @@ internal sealed class BatchedCache : IDisposable
         {
             for (var i = 0; i < next.Length; i++)
             {
-                for (var b = 0; b < rows; b++) CopyRow(_past[i], rows, _width, b, 0, next[i], rows + added, width, b, width - _width, _width);
+                for (var b = 0; b < rows; b++) CopyRow(Live(i), rows, _width, b, 0, next[i].AsSpan(0, TensorBytes(rows + added, width)), rows + added, width, b, width - _width, _width);
                 var row = rows;
                 for (var p = 0; p < batch; p++)
                 {
                     var length = prompts[p].Length;
-                    for (var c = 0; c < copies[p]; c++) CopyRow(outputs[i + 1], batch, n, p, 0, next[i], rows + added, width, row++, width - length, length);
+                    for (var c = 0; c < copies[p]; c++) CopyRow(outputs[i + 1].GetTensorDataAsSpan<byte>(), batch, n, p, 0, next[i].AsSpan(0, TensorBytes(rows + added, width)), rows + added, width, row++, width - length, length);
                 }
             }
         }
@@ -187,7 +194,7 @@ internal sealed class BatchedCache : IDisposable
         {
             for (var i = 0; i < next.Length; i++)
             {
-                for (var r = 0; r < rows.Count; r++) CopyRow(_past[i], Count, _width, rows[r], _width - width, next[i], rows.Count, width, r, 0, width);
+                for (var r = 0; r < rows.Count; r++) CopyRow(Live(i), Count, _width, rows[r], _width - width, next[i].AsSpan(0, TensorBytes(rows.Count, width)), rows.Count, width, r, 0, width);
             }
         }
         catch
@@ -224,7 +231,7 @@ internal sealed class BatchedCache : IDisposable
         var past = AllocatePast(1, length);
         try
         {
-            for (var i = 0; i < past.Length; i++) cache.Live(i, length).CopyTo(past[i].GetTensorMutableDataAsSpan<byte>());
+            for (var i = 0; i < past.Length; i++) cache.Live(i, length).CopyTo(past[i].AsSpan(0, TensorBytes(1, length)));
         }
         catch
         {
@@ -238,7 +245,10 @@ internal sealed class BatchedCache : IDisposable
         _logits = session.NextTokenLogits.ToArray();
     }
 
-    /// <summary>Runs one step: appends <paramref name="tokenIds"/>[b] to row b (all rows) and reads each row's next-token logits.</summary>
+    /// <summary>
+    /// Runs one step: appends <paramref name="tokenIds"/>[b] to row b (all rows) and reads each row's next-token logits. Every
+    /// tensor is a view of a buffer the batch keeps, so once they have grown a step allocates nothing.
+    /// </summary>
     public void Step(ReadOnlySpan<int> tokenIds, CancellationToken cancellationToken)
     {
         var batch = Count;
@@ -249,34 +259,108 @@ internal sealed class BatchedCache : IDisposable
 
         GraphRun.CheckTokenIds(tokenIds, _vocab, nameof(tokenIds));
         var total = _width + 1;
-        var ids = new long[batch];
-        var positions = new long[batch];
-        var mask = new long[batch * total];
+        var maskSize = _sig.MaskType == TensorElementType.Int64 ? 8 : 4;
+        var inputBytes = 16L * batch + 8 + (long)maskSize * batch * total;
+        Ensure(ref _stepInputs, inputBytes);
+        var logitSize = _sig.LogitsType == TensorElementType.Float ? 4 : 2;
+        var logitsBytes = (long)batch * _vocab * logitSize;
+        Ensure(ref _stepLogits, logitsBytes);
+        var presentBytes = TensorBytes(batch, total);
+        if (_spare.Length != _past.Length)
+        {
+            foreach (var buffer in _spare) buffer?.Dispose();
+            _spare = new NativeBuffer?[_past.Length];
+        }
+
+        for (var i = 0; i < _spare.Length; i++) Ensure(ref _spare[i], presentBytes);
+
+        var ids = _stepInputs!.Pointer;
+        var positions = ids + 8L * batch;
+        var flag = positions + 8L * batch;
+        var mask = flag + 8;
+        *flag = 1;
         for (var b = 0; b < batch; b++)
         {
-            ids[b] = tokenIds[b];
-            positions[b] = _lengths[b];
-            mask.AsSpan(b * total + _width - _lengths[b], _lengths[b] + 1).Fill(1);
+            WriteInteger(ids, _sig.IdType, b, tokenIds[b]);
+            WriteInteger(positions, _sig.PositionType, b, _lengths[b]);
+            var padding = _width - _lengths[b];
+            for (var t = 0; t < total; t++) WriteInteger(mask, _sig.MaskType, b * total + t, t < padding ? 0 : 1);
         }
 
-        var outputs = Run(ids, mask, positions, batch, 1, _past, hasPast: true, cancellationToken);
+        _binding ??= _graph.Session.CreateIoBinding();
+        var cpu = OrtMemoryInfo.DefaultInstance;
+        Span<long> shape = stackalloc long[5];
         try
         {
-            for (var b = 0; b < batch; b++)
+            shape[0] = batch;
+            shape[1] = 1;
+            OrtNative.BindInputView(_binding, _graph.InputIdsName, cpu, ids, batch * (long)IntegerSize(_sig.IdType), shape[..2], _sig.IdType);
+            OrtNative.BindInputView(_binding, _graph.PositionsName!, cpu, positions, batch * (long)IntegerSize(_sig.PositionType), shape[..2], _sig.PositionType);
+            shape[1] = total;
+            OrtNative.BindInputView(_binding, _graph.MaskName!, cpu, mask, (long)maskSize * batch * total, shape[..2], _sig.MaskType);
+            if (_graph.UseCacheBranchName is { } branch)
             {
-                GraphRun.CopyAsFloat(outputs[0], _sig.LogitsType, b * _vocab, _vocab, _logits.AsSpan(b * _vocab, _vocab));
+                shape[0] = 1;
+                OrtNative.BindInputView(_binding, branch, cpu, flag, 1, shape[..1], TensorElementType.Bool);
+            }
+
+            var rank = CacheShape(shape, batch, _width);
+            for (var i = 0; i < _past.Length; i++)
+            {
+                OrtNative.BindInputView(_binding, _graph.PastNames[i], cpu, _past[i].Pointer, TensorBytes(batch, _width), shape[..rank], _sig.KvType);
+            }
+
+            CacheShape(shape, batch, total);
+            for (var i = 0; i < _spare.Length; i++)
+            {
+                OrtNative.BindOutputView(_binding, _graph.PresentNames[i], cpu, _spare[i]!.Pointer, presentBytes, shape[..rank], _sig.KvType);
+            }
+
+            shape[0] = batch;
+            shape[1] = 1;
+            shape[2] = _vocab;
+            OrtNative.BindOutputView(_binding, _graph.LogitsName, cpu, _stepLogits!.Pointer, logitsBytes, shape[..3], _sig.LogitsType);
+
+            cancellationToken.ThrowIfCancellationRequested();
+            using var registration = cancellationToken.CanBeCanceled
+                ? cancellationToken.Register(static o => ((RunOptions)o!).Terminate = true, RunOptions)
+                : default;
+            try
+            {
+                _graph.Session.RunWithBinding(RunOptions, _binding);
+            }
+            catch (OnnxRuntimeException) when (cancellationToken.IsCancellationRequested)
+            {
+                throw new OperationCanceledException("The model run was cancelled.", cancellationToken);
+            }
+            catch (OnnxRuntimeException e)
+            {
+                throw new ModelRunException(
+                    $"ONNX Runtime failed running '{_model.Info.GraphPath}' on a batch of {batch} row(s) of 1 new token after a cache of width {_width}: {e.Message}",
+                    _model.Info.GraphPath, e);
+            }
+            finally
+            {
+                RunOptions.Terminate = false;
             }
         }
-        catch
+        finally
         {
-            outputs.Dispose();
-            throw;
+            _binding.ClearBoundInputs();
+            _binding.ClearBoundOutputs();
         }
 
-        var present = new OrtValue[_past.Length];
-        for (var i = 0; i < present.Length; i++) present[i] = outputs[i + 1];
-        outputs[0].Dispose();
-        ReplacePast(present); // the presents now belong to the cache; the collection is not disposed
+        for (var i = 0; i < _past.Length; i++) (_past[i], _spare[i]) = (_spare[i]!, _past[i]);
+        if (_logits.Length != batch * _vocab) _logits = new float[batch * _vocab];
+        if (_sig.LogitsType == TensorElementType.Float)
+        {
+            new ReadOnlySpan<float>(_stepLogits.Pointer, batch * _vocab).CopyTo(_logits);
+        }
+        else
+        {
+            System.Numerics.Tensors.TensorPrimitives.ConvertToSingle(new ReadOnlySpan<Half>(_stepLogits.Pointer, batch * _vocab), _logits);
+        }
+
         _width = total;
         for (var b = 0; b < batch; b++) _lengths[b]++;
     }
@@ -317,10 +401,18 @@ internal sealed class BatchedCache : IDisposable
             }
         }
 
-        using var outputs = Run(ids, mask, positions, batch, n, _past, hasPast: true, cancellationToken);
-        for (var b = 0; b < batch; b++)
+        var past = PastViews();
+        try
         {
-            GraphRun.CopyAsFloat(outputs[0], _sig.LogitsType, b * n * _vocab, tokens[b].Length * _vocab, logits[b].Span);
+            using var outputs = Run(ids, mask, positions, batch, n, past, hasPast: true, cancellationToken);
+            for (var b = 0; b < batch; b++)
+            {
+                GraphRun.CopyAsFloat(outputs[0], _sig.LogitsType, b * n * _vocab, tokens[b].Length * _vocab, logits[b].Span);
+            }
+        }
+        finally
+        {
+            foreach (var view in past) view.Dispose();
         }
     }
 
@@ -328,6 +420,11 @@ internal sealed class BatchedCache : IDisposable
     public void Dispose()
     {
         ReplacePast([]);
+        foreach (var buffer in _spare) buffer?.Dispose();
+        _spare = [];
+        _stepInputs?.Dispose();
+        _stepLogits?.Dispose();
+        _binding?.Dispose();
         _lengths.Clear();
         _width = 0;
         RunOptions.Dispose();
@@ -398,28 +495,80 @@ internal sealed class BatchedCache : IDisposable
         }
     }
 
-    private OrtValue[] AllocatePast(int batch, int width)
+    /// <summary>Zeroed cache buffers for <paramref name="batch"/> rows of <paramref name="width"/> (padding columns must be finite: they are masked, not skipped).</summary>
+    private NativeBuffer[] AllocatePast(int batch, int width)
     {
-        long[] shape = _sig.Layout == KvCacheLayout.Combined
-            ? [2, batch, _sig.KeyValueHeadCount, width, _sig.HeadSize]
-            : [batch, _sig.KeyValueHeadCount, width, _sig.HeadSize];
-        var past = new OrtValue[_sig.PastNames.Length];
-        for (var i = 0; i < past.Length; i++)
+        var past = new NativeBuffer[_sig.PastNames.Length];
+        for (var i = 0; i < past.Length; i++) past[i] = new NativeBuffer(TensorBytes(batch, width));
+        return past;
+    }
+
+    /// <summary>Bytes of one cache tensor of <paramref name="batch"/> rows and <paramref name="width"/> columns.</summary>
+    private int TensorBytes(int batch, int width) =>
+        checked((_sig.Layout == KvCacheLayout.Combined ? 2 : 1) * batch * _sig.KeyValueHeadCount * width * _sig.HeadSize * _elementSize);
+
+    /// <summary>The live cache tensor <paramref name="i"/>.</summary>
+    private Span<byte> Live(int i) => _past[i].AsSpan(0, TensorBytes(Count, _width));
+
+    /// <summary>Writes a cache tensor's shape for <paramref name="batch"/> × <paramref name="width"/>; returns its rank.</summary>
+    private int CacheShape(Span<long> shape, int batch, int width)
+    {
+        if (_sig.Layout == KvCacheLayout.Combined)
         {
-            past[i] = OrtValue.CreateAllocatedTensorValue(OrtAllocator.DefaultInstance, _sig.KvType, shape);
-            past[i].GetTensorMutableDataAsSpan<byte>().Clear(); // padding columns must be finite: they are masked, not skipped
+            shape[0] = 2;
+            shape[1] = batch;
+            shape[2] = _sig.KeyValueHeadCount;
+            shape[3] = width;
+            shape[4] = _sig.HeadSize;
+            return 5;
         }
 
-        return past;
+        shape[0] = batch;
+        shape[1] = _sig.KeyValueHeadCount;
+        shape[2] = width;
+        shape[3] = _sig.HeadSize;
+        return 4;
+    }
+
+    /// <summary>Tensors over the live cache for a run through the managed API (scoring), to dispose after it.</summary>
+    private OrtValue[] PastViews()
+    {
+        var shape = new long[_sig.Layout == KvCacheLayout.Combined ? 5 : 4];
+        CacheShape(shape, Count, _width);
+        var views = new OrtValue[_past.Length];
+        for (var i = 0; i < views.Length; i++)
+        {
+            views[i] = OrtValue.CreateTensorValueWithData(OrtMemoryInfo.DefaultInstance, _sig.KvType, shape, (IntPtr)_past[i].Pointer, TensorBytes(Count, _width));
+        }
+
+        return views;
+    }
+
+    /// <summary>Makes <paramref name="buffer"/> hold at least <paramref name="bytes"/>, growing by doubling (its contents are not kept).</summary>
+    private static void Ensure(ref NativeBuffer? buffer, long bytes)
+    {
+        if (buffer is not null && buffer.Bytes >= bytes) return;
+        var size = Math.Max(bytes, 2 * (buffer?.Bytes ?? 0));
+        buffer?.Dispose();
+        buffer = null;
+        buffer = new NativeBuffer(size, zeroed: false);
+    }
+
+    private static int IntegerSize(TensorElementType type) => type == TensorElementType.Int64 ? 8 : 4;
+
+    private static void WriteInteger(byte* destination, TensorElementType type, int index, long value)
+    {
+        if (type == TensorElementType.Int64) ((long*)destination)[index] = value;
+        else ((int*)destination)[index] = checked((int)value);
     }
 
     /// <summary>
     /// Copies <paramref name="count"/> cache columns of row <paramref name="srcRow"/> from column <paramref name="srcColumn"/> of
-    /// <paramref name="source"/> ([outer][batch][kv_heads][width][head], outer 2 for the combined layout) to row <paramref name="dstRow"/>
-    /// from column <paramref name="dstColumn"/> of <paramref name="destination"/>.
+    /// <paramref name="from"/> ([outer][batch][kv_heads][width][head], outer 2 for the combined layout) to row <paramref name="dstRow"/>
+    /// from column <paramref name="dstColumn"/> of <paramref name="to"/>.
     /// </summary>
-    private void CopyRow(OrtValue source, int srcBatch, int srcWidth, int srcRow, int srcColumn,
-        OrtValue destination, int dstBatch, int dstWidth, int dstRow, int dstColumn, int count)
+    private void CopyRow(ReadOnlySpan<byte> from, int srcBatch, int srcWidth, int srcRow, int srcColumn,
+        Span<byte> to, int dstBatch, int dstWidth, int dstRow, int dstColumn, int count)
     {
         if (count == 0)
         {
@@ -429,8 +578,6 @@ internal sealed class BatchedCache : IDisposable
         var row = _sig.HeadSize * _elementSize;
         var heads = _sig.KeyValueHeadCount;
         var outer = _sig.Layout == KvCacheLayout.Combined ? 2 : 1;
-        var from = source.GetTensorDataAsSpan<byte>();
-        var to = destination.GetTensorMutableDataAsSpan<byte>();
         for (var o = 0; o < outer; o++)
         {
             for (var h = 0; h < heads; h++)
@@ -442,7 +589,7 @@ internal sealed class BatchedCache : IDisposable
         }
     }
 
-    private void ReplacePast(OrtValue[] next)
+    private void ReplacePast(NativeBuffer[] next)
     {
         var old = _past;
         _past = next;

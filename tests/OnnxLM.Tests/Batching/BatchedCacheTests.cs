@@ -24,6 +24,28 @@ public sealed class BatchedCacheTests
         AssertBatchedEqualsAlone(model, Rows, 1e-4f);
     }
 
+    [Fact]
+    public void ASteadyBatchedStepAllocatesNoManagedMemory()
+    {
+        using var model = LanguageModel.Load(TestPaths.RepoModel("kjv-tiny"), new LanguageModelOptions { ExecutionProvider = ExecutionProvider.Cpu });
+        using var cache = new BatchedCache(model);
+        cache.Add([Rows[0].Prompt, Rows[1].Prompt, Rows[2].Prompt], [1, 1, 1], CancellationToken.None);
+        var ids = new int[cache.Count];
+        void Step()
+        {
+            for (var b = 0; b < ids.Length; b++) ids[b] = KvCacheConformanceTests.ArgMaxLowestId(cache.Logits(b));
+            cache.Step(ids, CancellationToken.None);
+        }
+
+        // The step's buffers grow by doubling with the width (each of a tensor's two buffers on its own): after 180 steps
+        // (width 199) they hold more than the next 50 steps need, up to the context of 256.
+        for (var i = 0; i < 180; i++) Step();
+        var before = GC.GetAllocatedBytesForCurrentThread();
+        for (var i = 0; i < 50; i++) Step();
+        var bytes = GC.GetAllocatedBytesForCurrentThread() - before;
+        Assert.True(bytes == 0, $"50 batched steps of 3 rows allocated {bytes} managed bytes");
+    }
+
     [SharedModelTheory]
     [MemberData(nameof(ConformanceModels.Shared), MemberType = typeof(ConformanceModels))]
     public void SharedGraphsThatBatchGiveTheLogitsOfRunningAlone(string name)
