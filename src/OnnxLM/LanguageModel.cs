@@ -47,9 +47,10 @@ public sealed class LanguageModel : IDisposable
         _scheduler = new(() =>
         {
             if (maxBatchSize <= 1) return null;
-            if (!Graph.CacheOnCpu)
+            if (!Graph.UseHostCache)
             {
-                // The batched cache is gathered and compacted on the host; on CUDA every step would copy it both ways.
+                // The batched cache is gathered and compacted on the host, and a lone request's session cache moves into it
+                // from host memory; on CUDA every step would copy it both ways.
                 logger.LogInformation("Continuous batching runs on the CPU provider only so far; on {Provider} concurrent generations decode alone.", Graph.Provider);
                 return null;
             }
