@@ -147,7 +147,7 @@ public sealed class ModelExplainer : IDisposable
                 if (sig.AttentionMask is { } mask) Add(mask, GraphRun.CreateIntTensor(sig.MaskType, [.. Enumerable.Repeat(1L, n)], [1, n]));
                 if (sig.PositionIds is { } positions) Add(positions, GraphRun.CreateIntTensor(sig.PositionType, [.. Enumerable.Range(0, n).Select(i => (long)i)], [1, n]));
                 if (sig.UseCacheBranch is { } branch) Add(branch, OrtValue.CreateTensorValueFromMemory(new[] { false }, [1]));
-                long[] empty = sig.Layout == KvCacheLayout.Combined ? [2, 1, sig.KeyValueHeadCount, 0, sig.HeadSize] : [1, sig.KeyValueHeadCount, 0, sig.HeadSize];
+                var empty = sig.CacheShape(1, 0);
                 foreach (var past in sig.PastNames) Add(past, OrtValue.CreateAllocatedTensorValue(OrtAllocator.DefaultInstance, sig.KvType, empty));
                 using var runOptions = new RunOptions();
                 using var results = GraphRun.Cancellable(runOptions, cancellationToken, () => session.Run(runOptions, names, values, outputs));

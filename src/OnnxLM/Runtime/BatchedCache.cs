@@ -117,7 +117,7 @@ internal sealed unsafe class BatchedCache : IDisposable
             }
         }
 
-        long[] empty = _sig.Layout == KvCacheLayout.Combined ? [2, batch, _sig.KeyValueHeadCount, 0, _sig.HeadSize] : [batch, _sig.KeyValueHeadCount, 0, _sig.HeadSize];
+        var empty = _sig.CacheShape(batch, 0);
         var past = new OrtValue[_sig.PastNames.Length];
         for (var i = 0; i < past.Length; i++) past[i] = OrtValue.CreateAllocatedTensorValue(OrtAllocator.DefaultInstance, _sig.KvType, empty);
         using var outputs = Run(ids, mask, positions, batch, n, past, hasPast: false, cancellationToken);
@@ -259,7 +259,7 @@ internal sealed unsafe class BatchedCache : IDisposable
 
         GraphRun.CheckTokenIds(tokenIds, _vocab, nameof(tokenIds));
         var total = _width + 1;
-        var maskSize = _sig.MaskType == TensorElementType.Int64 ? 8 : 4;
+        var maskSize = GraphRun.IntegerSize(_sig.MaskType);
         var inputBytes = 16L * batch + 8 + (long)maskSize * batch * total;
         Ensure(ref _stepInputs, inputBytes);
         var logitSize = _sig.LogitsType == TensorElementType.Float ? 4 : 2;
@@ -281,10 +281,10 @@ internal sealed unsafe class BatchedCache : IDisposable
         *flag = 1;
         for (var b = 0; b < batch; b++)
         {
-            WriteInteger(ids, _sig.IdType, b, tokenIds[b]);
-            WriteInteger(positions, _sig.PositionType, b, _lengths[b]);
+            GraphRun.WriteInteger(ids, _sig.IdType, b, tokenIds[b]);
+            GraphRun.WriteInteger(positions, _sig.PositionType, b, _lengths[b]);
             var padding = _width - _lengths[b];
-            for (var t = 0; t < total; t++) WriteInteger(mask, _sig.MaskType, b * total + t, t < padding ? 0 : 1);
+            for (var t = 0; t < total; t++) GraphRun.WriteInteger(mask, _sig.MaskType, b * total + t, t < padding ? 0 : 1);
         }
 
         _binding ??= _graph.Session.CreateIoBinding();
@@ -294,8 +294,8 @@ internal sealed unsafe class BatchedCache : IDisposable
         {
             shape[0] = batch;
             shape[1] = 1;
-            OrtNative.BindInputView(_binding, _graph.InputIdsName, cpu, ids, batch * (long)IntegerSize(_sig.IdType), shape[..2], _sig.IdType);
-            OrtNative.BindInputView(_binding, _graph.PositionsName!, cpu, positions, batch * (long)IntegerSize(_sig.PositionType), shape[..2], _sig.PositionType);
+            OrtNative.BindInputView(_binding, _graph.InputIdsName, cpu, ids, batch * (long)GraphRun.IntegerSize(_sig.IdType), shape[..2], _sig.IdType);
+            OrtNative.BindInputView(_binding, _graph.PositionsName!, cpu, positions, batch * (long)GraphRun.IntegerSize(_sig.PositionType), shape[..2], _sig.PositionType);
             shape[1] = total;
             OrtNative.BindInputView(_binding, _graph.MaskName!, cpu, mask, (long)maskSize * batch * total, shape[..2], _sig.MaskType);
             if (_graph.UseCacheBranchName is { } branch)
@@ -304,13 +304,13 @@ internal sealed unsafe class BatchedCache : IDisposable
                 OrtNative.BindInputView(_binding, branch, cpu, flag, 1, shape[..1], TensorElementType.Bool);
             }
 
-            var rank = CacheShape(shape, batch, _width);
+            var rank = _sig.CacheShape(shape, batch, _width);
             for (var i = 0; i < _past.Length; i++)
             {
                 OrtNative.BindInputView(_binding, _graph.PastNames[i], cpu, _past[i].Pointer, TensorBytes(batch, _width), shape[..rank], _sig.KvType);
             }
 
-            CacheShape(shape, batch, total);
+            _sig.CacheShape(shape, batch, total);
             for (var i = 0; i < _spare.Length; i++)
             {
                 OrtNative.BindOutputView(_binding, _graph.PresentNames[i], cpu, _spare[i]!.Pointer, presentBytes, shape[..rank], _sig.KvType);
@@ -321,27 +321,15 @@ internal sealed unsafe class BatchedCache : IDisposable
             shape[2] = _vocab;
             OrtNative.BindOutputView(_binding, _graph.LogitsName, cpu, _stepLogits!.Pointer, logitsBytes, shape[..3], _sig.LogitsType);
 
-            cancellationToken.ThrowIfCancellationRequested();
-            using var registration = cancellationToken.CanBeCanceled
-                ? cancellationToken.Register(static o => ((RunOptions)o!).Terminate = true, RunOptions)
-                : default;
             try
             {
-                _graph.Session.RunWithBinding(RunOptions, _binding);
-            }
-            catch (OnnxRuntimeException) when (cancellationToken.IsCancellationRequested)
-            {
-                throw new OperationCanceledException("The model run was cancelled.", cancellationToken);
+                GraphRun.RunBound(_graph.Session, RunOptions, _binding, cancellationToken);
             }
             catch (OnnxRuntimeException e)
             {
                 throw new ModelRunException(
                     $"ONNX Runtime failed running '{_model.Info.GraphPath}' on a batch of {batch} row(s) of 1 new token after a cache of width {_width}: {e.Message}",
                     _model.Info.GraphPath, e);
-            }
-            finally
-            {
-                RunOptions.Terminate = false;
             }
         }
         finally
@@ -510,31 +498,10 @@ internal sealed unsafe class BatchedCache : IDisposable
     /// <summary>The live cache tensor <paramref name="i"/>.</summary>
     private Span<byte> Live(int i) => _past[i].AsSpan(0, TensorBytes(Count, _width));
 
-    /// <summary>Writes a cache tensor's shape for <paramref name="batch"/> × <paramref name="width"/>; returns its rank.</summary>
-    private int CacheShape(Span<long> shape, int batch, int width)
-    {
-        if (_sig.Layout == KvCacheLayout.Combined)
-        {
-            shape[0] = 2;
-            shape[1] = batch;
-            shape[2] = _sig.KeyValueHeadCount;
-            shape[3] = width;
-            shape[4] = _sig.HeadSize;
-            return 5;
-        }
-
-        shape[0] = batch;
-        shape[1] = _sig.KeyValueHeadCount;
-        shape[2] = width;
-        shape[3] = _sig.HeadSize;
-        return 4;
-    }
-
     /// <summary>Tensors over the live cache for a run through the managed API (scoring), to dispose after it.</summary>
     private OrtValue[] PastViews()
     {
-        var shape = new long[_sig.Layout == KvCacheLayout.Combined ? 5 : 4];
-        CacheShape(shape, Count, _width);
+        var shape = _sig.CacheShape(Count, _width);
         var views = new OrtValue[_past.Length];
         for (var i = 0; i < views.Length; i++)
         {
@@ -552,14 +519,6 @@ internal sealed unsafe class BatchedCache : IDisposable
         buffer?.Dispose();
         buffer = null;
         buffer = new NativeBuffer(size, zeroed: false);
-    }
-
-    private static int IntegerSize(TensorElementType type) => type == TensorElementType.Int64 ? 8 : 4;
-
-    private static void WriteInteger(byte* destination, TensorElementType type, int index, long value)
-    {
-        if (type == TensorElementType.Int64) ((long*)destination)[index] = value;
-        else ((int*)destination)[index] = checked((int)value);
     }
 
     /// <summary>

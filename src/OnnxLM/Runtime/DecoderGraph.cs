@@ -54,7 +54,7 @@ internal sealed class DecoderGraph : IDisposable
     /// </summary>
     public NativeBuffer MaskOnes(int length)
     {
-        var size = Signature.MaskType == TensorElementType.Int64 ? 8 : 4;
+        var size = GraphRun.IntegerSize(Signature.MaskType);
         var current = Volatile.Read(ref _currentOnes);
         if (current is not null && current.Bytes >= (long)length * size) return current;
         lock (_onesLock)

@@ -328,8 +328,12 @@ public sealed unsafe class GenerationSession : IDisposable
         var ids = _inputBuffer.Pointer;
         var positions = ids + 8L * n;
         var flag = positions + 8L * n;
-        WriteIntegers(ids, sig.IdType, tokenIds, 0);
-        if (sig.PositionIds is not null) WriteIntegers(positions, sig.PositionType, default, _length, n);
+        for (var i = 0; i < n; i++)
+        {
+            GraphRun.WriteInteger(ids, sig.IdType, i, tokenIds[i]);
+            GraphRun.WriteInteger(positions, sig.PositionType, i, _length + i);
+        }
+
         *flag = _length > 0 ? (byte)1 : (byte)0;
 
         Span<long> shape = stackalloc long[3];
@@ -340,16 +344,16 @@ public sealed unsafe class GenerationSession : IDisposable
             _binding.ClearBoundOutputs();
             shape[0] = 1;
             shape[1] = n;
-            OrtNative.BindInputView(_binding, _graph.InputIdsName, cpu, ids, n * (long)IntegerSize(sig.IdType), shape[..2], sig.IdType);
+            OrtNative.BindInputView(_binding, _graph.InputIdsName, cpu, ids, n * (long)GraphRun.IntegerSize(sig.IdType), shape[..2], sig.IdType);
             if (_graph.PositionsName is { } positionsName)
             {
-                OrtNative.BindInputView(_binding, positionsName, cpu, positions, n * (long)IntegerSize(sig.PositionType), shape[..2], sig.PositionType);
+                OrtNative.BindInputView(_binding, positionsName, cpu, positions, n * (long)GraphRun.IntegerSize(sig.PositionType), shape[..2], sig.PositionType);
             }
 
             if (_graph.MaskName is { } maskName)
             {
                 shape[1] = total;
-                OrtNative.BindInputView(_binding, maskName, cpu, _graph.MaskOnes(total).Pointer, total * (long)IntegerSize(sig.MaskType), shape[..2], sig.MaskType);
+                OrtNative.BindInputView(_binding, maskName, cpu, _graph.MaskOnes(total).Pointer, total * (long)GraphRun.IntegerSize(sig.MaskType), shape[..2], sig.MaskType);
             }
 
             if (_graph.UseCacheBranchName is { } branchName)
@@ -370,7 +374,7 @@ public sealed unsafe class GenerationSession : IDisposable
             }
 
             _cache!.Bind(_binding, _graph.PastNames, _graph.PresentNames, _length, total);
-            RunBound(cancellationToken);
+            GraphRun.RunBound(_graph.Session, _runOptions, _binding, cancellationToken);
             if (n > 1)
             {
                 var outputs = _binding.GetOutputValues();
@@ -407,45 +411,6 @@ public sealed unsafe class GenerationSession : IDisposable
         }
 
         if (!allLogits.IsEmpty) _nextLogits.CopyTo(allLogits);
-    }
-
-    private static int IntegerSize(TensorElementType type) => type == TensorElementType.Int64 ? 8 : 4;
-
-    /// <summary>Writes <paramref name="values"/>, or when empty the run <paramref name="start"/> .. start + count − 1, as int64 or int32.</summary>
-    private static void WriteIntegers(byte* destination, TensorElementType type, ReadOnlySpan<int> values, int start, int count = -1)
-    {
-        var n = values.IsEmpty ? count : values.Length;
-        if (type == TensorElementType.Int64)
-        {
-            var longs = (long*)destination;
-            for (var i = 0; i < n; i++) longs[i] = values.IsEmpty ? start + i : values[i];
-        }
-        else
-        {
-            var ints = (int*)destination;
-            for (var i = 0; i < n; i++) ints[i] = values.IsEmpty ? start + i : values[i];
-        }
-    }
-
-    /// <summary>Runs the bound graph; cancelling the token terminates the run (no closure or task: nothing is allocated per step).</summary>
-    private void RunBound(CancellationToken cancellationToken)
-    {
-        cancellationToken.ThrowIfCancellationRequested();
-        using var registration = cancellationToken.CanBeCanceled
-            ? cancellationToken.Register(static o => ((RunOptions)o!).Terminate = true, _runOptions)
-            : default;
-        try
-        {
-            _graph.Session.RunWithBinding(_runOptions, _binding);
-        }
-        catch (OnnxRuntimeException) when (cancellationToken.IsCancellationRequested)
-        {
-            throw new OperationCanceledException("The model run was cancelled.", cancellationToken);
-        }
-        finally
-        {
-            _runOptions.Terminate = false;
-        }
     }
 
     /// <summary>The CUDA step: small inputs from host arrays, the cache as ONNX Runtime's device tensors handed from present to past.</summary>
@@ -497,7 +462,7 @@ public sealed unsafe class GenerationSession : IDisposable
                 _binding.BindOutputToDevice(name, _graph.CacheMemory);
             }
 
-            RunBound(cancellationToken);
+            GraphRun.RunBound(_graph.Session, _runOptions, _binding, cancellationToken);
         }
         catch
         {
@@ -590,18 +555,10 @@ public sealed unsafe class GenerationSession : IDisposable
         var past = new OrtValue[sig.PastNames.Length];
         for (var i = 0; i < past.Length; i++)
         {
-            past[i] = OrtValue.CreateAllocatedTensorValue(OrtAllocator.DefaultInstance, sig.KvType, CacheShape(0));
+            past[i] = OrtValue.CreateAllocatedTensorValue(OrtAllocator.DefaultInstance, sig.KvType, sig.CacheShape(1, 0));
         }
 
         return past;
-    }
-
-    private long[] CacheShape(int length)
-    {
-        var sig = _graph.Signature;
-        return sig.Layout == KvCacheLayout.Combined
-            ? [2, 1, sig.KeyValueHeadCount, length, sig.HeadSize]
-            : [1, sig.KeyValueHeadCount, length, sig.HeadSize];
     }
 
     private void ReplacePast(OrtValue[] next)

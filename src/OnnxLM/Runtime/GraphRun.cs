@@ -58,6 +58,41 @@ internal static class GraphRun
         }
     }
 
+    /// <summary>
+    /// Runs the graph with what <paramref name="binding"/> holds; cancelling <paramref name="cancellationToken"/> terminates the
+    /// run through <paramref name="runOptions"/> and surfaces as <see cref="OperationCanceledException"/>. No closure or task:
+    /// nothing is allocated per call (a token source's first registration aside).
+    /// </summary>
+    public static void RunBound(InferenceSession session, RunOptions runOptions, OrtIoBinding binding, CancellationToken cancellationToken)
+    {
+        cancellationToken.ThrowIfCancellationRequested();
+        using var registration = cancellationToken.CanBeCanceled
+            ? cancellationToken.Register(static o => ((RunOptions)o!).Terminate = true, runOptions)
+            : default;
+        try
+        {
+            session.RunWithBinding(runOptions, binding);
+        }
+        catch (OnnxRuntimeException) when (cancellationToken.IsCancellationRequested)
+        {
+            throw new OperationCanceledException("The model run was cancelled.", cancellationToken);
+        }
+        finally
+        {
+            runOptions.Terminate = false;
+        }
+    }
+
+    /// <summary>Bytes of one element of an int64 or int32 graph input.</summary>
+    public static int IntegerSize(TensorElementType type) => type == TensorElementType.Int64 ? 8 : 4;
+
+    /// <summary>Writes element <paramref name="index"/> of an int64 or int32 input buffer.</summary>
+    public static unsafe void WriteInteger(byte* destination, TensorElementType type, int index, long value)
+    {
+        if (type == TensorElementType.Int64) ((long*)destination)[index] = value;
+        else ((int*)destination)[index] = checked((int)value);
+    }
+
     /// <summary>Copies <paramref name="count"/> logits from <paramref name="start"/> as float32 (converting float16).</summary>
     public static void CopyAsFloat(OrtValue value, TensorElementType type, int start, int count, Span<float> destination)
     {

@@ -35,6 +35,29 @@ internal sealed class GraphSignature
     public required int HeadSize { get; init; }
     public int? VocabularySize { get; init; }
 
+    /// <summary>
+    /// Writes the shape of one cache tensor holding <paramref name="positions"/> positions of <paramref name="batch"/> rows
+    /// into <paramref name="shape"/>: <c>[batch, kv_heads, positions, head]</c>, or <c>[2, batch, …]</c> combined. Returns the rank.
+    /// </summary>
+    public int CacheShape(Span<long> shape, int batch, int positions)
+    {
+        var offset = 0;
+        if (Layout == KvCacheLayout.Combined) shape[offset++] = 2;
+        shape[offset] = batch;
+        shape[offset + 1] = KeyValueHeadCount;
+        shape[offset + 2] = positions;
+        shape[offset + 3] = HeadSize;
+        return offset + 4;
+    }
+
+    /// <summary>The shape of one cache tensor (see <see cref="CacheShape(Span{long}, int, int)"/>) as a new array.</summary>
+    public long[] CacheShape(int batch, int positions)
+    {
+        var shape = new long[Layout == KvCacheLayout.Combined ? 5 : 4];
+        CacheShape(shape, batch, positions);
+        return shape;
+    }
+
     public static GraphSignature Inspect(
         IReadOnlyDictionary<string, NodeMetadata> inputs, IReadOnlyDictionary<string, NodeMetadata> outputs, ModelConfig config)
     {

@@ -58,12 +58,12 @@ internal sealed unsafe class HostKvCache : IDisposable
     public void Bind(OrtIoBinding binding, NativeName[] pastNames, NativeName[] presentNames, int length, int total)
     {
         Span<long> shape = stackalloc long[5];
-        var rank = _sig.Layout == KvCacheLayout.Combined ? 5 : 4;
+        int rank;
         if (_shared)
         {
             EnsureLive(total, keep: length);
             var bytes = (long)_blocks * _liveCapacity * _rowBytes;
-            SetShape(shape, _liveCapacity);
+            rank = _sig.CacheShape(shape, 1, _liveCapacity);
             for (var i = 0; i < _live.Length; i++)
             {
                 OrtNative.BindInputView(binding, pastNames[i], OrtMemoryInfo.DefaultInstance, _live[i]!.Pointer, bytes, shape[..rank], _sig.KvType);
@@ -77,9 +77,9 @@ internal sealed unsafe class HostKvCache : IDisposable
         EnsureSpare(total);
         for (var i = 0; i < _live.Length; i++)
         {
-            SetShape(shape, length);
+            rank = _sig.CacheShape(shape, 1, length);
             OrtNative.BindInputView(binding, pastNames[i], OrtMemoryInfo.DefaultInstance, _live[i]!.Pointer, (long)_blocks * length * _rowBytes, shape[..rank], _sig.KvType);
-            SetShape(shape, total);
+            _sig.CacheShape(shape, 1, total);
             OrtNative.BindOutputView(binding, presentNames[i], OrtMemoryInfo.DefaultInstance, _spare[i]!.Pointer, (long)_blocks * total * _rowBytes, shape[..rank], _sig.KvType);
         }
     }
@@ -163,25 +163,6 @@ internal sealed unsafe class HostKvCache : IDisposable
     }
 
     public void Dispose() => Clear();
-
-    private void SetShape(Span<long> shape, int positions)
-    {
-        if (_sig.Layout == KvCacheLayout.Combined)
-        {
-            shape[0] = 2;
-            shape[1] = 1;
-            shape[2] = _sig.KeyValueHeadCount;
-            shape[3] = positions;
-            shape[4] = _sig.HeadSize;
-        }
-        else
-        {
-            shape[0] = 1;
-            shape[1] = _sig.KeyValueHeadCount;
-            shape[2] = positions;
-            shape[3] = _sig.HeadSize;
-        }
-    }
 
     private int Grow(int capacity, int needed) =>
         Math.Min(_maxLength, Math.Max(needed, Math.Max(MinimumCapacity, capacity * 2)));

@@ -40,7 +40,7 @@ internal static unsafe class OrtNative
     /// A tensor over memory the caller owns (no copy); release it with <see cref="Release"/>. The memory must outlive
     /// every use of the tensor, including bindings that hold it.
     /// </summary>
-    public static IntPtr CreateTensor(OrtMemoryInfo memory, void* data, long bytes, ReadOnlySpan<long> shape, TensorElementType type)
+    private static IntPtr CreateTensor(OrtMemoryInfo memory, void* data, long bytes, ReadOnlySpan<long> shape, TensorElementType type)
     {
         IntPtr value;
         fixed (long* dims = shape)
@@ -53,7 +53,7 @@ internal static unsafe class OrtNative
     }
 
     /// <summary>Releases a value from <see cref="CreateTensor"/> (a binding that holds it keeps its own reference).</summary>
-    public static void Release(IntPtr value)
+    private static void Release(IntPtr value)
     {
         if (value != IntPtr.Zero)
         {
@@ -61,35 +61,21 @@ internal static unsafe class OrtNative
         }
     }
 
-    /// <summary>Binds <paramref name="value"/> as the input named by the zero-terminated UTF-8 <paramref name="name"/>.</summary>
-    public static void BindInput(OrtIoBinding binding, NativeName name, IntPtr value) =>
-        Check(((delegate* unmanaged<IntPtr, byte*, IntPtr, IntPtr>)Api[BindInputIndex])(binding.DangerousGetHandle(), name.Pointer, value));
+    /// <summary>Binds a tensor view over <paramref name="data"/> as the input named <paramref name="name"/>.</summary>
+    public static void BindInputView(OrtIoBinding binding, NativeName name, OrtMemoryInfo memory, void* data, long bytes, ReadOnlySpan<long> shape, TensorElementType type) =>
+        BindView(BindInputIndex, binding, name, memory, data, bytes, shape, type);
 
-    /// <summary>Binds <paramref name="value"/> as the buffer ONNX Runtime writes the output named <paramref name="name"/> into.</summary>
-    public static void BindOutput(OrtIoBinding binding, NativeName name, IntPtr value) =>
-        Check(((delegate* unmanaged<IntPtr, byte*, IntPtr, IntPtr>)Api[BindOutputIndex])(binding.DangerousGetHandle(), name.Pointer, value));
+    /// <summary>Binds a tensor view over <paramref name="data"/> as the buffer ONNX Runtime writes the output named <paramref name="name"/> into.</summary>
+    public static void BindOutputView(OrtIoBinding binding, NativeName name, OrtMemoryInfo memory, void* data, long bytes, ReadOnlySpan<long> shape, TensorElementType type) =>
+        BindView(BindOutputIndex, binding, name, memory, data, bytes, shape, type);
 
-    /// <summary>Binds a tensor view over <paramref name="data"/> as an input, then drops this side's reference.</summary>
-    public static void BindInputView(OrtIoBinding binding, NativeName name, OrtMemoryInfo memory, void* data, long bytes, ReadOnlySpan<long> shape, TensorElementType type)
+    /// <summary>Creates the view, binds it with the API entry <paramref name="bind"/> (BindInput or BindOutput, same signature), then drops this side's reference.</summary>
+    private static void BindView(int bind, OrtIoBinding binding, NativeName name, OrtMemoryInfo memory, void* data, long bytes, ReadOnlySpan<long> shape, TensorElementType type)
     {
         var value = CreateTensor(memory, data, bytes, shape, type);
         try
         {
-            BindInput(binding, name, value);
-        }
-        finally
-        {
-            Release(value);
-        }
-    }
-
-    /// <summary>Binds a tensor view over <paramref name="data"/> as an output buffer, then drops this side's reference.</summary>
-    public static void BindOutputView(OrtIoBinding binding, NativeName name, OrtMemoryInfo memory, void* data, long bytes, ReadOnlySpan<long> shape, TensorElementType type)
-    {
-        var value = CreateTensor(memory, data, bytes, shape, type);
-        try
-        {
-            BindOutput(binding, name, value);
+            Check(((delegate* unmanaged<IntPtr, byte*, IntPtr, IntPtr>)Api[bind])(binding.DangerousGetHandle(), name.Pointer, value));
         }
         finally
         {

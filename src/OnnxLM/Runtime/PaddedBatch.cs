@@ -68,9 +68,7 @@ internal static class PaddedBatch
                 Add(branch, OrtValue.CreateTensorValueFromMemory(new[] { false }, [1]));
             }
 
-            long[] emptyCache = sig.Layout == KvCacheLayout.Combined
-                ? [2, batch, sig.KeyValueHeadCount, 0, sig.HeadSize]
-                : [batch, sig.KeyValueHeadCount, 0, sig.HeadSize];
+            var emptyCache = sig.CacheShape(batch, 0);
             foreach (var name in sig.PastNames)
             {
                 Add(name, OrtValue.CreateAllocatedTensorValue(OrtAllocator.DefaultInstance, sig.KvType, emptyCache));
