@@ -1,7 +1,6 @@
 using System.Diagnostics;
 using System.Globalization;
 using OnnxLM;
-using GenAI = Microsoft.ML.OnnxRuntimeGenAI;
 
 /// <summary>
 /// concurrency [folder] [new-tokens]: total decode throughput of 1, 4, 8 and 16 concurrent greedy requests of a fixed
@@ -24,19 +23,11 @@ internal static class Concurrency
         using var off = LanguageModel.Load(folder, new LanguageModelOptions { ExecutionProvider = ExecutionProvider.Cpu, MaxBatchSize = 1 });
         using var on = LanguageModel.Load(folder, new LanguageModelOptions { ExecutionProvider = ExecutionProvider.Cpu, MaxBatchSize = 16 });
         var options = new GenerationOptions { MaxNewTokens = newTokens, StopTokenIds = [] };
-        using var genaiConfig = new GenAI.Config(folder);
-        genaiConfig.ClearProviders();
-        using var genai = new GenAI.Model(genaiConfig);
+        using var genai = GenAIGreedy.Model(folder);
         IReadOnlyList<int> RunGenAI(int[] prompt)
         {
-            using var parameters = new GenAI.GeneratorParams(genai);
-            parameters.SetSearchOption("max_length", prompt.Length + newTokens);
-            parameters.SetSearchOption("min_length", prompt.Length + newTokens);
-            parameters.SetSearchOption("do_sample", false);
-            using var generator = new GenAI.Generator(genai, parameters);
-            generator.AppendTokens(prompt);
-            while (!generator.IsDone()) generator.GenerateNextToken();
-            return generator.GetSequence(0).ToArray()[prompt.Length..];
+            using var greedy = new GenAIGreedy(genai, prompt, newTokens);
+            return greedy.Run();
         }
 
         var prompts = Enumerable.Range(0, 16).Select(i => off.Tokenizer.Encode(texts[i % texts.Length] + (i >= texts.Length ? " and" : ""))).ToArray();

@@ -203,10 +203,7 @@ internal static class DecodeBenchmark
         var bestSeconds = double.MaxValue;
         foreach (var threads in new[] { 0, 1, 2 })
         {
-            using var config = new GenAI.Config(folder);
-            config.ClearProviders();
-            if (threads > 0) config.Overlay("{\"model\":{\"decoder\":{\"session_options\":{\"intra_op_num_threads\":" + threads.ToString(CultureInfo.InvariantCulture) + "}}}}");
-            var candidate = new GenAI.Model(config);
+            var candidate = GenAIGreedy.Model(folder, threads);
             DecodeGenAI(candidate, prompt);
             var seconds = Enumerable.Range(0, 3).Min(_ => DecodeGenAI(candidate, prompt).Seconds);
             if (seconds < bestSeconds)
@@ -225,30 +222,21 @@ internal static class DecodeBenchmark
 
     private static (int[] Tokens, double Seconds, long Bytes) DecodeGenAI(GenAI.Model model, int[] prompt)
     {
-        using var parameters = new GenAI.GeneratorParams(model);
-        parameters.SetSearchOption("max_length", prompt.Length + NewTokens);
-        parameters.SetSearchOption("min_length", prompt.Length + NewTokens);
-        parameters.SetSearchOption("do_sample", false);
-        using var generator = new GenAI.Generator(model, parameters);
-        generator.AppendTokens(prompt);
-        generator.GenerateNextToken(); // the first token comes from the prefill's logits
+        using var greedy = new GenAIGreedy(model, prompt, NewTokens);
+        greedy.Generator.GenerateNextToken(); // the first token comes from the prefill's logits
         var bytes = GC.GetAllocatedBytesForCurrentThread();
         var clock = Stopwatch.StartNew();
-        while (!generator.IsDone()) generator.GenerateNextToken();
+        while (!greedy.Generator.IsDone()) greedy.Generator.GenerateNextToken();
         var seconds = clock.Elapsed.TotalSeconds;
         bytes = GC.GetAllocatedBytesForCurrentThread() - bytes;
-        return (generator.GetSequence(0).ToArray()[prompt.Length..], seconds, bytes);
+        return (greedy.NewTokens, seconds, bytes);
     }
 
     private static double FirstTokenGenAI(GenAI.Model model, int[] prompt)
     {
         var clock = Stopwatch.StartNew();
-        using var parameters = new GenAI.GeneratorParams(model);
-        parameters.SetSearchOption("max_length", prompt.Length + 1);
-        parameters.SetSearchOption("do_sample", false);
-        using var generator = new GenAI.Generator(model, parameters);
-        generator.AppendTokens(prompt);
-        generator.GenerateNextToken();
+        using var greedy = new GenAIGreedy(model, prompt, 1);
+        greedy.Generator.GenerateNextToken();
         return clock.Elapsed.TotalSeconds;
     }
 

@@ -112,23 +112,11 @@ Console.WriteLine($"model: {model.Info}");
 Console.WriteLine($"prompt: \"{prompt}\" ({ids.Length} tokens), {newTokens} new tokens, greedy, CPU, {Environment.ProcessorCount} cores");
 
 var options = new GenerationOptions { MaxNewTokens = newTokens, StopTokenIds = [] };
-using var config = new GenAI.Config(folder);
-config.ClearProviders();
-using var genaiModel = new GenAI.Model(config);
+using var genaiModel = GenAIGreedy.Model(folder);
 int[] RunGenAI(int count)
 {
-    using var parameters = new GenAI.GeneratorParams(genaiModel);
-    parameters.SetSearchOption("max_length", ids.Length + count);
-    parameters.SetSearchOption("min_length", ids.Length + count); // no early EOS, like StopTokenIds = []
-    parameters.SetSearchOption("do_sample", false);
-    using var generator = new GenAI.Generator(genaiModel, parameters);
-    generator.AppendTokens(ids);
-    while (!generator.IsDone())
-    {
-        generator.GenerateNextToken();
-    }
-
-    return generator.GetSequence(0).ToArray()[ids.Length..];
+    using var greedy = new GenAIGreedy(genaiModel, ids, count);
+    return greedy.Run();
 }
 
 // Warm both up for a second each (the JIT's optimized tier for OnnxLM), then alternate five timed runs and keep the medians.

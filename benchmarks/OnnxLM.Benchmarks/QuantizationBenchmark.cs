@@ -81,7 +81,7 @@ internal static class QuantizationBenchmark
             };
             if (noSpin) Console.WriteLine("OnnxLM sessions with session.intra_op.allow_spinning = 0");
             var models = folders.Select(f => LanguageModel.Load(f.Folder, cpu)).ToList();
-            var genai = folders.Select(f => GenAIModel(f.Folder)).ToList();
+            var genai = folders.Select(f => GenAIGreedy.Model(f.Folder)).ToList();
             try
             {
                 var ids = models[0].Tokenizer.Encode(Prompt);
@@ -205,26 +205,14 @@ internal static class QuantizationBenchmark
         return (tokens, clock.Elapsed.TotalSeconds);
     }
 
-    private static GenAI.Model GenAIModel(string folder)
-    {
-        using var config = new GenAI.Config(folder);
-        config.ClearProviders();
-        return new GenAI.Model(config);
-    }
-
     /// <summary>The same with ONNX Runtime GenAI: prefill by AppendTokens, then time the GenerateNextToken calls.</summary>
     private static (int[] Tokens, double Seconds) DecodeGenAI(GenAI.Model model, int[] prompt)
     {
-        using var parameters = new GenAI.GeneratorParams(model);
-        parameters.SetSearchOption("max_length", prompt.Length + NewTokens);
-        parameters.SetSearchOption("min_length", prompt.Length + NewTokens);
-        parameters.SetSearchOption("do_sample", false);
-        using var generator = new GenAI.Generator(model, parameters);
-        generator.AppendTokens(prompt);
+        using var greedy = new GenAIGreedy(model, prompt, NewTokens);
         var clock = Stopwatch.StartNew();
-        while (!generator.IsDone()) generator.GenerateNextToken();
+        while (!greedy.Generator.IsDone()) greedy.Generator.GenerateNextToken();
         var seconds = clock.Elapsed.TotalSeconds;
-        return (generator.GetSequence(0).ToArray()[prompt.Length..], seconds);
+        return (greedy.NewTokens, seconds);
     }
 
     /// <summary>
@@ -348,7 +336,7 @@ internal static class QuantizationBenchmark
     {
         if (runtime == "genai")
         {
-            using var model = GenAIModel(folder);
+            using var model = GenAIGreedy.Model(folder);
             DecodeGenAI(model, ids);
         }
         else
