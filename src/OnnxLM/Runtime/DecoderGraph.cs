@@ -43,7 +43,7 @@ internal sealed class DecoderGraph : IDisposable
     /// </summary>
     public bool SharesCacheBuffer { get; set; }
 
-    private readonly object _onesLock = new();
+    private readonly object _lazyLock = new(); // guards what is created on first use: the mask of ones, the slicers
     private readonly List<NativeBuffer> _ones = [];
     private NativeBuffer? _currentOnes;
 
@@ -57,7 +57,7 @@ internal sealed class DecoderGraph : IDisposable
         var size = GraphRun.IntegerSize(Signature.MaskType);
         var current = Volatile.Read(ref _currentOnes);
         if (current is not null && current.Bytes >= (long)length * size) return current;
-        lock (_onesLock)
+        lock (_lazyLock)
         {
             current = _currentOnes;
             if (current is not null && current.Bytes >= (long)length * size) return current;
@@ -103,7 +103,7 @@ internal sealed class DecoderGraph : IDisposable
     private DeviceSlicer Slicer(ref DeviceSlicer? field, TensorElementType type, int rank, int axis, OrtMemoryInfo output)
     {
         if (Volatile.Read(ref field) is { } slicer) return slicer;
-        lock (_onesLock)
+        lock (_lazyLock)
         {
             return field ??= new DeviceSlicer(type, rank, axis,
                 Provider == ExecutionProvider.Cuda ? o => o.AppendExecutionProvider_CUDA(DeviceId) : _ => { }, output);
@@ -245,7 +245,7 @@ internal sealed class DecoderGraph : IDisposable
         _cacheSlicer?.Dispose();
         _logitsSlicer?.Dispose();
         foreach (var name in (NativeName?[])[InputIdsName, MaskName, PositionsName, UseCacheBranchName, LogitsName, .. PastNames, .. PresentNames]) name?.Dispose();
-        lock (_onesLock)
+        lock (_lazyLock)
         {
             foreach (var ones in _ones) ones.Dispose();
             _ones.Clear();
