@@ -15,7 +15,7 @@ namespace OnnxLM.Tests;
 /// together); <c>build/fuzz.sh</c> samples the same properties at random for longer (CsCheck_Time), and inputs it
 /// found are kept below as fixed cases.
 /// </summary>
-public sealed class FuzzTests : IDisposable
+public sealed partial class FuzzTests : IDisposable
 {
     private readonly string _temp = Directory.CreateTempSubdirectory("onnxlm-fuzz-").FullName;
 
