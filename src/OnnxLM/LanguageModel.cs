@@ -126,7 +126,7 @@ public sealed class LanguageModel : IDisposable
     /// <summary>Renders a conversation with the chat template and tokenizes it, as <c>apply_chat_template(tokenize=True)</c>.</summary>
     public int[] EncodeChat(IEnumerable<ChatMessage> messages, bool addGenerationPrompt = true, IEnumerable<ChatTool>? tools = null,
         IReadOnlyDictionary<string, object?>? variables = null) =>
-        Tokenizer.Encode(ApplyChatTemplate(messages, addGenerationPrompt, tools, variables), addSpecialTokens: false);
+        EncodeText(ApplyChatTemplate(messages, addGenerationPrompt, tools, variables), addBos: false, "rendered conversation");
 
     /// <summary>Generates the assistant's reply to a conversation, stopping at an end-of-turn token (<see cref="EndOfTurnTokenIds"/>) unless the options name others.</summary>
     /// <param name="messages">The conversation.</param>
@@ -345,13 +345,25 @@ public sealed class LanguageModel : IDisposable
     }
 
     /// <summary>
+    /// The most samples one <see cref="GenerateManyAsync"/> call makes (OpenAI's bound on <c>n</c>): each holds a KV
+    /// cache, and all decode at once when batching is on. 128.
+    /// </summary>
+    public const int MaxSamples = 128;
+
+    /// <summary>
     /// Generates <paramref name="count"/> independent samples from one prompt, prefilled once: each sample forks
     /// the prompt's cache, and with batching on (<see cref="LanguageModelOptions.MaxBatchSize"/>) the samples decode
     /// together as rows of one batch. With <see cref="GenerationOptions.Seed"/> set, sample i uses seed + i.
     /// </summary>
+    /// <param name="prompt">The text to continue.</param>
+    /// <param name="count">How many samples (1 to <see cref="MaxSamples"/>).</param>
+    /// <param name="options">Sampling and stopping options; null for greedy decoding of up to 128 tokens.</param>
+    /// <param name="cancellationToken">Stops generation with <see cref="OperationCanceledException"/>.</param>
+    /// <exception cref="ArgumentOutOfRangeException"><paramref name="count"/> is below 1 or above <see cref="MaxSamples"/>.</exception>
     public async Task<IReadOnlyList<GenerationResult>> GenerateManyAsync(string prompt, int count, GenerationOptions? options = null, CancellationToken cancellationToken = default)
     {
         ArgumentOutOfRangeException.ThrowIfLessThan(count, 1);
+        ArgumentOutOfRangeException.ThrowIfGreaterThan(count, MaxSamples);
         options ??= new GenerationOptions();
         var ids = CheckPrompt(EncodePrompt(prompt, options));
         if (SchedulerFor(options) is { } scheduler)
@@ -383,7 +395,7 @@ public sealed class LanguageModel : IDisposable
         ArgumentNullException.ThrowIfNull(prompt);
         ThrowIfDisposed();
         options ??= new BeamSearchOptions();
-        return BeamSearchAsync(Tokenizer.EncodeForModel(prompt, options.AddBosToken), options, cancellationToken);
+        return BeamSearchAsync(EncodeText(prompt, options.AddBosToken, nameof(prompt)), options, cancellationToken);
     }
 
     /// <summary>Beam search from prompt token ids: the best hypotheses by length-normalised log-probability, best first.</summary>
@@ -414,6 +426,7 @@ public sealed class LanguageModel : IDisposable
         ArgumentNullException.ThrowIfNull(continuation);
         ThrowIfDisposed();
         options ??= new ScoreOptions();
+        CheckTextFits((long)context.Length + continuation.Length, "context and continuation");
         var (contextIds, continuationIds) = Scorer.Tokenize(this, context, continuation, options);
         return Task.Run(() => Scorer.Score(this, contextIds, continuationIds, options.TopAlternatives, cancellationToken), cancellationToken);
     }
@@ -428,6 +441,12 @@ public sealed class LanguageModel : IDisposable
         ArgumentNullException.ThrowIfNull(requests);
         ThrowIfDisposed();
         options ??= new ScoreOptions();
+        foreach (var request in requests)
+        {
+            ArgumentNullException.ThrowIfNull(request, nameof(requests));
+            CheckTextFits((long)request.Context.Length + request.Continuation.Length, "context and continuation");
+        }
+
         var pairs = requests.Select(r => Scorer.Tokenize(this, r.Context, r.Continuation, options)).ToArray();
         return Task.Run<IReadOnlyList<ScoreResult>>(() => Scorer.ScoreBatch(this, pairs, options.TopAlternatives, progress, cancellationToken), cancellationToken);
     }
@@ -517,7 +536,36 @@ public sealed class LanguageModel : IDisposable
     {
         ArgumentNullException.ThrowIfNull(prompt);
         ThrowIfDisposed();
-        return Tokenizer.EncodeForModel(prompt, options?.AddBosToken);
+        return EncodeText(prompt, options?.AddBosToken, nameof(prompt));
+    }
+
+    /// <summary>
+    /// Encodes prompt text for the model (<see cref="TextTokenizer.EncodeForModel"/>) after refusing, without tokenizing,
+    /// text too long to fit in the context (<see cref="CheckTextFits"/>).
+    /// </summary>
+    internal int[] EncodeText(string text, bool? addBos, string what)
+    {
+        CheckTextFits(text.Length, what);
+        return Tokenizer.EncodeForModel(text, addBos);
+    }
+
+    /// <summary>
+    /// The most characters of text that can still fit in the context: the context length × the longest vocabulary piece
+    /// (no token stands for more characters than its piece has) × 4, a margin for normalizers that shrink text (NFC,
+    /// collapsed whitespace) and unknown-character runs. Longer text is refused before tokenizing, so that a huge
+    /// prompt costs a length check, not the memory and time of tokenizing it.
+    /// </summary>
+    internal long MaxTextLength => (long)Info.ContextLength * Tokenizer.LongestPieceLength * 4;
+
+    /// <summary>Throws <see cref="ContextLengthExceededException"/> when text of <paramref name="characters"/> cannot fit in the context.</summary>
+    internal void CheckTextFits(long characters, string what)
+    {
+        var limit = MaxTextLength;
+        if (characters <= limit) return;
+        var atLeast = (int)Math.Min(int.MaxValue, characters / (Tokenizer.LongestPieceLength * 4L));
+        throw new ContextLengthExceededException(atLeast, Info.ContextLength,
+            $"The {what} has {characters} characters, more than the {limit} that can fit in the model's context of {Info.ContextLength} tokens " +
+            $"(at most {Tokenizer.LongestPieceLength} characters a token, with a margin of 4); it was refused before tokenizing.");
     }
 
     internal void ThrowIfDisposed() => ObjectDisposedException.ThrowIf(_disposed, this);

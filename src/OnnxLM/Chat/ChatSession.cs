@@ -143,9 +143,9 @@ public sealed class ChatSession : IDisposable
         }
     }
 
-    private int[] Render() => _model.Tokenizer.Encode(
+    private int[] Render() => _model.EncodeText(
         _model.ChatTemplate.Render(_messages, addGenerationPrompt: true, Options.Tools, (IReadOnlyDictionary<string, object?>)Options.TemplateVariables),
-        addSpecialTokens: false);
+        addBos: false, "rendered conversation");
 
     private Scope Enter()
     {

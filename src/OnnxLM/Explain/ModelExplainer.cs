@@ -49,7 +49,7 @@ public sealed class ModelExplainer : IDisposable
             if (!float.IsFinite(t) || t < 0) throw new ArgumentOutOfRangeException(nameof(temperatures), t, "Temperatures must be finite and not negative.");
         }
 
-        var ids = _model.Tokenizer.EncodeForModel(prompt, null);
+        var ids = _model.EncodeText(prompt, null, nameof(prompt));
         if (ids.Length == 0) throw new ArgumentException("The prompt has no tokens.", nameof(prompt));
         return Task.Run(() =>
         {
@@ -100,7 +100,8 @@ public sealed class ModelExplainer : IDisposable
     {
         ArgumentException.ThrowIfNullOrEmpty(text);
         var tokenizer = _model.Tokenizer;
-        var ids = tokenizer.Encode(text, addSpecialTokens: false);
+        var ids = _model.EncodeText(text, addBos: false, nameof(text));
+        if (ids.Length == 0) throw new ArgumentException("The text has no tokens.", nameof(text));
         int[] context = tokenizer.BosTokenId is { } bos ? [bos] : [ids[0]];
         var continuation = tokenizer.BosTokenId is null ? ids[1..] : ids;
         if (continuation.Length == 0) throw new ArgumentException("The text has one token and the model no BOS token: nothing to score.", nameof(text));
@@ -118,7 +119,7 @@ public sealed class ModelExplainer : IDisposable
     public Task<AttentionMap> AttentionAsync(string text, CancellationToken cancellationToken = default)
     {
         ArgumentException.ThrowIfNullOrEmpty(text);
-        return AttentionAsync(_model.Tokenizer.EncodeForModel(text, null), cancellationToken);
+        return AttentionAsync(_model.EncodeText(text, null, nameof(text)), cancellationToken);
     }
 
     /// <summary>The attention probabilities of every layer and head over a sequence of token ids (models without a tokenizer too).</summary>

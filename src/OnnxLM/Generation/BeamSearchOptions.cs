@@ -7,13 +7,21 @@ public sealed class BeamSearchOptions
     private int _maxNewTokens = 64;
     private float _lengthPenalty = 1f;
 
-    /// <summary>Beams kept per step (≥ 1). Default 4.</summary>
+    /// <summary>
+    /// The most beams a search may keep: each beam holds a whole KV cache (and twice as many candidates are scored per
+    /// step), so the bound keeps one call from exhausting memory. 64.
+    /// </summary>
+    public const int MaxNumBeams = 64;
+
+    /// <summary>Beams kept per step (1 to <see cref="MaxNumBeams"/>). Default 4.</summary>
+    /// <exception cref="ArgumentOutOfRangeException">The value is below 1 or above <see cref="MaxNumBeams"/>.</exception>
     public int NumBeams
     {
         get => _beams;
         set
         {
             ArgumentOutOfRangeException.ThrowIfLessThan(value, 1, nameof(NumBeams));
+            ArgumentOutOfRangeException.ThrowIfGreaterThan(value, MaxNumBeams, nameof(NumBeams));
             _beams = value;
         }
     }

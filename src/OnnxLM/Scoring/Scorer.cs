@@ -19,7 +19,10 @@ internal static class Scorer
             var prefix = options.PrefixTokenId ?? model.Info.BosTokenId ?? tokenizer.BosTokenId
                 ?? (model.Info.EosTokenIds.Count > 0 ? model.Info.EosTokenIds[0] : throw new InvalidOperationException(
                     "The context is empty and the model has neither BOS nor EOS to start from; set ScoreOptions.PrefixTokenId."));
-            return ([prefix], tokenizer.Encode(continuation, addSpecialTokens: false));
+            var alone = tokenizer.Encode(continuation, addSpecialTokens: false);
+            return alone.Length > 0 ? ([prefix], alone) : throw new ArgumentException(
+                continuation.Length == 0 ? "The context and the continuation are both empty: there is nothing to score." : $"The continuation '{continuation}' has no tokens to score.",
+                nameof(continuation));
         }
 
         var whole = tokenizer.EncodeForModel(context + continuation, options.AddBosToken);

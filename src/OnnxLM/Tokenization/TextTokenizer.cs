@@ -18,6 +18,7 @@ public sealed class TextTokenizer
     private readonly bool _cleanUpSpaces;
     private readonly Dictionary<string, int> _specialTokens;
     private string?[]? _tokenTexts;
+    private int _longestPiece;
 
     private TextTokenizer(TokenizerPipeline pipeline, int? bos, IReadOnlyList<int> eos, int? pad, bool cleanUpSpaces)
     {
@@ -280,6 +281,25 @@ public sealed class TextTokenizer
         }
 
         return _pipeline.Decode([id], skipSpecialTokens: false, continuation: true);
+    }
+
+    /// <summary>
+    /// The most characters of input one token can stand for: the longest vocabulary piece (a byte-level or SentencePiece
+    /// piece has at least one character per input character it covers). Computed once, on first use.
+    /// </summary>
+    internal int LongestPieceLength
+    {
+        get
+        {
+            if (_longestPiece == 0)
+            {
+                var longest = 1;
+                foreach (var piece in _pipeline.Pieces) longest = Math.Max(longest, piece?.Length ?? 0);
+                _longestPiece = longest;
+            }
+
+            return _longestPiece;
+        }
     }
 
     /// <summary>

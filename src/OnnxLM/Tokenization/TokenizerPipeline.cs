@@ -210,6 +210,9 @@ internal sealed class TokenizerPipeline
     /// <summary>Whether the decoder maps byte-level characters ("Ġ", "Ċ") back to bytes (GPT-2-style vocabularies).</summary>
     public bool DecodesByteLevel => _decoder is ByteLevelDecoder || (_decoder is SequenceDecoder sequence && sequence.Steps.Any(s => s is ByteLevelDecoder));
 
+    /// <summary>Every id's piece (null where the vocabulary has a hole).</summary>
+    public IReadOnlyList<string?> Pieces => _pieces;
+
     public string TokenToPiece(int id) =>
         (uint)id < (uint)_pieces.Length && _pieces[id] is { } piece
             ? piece

@@ -53,6 +53,14 @@ public sealed class GenerationInputMatrixTests : IClassFixture<GenerationInputMa
         { "1 MB prompt", "context" },
         { "rewind beyond the length", "length" },
         { "many samples zero", "count" },
+        { "many samples above the bound", "count" },
+        { "beams above the bound", "NumBeams" },
+        { "50 M-character prompt", "refused before tokenizing" },
+        { "50 M-character beam search prompt", "refused before tokenizing" },
+        { "50 M-character score", "refused before tokenizing" },
+        { "50 M-character score batch", "refused before tokenizing" },
+        { "2 M-character chat message", "refused before tokenizing" },
+        { "score of empty text", "continuation" },
         { "perplexity of empty text", "text" },
         { "chat with no messages", "messages" },
     };
@@ -93,6 +101,14 @@ public sealed class GenerationInputMatrixTests : IClassFixture<GenerationInputMa
                 }
 
                 case "many samples zero": await Model.GenerateManyAsync("In", 0); break;
+                case "many samples above the bound": await Model.GenerateManyAsync("In", LanguageModel.MaxSamples + 1); break;
+                case "beams above the bound": await Model.BeamSearchAsync("In", new BeamSearchOptions { NumBeams = 10_000 }); break;
+                case "50 M-character prompt": await Model.GenerateAsync(new string('a', 50_000_000)); break;
+                case "50 M-character beam search prompt": await Model.BeamSearchAsync(new string('a', 50_000_000)); break;
+                case "50 M-character score": await Model.ScoreAsync(new string('a', 50_000_000), " b"); break;
+                case "50 M-character score batch": await Model.ScoreBatchAsync([new("In", " the"), new(new string('a', 50_000_000), " b")]); break;
+                case "2 M-character chat message": await Model.GenerateChatAsync([Chat.ChatMessage.User(new string('a', 2_000_000))]); break;
+                case "score of empty text": await Model.ScoreAsync("", ""); break;
                 case "perplexity of empty text": await Model.ScorePerplexityAsync(""); break;
                 case "chat with no messages": await Model.GenerateChatAsync([]); break;
                 default: throw new InvalidOperationException($"no such case: {name}");
