@@ -83,14 +83,19 @@ internal sealed class RequestBody
     }
 
     /// <summary>A finite number field within [<paramref name="min"/>, <paramref name="max"/>], or null when missing.</summary>
-    public float? Float(string name, float min = float.MinValue, float max = float.MaxValue)
+    public float? Float(string name, float min = float.MinValue, float max = float.MaxValue) => Get(name) is { } v ? Number(v, At(name), min, max) : null;
+
+    /// <summary><paramref name="value"/> as a finite number within [<paramref name="min"/>, <paramref name="max"/>] at <paramref name="at"/>.</summary>
+    public static float Number(JsonElement value, string at, float min = float.MinValue, float max = float.MaxValue)
     {
-        if (Get(name) is not { } v) return null;
-        var at = At(name);
-        if (v.ValueKind != JsonValueKind.Number) throw Wrong(at, "a number", v);
-        var f = v.GetSingle(); // a literal beyond float's range reads as infinity, which the range check refuses
-        if (!float.IsFinite(f) || f < min || f > max) throw ApiException.BadRequest($"'{at}' must be {Range(min, max)}; got {v.GetRawText()}.", at);
-        return f;
+        if (value.ValueKind != JsonValueKind.Number) throw Wrong(at, "a number", value);
+        // Read as double and range-checked before narrowing: JsonElement.GetSingle throws on a literal beyond float's range (1e40).
+        if (!value.TryGetDouble(out var d) || !double.IsFinite(d) || d < min || d > max)
+        {
+            throw ApiException.BadRequest($"'{at}' must be {Range(min, max)}; got {value.GetRawText()}.", at);
+        }
+
+        return (float)d;
     }
 
     /// <summary>A field that is a string or a list of strings; empty when missing.</summary>
@@ -227,7 +232,7 @@ internal sealed class RequestBody
                         throw ApiException.BadRequest($"'logit_bias' has the entry '{p.Name}'; keys must be token ids and values numbers.", "logit_bias");
                     }
 
-                    options.LogitBias[id] = p.Value.GetSingle();
+                    options.LogitBias[id] = Number(p.Value, "logit_bias", -100, 100); // OpenAI's range
                 }
             }
         }
