@@ -16,35 +16,31 @@ internal static class ChatCompletionsEndpoint
         var ct = http.RequestAborted;
         var body = await RequestBody.ReadAsync(http.Request, ct);
         var (name, _) = models.Resolve(body.String("model"));
-        if ((body.Int("n", 1, 1) ?? 1) != 1) throw ApiException.BadRequest("'n' must be 1 for chat completions.", "n");
+        if ((body.Int("n", 1) ?? 1) != 1) throw ApiException.BadRequest("'n' must be 1 for chat completions; send the request again for more choices.", "n");
         var messages = Messages(body);
         var generation = new GenerationOptions();
-        body.ApplySampling(generation, defaultMaxTokens: 512, server.MaxOutputTokens);
+        body.ApplySampling(generation, defaultMaxTokens: 512, server.MaxOutputTokens, minTokens: 1);
         var logprobs = body.Bool("logprobs");
         var topLogprobs = body.Int("top_logprobs", 0, 20) ?? 0;
         if (topLogprobs > 0 && !logprobs) throw ApiException.BadRequest("'top_logprobs' needs 'logprobs': true.", "top_logprobs");
-        if (generation.Constraint is not null && body.Get("response_format") is { } requested && requested.TryGetProperty("type", out var kind) && kind.GetString() != "text")
+        var responseFormat = ResponseFormat(body);
+        if (generation.Constraint is not null && responseFormat is not null and not ChatResponseFormatText)
         {
             throw ApiException.BadRequest("'response_format' and a regex, grammar or guided_choice constrain the output twice; give one of them.", "response_format");
         }
 
+        var includeUsage = body.Object("stream_options")?.Bool("include_usage") ?? false;
+        var tools = Tools(body);
         var recorder = logprobs && topLogprobs > 0 ? new TopLogProbRecorder(topLogprobs) : null;
         if (recorder is not null) generation.LogitProcessors.Add(recorder);
         var options = new ChatOptions
         {
             RawRepresentationFactory = _ => generation,
-            Tools = Tools(body),
-            ToolMode = body.Get("tool_choice") is { ValueKind: JsonValueKind.String } choice && choice.GetString() == "none" ? ChatToolMode.None : null,
-            ResponseFormat = body.Get("response_format") is { } format && format.TryGetProperty("type", out var type) ? type.GetString() switch
-            {
-                "json_object" => ChatResponseFormat.Json,
-                "text" => ChatResponseFormat.Text,
-                "json_schema" => format.TryGetProperty("json_schema", out var js) && js.TryGetProperty("schema", out var schema) && schema.ValueKind == JsonValueKind.Object
-                    ? ChatResponseFormat.ForJsonSchema(schema.Clone(), js.TryGetProperty("name", out var n) ? n.GetString() : null)
-                    : throw ApiException.BadRequest("'response_format' json_schema needs 'json_schema': {\"name\", \"schema\": {...}}.", "response_format"),
-                var other => throw ApiException.BadRequest($"'response_format' type '{other}' is not text or json_object.", "response_format"),
-            } : null,
+            Tools = tools,
+            ToolMode = ToolMode(body, tools),
+            ResponseFormat = responseFormat,
         };
+        if (body.Object("chat_template_kwargs") is { } kwargs) (options.AdditionalProperties ??= [])["chat_template_kwargs"] = kwargs.Root;
         var client = models.ChatClient(name);
         var id = "chatcmpl-" + Guid.NewGuid().ToString("N");
         var created = DateTimeOffset.UtcNow.ToUnixTimeSeconds();
@@ -94,7 +90,6 @@ internal static class ChatCompletionsEndpoint
             return;
         }
 
-        var includeUsage = body.Get("stream_options") is { } so && so.TryGetProperty("include_usage", out var iu) && iu.ValueKind == JsonValueKind.True;
         CompletionsEndpoint.StartStream(http);
         await CompletionsEndpoint.Send(http, Chunk(id, created, name, new { role = "assistant", content = "" }, null), ct);
         UsageDetails? usage = null;
@@ -136,56 +131,86 @@ internal static class ChatCompletionsEndpoint
     private static object ToolCall(FunctionCallContent call) =>
         new { id = call.CallId, type = "function", function = new { name = call.Name, arguments = JsonSerializer.Serialize(call.Arguments) } };
 
+    /// <summary><c>response_format</c>: text, json_object, or json_schema with its schema; null when not given.</summary>
+    private static ChatResponseFormat? ResponseFormat(RequestBody body)
+    {
+        if (body.Object("response_format") is not { } format) return null;
+        return format.RequiredString("type") switch
+        {
+            "json_object" => ChatResponseFormat.Json,
+            "text" => ChatResponseFormat.Text,
+            "json_schema" => format.Object("json_schema") is { } js && js.Object("schema") is { } schema
+                ? ChatResponseFormat.ForJsonSchema(schema.Root, js.String("name"), js.String("description"))
+                : throw ApiException.BadRequest("'response_format' json_schema needs 'json_schema': {\"name\", \"schema\": {...}}.", "response_format"),
+            var other => throw ApiException.BadRequest($"'response_format.type' is '{other}'; expected text, json_object or json_schema.", "response_format.type"),
+        };
+    }
+
+    /// <summary>
+    /// <c>tool_choice</c>: "none" and "auto" are served; "required" and a named function need constrained decoding, which
+    /// this server does not have, so they are refused rather than silently treated as "auto".
+    /// </summary>
+    private static ChatToolMode? ToolMode(RequestBody body, List<AITool>? tools)
+    {
+        if (body.Get("tool_choice") is not { } choice) return null;
+        if (choice.ValueKind == JsonValueKind.String)
+        {
+            return RequestBody.Text(choice, "tool_choice") switch
+            {
+                "none" => ChatToolMode.None,
+                "auto" => ChatToolMode.Auto,
+                "required" => throw ApiException.BadRequest("'tool_choice' \"required\" needs constrained decoding, which this server does not offer yet; use \"auto\" or \"none\".", "tool_choice"),
+                var other => throw ApiException.BadRequest($"'tool_choice' is '{other}'; expected \"none\", \"auto\", or {{\"type\": \"function\", \"function\": {{\"name\": ...}}}}.", "tool_choice"),
+            };
+        }
+
+        var function = RequestBody.Object(choice, "tool_choice").Object("function") ?? throw ApiException.BadRequest("'tool_choice.function' is required.", "tool_choice.function");
+        var name = function.RequiredString("name");
+        if (tools?.Any(t => t.Name == name) != true)
+        {
+            var known = tools is { Count: > 0 } ? string.Join(", ", tools.Select(t => t.Name)) : "none";
+            throw ApiException.BadRequest($"'tool_choice' names the function '{name}', which is not in 'tools' (the request's tools: {known}).", "tool_choice.function.name");
+        }
+
+        throw ApiException.BadRequest($"'tool_choice' naming a function ('{name}') needs constrained decoding, which this server does not offer yet; use \"auto\".", "tool_choice");
+    }
+
     private static List<AIChatMessage> Messages(RequestBody body)
     {
-        var list = body.Get("messages") is { ValueKind: JsonValueKind.Array } array && array.GetArrayLength() > 0
-            ? array : throw ApiException.BadRequest("'messages' must be a non-empty list.", "messages");
+        var list = body.List("messages") is { } array && array.GetArrayLength() > 0
+            ? body.Objects("messages") : throw ApiException.BadRequest("'messages' must be a non-empty list.", "messages");
         var result = new List<AIChatMessage>();
-        var index = 0;
-        foreach (var m in list.EnumerateArray())
+        foreach (var m in list)
         {
-            var at = $"messages[{index++}]";
-            if (m.ValueKind != JsonValueKind.Object || !m.TryGetProperty("role", out var role) || role.ValueKind != JsonValueKind.String)
-            {
-                throw ApiException.BadRequest($"{at} must be an object with a string 'role'.", at);
-            }
-
+            var roleName = m.RequiredString("role");
             var contents = new List<AIContent>();
-            if (m.TryGetProperty("content", out var content))
+            switch (m.Get("content"))
             {
-                switch (content.ValueKind)
-                {
-                    case JsonValueKind.String: contents.Add(new TextContent(content.GetString())); break;
-                    case JsonValueKind.Null: break;
-                    case JsonValueKind.Array:
-                        foreach (var part in content.EnumerateArray())
-                        {
-                            if (part.TryGetProperty("type", out var t) && t.GetString() == "text" && part.TryGetProperty("text", out var text)) contents.Add(new TextContent(text.GetString()));
-                            else throw ApiException.BadRequest($"{at}.content has a part that is not text; this server takes text only.", at);
-                        }
+                case null: break;
+                case { ValueKind: JsonValueKind.String } text: contents.Add(new TextContent(RequestBody.Text(text, m.At("content")))); break;
+                case { ValueKind: JsonValueKind.Array }:
+                    foreach (var part in m.Objects("content"))
+                    {
+                        if (part.RequiredString("type") != "text") throw ApiException.BadRequest($"'{part.At("type")}' is '{part.String("type")}'; this server takes text parts only.", part.At("type"));
+                        contents.Add(new TextContent(part.RequiredString("text")));
+                    }
 
-                        break;
-                    default: throw ApiException.BadRequest($"{at}.content must be a string or a list of text parts.", at);
-                }
+                    break;
+                case { } other: throw RequestBody.Wrong(m.At("content"), "a string or a list of text parts", other);
             }
 
-            var roleName = role.GetString()!;
             if (roleName == "tool")
             {
-                var callId = m.TryGetProperty("tool_call_id", out var tc) ? tc.GetString() : throw ApiException.BadRequest($"{at} (a tool message) needs 'tool_call_id'.", at);
-                result.Add(new AIChatMessage(ChatRole.Tool, [new FunctionResultContent(callId!, string.Concat(contents.OfType<TextContent>().Select(c => c.Text)))]));
+                var callId = m.RequiredString("tool_call_id");
+                result.Add(new AIChatMessage(ChatRole.Tool, [new FunctionResultContent(callId, string.Concat(contents.OfType<TextContent>().Select(c => c.Text)))]));
                 continue;
             }
 
-            if (m.TryGetProperty("tool_calls", out var toolCalls) && toolCalls.ValueKind == JsonValueKind.Array)
+            foreach (var call in m.Objects("tool_calls"))
             {
-                foreach (var call in toolCalls.EnumerateArray())
-                {
-                    var function = call.GetProperty("function");
-                    var args = function.TryGetProperty("arguments", out var a) && a.ValueKind == JsonValueKind.String && a.GetString() is { Length: > 0 } json
-                        ? JsonSerializer.Deserialize<Dictionary<string, object?>>(json) : new Dictionary<string, object?>();
-                    contents.Add(new FunctionCallContent(call.TryGetProperty("id", out var cid) ? cid.GetString()! : Guid.NewGuid().ToString("N")[..9], function.GetProperty("name").GetString()!, args));
-                }
+                var function = call.Object("function") ?? throw ApiException.BadRequest($"'{call.At("function")}' is required.", call.At("function"));
+                var arguments = function.String("arguments") is { Length: > 0 } json ? Arguments(json, function.At("arguments")) : [];
+                contents.Add(new FunctionCallContent(call.String("id") ?? Guid.NewGuid().ToString("N")[..9], function.RequiredString("name"), arguments));
             }
 
             result.Add(new AIChatMessage(new ChatRole(roleName), contents));
@@ -194,18 +219,33 @@ internal static class ChatCompletionsEndpoint
         return result;
     }
 
+    /// <summary>A tool call's arguments: OpenAI sends them as a string holding a JSON object.</summary>
+    private static Dictionary<string, object?> Arguments(string json, string at)
+    {
+        try
+        {
+            return JsonSerializer.Deserialize<Dictionary<string, object?>>(json) ?? throw ApiException.BadRequest($"'{at}' must hold a JSON object.", at);
+        }
+        catch (JsonException)
+        {
+            throw ApiException.BadRequest($"'{at}' must be a string holding a JSON object.", at);
+        }
+    }
+
     private static List<AITool>? Tools(RequestBody body)
     {
-        if (body.Get("tools") is not { ValueKind: JsonValueKind.Array } tools) return null;
-        return [.. tools.EnumerateArray().Select((t, i) =>
+        if (body.List("tools") is null) return null;
+        var tools = new List<AITool>();
+        foreach (var tool in body.Objects("tools"))
         {
-            if (!t.TryGetProperty("function", out var f) || !f.TryGetProperty("name", out var name) || name.ValueKind != JsonValueKind.String)
-            {
-                throw ApiException.BadRequest($"tools[{i}] must be {{\"type\": \"function\", \"function\": {{\"name\", ...}}}}.", $"tools[{i}]");
-            }
+            var function = tool.Object("function") ?? throw ApiException.BadRequest($"'{tool.At("function")}' is required: {{\"type\": \"function\", \"function\": {{\"name\", ...}}}}.", tool.At("function"));
+            // A tool without parameters takes none; OpenAI's default.
+            var schema = function.Object("parameters")?.Root ?? EmptyParameters;
+            tools.Add(AIFunctionFactory.CreateDeclaration(function.RequiredString("name"), function.String("description"), schema));
+        }
 
-            var schema = f.TryGetProperty("parameters", out var p) ? p : JsonDocument.Parse("{\"type\": \"object\", \"properties\": {}}").RootElement;
-            return (AITool)AIFunctionFactory.CreateDeclaration(name.GetString()!, f.TryGetProperty("description", out var d) ? d.GetString() : null, schema);
-        })];
+        return tools;
     }
+
+    private static readonly JsonElement EmptyParameters = JsonDocument.Parse("{\"type\": \"object\", \"properties\": {}}").RootElement;
 }

@@ -23,7 +23,27 @@ internal static class CompletionsEndpoint
         var logprobs = body.Int("logprobs", 0, 20);
         var n = body.Int("n", 1, options.MaxChoices) ?? 1;
         var stream = body.Bool("stream");
-        var includeUsage = body.Get("stream_options") is { } so && so.TryGetProperty("include_usage", out var iu) && iu.ValueKind == JsonValueKind.True;
+        var includeUsage = body.Object("stream_options")?.Bool("include_usage") ?? false;
+        // vLLM's extension on completions; chat maps response_format through its IChatClient.
+        var format = body.Object("response_format") is { } rf ? rf.RequiredString("type") : null;
+        if (format is not null and not "text" and not "json_object")
+        {
+            throw ApiException.BadRequest($"'response_format.type' is '{format}'; completions take text or json_object.", "response_format.type");
+        }
+
+        var promptCount = PromptCount(body);
+        if (promptCount > options.MaxPrompts)
+        {
+            throw ApiException.BadRequest($"'prompt' has {promptCount} prompts; this server takes at most {options.MaxPrompts} per request.", "prompt");
+        }
+
+        if ((long)promptCount * n > options.MaxTotalChoices)
+        {
+            throw ApiException.BadRequest($"{promptCount} prompts × n = {n} asks for {(long)promptCount * n} completions; this server makes at most {options.MaxTotalChoices} per request.", "n");
+        }
+
+        // Validated once, before any output (a stream cannot carry a 400 once started); each choice then gets its own options.
+        body.ApplySampling(new GenerationOptions(), defaultMaxTokens: 16, options.MaxOutputTokens, minTokens: 0);
         var prompts = Prompts(body, model);
         var id = "cmpl-" + Guid.NewGuid().ToString("N");
         var created = DateTimeOffset.UtcNow.ToUnixTimeSeconds();
@@ -41,12 +61,8 @@ internal static class CompletionsEndpoint
             for (var choice = 0; choice < n; choice++, index++)
             {
                 var generation = new GenerationOptions();
-                body.ApplySampling(generation, defaultMaxTokens: 16, options.MaxOutputTokens);
-                // vLLM's extension on completions; chat maps response_format through its IChatClient.
-                if (body.Get("response_format") is { } format && format.TryGetProperty("type", out var type) && type.GetString() == "json_object")
-                {
-                    generation.Constraint = Constraints.OutputConstraint.Json();
-                }
+                body.ApplySampling(generation, defaultMaxTokens: 16, options.MaxOutputTokens, minTokens: 0);
+                if (format == "json_object") generation.Constraint = Constraints.OutputConstraint.Json();
                 if (generation.Seed is { } seed) generation.Seed = seed + choice;
                 var generate = (body.Int("max_tokens", 0) ?? 16) > 0;
                 generation.MaxNewTokens = Math.Min(generation.MaxNewTokens, model.Info.ContextLength - ids.Length);
@@ -137,14 +153,22 @@ internal static class CompletionsEndpoint
     private static object Chunk(string id, long created, string model, int index, string text, LogProbs? logprobs, string? finish) =>
         new { id, @object = "text_completion", created, model, choices = new[] { new { text, index, logprobs = logprobs?.ToJson(), finish_reason = finish } } };
 
+    /// <summary>How many prompts the request sends, counted without tokenizing any.</summary>
+    private static int PromptCount(RequestBody body) => body.Get("prompt") switch
+    {
+        { ValueKind: JsonValueKind.Array } list when list.GetArrayLength() > 0 && list[0].ValueKind is JsonValueKind.String or JsonValueKind.Array => list.GetArrayLength(),
+        _ => 1,
+    };
+
     /// <summary>The prompts: a string, a list of strings, a list of token ids, or a list of token-id lists.</summary>
     private static List<(int[] Ids, string? Text)> Prompts(RequestBody body, LanguageModel model)
     {
         var prompt = body.Get("prompt") ?? throw ApiException.BadRequest("'prompt' is required.", "prompt");
         var vocab = model.Info.VocabularySize;
-        int[] Ids(JsonElement list)
+        int[] Ids(JsonElement list, string at)
         {
-            var ids = list.EnumerateArray().Select(x => x.ValueKind == JsonValueKind.Number && x.TryGetInt32(out var i) ? i : throw ApiException.BadRequest("Token-id prompts must be integers.", "prompt")).ToArray();
+            if (list.ValueKind != JsonValueKind.Array) throw RequestBody.Wrong(at, "a list of token ids", list);
+            var ids = list.EnumerateArray().Select((x, i) => RequestBody.Integer(x, $"{at}[{i}]")).ToArray();
             if (ids.Length == 0) throw ApiException.BadRequest("A token-id prompt is empty.", "prompt");
             if (ids.Any(i => i < 0 || i >= vocab)) throw ApiException.BadRequest($"Token id {ids.First(i => i < 0 || i >= vocab)} is outside the vocabulary (0..{vocab - 1}).", "prompt");
             return ids;
@@ -159,11 +183,11 @@ internal static class CompletionsEndpoint
 
         return prompt.ValueKind switch
         {
-            JsonValueKind.String => [FromText(prompt.GetString()!)],
+            JsonValueKind.String => [FromText(RequestBody.Text(prompt, "prompt"))],
             JsonValueKind.Array when prompt.GetArrayLength() == 0 => throw ApiException.BadRequest("'prompt' is an empty list.", "prompt"),
-            JsonValueKind.Array when prompt[0].ValueKind == JsonValueKind.String => [.. prompt.EnumerateArray().Select(p => p.ValueKind == JsonValueKind.String ? FromText(p.GetString()!) : throw ApiException.BadRequest("'prompt' mixes strings and other values.", "prompt"))],
-            JsonValueKind.Array when prompt[0].ValueKind == JsonValueKind.Number => [(Ids(prompt), null)],
-            JsonValueKind.Array when prompt[0].ValueKind == JsonValueKind.Array => [.. prompt.EnumerateArray().Select(p => (Ids(p), (string?)null))],
+            JsonValueKind.Array when prompt[0].ValueKind == JsonValueKind.String => [.. prompt.EnumerateArray().Select((p, i) => FromText(RequestBody.Text(p, $"prompt[{i}]")))],
+            JsonValueKind.Array when prompt[0].ValueKind == JsonValueKind.Number => [(Ids(prompt, "prompt"), null)],
+            JsonValueKind.Array when prompt[0].ValueKind == JsonValueKind.Array => [.. prompt.EnumerateArray().Select((p, i) => (Ids(p, $"prompt[{i}]"), (string?)null))],
             _ => throw ApiException.BadRequest("'prompt' must be a string, a list of strings, a list of token ids or a list of token-id lists.", "prompt"),
         };
     }

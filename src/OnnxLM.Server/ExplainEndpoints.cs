@@ -6,30 +6,42 @@ namespace OnnxLM.Server;
 /// <summary>The explain views over HTTP, for the playground: <c>/explain/next</c>, <c>/explain/tokens</c>, <c>/explain/attention</c>, <c>/explain/cache</c>.</summary>
 internal static class ExplainEndpoints
 {
-    public static void Map(WebApplication app, ServedModels models)
+    public static void Map(WebApplication app, ServedModels models, OnnxLMServerOptions options)
     {
+        // Every explain view's work and response grow with its text: one bound, checked before any tokenizing.
+        string Text(RequestBody body, string field)
+        {
+            var text = body.RequiredString(field);
+            if (text.Length > options.MaxExplainTextLength)
+            {
+                throw ApiException.BadRequest($"'{field}' has {text.Length} characters; the explain views take at most {options.MaxExplainTextLength} (MaxExplainTextLength).", field);
+            }
+
+            return text;
+        }
+
         app.MapPost("/explain/next", async (HttpContext http) =>
         {
             var body = await RequestBody.ReadAsync(http.Request, http.RequestAborted);
             var (_, host) = models.Resolve(body.String("model"));
-            var prompt = body.String("prompt") ?? throw ApiException.BadRequest("'prompt' is required.", "prompt");
+            var prompt = Text(body, "prompt");
             using var explain = host.Model.Explain();
-            var temperature = body.Float("temperature") ?? 1f;
-            var view = await explain.NextTokenAsync(prompt, body.Int("top", 1, 100) ?? 10, [temperature], body.Float("top_p") ?? 0.9f, body.Float("min_p") ?? 0.05f, http.RequestAborted);
+            var temperature = body.Float("temperature", 0, 2) ?? 1f;
+            var view = await explain.NextTokenAsync(prompt, body.Int("top", 1, 100) ?? 10, [temperature], body.Float("top_p", 0, 1) ?? 0.9f, body.Float("min_p", 0, 1) ?? 0.05f, http.RequestAborted);
             return Results.Json(view);
         });
         app.MapPost("/explain/tokens", async (HttpContext http) =>
         {
             var body = await RequestBody.ReadAsync(http.Request, http.RequestAborted);
             var (_, host) = models.Resolve(body.String("model"));
-            return Results.Json(host.Model.Tokenizer.Explain(body.String("text") ?? throw ApiException.BadRequest("'text' is required.", "text")));
+            return Results.Json(host.Model.Tokenizer.Explain(Text(body, "text")));
         });
         app.MapPost("/explain/attention", async (HttpContext http) =>
         {
             var body = await RequestBody.ReadAsync(http.Request, http.RequestAborted);
             var (_, host) = models.Resolve(body.String("model"));
             using var explain = host.Model.Explain();
-            var map = await explain.AttentionAsync(body.String("text") ?? throw ApiException.BadRequest("'text' is required.", "text"), http.RequestAborted);
+            var map = await explain.AttentionAsync(Text(body, "text"), http.RequestAborted);
             var layer = body.Int("layer", 0, map.LayerCount - 1) ?? map.LayerCount - 1;
             var head = body.Int("head", 0, map.HeadCount - 1);
             return Results.Json(new { tokens = map.Tokens, layers = map.LayerCount, heads = map.HeadCount, layer, head, weights = head is { } h ? map.Head(layer, h) : map.LayerAverage(layer) });

@@ -4,6 +4,7 @@ using Microsoft.AspNetCore.Http;
 using Microsoft.AspNetCore.Server.Kestrel.Core;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Hosting;
+using Microsoft.Extensions.Logging;
 using OnnxLM.Hosting;
 using OpenTelemetry.Metrics;
 
@@ -68,22 +69,35 @@ public static class OnnxLMServer
     public static WebApplication MapOnnxLMServer(this WebApplication app)
     {
         var options = app.Services.GetRequiredService<OnnxLMServerOptions>();
+        var logger = app.Services.GetRequiredService<ILoggerFactory>().CreateLogger("OnnxLM.Server");
         app.Use(async (context, next) =>
         {
             try
             {
                 var path = context.Request.Path;
                 var open = path == "/health" || path == "/metrics" || !path.StartsWithSegments("/v1") && !path.StartsWithSegments("/tokenize") && !path.StartsWithSegments("/detokenize") && !path.StartsWithSegments("/explain");
-                if (options.ApiKeys.Count > 0 && !open)
+                if (options.ApiKeys.Count > 0 && !open && (BearerToken(context.Request) is not { } key || !options.ApiKeys.Contains(key)))
                 {
-                    var header = context.Request.Headers.Authorization.ToString();
-                    if (!header.StartsWith("Bearer ", StringComparison.Ordinal) || !options.ApiKeys.Contains(header["Bearer ".Length..].Trim()))
-                    {
-                        throw new ApiException(401, "A valid API key is required (Authorization: Bearer <key>).", code: "invalid_api_key", type: "authentication_error");
-                    }
+                    throw new ApiException(401, "A valid API key is required (Authorization: Bearer <key>).", code: "invalid_api_key", type: "authentication_error");
+                }
+
+                // Only JSON bodies: a form or text/plain POST is a "simple" cross-site request that a web page can make from a
+                // visitor's browser without a CORS preflight; a JSON content type forces the preflight, which this server never grants.
+                if (HttpMethods.IsPost(context.Request.Method) && !context.Request.HasJsonContentType())
+                {
+                    throw new ApiException(415, $"The request body must be JSON with 'Content-Type: application/json'; got {(string.IsNullOrEmpty(context.Request.ContentType) ? "no Content-Type" : $"'{context.Request.ContentType}'")}.",
+                        code: "unsupported_media_type");
                 }
 
                 await next(context);
+                // Routing answers an unknown path or method with a bare status; give it the same error object as everything else.
+                if (!context.Response.HasStarted && context.Response.StatusCode is 404 or 405 && context.Response.ContentType is null)
+                {
+                    var missing = context.Response.StatusCode == 404
+                        ? new ApiException(404, $"There is no endpoint at {context.Request.Path}.", code: "not_found")
+                        : new ApiException(405, $"{context.Request.Path} does not take {context.Request.Method}.", code: "method_not_allowed");
+                    await missing.WriteAsync(context);
+                }
             }
             catch (ApiException e)
             {
@@ -105,6 +119,12 @@ public static class OnnxLMServer
             {
                 await ApiException.BadRequest(e.Message).WriteAsync(context);
             }
+            catch (Exception e)
+            {
+                // The last resort: a bug, not bad input. Logged with its stack; the client gets an error object, never an empty 500.
+                logger.LogError(e, "Unhandled error serving {Method} {Path}", context.Request.Method, context.Request.Path);
+                await new ApiException(500, "The server failed to handle the request; the error is in the server's log.", code: "internal_error", type: "server_error").WriteAsync(context);
+            }
         });
 
         var models = app.Services.GetRequiredService<ServedModels>();
@@ -119,7 +139,7 @@ public static class OnnxLMServer
         {
             var body = await RequestBody.ReadAsync(http.Request, http.RequestAborted);
             var (_, host) = models.Resolve(body.String("model"));
-            var text = body.String("prompt") ?? body.String("text") ?? throw ApiException.BadRequest("'prompt' is required.", "prompt");
+            var text = body.String("prompt") ?? body.RequiredString("text");
             var ids = body.Bool("add_special_tokens", true) ? host.Model.Tokenizer.Encode(text) : host.Model.Tokenizer.Encode(text, addSpecialTokens: false);
             return Results.Json(new { tokens = ids, count = ids.Length, max_model_len = host.Model.Info.ContextLength });
         });
@@ -127,12 +147,12 @@ public static class OnnxLMServer
         {
             var body = await RequestBody.ReadAsync(http.Request, http.RequestAborted);
             var (_, host) = models.Resolve(body.String("model"));
-            var ids = body.Get("tokens") is { ValueKind: JsonValueKind.Array } list ? list.EnumerateArray().Select(x => x.GetInt32()).ToArray()
-                : throw ApiException.BadRequest("'tokens' must be a list of token ids.", "tokens");
-            if (ids.Any(i => i < 0 || i >= host.Model.Tokenizer.VocabularySize)) throw ApiException.BadRequest("A token id is outside the vocabulary.", "tokens");
+            var vocab = host.Model.Tokenizer.VocabularySize;
+            var list = body.List("tokens") ?? throw ApiException.BadRequest("'tokens' is required: a list of token ids.", "tokens");
+            var ids = list.EnumerateArray().Select((x, i) => RequestBody.Integer(x, $"tokens[{i}]", 0, vocab - 1)).ToArray();
             return Results.Json(new { prompt = host.Model.Tokenizer.Decode(ids) });
         });
-        ExplainEndpoints.Map(app, models);
+        ExplainEndpoints.Map(app, models, options);
         app.MapGet("/health", (IServiceProvider sp) =>
         {
             var loading = models.Names.Where(n => !sp.GetRequiredKeyedService<OnnxLMModelHost>(n).IsLoaded).ToList();
@@ -142,5 +162,13 @@ public static class OnnxLMServer
         app.MapPrometheusScrapingEndpoint("/metrics");
         if (options.Playground) Playground.Map(app);
         return app;
+    }
+
+    /// <summary>The token of an <c>Authorization: Bearer</c> header; the scheme name is case-insensitive (RFC 7235).</summary>
+    private static string? BearerToken(HttpRequest request)
+    {
+        var header = request.Headers.Authorization.ToString();
+        const string Scheme = "Bearer ";
+        return header.StartsWith(Scheme, StringComparison.OrdinalIgnoreCase) ? header[Scheme.Length..].Trim() : null;
     }
 }

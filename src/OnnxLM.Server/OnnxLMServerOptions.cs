@@ -3,6 +3,10 @@ namespace OnnxLM.Server;
 /// <summary>Settings of the OpenAI-compatible server.</summary>
 public sealed class OnnxLMServerOptions
 {
+    private int _maxPrompts = 64;
+    private int _maxTotalChoices = 64;
+    private int _maxExplainTextLength = 8192;
+
     /// <summary>
     /// The models served, by the name requests use in <c>model</c>; each must be registered with
     /// <c>AddKeyedOnnxLM(name, …)</c>. The first is the default when a request names none.
@@ -17,6 +21,37 @@ public sealed class OnnxLMServerOptions
 
     /// <summary>The most completions one request may ask for with <c>n</c> (default 16).</summary>
     public int MaxChoices { get; set; } = 16;
+
+    /// <summary>
+    /// The most prompts one completions request may send as a list (default 64); more is a 400 naming <c>prompt</c>,
+    /// before any prompt is tokenized.
+    /// </summary>
+    public int MaxPrompts
+    {
+        get => _maxPrompts;
+        set => _maxPrompts = AtLeastOne(value, nameof(MaxPrompts));
+    }
+
+    /// <summary>
+    /// The most completions one request may produce in all, prompts × <c>n</c> (default 64): each prompt and <c>n</c> may be
+    /// within its own cap and their product still be too much work for one request.
+    /// </summary>
+    public int MaxTotalChoices
+    {
+        get => _maxTotalChoices;
+        set => _maxTotalChoices = AtLeastOne(value, nameof(MaxTotalChoices));
+    }
+
+    /// <summary>
+    /// The longest text, in characters, the explain endpoints take (<c>/explain/next</c>, <c>/explain/tokens</c>,
+    /// <c>/explain/attention</c>; default 8,192); longer is a 400 naming the field and this limit.
+    /// </summary>
+    /// <remarks>The views are for reading a sentence or a paragraph: their responses grow with the text (attention with its square).</remarks>
+    public int MaxExplainTextLength
+    {
+        get => _maxExplainTextLength;
+        set => _maxExplainTextLength = AtLeastOne(value, nameof(MaxExplainTextLength));
+    }
 
     /// <summary>The most new tokens one request may ask for with <c>max_tokens</c> / <c>max_completion_tokens</c> (default 4,096); more is a 400 naming the field.</summary>
     public int MaxOutputTokens { get; set; } = 4096;
@@ -36,4 +71,10 @@ public sealed class OnnxLMServerOptions
 
     /// <summary>Serve the playground page at <c>/</c> (default true).</summary>
     public bool Playground { get; set; } = true;
+
+    private static int AtLeastOne(int value, string name)
+    {
+        ArgumentOutOfRangeException.ThrowIfLessThan(value, 1, name);
+        return value;
+    }
 }

@@ -1,20 +1,46 @@
 using System.Globalization;
 using System.Text.Json;
+using Microsoft.AspNetCore.Http;
 
 namespace OnnxLM.Server;
 
-/// <summary>A JSON request body with typed field readers that fail as 400 errors naming the field.</summary>
-internal sealed class RequestBody(JsonElement root)
+/// <summary>
+/// A JSON object from a request — the body or an object nested in it — with typed field readers that know the field's
+/// path (<c>messages[2].tool_calls[0].function.name</c>) and fail as 400 errors naming it.
+/// </summary>
+/// <remarks>
+/// Every read of request JSON goes through these readers, so a wrongly typed value anywhere in a request is a 400 with the
+/// field's path as <c>param</c>, never an exception from <see cref="JsonElement"/> that escapes as a 500.
+/// </remarks>
+internal sealed class RequestBody
 {
-    public JsonElement Root { get; } = root;
-
-    public static async Task<RequestBody> ReadAsync(Microsoft.AspNetCore.Http.HttpRequest request, CancellationToken ct)
+    private RequestBody(JsonElement root, string path)
     {
+        Root = root;
+        Path = path;
+    }
+
+    /// <summary>The JSON object.</summary>
+    public JsonElement Root { get; }
+
+    /// <summary>Where the object is in the request: empty for the body itself.</summary>
+    public string Path { get; }
+
+    /// <summary>Reads the request body as a JSON object: invalid UTF-8, invalid JSON or a non-object are 400s.</summary>
+    public static async Task<RequestBody> ReadAsync(HttpRequest request, CancellationToken ct)
+    {
+        ArgumentNullException.ThrowIfNull(request);
+        // The body is buffered (Kestrel has already bounded it by MaxRequestBodyBytes) so that its UTF-8 can be checked
+        // whole: JsonDocument accepts invalid UTF-8 inside strings and only fails when a string is read.
+        using var buffer = new MemoryStream();
+        await request.Body.CopyToAsync(buffer, ct);
+        var bytes = buffer.GetBuffer().AsMemory(0, (int)buffer.Length);
+        if (!System.Text.Unicode.Utf8.IsValid(bytes.Span)) throw ApiException.BadRequest("The request body is not valid UTF-8.");
         try
         {
-            using var doc = await JsonDocument.ParseAsync(request.Body, cancellationToken: ct);
-            if (doc.RootElement.ValueKind != JsonValueKind.Object) throw ApiException.BadRequest("The request body must be a JSON object.");
-            return new RequestBody(doc.RootElement.Clone());
+            using var doc = JsonDocument.Parse(bytes);
+            if (doc.RootElement.ValueKind != JsonValueKind.Object) throw ApiException.BadRequest($"The request body must be a JSON object; got {Kind(doc.RootElement)}.");
+            return new RequestBody(doc.RootElement.Clone(), "");
         }
         catch (JsonException e)
         {
@@ -22,86 +48,191 @@ internal sealed class RequestBody(JsonElement root)
         }
     }
 
-    public bool Has(string name) => Root.TryGetProperty(name, out var v) && v.ValueKind != JsonValueKind.Null;
+    /// <summary>The path of the field <paramref name="name"/> of this object.</summary>
+    public string At(string name) => Path.Length == 0 ? name : $"{Path}.{name}";
 
+    /// <summary>Whether the field is present and not null.</summary>
+    public bool Has(string name) => Get(name) is not null;
+
+    /// <summary>The field's value, or null when it is missing or JSON null.</summary>
     public JsonElement? Get(string name) => Root.TryGetProperty(name, out var v) && v.ValueKind != JsonValueKind.Null ? v : null;
 
-    public string? String(string name) => Get(name) switch
-    {
-        null => null,
-        { ValueKind: JsonValueKind.String } v => v.GetString(),
-        _ => throw ApiException.BadRequest($"'{name}' must be a string.", name),
-    };
+    /// <summary>A string field, or null when missing.</summary>
+    public string? String(string name) => Get(name) is { } v ? Text(v, At(name)) : null;
 
+    /// <summary>A string field that must be present.</summary>
+    public string RequiredString(string name) => String(name) ?? throw ApiException.BadRequest($"'{At(name)}' is required.", At(name));
+
+    /// <summary>A boolean field, or <paramref name="fallback"/> when missing.</summary>
     public bool Bool(string name, bool fallback = false) => Get(name) switch
     {
         null => fallback,
         { ValueKind: JsonValueKind.True } => true,
         { ValueKind: JsonValueKind.False } => false,
-        _ => throw ApiException.BadRequest($"'{name}' must be true or false.", name),
+        { } v => throw Wrong(At(name), "true or false", v),
     };
 
-    public int? Int(string name, int min = int.MinValue, int max = int.MaxValue)
-    {
-        if (Get(name) is not { } v) return null;
-        if (v.ValueKind != JsonValueKind.Number || !v.TryGetInt32(out var i)) throw ApiException.BadRequest($"'{name}' must be an integer.", name);
-        if (i < min || i > max) throw ApiException.BadRequest($"'{name}' must be between {min} and {max}; got {i}.", name);
-        return i;
-    }
+    /// <summary>An integer field within [<paramref name="min"/>, <paramref name="max"/>], or null when missing.</summary>
+    public int? Int(string name, int min = int.MinValue, int max = int.MaxValue) => Get(name) is { } v ? Integer(v, At(name), min, max) : null;
 
+    /// <summary>A 64-bit integer field, or null when missing.</summary>
     public long? Long(string name)
     {
         if (Get(name) is not { } v) return null;
-        return v.ValueKind == JsonValueKind.Number && v.TryGetInt64(out var l) ? l : throw ApiException.BadRequest($"'{name}' must be an integer.", name);
+        return v.ValueKind == JsonValueKind.Number && v.TryGetInt64(out var l) ? l : throw Wrong(At(name), "an integer", v);
     }
 
-    public float? Float(string name)
+    /// <summary>A finite number field within [<paramref name="min"/>, <paramref name="max"/>], or null when missing.</summary>
+    public float? Float(string name, float min = float.MinValue, float max = float.MaxValue) => Get(name) is { } v ? Number(v, At(name), min, max) : null;
+
+    /// <summary><paramref name="value"/> as a finite number within [<paramref name="min"/>, <paramref name="max"/>] at <paramref name="at"/>.</summary>
+    public static float Number(JsonElement value, string at, float min = float.MinValue, float max = float.MaxValue)
     {
-        if (Get(name) is not { } v) return null;
-        return v.ValueKind == JsonValueKind.Number ? v.GetSingle() : throw ApiException.BadRequest($"'{name}' must be a number.", name);
+        if (value.ValueKind != JsonValueKind.Number) throw Wrong(at, "a number", value);
+        // Read as double and range-checked before narrowing: JsonElement.GetSingle throws on a literal beyond float's range (1e40).
+        if (!value.TryGetDouble(out var d) || !double.IsFinite(d) || d < min || d > max)
+        {
+            throw ApiException.BadRequest($"'{at}' must be {Range(min, max)}; got {value.GetRawText()}.", at);
+        }
+
+        return (float)d;
     }
 
-    public List<string> StringOrList(string name) => Get(name) switch
+    /// <summary>A field that is a string or a list of strings; empty when missing.</summary>
+    public List<string> StringOrList(string name)
     {
-        null => [],
-        { ValueKind: JsonValueKind.String } s => [s.GetString()!],
-        { ValueKind: JsonValueKind.Array } a when a.EnumerateArray().All(x => x.ValueKind == JsonValueKind.String) => [.. a.EnumerateArray().Select(x => x.GetString()!)],
-        _ => throw ApiException.BadRequest($"'{name}' must be a string or a list of strings.", name),
+        var at = At(name);
+        switch (Get(name))
+        {
+            case null: return [];
+            case { ValueKind: JsonValueKind.String } s: return [Text(s, at)];
+            case { ValueKind: JsonValueKind.Array } a:
+                var list = new List<string>(a.GetArrayLength());
+                var i = 0;
+                foreach (var item in a.EnumerateArray())
+                {
+                    if (item.ValueKind != JsonValueKind.String) throw Wrong($"{at}[{i}]", "a string", item);
+                    list.Add(Text(item, $"{at}[{i++}]"));
+                }
+
+                return list;
+            case { } other: throw Wrong(at, "a string or a list of strings", other);
+        }
+    }
+
+    /// <summary>A nested object field, or null when missing.</summary>
+    public RequestBody? Object(string name) => Get(name) is { } v ? Object(v, At(name)) : null;
+
+    /// <summary>A list field, or null when missing.</summary>
+    public JsonElement? List(string name) => Get(name) switch
+    {
+        null => null,
+        { ValueKind: JsonValueKind.Array } a => a,
+        { } v => throw Wrong(At(name), "a list", v),
     };
 
-    /// <summary>The sampling fields shared by completions and chat, into <paramref name="options"/>; a bad value is a 400 naming the field.</summary>
-    public void ApplySampling(GenerationOptions options, int defaultMaxTokens, int maxAllowedTokens)
+    /// <summary>A list of objects, each with its path (<c>tools[3]</c>); empty when missing.</summary>
+    public IEnumerable<RequestBody> Objects(string name)
     {
+        if (List(name) is not { } list) yield break;
+        var i = 0;
+        foreach (var item in list.EnumerateArray()) yield return Object(item, $"{At(name)}[{i++}]");
+    }
+
+    /// <summary><paramref name="value"/> as an object at <paramref name="at"/>.</summary>
+    public static RequestBody Object(JsonElement value, string at) =>
+        value.ValueKind == JsonValueKind.Object ? new RequestBody(value, at) : throw Wrong(at, "an object", value);
+
+    /// <summary><paramref name="value"/> as a string at <paramref name="at"/>; an escaped lone surrogate (<c>"\ud800"</c>) is not text.</summary>
+    public static string Text(JsonElement value, string at)
+    {
+        if (value.ValueKind != JsonValueKind.String) throw Wrong(at, "a string", value);
         try
         {
-            var max = Int("max_completion_tokens", 0) ?? Int("max_tokens", 0) ?? Math.Min(defaultMaxTokens, maxAllowedTokens);
+            return value.GetString()!;
+        }
+        catch (InvalidOperationException)
+        {
+            throw ApiException.BadRequest($"'{at}' is not valid Unicode text (it has an unpaired surrogate escape such as \\ud800).", at);
+        }
+    }
+
+    /// <summary><paramref name="value"/> as an integer within [<paramref name="min"/>, <paramref name="max"/>] at <paramref name="at"/>.</summary>
+    public static int Integer(JsonElement value, string at, int min = int.MinValue, int max = int.MaxValue)
+    {
+        if (value.ValueKind != JsonValueKind.Number) throw Wrong(at, "an integer", value);
+        if (!value.TryGetInt32(out var i))
+        {
+            // 1.5 is not an integer; 1e20 is one, but out of any range this server takes.
+            var whole = value.TryGetDouble(out var d) && Math.Floor(d) == d;
+            throw ApiException.BadRequest(whole ? $"'{at}' must be {Range(min, max)}; got {value.GetRawText()}." : $"'{at}' must be an integer; got {value.GetRawText()}.", at);
+        }
+
+        if (i < min || i > max) throw ApiException.BadRequest($"'{at}' must be {Range(min, max)}; got {i}.", at);
+        return i;
+    }
+
+    /// <summary>The 400 for a value of the wrong JSON type.</summary>
+    public static ApiException Wrong(string at, string expected, JsonElement found) => ApiException.BadRequest($"'{at}' must be {expected}; got {Kind(found)}.", at);
+
+    private static string Kind(JsonElement value) => value.ValueKind switch
+    {
+        JsonValueKind.Object => "an object",
+        JsonValueKind.Array => "a list",
+        JsonValueKind.String => "a string",
+        JsonValueKind.Number => $"the number {value.GetRawText()}",
+        JsonValueKind.True or JsonValueKind.False => value.GetRawText(),
+        _ => "null",
+    };
+
+    private static string Range<T>(T min, T max) where T : System.Numerics.IMinMaxValue<T>, IComparable<T>, IFormattable
+    {
+        string S(T v) => v.ToString(null, CultureInfo.InvariantCulture);
+        if (min.CompareTo(T.MinValue) == 0) return max.CompareTo(T.MaxValue) == 0 ? "a number" : $"at most {S(max)}";
+        return max.CompareTo(T.MaxValue) == 0 ? $"at least {S(min)}" : $"between {S(min)} and {S(max)}";
+    }
+
+    /// <summary>
+    /// The sampling fields shared by completions and chat, into <paramref name="options"/>, with OpenAI's ranges
+    /// (temperature 0–2, top_p 0–1, penalties −2–2); a bad value is a 400 naming the field.
+    /// </summary>
+    /// <param name="options">The options to fill.</param>
+    /// <param name="defaultMaxTokens">The new tokens when the request gives no <c>max_tokens</c>.</param>
+    /// <param name="maxAllowedTokens">The server's cap on <c>max_tokens</c>.</param>
+    /// <param name="minTokens">The least <c>max_tokens</c> may be: 0 where scoring the prompt alone is meaningful (completions with echo), else 1.</param>
+    public void ApplySampling(GenerationOptions options, int defaultMaxTokens, int maxAllowedTokens, int minTokens)
+    {
+        ArgumentNullException.ThrowIfNull(options);
+        try
+        {
+            var maxField = Has("max_completion_tokens") ? "max_completion_tokens" : "max_tokens";
+            var max = Int(maxField, minTokens) ?? Math.Min(defaultMaxTokens, maxAllowedTokens);
             if (max > maxAllowedTokens)
             {
-                throw ApiException.BadRequest($"'max_tokens' is {max}; this server allows at most {maxAllowedTokens} new tokens per request.", Has("max_completion_tokens") ? "max_completion_tokens" : "max_tokens");
+                throw ApiException.BadRequest($"'{maxField}' is {max}; this server allows at most {maxAllowedTokens} new tokens per request.", maxField);
             }
 
             if (max > 0) options.MaxNewTokens = max; // 0 (score the prompt only) is the caller's to handle
-            options.Temperature = Float("temperature") ?? 1f;
-            options.TopP = Float("top_p") ?? 1f;
+            options.Temperature = Float("temperature", 0, 2) ?? 1f;
+            options.TopP = Float("top_p", 0, 1) ?? 1f;
             if (Int("top_k", 0) is { } k) options.TopK = k;
-            if (Float("min_p") is { } minP) options.MinP = minP;
-            if (Float("typical_p") is { } typical) options.TypicalP = typical;
+            if (Float("min_p", 0, 1) is { } minP) options.MinP = minP;
+            if (Float("typical_p", 0, 1) is { } typical) options.TypicalP = typical;
             if ((Float("repetition_penalty") ?? Float("repeat_penalty")) is { } rep) options.RepetitionPenalty = rep;
-            options.SetOpenAIPenalties(Float("presence_penalty"), Float("frequency_penalty"));
+            options.SetOpenAIPenalties(Float("presence_penalty", -2, 2), Float("frequency_penalty", -2, 2));
             if (Long("seed") is { } seed) options.Seed = GenerationOptions.FoldSeed(seed);
             foreach (var stop in StringOrList("stop")) options.StopSequences.Add(stop);
             ApplyConstraint(options);
-            if (Get("logit_bias") is { } bias)
+            if (Object("logit_bias") is { } bias)
             {
-                if (bias.ValueKind != JsonValueKind.Object) throw ApiException.BadRequest("'logit_bias' must be an object of token id → bias.", "logit_bias");
-                foreach (var p in bias.EnumerateObject())
+                foreach (var p in bias.Root.EnumerateObject())
                 {
                     if (!int.TryParse(p.Name, NumberStyles.None, CultureInfo.InvariantCulture, out var id) || p.Value.ValueKind != JsonValueKind.Number)
                     {
                         throw ApiException.BadRequest($"'logit_bias' has the entry '{p.Name}'; keys must be token ids and values numbers.", "logit_bias");
                     }
 
-                    options.LogitBias[id] = p.Value.GetSingle();
+                    options.LogitBias[id] = Number(p.Value, "logit_bias", -100, 100); // OpenAI's range
                 }
             }
         }

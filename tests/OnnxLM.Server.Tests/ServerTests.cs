@@ -17,7 +17,7 @@ namespace OnnxLM.Server.Tests;
 public sealed class ServerTests : IAsyncLifetime
 {
     private static readonly string Root = FindRoot();
-    private static readonly string Model = Path.Combine(Root, "models", "kjv-tiny");
+    internal static readonly string Model = Path.Combine(Root, "models", "kjv-tiny");
     private WebApplication _app = null!;
     private HttpClient _http = null!;
     private LanguageModel _reference = null!;
@@ -32,7 +32,7 @@ public sealed class ServerTests : IAsyncLifetime
         throw new InvalidOperationException("OnnxLM.sln not found");
     }
 
-    private static async Task<(WebApplication App, HttpClient Http)> StartAsync(Action<OnnxLMServerOptions>? server = null, Action<OnnxLM.Hosting.OnnxLMOptions>? model = null)
+    internal static async Task<(WebApplication App, HttpClient Http)> StartAsync(Action<OnnxLMServerOptions>? server = null, Action<OnnxLM.Hosting.OnnxLMOptions>? model = null)
     {
         var app = OnnxLMServer.Create(Model, "kjv-tiny", "http://127.0.0.1:0", server, o => { o.ExecutionProvider = ExecutionProvider.Cpu; model?.Invoke(o); });
         await app.StartAsync();
@@ -390,6 +390,53 @@ public sealed class ServerTests : IAsyncLifetime
         }
     }
 
+    /// <summary>The page at <paramref name="query"/> as headless chromium leaves it once its scripts have run.</summary>
+    private static async Task<string> DumpDomAsync(string chromium, HttpClient http, string query)
+    {
+        var start = new ProcessStartInfo(chromium) { RedirectStandardOutput = true, RedirectStandardError = true };
+        foreach (var a in (string[])["--headless", "--no-sandbox", "--disable-gpu", "--virtual-time-budget=20000", "--dump-dom", new Uri(http.BaseAddress!, query).ToString()]) start.ArgumentList.Add(a);
+        using var process = Process.Start(start)!;
+        var dom = await process.StandardOutput.ReadToEndAsync();
+        await process.WaitForExitAsync();
+        return dom;
+    }
+
+    private static string Body(string dom) => dom[dom.IndexOf("<body", StringComparison.Ordinal)..dom.IndexOf('>', dom.IndexOf("<body", StringComparison.Ordinal))];
+
+    private static string Data(string body, string name) => System.Text.RegularExpressions.Regex.Match(body, $"data-{name}=\"([^\"]*)\"").Groups[1].Value;
+
+    [SkippableFact]
+    public async Task ThePlaygroundShowsAMissingApiKeyAndWorksOnceTheKeyIsGiven()
+    {
+        var chromium = new[] { "/usr/bin/chromium", "/usr/bin/chromium-browser" }.FirstOrDefault(File.Exists);
+        Skip.If(chromium is null, "no chromium browser installed (apt-get install chromium)");
+        var (app, http) = await StartAsync(o => o.ApiKeys.Add("secret"));
+        await using (app)
+        using (http)
+        {
+            // Without the key: the server's 401 message is on the page, in the visible error area, and nothing else loaded.
+            var refused = await DumpDomAsync(chromium!, http, "/?prompt=In%20the%20beginning");
+            Assert.Contains("A valid API key is required", Data(Body(refused), "error"));
+            var area = System.Text.RegularExpressions.Regex.Match(refused, "<div id=\"error\"([^>]*)>([^<]*)</div>");
+            Assert.True(area.Success, refused);
+            Assert.DoesNotContain("hidden", area.Groups[1].Value);
+            Assert.Contains("A valid API key is required", area.Groups[2].Value);
+            Assert.Contains("Enter the server's API key", area.Groups[2].Value);
+            Assert.Equal("", Data(Body(refused), "ready"));
+
+            // With the key given (the #key= fragment takes the same path as typing it into the field): the page works.
+            var served = Body(await DumpDomAsync(chromium!, http, "/?prompt=In%20the%20beginning#key=secret"));
+            Assert.Equal("1", Data(served, "ready"));
+            Assert.Equal("", Data(served, "error"));
+            Assert.Equal("4", Data(served, "tokens"));
+            Assert.Equal("4", Data(served, "attention"));
+
+            // A wrong key is an error on the page again, not empty panels.
+            var wrong = Body(await DumpDomAsync(chromium!, http, "/?prompt=In%20the%20beginning#key=nope"));
+            Assert.Contains("A valid API key is required", Data(wrong, "error"));
+        }
+    }
+
     [SkippableFact]
     public async Task ThePlaygroundStreamsTokensAndTheTemperatureReshapesTheBars()
     {
@@ -398,18 +445,7 @@ public sealed class ServerTests : IAsyncLifetime
         var page = await _http.GetStringAsync("/");
         Assert.Contains("OnnxLM playground", page);
 
-        async Task<string> Dom(string query)
-        {
-            var start = new ProcessStartInfo(chromium!) { RedirectStandardOutput = true, RedirectStandardError = true };
-            foreach (var a in (string[])["--headless", "--no-sandbox", "--disable-gpu", "--virtual-time-budget=20000", "--dump-dom", new Uri(_http.BaseAddress!, query).ToString()]) start.ArgumentList.Add(a);
-            using var process = Process.Start(start)!;
-            var dom = await process.StandardOutput.ReadToEndAsync();
-            await process.WaitForExitAsync();
-            return dom;
-        }
-
-        string Body(string dom) => dom[dom.IndexOf("<body", StringComparison.Ordinal)..dom.IndexOf('>', dom.IndexOf("<body", StringComparison.Ordinal))];
-        string Data(string body, string name) => System.Text.RegularExpressions.Regex.Match(body, $"data-{name}=\"([^\"]*)\"").Groups[1].Value;
+        Task<string> Dom(string query) => DumpDomAsync(chromium!, _http, query);
 
         // Headless virtual time can dump the page before the first streamed chunk lands; a few tries make that vanishingly rare.
         var cool = "";

@@ -8,11 +8,33 @@ function heat(p) { // probability 0..1 → red (unlikely) … green (likely)
   const h = Math.round(120 * Math.max(0, Math.min(1, p)));
   return `hsl(${h}, 70%, 80%)`;
 }
-async function post(path, body) {
-  const r = await fetch(path, { method: 'POST', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify(body) });
-  if (!r.ok) throw new Error((await r.json()).error?.message ?? r.statusText);
+// The API key lives in this tab's sessionStorage only: it is gone when the tab closes and never sits in a URL or on disk.
+const KEY = 'onnxlm-api-key';
+function headers(extra) {
+  const key = sessionStorage.getItem(KEY);
+  return key ? { ...extra, Authorization: `Bearer ${key}` } : { ...extra };
+}
+// Every call goes through here: a refused request becomes an Error carrying the server's error object message.
+async function call(path, init = {}) {
+  const r = await fetch(path, { ...init, headers: headers(init.headers) });
+  if (!r.ok) {
+    let message = `${r.status} ${r.statusText}`;
+    try { message = (await r.json()).error?.message ?? message; } catch { /* not an error object */ }
+    const error = new Error(message); error.status = r.status; throw error;
+  }
   return r;
 }
+function post(path, body) { return call(path, { method: 'POST', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify(body) }); }
+function showError(e) {
+  const box = $('error');
+  box.textContent = e.status === 401 ? `${e.message} Enter the server's API key above.` : e.message;
+  box.hidden = false;
+  document.body.dataset.error = e.message;
+  if (e.status === 401) $('api-key').focus();
+}
+function clearError() { $('error').hidden = true; $('error').textContent = ''; delete document.body.dataset.error; }
+// Panels run on their own; each reports its failure instead of failing silently.
+function guarded(f) { return (...a) => f(...a).catch(showError); }
 function sampling() {
   const body = { temperature: +$('temperature').value, top_p: +$('top_p').value, top_k: +$('top_k').value, min_p: +$('min_p').value,
     repetition_penalty: +$('repetition_penalty').value, max_tokens: +$('max_tokens').value, logprobs: 5 };
@@ -118,7 +140,7 @@ async function attention() {
   let view;
   try {
     view = await (await post('/explain/attention', { text: $('prompt').value, layer, head })).json();
-  } catch (e) { return; }
+  } catch (e) { showError(e); return; }
   if ($('layer').options.length === 0) {
     for (let l = 0; l < view.layers; l++) $('layer').add(new Option(`layer ${l}`, l, false, l === view.layer));
     for (let h = 0; h < view.heads; h++) $('head').add(new Option(`head ${h}`, h));
@@ -143,22 +165,41 @@ async function attention() {
 
 async function refresh() { await Promise.all([next(), tokens(), attention()]); }
 
-async function start() {
-  const models = await (await fetch('/v1/models')).json();
+// Loads what depends on the server (and on the key, when it asks for one); run again when the key changes.
+async function load() {
+  clearError();
+  const models = await (await call('/v1/models')).json();
   $('model').textContent = `model: ${models.data.map((m) => m.id).join(', ')}`;
-  bytesPerToken = (await (await fetch('/explain/cache')).json()).bytes_per_token;
+  bytesPerToken = (await (await call('/explain/cache')).json()).bytes_per_token;
+  await refresh();
+  document.body.dataset.ready = '1';
+}
+
+function useKey(key) {
+  if (key) sessionStorage.setItem(KEY, key); else sessionStorage.removeItem(KEY);
+  return load();
+}
+
+async function start() {
+  // A key in the fragment (#key=...) is taken as if typed, then removed from the address bar; fragments never reach the server.
+  const fragment = new URLSearchParams(location.hash.slice(1));
+  if (fragment.get('key')) {
+    sessionStorage.setItem(KEY, fragment.get('key'));
+    history.replaceState(null, '', location.pathname + location.search);
+  }
+  $('api-key').value = sessionStorage.getItem(KEY) ?? '';
+  $('api-key').addEventListener('change', () => useKey($('api-key').value.trim()).catch(showError));
   if (params.get('prompt')) $('prompt').value = params.get('prompt');
   if (params.get('temperature')) { $('temperature').value = params.get('temperature'); }
   if (params.get('seed')) $('seed').value = params.get('seed');
   if (params.get('max_tokens')) $('max_tokens').value = params.get('max_tokens');
   $('temperature-value').textContent = $('temperature').value;
-  $('temperature').addEventListener('input', () => { $('temperature-value').textContent = $('temperature').value; next(); });
-  $('prompt').addEventListener('change', refresh);
-  $('layer').addEventListener('change', attention);
-  $('head').addEventListener('change', attention);
-  $('generate').addEventListener('click', generate);
-  await refresh();
+  $('temperature').addEventListener('input', () => { $('temperature-value').textContent = $('temperature').value; guarded(next)(); });
+  $('prompt').addEventListener('change', guarded(refresh));
+  $('layer').addEventListener('change', guarded(attention));
+  $('head').addEventListener('change', guarded(attention));
+  $('generate').addEventListener('click', guarded(generate));
+  await load();
   if (params.get('autorun')) await generate();
-  document.body.dataset.ready = '1';
 }
-start().catch((e) => { document.body.dataset.error = e.message; console.error(e); });
+start().catch(showError);
