@@ -176,7 +176,7 @@ internal static class CompletionsEndpoint
 
         (int[], string?) FromText(string text)
         {
-            var ids = model.Tokenizer.EncodeForModel(text, null);
+            var ids = model.EncodeText(text, null, "prompt");
             if (ids.Length == 0) throw ApiException.BadRequest("The prompt has no tokens.", "prompt");
             return (ids, text);
         }

@@ -113,7 +113,8 @@ public static class OnnxLMServer
             }
             catch (Exception e) when (e is ContextLengthExceededException)
             {
-                await new ApiException(400, e.Message, "messages", "context_length_exceeded").WriteAsync(context);
+                var param = context.Request.Path.StartsWithSegments("/v1/chat") ? "messages" : context.Request.Path.StartsWithSegments("/v1/completions") ? "prompt" : "text";
+                await new ApiException(400, e.Message, param, "context_length_exceeded").WriteAsync(context);
             }
             catch (Exception e) when (e is OnnxLMException or ArgumentException or NotSupportedException or JsonException)
             {
@@ -140,6 +141,7 @@ public static class OnnxLMServer
             var body = await RequestBody.ReadAsync(http.Request, http.RequestAborted);
             var (_, host) = models.Resolve(body.String("model"));
             var text = body.String("prompt") ?? body.RequiredString("text");
+            host.Model.CheckTextFits(text.Length, "text");
             var ids = body.Bool("add_special_tokens", true) ? host.Model.Tokenizer.Encode(text) : host.Model.Tokenizer.Encode(text, addSpecialTokens: false);
             return Results.Json(new { tokens = ids, count = ids.Length, max_model_len = host.Model.Info.ContextLength });
         });
