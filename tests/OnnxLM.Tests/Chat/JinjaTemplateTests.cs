@@ -207,8 +207,8 @@ public sealed class JinjaTemplateTests
         // 2^40 macro calls; before the work budget counted calls this ran for hours.
         { "{% macro f(n) %}{% if n > 0 %}{% set _ = f(n-1) %}{% set _ = f(n-1) %}{% endif %}{% endmacro %}{{ f(40) }}", "The template took more than 1000000 steps (TemplateOptions.MaxSteps" },
         // A filter over a 4 Mi-character string a million times: each one costs its size, so this stops after a few.
-        { "{% set s = 'x' * 4000000 %}{% for i in range(1000000) %}{% set t = s | upper %}{% endfor %}", "The template took more than 1000000 steps (TemplateOptions.MaxSteps" },
-        { "{% set s = 'x' * 4000000 %}{% for i in range(1000000) %}{% set t = s.count('y') %}{% endfor %}", "The template took more than 1000000 steps (TemplateOptions.MaxSteps" },
+        { "{% set s = 'x' * 4000000 %}{% for i in range(100000) %}{% set t = s | upper %}{% endfor %}", "The template took more than 1000000 steps (TemplateOptions.MaxSteps" },
+        { "{% set s = 'x' * 4000000 %}{% for i in range(100000) %}{% set t = s.count('y') %}{% endfor %}", "The template took more than 1000000 steps (TemplateOptions.MaxSteps" },
         // A loop can nest a value far deeper than any literal; comparing it used to recurse once per level.
         { "{% set ns = namespace(x=[]) %}{% for i in range(1000) %}{% set ns.x = [ns.x] %}{% endfor %}{{ ns.x == ns.x }}", "A value nests deeper than 128 levels" },
         { "{% set ns = namespace(x=[]) %}{% for i in range(1000) %}{% set ns.x = [ns.x] %}{% endfor %}{{ [ns.x, ns.x] | sort }}", "A value nests deeper than 128 levels" },
@@ -235,7 +235,7 @@ public sealed class JinjaTemplateTests
         var clock = System.Diagnostics.Stopwatch.StartNew();
         Assert.ThrowsAny<OperationCanceledException>(() => template.Render([ChatMessage.User("hi")], cancellationToken: cts.Token));
         Assert.True(clock.Elapsed < TimeSpan.FromSeconds(1), clock.Elapsed.ToString());
-        Assert.ThrowsAny<OperationCanceledException>(() => JinjaTemplate.Parse(Endless).Render(null, new CancellationToken(canceled: true)));
+        Assert.ThrowsAny<OperationCanceledException>(() => JinjaTemplate.Parse("no work").Render(null, new CancellationToken(canceled: true)));
     }
 
     /// <summary>A clock that moves one second each time it is read.</summary>

@@ -45,6 +45,7 @@ internal sealed class Interpreter
 
     public string Render(IReadOnlyList<Stmt> body, Scope scope)
     {
+        _cancellationToken.ThrowIfCancellationRequested();
         var output = new StringBuilder();
         Exec(body, scope, output);
         return output.ToString();
