@@ -4,6 +4,7 @@ using OnnxLM.Chat;
 namespace OnnxLM.Tests;
 
 /// <summary>The Jinja engine construct by construct, against hand-written expectations (Jinja's documented semantics).</summary>
+[Collection(TimedCollection.Name)]
 public sealed class JinjaTemplateTests
 {
     private static string Render(string template, string variablesJson = "{}", TemplateOptions? options = null)
