@@ -115,18 +115,19 @@ public sealed class LanguageModel : IDisposable
     /// <param name="tools">Tools the model may call, or null.</param>
     /// <param name="variables">More template variables (<c>enable_thinking</c>…), or null.</param>
     /// <exception cref="TemplateRaisedException">The template refused the conversation, with its own message.</exception>
-    /// <exception cref="TemplateException">Rendering failed or went past a bound.</exception>
+    /// <param name="cancellationToken">Stops the render with <see cref="OperationCanceledException"/>.</param>
+    /// <exception cref="TemplateException">Rendering failed or went past a bound (<see cref="TemplateLimitExceededException"/>).</exception>
     public string ApplyChatTemplate(IEnumerable<ChatMessage> messages, bool addGenerationPrompt = true, IEnumerable<ChatTool>? tools = null,
-        IReadOnlyDictionary<string, object?>? variables = null)
+        IReadOnlyDictionary<string, object?>? variables = null, CancellationToken cancellationToken = default)
     {
         ThrowIfDisposed();
-        return ChatTemplate.Render(messages, addGenerationPrompt, tools, variables);
+        return ChatTemplate.Render(messages, addGenerationPrompt, tools, variables, cancellationToken);
     }
 
     /// <summary>Renders a conversation with the chat template and tokenizes it, as <c>apply_chat_template(tokenize=True)</c>.</summary>
     public int[] EncodeChat(IEnumerable<ChatMessage> messages, bool addGenerationPrompt = true, IEnumerable<ChatTool>? tools = null,
-        IReadOnlyDictionary<string, object?>? variables = null) =>
-        EncodeText(ApplyChatTemplate(messages, addGenerationPrompt, tools, variables), addBos: false, "rendered conversation");
+        IReadOnlyDictionary<string, object?>? variables = null, CancellationToken cancellationToken = default) =>
+        EncodeText(ApplyChatTemplate(messages, addGenerationPrompt, tools, variables, cancellationToken), addBos: false, "rendered conversation");
 
     /// <summary>Generates the assistant's reply to a conversation, stopping at an end-of-turn token (<see cref="EndOfTurnTokenIds"/>) unless the options name others.</summary>
     /// <param name="messages">The conversation.</param>
@@ -136,7 +137,7 @@ public sealed class LanguageModel : IDisposable
     public Task<GenerationResult> GenerateChatAsync(IEnumerable<ChatMessage> messages, GenerationOptions? options = null, IEnumerable<ChatTool>? tools = null,
         CancellationToken cancellationToken = default)
     {
-        var prompt = CheckPrompt(EncodeChat(NonEmpty(messages), addGenerationPrompt: true, tools));
+        var prompt = CheckPrompt(EncodeChat(NonEmpty(messages), addGenerationPrompt: true, tools, cancellationToken: cancellationToken));
         options ??= new GenerationOptions();
         return SchedulerFor(options) is { } scheduler
             ? scheduler.GenerateAsync(prompt, options, EndOfTurnTokenIds, cancellationToken)
@@ -146,7 +147,7 @@ public sealed class LanguageModel : IDisposable
     /// <summary>Streams the assistant's reply to a conversation, token by token, stopping at an end-of-turn token.</summary>
     public IAsyncEnumerable<GeneratedToken> GenerateChatStreamingAsync(IEnumerable<ChatMessage> messages, GenerationOptions? options = null,
         IEnumerable<ChatTool>? tools = null, CancellationToken cancellationToken = default) =>
-        Stream(CheckPrompt(EncodeChat(NonEmpty(messages), addGenerationPrompt: true, tools)), options ?? new GenerationOptions(), EndOfTurnTokenIds, cancellationToken);
+        Stream(CheckPrompt(EncodeChat(NonEmpty(messages), addGenerationPrompt: true, tools, cancellationToken: cancellationToken)), options ?? new GenerationOptions(), EndOfTurnTokenIds, cancellationToken);
 
     /// <summary>The conversation as a list; a reply to no messages at all is a caller's mistake.</summary>
     private static List<ChatMessage> NonEmpty(IEnumerable<ChatMessage> messages)

@@ -76,7 +76,7 @@ public sealed class ChatSession : IDisposable
         var completed = false;
         try
         {
-            prompt = Fit();
+            prompt = Fit(cancellationToken);
             _session ??= _model.CreateSession();
             reused = _session.AppendReusingPrefix(prompt, cancellationToken);
         }
@@ -117,12 +117,12 @@ public sealed class ChatSession : IDisposable
     }
 
     /// <summary>The rendered conversation's tokens, dropping the oldest turns first when allowed and needed.</summary>
-    private int[] Fit()
+    private int[] Fit(CancellationToken cancellationToken)
     {
         var limit = _model.Info.ContextLength - Options.ReservedReplyTokens;
         while (true)
         {
-            var ids = Render();
+            var ids = Render(cancellationToken);
             if (ids.Length <= limit)
             {
                 if (ids.Length == 0) throw new InvalidOperationException("The chat template rendered the conversation as no tokens.");
@@ -143,8 +143,8 @@ public sealed class ChatSession : IDisposable
         }
     }
 
-    private int[] Render() => _model.EncodeText(
-        _model.ChatTemplate.Render(_messages, addGenerationPrompt: true, Options.Tools, (IReadOnlyDictionary<string, object?>)Options.TemplateVariables),
+    private int[] Render(CancellationToken cancellationToken) => _model.EncodeText(
+        _model.ChatTemplate.Render(_messages, addGenerationPrompt: true, Options.Tools, (IReadOnlyDictionary<string, object?>)Options.TemplateVariables, cancellationToken),
         addBos: false, "rendered conversation");
 
     private Scope Enter()

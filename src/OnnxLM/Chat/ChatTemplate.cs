@@ -58,6 +58,7 @@ public sealed class ChatTemplate
     /// <param name="specialTokens">Variables such as <c>bos_token</c> and <c>eos_token</c> (null for none).</param>
     /// <param name="options">Parsing settings and render bounds; null for transformers' settings.</param>
     /// <exception cref="TemplateSyntaxException">The template is not valid.</exception>
+    /// <exception cref="TemplateLimitExceededException">The template nests deeper than <see cref="TemplateOptions.MaxDepth"/>.</exception>
     public static ChatTemplate Create(string source, IReadOnlyDictionary<string, string>? specialTokens = null, TemplateOptions? options = null)
     {
         ArgumentNullException.ThrowIfNull(source);
@@ -86,6 +87,7 @@ public sealed class ChatTemplate
     /// <returns>The template, or null when the folder has none.</returns>
     /// <exception cref="ModelFormatException">A file is unreadable or its chat template field has the wrong shape.</exception>
     /// <exception cref="TemplateSyntaxException">The template is not valid Jinja.</exception>
+    /// <exception cref="TemplateLimitExceededException">The template nests deeper than <see cref="TemplateOptions.MaxDepth"/>.</exception>
     public static ChatTemplate? FromFolder(string folder, TemplateOptions? options = null)
     {
         ArgumentException.ThrowIfNullOrWhiteSpace(folder);
@@ -174,6 +176,10 @@ public sealed class ChatTemplate
         {
             throw new TemplateSyntaxException($"{ex.Reason} In the chat template of '{origin}'.", ex.Line, ex.Column);
         }
+        catch (TemplateLimitExceededException ex)
+        {
+            throw new TemplateLimitExceededException($"{ex.Reason} In the chat template of '{origin}'.", ex.Line, ex.Column);
+        }
     }
 
     private static string ReadText(string path)
@@ -217,10 +223,17 @@ public sealed class ChatTemplate
     /// <param name="addGenerationPrompt">End with the header that starts the assistant's reply (<c>add_generation_prompt</c>).</param>
     /// <param name="tools">Tools the model may call (<c>tools</c>), or null.</param>
     /// <param name="variables">More template variables (<c>enable_thinking</c>, <c>documents</c>, <c>date_string</c>…), or null.</param>
+    /// <param name="cancellationToken">Stops the render with <see cref="OperationCanceledException"/>.</param>
     /// <exception cref="TemplateRaisedException">The template refused the conversation (its own message, e.g. roles that do not alternate).</exception>
-    /// <exception cref="TemplateException">Rendering failed, or went past a bound.</exception>
+    /// <exception cref="TemplateLimitExceededException">Rendering went past a bound of <see cref="TemplateOptions"/> (steps, output, depth, time).</exception>
+    /// <exception cref="TemplateException">Rendering failed.</exception>
     public string Render(IEnumerable<ChatMessage> messages, bool addGenerationPrompt = true, IEnumerable<ChatTool>? tools = null,
-        IReadOnlyDictionary<string, object?>? variables = null)
+        IReadOnlyDictionary<string, object?>? variables = null, CancellationToken cancellationToken = default) =>
+        Render(messages, addGenerationPrompt, tools, variables, cancellationToken, out _);
+
+    /// <summary><see cref="Render(IEnumerable{ChatMessage}, bool, IEnumerable{ChatTool}?, IReadOnlyDictionary{string, object?}?, CancellationToken)"/>, handing back the interpreter whose counters tell what the render used.</summary>
+    internal string Render(IEnumerable<ChatMessage> messages, bool addGenerationPrompt, IEnumerable<ChatTool>? tools,
+        IReadOnlyDictionary<string, object?>? variables, CancellationToken cancellationToken, out Jinja.Interpreter interpreter)
     {
         ArgumentNullException.ThrowIfNull(messages);
         var toolList = tools?.ToList();
@@ -235,12 +248,13 @@ public sealed class ChatTemplate
         }
 
         var template = toolList is { Count: > 0 } && _templates.TryGetValue(ToolUseName, out var toolUse) ? toolUse : _templates[DefaultName];
-        return template.Render(values);
+        return template.Render(values, cancellationToken, out interpreter);
     }
 
     /// <summary>Renders with the template named <paramref name="name"/> and exactly the given variables (for templates that take other inputs).</summary>
     /// <exception cref="KeyNotFoundException">There is no template of that name (see <see cref="Names"/>).</exception>
-    public string RenderNamed(string name, IReadOnlyDictionary<string, object?> variables)
+    /// <exception cref="TemplateException">Rendering failed, or went past a bound.</exception>
+    public string RenderNamed(string name, IReadOnlyDictionary<string, object?> variables, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(variables);
         if (!_templates.TryGetValue(name, out var template))
@@ -251,6 +265,6 @@ public sealed class ChatTemplate
         var values = new Dictionary<string, object?>(StringComparer.Ordinal);
         foreach (var (key, token) in SpecialTokens) values[key] = token;
         foreach (var (key, value) in variables) values[key] = value;
-        return template.Render(values);
+        return template.Render(values, cancellationToken);
     }
 }

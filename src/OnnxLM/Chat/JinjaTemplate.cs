@@ -9,7 +9,7 @@ namespace OnnxLM.Chat;
 /// <c>break</c>/<c>continue</c>, <c>generation</c>; Jinja's expressions, filters, tests and string/dict methods; the
 /// globals <c>raise_exception</c>, <c>strftime_now</c>, <c>range</c>, <c>dict</c>, <c>namespace</c>), renders values
 /// as transformers.js does, and treats the template as untrusted: no file access, no reflection over .NET objects,
-/// bounded output, loops and call depth (<see cref="TemplateOptions"/>). Thread-safe: a parsed template is immutable.
+/// bounded work, output, nesting and time (<see cref="TemplateOptions"/>). Thread-safe: a parsed template is immutable.
 /// </summary>
 public sealed class JinjaTemplate
 {
@@ -30,11 +30,12 @@ public sealed class JinjaTemplate
     /// <param name="source">The template text.</param>
     /// <param name="options">Whitespace settings and bounds; null for transformers' settings and the default bounds.</param>
     /// <exception cref="TemplateSyntaxException">The template is not valid, or uses unsupported syntax; the message names the line and column.</exception>
+    /// <exception cref="TemplateLimitExceededException">The template nests deeper than <see cref="TemplateOptions.MaxDepth"/>.</exception>
     public static JinjaTemplate Parse(string source, TemplateOptions? options = null)
     {
         ArgumentNullException.ThrowIfNull(source);
         options ??= TemplateOptions.Default;
-        return new JinjaTemplate(source, Parser.Parse(Lexer.Tokenize(source, options)), options);
+        return new JinjaTemplate(source, Parser.Parse(Lexer.Tokenize(source, options), options.MaxDepth), options);
     }
 
     /// <summary>Renders the template with the given variables.</summary>
@@ -43,26 +44,33 @@ public sealed class JinjaTemplate
     /// (<c>IDictionary&lt;string, object?&gt;</c>) and <see cref="System.Text.Json.JsonElement"/>/<see cref="System.Text.Json.Nodes.JsonNode"/> values, nested freely.
     /// </param>
     /// <exception cref="TemplateRaisedException">The template called <c>raise_exception</c>; the message is the template's.</exception>
-    /// <exception cref="TemplateLimitExceededException">Rendering went past a bound of <see cref="TemplateOptions"/>.</exception>
+    /// <param name="cancellationToken">Stops the render with <see cref="OperationCanceledException"/>.</param>
+    /// <exception cref="TemplateLimitExceededException">Rendering went past a bound of <see cref="TemplateOptions"/> (steps, output, depth, time).</exception>
     /// <exception cref="TemplateException">Any other error while rendering (wrong types, unknown filter), with its position.</exception>
     /// <exception cref="ArgumentException">A variable has a type that cannot be passed to a template.</exception>
-    public string Render(IEnumerable<KeyValuePair<string, object?>>? variables = null)
+    /// <exception cref="OperationCanceledException"><paramref name="cancellationToken"/> was cancelled.</exception>
+    public string Render(IEnumerable<KeyValuePair<string, object?>>? variables = null, CancellationToken cancellationToken = default) =>
+        Render(variables, cancellationToken, out _);
+
+    /// <summary>Renders and hands back the interpreter, whose counters tell what the render used (for measuring real templates).</summary>
+    internal string Render(IEnumerable<KeyValuePair<string, object?>>? variables, CancellationToken cancellationToken, out Interpreter interpreter)
     {
-        var scope = new Scope(Globals());
+        interpreter = new Interpreter(_options, cancellationToken);
+        var scope = new Scope(Globals(interpreter));
         if (variables is not null)
         {
             foreach (var (name, value) in variables) scope.Set(name, Values.FromDotNet(value));
         }
 
-        return new Interpreter(_options).Render(_body, scope);
+        return interpreter.Render(_body, scope);
     }
 
-    private Scope Globals()
+    private Scope Globals(Interpreter interpreter)
     {
         var globals = new Scope(null);
         globals.Set("raise_exception", new Function("raise_exception", a =>
             throw new RaiseSignal(Values.ToText(a.Get(0, "message", "")))));
-        globals.Set("range", new Function("range", Range));
+        globals.Set("range", new Function("range", a => Range(interpreter, a)));
         globals.Set("dict", new Function("dict", a =>
         {
             var dict = new OrderedDictionary<string, object?>();
@@ -89,7 +97,7 @@ public sealed class JinjaTemplate
         return globals;
     }
 
-    private List<object?> Range(CallArguments a)
+    private static List<object?> Range(Interpreter interpreter, CallArguments a)
     {
         long Arg(int i) => a.Positional[i] is long l ? l : a.Positional[i] is bool b ? (b ? 1 : 0)
             : throw new InvalidOperationException($"range() needs integers, not a {Values.TypeName(a.Positional[i])}");
@@ -102,10 +110,13 @@ public sealed class JinjaTemplate
         };
         if (step == 0) throw new InvalidOperationException("range() step must not be zero");
         var count = step > 0 ? Math.Max(0, (stop - start + step - 1) / step) : Math.Max(0, (start - stop - step - 1) / -step);
-        if (count > _options.MaxIterations)
+        // Bounded before the list is built, so a huge range fails without allocating it: by size like any list, and by work.
+        if (count > interpreter.Options.MaxOutputLength)
         {
-            throw new Interpreter.LimitReachedException($"range() of {count} items is more than TemplateOptions.MaxIterations ({_options.MaxIterations}).");
+            throw new Interpreter.LimitReachedException($"range() of {count} items is longer than TemplateOptions.MaxOutputLength ({interpreter.Options.MaxOutputLength}).");
         }
+
+        interpreter.Charge(count);
 
         var result = new List<object?>((int)count);
         for (var i = 0L; i < count; i++) result.Add(start + (i * step));

@@ -5,11 +5,20 @@ namespace OnnxLM.Chat;
 /// transformers uses for chat templates (<c>trim_blocks</c> and <c>lstrip_blocks</c> on) and bounds far above what
 /// any real chat template needs.
 /// </summary>
+/// <remarks>
+/// A template is untrusted input (it ships inside a model's tokenizer_config.json), so rendering has four bounds, each
+/// raising <see cref="TemplateLimitExceededException"/> with the option's name: work (<see cref="MaxSteps"/>),
+/// size (<see cref="MaxOutputLength"/>), nesting (<see cref="MaxDepth"/> and <see cref="MaxCallDepth"/>, which keep
+/// the stack bounded) and time (<see cref="MaxRenderTime"/>). A render also stops when its cancellation token fires.
+/// </remarks>
 public sealed class TemplateOptions
 {
     private int _maxOutputLength = 4 * 1024 * 1024;
-    private int _maxIterations = 1_000_000;
+    private long _maxSteps = 1_000_000;
+    private int _maxDepth = 256;
     private int _maxCallDepth = 64;
+    private TimeSpan _maxRenderTime = TimeSpan.FromSeconds(10);
+    private TimeProvider _clock = TimeProvider.System;
 
     /// <summary>Removes the first newline after a block tag (<c>%}</c>) or comment. Default true, as transformers.</summary>
     public bool TrimBlocks { get; init; } = true;
@@ -17,29 +26,73 @@ public sealed class TemplateOptions
     /// <summary>Removes spaces and tabs from the start of a line up to a block tag or comment. Default true, as transformers.</summary>
     public bool LStripBlocks { get; init; } = true;
 
-    /// <summary>The most characters one render may produce (default 4 Mi), including strings built on the way.</summary>
+    /// <summary>The most characters one render may produce (default 4 Mi), including strings and lists built on the way.</summary>
     public int MaxOutputLength
     {
         get => _maxOutputLength;
         init => _maxOutputLength = value > 0 ? value : throw new ArgumentOutOfRangeException(nameof(MaxOutputLength), value, "MaxOutputLength must be positive.");
     }
 
-    /// <summary>The most loop iterations one render may run, all loops together (default 1,000,000).</summary>
-    public int MaxIterations
+    /// <summary>
+    /// The work one render may do, in steps (default 1,000,000, a few hundred milliseconds): every statement and
+    /// expression is a step, a loop iteration 4 and a macro call 10, and every item of a list, and every 64 characters
+    /// of a string, that a filter, method, operator or the output goes through is one more.
+    /// </summary>
+    /// <remarks>
+    /// One budget for all work, so no mix of loops, calls and big values can run for long. The real chat templates of the
+    /// conformance suite take at most a few hundred steps for its conversations and at most about 70,000 for one of
+    /// 1,000 messages (measured by ChatTemplateConformanceTests.RealTemplatesStayFarInsideTheBounds).
+    /// </remarks>
+    public long MaxSteps
     {
-        get => _maxIterations;
-        init => _maxIterations = value > 0 ? value : throw new ArgumentOutOfRangeException(nameof(MaxIterations), value, "MaxIterations must be positive.");
+        get => _maxSteps;
+        init => _maxSteps = value > 0 ? value : throw new ArgumentOutOfRangeException(nameof(MaxSteps), value, "MaxSteps must be positive.");
     }
 
-    /// <summary>The deepest nesting of macro calls (default 64), which bounds recursion.</summary>
+    /// <summary>Obsolete: loop iterations now count toward <see cref="MaxSteps"/>, the one work budget; this sets it.</summary>
+    [Obsolete("Loop iterations count toward MaxSteps, the one work budget of a render (with calls, expressions and big values); set MaxSteps.")]
+    public int MaxIterations
+    {
+        get => (int)Math.Min(_maxSteps, int.MaxValue);
+        init => _maxSteps = value > 0 ? value : throw new ArgumentOutOfRangeException(nameof(MaxIterations), value, "MaxIterations must be positive.");
+    }
+
+    /// <summary>
+    /// The deepest the template may nest (default 256, at most 10,000): a block inside a block, an operand inside an
+    /// operator or a literal, each link of a chain such as <c>a + b + c</c> or <c>x|f|g</c>, and at render time the
+    /// body of each macro being called. Checked when the template is parsed and again while it renders.
+    /// </summary>
+    public int MaxDepth
+    {
+        get => _maxDepth;
+        init => _maxDepth = value is > 0 and <= 10_000 ? value : throw new ArgumentOutOfRangeException(nameof(MaxDepth), value, "MaxDepth must be between 1 and 10000.");
+    }
+
+    /// <summary>The deepest nesting of macro calls (default 64, at most 1,000), which bounds recursion.</summary>
     public int MaxCallDepth
     {
         get => _maxCallDepth;
         init => _maxCallDepth = value is > 0 and <= 1000 ? value : throw new ArgumentOutOfRangeException(nameof(MaxCallDepth), value, "MaxCallDepth must be between 1 and 1000.");
     }
 
-    /// <summary>The clock behind <c>strftime_now</c> (default the system clock, local time); tests inject a fixed one.</summary>
-    public TimeProvider Clock { get; init; } = TimeProvider.System;
+    /// <summary>
+    /// The longest one render may take (default 10 s), measured with <see cref="Clock"/>; <see cref="Timeout.InfiniteTimeSpan"/>
+    /// for no limit. A backstop for work <see cref="MaxSteps"/> counts coarsely; real templates render in milliseconds.
+    /// </summary>
+    public TimeSpan MaxRenderTime
+    {
+        get => _maxRenderTime;
+        init => _maxRenderTime = value > TimeSpan.Zero || value == Timeout.InfiniteTimeSpan
+            ? value
+            : throw new ArgumentOutOfRangeException(nameof(MaxRenderTime), value, "MaxRenderTime must be positive, or Timeout.InfiniteTimeSpan for no limit.");
+    }
+
+    /// <summary>The clock behind <c>strftime_now</c> and <see cref="MaxRenderTime"/> (default the system clock, local time); tests inject a fixed one.</summary>
+    public TimeProvider Clock
+    {
+        get => _clock;
+        init => _clock = value ?? throw new ArgumentNullException(nameof(Clock));
+    }
 
     internal static TemplateOptions Default { get; } = new();
 }

@@ -41,7 +41,7 @@ internal static class GraphRun
     public static T Cancellable<T>(RunOptions runOptions, CancellationToken cancellationToken, Func<T> run)
     {
         cancellationToken.ThrowIfCancellationRequested();
-        using var registration = cancellationToken.CanBeCanceled
+        var registration = cancellationToken.CanBeCanceled
             ? cancellationToken.Register(static o => ((RunOptions)o!).Terminate = true, runOptions)
             : default;
         try
@@ -54,6 +54,9 @@ internal static class GraphRun
         }
         finally
         {
+            // Unregister first (Dispose waits for a callback in flight): a cancel landing after the run but before the reset
+            // would otherwise leave Terminate set, and the next run, under another token, would fail as terminated.
+            registration.Dispose();
             runOptions.Terminate = false;
         }
     }
@@ -66,7 +69,7 @@ internal static class GraphRun
     public static void RunBound(InferenceSession session, RunOptions runOptions, OrtIoBinding binding, CancellationToken cancellationToken)
     {
         cancellationToken.ThrowIfCancellationRequested();
-        using var registration = cancellationToken.CanBeCanceled
+        var registration = cancellationToken.CanBeCanceled
             ? cancellationToken.Register(static o => ((RunOptions)o!).Terminate = true, runOptions)
             : default;
         try
@@ -79,6 +82,9 @@ internal static class GraphRun
         }
         finally
         {
+            // Unregister first (Dispose waits for a callback in flight): a cancel landing after the run but before the reset
+            // would otherwise leave Terminate set, and the next run, under another token, would fail as terminated.
+            registration.Dispose();
             runOptions.Terminate = false;
         }
     }

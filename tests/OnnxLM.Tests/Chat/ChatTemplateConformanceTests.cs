@@ -77,6 +77,54 @@ public sealed class ChatTemplateConformanceTests
             f.GetProperty("name").GetString()!, f.GetProperty("description").GetString(), f.GetProperty("parameters")))]
         : null;
 
+    /// <summary>
+    /// What real templates use of the render bounds, for every family and case, and for a 1,000-message conversation:
+    /// the defaults of <see cref="TemplateOptions"/> must leave a wide margin (at least 10 times) over all of them.
+    /// </summary>
+    [Fact]
+    public void RealTemplatesStayFarInsideTheBounds()
+    {
+        var defaults = new TemplateOptions();
+        var cases = Fixtures.GetProperty("cases").EnumerateArray().ToList();
+        var (steps, depth, calls, measured) = (0L, 0, 0L, new List<string>());
+        var longChat = Enumerable.Range(0, 1000).Select(i => i % 2 == 0 ? ChatMessage.User($"Question {i} about the book of Genesis, chapter {i % 50}.") : ChatMessage.Assistant($"Answer {i}: in the beginning God created the heaven and the earth.")).ToList();
+        foreach (var family in Fixtures.GetProperty("families").EnumerateArray())
+        {
+            var template = Load(family, out _);
+            if (template is null) continue;
+            var name = family.GetProperty("family").GetString()!;
+            foreach (var c in cases)
+            {
+                var variables = c.TryGetProperty("extra", out var extra) ? extra.EnumerateObject().ToDictionary(p => p.Name, p => (object?)p.Value) : null;
+                try
+                {
+                    template.Render(Messages(c.GetProperty("messages")), true, Tools(c), variables, default, out var used);
+                    (steps, depth) = (Math.Max(steps, used.Steps), Math.Max(depth, used.PeakDepth));
+                    measured.Add($"{name}/{c.GetProperty("name").GetString()}: {used.Steps} steps, depth {used.PeakDepth}");
+                }
+                catch (TemplateRaisedException)
+                {
+                }
+            }
+
+            try
+            {
+                template.Render(longChat, true, null, null, default, out var used);
+                calls = Math.Max(calls, used.Steps);
+                measured.Add($"{name}/1000 messages: {used.Steps} steps, depth {used.PeakDepth}");
+                depth = Math.Max(depth, used.PeakDepth);
+            }
+            catch (TemplateRaisedException)
+            {
+            }
+        }
+
+        var report = $"largest: {steps} steps (short cases), {calls} steps (1,000 messages), depth {depth}\n" + string.Join("\n", measured);
+        File.WriteAllText(Path.Combine(Path.GetTempPath(), "onnxlm-template-usage.txt"), report);
+        Assert.True(calls * 10 <= defaults.MaxSteps, report);
+        Assert.True(depth * 10 <= defaults.MaxDepth, report);
+    }
+
     [SkippableTheory]
     [MemberData(nameof(Families))]
     public void RendersExactlyAsTheReference(string familyName)

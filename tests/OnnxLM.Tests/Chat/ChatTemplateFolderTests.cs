@@ -1,4 +1,5 @@
 using System.Text.Json;
+using System.Text.Json.Nodes;
 using OnnxLM.Chat;
 
 namespace OnnxLM.Tests;
@@ -68,6 +69,35 @@ public sealed class ChatTemplateFolderTests : IDisposable
         var ex = Assert.Throws<TemplateSyntaxException>(() => ChatTemplate.FromFolder(_folder));
         Assert.Contains("tokenizer_config.json", ex.Message);
         Assert.Equal(2, ex.Line);
+    }
+
+    /// <summary>
+    /// A model whose tokenizer_config.json carries a hostile template: a 30,000-link chain (which used to overflow the
+    /// stack at the first chat request, killing the process) or a macro that calls itself twice per level 40 levels deep
+    /// (which used to run for hours). The model loads; every chat request fails with a typed limit, and the model still works.
+    /// </summary>
+    [Theory]
+    [InlineData("chain")]
+    [InlineData("fan-out")]
+    public async Task AModelWithAHostileTemplateLoadsAndItsChatRequestsFailWithALimit(string kind)
+    {
+        var source = TestPaths.RepoModel("kjv-tiny");
+        foreach (var file in Directory.GetFiles(source)) File.Copy(file, Path.Combine(_folder, Path.GetFileName(file)));
+        var config = JsonNode.Parse(File.ReadAllText(Path.Combine(source, "tokenizer_config.json")))!.AsObject();
+        config["chat_template"] = kind == "chain"
+            ? "{{ 1" + string.Concat(Enumerable.Repeat(" + 1", 30_000)) + " }}"
+            : "{% macro f(n) %}{% if n > 0 %}{% set _ = f(n-1) %}{% set _ = f(n-1) %}{% endif %}{% endmacro %}{{ f(40) }}";
+        Write("tokenizer_config.json", config.ToJsonString());
+
+        using var model = LanguageModel.Load(_folder);
+        var clock = System.Diagnostics.Stopwatch.StartNew();
+        var ex = await Assert.ThrowsAsync<TemplateLimitExceededException>(() => model.GenerateChatAsync([ChatMessage.User("hi")]));
+        Assert.Contains(kind == "chain" ? "(TemplateOptions.MaxDepth)" : "(TemplateOptions.MaxSteps", ex.Message);
+        using var chat = model.CreateChat();
+        await Assert.ThrowsAsync<TemplateLimitExceededException>(() => chat.SendAsync("hi"));
+        Assert.Empty(chat.Messages); // the failed turn is not kept
+        Assert.True(clock.Elapsed < TimeSpan.FromSeconds(2), clock.Elapsed.ToString());
+        Assert.InRange((await model.GenerateAsync("In the beginning", new GenerationOptions { Temperature = 0, MaxNewTokens = 4 })).TokenIds.Count, 1, 4);
     }
 
     [Fact]

@@ -4,6 +4,7 @@ using OnnxLM.Chat;
 namespace OnnxLM.Tests;
 
 /// <summary>The Jinja engine construct by construct, against hand-written expectations (Jinja's documented semantics).</summary>
+[Collection(TimedCollection.Name)]
 public sealed class JinjaTemplateTests
 {
     private static string Render(string template, string variablesJson = "{}", TemplateOptions? options = null)
@@ -124,8 +125,8 @@ public sealed class JinjaTemplateTests
 
     [Theory]
     [InlineData("{% macro f(n) %}{{ f(n + 1) }}{% endmacro %}{{ f(0) }}", "Macro calls nest deeper than 64")]
-    [InlineData("{% for i in range(1000) %}{% for j in range(1000) %}{% for k in range(1000) %}{% endfor %}{% endfor %}{% endfor %}", "The template ran more than 1000000 loop iterations")]
-    [InlineData("{{ range(100000000000) | length }}", "range() of 100000000000 items")]
+    [InlineData("{% for i in range(1000) %}{% for j in range(1000) %}{% for k in range(1000) %}{% endfor %}{% endfor %}{% endfor %}", "The template took more than 1000000 steps (TemplateOptions.MaxSteps")]
+    [InlineData("{{ range(100000000000) | length }}", "range() of 100000000000 items is longer than TemplateOptions.MaxOutputLength (4194304)")]
     [InlineData("{% set s = 'x' * 1000 %}{% for i in range(100000) %}{{ s }}{% endfor %}", "The template produced more than 4194304 characters")]
     [InlineData("{{ 'ab' * 1000000000000 }}", "The template produced more than 4194304 characters")]
     [InlineData("{% set ns = namespace(s='x') %}{% for i in range(40) %}{% set ns.s = ns.s ~ ns.s %}{% endfor %}", "The template produced more than 4194304 characters")]
@@ -136,11 +137,123 @@ public sealed class JinjaTemplateTests
     }
 
     [Fact]
-    public void DeepNestingIsASyntaxErrorNotAStackOverflow()
+    public void DeepNestingIsALimitNotAStackOverflow()
     {
-        var ex = Assert.Throws<TemplateSyntaxException>(() => JinjaTemplate.Parse("{{ " + new string('(', 5000) + "1" + new string(')', 5000) + " }}"));
-        Assert.Contains("nests deeper than", ex.Reason);
-        Assert.Throws<TemplateSyntaxException>(() => JinjaTemplate.Parse(string.Concat(Enumerable.Repeat("{% if x %}", 5000))));
+        var ex = Assert.Throws<TemplateLimitExceededException>(() => JinjaTemplate.Parse("{{ " + new string('(', 5000) + "1" + new string(')', 5000) + " }}"));
+        Assert.StartsWith("The template nests deeper than 256 levels (TemplateOptions.MaxDepth)", ex.Reason);
+        Assert.Throws<TemplateLimitExceededException>(() => JinjaTemplate.Parse(string.Concat(Enumerable.Repeat("{% if x %}", 5000))));
+    }
+
+    private const int Links = 30_000;
+
+    private static string Repeat(string link, int count = Links) => string.Concat(Enumerable.Repeat(link, count));
+
+    /// <summary>
+    /// Hostile shapes at 30,000 links. Before the depth bound covered chains, each of the expression chains parsed (in a
+    /// loop) and then overflowed the stack when rendered (a recursion per link), killing the process; the nested blocks
+    /// and literals were refused with a syntax error, and a macro whose body nests 150 lists overflowed by recursing.
+    /// </summary>
+    public static TheoryData<string, string> DeepTemplates() => new()
+    {
+        { "+ chain", "{{ 1" + Repeat(" + 1") + " }}" },
+        { "~ chain", "{{ 'a'" + Repeat(" ~ 'a'") + " }}" },
+        { "or chain", "{{ false" + Repeat(" or false") + " }}" },
+        { "and chain", "{{ true" + Repeat(" and true") + " }}" },
+        { "** chain", "{{ 1" + Repeat(" ** 1") + " }}" },
+        { "|upper chain", "{{ 'a'" + Repeat("|upper") + " }}" },
+        { "is chain", "{{ x" + Repeat(" is defined") + " }}" },
+        { ".x chain", "{{ x" + Repeat(".x") + " }}" },
+        { "[0] chain", "{{ x" + Repeat("[0]") + " }}" },
+        { "f()() chain", "{{ f" + Repeat("()") + " }}" },
+        { "if-else chain", "{{ 1" + Repeat(" if x") + " }}" },
+        { "nested if", Repeat("{% if true %}") + "x" + Repeat("{% endif %}") },
+        { "nested for", Repeat("{% for i in [1] %}") + "x" + Repeat("{% endfor %}") },
+        { "nested filter blocks", Repeat("{% filter upper %}") + "x" + Repeat("{% endfilter %}") },
+        { "nested set blocks", Repeat("{% set s %}") + "x" + Repeat("{% endset %}") },
+        { "nested macros", Repeat("{% macro m() %}") + "x" + Repeat("{% endmacro %}") },
+        { "nested lists", "{{ " + Repeat("[") + "1" + Repeat("]") + " }}" },
+        { "nested dicts", "{{ " + Repeat("{'a': ") + "1" + Repeat("}") + " }}" },
+        { "nested parentheses", "{{ " + Repeat("(") + "1" + Repeat(")") + " }}" },
+        { "nested not", "{{ " + Repeat("not ") + "1 }}" },
+        { "nested unary minus", "{{ " + Repeat("- ") + "1 }}" },
+        { "macro recursion through nested lists", "{% macro f(n) %}{{ " + Repeat("[", 150) + "f(n - 1) if n > 0" + Repeat("]", 150) + " }}{% endmacro %}{{ f(60) }}" },
+    };
+
+    [Theory]
+    [MemberData(nameof(DeepTemplates))]
+    public void DeepTemplatesStopAtTheDepthBoundQuickly(string shape, string template)
+    {
+        var clock = System.Diagnostics.Stopwatch.StartNew();
+        var ex = Assert.Throws<TemplateLimitExceededException>(() => ChatTemplate.Create(template).Render([ChatMessage.User("hi")]));
+        Assert.True(clock.Elapsed < TimeSpan.FromSeconds(1), $"{shape}: {clock.Elapsed}");
+        Assert.Contains("nests deeper than 256 levels", ex.Reason);
+        Assert.Contains("(TemplateOptions.MaxDepth", ex.Reason);
+    }
+
+    [Fact]
+    public void TheDepthBoundIsAnOption()
+    {
+        var chain = "{{ 1" + Repeat(" + 1", 299) + " }}";
+        Assert.Throws<TemplateLimitExceededException>(() => JinjaTemplate.Parse(chain));
+        Assert.Equal("300", JinjaTemplate.Parse(chain, new TemplateOptions { MaxDepth = 400 }).Render());
+        // Within the parse bound, but deeper at render time: 8 calls of a macro whose body nests 40 lists.
+        var recursive = "{% macro f(n) %}{{ " + Repeat("[", 40) + "f(n - 1) if n > 0" + Repeat("]", 40) + " }}{% endmacro %}{{ f(8)[:3] }}";
+        var ex = Assert.Throws<TemplateLimitExceededException>(() => JinjaTemplate.Parse(recursive).Render());
+        Assert.StartsWith("The template nests deeper than 256 levels while rendering", ex.Reason);
+        Assert.Equal("[[[", JinjaTemplate.Parse(recursive, new TemplateOptions { MaxDepth = 1000 }).Render());
+    }
+
+    public static TheoryData<string, string> CostlyTemplates() => new()
+    {
+        // 2^40 macro calls; before the work budget counted calls this ran for hours.
+        { "{% macro f(n) %}{% if n > 0 %}{% set _ = f(n-1) %}{% set _ = f(n-1) %}{% endif %}{% endmacro %}{{ f(40) }}", "The template took more than 1000000 steps (TemplateOptions.MaxSteps" },
+        // A filter over a 4 Mi-character string a million times: each one costs its size, so this stops after a few.
+        { "{% set s = 'x' * 4000000 %}{% for i in range(100000) %}{% set t = s | upper %}{% endfor %}", "The template took more than 1000000 steps (TemplateOptions.MaxSteps" },
+        { "{% set s = 'x' * 4000000 %}{% for i in range(100000) %}{% set t = s.count('y') %}{% endfor %}", "The template took more than 1000000 steps (TemplateOptions.MaxSteps" },
+        // A loop can nest a value far deeper than any literal; comparing it used to recurse once per level.
+        { "{% set ns = namespace(x=[]) %}{% for i in range(1000) %}{% set ns.x = [ns.x] %}{% endfor %}{{ ns.x == ns.x }}", "A value nests deeper than 128 levels" },
+        { "{% set ns = namespace(x=[]) %}{% for i in range(1000) %}{% set ns.x = [ns.x] %}{% endfor %}{{ [ns.x, ns.x] | sort }}", "A value nests deeper than 128 levels" },
+    };
+
+    [Theory]
+    [MemberData(nameof(CostlyTemplates))]
+    public void CostlyTemplatesStopAtTheWorkBudgetQuickly(string template, string message)
+    {
+        var clock = System.Diagnostics.Stopwatch.StartNew();
+        var ex = Assert.Throws<TemplateLimitExceededException>(() => ChatTemplate.Create(template).Render([ChatMessage.User("hi")]));
+        Assert.True(clock.Elapsed < TimeSpan.FromSeconds(1), $"{template}: {clock.Elapsed}");
+        Assert.StartsWith(message, ex.Reason);
+    }
+
+    private const string Endless = "{% for i in range(1000000) %}{% for j in range(1000000) %}{% endfor %}{% endfor %}";
+
+    [Fact]
+    public void CancellationStopsARender()
+    {
+        var unbounded = new TemplateOptions { MaxSteps = long.MaxValue, MaxRenderTime = Timeout.InfiniteTimeSpan };
+        var template = ChatTemplate.Create(Endless, options: unbounded);
+        using var cts = new CancellationTokenSource(TimeSpan.FromMilliseconds(100));
+        var clock = System.Diagnostics.Stopwatch.StartNew();
+        Assert.ThrowsAny<OperationCanceledException>(() => template.Render([ChatMessage.User("hi")], cancellationToken: cts.Token));
+        Assert.True(clock.Elapsed < TimeSpan.FromSeconds(1), clock.Elapsed.ToString());
+        Assert.ThrowsAny<OperationCanceledException>(() => JinjaTemplate.Parse("no work").Render(null, new CancellationToken(canceled: true)));
+    }
+
+    /// <summary>A clock that moves one second each time it is read.</summary>
+    private sealed class RacingClock : TimeProvider
+    {
+        private long _now;
+
+        public override long GetTimestamp() => _now += TimestampFrequency;
+    }
+
+    [Fact]
+    public void TheTimeLimitStopsARender()
+    {
+        var options = new TemplateOptions { MaxSteps = long.MaxValue, MaxRenderTime = TimeSpan.FromSeconds(5), Clock = new RacingClock() };
+        var ex = Assert.Throws<TemplateLimitExceededException>(() => JinjaTemplate.Parse(Endless, options).Render());
+        Assert.Equal("The template took longer than 5 s to render (TemplateOptions.MaxRenderTime).", ex.Reason);
+        Assert.Equal("ok", JinjaTemplate.Parse("ok", options).Render()); // a render too short to look at the clock
     }
 
     [Fact]
@@ -156,8 +269,19 @@ public sealed class JinjaTemplateTests
     public void OptionsValidate()
     {
         Assert.Throws<ArgumentOutOfRangeException>(() => new TemplateOptions { MaxOutputLength = 0 });
-        Assert.Throws<ArgumentOutOfRangeException>(() => new TemplateOptions { MaxIterations = -1 });
+        Assert.Throws<ArgumentOutOfRangeException>(() => new TemplateOptions { MaxSteps = 0 });
+        Assert.Throws<ArgumentOutOfRangeException>(() => new TemplateOptions { MaxDepth = 0 });
+        Assert.Throws<ArgumentOutOfRangeException>(() => new TemplateOptions { MaxDepth = 10_001 });
         Assert.Throws<ArgumentOutOfRangeException>(() => new TemplateOptions { MaxCallDepth = 5000 });
+        Assert.Throws<ArgumentOutOfRangeException>(() => new TemplateOptions { MaxRenderTime = TimeSpan.Zero });
+        Assert.Throws<ArgumentNullException>(() => new TemplateOptions { Clock = null! });
+        Assert.Equal(Timeout.InfiniteTimeSpan, new TemplateOptions { MaxRenderTime = Timeout.InfiniteTimeSpan }.MaxRenderTime);
+#pragma warning disable CS0618 // the obsolete alias still sets the one work budget
+        Assert.Equal(5000, new TemplateOptions { MaxIterations = 5000 }.MaxSteps);
+#pragma warning restore CS0618
+        var defaults = new TemplateOptions();
+        Assert.Equal((1_000_000L, 4 * 1024 * 1024, 256, 64, TimeSpan.FromSeconds(10)),
+            (defaults.MaxSteps, defaults.MaxOutputLength, defaults.MaxDepth, defaults.MaxCallDepth, defaults.MaxRenderTime));
         var noTrim = new TemplateOptions { TrimBlocks = false, LStripBlocks = false };
         Assert.Equal("<\n  \n    x\n  \n>", Render("<\n  {% if true %}\n    x\n  {% endif %}\n>", options: noTrim));
     }

@@ -1,25 +1,51 @@
+using System.Runtime.CompilerServices;
 using System.Text;
 
 namespace OnnxLM.Chat.Jinja;
 
 /// <summary>
 /// Walks the syntax tree and renders it. One interpreter serves one render: it owns the counters behind the bounds
-/// of <see cref="TemplateOptions"/> (output size, loop iterations, macro call depth).
+/// of <see cref="TemplateOptions"/> (steps, output size, depth, macro call depth, time) and the render's cancellation token.
 /// </summary>
 internal sealed class Interpreter
 {
     private enum Flow { Normal, Break, Continue }
 
+    // The token and the clock are looked at once per this many steps: often enough to stop within a millisecond or
+    // so, rarely enough that the per-node cost stays one add and one compare.
+    private const long CheckInterval = 4096;
+
+    // A macro call and a loop iteration set up state (a scope, the loop variable's dict) that costs about as much as
+    // this many plain expressions, so cheap-looking recursion or looping cannot outrun the budget's time.
+    private const long MacroCallSteps = 10;
+    private const long IterationSteps = 4;
+
     private readonly TemplateOptions _options;
-    private long _iterations;
+    private readonly CancellationToken _cancellationToken;
+    private readonly long _started;
+    private long _steps;
+    private long _nextCheck = CheckInterval;
+    private int _depth;
     private int _callDepth;
 
-    public Interpreter(TemplateOptions options) => _options = options;
+    public Interpreter(TemplateOptions options, CancellationToken cancellationToken = default)
+    {
+        _options = options;
+        _cancellationToken = cancellationToken;
+        _started = options.Clock.GetTimestamp();
+    }
 
     public TemplateOptions Options => _options;
 
+    /// <summary>Steps taken so far (for measuring what real templates use).</summary>
+    public long Steps => _steps;
+
+    /// <summary>The deepest the render has nested so far (for measuring what real templates use).</summary>
+    public int PeakDepth { get; private set; }
+
     public string Render(IReadOnlyList<Stmt> body, Scope scope)
     {
+        _cancellationToken.ThrowIfCancellationRequested();
         var output = new StringBuilder();
         Exec(body, scope, output);
         return output.ToString();
@@ -34,13 +60,52 @@ internal sealed class Interpreter
         }
     }
 
-    /// <summary>Counts loop iterations (and items of ranges built) against the iteration bound.</summary>
-    public void CountIterations(long count)
+    /// <summary>Charges work against <see cref="TemplateOptions.MaxSteps"/>; every few thousand steps also checks the token and the time limit.</summary>
+    public void Charge(long steps)
     {
-        _iterations += count;
-        if (_iterations > _options.MaxIterations)
+        _steps += steps;
+        if (_steps > _options.MaxSteps)
         {
-            throw new LimitReachedException($"The template ran more than {_options.MaxIterations} loop iterations (TemplateOptions.MaxIterations).");
+            throw new LimitReachedException($"The template took more than {_options.MaxSteps} steps (TemplateOptions.MaxSteps; statements, expressions, loop iterations, macro calls and the size of values worked on all count).");
+        }
+
+        if (_steps >= _nextCheck)
+        {
+            _nextCheck = _steps + CheckInterval;
+            _cancellationToken.ThrowIfCancellationRequested();
+            if (_options.MaxRenderTime != Timeout.InfiniteTimeSpan && _options.Clock.GetElapsedTime(_started) > _options.MaxRenderTime)
+            {
+                throw new LimitReachedException($"The template took longer than {_options.MaxRenderTime.TotalSeconds:0.###} s to render (TemplateOptions.MaxRenderTime).");
+            }
+        }
+    }
+
+    /// <summary>The steps working on a value costs: one per item of a list or dict, one per 64 characters of a string.</summary>
+    public static long Cost(object? value) => value switch
+    {
+        string s => s.Length / 64,
+        List<object?> list => list.Count,
+        OrderedDictionary<string, object?> dict => dict.Count,
+        Namespace ns => ns.Values.Count,
+        _ => 0,
+    };
+
+    /// <summary>
+    /// One level deeper into the tree (or into a macro's body). Every recursive call of the walk passes here, so the
+    /// stack is bounded by <see cref="TemplateOptions.MaxDepth"/> whatever the template's shape; the stack probe is a
+    /// backstop for threads with small stacks.
+    /// </summary>
+    private void Descend()
+    {
+        if (++_depth > PeakDepth) PeakDepth = _depth;
+        if (_depth > _options.MaxDepth)
+        {
+            throw new LimitReachedException($"The template nests deeper than {_options.MaxDepth} levels while rendering, counting the bodies of the macros it calls (TemplateOptions.MaxDepth).");
+        }
+
+        if (!RuntimeHelpers.TryEnsureSufficientExecutionStack())
+        {
+            throw new LimitReachedException($"The template nests too deeply for this thread's stack at {_depth} levels; lower TemplateOptions.MaxDepth.");
         }
     }
 
@@ -50,6 +115,8 @@ internal sealed class Interpreter
     private static TemplateException Positioned(Exception ex, Node at) => ex switch
     {
         LimitReachedException => new TemplateLimitExceededException(ex.Message, at.Line, at.Column),
+        // List.Sort wraps what its comparison throws.
+        InvalidOperationException { InnerException: LimitReachedException inner } => new TemplateLimitExceededException(inner.Message, at.Line, at.Column),
         JinjaTemplate.RaiseSignal => new TemplateRaisedException(ex.Message, at.Line, at.Column),
         _ => new TemplateException(ex.Message, at.Line, at.Column, ex),
     };
@@ -57,6 +124,7 @@ internal sealed class Interpreter
     private void Append(StringBuilder output, string text)
     {
         CheckLength((long)output.Length + text.Length);
+        Charge(Cost(text));
         output.Append(text);
     }
 
@@ -75,6 +143,8 @@ internal sealed class Interpreter
     {
         try
         {
+            Descend();
+            Charge(1);
             switch (stmt)
             {
                 case TextStmt text:
@@ -125,6 +195,10 @@ internal sealed class Interpreter
         {
             throw Positioned(ex, stmt);
         }
+        finally
+        {
+            _depth--;
+        }
     }
 
     private void ExecFor(ForStmt f, Scope scope, StringBuilder output)
@@ -137,7 +211,7 @@ internal sealed class Interpreter
             var kept = new List<object?>();
             foreach (var item in items)
             {
-                CountIterations(1);
+                Charge(IterationSteps);
                 Bind(loopScope, f.Targets, item, f);
                 if (Values.IsTruthy(Eval(f.Filter, loopScope))) kept.Add(item);
             }
@@ -154,7 +228,7 @@ internal sealed class Interpreter
         var count = items.Count;
         for (var i = 0; i < count; i++)
         {
-            CountIterations(1);
+            Charge(IterationSteps);
             var loop = new OrderedDictionary<string, object?>
             {
                 ["index"] = (long)(i + 1),
@@ -230,6 +304,7 @@ internal sealed class Interpreter
                     throw new LimitReachedException($"Macro calls nest deeper than {_options.MaxCallDepth} (TemplateOptions.MaxCallDepth).");
                 }
 
+                Charge(MacroCallSteps);
                 var scope = new Scope(definition);
                 var named = new Dictionary<string, object?>(StringComparer.Ordinal);
                 foreach (var (key, value) in args.Named) named[key] = value;
@@ -266,8 +341,15 @@ internal sealed class Interpreter
         return new CallArguments(positional, named);
     }
 
-    private object? ApplyFilter(FilterExpr filter, object? operand, Scope scope) =>
-        Filters.Apply(this, filter.Name, operand, EvalArguments(filter.Args, scope), filter);
+    private object? ApplyFilter(FilterExpr filter, object? operand, Scope scope)
+    {
+        // A filter goes over its operand and builds its result: both count, so repeating one on a big value is bounded
+        // work. The few that only look at a list's ends or size do not go over it (templates call messages|length per message).
+        if (!(operand is List<object?> && filter.Name is "length" or "count" or "first" or "last" or "default" or "d" or "safe")) Charge(Cost(operand));
+        var result = Filters.Apply(this, filter.Name, operand, EvalArguments(filter.Args, scope), filter);
+        Charge(Cost(result));
+        return result;
+    }
 
     /// <summary>Renders a block body to text and pipes it through the block's filters ({% set %}…{% endset %}, {% filter %}).</summary>
     private object? RenderFiltered(IReadOnlyList<Stmt> body, IReadOnlyList<FilterExpr> filters, Scope scope)
@@ -283,17 +365,19 @@ internal sealed class Interpreter
     {
         try
         {
+            Descend();
+            Charge(1);
             return expr switch
             {
                 LiteralExpr l => l.Value,
                 NameExpr n => scope.Lookup(n.Name),
-                ListExpr list => list.Items.Select(i => Eval(i, scope)).ToList(),
+                ListExpr list => EvalList(list, scope),
                 DictExpr d => EvalDict(d, scope),
-                GetItemExpr g => Members.Get(this, Eval(g.Target, scope), Eval(g.Key, scope)),
-                SliceExpr s => Members.Slice(Eval(s.Target, scope), EvalIndex(s.Start, scope), EvalIndex(s.Stop, scope), EvalIndex(s.Step, scope)),
+                GetItemExpr g => EvalGetItem(g, scope),
+                SliceExpr s => EvalSlice(s, scope),
                 CallExpr c => EvalCall(c, scope),
                 FilterExpr f => ApplyFilter(f, Eval(f.Operand, scope), scope),
-                TestExpr t => JinjaTests.Run(this, t.Name, Eval(t.Operand, scope), EvalArguments(t.Args, scope)) != t.Negated,
+                TestExpr t => EvalTest(t, scope),
                 UnaryExpr u => EvalUnary(u, scope),
                 BinaryExpr b => EvalBinary(b, scope),
                 CompareExpr c => EvalCompare(c, scope),
@@ -304,6 +388,10 @@ internal sealed class Interpreter
         catch (Exception ex) when (ex is InvalidOperationException or ArgumentException or OverflowException or FormatException)
         {
             throw Positioned(ex, expr);
+        }
+        finally
+        {
+            _depth--;
         }
     }
 
@@ -317,6 +405,35 @@ internal sealed class Interpreter
             bool b => b ? 1 : 0,
             var other => throw new InvalidOperationException($"slice indices must be integers or none, not a {Values.TypeName(other)}"),
         };
+    }
+
+    private List<object?> EvalList(ListExpr list, Scope scope)
+    {
+        var items = new List<object?>(list.Items.Count);
+        foreach (var item in list.Items) items.Add(Eval(item, scope));
+        return items;
+    }
+
+    private object? EvalGetItem(GetItemExpr g, Scope scope)
+    {
+        var target = Eval(g.Target, scope);
+        // Indexing a string, its length and its methods go over its characters.
+        if (target is string) Charge(Cost(target));
+        return Members.Get(this, target, Eval(g.Key, scope));
+    }
+
+    private object? EvalSlice(SliceExpr s, Scope scope)
+    {
+        var target = Eval(s.Target, scope);
+        Charge(Cost(target));
+        return Members.Slice(target, EvalIndex(s.Start, scope), EvalIndex(s.Stop, scope), EvalIndex(s.Step, scope));
+    }
+
+    private bool EvalTest(TestExpr t, Scope scope)
+    {
+        var operand = Eval(t.Operand, scope);
+        Charge(Cost(operand));
+        return JinjaTests.Run(this, t.Name, operand, EvalArguments(t.Args, scope)) != t.Negated;
     }
 
     private OrderedDictionary<string, object?> EvalDict(DictExpr d, Scope scope)
@@ -335,7 +452,9 @@ internal sealed class Interpreter
             throw new TemplateException(callee is Undefined ? $"{what} is undefined and cannot be called." : $"{what} is a {Values.TypeName(callee)}, not a function.", c.Line, c.Column);
         }
 
-        return function.Invoke(EvalArguments(c.Args, scope));
+        var result = function.Invoke(EvalArguments(c.Args, scope));
+        Charge(Cost(result));
+        return result;
     }
 
     private object? EvalUnary(UnaryExpr u, Scope scope)
@@ -372,10 +491,13 @@ internal sealed class Interpreter
         {
             var text = Values.ToText(left) + Values.ToText(right);
             CheckLength(text.Length);
+            Charge(Cost(text));
             return text;
         }
 
-        return Operators.Arithmetic(this, b.Operator, left, right);
+        var result = Operators.Arithmetic(this, b.Operator, left, right);
+        Charge(Cost(result));
+        return result;
     }
 
     private bool EvalCompare(CompareExpr c, Scope scope)
@@ -384,6 +506,7 @@ internal sealed class Interpreter
         foreach (var (op, operand) in c.Rest)
         {
             var right = Eval(operand, scope);
+            Charge(Cost(left) + Cost(right)); // equality and 'in' go over both sides
             if (!Operators.Compare(op, left, right)) return false;
             left = right;
         }

@@ -1,4 +1,5 @@
 using System.Globalization;
+using System.Runtime.CompilerServices;
 
 namespace OnnxLM.Chat.Jinja;
 
@@ -9,19 +10,24 @@ namespace OnnxLM.Chat.Jinja;
 /// </summary>
 internal sealed class Parser
 {
-    private const int MaxNesting = 200;
     private static readonly HashSet<string> CompareOperators = ["==", "!=", "<", ">", "<=", ">="];
     private static readonly HashSet<string> NotTestArguments = ["else", "or", "and", "if", "is", "in", "not"];
 
     private readonly List<Token> _tokens;
+    private readonly int _maxDepth;
     private int _index;
     private int _depth;
 
-    private Parser(List<Token> tokens) => _tokens = tokens;
-
-    public static IReadOnlyList<Stmt> Parse(List<Token> tokens)
+    private Parser(List<Token> tokens, int maxDepth)
     {
-        return new Parser(tokens).ParseBody([]).Body;
+        _tokens = tokens;
+        _maxDepth = maxDepth;
+    }
+
+    /// <summary>Parses the tokens; nesting deeper than <paramref name="maxDepth"/> (<see cref="TemplateOptions.MaxDepth"/>) is refused.</summary>
+    public static IReadOnlyList<Stmt> Parse(List<Token> tokens, int maxDepth)
+    {
+        return new Parser(tokens, maxDepth).ParseBody([]).Body;
     }
 
     private Token Current => _tokens[_index];
@@ -57,9 +63,22 @@ internal sealed class Parser
 
     private void ExpectBlockEnd() => Expect(TokenKind.BlockEnd, null, "'%}'");
 
+    /// <summary>
+    /// One level deeper: a statement, an expression, or one more link of a chain (<c>a + b + c</c>, <c>x.a.b</c>, <c>x|f|g</c>),
+    /// which the interpreter walks recursively though it is parsed in a loop. So the parser's stack and the tree's depth
+    /// are both bounded here, with the stack probe as a backstop for threads with small stacks.
+    /// </summary>
     private void Enter(Token at)
     {
-        if (++_depth > MaxNesting) throw Error($"The template nests deeper than {MaxNesting} levels.", at);
+        if (++_depth > _maxDepth)
+        {
+            throw new TemplateLimitExceededException($"The template nests deeper than {_maxDepth} levels (TemplateOptions.MaxDepth); blocks, operands and each link of a chain such as 'a + b + c' count.", at.Line, at.Column);
+        }
+
+        if (!RuntimeHelpers.TryEnsureSufficientExecutionStack())
+        {
+            throw new TemplateLimitExceededException($"The template nests too deeply for this thread's stack at {_depth} levels; lower TemplateOptions.MaxDepth.", at.Line, at.Column);
+        }
     }
 
     /// <summary>Statements up to one of the <paramref name="ends"/> tags; returns which one (its name consumed) or null at the end of input.</summary>
@@ -321,41 +340,52 @@ internal sealed class Parser
         var start = Current;
         Enter(start);
         var expr = ParseOr();
+        var links = 0;
         if (withCondition)
         {
-            while (AcceptName("if"))
+            while (Current.IsName("if"))
             {
+                Enter(Next());
+                links++;
                 var test = ParseOr();
                 var otherwise = AcceptName("else") ? ParseExpression() : null;
                 expr = new ConditionalExpr(test, expr, otherwise, start.Line, start.Column);
             }
         }
 
-        _depth--;
+        _depth -= links + 1;
         return expr;
     }
 
     private Expr ParseOr()
     {
         var left = ParseAnd();
+        var links = 0;
         while (Current.IsName("or"))
         {
             var op = Next();
+            Enter(op);
+            links++;
             left = new BinaryExpr("or", left, ParseAnd(), op.Line, op.Column);
         }
 
+        _depth -= links;
         return left;
     }
 
     private Expr ParseAnd()
     {
         var left = ParseNot();
+        var links = 0;
         while (Current.IsName("and"))
         {
             var op = Next();
+            Enter(op);
+            links++;
             left = new BinaryExpr("and", left, ParseNot(), op.Line, op.Column);
         }
 
+        _depth -= links;
         return left;
     }
 
@@ -408,48 +438,64 @@ internal sealed class Parser
     private Expr ParseConcat()
     {
         var left = ParseMath1();
+        var links = 0;
         while (Current.IsOperator("~"))
         {
             var op = Next();
+            Enter(op);
+            links++;
             left = new BinaryExpr("~", left, ParseMath1(), op.Line, op.Column);
         }
 
+        _depth -= links;
         return left;
     }
 
     private Expr ParseMath1()
     {
         var left = ParseMath2();
+        var links = 0;
         while (Current.IsOperator("+") || Current.IsOperator("-"))
         {
             var op = Next();
+            Enter(op);
+            links++;
             left = new BinaryExpr(op.Value, left, ParseMath2(), op.Line, op.Column);
         }
 
+        _depth -= links;
         return left;
     }
 
     private Expr ParseMath2()
     {
         var left = ParsePow();
+        var links = 0;
         while (Current.Kind == TokenKind.Operator && Current.Value is "*" or "/" or "//" or "%")
         {
             var op = Next();
+            Enter(op);
+            links++;
             left = new BinaryExpr(op.Value, left, ParsePow(), op.Line, op.Column);
         }
 
+        _depth -= links;
         return left;
     }
 
     private Expr ParsePow()
     {
         var left = ParseUnary(withFilter: true);
+        var links = 0;
         while (Current.IsOperator("**"))
         {
             var op = Next();
+            Enter(op);
+            links++;
             left = new BinaryExpr("**", left, ParseUnary(withFilter: true), op.Line, op.Column);
         }
 
+        _depth -= links;
         return left;
     }
 
@@ -541,9 +587,16 @@ internal sealed class Parser
 
     private Expr ParsePostfix(Expr node)
     {
+        var links = 0;
         while (true)
         {
             var token = Current;
+            if (token.IsOperator(".") || token.IsOperator("[") || token.IsOperator("("))
+            {
+                Enter(token);
+                links++;
+            }
+
             if (token.IsOperator("."))
             {
                 _index++;
@@ -568,6 +621,7 @@ internal sealed class Parser
             }
             else
             {
+                _depth -= links;
                 return node;
             }
         }
@@ -621,9 +675,16 @@ internal sealed class Parser
 
     private Expr ParseFilterAndTests(Expr node)
     {
+        var links = 0;
         while (true)
         {
             var token = Current;
+            if (token.IsOperator("|") || token.IsName("is") || token.IsOperator("("))
+            {
+                Enter(token);
+                links++;
+            }
+
             if (token.IsOperator("|"))
             {
                 _index++;
@@ -654,6 +715,7 @@ internal sealed class Parser
             }
             else
             {
+                _depth -= links;
                 return node;
             }
         }

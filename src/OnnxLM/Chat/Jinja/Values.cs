@@ -119,17 +119,32 @@ internal static class Values
         return text.Contains('.') ? text : text + ".0";
     }
 
-    public static new bool Equals(object? a, object? b)
+    /// <summary>
+    /// The deepest a value may nest for the operations that walk it recursively (==, in, sort, tojson, rendering). Literals
+    /// are bounded by <see cref="TemplateOptions.MaxDepth"/>, but a loop can wrap a list in a list a million times.
+    /// </summary>
+    public const int MaxNesting = 128;
+
+    /// <summary>Fails, instead of overflowing the stack, when a recursive walk of a value goes past <see cref="MaxNesting"/>.</summary>
+    public static void CheckNesting(int depth)
     {
+        if (depth > MaxNesting) throw new Interpreter.LimitReachedException($"A value nests deeper than {MaxNesting} levels, the fixed bound of comparing and writing values.");
+    }
+
+    public static new bool Equals(object? a, object? b) => Equals(a, b, 0);
+
+    private static bool Equals(object? a, object? b, int depth)
+    {
+        CheckNesting(depth);
         if (a is Undefined || b is Undefined) return a is Undefined && b is Undefined;
         if (a is null || b is null) return a is null && b is null;
         if (IsNumber(a) && IsNumber(b)) return ToDouble(a) == ToDouble(b);
         return (a, b) switch
         {
             (string x, string y) => x == y,
-            (List<object?> x, List<object?> y) => x.Count == y.Count && x.Zip(y).All(p => Equals(p.First, p.Second)),
+            (List<object?> x, List<object?> y) => x.Count == y.Count && x.Zip(y).All(p => Equals(p.First, p.Second, depth + 1)),
             (OrderedDictionary<string, object?> x, OrderedDictionary<string, object?> y) =>
-                x.Count == y.Count && x.All(p => y.TryGetValue(p.Key, out var v) && Equals(p.Value, v)),
+                x.Count == y.Count && x.All(p => y.TryGetValue(p.Key, out var v) && Equals(p.Value, v, depth + 1)),
             _ => ReferenceEquals(a, b),
         };
     }
@@ -145,8 +160,11 @@ internal static class Values
     };
 
     /// <summary>Ordering for sort, min, max and &lt; &gt;: numbers with numbers, strings with strings (optionally ignoring case).</summary>
-    public static int Compare(object? a, object? b, bool caseSensitive = true)
+    public static int Compare(object? a, object? b, bool caseSensitive = true) => Compare(a, b, caseSensitive, 0);
+
+    private static int Compare(object? a, object? b, bool caseSensitive, int depth)
     {
+        CheckNesting(depth);
         if (IsNumber(a) && IsNumber(b)) return ToDouble(a).CompareTo(ToDouble(b));
         if (a is string x && b is string y)
         {
@@ -157,7 +175,7 @@ internal static class Values
         {
             for (var i = 0; i < Math.Min(la.Count, lb.Count); i++)
             {
-                var c = Compare(la[i], lb[i], caseSensitive);
+                var c = Compare(la[i], lb[i], caseSensitive, depth + 1);
                 if (c != 0) return c;
             }
 
@@ -281,7 +299,7 @@ internal static class Json
 
     private static void Write(StringBuilder sb, object? value, JsonFormat format, int depth)
     {
-        if (depth > 128) throw new InvalidOperationException("the value nests too deeply for tojson");
+        Values.CheckNesting(depth);
         switch (value)
         {
             case null or Undefined:
