@@ -6,19 +6,19 @@ namespace OnnxLM.Constraints;
 /// Stacks are shared and numbered, so a set of stacks is a state of a lazily built DFA (<see cref="AutomatonConstraint"/>)
 /// and repeats: inside a JSON string or a list the state after each item is the same one. Left recursion and rules that
 /// can never finish are refused when the grammar is compiled, which keeps every live stack completable (no dead ends).
+/// Recursion makes the stacks deeper with the text, so they are bounded too: at most twenty per allowed DFA state.
 /// </summary>
 internal sealed class GrammarConstraint : AutomatonConstraint
 {
     private const int End = -2;
-    private const int MaxStacks = 2_000_000;
+    private const int StacksPerState = 20;
 
     private readonly GrammarElement[] _flat;      // every alternative's elements, each followed by an End marker
     private readonly int[][] _alternatives;       // rule → the flat position where each alternative starts
     private readonly string _root;
     private readonly List<Stack> _stacks = [null!]; // by id; 0 is the empty stack (the whole text matched)
     private readonly Dictionary<(int Pos, int Next), Stack> _stackIds = [];
-    private readonly List<int[]> _dfaStates = [];
-    private readonly Dictionary<string, int> _dfaIds = new(StringComparer.Ordinal);
+    private readonly long _maxStacks;
 
     /// <summary>A parse stack: a flat position (a byte range on top, return positions below) and the stack under it.</summary>
     private sealed class Stack(int pos, Stack? next, int id)
@@ -30,11 +30,16 @@ internal sealed class GrammarConstraint : AutomatonConstraint
         public int Id => id;
     }
 
-    public GrammarConstraint(string grammar, string root)
+    /// <param name="grammar">The GBNF text.</param>
+    /// <param name="root">The rule the whole output must match.</param>
+    /// <param name="limits">The size limits (null: <see cref="ConstraintLimits.Default"/>).</param>
+    public GrammarConstraint(string grammar, string root, ConstraintLimits? limits = null)
+        : base(limits ?? ConstraintLimits.Default, nameof(grammar))
     {
         ArgumentNullException.ThrowIfNull(grammar);
         ArgumentException.ThrowIfNullOrEmpty(root);
-        var parsed = GbnfParser.Parse(grammar);
+        _maxStacks = (long)MaxStates * StacksPerState;
+        var parsed = GbnfParser.Parse(grammar, MaxAutomatonSize);
         var rootId = parsed.RuleId(root) ?? throw new ArgumentException($"The grammar has no rule '{root}' to start from.", nameof(root));
         _root = root;
         var rules = parsed.Rules;
@@ -65,7 +70,7 @@ internal sealed class GrammarConstraint : AutomatonConstraint
     protected override int? Compute(int state, byte b)
     {
         var expansion = new Expansion();
-        foreach (var id in _dfaStates[state])
+        foreach (var id in Members(state))
         {
             if (id == 0) continue;
             var stack = _stacks[id];
@@ -89,23 +94,33 @@ internal sealed class GrammarConstraint : AutomatonConstraint
     /// reference ends its alternative: then straight to <paramref name="rest"/>, so right recursion does not grow the
     /// stack); an alternative's end returns to <paramref name="rest"/>, and an empty stack means the text is complete.
     /// </summary>
+    /// <remarks>
+    /// A worklist, not recursion: returning through every level of a deeply nested text at once (rules that can end
+    /// together) would otherwise take one call frame per level and could overflow the thread's stack.
+    /// </remarks>
     private void Expand(int pos, Stack? rest, Expansion into)
     {
-        if (!into.Visited.Add((pos, rest?.Id ?? 0))) return;
-        var element = _flat[pos];
-        if (element.Rule == End)
+        var pending = new Stack<(int Pos, Stack? Below)>();
+        pending.Push((pos, rest));
+        while (pending.Count > 0)
         {
-            if (rest is null) into.Ids.Add(0);
-            else Expand(rest.Pos, rest.Next, into);
-        }
-        else if (element.IsRule)
-        {
-            var after = _flat[pos + 1].Rule == End ? rest : Push(pos + 1, rest);
-            foreach (var alternative in _alternatives[element.Rule]) Expand(alternative, after, into);
-        }
-        else
-        {
-            into.Ids.Add(Push(pos, rest).Id);
+            (pos, rest) = pending.Pop();
+            if (!into.Visited.Add((pos, rest?.Id ?? 0))) continue;
+            var element = _flat[pos];
+            if (element.Rule == End)
+            {
+                if (rest is null) into.Ids.Add(0);
+                else pending.Push((rest.Pos, rest.Next));
+            }
+            else if (element.IsRule)
+            {
+                var after = _flat[pos + 1].Rule == End ? rest : Push(pos + 1, rest);
+                foreach (var alternative in _alternatives[element.Rule]) pending.Push((alternative, after));
+            }
+            else
+            {
+                into.Ids.Add(Push(pos, rest).Id);
+            }
         }
     }
 
@@ -113,7 +128,11 @@ internal sealed class GrammarConstraint : AutomatonConstraint
     {
         var key = (pos, rest?.Id ?? 0);
         if (_stackIds.TryGetValue(key, out var stack)) return stack;
-        if (_stacks.Count >= MaxStacks) throw new InvalidOperationException($"{Describe} needs more than {MaxStacks:N0} parse stacks.");
+        if (_stacks.Count >= _maxStacks)
+        {
+            throw TooLarge(nameof(ConstraintLimits.MaxStates), MaxStates, $"{Describe} needs more than {_maxStacks:N0} parse stacks ({StacksPerState} per automaton state) while generating; deeply nested text grows them.");
+        }
+
         stack = new Stack(pos, rest, _stacks.Count);
         _stacks.Add(stack);
         _stackIds[key] = stack;
@@ -123,13 +142,8 @@ internal sealed class GrammarConstraint : AutomatonConstraint
     private int Intern(Expansion expansion)
     {
         var ids = expansion.Ids.ToArray();
-        var key = string.Join(',', ids);
-        if (_dfaIds.TryGetValue(key, out var id)) return id;
         var complete = ids[0] == 0;
-        id = AddState(complete, complete && ids.Length == 1);
-        _dfaStates.Add(ids);
-        _dfaIds[key] = id;
-        return id;
+        return Intern(ids, complete, complete && ids.Length == 1);
     }
 
     /// <summary>Which rules can match the empty text.</summary>
