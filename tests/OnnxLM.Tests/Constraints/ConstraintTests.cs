@@ -197,7 +197,7 @@ public sealed class ConstraintLimitTests
         Assert.Equal("MaxAutomatonSize", e.LimitName);
         Assert.Equal(ConstraintLimits.DefaultMaxAutomatonSize, e.Limit);
         Assert.Equal("pattern", e.ParamName);
-        Assert.Contains("ConstraintLimits.MaxAutomatonSize = 1,000,000", e.Message);
+        Assert.Contains("ConstraintLimits.MaxAutomatonSize = 4,000,000", e.Message);
         Assert.Contains(Nested, e.Message);
     }
 
@@ -226,7 +226,7 @@ public sealed class ConstraintLimitTests
             """));
         var schema = JsonDocument.Parse($$"""{"$ref": "#/$defs/d0", "$defs": { {{defs}}, "d12": {"type": "integer"} } }""").RootElement;
         var e = RefusedQuickly(() => OutputConstraint.JsonSchema(schema));
-        Assert.Contains("regular expression longer than 1,000,000 characters", e.Message);
+        Assert.Contains("regular expression longer than 4,000,000 characters", e.Message);
     }
 
     [Fact]
@@ -254,8 +254,8 @@ public sealed class ConstraintLimitTests
         var nested = OutputConstraint.Grammar("""root ::= (("x"{1000}){1000}){1000}""");
         Assert.True(GrammarConstraintTests.Accepts(nested, new string('x', 1000)) is false);
 
-        // Writing a count out a thousand and one times does not.
-        var wide = "root ::= " + string.Concat(Enumerable.Repeat("\"ab\"{1000} ", 1001));
+        // Writing a count out four thousand and one times does not.
+        var wide = "root ::= " + string.Concat(Enumerable.Repeat("\"ab\"{1000} ", 4001));
         var e = RefusedQuickly(() => OutputConstraint.Grammar(wide));
         Assert.Equal(("MaxAutomatonSize", "grammar"), (e.LimitName, e.ParamName));
         Assert.StartsWith("Grammar line 1, column", e.Message);
@@ -285,10 +285,10 @@ public sealed class ConstraintLimitTests
         Assert.Equal(10_000, lowered.Limit);
         Assert.Contains("ConstraintLimits.MaxAutomatonSize = 10,000", lowered.Message);
 
-        // About 1.2 million: refused by default, built when the limit is raised.
-        const string Large = "(x{1000}){400}";
+        // About 4.2 million: refused by default, built when the limit is raised.
+        const string Large = "((x{1000}){100}){14}";
         RefusedQuickly(() => OutputConstraint.Regex(Large));
-        var raised = OutputConstraint.Regex(Large, new ConstraintLimits { MaxAutomatonSize = 2_000_000 });
+        var raised = OutputConstraint.Regex(Large, new ConstraintLimits { MaxAutomatonSize = 5_000_000 });
         Assert.True(GrammarConstraintTests.Accepts(raised, "") is false);
         Assert.NotNull(raised.Step(raised.Start, (byte)'x'));
 
