@@ -18,6 +18,11 @@ internal sealed class RegexConstraint : AutomatonConstraint
     private readonly string _source;
     private int _pos;
 
+    // Measuring: states are counted in _measured, not built, and a repetition multiplies instead of copying, so the
+    // size of what a count repeats is known before any copy exists (a nested count is priced in microseconds).
+    private bool _measuring;
+    private long _measured;
+
     /// <param name="pattern">The regular expression.</param>
     /// <param name="limits">The size limits (null: <see cref="ConstraintLimits.Default"/>).</param>
     /// <param name="parameterName">The factory parameter the pattern came from (pattern, choices, schema), named by errors.</param>
@@ -94,6 +99,7 @@ internal sealed class RegexConstraint : AutomatonConstraint
     private int NewState(int next = -1, int e2 = -1)
     {
         Reserve(1);
+        if (_measuring) return Count(1);
         _nfa.Add((1, 0, next, e2));
         return _nfa.Count - 1;
     }
@@ -101,6 +107,7 @@ internal sealed class RegexConstraint : AutomatonConstraint
     private int NewByteState(byte lo, byte hi, int next)
     {
         Reserve(1);
+        if (_measuring) return Count(1);
         _nfa.Add((lo, hi, next, -1));
         return _nfa.Count - 1;
     }
@@ -108,14 +115,55 @@ internal sealed class RegexConstraint : AutomatonConstraint
     /// <summary>Refuses the pattern when <paramref name="states"/> more NFA states would pass the size limit.</summary>
     private void Reserve(long states)
     {
-        if (_nfa.Count + states <= MaxAutomatonSize) return;
+        var size = _measuring ? _measured : _nfa.Count;
+        if (size + states <= MaxAutomatonSize) return;
         throw TooLarge(nameof(ConstraintLimits.MaxAutomatonSize), MaxAutomatonSize,
-            $"{_source} expands to more than {MaxAutomatonSize:N0} automaton states (at least {_nfa.Count + states:N0}, near position {_pos}); a repetition {{m,n}} copies what it repeats n times, so nested counts multiply.");
+            $"{_source} expands to more than {MaxAutomatonSize:N0} automaton states (at least {size + states:N0}, near position {_pos}); a repetition {{m,n}} copies what it repeats n times, so nested counts multiply.");
+    }
+
+    /// <summary>While measuring: counts <paramref name="states"/> (already reserved) and returns a placeholder state.</summary>
+    private int Count(long states)
+    {
+        _measured += states;
+        return -1;
+    }
+
+    /// <summary>The NFA states the atom at the position would take, counted without building it; the position moves past it.</summary>
+    private long MeasureAtom()
+    {
+        var outer = _measuring;
+        if (!outer) (_measuring, _measured) = (true, _nfa.Count);
+        var before = _measured;
+        try
+        {
+            ParseAtom();
+            return _measured - before;
+        }
+        finally
+        {
+            _measuring = outer;
+        }
+    }
+
+    /// <summary>
+    /// How many more copies of its atom the count at the position makes (0 for none, for <c>* + ?</c> which reuse the
+    /// atom, and for a count that does not parse: the real parse reports it).
+    /// </summary>
+    private int CopiesAt(int pos)
+    {
+        if (pos >= _pattern.Length || _pattern[pos] != '{') return 0;
+        var close = _pattern.IndexOf('}', pos);
+        if (close < 0) return 0;
+        var spec = _pattern[(pos + 1)..close].Split(',');
+        if (spec.Length > 2 || !int.TryParse(spec[0], out var min) || min is < 0 or > 1000) return 0;
+        if (spec.Length == 1) return min;
+        return spec[1].Length == 0 ? min + 1 : int.TryParse(spec[1], out var max) && max is >= 0 and <= 1000 ? Math.Max(min, max) : 0;
     }
 
     /// <summary>Points an epsilon state's first free edge at <paramref name="next"/>.</summary>
     private void Patch(int state, int next)
     {
+        if (_measuring) return;
         var (lo, hi, n, e2) = _nfa[state];
         _nfa[state] = n < 0 ? (lo, hi, next, e2) : (lo, hi, n, next);
     }
@@ -174,9 +222,16 @@ internal sealed class RegexConstraint : AutomatonConstraint
     private (int Start, int End) ParseRepeat()
     {
         var atomStart = _pos;
-        var atomSize = _nfa.Count;
-        var (s, e) = ParseAtom();
-        atomSize = _nfa.Count - atomSize;
+        // Measured first, so a count is priced before even its first copy is built.
+        var atomSize = MeasureAtom();
+        if (!_measuring)
+        {
+            var copies = CopiesAt(_pos);
+            Reserve(atomSize * (copies + 1) + copies + 3);
+            _pos = atomStart;
+        }
+
+        var (s, e) = _measuring ? (-1, -1) : ParseAtom();
         while (_pos < _pattern.Length && _pattern[_pos] is '*' or '+' or '?' or '{')
         {
             var op = _pattern[_pos++];
@@ -235,10 +290,13 @@ internal sealed class RegexConstraint : AutomatonConstraint
     /// <param name="min">m.</param>
     /// <param name="max">n; null: no upper bound.</param>
     /// <param name="atomSize">The NFA states one parse of the atom took, so the copies are priced before any is built.</param>
-    private (int Start, int End) Repeat(int atomStart, int atomSize, int min, int? max)
+    private (int Start, int End) Repeat(int atomStart, long atomSize, int min, int? max)
     {
-        // Each copy is the atom plus at most two states of glue. Counts are ≤ 1000 and atomSize ≤ the limit, so this cannot overflow a long.
-        Reserve(((long)atomSize + 2) * ((max ?? min + 1) + 1));
+        // The copies, a split before each optional one (or a loop and its exit), a start and an exit: exactly what is
+        // built below. Counts are ≤ 1000 and atomSize ≤ the limit, so this cannot overflow a long.
+        var cost = atomSize * (max ?? min + 1) + (max is { } m ? m - min : 2) + 2;
+        Reserve(cost);
+        if (_measuring) return (Count(cost), -1);
         var after = _pos;
         var start = NewState();
         var end = start;
