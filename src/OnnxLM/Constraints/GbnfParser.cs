@@ -17,7 +17,8 @@ internal readonly record struct GrammarElement(byte Lo, byte Hi, int Rule)
 /// Reads a grammar in llama.cpp's GBNF into rules over UTF-8 bytes: each rule is a list of alternatives, each a
 /// sequence of byte ranges and rule references. Literals become their bytes, character classes the byte-range
 /// sequences of their encodings, and groups and repetitions (<c>* + ? {m,n}</c>) become rules of their own.
-/// Errors name the line and column.
+/// Errors name the line and column. The rules' total size, repetitions written out, is bounded by
+/// <see cref="ConstraintLimits.MaxAutomatonSize"/> and priced before each repetition is built.
 /// </summary>
 internal sealed class GbnfParser
 {
@@ -29,9 +30,15 @@ internal sealed class GbnfParser
     private readonly Dictionary<string, int> _ids = new(StringComparer.Ordinal);
     private readonly HashSet<int> _defined = [];
     private readonly Dictionary<int, int> _firstUse = []; // rule → text position of its first reference
+    private readonly int _maxElements;
+    private long _elements;
     private int _pos;
 
-    private GbnfParser(string text) => _text = text;
+    private GbnfParser(string text, int maxElements)
+    {
+        _text = text;
+        _maxElements = maxElements;
+    }
 
     /// <summary>The rules by number, each a list of alternatives.</summary>
     public IReadOnlyList<List<List<GrammarElement>>> Rules => _rules;
@@ -39,10 +46,15 @@ internal sealed class GbnfParser
     /// <summary>The rules' names (generated rules get "name-1"-style names after the rule they came from).</summary>
     public IReadOnlyList<string> Names => _names;
 
-    public static GbnfParser Parse(string text)
+    /// <param name="text">The GBNF text.</param>
+    /// <param name="maxElements">The most elements all rules may hold (<see cref="ConstraintLimits.MaxAutomatonSize"/>).</param>
+    /// <exception cref="ArgumentException">The grammar does not parse.</exception>
+    /// <exception cref="ConstraintTooLargeException">The rules would hold more than <paramref name="maxElements"/> elements.</exception>
+    public static GbnfParser Parse(string text, int maxElements = ConstraintLimits.DefaultMaxAutomatonSize)
     {
         ArgumentNullException.ThrowIfNull(text);
-        var parser = new GbnfParser(text);
+        ArgumentOutOfRangeException.ThrowIfLessThan(maxElements, 1);
+        var parser = new GbnfParser(text, maxElements);
         parser.ParseGrammar();
         return parser;
     }
@@ -178,6 +190,7 @@ internal sealed class GbnfParser
             default:
                 if (!IsNameChar(c)) throw Error($"unexpected '{c}'");
                 var position = _pos;
+                Grow(1, position);
                 var id = Id(ParseName());
                 _firstUse.TryAdd(id, position);
                 return [GrammarElement.Ref(id)];
@@ -211,6 +224,8 @@ internal sealed class GbnfParser
                 break;
         }
 
+        // Priced before it is built: min copies, then a star rule (two alternatives, three elements) or max − min optional rules (up to three each).
+        Grow(min + (max < 0 ? 3L : 3L * (max - min)) + 1, _pos);
         var one = item.Count == 1 ? item[0] : GrammarElement.Ref(NewRule(owner, [item]));
         var result = new List<GrammarElement>();
         for (var i = 0; i < min; i++) result.Add(one);
@@ -266,6 +281,7 @@ internal sealed class GbnfParser
 
             var codePoint = ParseChar();
             var length = new Rune(codePoint).EncodeToUtf8(buffer);
+            Grow(length, _pos);
             foreach (var b in buffer[..length]) bytes.Add(GrammarElement.Byte(b, b));
         }
     }
@@ -345,6 +361,7 @@ internal sealed class GbnfParser
     private List<GrammarElement> CharClass(string owner, CharSet set)
     {
         var sequences = set.Utf8Sequences();
+        Grow(sequences.Sum(x => (long)x.Length), _pos);
         if (sequences.Count == 1 && sequences[0].Length == 1) return [GrammarElement.Byte(sequences[0][0].Lo, sequences[0][0].Hi)];
         var alternatives = sequences.Select(s => s.Select(r => GrammarElement.Byte(r.Lo, r.Hi)).ToList()).ToList();
         return [GrammarElement.Ref(NewRule(owner, alternatives))];
@@ -379,9 +396,20 @@ internal sealed class GbnfParser
         }
     }
 
-    private ArgumentException Error(string what, int? at = null)
+    /// <summary>Counts <paramref name="elements"/> more, refusing the grammar before they would pass the limit.</summary>
+    private void Grow(long elements, int at)
     {
-        var position = Math.Min(at ?? _pos, _text.Length);
+        _elements += elements;
+        if (_elements <= _maxElements) return;
+        throw new ConstraintTooLargeException(nameof(ConstraintLimits.MaxAutomatonSize), _maxElements,
+            $"{Where(at)}: the grammar expands to more than {_maxElements.ToString("N0", CultureInfo.InvariantCulture)} elements (a repetition {{m,n}} writes out what it repeats up to n times).",
+            "grammar");
+    }
+
+    /// <summary>"Grammar line L, column C" for a text position.</summary>
+    private string Where(int at)
+    {
+        var position = Math.Min(at, _text.Length);
         var line = 1;
         var lineStart = 0;
         for (var i = 0; i < position; i++)
@@ -389,6 +417,11 @@ internal sealed class GbnfParser
             if (_text[i] == '\n') { line++; lineStart = i + 1; }
         }
 
-        return new ArgumentException($"Grammar line {line}, column {position - lineStart + 1}: {what}.", "grammar");
+        return $"Grammar line {line}, column {position - lineStart + 1}";
+    }
+
+    private ArgumentException Error(string what, int? at = null)
+    {
+        return new ArgumentException($"{Where(at ?? _pos)}: {what}.", "grammar");
     }
 }

@@ -6,19 +6,19 @@ namespace OnnxLM.Constraints;
 /// Stacks are shared and numbered, so a set of stacks is a state of a lazily built DFA (<see cref="AutomatonConstraint"/>)
 /// and repeats: inside a JSON string or a list the state after each item is the same one. Left recursion and rules that
 /// can never finish are refused when the grammar is compiled, which keeps every live stack completable (no dead ends).
+/// Recursion makes the stacks deeper with the text, so they are bounded too: at most twenty per allowed DFA state.
 /// </summary>
 internal sealed class GrammarConstraint : AutomatonConstraint
 {
     private const int End = -2;
-    private const int MaxStacks = 2_000_000;
+    private const int StacksPerState = 20;
 
     private readonly GrammarElement[] _flat;      // every alternative's elements, each followed by an End marker
     private readonly int[][] _alternatives;       // rule → the flat position where each alternative starts
     private readonly string _root;
     private readonly List<Stack> _stacks = [null!]; // by id; 0 is the empty stack (the whole text matched)
     private readonly Dictionary<(int Pos, int Next), Stack> _stackIds = [];
-    private readonly List<int[]> _dfaStates = [];
-    private readonly Dictionary<string, int> _dfaIds = new(StringComparer.Ordinal);
+    private readonly long _maxStacks;
 
     /// <summary>A parse stack: a flat position (a byte range on top, return positions below) and the stack under it.</summary>
     private sealed class Stack(int pos, Stack? next, int id)
@@ -30,11 +30,16 @@ internal sealed class GrammarConstraint : AutomatonConstraint
         public int Id => id;
     }
 
-    public GrammarConstraint(string grammar, string root)
+    /// <param name="grammar">The GBNF text.</param>
+    /// <param name="root">The rule the whole output must match.</param>
+    /// <param name="limits">The size limits (null: <see cref="ConstraintLimits.Default"/>).</param>
+    public GrammarConstraint(string grammar, string root, ConstraintLimits? limits = null)
+        : base(limits ?? ConstraintLimits.Default, nameof(grammar))
     {
         ArgumentNullException.ThrowIfNull(grammar);
         ArgumentException.ThrowIfNullOrEmpty(root);
-        var parsed = GbnfParser.Parse(grammar);
+        _maxStacks = (long)MaxStates * StacksPerState;
+        var parsed = GbnfParser.Parse(grammar, MaxAutomatonSize);
         var rootId = parsed.RuleId(root) ?? throw new ArgumentException($"The grammar has no rule '{root}' to start from.", nameof(root));
         _root = root;
         var rules = parsed.Rules;
@@ -65,7 +70,7 @@ internal sealed class GrammarConstraint : AutomatonConstraint
     protected override int? Compute(int state, byte b)
     {
         var expansion = new Expansion();
-        foreach (var id in _dfaStates[state])
+        foreach (var id in Members(state))
         {
             if (id == 0) continue;
             var stack = _stacks[id];
@@ -89,23 +94,33 @@ internal sealed class GrammarConstraint : AutomatonConstraint
     /// reference ends its alternative: then straight to <paramref name="rest"/>, so right recursion does not grow the
     /// stack); an alternative's end returns to <paramref name="rest"/>, and an empty stack means the text is complete.
     /// </summary>
+    /// <remarks>
+    /// A worklist, not recursion: returning through every level of a deeply nested text at once (rules that can end
+    /// together) would otherwise take one call frame per level and could overflow the thread's stack.
+    /// </remarks>
     private void Expand(int pos, Stack? rest, Expansion into)
     {
-        if (!into.Visited.Add((pos, rest?.Id ?? 0))) return;
-        var element = _flat[pos];
-        if (element.Rule == End)
+        var pending = new Stack<(int Pos, Stack? Below)>();
+        pending.Push((pos, rest));
+        while (pending.Count > 0)
         {
-            if (rest is null) into.Ids.Add(0);
-            else Expand(rest.Pos, rest.Next, into);
-        }
-        else if (element.IsRule)
-        {
-            var after = _flat[pos + 1].Rule == End ? rest : Push(pos + 1, rest);
-            foreach (var alternative in _alternatives[element.Rule]) Expand(alternative, after, into);
-        }
-        else
-        {
-            into.Ids.Add(Push(pos, rest).Id);
+            (pos, rest) = pending.Pop();
+            if (!into.Visited.Add((pos, rest?.Id ?? 0))) continue;
+            var element = _flat[pos];
+            if (element.Rule == End)
+            {
+                if (rest is null) into.Ids.Add(0);
+                else pending.Push((rest.Pos, rest.Next));
+            }
+            else if (element.IsRule)
+            {
+                var after = _flat[pos + 1].Rule == End ? rest : Push(pos + 1, rest);
+                foreach (var alternative in _alternatives[element.Rule]) pending.Push((alternative, after));
+            }
+            else
+            {
+                into.Ids.Add(Push(pos, rest).Id);
+            }
         }
     }
 
@@ -113,7 +128,11 @@ internal sealed class GrammarConstraint : AutomatonConstraint
     {
         var key = (pos, rest?.Id ?? 0);
         if (_stackIds.TryGetValue(key, out var stack)) return stack;
-        if (_stacks.Count >= MaxStacks) throw new InvalidOperationException($"{Describe} needs more than {MaxStacks:N0} parse stacks.");
+        if (_stacks.Count >= _maxStacks)
+        {
+            throw TooLarge(nameof(ConstraintLimits.MaxStates), MaxStates, $"{Describe} needs more than {_maxStacks:N0} parse stacks ({StacksPerState} per automaton state) while generating; deeply nested text grows them.");
+        }
+
         stack = new Stack(pos, rest, _stacks.Count);
         _stacks.Add(stack);
         _stackIds[key] = stack;
@@ -123,30 +142,59 @@ internal sealed class GrammarConstraint : AutomatonConstraint
     private int Intern(Expansion expansion)
     {
         var ids = expansion.Ids.ToArray();
-        var key = string.Join(',', ids);
-        if (_dfaIds.TryGetValue(key, out var id)) return id;
         var complete = ids[0] == 0;
-        id = AddState(complete, complete && ids.Length == 1);
-        _dfaStates.Add(ids);
-        _dfaIds[key] = id;
-        return id;
+        return Intern(ids, complete, complete && ids.Length == 1);
     }
 
     /// <summary>Which rules can match the empty text.</summary>
-    private static bool[] Nullable(IReadOnlyList<List<List<GrammarElement>>> rules)
+    private static bool[] Nullable(IReadOnlyList<List<List<GrammarElement>>> rules) => Derivable(rules, bytesAllowed: false);
+
+    /// <summary>
+    /// The rules with an alternative whose every rule reference is itself such a rule (and which has no byte element,
+    /// unless <paramref name="bytesAllowed"/>): the rules that can match the empty text, or that can finish at all.
+    /// </summary>
+    /// <remarks>
+    /// A worklist with a count of unmet references per alternative, so each element is looked at a bounded number of
+    /// times: a pass-until-nothing-changes loop is quadratic on a long chain of rules, which a hostile grammar can write.
+    /// </remarks>
+    private static bool[] Derivable(IReadOnlyList<List<List<GrammarElement>>> rules, bool bytesAllowed)
     {
-        var nullable = new bool[rules.Count];
-        for (var changed = true; changed;)
+        var derivable = new bool[rules.Count];
+        var waiting = new List<int>?[rules.Count]; // rule → the alternatives (one entry per reference) that wait for it
+        var owner = new List<int>();
+        var unmet = new List<int>();
+        var ready = new Stack<int>();
+        for (var r = 0; r < rules.Count; r++)
         {
-            changed = false;
-            for (var r = 0; r < rules.Count; r++)
+            foreach (var alternative in rules[r])
             {
-                if (nullable[r] || !rules[r].Any(a => a.All(e => e.IsRule && nullable[e.Rule]))) continue;
-                nullable[r] = changed = true;
+                if (!bytesAllowed && alternative.Exists(e => !e.IsRule)) continue;
+                var index = owner.Count;
+                owner.Add(r);
+                unmet.Add(0);
+                foreach (var element in alternative)
+                {
+                    if (!element.IsRule) continue;
+                    unmet[index]++;
+                    (waiting[element.Rule] ??= []).Add(index);
+                }
+
+                if (unmet[index] == 0) ready.Push(r);
             }
         }
 
-        return nullable;
+        while (ready.Count > 0)
+        {
+            var r = ready.Pop();
+            if (derivable[r]) continue;
+            derivable[r] = true;
+            foreach (var index in waiting[r] ?? [])
+            {
+                if (--unmet[index] == 0) ready.Push(owner[index]);
+            }
+        }
+
+        return derivable;
     }
 
     /// <summary>
@@ -171,12 +219,13 @@ internal sealed class GrammarConstraint : AutomatonConstraint
             }
         }
 
+        // s leads back to r before any byte exactly when r → s is an edge inside one strongly connected component.
+        var component = Components(rules.Count, x => first[x].Select(f => f.Rule));
         for (var r = 0; r < rules.Count; r++)
         {
             foreach (var (s, tail) in first[r])
             {
-                // Does s lead back to r before any byte?
-                if (!tail && Reachable(rules.Count, s, x => first[x].Select(f => f.Rule)).Contains(r))
+                if (!tail && component[s] == component[r])
                 {
                     throw new ArgumentException($"Grammar rule '{UserName(names[r])}' is left-recursive (it can reach itself before reading any text); rewrite it with repetition (x*, x+).", "grammar");
                 }
@@ -187,24 +236,72 @@ internal sealed class GrammarConstraint : AutomatonConstraint
     /// <summary>Every rule reachable from the root must be able to finish; otherwise some prefixes would be dead ends.</summary>
     private static void CheckEveryRuleFinishes(IReadOnlyList<List<List<GrammarElement>>> rules, IReadOnlyList<string> names, int root)
     {
-        var finishes = new bool[rules.Count];
-        for (var changed = true; changed;)
-        {
-            changed = false;
-            for (var r = 0; r < rules.Count; r++)
-            {
-                if (finishes[r] || !rules[r].Any(a => a.All(e => !e.IsRule || finishes[e.Rule]))) continue;
-                finishes[r] = changed = true;
-            }
-        }
-
+        var finishes = Derivable(rules, bytesAllowed: true);
         IEnumerable<int> Uses(int r) => rules[r].SelectMany(a => a).Where(e => e.IsRule).Select(e => e.Rule);
         var stuck = Reachable(rules.Count, root, Uses).Where(r => !finishes[r]).ToList();
         if (stuck.Count == 0) return;
-        // Name the rule that needs itself (x ::= "(" x ")"), not the rules that only fail because they use it.
-        IEnumerable<int> StuckUses(int r) => Uses(r).Where(s => !finishes[s]);
-        var culprit = stuck.FirstOrDefault(r => StuckUses(r).Any(s => Reachable(rules.Count, s, StuckUses).Contains(r)), stuck[0]);
+        // Name the rule that needs itself (x ::= "(" x ")"), not the rules that only fail because they use it: one on a
+        // cycle of stuck rules, i.e. sharing a strongly connected component with a stuck rule it uses.
+        IEnumerable<int> StuckUses(int r) => finishes[r] ? [] : Uses(r).Where(s => !finishes[s]);
+        var component = Components(rules.Count, StuckUses);
+        var culprit = stuck.FirstOrDefault(r => StuckUses(r).Any(s => component[s] == component[r]), stuck[0]);
         throw new ArgumentException($"Grammar rule '{UserName(names[culprit])}' can never finish: every alternative needs itself again.", "grammar");
+    }
+
+    /// <summary>
+    /// The strongly connected component of every rule along <paramref name="next"/> (Tarjan's algorithm with an explicit
+    /// stack, so a long chain of rules cannot overflow the thread's stack): linear in the rules and references.
+    /// </summary>
+    private static int[] Components(int ruleCount, Func<int, IEnumerable<int>> next)
+    {
+        var index = new int[ruleCount];
+        var low = new int[ruleCount];
+        var component = new int[ruleCount];
+        var onStack = new bool[ruleCount];
+        Array.Fill(index, -1);
+        var open = new Stack<int>();
+        var frames = new Stack<(int Rule, IEnumerator<int> Edges)>();
+        var counter = 0;
+        var components = 0;
+        for (var from = 0; from < ruleCount; from++)
+        {
+            if (index[from] >= 0) continue;
+            Enter(from);
+            while (frames.Count > 0)
+            {
+                var (r, edges) = frames.Peek();
+                if (edges.MoveNext())
+                {
+                    var s = edges.Current;
+                    if (index[s] < 0) Enter(s);
+                    else if (onStack[s]) low[r] = Math.Min(low[r], index[s]);
+                    continue;
+                }
+
+                frames.Pop();
+                if (frames.Count > 0) low[frames.Peek().Rule] = Math.Min(low[frames.Peek().Rule], low[r]);
+                if (low[r] != index[r]) continue;
+                int member;
+                do
+                {
+                    member = open.Pop();
+                    onStack[member] = false;
+                    component[member] = components;
+                }
+                while (member != r);
+                components++;
+            }
+        }
+
+        return component;
+
+        void Enter(int r)
+        {
+            index[r] = low[r] = counter++;
+            open.Push(r);
+            onStack[r] = true;
+            frames.Push((r, next(r).GetEnumerator()));
+        }
     }
 
     /// <summary>The rules reachable from <paramref name="from"/> (itself included) along <paramref name="next"/>, in discovery order.</summary>

@@ -13,6 +13,12 @@ namespace OnnxLM.Constraints;
 /// annotations (<c>title</c>, <c>description</c>, <c>default</c>, <c>examples</c>, <c>$schema</c>, <c>$id</c>) are ignored.
 /// Anything else is a <see cref="NotSupportedException"/> naming the keyword, never silently dropped.
 /// </summary>
+/// <remarks>
+/// The regular expression is text, so a part used twice is written twice: references used from several places, and
+/// nested objects, multiply. Its length is checked at every step against a budget (a
+/// <see cref="ConstraintTooLargeException"/> past it), so no schema can make it grow without bound; repetition counts
+/// (<c>maxItems</c>, <c>maxLength</c>) stay counts here and are priced by <see cref="RegexConstraint"/>.
+/// </remarks>
 internal static class JsonSchemaRegex
 {
     private const string Ws = "[ ]?";
@@ -43,9 +49,57 @@ internal static class JsonSchemaRegex
     };
 
     /// <summary>The schema's regex; one leading space is allowed, as JSON mode allows it (SentencePiece models often start with "▁{").</summary>
-    public static string Compile(JsonElement schema) => Ws + Compile(schema, schema, []);
+    /// <param name="schema">The schema.</param>
+    /// <param name="maxLength">The longest regex allowed (<see cref="ConstraintLimits.MaxAutomatonSize"/>).</param>
+    /// <exception cref="ConstraintTooLargeException">The regex would be longer than <paramref name="maxLength"/>.</exception>
+    public static string Compile(JsonElement schema, int maxLength = ConstraintLimits.DefaultMaxAutomatonSize) =>
+        Ws + Compile(schema, new Scope(schema, maxLength));
 
-    private static string Compile(JsonElement node, JsonElement root, HashSet<string> refs)
+    /// <summary>What one compilation carries down: the root for references, the references being expanded, the length budget.</summary>
+    private sealed class Scope(JsonElement root, int maxLength)
+    {
+        public JsonElement Root => root;
+
+        public HashSet<string> Refs { get; } = [];
+
+        /// <summary><paramref name="parts"/> joined by <paramref name="separator"/>, checked as it grows so no more than the budget is ever built.</summary>
+        public string Join(string separator, IEnumerable<string> parts)
+        {
+            var text = new StringBuilder();
+            foreach (var part in parts)
+            {
+                if (text.Length > 0) Append(text, separator);
+                Append(text, part);
+            }
+
+            return text.ToString();
+        }
+
+        /// <summary>The concatenation of <paramref name="parts"/>, refused before it passes the budget.</summary>
+        public string Concat(params ReadOnlySpan<string> parts)
+        {
+            long length = 0;
+            foreach (var part in parts) length += part.Length;
+            Check(length);
+            return string.Concat(parts);
+        }
+
+        private void Append(StringBuilder text, string part)
+        {
+            Check((long)text.Length + part.Length);
+            text.Append(part);
+        }
+
+        private void Check(long length)
+        {
+            if (length <= maxLength) return;
+            throw new ConstraintTooLargeException(nameof(ConstraintLimits.MaxAutomatonSize), maxLength,
+                $"The JSON schema compiles to a regular expression longer than {maxLength.ToString("N0", System.Globalization.CultureInfo.InvariantCulture)} characters (a part used in several places, such as a reference or a nested object, is written out each time).",
+                "schema");
+        }
+    }
+
+    private static string Compile(JsonElement node, Scope scope)
     {
         if (node.ValueKind == JsonValueKind.True) return Any();
         if (node.ValueKind != JsonValueKind.Object) throw new NotSupportedException($"A schema must be an object or true, not {node.ValueKind}.");
@@ -61,31 +115,31 @@ internal static class JsonSchemaRegex
         if (node.TryGetProperty("$ref", out var reference))
         {
             var path = reference.GetString() ?? "";
-            if (!refs.Add(path)) throw new NotSupportedException($"The schema refers to '{path}' recursively; recursive schemas are not supported.");
-            var target = Resolve(root, path);
-            var compiled = Compile(target, root, refs);
-            refs.Remove(path);
+            if (!scope.Refs.Add(path)) throw new NotSupportedException($"The schema refers to '{path}' recursively; recursive schemas are not supported.");
+            var target = Resolve(scope.Root, path);
+            var compiled = Compile(target, scope);
+            scope.Refs.Remove(path);
             return compiled;
         }
 
         if (node.TryGetProperty("const", out var constant)) return Literal(constant);
-        if (node.TryGetProperty("enum", out var choices)) return "(?:" + string.Join('|', choices.EnumerateArray().Select(Literal)) + ")";
+        if (node.TryGetProperty("enum", out var choices)) return scope.Concat("(?:", scope.Join("|", choices.EnumerateArray().Select(Literal)), ")");
         if (node.TryGetProperty("anyOf", out var anyOf) || node.TryGetProperty("oneOf", out anyOf))
         {
-            return "(?:" + string.Join('|', anyOf.EnumerateArray().Select(s => Compile(s, root, refs))) + ")";
+            return scope.Concat("(?:", scope.Join("|", anyOf.EnumerateArray().Select(s => Compile(s, scope))), ")");
         }
 
         if (!node.TryGetProperty("type", out var type))
         {
-            return node.TryGetProperty("properties", out _) ? Object(node, root, refs) : Any();
+            return node.TryGetProperty("properties", out _) ? Object(node, scope) : Any();
         }
 
         if (type.ValueKind == JsonValueKind.Array)
         {
-            return "(?:" + string.Join('|', type.EnumerateArray().Select(t => ForType(t.GetString()!, node, root, refs))) + ")";
+            return scope.Concat("(?:", scope.Join("|", type.EnumerateArray().Select(t => ForType(t.GetString()!, node, scope))), ")");
         }
 
-        return ForType(type.GetString()!, node, root, refs);
+        return ForType(type.GetString()!, node, scope);
     }
 
     /// <summary>Each keyword's value has the kind the JSON Schema specification gives it; anything else is an invalid schema.</summary>
@@ -112,15 +166,15 @@ internal static class JsonSchemaRegex
         }
     }
 
-    private static string ForType(string type, JsonElement node, JsonElement root, HashSet<string> refs) => type switch
+    private static string ForType(string type, JsonElement node, Scope scope) => type switch
     {
-        "string" => StringPattern(node),
+        "string" => scope.Concat(StringPattern(node)),
         "integer" => Integer,
         "number" => Number,
         "boolean" => "(?:true|false)",
         "null" => "null",
-        "object" => Object(node, root, refs),
-        "array" => Array(node, root, refs),
+        "object" => Object(node, scope),
+        "array" => Array(node, scope),
         _ => throw new NotSupportedException($"The JSON schema type '{type}' is not known."),
     };
 
@@ -139,35 +193,54 @@ internal static class JsonSchemaRegex
         return $"\"{StringChar}{{{min},{max?.ToString(System.Globalization.CultureInfo.InvariantCulture) ?? ""}}}\"".Replace("{0,}", "*", StringComparison.Ordinal);
     }
 
-    private static string Object(JsonElement node, JsonElement root, HashSet<string> refs)
+    private static string Object(JsonElement node, Scope scope)
     {
         var required = node.TryGetProperty("required", out var r) ? r.EnumerateArray().Select(x => x.GetString()!).ToHashSet() : [];
-        var properties = node.TryGetProperty("properties", out var p) ? p.EnumerateObject().Select(x => (x.Name, Pattern: Compile(x.Value, root, refs))).ToList() : [];
-        if (properties.Count == 0) return "\\{" + Ws + "\\}";
-        var members = properties.Select(x => (Text: RegexConstraint.Escape(JsonSerializer.Serialize(x.Name, Relaxed)) + Ws + ":" + Ws + x.Pattern, Required: required.Contains(x.Name))).ToList();
-
-        // From member i on, with or without a member before it (which decides whether a comma leads).
-        string Rest(int i, bool hasPrevious)
+        var members = new List<(string Text, bool Required)>();
+        if (node.TryGetProperty("properties", out var p))
         {
-            if (i == members.Count) return "";
-            var lead = hasPrevious ? "," + Ws : "";
-            var present = lead + members[i].Text + Rest(i + 1, true);
-            return members[i].Required ? present : $"(?:{present}|{Rest(i + 1, hasPrevious)})";
+            foreach (var property in p.EnumerateObject())
+            {
+                var text = scope.Concat(RegexConstraint.Escape(JsonSerializer.Serialize(property.Name, Relaxed)), Ws, ":", Ws, Compile(property.Value, scope));
+                members.Add((text, required.Contains(property.Name)));
+            }
         }
 
-        return "\\{" + Ws + Rest(0, false) + Ws + "\\}";
+        if (members.Count == 0) return "\\{" + Ws + "\\}";
+
+        // The members from i on after a member (each leads with a comma): an optional one is simply "(?:, m)?". Built
+        // from the end and kept, since every "nothing yet" alternative below reuses them.
+        var afterMember = new string[members.Count + 1];
+        afterMember[members.Count] = "";
+        for (var i = members.Count - 1; i >= 0; i--)
+        {
+            afterMember[i] = members[i].Required
+                ? scope.Concat(",", Ws, members[i].Text, afterMember[i + 1])
+                : scope.Concat("(?:,", Ws, members[i].Text, ")?", afterMember[i + 1]);
+        }
+
+        // The members from i on with none before them: the first present one leads without a comma, so each optional
+        // member branches into "present, the rest after it" or "absent, still none before".
+        var first = "";
+        for (var i = members.Count - 1; i >= 0; i--)
+        {
+            var present = scope.Concat(members[i].Text, afterMember[i + 1]);
+            first = members[i].Required ? present : scope.Concat("(?:", present, "|", first, ")");
+        }
+
+        return scope.Concat("\\{", Ws, first, Ws, "\\}");
     }
 
-    private static string Array(JsonElement node, JsonElement root, HashSet<string> refs)
+    private static string Array(JsonElement node, Scope scope)
     {
-        var item = node.TryGetProperty("items", out var items) ? Compile(items, root, refs) : Any();
+        var item = node.TryGetProperty("items", out var items) ? Compile(items, scope) : Any();
         var min = node.TryGetProperty("minItems", out var minItems) ? minItems.GetInt32() : 0;
         int? max = node.TryGetProperty("maxItems", out var maxItems) ? maxItems.GetInt32() : null;
         if (min > max) throw new ArgumentException($"The JSON schema's minItems {min} is above its maxItems {max}: no array satisfies it.", "schema");
         if (max is 0) return "\\[" + Ws + "\\]";
-        var more = $"(?:,{Ws}{item}){{{Math.Max(0, min - 1)},{(max is { } m ? (m - 1).ToString(System.Globalization.CultureInfo.InvariantCulture) : "")}}}";
-        var list = item + more;
-        return "\\[" + Ws + (min == 0 ? $"(?:{list})?" : list) + Ws + "\\]";
+        var count = $"{{{Math.Max(0, min - 1)},{(max is { } m ? (m - 1).ToString(System.Globalization.CultureInfo.InvariantCulture) : "")}}}";
+        var list = scope.Concat(item, "(?:,", Ws, item, ")", count);
+        return min == 0 ? scope.Concat("\\[", Ws, "(?:", list, ")?", Ws, "\\]") : scope.Concat("\\[", Ws, list, Ws, "\\]");
     }
 
     /// <summary>Any JSON value without nesting beyond two levels (a regular language needs a bound).</summary>

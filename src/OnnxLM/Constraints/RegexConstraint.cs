@@ -6,28 +6,40 @@ namespace OnnxLM.Constraints;
 /// A regular expression over Unicode text compiled to a Thompson NFA over UTF-8 bytes (each character class becomes
 /// the byte-range sequences of its encodings), walked as a DFA built lazily: each DFA state is a set of NFA states.
 /// Working on bytes lets tokens that hold only part of a character be allowed exactly when some character completes them.
+/// The NFA is bounded by <see cref="ConstraintLimits.MaxAutomatonSize"/>: a repetition is priced (its part's size times
+/// its count) before it is built, so nested counts are refused before their product is allocated.
 /// </summary>
 internal sealed class RegexConstraint : AutomatonConstraint
 {
     // An NFA state either reads one byte in [Lo, Hi] and goes to Next, or (Lo > Hi) moves without input to Next and to Epsilon2 when ≥ 0.
     private readonly List<(byte Lo, byte Hi, int Next, int Epsilon2)> _nfa = [];
     private readonly int _acceptNfa;
-    private readonly List<int[]> _dfaStates = [];
-    private readonly Dictionary<string, int> _dfaIds = new(StringComparer.Ordinal);
     private readonly string _pattern;
+    private readonly string _source;
     private int _pos;
 
-    public RegexConstraint(string pattern)
+    // Measuring: states are counted in _measured, not built, and a repetition multiplies instead of copying, so the
+    // size of what a count repeats is known before any copy exists (a nested count is priced in microseconds).
+    private bool _measuring;
+    private long _measured;
+
+    /// <param name="pattern">The regular expression.</param>
+    /// <param name="limits">The size limits (null: <see cref="ConstraintLimits.Default"/>).</param>
+    /// <param name="parameterName">The factory parameter the pattern came from (pattern, choices, schema), named by errors.</param>
+    /// <param name="source">What the pattern is in the user's words, for errors ("The JSON schema"); null: the regular expression itself.</param>
+    public RegexConstraint(string pattern, ConstraintLimits? limits = null, string parameterName = "pattern", string? source = null)
+        : base(limits ?? ConstraintLimits.Default, parameterName)
     {
         ArgumentNullException.ThrowIfNull(pattern);
         _pattern = pattern;
+        _source = source ?? $"The regular expression '{(pattern.Length > 200 ? pattern[..200] + "…" : pattern)}'";
         var (start, end) = ParseAlternation();
         if (_pos != pattern.Length) throw Error($"unexpected '{pattern[_pos]}'");
         _acceptNfa = end;
         StartState = Intern(Closure([start]));
     }
 
-    protected override string Describe => $"The regular expression '{(_pattern.Length > 200 ? _pattern[..200] + "…" : _pattern)}'";
+    protected override string Describe => _source;
 
     public static string Escape(string text)
     {
@@ -44,7 +56,7 @@ internal sealed class RegexConstraint : AutomatonConstraint
     protected override int? Compute(int state, byte b)
     {
         var targets = new List<int>();
-        foreach (var s in _dfaStates[state])
+        foreach (var s in Members(state))
         {
             var (lo, hi, next, _) = _nfa[s];
             if (lo <= hi && b >= lo && b <= hi) targets.Add(next);
@@ -57,14 +69,9 @@ internal sealed class RegexConstraint : AutomatonConstraint
 
     private int Intern(int[] states)
     {
-        var key = string.Join(',', states);
-        if (_dfaIds.TryGetValue(key, out var id)) return id;
-        var complete = Array.IndexOf(states, _acceptNfa) >= 0;
+        var complete = Array.BinarySearch(states, _acceptNfa) >= 0;
         // Final: complete, and no NFA state left that reads a byte.
-        id = AddState(complete, complete && states.All(s => IsEpsilon(_nfa[s])));
-        _dfaStates.Add(states);
-        _dfaIds[key] = id;
-        return id;
+        return Intern(states, complete, complete && states.All(s => IsEpsilon(_nfa[s])));
     }
 
     private int[] Closure(IEnumerable<int> seeds)
@@ -91,19 +98,72 @@ internal sealed class RegexConstraint : AutomatonConstraint
     /// <summary>An epsilon state (moves without input) to <paramref name="next"/> and <paramref name="e2"/> (−1: not yet).</summary>
     private int NewState(int next = -1, int e2 = -1)
     {
+        Reserve(1);
+        if (_measuring) return Count(1);
         _nfa.Add((1, 0, next, e2));
         return _nfa.Count - 1;
     }
 
     private int NewByteState(byte lo, byte hi, int next)
     {
+        Reserve(1);
+        if (_measuring) return Count(1);
         _nfa.Add((lo, hi, next, -1));
         return _nfa.Count - 1;
+    }
+
+    /// <summary>Refuses the pattern when <paramref name="states"/> more NFA states would pass the size limit.</summary>
+    private void Reserve(long states)
+    {
+        var size = _measuring ? _measured : _nfa.Count;
+        if (size + states <= MaxAutomatonSize) return;
+        throw TooLarge(nameof(ConstraintLimits.MaxAutomatonSize), MaxAutomatonSize,
+            $"{_source} expands to more than {MaxAutomatonSize:N0} automaton states (at least {size + states:N0}, near position {_pos}); a repetition {{m,n}} copies what it repeats n times, so nested counts multiply.");
+    }
+
+    /// <summary>While measuring: counts <paramref name="states"/> (already reserved) and returns a placeholder state.</summary>
+    private int Count(long states)
+    {
+        _measured += states;
+        return -1;
+    }
+
+    /// <summary>The NFA states the atom at the position would take, counted without building it; the position moves past it.</summary>
+    private long MeasureAtom()
+    {
+        var outer = _measuring;
+        if (!outer) (_measuring, _measured) = (true, _nfa.Count);
+        var before = _measured;
+        try
+        {
+            ParseAtom();
+            return _measured - before;
+        }
+        finally
+        {
+            _measuring = outer;
+        }
+    }
+
+    /// <summary>
+    /// How many more copies of its atom the count at the position makes (0 for none, for <c>* + ?</c> which reuse the
+    /// atom, and for a count that does not parse: the real parse reports it).
+    /// </summary>
+    private int CopiesAt(int pos)
+    {
+        if (pos >= _pattern.Length || _pattern[pos] != '{') return 0;
+        var close = _pattern.IndexOf('}', pos);
+        if (close < 0) return 0;
+        var spec = _pattern[(pos + 1)..close].Split(',');
+        if (spec.Length > 2 || !int.TryParse(spec[0], out var min) || min is < 0 or > 1000) return 0;
+        if (spec.Length == 1) return min;
+        return spec[1].Length == 0 ? min + 1 : int.TryParse(spec[1], out var max) && max is >= 0 and <= 1000 ? Math.Max(min, max) : 0;
     }
 
     /// <summary>Points an epsilon state's first free edge at <paramref name="next"/>.</summary>
     private void Patch(int state, int next)
     {
+        if (_measuring) return;
         var (lo, hi, n, e2) = _nfa[state];
         _nfa[state] = n < 0 ? (lo, hi, next, e2) : (lo, hi, n, next);
     }
@@ -162,7 +222,16 @@ internal sealed class RegexConstraint : AutomatonConstraint
     private (int Start, int End) ParseRepeat()
     {
         var atomStart = _pos;
-        var (s, e) = ParseAtom();
+        // Measured first, so a count is priced before even its first copy is built.
+        var atomSize = MeasureAtom();
+        if (!_measuring)
+        {
+            var copies = CopiesAt(_pos);
+            Reserve(atomSize * (copies + 1) + copies + 3);
+            _pos = atomStart;
+        }
+
+        var (s, e) = _measuring ? (-1, -1) : ParseAtom();
         while (_pos < _pattern.Length && _pattern[_pos] is '*' or '+' or '?' or '{')
         {
             var op = _pattern[_pos++];
@@ -207,7 +276,7 @@ internal sealed class RegexConstraint : AutomatonConstraint
                     if (!int.TryParse(spec[0], out var min) || min < 0 || spec.Length > 2) throw Error("bad {m,n}");
                     int? max = spec.Length == 1 ? min : spec[1].Length == 0 ? null : int.TryParse(spec[1], out var m) && m >= min ? m : throw Error("bad {m,n}");
                     if ((max ?? min) > 1000) throw Error("repetition counts above 1000 are not supported");
-                    (s, e) = Repeat(atomStart, min, max);
+                    (s, e) = Repeat(atomStart, atomSize, min, max);
                     break;
                 }
             }
@@ -217,8 +286,17 @@ internal sealed class RegexConstraint : AutomatonConstraint
     }
 
     /// <summary>{m,n}: the atom starting at <paramref name="atomStart"/> re-parsed m (then n − m optional) times.</summary>
-    private (int Start, int End) Repeat(int atomStart, int min, int? max)
+    /// <param name="atomStart">Where the atom starts in the pattern.</param>
+    /// <param name="min">m.</param>
+    /// <param name="max">n; null: no upper bound.</param>
+    /// <param name="atomSize">The NFA states one parse of the atom took, so the copies are priced before any is built.</param>
+    private (int Start, int End) Repeat(int atomStart, long atomSize, int min, int? max)
     {
+        // The copies, a split before each optional one (or a loop and its exit), a start and an exit: exactly what is
+        // built below. Counts are ≤ 1000 and atomSize ≤ the limit, so this cannot overflow a long.
+        var cost = atomSize * (max ?? min + 1) + (max is { } m ? m - min : 2) + 2;
+        Reserve(cost);
+        if (_measuring) return (Count(cost), -1);
         var after = _pos;
         var start = NewState();
         var end = start;

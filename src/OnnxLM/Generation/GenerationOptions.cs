@@ -138,7 +138,7 @@ public sealed class GenerationOptions
 
     /// <summary>
     /// A shape the output must have (<see cref="Constraints.OutputConstraint.Json"/>, <see cref="Constraints.OutputConstraint.JsonSchema"/>,
-    /// <see cref="Constraints.OutputConstraint.Regex"/>, <see cref="Constraints.OutputConstraint.Choice"/>,
+    /// <see cref="Constraints.OutputConstraint.Regex"/>, <see cref="Constraints.OutputConstraint.Choice(IReadOnlyList{string})"/>,
     /// <see cref="Constraints.OutputConstraint.Grammar"/>): tokens that cannot lead to a valid output are never picked and
     /// generation stops when the output is complete. Null (the default) for free text.
     /// </summary>

@@ -171,3 +171,159 @@ public sealed class JsonSchemaConstraintTests : IDisposable
         Assert.Contains(named, ex.Message);
     }
 }
+
+/// <summary>
+/// Hostile constraints (nested repetition counts whose product is huge) are refused quickly with a
+/// <see cref="ConstraintTooLargeException"/> naming the limit, through every factory, while realistic ones still compile
+/// and match exactly what .NET's regex engine matches.
+/// </summary>
+public sealed class ConstraintLimitTests
+{
+    private const string Nested = "((x{1000}){1000}){1000}";
+
+    /// <summary>Runs <paramref name="build"/>, which must refuse the constraint in well under a second.</summary>
+    private static ConstraintTooLargeException RefusedQuickly(Func<OutputConstraint> build)
+    {
+        var clock = System.Diagnostics.Stopwatch.StartNew();
+        var e = Assert.Throws<ConstraintTooLargeException>(() => build());
+        Assert.True(clock.Elapsed < TimeSpan.FromSeconds(1), $"refused after {clock.Elapsed.TotalMilliseconds:F0} ms");
+        return e;
+    }
+
+    [Fact]
+    public void NestedRepetitionsAreRefusedBeforeTheyAreBuilt()
+    {
+        var e = RefusedQuickly(() => OutputConstraint.Regex(Nested));
+        Assert.Equal("MaxAutomatonSize", e.LimitName);
+        Assert.Equal(ConstraintLimits.DefaultMaxAutomatonSize, e.Limit);
+        Assert.Equal("pattern", e.ParamName);
+        Assert.Contains("ConstraintLimits.MaxAutomatonSize = 4,000,000", e.Message);
+        Assert.Contains(Nested, e.Message);
+    }
+
+    [Fact]
+    public void NestedArraysInAJsonSchemaAreRefused()
+    {
+        // maxItems 1000, three arrays deep: the same product as the regex, reached through the schema.
+        var schema = JsonDocument.Parse("""
+            {"type": "array", "maxItems": 1000, "items": {"type": "array", "maxItems": 1000, "items": {"type": "array", "maxItems": 1000, "items": {"const": 1}}}}
+            """).RootElement;
+        var e = RefusedQuickly(() => OutputConstraint.JsonSchema(schema));
+        Assert.Equal(("MaxAutomatonSize", "schema"), (e.LimitName, e.ParamName));
+        Assert.StartsWith("The JSON schema", e.Message);
+
+        var inPattern = JsonDocument.Parse($$"""{"type": "string", "pattern": "{{Nested}}"}""").RootElement;
+        Assert.Equal("schema", RefusedQuickly(() => OutputConstraint.JsonSchema(inPattern)).ParamName);
+    }
+
+    [Fact]
+    public void ReferencesUsedManyTimesInAJsonSchemaAreRefusedByTheTextBudget()
+    {
+        // Each level uses the one below four times: 4^12 copies of the leaf if written out.
+        var defs = string.Join(", ", Enumerable.Range(0, 12).Select(i =>
+            $$"""
+            "d{{i}}": {"type": "object", "properties": {"a": {"$ref": "#/$defs/d{{i + 1}}"}, "b": {"$ref": "#/$defs/d{{i + 1}}"}, "c": {"$ref": "#/$defs/d{{i + 1}}"}, "e": {"$ref": "#/$defs/d{{i + 1}}"} } }
+            """));
+        var schema = JsonDocument.Parse($$"""{"$ref": "#/$defs/d0", "$defs": { {{defs}}, "d12": {"type": "integer"} } }""").RootElement;
+        var e = RefusedQuickly(() => OutputConstraint.JsonSchema(schema));
+        Assert.Contains("regular expression longer than 4,000,000 characters", e.Message);
+    }
+
+    [Fact]
+    public void ManyOptionalPropertiesCompileAndKeepTheirOrder()
+    {
+        // Each optional property used to double the regex text (2^40 here); it now grows with their square.
+        var names = Enumerable.Range(0, 40).Select(i => $"p{i}").ToList();
+        var properties = string.Join(", ", names.Select(n => $"\"{n}\": {{\"type\": \"integer\"}}"));
+        var schema = JsonDocument.Parse($$"""{"type": "object", "properties": { {{properties}} } }""").RootElement;
+        var clock = System.Diagnostics.Stopwatch.StartNew();
+        var constraint = OutputConstraint.JsonSchema(schema);
+        Assert.True(clock.Elapsed < TimeSpan.FromSeconds(2), $"compiled in {clock.Elapsed.TotalMilliseconds:F0} ms");
+        Assert.True(GrammarConstraintTests.Accepts(constraint, "{}"));
+        Assert.True(GrammarConstraintTests.Accepts(constraint, """{"p3": 1, "p17": 2, "p39": 3}"""));
+        Assert.True(GrammarConstraintTests.Accepts(constraint, """{"p39": 0}"""));
+        Assert.False(GrammarConstraintTests.Accepts(constraint, """{"p17": 2, "p3": 1}""")); // schema order only
+        Assert.False(GrammarConstraintTests.Accepts(constraint, """{, "p3": 1}"""));
+        Assert.False(GrammarConstraintTests.Accepts(constraint, """{"p3": 1,}"""));
+    }
+
+    [Fact]
+    public void GrammarsAreBoundedWhenWrittenOutAndWhileGenerating()
+    {
+        // Rules reference each other, so nesting the counts stays small: this grammar compiles (about 3,000 elements).
+        var nested = OutputConstraint.Grammar("""root ::= (("x"{1000}){1000}){1000}""");
+        Assert.True(GrammarConstraintTests.Accepts(nested, new string('x', 1000)) is false);
+
+        // Writing a count out four thousand and one times does not.
+        var wide = "root ::= " + string.Concat(Enumerable.Repeat("\"ab\"{1000} ", 4001));
+        var e = RefusedQuickly(() => OutputConstraint.Grammar(wide));
+        Assert.Equal(("MaxAutomatonSize", "grammar"), (e.LimitName, e.ParamName));
+        Assert.StartsWith("Grammar line 1, column", e.Message);
+
+        // While generating, each 'x' of the nested grammar is a new state; a small MaxStates stops it with the same exception.
+        var bounded = OutputConstraint.Grammar("""root ::= (("x"{1000}){1000}){1000}""", limits: new ConstraintLimits { MaxStates = 50 });
+        var generating = Assert.Throws<ConstraintTooLargeException>(() => GrammarConstraintTests.Accepts(bounded, new string('x', 100)));
+        Assert.Equal(("MaxStates", 50, "grammar"), (generating.LimitName, generating.Limit, generating.ParamName));
+    }
+
+    [Fact]
+    public void AChoiceListIsBoundedToo()
+    {
+        var choices = Enumerable.Range(0, 2000).Select(i => $"choice number {i}").ToList();
+        Assert.True(GrammarConstraintTests.Accepts(OutputConstraint.Choice(choices), "choice number 1999"));
+        var e = RefusedQuickly(() => OutputConstraint.Choice(choices, new ConstraintLimits { MaxAutomatonSize = 10_000 }));
+        Assert.Equal(("MaxAutomatonSize", 10_000, "choices"), (e.LimitName, e.Limit, e.ParamName));
+    }
+
+    [Fact]
+    public void TheLimitsCanBeLoweredAndRaised()
+    {
+        // About 36,000 NFA states: within the default, over a limit of 10,000.
+        const string Medium = "(x{100}){120}";
+        Assert.True(GrammarConstraintTests.Accepts(OutputConstraint.Regex(Medium), new string('x', 12_000)));
+        var lowered = RefusedQuickly(() => OutputConstraint.Regex(Medium, new ConstraintLimits { MaxAutomatonSize = 10_000 }));
+        Assert.Equal(10_000, lowered.Limit);
+        Assert.Contains("ConstraintLimits.MaxAutomatonSize = 10,000", lowered.Message);
+
+        // About 4.2 million: refused by default, built when the limit is raised.
+        const string Large = "((x{1000}){100}){14}";
+        RefusedQuickly(() => OutputConstraint.Regex(Large));
+        var raised = OutputConstraint.Regex(Large, new ConstraintLimits { MaxAutomatonSize = 5_000_000 });
+        Assert.True(GrammarConstraintTests.Accepts(raised, "") is false);
+        Assert.NotNull(raised.Step(raised.Start, (byte)'x'));
+
+        // States built while generating: x{1000} needs one per character read.
+        var few = OutputConstraint.Regex("x{1000}", new ConstraintLimits { MaxStates = 50 });
+        var e = Assert.Throws<ConstraintTooLargeException>(() => GrammarConstraintTests.Accepts(few, new string('x', 100)));
+        Assert.Equal(("MaxStates", 50), (e.LimitName, e.Limit));
+        Assert.True(GrammarConstraintTests.Accepts(OutputConstraint.Regex("x{1000}"), new string('x', 1000)));
+    }
+
+    [Fact]
+    public void LimitsBelowOneAreRefusedNamingTheOption()
+    {
+        Assert.Equal("MaxAutomatonSize", Assert.Throws<ArgumentOutOfRangeException>(() => new ConstraintLimits { MaxAutomatonSize = 0 }).ParamName);
+        Assert.Equal("MaxStates", Assert.Throws<ArgumentOutOfRangeException>(() => new ConstraintLimits { MaxStates = -1 }).ParamName);
+    }
+
+    [Theory]
+    [InlineData("[0-9]{4}-[0-9]{2}-[0-9]{2}", "2026-12-06", "2026-12-6")]
+    [InlineData("[a-zA-Z0-9._%+-]+@[a-zA-Z0-9.-]+\\.[a-zA-Z]{2,}", "ada@example.org", "ada@example")]
+    [InlineData("\\+?[0-9]{1,3}[ -]?\\(?[0-9]{3}\\)?[ -]?[0-9]{3}[ -]?[0-9]{4}", "+1 (555) 123-4567", "+1 555 123-45")]
+    [InlineData("x{1,1000}", "xxxxxxxxxx", "")]
+    [InlineData("[a-z]{0,1000}", "abc", "abC")]
+    [InlineData(".{1,1000}", "any text at all", "two\nlines")]
+    [InlineData("(\\w+ ){0,50}\\w+\\.", "In the beginning God created the heaven.", "In the beginning")]
+    public void RealisticPatternsCompileAndMatchExactlyAsDotNetDoes(string pattern, string matching, string notMatching)
+    {
+        var constraint = OutputConstraint.Regex(pattern);
+        var reference = new Regex($"^(?:{pattern})\\z");
+        foreach (var text in new[] { matching, notMatching, matching + "x", matching[..^1], new string('x', 1000), new string('x', 1001) })
+        {
+            Assert.Equal(reference.IsMatch(text), GrammarConstraintTests.Accepts(constraint, text));
+        }
+
+        Assert.True(GrammarConstraintTests.Accepts(constraint, matching));
+        Assert.False(GrammarConstraintTests.Accepts(constraint, notMatching));
+    }
+}

@@ -1,0 +1,32 @@
+namespace OnnxLM.Constraints;
+
+/// <summary>
+/// An output constraint would grow past one of its <see cref="ConstraintLimits"/>: thrown while compiling it (before the
+/// memory is taken) or, for <see cref="ConstraintLimits.MaxStates"/>, while generating with it. The message names the
+/// limit, its value and how to raise it.
+/// </summary>
+/// <remarks>
+/// It is an <see cref="ArgumentException"/> because the pattern, schema, grammar or choice list it names
+/// (<see cref="ArgumentException.ParamName"/>) is what was too large, so code that catches invalid constraints catches this too.
+/// </remarks>
+public sealed class ConstraintTooLargeException : ArgumentException
+{
+    /// <summary>Creates the exception.</summary>
+    /// <param name="limitName">The <see cref="ConstraintLimits"/> property that was exceeded.</param>
+    /// <param name="limit">That property's value.</param>
+    /// <param name="message">What grew too large, and why.</param>
+    /// <param name="paramName">The factory parameter holding the constraint: pattern, choices, schema or grammar.</param>
+    public ConstraintTooLargeException(string limitName, int limit, string message, string? paramName)
+        : base(string.Create(System.Globalization.CultureInfo.InvariantCulture, $"{message} The limit is ConstraintLimits.{limitName} = {limit:N0}; simplify the constraint or pass a ConstraintLimits with a larger {limitName}."), paramName)
+    {
+        ArgumentException.ThrowIfNullOrEmpty(limitName);
+        LimitName = limitName;
+        Limit = limit;
+    }
+
+    /// <summary>The name of the <see cref="ConstraintLimits"/> property that was exceeded, e.g. <c>MaxAutomatonSize</c>.</summary>
+    public string LimitName { get; }
+
+    /// <summary>The value of that limit when the constraint was built.</summary>
+    public int Limit { get; }
+}
