@@ -73,7 +73,7 @@ internal static class TiktokenFile
         var model = new BpeModel(ranks, merges.Select(m => (m.Left, m.Right)), source: file);
         var (pattern, specials) = EncodingOf(Path.GetFileName(file), ranks.Count);
         var added = specials.Select(s => new AddedToken(s.Id, s.Content, Special: true)).ToList();
-        var preTokenizer = new SequencePreTokenizer([SplitPreTokenizer.Pattern(PatternMatcher.FromRegex(pattern), SplitBehavior.Isolated, false), new ByteLevelPreTokenizer(false, false)]);
+        var preTokenizer = new SequencePreTokenizer([SplitPreTokenizer.Pattern(PatternMatcher.FromRegex(pattern, $"Tiktoken file '{file}' word pattern"), SplitBehavior.Isolated, false), new ByteLevelPreTokenizer(false, false)]);
         return new TokenizerPipeline(file, model, added, null, preTokenizer, null, new ByteLevelDecoder());
     }
 

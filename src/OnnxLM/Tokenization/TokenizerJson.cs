@@ -279,7 +279,7 @@ internal sealed class TokenizerJson
         var regex = String(pattern, "Regex", field + ".pattern.Regex") ?? throw Fail(field + ".pattern", "has neither \"String\" nor \"Regex\"");
         try
         {
-            return PatternMatcher.FromRegex(regex);
+            return PatternMatcher.FromRegex(regex, $"Tokenizer file '{_file}' {field}.pattern.Regex");
         }
         catch (ArgumentException e)
         {
