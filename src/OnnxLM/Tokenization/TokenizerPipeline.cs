@@ -25,7 +25,16 @@ internal sealed class TokenizerPipeline
         _preTokenizer = preTokenizer;
         _postProcessor = postProcessor;
         _decoder = decoder;
-        _added = new AddedVocabulary(added, normalizer);
+        try
+        {
+            _added = new AddedVocabulary(added, normalizer);
+        }
+        catch (TokenizationLimitException e)
+        {
+            // Normalizing the added tokens' own text runs the normalizers at load: a runaway one is a broken file.
+            throw new ModelFormatException($"Tokenizer file '{source}': normalizing the added tokens went past a limit: {e.Message}", source, e);
+        }
+
         _pieces = new string?[Math.Max(model.VocabularySize, _added.MaxId + 1)];
         for (var id = 0; id < model.VocabularySize; id++)
         {
