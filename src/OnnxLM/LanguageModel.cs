@@ -294,7 +294,7 @@ public sealed class LanguageModel : IDisposable
     /// <param name="cancellationToken">Stops generation (within one decoding step) with <see cref="OperationCanceledException"/>.</param>
     public async Task<GenerationResult> GenerateAsync(string prompt, GenerationOptions? options = null, CancellationToken cancellationToken = default)
     {
-        var ids = EncodePrompt(prompt, options);
+        var ids = EncodePrompt(prompt, options, cancellationToken);
         return await GenerateAsync(ids, options, cancellationToken).ConfigureAwait(false);
     }
 
@@ -313,7 +313,8 @@ public sealed class LanguageModel : IDisposable
     /// <param name="options">Sampling and stopping options; null for greedy decoding of up to 128 tokens.</param>
     /// <param name="cancellationToken">Stops generation (within one decoding step) with <see cref="OperationCanceledException"/>.</param>
     public IAsyncEnumerable<GeneratedToken> GenerateStreamingAsync(string prompt, GenerationOptions? options = null, CancellationToken cancellationToken = default) =>
-        GenerateStreamingAsync(EncodePrompt(prompt, options), options, cancellationToken);
+        // Not cancelled here: a cancelled encode would throw from this call instead of from the enumeration, as callers expect.
+        GenerateStreamingAsync(EncodePrompt(prompt, options, CancellationToken.None), options, cancellationToken);
 
     /// <summary>Generates tokens after a prompt given as token ids, yielding each as soon as it is chosen.</summary>
     public IAsyncEnumerable<GeneratedToken> GenerateStreamingAsync(IReadOnlyList<int> promptTokenIds, GenerationOptions? options = null, CancellationToken cancellationToken = default) =>
@@ -353,7 +354,7 @@ public sealed class LanguageModel : IDisposable
     {
         ArgumentOutOfRangeException.ThrowIfLessThan(count, 1);
         options ??= new GenerationOptions();
-        var ids = CheckPrompt(EncodePrompt(prompt, options));
+        var ids = CheckPrompt(EncodePrompt(prompt, options, cancellationToken));
         if (SchedulerFor(options) is { } scheduler)
         {
             return await scheduler.GenerateManyAsync(ids, count, options, cancellationToken).ConfigureAwait(false);
@@ -513,11 +514,11 @@ public sealed class LanguageModel : IDisposable
         }, cancellationToken);
     }
 
-    private int[] EncodePrompt(string prompt, GenerationOptions? options)
+    private int[] EncodePrompt(string prompt, GenerationOptions? options, CancellationToken cancellationToken)
     {
         ArgumentNullException.ThrowIfNull(prompt);
         ThrowIfDisposed();
-        return Tokenizer.EncodeForModel(prompt, options?.AddBosToken);
+        return Tokenizer.EncodeForModel(prompt, options?.AddBosToken, cancellationToken);
     }
 
     internal void ThrowIfDisposed() => ObjectDisposedException.ThrowIf(_disposed, this);
