@@ -59,7 +59,15 @@ internal static class ModelFile
         }
         else
         {
-            length = ((FileInfo)target).Length;
+            try
+            {
+                length = ((FileInfo)target).Length;
+            }
+            catch (IOException e)
+            {
+                // A link whose target vanished, or one statx could not follow.
+                throw new ModelFormatException($"'{path}' could not be read: {e.Message}", path, e);
+            }
         }
 
         if (length > maxBytes)

@@ -90,6 +90,6 @@ public sealed partial class FuzzTests
             }
 
             Assert.True(watch.Elapsed < EncodeDeadline, $"took {watch.Elapsed}");
-        }, 40, t => $"{(t.Item2 ? "Replace" : "Split")} {t.Item1} on \"{t.Item3}\"");
+        }, 100, t => $"{(t.Item2 ? "Replace" : "Split")} {t.Item1} on \"{t.Item3}\"");
     }
 }
