@@ -68,7 +68,7 @@ public sealed class OnnxLMChatClient : IChatClient
         var conversation = ChatRequestMapper.ToMessages(messages, options?.Instructions);
         var model = _host.Model;
         var text = _host.ChatTemplate.Render(conversation, addGenerationPrompt: true, tools, ChatRequestMapper.TemplateVariables(options), cancellationToken);
-        var prompt = model.EncodeText(text, addBos: false, "rendered conversation");
+        var prompt = model.EncodeText(text, addBos: false, "rendered conversation", cancellationToken);
         if (prompt.Length == 0) throw new ArgumentException("The conversation renders as no tokens.", nameof(messages));
         if (prompt.Length >= model.Info.ContextLength)
         {

@@ -44,7 +44,7 @@ internal static class CompletionsEndpoint
 
         // Validated once, before any output (a stream cannot carry a 400 once started); each choice then gets its own options.
         body.ApplySampling(new GenerationOptions(), defaultMaxTokens: 16, options.MaxOutputTokens, minTokens: 0);
-        var prompts = Prompts(body, model);
+        var prompts = Prompts(body, model, ct);
         var id = "cmpl-" + Guid.NewGuid().ToString("N");
         var created = DateTimeOffset.UtcNow.ToUnixTimeSeconds();
         var choices = new List<object>();
@@ -161,7 +161,7 @@ internal static class CompletionsEndpoint
     };
 
     /// <summary>The prompts: a string, a list of strings, a list of token ids, or a list of token-id lists.</summary>
-    private static List<(int[] Ids, string? Text)> Prompts(RequestBody body, LanguageModel model)
+    private static List<(int[] Ids, string? Text)> Prompts(RequestBody body, LanguageModel model, CancellationToken ct)
     {
         var prompt = body.Get("prompt") ?? throw ApiException.BadRequest("'prompt' is required.", "prompt");
         var vocab = model.Info.VocabularySize;
@@ -176,7 +176,7 @@ internal static class CompletionsEndpoint
 
         (int[], string?) FromText(string text)
         {
-            var ids = model.EncodeText(text, null, "prompt");
+            var ids = model.EncodeText(text, null, "prompt", ct);
             if (ids.Length == 0) throw ApiException.BadRequest("The prompt has no tokens.", "prompt");
             return (ids, text);
         }

@@ -142,7 +142,7 @@ public static class OnnxLMServer
             var (_, host) = models.Resolve(body.String("model"));
             var text = body.String("prompt") ?? body.RequiredString("text");
             host.Model.CheckTextFits(text.Length, "text");
-            var ids = body.Bool("add_special_tokens", true) ? host.Model.Tokenizer.Encode(text) : host.Model.Tokenizer.Encode(text, addSpecialTokens: false);
+            var ids = body.Bool("add_special_tokens", true) ? host.Model.Tokenizer.Encode(text, cancellationToken: http.RequestAborted) : host.Model.Tokenizer.Encode(text, addSpecialTokens: false, http.RequestAborted);
             return Results.Json(new { tokens = ids, count = ids.Length, max_model_len = host.Model.Info.ContextLength });
         });
         app.MapPost("/detokenize", async (HttpContext http) =>

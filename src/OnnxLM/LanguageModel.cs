@@ -127,7 +127,7 @@ public sealed class LanguageModel : IDisposable
     /// <summary>Renders a conversation with the chat template and tokenizes it, as <c>apply_chat_template(tokenize=True)</c>.</summary>
     public int[] EncodeChat(IEnumerable<ChatMessage> messages, bool addGenerationPrompt = true, IEnumerable<ChatTool>? tools = null,
         IReadOnlyDictionary<string, object?>? variables = null, CancellationToken cancellationToken = default) =>
-        EncodeText(ApplyChatTemplate(messages, addGenerationPrompt, tools, variables, cancellationToken), addBos: false, "rendered conversation");
+        EncodeText(ApplyChatTemplate(messages, addGenerationPrompt, tools, variables, cancellationToken), addBos: false, "rendered conversation", cancellationToken);
 
     /// <summary>Generates the assistant's reply to a conversation, stopping at an end-of-turn token (<see cref="EndOfTurnTokenIds"/>) unless the options name others.</summary>
     /// <param name="messages">The conversation.</param>
@@ -295,7 +295,7 @@ public sealed class LanguageModel : IDisposable
     /// <param name="cancellationToken">Stops generation (within one decoding step) with <see cref="OperationCanceledException"/>.</param>
     public async Task<GenerationResult> GenerateAsync(string prompt, GenerationOptions? options = null, CancellationToken cancellationToken = default)
     {
-        var ids = EncodePrompt(prompt, options);
+        var ids = EncodePrompt(prompt, options, cancellationToken);
         return await GenerateAsync(ids, options, cancellationToken).ConfigureAwait(false);
     }
 
@@ -314,7 +314,8 @@ public sealed class LanguageModel : IDisposable
     /// <param name="options">Sampling and stopping options; null for greedy decoding of up to 128 tokens.</param>
     /// <param name="cancellationToken">Stops generation (within one decoding step) with <see cref="OperationCanceledException"/>.</param>
     public IAsyncEnumerable<GeneratedToken> GenerateStreamingAsync(string prompt, GenerationOptions? options = null, CancellationToken cancellationToken = default) =>
-        GenerateStreamingAsync(EncodePrompt(prompt, options), options, cancellationToken);
+        // Not cancelled here: a cancelled encode would throw from this call instead of from the enumeration, as callers expect.
+        GenerateStreamingAsync(EncodePrompt(prompt, options, CancellationToken.None), options, cancellationToken);
 
     /// <summary>Generates tokens after a prompt given as token ids, yielding each as soon as it is chosen.</summary>
     public IAsyncEnumerable<GeneratedToken> GenerateStreamingAsync(IReadOnlyList<int> promptTokenIds, GenerationOptions? options = null, CancellationToken cancellationToken = default) =>
@@ -366,7 +367,7 @@ public sealed class LanguageModel : IDisposable
         ArgumentOutOfRangeException.ThrowIfLessThan(count, 1);
         ArgumentOutOfRangeException.ThrowIfGreaterThan(count, MaxSamples);
         options ??= new GenerationOptions();
-        var ids = CheckPrompt(EncodePrompt(prompt, options));
+        var ids = CheckPrompt(EncodePrompt(prompt, options, cancellationToken));
         if (SchedulerFor(options) is { } scheduler)
         {
             return await scheduler.GenerateManyAsync(ids, count, options, cancellationToken).ConfigureAwait(false);
@@ -396,7 +397,7 @@ public sealed class LanguageModel : IDisposable
         ArgumentNullException.ThrowIfNull(prompt);
         ThrowIfDisposed();
         options ??= new BeamSearchOptions();
-        return BeamSearchAsync(EncodeText(prompt, options.AddBosToken, nameof(prompt)), options, cancellationToken);
+        return BeamSearchAsync(EncodeText(prompt, options.AddBosToken, nameof(prompt), cancellationToken), options, cancellationToken);
     }
 
     /// <summary>Beam search from prompt token ids: the best hypotheses by length-normalised log-probability, best first.</summary>
@@ -428,7 +429,7 @@ public sealed class LanguageModel : IDisposable
         ThrowIfDisposed();
         options ??= new ScoreOptions();
         CheckTextFits((long)context.Length + continuation.Length, "context and continuation");
-        var (contextIds, continuationIds) = Scorer.Tokenize(this, context, continuation, options);
+        var (contextIds, continuationIds) = Scorer.Tokenize(this, context, continuation, options, cancellationToken);
         return Task.Run(() => Scorer.Score(this, contextIds, continuationIds, options.TopAlternatives, cancellationToken), cancellationToken);
     }
 
@@ -448,7 +449,7 @@ public sealed class LanguageModel : IDisposable
             CheckTextFits((long)request.Context.Length + request.Continuation.Length, "context and continuation");
         }
 
-        var pairs = requests.Select(r => Scorer.Tokenize(this, r.Context, r.Continuation, options)).ToArray();
+        var pairs = requests.Select(r => Scorer.Tokenize(this, r.Context, r.Continuation, options, cancellationToken)).ToArray();
         return Task.Run<IReadOnlyList<ScoreResult>>(() => Scorer.ScoreBatch(this, pairs, options.TopAlternatives, progress, cancellationToken), cancellationToken);
     }
 
@@ -533,21 +534,21 @@ public sealed class LanguageModel : IDisposable
         }, cancellationToken);
     }
 
-    private int[] EncodePrompt(string prompt, GenerationOptions? options)
+    private int[] EncodePrompt(string prompt, GenerationOptions? options, CancellationToken cancellationToken)
     {
         ArgumentNullException.ThrowIfNull(prompt);
         ThrowIfDisposed();
-        return EncodeText(prompt, options?.AddBosToken, nameof(prompt));
+        return EncodeText(prompt, options?.AddBosToken, nameof(prompt), cancellationToken);
     }
 
     /// <summary>
     /// Encodes prompt text for the model (<see cref="TextTokenizer.EncodeForModel"/>) after refusing, without tokenizing,
     /// text too long to fit in the context (<see cref="CheckTextFits"/>).
     /// </summary>
-    internal int[] EncodeText(string text, bool? addBos, string what)
+    internal int[] EncodeText(string text, bool? addBos, string what, CancellationToken cancellationToken = default)
     {
         CheckTextFits(text.Length, what);
-        return Tokenizer.EncodeForModel(text, addBos);
+        return Tokenizer.EncodeForModel(text, addBos, cancellationToken);
     }
 
     /// <summary>

@@ -145,7 +145,7 @@ public sealed class ChatSession : IDisposable
 
     private int[] Render(CancellationToken cancellationToken) => _model.EncodeText(
         _model.ChatTemplate.Render(_messages, addGenerationPrompt: true, Options.Tools, (IReadOnlyDictionary<string, object?>)Options.TemplateVariables, cancellationToken),
-        addBos: false, "rendered conversation");
+        addBos: false, "rendered conversation", cancellationToken);
 
     private Scope Enter()
     {

@@ -186,7 +186,7 @@ public sealed class ChatTemplate
     {
         try
         {
-            return File.ReadAllText(path);
+            return ModelFile.ReadAllText(path, ModelFile.MaxConfigBytes);
         }
         catch (IOException ex)
         {

@@ -49,7 +49,7 @@ public sealed class ModelExplainer : IDisposable
             if (!float.IsFinite(t) || t < 0) throw new ArgumentOutOfRangeException(nameof(temperatures), t, "Temperatures must be finite and not negative.");
         }
 
-        var ids = _model.EncodeText(prompt, null, nameof(prompt));
+        var ids = _model.EncodeText(prompt, null, nameof(prompt), cancellationToken);
         if (ids.Length == 0) throw new ArgumentException("The prompt has no tokens.", nameof(prompt));
         return Task.Run(() =>
         {
@@ -100,7 +100,7 @@ public sealed class ModelExplainer : IDisposable
     {
         ArgumentException.ThrowIfNullOrEmpty(text);
         var tokenizer = _model.Tokenizer;
-        var ids = _model.EncodeText(text, addBos: false, nameof(text));
+        var ids = _model.EncodeText(text, addBos: false, nameof(text), cancellationToken);
         if (ids.Length == 0) throw new ArgumentException("The text has no tokens.", nameof(text));
         int[] context = tokenizer.BosTokenId is { } bos ? [bos] : [ids[0]];
         var continuation = tokenizer.BosTokenId is null ? ids[1..] : ids;
@@ -119,7 +119,7 @@ public sealed class ModelExplainer : IDisposable
     public Task<AttentionMap> AttentionAsync(string text, CancellationToken cancellationToken = default)
     {
         ArgumentException.ThrowIfNullOrEmpty(text);
-        return AttentionAsync(_model.EncodeText(text, null, nameof(text)), cancellationToken);
+        return AttentionAsync(_model.EncodeText(text, null, nameof(text), cancellationToken), cancellationToken);
     }
 
     /// <summary>The attention probabilities of every layer and head over a sequence of token ids (models without a tokenizer too).</summary>

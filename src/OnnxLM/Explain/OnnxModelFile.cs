@@ -44,7 +44,7 @@ internal sealed class OnnxModelFile
     public static OnnxModelFile Read(string path)
     {
         var file = new OnnxModelFile(path);
-        using var stream = File.OpenRead(path);
+        using var stream = ModelFile.OpenRead(path, ModelFile.MaxGraphBytes);
         try
         {
             foreach (var f in Fields(stream, 0, stream.Length))
@@ -167,7 +167,7 @@ internal sealed class OnnxModelFile
             throw new ModelFormatException($"Initializer '{init.Name}' keeps its values outside raw_data, which this reader does not handle.", _path);
         }
 
-        using var stream = File.OpenRead(source);
+        using var stream = ModelFile.OpenRead(source, init.ExternalFile is null ? ModelFile.MaxGraphBytes : ModelFile.Unlimited);
         stream.Position = offset;
         stream.ReadExactly(bytes);
         return bytes;
@@ -304,7 +304,7 @@ internal sealed class OnnxModelFile
     /// </summary>
     public byte[] WithExtraOutputs(IReadOnlyList<string> outputs)
     {
-        var original = File.ReadAllBytes(_path);
+        var original = ModelFile.ReadAllBytes(_path, ModelFile.MaxGraphBytes);
         var extra = new MemoryStream();
         foreach (var name in outputs)
         {

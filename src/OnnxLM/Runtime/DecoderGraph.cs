@@ -161,6 +161,30 @@ internal sealed class DecoderGraph : IDisposable
         return CreateWith(provider, config, options);
     }
 
+    /// <summary>
+    /// Puts the graph and the external data files it names through <see cref="ModelFile"/> before ONNX Runtime opens
+    /// them, which it would do without those checks (a FIFO there blocks the load for ever).
+    /// </summary>
+    private static void CheckGraphFiles(string graphFile)
+    {
+        ModelFile.Check(graphFile, ModelFile.MaxGraphBytes);
+        Explain.OnnxModelFile file;
+        try
+        {
+            file = Explain.OnnxModelFile.Read(graphFile);
+        }
+        catch (Exception e) when (e is ModelFormatException or IOException or InvalidDataException or ArgumentException or OverflowException)
+        {
+            return; // a graph this reader cannot walk: ONNX Runtime's own error will say what is wrong with it
+        }
+
+        var folder = Path.GetDirectoryName(Path.GetFullPath(graphFile))!;
+        foreach (var external in file.Initializers.Values.Select(i => i.ExternalFile).OfType<string>().Distinct(StringComparer.Ordinal))
+        {
+            ModelFile.Check(Path.Combine(folder, external), ModelFile.Unlimited);
+        }
+    }
+
     private static DecoderGraph CreateWith(ExecutionProvider provider, ModelConfig config, LanguageModelOptions options)
     {
         using var sessionOptions = new SessionOptions();
@@ -197,6 +221,7 @@ internal sealed class DecoderGraph : IDisposable
 
         options.ConfigureSessionOptions?.Invoke(sessionOptions);
 
+        CheckGraphFiles(config.GraphFile);
         InferenceSession session;
         try
         {

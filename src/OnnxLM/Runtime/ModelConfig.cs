@@ -273,12 +273,13 @@ internal sealed class ModelConfig
         }
     }
 
-    internal static JsonObject ReadJson(string file)
+    /// <summary>Reads a JSON object from a model-folder file (through <see cref="ModelFile"/>: regular files of at most <paramref name="maxBytes"/>).</summary>
+    internal static JsonObject ReadJson(string file, long maxBytes = ModelFile.MaxConfigBytes)
     {
         try
         {
-            using var stream = File.OpenRead(file);
-            return JsonNode.Parse(stream, documentOptions: new JsonDocumentOptions { CommentHandling = JsonCommentHandling.Skip, AllowTrailingCommas = true }) as JsonObject
+            var bytes = ModelFile.ReadAllBytes(file, maxBytes);
+            return JsonNode.Parse(bytes, documentOptions: new JsonDocumentOptions { CommentHandling = JsonCommentHandling.Skip, AllowTrailingCommas = true }) as JsonObject
                 ?? throw new ModelFormatException($"{file} does not hold a JSON object.", file);
         }
         catch (JsonException e)

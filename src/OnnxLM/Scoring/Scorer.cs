@@ -6,7 +6,7 @@ namespace OnnxLM;
 /// <summary>Log-likelihood of a continuation, the way lm-evaluation-harness computes it.</summary>
 internal static class Scorer
 {
-    public static (int[] Context, int[] Continuation) Tokenize(LanguageModel model, string context, string continuation, ScoreOptions options)
+    public static (int[] Context, int[] Continuation) Tokenize(LanguageModel model, string context, string continuation, ScoreOptions options, CancellationToken cancellationToken = default)
     {
         // lm-eval moves the context's trailing whitespace onto the continuation, so " unto" is one token, not "" + " unto".
         var trimmed = context.TrimEnd();
@@ -19,14 +19,14 @@ internal static class Scorer
             var prefix = options.PrefixTokenId ?? model.Info.BosTokenId ?? tokenizer.BosTokenId
                 ?? (model.Info.EosTokenIds.Count > 0 ? model.Info.EosTokenIds[0] : throw new InvalidOperationException(
                     "The context is empty and the model has neither BOS nor EOS to start from; set ScoreOptions.PrefixTokenId."));
-            var alone = tokenizer.Encode(continuation, addSpecialTokens: false);
+            var alone = tokenizer.Encode(continuation, addSpecialTokens: false, cancellationToken);
             return alone.Length > 0 ? ([prefix], alone) : throw new ArgumentException(
                 continuation.Length == 0 ? "The context and the continuation are both empty: there is nothing to score." : $"The continuation '{continuation}' has no tokens to score.",
                 nameof(continuation));
         }
 
-        var whole = tokenizer.EncodeForModel(context + continuation, options.AddBosToken);
-        var contextLength = tokenizer.EncodeForModel(context, options.AddBosToken).Length;
+        var whole = tokenizer.EncodeForModel(context + continuation, options.AddBosToken, cancellationToken);
+        var contextLength = tokenizer.EncodeForModel(context, options.AddBosToken, cancellationToken).Length;
         if (contextLength >= whole.Length)
         {
             throw new ArgumentException($"The continuation '{continuation}' adds no tokens after the context.", nameof(continuation));

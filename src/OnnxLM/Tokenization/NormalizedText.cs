@@ -9,13 +9,17 @@ namespace OnnxLM.Tokenization;
 /// </summary>
 internal sealed class NormalizedText
 {
-    public NormalizedText(string text, int[]? starts, int[]? ends, int offset = 0)
+    public NormalizedText(string text, int[]? starts, int[]? ends, int offset = 0, TextBudget? budget = null)
     {
         Text = text;
         Starts = starts;
         Ends = ends;
         Offset = starts is { Length: > 0 } ? starts[0] : offset;
+        Budget = budget;
     }
+
+    /// <summary>The encode call's growth allowance and cancellation, shared by every piece of its text; null outside an encode.</summary>
+    public TextBudget? Budget { get; }
 
     /// <summary>Where in the original text this piece starts (kept even when offsets are not tracked).</summary>
     public int Offset { get; }
@@ -36,11 +40,11 @@ internal sealed class NormalizedText
     public int Length => Text.Length;
 
     /// <summary>A text whose units map to <paramref name="offset"/> + their index in the original.</summary>
-    public static NormalizedText FromOriginal(string text, int offset, bool track)
+    public static NormalizedText FromOriginal(string text, int offset, bool track, TextBudget? budget = null)
     {
         if (!track)
         {
-            return new NormalizedText(text, null, null, offset);
+            return new NormalizedText(text, null, null, offset, budget);
         }
 
         var starts = new int[text.Length];
@@ -51,7 +55,7 @@ internal sealed class NormalizedText
             ends[i] = offset + i + 1;
         }
 
-        return new NormalizedText(text, starts, ends);
+        return new NormalizedText(text, starts, ends, 0, budget);
     }
 
     public NormalizedText Slice(int start, int length)
@@ -63,8 +67,8 @@ internal sealed class NormalizedText
 
         var text = Text.Substring(start, length);
         return Tracked
-            ? new NormalizedText(text, Starts.AsSpan(start, length).ToArray(), Ends.AsSpan(start, length).ToArray())
-            : new NormalizedText(text, null, null, Offset + start);
+            ? new NormalizedText(text, Starts.AsSpan(start, length).ToArray(), Ends.AsSpan(start, length).ToArray(), 0, Budget)
+            : new NormalizedText(text, null, null, Offset + start, Budget);
     }
 
     /// <summary>The original span covered by units [start, end) of the text; an empty range maps to a point.</summary>
@@ -102,11 +106,15 @@ internal sealed class NormalizedText
         private readonly StringBuilder _text;
         private readonly List<int>? _starts;
         private readonly List<int>? _ends;
+        private readonly TextBudget _budget;
+        private long _charged;
 
         public Rewriter(NormalizedText source, int capacity)
         {
             _source = source;
-            _text = new StringBuilder(capacity);
+            // Outside an encode (an added token's normalized form at load, a decoder step) the text's own length sets the allowance.
+            _budget = source.Budget ?? new TextBudget(source.Length, "the tokenizer");
+            _text = new StringBuilder(Math.Min(capacity, source.Length + TextTokenizer.MaxGrowthSlack));
             if (source.Tracked)
             {
                 _starts = new List<int>(capacity);
@@ -128,6 +136,8 @@ internal sealed class NormalizedText
                     _ends!.Add(_source.Ends![i]);
                 }
             }
+
+            Charge();
         }
 
         /// <summary>Appends text produced from input units [from, to); an empty range inserts at <paramref name="from"/>.</summary>
@@ -143,11 +153,24 @@ internal sealed class NormalizedText
                     _ends!.Add(e);
                 }
             }
+
+            Charge();
+        }
+
+        /// <summary>Charges what the output has grown beyond the input since the last charge, so a runaway stage stops early.</summary>
+        private void Charge()
+        {
+            var over = _text.Length - _source.Length;
+            if (over > _charged)
+            {
+                _budget.Grow(over - _charged);
+                _charged = over;
+            }
         }
 
         public void Emit(char output, int from, int to) => Emit([output], from, to);
 
         public NormalizedText ToText() =>
-            new(_text.ToString(), _starts?.ToArray(), _ends?.ToArray(), _source.Offset);
+            new(_text.ToString(), _starts?.ToArray(), _ends?.ToArray(), _source.Offset, _source.Budget);
     }
 }

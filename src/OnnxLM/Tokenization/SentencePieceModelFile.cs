@@ -87,7 +87,7 @@ internal sealed class SentencePieceModelFile
         byte[] data;
         try
         {
-            data = File.ReadAllBytes(file);
+            data = ModelFile.ReadAllBytes(file, ModelFile.MaxTokenizerBytes);
         }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException)
         {

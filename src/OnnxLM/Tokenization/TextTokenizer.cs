@@ -200,46 +200,77 @@ public sealed class TextTokenizer
     /// <summary>The padding id, if any.</summary>
     public int? PadTokenId { get; }
 
-    /// <summary>Whether <see cref="Encode(string, bool)"/> with special tokens puts BOS first (as the tokenizer's post-processor says).</summary>
+    /// <summary>Whether <see cref="Encode(string, bool, CancellationToken)"/> with special tokens puts BOS first (as the tokenizer's post-processor says).</summary>
     public bool AddBosToken { get; }
 
     /// <summary>The special tokens (added tokens marked special) by their text.</summary>
     public IReadOnlyDictionary<string, int> SpecialTokens => _specialTokens;
 
+    /// <summary>
+    /// How long one match of a tokenizer regex may run (1 s) when the pattern needs the backtracking engine (lookaround,
+    /// backreferences); other patterns run on the non-backtracking engine, linear in the text, with no timeout.
+    /// </summary>
+    public static readonly TimeSpan RegexMatchTimeout = TimeSpan.FromSeconds(1);
+
+    /// <summary>
+    /// With <see cref="MaxGrowthSlack"/>, how far the normalizers and pre-tokenizers may grow a text while it is encoded:
+    /// by at most 64 × its length + 4,096 UTF-16 units, all pieces together (NFKD expands a character at most 18-fold,
+    /// byte-level writes a character as at most 3).
+    /// </summary>
+    public const int MaxGrowthFactor = 64;
+
+    /// <summary>The constant part of the growth limit (see <see cref="MaxGrowthFactor"/>): lets short texts gain a prefix or a replacement.</summary>
+    public const int MaxGrowthSlack = 4096;
+
     /// <summary>Encodes text into token ids, as Hugging Face's <c>encode(text, add_special_tokens)</c>.</summary>
     /// <param name="text">The text; special-token strings in it (such as "&lt;s&gt;") become their ids.</param>
     /// <param name="addSpecialTokens">Whether to add what the tokenizer's post-processor adds (BOS for Llama, CLS/SEP for BERT).</param>
-    public int[] Encode(string text, bool addSpecialTokens = true)
+    /// <param name="cancellationToken">Stops a long encode; checked per piece and per pre-tokenized word.</param>
+    /// <exception cref="TokenizationLimitException">
+    /// The tokenizer file's regex ran longer than <see cref="RegexMatchTimeout"/> on one match, or its stages grew the
+    /// text past <see cref="MaxGrowthFactor"/> × its length + <see cref="MaxGrowthSlack"/>.
+    /// </exception>
+    /// <exception cref="OperationCanceledException"><paramref name="cancellationToken"/> was cancelled.</exception>
+    public int[] Encode(string text, bool addSpecialTokens = true, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(text);
         var ids = new List<int>(text.Length / 3 + 2);
-        _pipeline.Encode(text, addSpecialTokens, ids);
+        _pipeline.Encode(text, addSpecialTokens, ids, cancellationToken);
         return ids.ToArray();
     }
 
     /// <summary>Encodes text into tokens with their pieces and the span of <paramref name="text"/> each covers.</summary>
-    public IReadOnlyList<EncodedToken> EncodeToTokens(string text, bool addSpecialTokens = true)
+    /// <param name="text">The text; special-token strings in it become their ids.</param>
+    /// <param name="addSpecialTokens">Whether to add what the tokenizer's post-processor adds.</param>
+    /// <param name="cancellationToken">Stops a long encode; checked per piece and per pre-tokenized word.</param>
+    /// <exception cref="TokenizationLimitException">As for <see cref="Encode(string, bool, CancellationToken)"/>.</exception>
+    /// <exception cref="OperationCanceledException"><paramref name="cancellationToken"/> was cancelled.</exception>
+    public IReadOnlyList<EncodedToken> EncodeToTokens(string text, bool addSpecialTokens = true, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(text);
-        return _pipeline.EncodeToTokens(text, addSpecialTokens);
+        return _pipeline.EncodeToTokens(text, addSpecialTokens, cancellationToken: cancellationToken);
     }
 
-    /// <summary>The number of tokens <see cref="Encode(string, bool)"/> gives.</summary>
-    public int CountTokens(string text, bool addSpecialTokens = true) => Encode(text, addSpecialTokens).Length;
+    /// <summary>The number of tokens <see cref="Encode(string, bool, CancellationToken)"/> gives.</summary>
+    /// <param name="text">The text.</param>
+    /// <param name="addSpecialTokens">Whether to count what the tokenizer's post-processor adds.</param>
+    /// <param name="cancellationToken">Stops a long count.</param>
+    public int CountTokens(string text, bool addSpecialTokens = true, CancellationToken cancellationToken = default) =>
+        Encode(text, addSpecialTokens, cancellationToken).Length;
 
     /// <summary>
     /// Encodes a prompt for the model. <paramref name="addBos"/> null follows the tokenizer (special tokens added,
     /// never a second BOS when the text already starts with it); true: no other special tokens, BOS first; false: none.
     /// </summary>
-    internal int[] EncodeForModel(string text, bool? addBos)
+    internal int[] EncodeForModel(string text, bool? addBos, CancellationToken cancellationToken = default)
     {
         if (addBos is null)
         {
-            var ids = Encode(text, addSpecialTokens: true);
+            var ids = Encode(text, addSpecialTokens: true, cancellationToken);
             return AddBosToken && ids.Length >= 2 && ids[0] == BosTokenId && ids[1] == BosTokenId ? ids[1..] : ids;
         }
 
-        var plain = Encode(text, addSpecialTokens: false);
+        var plain = Encode(text, addSpecialTokens: false, cancellationToken);
         return addBos == true && BosTokenId is { } bos && (plain.Length == 0 || plain[0] != bos) ? [bos, .. plain] : plain;
     }
 

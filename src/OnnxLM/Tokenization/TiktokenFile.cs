@@ -18,7 +18,7 @@ internal static class TiktokenFile
     /// <summary>Whether a file looks like tiktoken's format (its first line is base64, a space and a number).</summary>
     public static bool IsTiktoken(string file)
     {
-        using var reader = new StreamReader(file, System.Text.Encoding.UTF8, false, 256);
+        using var reader = new StreamReader(ModelFile.OpenRead(file, ModelFile.MaxTokenizerBytes), System.Text.Encoding.UTF8, false, 256);
         var buffer = new char[256];
         var n = reader.Read(buffer, 0, buffer.Length);
         var line = new string(buffer, 0, n).Split('\n')[0].TrimEnd('\r');
@@ -30,7 +30,7 @@ internal static class TiktokenFile
     {
         var ranks = new Dictionary<string, int>(StringComparer.Ordinal);
         var lineNumber = 0;
-        foreach (var line in File.ReadLines(file))
+        foreach (var line in ModelFile.ReadLines(file, ModelFile.MaxTokenizerBytes))
         {
             lineNumber++;
             if (line.Length == 0)
@@ -73,7 +73,7 @@ internal static class TiktokenFile
         var model = new BpeModel(ranks, merges.Select(m => (m.Left, m.Right)), source: file);
         var (pattern, specials) = EncodingOf(Path.GetFileName(file), ranks.Count);
         var added = specials.Select(s => new AddedToken(s.Id, s.Content, Special: true)).ToList();
-        var preTokenizer = new SequencePreTokenizer([SplitPreTokenizer.Pattern(PatternMatcher.FromRegex(pattern), SplitBehavior.Isolated, false), new ByteLevelPreTokenizer(false, false)]);
+        var preTokenizer = new SequencePreTokenizer([SplitPreTokenizer.Pattern(PatternMatcher.FromRegex(pattern, $"Tiktoken file '{file}' word pattern"), SplitBehavior.Isolated, false), new ByteLevelPreTokenizer(false, false)]);
         return new TokenizerPipeline(file, model, added, null, preTokenizer, null, new ByteLevelDecoder());
     }
 

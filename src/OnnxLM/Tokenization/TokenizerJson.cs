@@ -13,14 +13,14 @@ internal sealed class TokenizerJson
 
     private TokenizerJson(string file) => _file = file;
 
-    public static TokenizerPipeline Load(string file) => new TokenizerJson(file).Build(ModelConfig.ReadJson(file));
+    public static TokenizerPipeline Load(string file) => new TokenizerJson(file).Build(ModelConfig.ReadJson(file, ModelFile.MaxTokenizerBytes));
 
     /// <summary>GPT-2's original files: vocab.json (token → id) and merges.txt ("#version" line, then "a b" per line).</summary>
     public static TokenizerPipeline LoadVocabAndMerges(string vocabFile, string mergesFile)
     {
-        var vocab = ModelConfig.ReadJson(vocabFile);
+        var vocab = ModelConfig.ReadJson(vocabFile, ModelFile.MaxTokenizerBytes);
         var merges = new JsonArray();
-        foreach (var line in File.ReadLines(mergesFile))
+        foreach (var line in ModelFile.ReadLines(mergesFile, ModelFile.MaxTokenizerBytes))
         {
             if (line.Length > 0 && !line.StartsWith("#version", StringComparison.Ordinal))
             {
@@ -279,7 +279,7 @@ internal sealed class TokenizerJson
         var regex = String(pattern, "Regex", field + ".pattern.Regex") ?? throw Fail(field + ".pattern", "has neither \"String\" nor \"Regex\"");
         try
         {
-            return PatternMatcher.FromRegex(regex);
+            return PatternMatcher.FromRegex(regex, $"Tokenizer file '{_file}' {field}.pattern.Regex");
         }
         catch (ArgumentException e)
         {

@@ -25,7 +25,16 @@ internal sealed class TokenizerPipeline
         _preTokenizer = preTokenizer;
         _postProcessor = postProcessor;
         _decoder = decoder;
-        _added = new AddedVocabulary(added, normalizer);
+        try
+        {
+            _added = new AddedVocabulary(added, normalizer);
+        }
+        catch (TokenizationLimitException e)
+        {
+            // Normalizing the added tokens' own text runs the normalizers at load: a runaway one is a broken file.
+            throw new ModelFormatException($"Tokenizer file '{source}': normalizing the added tokens went past a limit: {e.Message}", source, e);
+        }
+
         _pieces = new string?[Math.Max(model.VocabularySize, _added.MaxId + 1)];
         for (var id = 0; id < model.VocabularySize; id++)
         {
@@ -52,12 +61,14 @@ internal sealed class TokenizerPipeline
     /// <summary>Text that becomes an unknown-token id on decode, as SentencePiece writes it (" ⁇ "); null keeps the piece.</summary>
     public string? UnknownSurface { get; init; }
 
-    public void Encode(string text, bool addSpecialTokens, List<int> ids)
+    /// <exception cref="TokenizationLimitException">A regex ran past its match timeout, or the stages grew the text past the limit.</exception>
+    /// <exception cref="OperationCanceledException"><paramref name="cancellationToken"/> was cancelled (checked per piece and per word).</exception>
+    public void Encode(string text, bool addSpecialTokens, List<int> ids, CancellationToken cancellationToken = default)
     {
         if (!addSpecialTokens || !AddsTokens(_postProcessor))
         {
             // The common case needs no offsets and no token list.
-            foreach (var (piece, token) in Split(text, track: false))
+            foreach (var (piece, token) in Split(text, track: false, cancellationToken))
             {
                 if (token is not null)
                 {
@@ -67,6 +78,7 @@ internal sealed class TokenizerPipeline
 
                 foreach (var word in PreTokenize(piece))
                 {
+                    cancellationToken.ThrowIfCancellationRequested();
                     Model.Tokenize(word.Text, ids, null);
                 }
             }
@@ -74,7 +86,7 @@ internal sealed class TokenizerPipeline
             return;
         }
 
-        foreach (var token in EncodeToTokens(text, addSpecialTokens, track: false))
+        foreach (var token in EncodeToTokens(text, addSpecialTokens, track: false, cancellationToken))
         {
             ids.Add(token.Id);
         }
@@ -101,12 +113,12 @@ internal sealed class TokenizerPipeline
         return words;
     }
 
-    public List<EncodedToken> EncodeToTokens(string text, bool addSpecialTokens, bool track = true)
+    public List<EncodedToken> EncodeToTokens(string text, bool addSpecialTokens, bool track = true, CancellationToken cancellationToken = default)
     {
         var tokens = new List<EncodedToken>();
         var ids = new List<int>();
         var ends = track ? new List<int>() : null;
-        foreach (var (piece, added) in Split(text, track))
+        foreach (var (piece, added) in Split(text, track, cancellationToken))
         {
             if (added is not null)
             {
@@ -120,6 +132,7 @@ internal sealed class TokenizerPipeline
 
             foreach (var word in PreTokenize(piece))
             {
+                cancellationToken.ThrowIfCancellationRequested();
                 ids.Clear();
                 ends?.Clear();
                 Model.Tokenize(word.Text, ids, ends);
@@ -149,10 +162,12 @@ internal sealed class TokenizerPipeline
         _ => false,
     };
 
-    private List<(NormalizedText Text, AddedToken? Token)> Split(string text, bool track)
+    private List<(NormalizedText Text, AddedToken? Token)> Split(string text, bool track, CancellationToken cancellationToken = default)
     {
+        cancellationToken.ThrowIfCancellationRequested();
+        var budget = new TextBudget(text.Length, _source, cancellationToken);
         var raw = new List<(NormalizedText, AddedToken?)>();
-        _added.SplitRaw(NormalizedText.FromOriginal(text, 0, track), raw);
+        _added.SplitRaw(NormalizedText.FromOriginal(text, 0, track, budget), raw);
         var result = new List<(NormalizedText, AddedToken?)>(raw.Count);
         foreach (var (piece, token) in raw)
         {
@@ -162,10 +177,13 @@ internal sealed class TokenizerPipeline
                 continue;
             }
 
+            cancellationToken.ThrowIfCancellationRequested();
             var normalized = _normalizer is null ? piece : _normalizer.Normalize(piece);
             _added.SplitNormalized(normalized, result);
         }
 
+        // What the pre-tokenizers add is charged to the same budget, under their own name.
+        budget.Phase = "pre_tokenizer";
         return result;
     }
 

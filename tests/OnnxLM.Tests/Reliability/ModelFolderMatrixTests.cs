@@ -79,6 +79,75 @@ public sealed class ModelFolderMatrixTests : IDisposable
         Assert.Contains("model.onnx", e.Message);
     }
 
+    /// <summary>
+    /// A model file that is a FIFO blocked the load for ever (open waits for a writer); one linked to /dev/zero ran out
+    /// of memory after 11 s. Both are refused before they are opened; a link to a regular file still loads (every file
+    /// of these copies is one).
+    /// </summary>
+    [SkippableTheory]
+    [InlineData("genai_config.json", "/dev/zero")]
+    [InlineData("tokenizer.json", "/dev/zero")]
+    [InlineData("tokenizer_config.json", "/dev/zero")]
+    [InlineData("model.onnx", "fifo")]
+    [InlineData("genai_config.json", "fifo")]
+    [InlineData("tokenizer.json", "fifo")]
+    public async Task SpecialFilesAreRefusedWithoutBlocking(string file, string kind)
+    {
+        Skip.IfNot(OperatingSystem.IsLinux(), "FIFOs and /dev/zero are checked on Linux");
+        var folder = LinkedCopy();
+        var target = Path.Combine(folder, file);
+        File.Delete(target);
+        if (kind == "fifo")
+        {
+            using var mkfifo = System.Diagnostics.Process.Start("mkfifo", target);
+            mkfifo.WaitForExit();
+        }
+        else
+        {
+            File.CreateSymbolicLink(target, kind);
+        }
+
+        // The deadline turns a blocked load into a failure (the blocked thread itself cannot be freed).
+        var load = Task.Factory.StartNew(() => LanguageModel.Load(folder), TaskCreationOptions.LongRunning);
+        var e = await Assert.ThrowsAsync<ModelFormatException>(() => load.WaitAsync(TimeSpan.FromSeconds(10)));
+        Assert.Contains(file, e.Message);
+        Assert.Contains(kind == "fifo" ? "FIFO" : "character device", e.Message);
+        Assert.Contains("not a regular file", e.Message);
+    }
+
+    [Theory]
+    [InlineData("genai_config.json", 64L << 20)]
+    [InlineData("tokenizer_config.json", 64L << 20)]
+    [InlineData("tokenizer.json", 512L << 20)]
+    [InlineData("model.onnx", 2L << 30)]
+    public void FilesOverTheirLimitAreRefusedUnread(string file, long limit)
+    {
+        var folder = LinkedCopy();
+        var target = Path.Combine(folder, file);
+        File.Delete(target);
+        using (var sparse = File.Create(target))
+        {
+            sparse.SetLength(limit + 1); // a sparse file: no disk, no time
+        }
+
+        // The tokenizer's files are read after the graph is loaded (seconds on a busy machine): time their own reader.
+        Func<object> load = file.StartsWith("tokenizer", StringComparison.Ordinal) ? () => TextTokenizer.FromFolder(folder) : () => LanguageModel.Load(folder);
+        var watch = System.Diagnostics.Stopwatch.StartNew();
+        var e = Assert.Throws<ModelFormatException>(load);
+        Assert.True(watch.Elapsed < TimeSpan.FromSeconds(1), $"took {watch.Elapsed}");
+        Assert.Contains(file, e.Message);
+        Assert.Contains($"{limit:N0} bytes", e.Message);
+    }
+
+    /// <summary>A folder of symbolic links (or copies) to kjv-tiny's files.</summary>
+    private string LinkedCopy()
+    {
+        var folder = Path.Combine(_temp, "model");
+        Directory.CreateDirectory(folder);
+        foreach (var file in Directory.GetFiles(Source)) Link(file, Path.Combine(folder, Path.GetFileName(file)));
+        return folder;
+    }
+
     /// <summary>A copy of kjv-tiny with one thing broken; returns the path to load.</summary>
     private string Prepare(string name)
     {
@@ -95,8 +164,7 @@ public sealed class ModelFolderMatrixTests : IDisposable
                 return folder;
         }
 
-        Directory.CreateDirectory(folder);
-        foreach (var file in Directory.GetFiles(Source)) Link(file, Path.Combine(folder, Path.GetFileName(file)));
+        LinkedCopy();
         var genai = Path.Combine(folder, "genai_config.json");
         void Config(Action<JsonObject> edit)
         {

@@ -110,7 +110,7 @@ internal sealed class SentencePieceNormalizer : INormalizer
         if (position == input.Length)
         {
             // All whitespace: SentencePiece outputs nothing, not even the dummy prefix.
-            return new NormalizedText(string.Empty, text.Tracked ? [] : null, text.Tracked ? [] : null);
+            return new NormalizedText(string.Empty, text.Tracked ? [] : null, text.Tracked ? [] : null, 0, text.Budget);
         }
 
         var space = _escapeWhitespaces ? "\u2581" : " ";

@@ -18,7 +18,7 @@ internal sealed class UnicodeNormalizer(NormalizationForm form) : INormalizer
         var normalized = s.Normalize(form);
         if (!text.Tracked)
         {
-            return new NormalizedText(normalized, null, null, text.Offset);
+            return new NormalizedText(normalized, null, null, text.Offset, text.Budget);
         }
 
         // Offsets: normalize runs that start at a character with no combining mark after it independently; every output
@@ -53,7 +53,7 @@ internal sealed class UnicodeNormalizer(NormalizationForm form) : INormalizer
         }
 
         var result = rewriter.ToText();
-        return result.Text == normalized ? result : new NormalizedText(normalized, Fill(normalized.Length, text.OriginalRange(0, s.Length).Start), Fill(normalized.Length, text.OriginalRange(0, s.Length).End));
+        return result.Text == normalized ? result : new NormalizedText(normalized, Fill(normalized.Length, text.OriginalRange(0, s.Length).Start), Fill(normalized.Length, text.OriginalRange(0, s.Length).End), 0, text.Budget);
     }
 
     private static bool IsCombining(string s, int i)

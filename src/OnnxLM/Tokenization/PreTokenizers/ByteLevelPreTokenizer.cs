@@ -8,7 +8,7 @@ namespace OnnxLM.Tokenization;
 /// </summary>
 internal sealed class ByteLevelPreTokenizer(bool addPrefixSpace, bool useRegex) : IPreTokenizer
 {
-    private static readonly PatternMatcher Gpt2Words = PatternMatcher.FromRegex(@"'s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+");
+    private static readonly PatternMatcher Gpt2Words = PatternMatcher.FromRegex(@"'s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+", "The ByteLevel pre-tokenizer's GPT-2 word pattern");
 
     public void PreTokenize(List<NormalizedText> pieces)
     {
@@ -43,7 +43,9 @@ internal sealed class ByteLevelPreTokenizer(bool addPrefixSpace, bool useRegex) 
         if (!text.Tracked)
         {
             var bytes = Encoding.UTF8.GetBytes(s);
-            return new NormalizedText(ByteLevelAlphabet.Encode(bytes), null, null, text.Offset);
+            // Each byte becomes one character: a chain of ByteLevel steps would double non-ASCII text each time.
+            text.Budget?.Grow(bytes.Length - s.Length);
+            return new NormalizedText(ByteLevelAlphabet.Encode(bytes), null, null, text.Offset, text.Budget);
         }
 
         var rewriter = text.Rewrite(s.Length * 2);

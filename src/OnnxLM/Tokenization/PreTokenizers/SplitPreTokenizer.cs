@@ -24,7 +24,7 @@ internal sealed class SplitPreTokenizer(Func<string, List<(int Start, int End)>>
 
     /// <summary>Runs of word characters and runs of other non-space characters (\w+|[^\w\s]+), everything else dropped.</summary>
     public static SplitPreTokenizer Whitespace() =>
-        new(PatternMatcher.FromRegex(@"[\p{L}\p{Nl}\p{M}\p{Nd}\p{Pc}]+|[^\p{L}\p{Nl}\p{M}\p{Nd}\p{Pc}\s]+").Matches, SplitBehavior.Removed, invert: true);
+        new(PatternMatcher.FromRegex(@"[\p{L}\p{Nl}\p{M}\p{Nd}\p{Pc}]+|[^\p{L}\p{Nl}\p{M}\p{Nd}\p{Pc}\s]+", "The Whitespace pre-tokenizer").Matches, SplitBehavior.Removed, invert: true);
 
     /// <summary>BERT: whitespace removed, then every punctuation character isolated.</summary>
     public static IPreTokenizer Bert() => new SequencePreTokenizer([WhitespaceSplit(), Punctuation(SplitBehavior.Isolated)]);

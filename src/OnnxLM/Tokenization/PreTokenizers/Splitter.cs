@@ -9,6 +9,8 @@ internal static class Splitter
         var output = new List<NormalizedText>(pieces.Count * 2);
         foreach (var piece in pieces)
         {
+            // Per piece, not per character: a regex over a long piece is bounded by its match timeout instead.
+            piece.Budget?.Cancellation.ThrowIfCancellationRequested();
             Split(piece, find(piece.Text), behavior, invert, output);
         }
 
