@@ -26,21 +26,37 @@ internal sealed class RequestBody
     /// <summary>Where the object is in the request: empty for the body itself.</summary>
     public string Path { get; }
 
+    private const int MaxPresize = 64 << 20;
+
     /// <summary>Reads the request body as a JSON object: invalid UTF-8, invalid JSON or a non-object are 400s.</summary>
     public static async Task<RequestBody> ReadAsync(HttpRequest request, CancellationToken ct)
     {
         ArgumentNullException.ThrowIfNull(request);
         // The body is buffered (Kestrel has already bounded it by MaxRequestBodyBytes) so that its UTF-8 can be checked
         // whole: JsonDocument accepts invalid UTF-8 inside strings and only fails when a string is read.
-        using var buffer = new MemoryStream();
+        // Sized from Content-Length (which Kestrel has checked against the limit) so that a large body is one buffer, not
+        // the chain of doublings a growing stream leaves behind; the document then reads that buffer in place, for the
+        // request's lifetime, instead of copying it.
+        var expected = request.ContentLength is long length and > 0 ? (int)Math.Min(length, MaxPresize) : 0;
+        var buffer = new MemoryStream(expected);
         await request.Body.CopyToAsync(buffer, ct);
+        if (buffer.Length >= LargeBodyMemory.Threshold)
+        {
+            request.HttpContext.Response.OnCompleted(static () =>
+            {
+                LargeBodyMemory.Released();
+                return Task.CompletedTask;
+            });
+        }
+
         var bytes = buffer.GetBuffer().AsMemory(0, (int)buffer.Length);
         if (!System.Text.Unicode.Utf8.IsValid(bytes.Span)) throw ApiException.BadRequest("The request body is not valid UTF-8.");
         try
         {
-            using var doc = JsonDocument.Parse(bytes);
+            var doc = JsonDocument.Parse(bytes);
+            request.HttpContext.Response.RegisterForDispose(doc);
             if (doc.RootElement.ValueKind != JsonValueKind.Object) throw ApiException.BadRequest($"The request body must be a JSON object; got {Kind(doc.RootElement)}.");
-            return new RequestBody(doc.RootElement.Clone(), "");
+            return new RequestBody(doc.RootElement, "");
         }
         catch (JsonException e)
         {
