@@ -1,7 +1,6 @@
 using System.Diagnostics;
 using System.Globalization;
 using OnnxLM;
-using OnnxLM.Explain;
 using OnnxLM.ModelBuilder;
 using GenAI = Microsoft.ML.OnnxRuntimeGenAI;
 

@@ -260,7 +260,7 @@ public sealed class LanguageModel : IDisposable
     {
         try
         {
-            var file = OnnxLM.Explain.OnnxModelFile.Read(graphFile);
+            var file = OnnxModelFile.Read(graphFile);
             return (file.WeightType(), file.AttentionSharesCacheBuffer(sig.PastNames, sig.PresentNames));
         }
         catch (Exception e) when (e is ModelFormatException or IOException)

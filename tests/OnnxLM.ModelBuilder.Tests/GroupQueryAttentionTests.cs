@@ -1,7 +1,6 @@
 using System.Text.Json;
 using Microsoft.ML.OnnxRuntime;
 using Microsoft.ML.OnnxRuntime.Tensors;
-using OnnxLM.Explain;
 using OnnxLM.Tests;
 
 namespace OnnxLM.ModelBuilder.Tests;

@@ -1,4 +1,3 @@
-using OnnxLM.Explain;
 using OnnxLM.Tests;
 
 namespace OnnxLM.ModelBuilder.Tests;

@@ -1,4 +1,3 @@
-using OnnxLM.Explain;
 
 namespace OnnxLM.ModelBuilder.Onnx;
 

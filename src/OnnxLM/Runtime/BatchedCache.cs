@@ -73,7 +73,7 @@ internal sealed unsafe class BatchedCache : IDisposable
 
         try
         {
-            var nodes = Explain.OnnxModelFile.Read(graphPath).Nodes;
+            var nodes = OnnxModelFile.Read(graphPath).Nodes;
             return !nodes.Any(n => n.OpType is "GroupQueryAttention" or "PackedAttention" or "PackedMultiHeadAttention" or "PagedAttention");
         }
         catch (Exception e) when (e is ModelFormatException or IOException)

@@ -168,10 +168,10 @@ internal sealed class DecoderGraph : IDisposable
     private static void CheckGraphFiles(string graphFile)
     {
         ModelFile.Check(graphFile, ModelFile.MaxGraphBytes);
-        Explain.OnnxModelFile file;
+        OnnxModelFile file;
         try
         {
-            file = Explain.OnnxModelFile.Read(graphFile);
+            file = OnnxModelFile.Read(graphFile);
         }
         catch (Exception e) when (e is ModelFormatException or IOException or InvalidDataException or ArgumentException or OverflowException)
         {

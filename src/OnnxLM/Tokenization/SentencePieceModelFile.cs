@@ -4,7 +4,7 @@ namespace OnnxLM.Tokenization;
 
 /// <summary>
 /// A SentencePiece <c>.model</c> file (the ModelProto protobuf: pieces, trainer_spec, normalizer_spec,
-/// denormalizer_spec), read with a small protobuf reader of its own, and the <see cref="TokenizerPipeline"/> that
+/// denormalizer_spec), read with <see cref="ProtoReader"/>, and the <see cref="TokenizerPipeline"/> that
 /// encodes and decodes as C++ SentencePiece's EncodeAsIds / DecodeIds do (no BOS/EOS added: callers add
 /// <see cref="BosId"/> / <see cref="EosId"/> as the model wants).
 /// </summary>
@@ -101,31 +101,42 @@ internal sealed class SentencePieceModelFile
     public static SentencePieceModelFile Parse(byte[] data, string source)
     {
         var model = new SentencePieceModelFile(source);
-        var reader = new ProtoReader(data, source, "ModelProto");
+        try
+        {
+            model.ReadModel(new ProtoReader(data, "ModelProto"));
+        }
+        catch (InvalidDataException e)
+        {
+            throw new ModelFormatException($"The SentencePiece model '{source}' is malformed: {e.Message}.", source, e);
+        }
+
+        model.Validate();
+        return model;
+    }
+
+    private void ReadModel(ProtoReader reader)
+    {
         while (reader.Next(out var field, out var wire))
         {
             switch (field)
             {
                 case 1 when wire == ProtoReader.LengthDelimited:
-                    model.ReadPiece(reader.Message("ModelProto.pieces"));
+                    ReadPiece(reader.ReadMessage("ModelProto.pieces"));
                     break;
                 case 2 when wire == ProtoReader.LengthDelimited:
-                    model.ReadTrainerSpec(reader.Message("ModelProto.trainer_spec"));
+                    ReadTrainerSpec(reader.ReadMessage("ModelProto.trainer_spec"));
                     break;
                 case 3 when wire == ProtoReader.LengthDelimited:
-                    model.Normalizer = NormalizerSpec.Read(reader.Message("ModelProto.normalizer_spec"));
+                    Normalizer = NormalizerSpec.Read(reader.ReadMessage("ModelProto.normalizer_spec"));
                     break;
                 case 5 when wire == ProtoReader.LengthDelimited:
-                    model.Denormalizer = NormalizerSpec.Read(reader.Message("ModelProto.denormalizer_spec"));
+                    Denormalizer = NormalizerSpec.Read(reader.ReadMessage("ModelProto.denormalizer_spec"));
                     break;
                 default:
                     reader.Skip(wire);
                     break;
             }
         }
-
-        model.Validate();
-        return model;
     }
 
     /// <summary>The pipeline: SentencePiece's normalizer, the UNIGRAM or BPE model, its decoder; no pre-tokenizer.</summary>
@@ -204,13 +215,13 @@ internal sealed class SentencePieceModelFile
             switch (field)
             {
                 case 1 when wire == ProtoReader.LengthDelimited:
-                    piece = reader.String();
+                    piece = reader.ReadString();
                     break;
                 case 2 when wire == ProtoReader.Fixed32:
-                    score = reader.Float();
+                    score = reader.ReadFloat();
                     break;
                 case 3 when wire == ProtoReader.VarintType:
-                    type = (PieceType)(int)reader.Varint();
+                    type = (PieceType)(int)reader.ReadVarint();
                     break;
                 default:
                     reader.Skip(wire);
@@ -229,28 +240,28 @@ internal sealed class SentencePieceModelFile
             switch (field)
             {
                 case 3 when wire == ProtoReader.VarintType:
-                    Kind = (ModelKind)(int)reader.Varint();
+                    Kind = (ModelKind)(int)reader.ReadVarint();
                     break;
                 case 24 when wire == ProtoReader.VarintType:
-                    WhitespaceAsSuffix = reader.Varint() != 0;
+                    WhitespaceAsSuffix = reader.ReadVarint() != 0;
                     break;
                 case 35 when wire == ProtoReader.VarintType:
-                    ByteFallback = reader.Varint() != 0;
+                    ByteFallback = reader.ReadVarint() != 0;
                     break;
                 case 44 when wire == ProtoReader.LengthDelimited:
-                    UnknownSurface = reader.String();
+                    UnknownSurface = reader.ReadString();
                     break;
                 case 45 when wire == ProtoReader.LengthDelimited:
-                    UnknownPiece = reader.String();
+                    UnknownPiece = reader.ReadString();
                     break;
                 case 46 when wire == ProtoReader.LengthDelimited:
-                    BosPiece = reader.String();
+                    BosPiece = reader.ReadString();
                     break;
                 case 47 when wire == ProtoReader.LengthDelimited:
-                    EosPiece = reader.String();
+                    EosPiece = reader.ReadString();
                     break;
                 case 48 when wire == ProtoReader.LengthDelimited:
-                    PadPiece = reader.String();
+                    PadPiece = reader.ReadString();
                     break;
                 default:
                     reader.Skip(wire);
@@ -363,19 +374,19 @@ internal sealed class SentencePieceModelFile
                 switch (field)
                 {
                     case 1 when wire == ProtoReader.LengthDelimited:
-                        spec.Name = reader.String();
+                        spec.Name = reader.ReadString();
                         break;
                     case 2 when wire == ProtoReader.LengthDelimited:
-                        spec.PrecompiledCharsmap = reader.Bytes().ToArray();
+                        spec.PrecompiledCharsmap = reader.ReadBytes();
                         break;
                     case 3 when wire == ProtoReader.VarintType:
-                        spec.AddDummyPrefix = reader.Varint() != 0;
+                        spec.AddDummyPrefix = reader.ReadVarint() != 0;
                         break;
                     case 4 when wire == ProtoReader.VarintType:
-                        spec.RemoveExtraWhitespaces = reader.Varint() != 0;
+                        spec.RemoveExtraWhitespaces = reader.ReadVarint() != 0;
                         break;
                     case 5 when wire == ProtoReader.VarintType:
-                        spec.EscapeWhitespaces = reader.Varint() != 0;
+                        spec.EscapeWhitespaces = reader.ReadVarint() != 0;
                         break;
                     default:
                         reader.Skip(wire);
@@ -385,161 +396,5 @@ internal sealed class SentencePieceModelFile
 
             return spec;
         }
-    }
-
-    /// <summary>
-    /// A minimal protobuf reader over one message: varint, 64-bit, length-delimited and 32-bit fields (groups are
-    /// refused); anything truncated or malformed is a <see cref="ModelFormatException"/> naming the file and message.
-    /// </summary>
-    internal sealed class ProtoReader
-    {
-        public const int VarintType = 0;
-        public const int Fixed64 = 1;
-        public const int LengthDelimited = 2;
-        public const int Fixed32 = 5;
-
-        private readonly byte[] _data;
-        private readonly int _end;
-        private readonly string _source;
-        private readonly string _message;
-        private int _position;
-
-        public ProtoReader(byte[] data, string source, string message)
-            : this(data, 0, data.Length, source, message)
-        {
-        }
-
-        private ProtoReader(byte[] data, int start, int end, string source, string message)
-        {
-            _data = data;
-            _position = start;
-            _end = end;
-            _source = source;
-            _message = message;
-        }
-
-        /// <summary>Reads the next field's key; false at the end of the message.</summary>
-        public bool Next(out int field, out int wire)
-        {
-            if (_position >= _end)
-            {
-                field = 0;
-                wire = 0;
-                return false;
-            }
-
-            var key = Varint();
-            field = (int)(key >> 3);
-            wire = (int)(key & 7);
-            if (field <= 0 || key >> 3 > int.MaxValue)
-            {
-                throw Error($"has an invalid field number {key >> 3}");
-            }
-
-            return true;
-        }
-
-        public ulong Varint()
-        {
-            ulong value = 0;
-            for (var shift = 0; shift < 64; shift += 7)
-            {
-                if (_position >= _end)
-                {
-                    throw Error("is truncated inside a varint");
-                }
-
-                var b = _data[_position++];
-                value |= (ulong)(b & 0x7F) << shift;
-                if (b < 0x80)
-                {
-                    return value;
-                }
-            }
-
-            throw Error("has a varint longer than 10 bytes");
-        }
-
-        public float Float() => BitConverter.Int32BitsToSingle((int)Fixed(4));
-
-        public ReadOnlySpan<byte> Bytes()
-        {
-            var (start, length) = Length();
-            return _data.AsSpan(start, length);
-        }
-
-        public string String()
-        {
-            var bytes = Bytes();
-            try
-            {
-                return new UTF8Encoding(false, true).GetString(bytes);
-            }
-            catch (DecoderFallbackException e)
-            {
-                throw new ModelFormatException($"The SentencePiece model '{_source}' is malformed: a string in {_message} is not valid UTF-8.", _source, e);
-            }
-        }
-
-        /// <summary>The embedded message of a length-delimited field.</summary>
-        public ProtoReader Message(string name)
-        {
-            var (start, length) = Length();
-            return new ProtoReader(_data, start, start + length, _source, name);
-        }
-
-        public void Skip(int wire)
-        {
-            switch (wire)
-            {
-                case VarintType:
-                    Varint();
-                    break;
-                case Fixed64:
-                    Fixed(8);
-                    break;
-                case LengthDelimited:
-                    Length();
-                    break;
-                case Fixed32:
-                    Fixed(4);
-                    break;
-                default:
-                    throw Error($"has a field of unsupported wire type {wire}");
-            }
-        }
-
-        private (int Start, int Length) Length()
-        {
-            var length = Varint();
-            if (length > (ulong)(_end - _position))
-            {
-                throw Error($"is truncated: a field of {length} bytes has only {_end - _position} left");
-            }
-
-            var start = _position;
-            _position += (int)length;
-            return (start, (int)length);
-        }
-
-        private ulong Fixed(int size)
-        {
-            if (_end - _position < size)
-            {
-                throw Error($"is truncated inside a {size * 8}-bit field");
-            }
-
-            ulong value = 0;
-            for (var i = size - 1; i >= 0; i--)
-            {
-                value = (value << 8) | _data[_position + i];
-            }
-
-            _position += size;
-            return value;
-        }
-
-        private ModelFormatException Error(string what) =>
-            new($"The SentencePiece model '{_source}' is malformed: {_message} {what} (at byte {_position}).", _source);
     }
 }

@@ -1,7 +1,7 @@
-namespace OnnxLM.Explain;
+namespace OnnxLM;
 
 /// <summary>
-/// A read-only view of an ONNX model file's graph, parsed straight from the protobuf wire format: nodes (operator,
+/// A read-only view of an ONNX model file's graph, parsed in place with <see cref="ProtoReader"/>: nodes (operator,
 /// inputs, outputs), initializers (name, shape, element type and where their bytes are) and graph outputs. Tensor
 /// bytes are not loaded until asked for, so a large model costs its node list, not its weights.
 /// </summary>
@@ -47,22 +47,21 @@ internal sealed class OnnxModelFile
         using var stream = ModelFile.OpenRead(path, ModelFile.MaxGraphBytes);
         try
         {
-            foreach (var f in Fields(stream, 0, stream.Length))
+            var model = new ProtoReader(stream, 0, stream.Length, "ModelProto");
+            for (var keyStart = model.Position; model.Next(out var field, out var wire); keyStart = model.Position)
             {
-                if (f.Number != 7 || f.Wire != 2) continue; // ModelProto.graph
-                file.Graph = (f.Start, f.Length, f.KeyStart);
-                foreach (var g in Fields(stream, f.Start, f.Length))
+                if (field != 7 || wire != ProtoReader.LengthDelimited)
                 {
-                    switch (g.Number)
-                    {
-                        case 1 when g.Wire == 2: file.Nodes.Add(ReadNode(stream, g.Start, g.Length)); break;
-                        case 5 when g.Wire == 2: var init = ReadTensor(stream, g.Start, g.Length); file.Initializers[init.Name] = init; break;
-                        case 12 when g.Wire == 2: file.Outputs.Add(ReadName(stream, g.Start, g.Length)); break;
-                    }
+                    model.Skip(wire);
+                    continue;
                 }
+
+                var graph = model.ReadMessage("GraphProto"); // ModelProto.graph
+                file.Graph = (graph.Position, model.Position - graph.Position, keyStart);
+                file.ReadGraph(graph);
             }
         }
-        catch (Exception e) when (e is InvalidDataException or EndOfStreamException)
+        catch (InvalidDataException e)
         {
             throw new ModelFormatException($"'{path}' is not a readable ONNX model: {e.Message}", path, e);
         }
@@ -173,129 +172,113 @@ internal sealed class OnnxModelFile
         return bytes;
     }
 
-    private readonly record struct Field(int Number, int Wire, long KeyStart, long Start, long Length, ulong Value);
-
-    private static List<Field> Fields(Stream s, long start, long length)
+    private void ReadGraph(ProtoReader graph)
     {
-        var fields = new List<Field>();
-        s.Position = start;
-        var end = start + length;
-        while (s.Position < end)
+        while (graph.Next(out var field, out var wire))
         {
-            var keyStart = s.Position;
-            var key = ReadVarint(s);
-            var (number, wire) = ((int)(key >> 3), (int)(key & 7));
-            switch (wire)
+            switch (field)
             {
-                case 0: fields.Add(new Field(number, 0, keyStart, s.Position, 0, ReadVarint(s))); break;
-                case 1: s.Position += 8; break;
-                case 5: s.Position += 4; break;
-                case 2:
-                    var n = (long)ReadVarint(s);
-                    if (n < 0 || s.Position + n > end) throw new InvalidDataException("a field runs past the end of its message");
-                    fields.Add(new Field(number, 2, keyStart, s.Position, n, 0));
-                    s.Position += n;
-                    break;
-                default: throw new InvalidDataException($"protobuf wire type {wire}");
+                case 1 when wire == ProtoReader.LengthDelimited: Nodes.Add(ReadNode(graph.ReadMessage("NodeProto"))); break;
+                case 5 when wire == ProtoReader.LengthDelimited: var init = ReadTensor(graph.ReadMessage("TensorProto")); Initializers[init.Name] = init; break;
+                case 12 when wire == ProtoReader.LengthDelimited: Outputs.Add(ReadName(graph.ReadMessage("ValueInfoProto"))); break;
+                default: graph.Skip(wire); break;
             }
         }
-
-        return fields;
     }
 
-    private static string ReadString(Stream s, long start, long length)
-    {
-        var buffer = new byte[length];
-        s.Position = start;
-        s.ReadExactly(buffer);
-        return System.Text.Encoding.UTF8.GetString(buffer);
-    }
+    // ONNX is proto2, which does not check that strings are UTF-8; names pass through as ONNX Runtime reads them.
+    private static string ReadString(ProtoReader reader) => System.Text.Encoding.UTF8.GetString(reader.ReadBytes());
 
-    private static Node ReadNode(Stream s, long start, long length)
+    private static Node ReadNode(ProtoReader node)
     {
         var inputs = new List<string>();
         var outputs = new List<string>();
         var attributes = new Dictionary<string, long>(StringComparer.Ordinal);
         string name = "", op = "";
-        foreach (var f in Fields(s, start, length))
+        while (node.Next(out var field, out var wire))
         {
-            if (f.Wire != 2) continue;
-            switch (f.Number)
+            switch (field)
             {
-                case 1: inputs.Add(ReadString(s, f.Start, f.Length)); break;
-                case 2: outputs.Add(ReadString(s, f.Start, f.Length)); break;
-                case 3: name = ReadString(s, f.Start, f.Length); break;
-                case 4: op = ReadString(s, f.Start, f.Length); break;
-                case 5:
-                    // AttributeProto: name 1, i 3 (an int attribute; other kinds are not needed here).
-                    string? attribute = null;
-                    long? value = null;
-                    foreach (var a in Fields(s, f.Start, f.Length))
-                    {
-                        if (a.Number == 1 && a.Wire == 2) attribute = ReadString(s, a.Start, a.Length);
-                        else if (a.Number == 3 && a.Wire == 0) value = (long)a.Value;
-                    }
-
-                    if (attribute is not null && value is { } v) attributes[attribute] = v;
+                case 1 when wire == ProtoReader.LengthDelimited: inputs.Add(ReadString(node)); break;
+                case 2 when wire == ProtoReader.LengthDelimited: outputs.Add(ReadString(node)); break;
+                case 3 when wire == ProtoReader.LengthDelimited: name = ReadString(node); break;
+                case 4 when wire == ProtoReader.LengthDelimited: op = ReadString(node); break;
+                case 5 when wire == ProtoReader.LengthDelimited:
+                    if (ReadIntAttribute(node.ReadMessage("AttributeProto")) is ({ } attribute, { } value)) attributes[attribute] = value;
                     break;
+                default: node.Skip(wire); break;
             }
         }
 
         return new Node(name, op, inputs, outputs) { IntAttributes = attributes };
     }
 
-    private static string ReadName(Stream s, long start, long length) =>
-        Fields(s, start, length).FirstOrDefault(f => f.Number == 1 && f.Wire == 2) is { Wire: 2 } f ? ReadString(s, f.Start, f.Length) : "";
+    /// <summary>AttributeProto: name 1, i 3 (an int attribute; other kinds are not needed here).</summary>
+    private static (string? Name, long? Value) ReadIntAttribute(ProtoReader attribute)
+    {
+        string? name = null;
+        long? value = null;
+        while (attribute.Next(out var field, out var wire))
+        {
+            if (field == 1 && wire == ProtoReader.LengthDelimited) name = ReadString(attribute);
+            else if (field == 3 && wire == ProtoReader.VarintType) value = (long)attribute.ReadVarint();
+            else attribute.Skip(wire);
+        }
 
-    private static Initializer ReadTensor(Stream s, long start, long length)
+        return (name, value);
+    }
+
+    /// <summary>ValueInfoProto's name (field 1; the first, should it repeat); "" when absent.</summary>
+    private static string ReadName(ProtoReader valueInfo)
+    {
+        string? name = null;
+        while (valueInfo.Next(out var field, out var wire))
+        {
+            if (field == 1 && wire == ProtoReader.LengthDelimited && name is null) name = ReadString(valueInfo);
+            else valueInfo.Skip(wire);
+        }
+
+        return name ?? "";
+    }
+
+    private static Initializer ReadTensor(ProtoReader tensor)
     {
         var dims = new List<long>();
         string name = "";
         var type = 0;
         long rawOffset = 0, rawLength = 0, externalOffset = 0;
         string? location = null;
-        foreach (var f in Fields(s, start, length))
+        while (tensor.Next(out var field, out var wire))
         {
-            switch (f.Number, f.Wire)
+            switch (field, wire)
             {
-                case (1, 0): dims.Add((long)f.Value); break;
-                case (1, 2):
-                    s.Position = f.Start;
-                    while (s.Position < f.Start + f.Length) dims.Add((long)ReadVarint(s));
+                case (1, ProtoReader.VarintType): dims.Add((long)tensor.ReadVarint()); break;
+                case (1, ProtoReader.LengthDelimited):
+                    var packed = tensor.ReadMessage("TensorProto.dims");
+                    while (!packed.AtEnd) dims.Add((long)packed.ReadVarint());
                     break;
-                case (2, 0): type = (int)f.Value; break;
-                case (8, 2): name = ReadString(s, f.Start, f.Length); break;
-                case (9, 2): (rawOffset, rawLength) = (f.Start, f.Length); break;
-                case (13, 2):
+                case (2, ProtoReader.VarintType): type = (int)tensor.ReadVarint(); break;
+                case (8, ProtoReader.LengthDelimited): name = ReadString(tensor); break;
+                case (9, ProtoReader.LengthDelimited): (rawOffset, rawLength) = tensor.ReadLengthDelimited(); break;
+                case (13, ProtoReader.LengthDelimited):
                     // StringStringEntryProto: key 1, value 2 (location, offset, length).
+                    var entry = tensor.ReadMessage("StringStringEntryProto");
                     string? key = null, value = null;
-                    foreach (var kv in Fields(s, f.Start, f.Length))
+                    while (entry.Next(out var f, out var w))
                     {
-                        if (kv.Number == 1) key = ReadString(s, kv.Start, kv.Length);
-                        else if (kv.Number == 2) value = ReadString(s, kv.Start, kv.Length);
+                        if (f == 1 && w == ProtoReader.LengthDelimited) key = ReadString(entry);
+                        else if (f == 2 && w == ProtoReader.LengthDelimited) value = ReadString(entry);
+                        else entry.Skip(w);
                     }
 
                     if (key == "location") location = value;
                     else if (key == "offset") externalOffset = long.Parse(value ?? "0", System.Globalization.CultureInfo.InvariantCulture);
                     break;
+                default: tensor.Skip(wire); break;
             }
         }
 
         return new Initializer(name, dims, type, rawOffset, rawLength, location, externalOffset);
-    }
-
-    private static ulong ReadVarint(Stream s)
-    {
-        ulong value = 0;
-        for (var shift = 0; shift < 64; shift += 7)
-        {
-            var b = s.ReadByte();
-            if (b < 0) throw new EndOfStreamException("the file ends inside a field");
-            value |= (ulong)(b & 0x7f) << shift;
-            if ((b & 0x80) == 0) return value;
-        }
-
-        throw new InvalidDataException("a malformed varint");
     }
 
     /// <summary>
