@@ -1,5 +1,6 @@
 using System.Diagnostics;
 using OnnxLM;
+using OnnxLM.Sampling;
 
 /// <summary>Side-by-side measurements: each ratio comes from numbers taken in the same run.</summary>
 internal static class Benchmarks

@@ -3,6 +3,7 @@ using System.Globalization;
 using System.Text.Json;
 using OnnxLM;
 using OnnxLM.Constraints;
+using OnnxLM.Sampling;
 
 /// <summary>
 /// constraint-cost: what a constraint adds per generated token, on kjv-tiny's 4k vocabulary and on the Llama 2 (32k)

@@ -3,7 +3,6 @@ using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
-using OnnxLM.Hosting;
 
 // appsettings.json's "OnnxLM" section configures the model (ModelPath: here the first argument or the kjv-tiny found
 // above this folder); AddOnnxLM validates it when the host starts.

@@ -8,7 +8,7 @@ namespace OnnxLM.Cli;
 /// (missing files, bad model, over-long prompt), 130 cancelled (Ctrl+C). Errors are one line on standard error,
 /// with the stack trace only under <c>--verbose</c>.
 /// </summary>
-public static class CliApp
+internal static class CliApp
 {
     /// <summary>The model used when <c>--model</c> is not given, found beside the tool or above the current folder.</summary>
     public const string DefaultModel = "models/kjv-tiny";

@@ -2,6 +2,7 @@ using System.Globalization;
 using System.Text.Json;
 using Microsoft.Extensions.AI;
 using OnnxLM.Chat;
+using OnnxLM.Sampling;
 using AIChatMessage = Microsoft.Extensions.AI.ChatMessage;
 using OnnxChatMessage = OnnxLM.Chat.ChatMessage;
 

@@ -1,13 +1,16 @@
 using System.Diagnostics.Metrics;
 using Microsoft.Extensions.AI;
 using Microsoft.Extensions.Configuration;
-using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Diagnostics.HealthChecks;
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
+using OnnxLM;
+using OnnxLM.Hosting;
 
-namespace OnnxLM.Hosting;
+// The .NET convention: registration extensions live in the namespace of IServiceCollection, so services.AddOnnxLM is
+// found with no extra using; the options and services they register stay in OnnxLM.Hosting.
+namespace Microsoft.Extensions.DependencyInjection;
 
 /// <summary>Registers hosted OnnxLM models: the <see cref="LanguageModel"/>, an <see cref="IChatClient"/>, start-up loading and a health check.</summary>
 public static class OnnxLMServiceCollectionExtensions
@@ -47,7 +50,7 @@ public static class OnnxLMServiceCollectionExtensions
     private static IServiceCollection Add(IServiceCollection services, string? key, Action<OptionsBuilder<OnnxLMOptions>> configure, string configurationPath)
     {
         ArgumentNullException.ThrowIfNull(services);
-        var name = key ?? Options.DefaultName;
+        var name = key ?? Microsoft.Extensions.Options.Options.DefaultName;
         configure(services.AddOptions<OnnxLMOptions>(name).ValidateOnStart());
         services.AddSingleton<IValidateOptions<OnnxLMOptions>>(new OnnxLMOptionsValidator(name, configurationPath));
         services.AddKeyedSingleton(key, (sp, _) => new OnnxLMModelHost(

@@ -1,3 +1,5 @@
+using OnnxLM.Sampling;
+
 namespace OnnxLM.Server;
 
 /// <summary>Records, step by step, the most likely tokens of the distribution the sampler draws from (for <c>top_logprobs</c>).</summary>

@@ -4,6 +4,7 @@ using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Hosting;
 using OnnxLM.Hosting;
+using OnnxLM.Sampling;
 
 namespace OnnxLM.Hosting.Tests;
 

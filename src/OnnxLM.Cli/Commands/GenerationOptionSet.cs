@@ -1,4 +1,5 @@
 using System.CommandLine;
+using OnnxLM.Sampling;
 
 namespace OnnxLM.Cli.Commands;
 

@@ -1,4 +1,5 @@
 using System.Numerics;
+using OnnxLM.Sampling;
 
 namespace OnnxLM.Constraints;
 

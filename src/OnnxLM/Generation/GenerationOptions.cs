@@ -1,3 +1,5 @@
+using OnnxLM.Sampling;
+
 namespace OnnxLM;
 
 /// <summary>

@@ -1,4 +1,5 @@
 using System.Diagnostics;
+using OnnxLM.Sampling;
 
 namespace OnnxLM;
 

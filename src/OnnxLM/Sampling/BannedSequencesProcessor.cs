@@ -1,10 +1,10 @@
-namespace OnnxLM;
+namespace OnnxLM.Sampling;
 
 /// <summary>
 /// Forbids token sequences (Hugging Face <c>NoBadWordsLogitsProcessor</c>): a one-token sequence is always masked;
 /// for a longer one, its last token is masked whenever the sequence so far ends with all its other tokens.
 /// </summary>
-public sealed class BannedSequencesProcessor : ILogitProcessor
+internal sealed class BannedSequencesProcessor : ILogitProcessor
 {
     private readonly int[][] _sequences;
 

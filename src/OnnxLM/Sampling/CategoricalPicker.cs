@@ -1,13 +1,13 @@
 using System.Numerics.Tensors;
 
-namespace OnnxLM;
+namespace OnnxLM.Sampling;
 
 /// <summary>
 /// Draws a token with probability softmax(logits), in double precision, walking the candidates in id order: a seed
 /// yields the same tokens on every run (across CPU types, vectorized exp may differ in the last bit, which can
 /// change a draw only when the random point falls within about 1e-16 of a boundary).
 /// </summary>
-public sealed class CategoricalPicker : ITokenPicker
+internal sealed class CategoricalPicker : ITokenPicker
 {
     [ThreadStatic]
     private static double[]? t_weights;

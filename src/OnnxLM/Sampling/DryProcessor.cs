@@ -1,4 +1,4 @@
-namespace OnnxLM;
+namespace OnnxLM.Sampling;
 
 /// <summary>
 /// DRY, "Don't Repeat Yourself" (p-e-w's sampler, as in llama.cpp and koboldcpp): a token that would extend a
@@ -6,7 +6,7 @@ namespace OnnxLM;
 /// sequence it continues is at least <c>allowedLength</c> tokens long. Sequence-breaker tokens (newlines,
 /// quotes, ...) end a match, so structure can repeat while content does not.
 /// </summary>
-public sealed class DryProcessor : ILogitProcessor
+internal sealed class DryProcessor : ILogitProcessor
 {
     private const int MaxMatch = 64;
     private readonly HashSet<int> _breakers;

@@ -1,10 +1,10 @@
-namespace OnnxLM;
+namespace OnnxLM.Sampling;
 
 /// <summary>
 /// Epsilon sampling (Hewitt et al. 2022, "Truncation Sampling as Language Model Desmoothing"; Hugging Face
 /// <c>EpsilonLogitsWarper</c>): masks tokens with probability below <see cref="Epsilon"/> (the most likely token always stays).
 /// </summary>
-public sealed class EpsilonCutoffProcessor : ILogitProcessor
+internal sealed class EpsilonCutoffProcessor : ILogitProcessor
 {
     private double[] _probabilities = [];
 

@@ -1,10 +1,10 @@
-namespace OnnxLM;
+namespace OnnxLM.Sampling;
 
 /// <summary>
 /// Eta sampling (Hewitt et al. 2022; Hugging Face <c>EtaLogitsWarper</c>): masks tokens with probability below
 /// η = min(ε, √ε · exp(−entropy)), an entropy-adaptive floor (the most likely token always stays).
 /// </summary>
-public sealed class EtaCutoffProcessor : ILogitProcessor
+internal sealed class EtaCutoffProcessor : ILogitProcessor
 {
     private double[] _probabilities = [];
 

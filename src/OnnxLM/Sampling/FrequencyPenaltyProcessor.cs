@@ -1,11 +1,11 @@
-namespace OnnxLM;
+namespace OnnxLM.Sampling;
 
 /// <summary>
 /// Presence and frequency penalties (OpenAI's definition; llama.cpp <c>presence_penalty</c>/<c>frequency_penalty</c>):
 /// logit −= presence · [count &gt; 0] + frequency · count, with counts over the last <see cref="Window"/> tokens of the
 /// sequence, or of the generated tokens only (<see cref="CountsPrompt"/> false, as OpenAI's API and vLLM count).
 /// </summary>
-public sealed class FrequencyPenaltyProcessor : ILogitProcessor
+internal sealed class FrequencyPenaltyProcessor : ILogitProcessor
 {
     private int[] _counts = [];
 

@@ -1,7 +1,7 @@
-namespace OnnxLM;
+namespace OnnxLM.Sampling;
 
 /// <summary>Picks the highest logit; ties go to the lowest token id.</summary>
-public sealed class GreedyPicker : ITokenPicker
+internal sealed class GreedyPicker : ITokenPicker
 {
     /// <summary>The shared instance (the picker has no state).</summary>
     public static GreedyPicker Instance { get; } = new();

@@ -1,4 +1,4 @@
-namespace OnnxLM;
+namespace OnnxLM.Sampling;
 
 /// <summary>
 /// One step of the sampling pipeline: changes next-token logits in place (scale, mask with

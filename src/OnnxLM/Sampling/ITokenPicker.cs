@@ -1,4 +1,4 @@
-namespace OnnxLM;
+namespace OnnxLM.Sampling;
 
 /// <summary>The last step of the sampling pipeline: chooses the next token from processed logits.</summary>
 public interface ITokenPicker

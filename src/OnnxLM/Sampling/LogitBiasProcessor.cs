@@ -1,7 +1,7 @@
-namespace OnnxLM;
+namespace OnnxLM.Sampling;
 
 /// <summary>Adds a fixed bias to chosen tokens' logits (OpenAI <c>logit_bias</c>, llama.cpp <c>logit_bias</c>); −∞ bans a token.</summary>
-public sealed class LogitBiasProcessor : ILogitProcessor
+internal sealed class LogitBiasProcessor : ILogitProcessor
 {
     private readonly KeyValuePair<int, float>[] _bias;
 

@@ -1,7 +1,7 @@
-namespace OnnxLM;
+namespace OnnxLM.Sampling;
 
 /// <summary>Masks stop tokens until a minimum number of tokens has been generated (Hugging Face <c>MinNewTokensLengthLogitsProcessor</c>).</summary>
-public sealed class MinNewTokensProcessor : ILogitProcessor
+internal sealed class MinNewTokensProcessor : ILogitProcessor
 {
     private readonly int[] _stopIds;
 

@@ -1,10 +1,10 @@
-namespace OnnxLM;
+namespace OnnxLM.Sampling;
 
 /// <summary>
 /// Min-p (Nguyen et al. 2024; Hugging Face <c>MinPLogitsWarper</c>, llama.cpp <c>min_p</c>): keeps tokens whose
 /// probability is at least <see cref="MinP"/> times the most likely token's probability.
 /// </summary>
-public sealed class MinPProcessor : ILogitProcessor
+internal sealed class MinPProcessor : ILogitProcessor
 {
     /// <summary>Creates the processor.</summary>
     /// <param name="minP">Relative threshold in [0, 1].</param>

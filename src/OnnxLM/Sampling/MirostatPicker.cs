@@ -1,4 +1,4 @@
-namespace OnnxLM;
+namespace OnnxLM.Sampling;
 
 /// <summary>
 /// Mirostat (Basu et al. 2021), a picker that keeps the observed surprise near a target τ by adapting a cut-off μ
@@ -6,7 +6,7 @@ namespace OnnxLM;
 /// −log₂p exceeds μ; version 1 estimates the Zipf exponent from the top 100 tokens and keeps the top k it implies.
 /// Stateful: use one instance per generation.
 /// </summary>
-public sealed class MirostatPicker : ITokenPicker
+internal sealed class MirostatPicker : ITokenPicker
 {
     private readonly int _version;
     private double[] _probabilities = [];

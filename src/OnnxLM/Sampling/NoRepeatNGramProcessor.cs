@@ -1,10 +1,10 @@
-namespace OnnxLM;
+namespace OnnxLM.Sampling;
 
 /// <summary>
 /// Forbids repeating any n-gram (Hugging Face <c>NoRepeatNGramLogitsProcessor</c>): a token is masked when, with the
 /// last n−1 tokens, it would form an n-gram that already occurs in the sequence.
 /// </summary>
-public sealed class NoRepeatNGramProcessor : ILogitProcessor
+internal sealed class NoRepeatNGramProcessor : ILogitProcessor
 {
     /// <summary>Creates the processor.</summary>
     /// <param name="size">The n-gram length, ≥ 1.</param>

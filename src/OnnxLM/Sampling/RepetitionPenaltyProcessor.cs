@@ -1,11 +1,11 @@
-namespace OnnxLM;
+namespace OnnxLM.Sampling;
 
 /// <summary>
 /// Repetition penalty (Keskar et al. 2019, CTRL; Hugging Face <c>RepetitionPenaltyLogitsProcessor</c>): every token
 /// already in the sequence (prompt included) has its logit divided by the penalty when positive and multiplied
 /// by it when negative, so values above 1 discourage repeats.
 /// </summary>
-public sealed class RepetitionPenaltyProcessor : ILogitProcessor
+internal sealed class RepetitionPenaltyProcessor : ILogitProcessor
 {
     private bool[] _seen = [];
 

@@ -1,4 +1,4 @@
-namespace OnnxLM;
+namespace OnnxLM.Sampling;
 
 /// <summary>Named orders of <see cref="SamplerStage"/>s: the ecosystems differ, and the order changes results.</summary>
 public static class SamplerOrders

@@ -1,4 +1,4 @@
-namespace OnnxLM;
+namespace OnnxLM.Sampling;
 
 /// <summary>
 /// A sampling step whose position in the chain can be chosen with <see cref="GenerationOptions.SamplerOrder"/>.

@@ -1,4 +1,4 @@
-namespace OnnxLM;
+namespace OnnxLM.Sampling;
 
 /// <summary>What a logit processor or picker may look at: the sequence so far and the seeded random source.</summary>
 public sealed class SamplingContext

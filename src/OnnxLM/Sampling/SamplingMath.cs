@@ -3,7 +3,7 @@ using System.Numerics.Tensors;
 using System.Runtime.InteropServices;
 using System.Runtime.Intrinsics;
 
-namespace OnnxLM;
+namespace OnnxLM.Sampling;
 
 /// <summary>Shared numeric helpers for samplers and scorers.</summary>
 internal static class SamplingMath

@@ -1,4 +1,4 @@
-namespace OnnxLM;
+namespace OnnxLM.Sampling;
 
 /// <summary>
 /// The processors and picker one generation uses, built from <see cref="GenerationOptions"/>: hard rules first

@@ -1,7 +1,7 @@
-namespace OnnxLM;
+namespace OnnxLM.Sampling;
 
 /// <summary>Masks tokens so they are never generated (Hugging Face <c>SuppressTokensLogitsProcessor</c>).</summary>
-public sealed class SuppressTokensProcessor(IEnumerable<int> tokenIds) : ILogitProcessor
+internal sealed class SuppressTokensProcessor(IEnumerable<int> tokenIds) : ILogitProcessor
 {
     private readonly int[] _ids = tokenIds.ToArray();
 

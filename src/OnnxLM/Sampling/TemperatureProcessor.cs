@@ -1,7 +1,7 @@
-namespace OnnxLM;
+namespace OnnxLM.Sampling;
 
 /// <summary>Divides logits by a temperature: below 1 sharpens the distribution, above 1 flattens it.</summary>
-public sealed class TemperatureProcessor : ILogitProcessor
+internal sealed class TemperatureProcessor : ILogitProcessor
 {
     /// <summary>Creates the processor.</summary>
     /// <param name="temperature">A finite value greater than 0.</param>

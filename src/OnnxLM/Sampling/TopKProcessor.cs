@@ -1,7 +1,7 @@
-namespace OnnxLM;
+namespace OnnxLM.Sampling;
 
 /// <summary>Keeps the <see cref="K"/> highest logits (ties at the boundary all kept) and masks the rest.</summary>
-public sealed class TopKProcessor : ILogitProcessor
+internal sealed class TopKProcessor : ILogitProcessor
 {
     private float[] _scratch = [];
 

@@ -1,10 +1,10 @@
-namespace OnnxLM;
+namespace OnnxLM.Sampling;
 
 /// <summary>
 /// Top-nσ (Tang et al. 2024, "Top-nσ: Not All Logits Are You Need"; llama.cpp <c>top_n_sigma</c>): keeps tokens whose
 /// logit is within <see cref="N"/> standard deviations of the largest logit (σ over the finite logits).
 /// </summary>
-public sealed class TopNSigmaProcessor : ILogitProcessor
+internal sealed class TopNSigmaProcessor : ILogitProcessor
 {
     /// <summary>Creates the processor.</summary>
     /// <param name="n">Number of standard deviations, ≥ 0.</param>

@@ -1,13 +1,13 @@
 using System.Numerics.Tensors;
 
-namespace OnnxLM;
+namespace OnnxLM.Sampling;
 
 /// <summary>
 /// Nucleus sampling (Holtzman et al. 2019; Hugging Face <c>TopPLogitsWarper</c>): keeps the most probable tokens
 /// whose cumulative probability first reaches <see cref="P"/> (the token crossing the threshold included, at
 /// least one kept) and masks the rest.
 /// </summary>
-public sealed class TopPProcessor : ILogitProcessor
+internal sealed class TopPProcessor : ILogitProcessor
 {
     private int[] _order = [];
     private float[] _keys = [];

@@ -1,13 +1,13 @@
 using System.Numerics.Tensors;
 
-namespace OnnxLM;
+namespace OnnxLM.Sampling;
 
 /// <summary>
 /// Locally typical sampling (Meister et al. 2022; Hugging Face <c>TypicalLogitsWarper</c>): orders tokens by how far
 /// their surprise −log p is from the distribution's entropy and keeps the closest ones until their probability
 /// reaches <see cref="P"/> (at least one kept).
 /// </summary>
-public sealed class TypicalPProcessor : ILogitProcessor
+internal sealed class TypicalPProcessor : ILogitProcessor
 {
     private int[] _ids = [];
     private double[] _probabilities = [];

@@ -1,11 +1,11 @@
-namespace OnnxLM;
+namespace OnnxLM.Sampling;
 
 /// <summary>
 /// XTC, "Exclude Top Choices" (p-e-w's sampler, as in llama.cpp): with probability <see cref="Probability"/>, when at
 /// least two tokens have probability ≥ <see cref="Threshold"/>, all of them except the least likely are removed,
 /// steering away from the most predictable continuations while staying coherent.
 /// </summary>
-public sealed class XtcProcessor : ILogitProcessor
+internal sealed class XtcProcessor : ILogitProcessor
 {
     private double[] _probabilities = [];
 

@@ -1,6 +1,7 @@
 using System.Text;
 using System.Text.Json;
 using OnnxLM.Constraints;
+using OnnxLM.Sampling;
 
 namespace OnnxLM.Tests;
 

@@ -1,4 +1,5 @@
 using OnnxLM.Explain;
+using OnnxLM.Sampling;
 
 namespace OnnxLM.Tests;
 

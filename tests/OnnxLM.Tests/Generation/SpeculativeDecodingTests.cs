@@ -1,5 +1,6 @@
 using OnnxLM.Chat;
 using OnnxLM.ModelBuilder;
+using OnnxLM.Sampling;
 
 namespace OnnxLM.Tests;
 

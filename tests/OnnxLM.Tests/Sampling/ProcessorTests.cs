@@ -1,3 +1,5 @@
+using OnnxLM.Sampling;
+
 namespace OnnxLM.Tests;
 
 /// <summary>Each processor on small logit vectors against values worked out by hand from its published definition.</summary>

@@ -1,3 +1,5 @@
+using OnnxLM.Sampling;
+
 namespace OnnxLM.Tests;
 
 /// <summary>The vectorized helpers behind the samplers and scorers agree with plain loops, including at −∞, NaN, ties and odd lengths.</summary>

@@ -1,3 +1,5 @@
+using OnnxLM.Sampling;
+
 namespace OnnxLM.Tests;
 
 /// <summary>Sampled frequencies follow the processed distribution (Pearson chi-square, fixed seed).</summary>
