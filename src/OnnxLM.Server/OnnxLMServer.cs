@@ -101,12 +101,8 @@ public static class OnnxLMServer
     /// <summary>The endpoints and their middleware: for every request of a server of our own, else for the endpoints' paths only.</summary>
     private static RouteGroupBuilder Map(WebApplication app, bool wholeApplication)
     {
-        if (app.Services.GetService<OnnxLMServerOptions>() is null)
-        {
-            throw new InvalidOperationException("Call services.AddOnnxLMOpenAI(...) before app.MapOnnxLMOpenAI().");
-        }
-
-        var options = app.Services.GetRequiredService<OnnxLMServerOptions>();
+        var options = app.Services.GetService<OnnxLMServerOptions>()
+            ?? throw new InvalidOperationException("Call services.AddOnnxLMOpenAI(...) before app.MapOnnxLMOpenAI().");
         var logger = app.Services.GetRequiredService<ILoggerFactory>().CreateLogger("OnnxLM.Server");
         app.UseWhen(context => wholeApplication || IsServed(context.Request.Path, options), branch => branch.Use(async (context, next) =>
         {

@@ -1,3 +1,4 @@
+using System.Collections.Concurrent;
 using System.Diagnostics.Metrics;
 using System.Globalization;
 using System.Text;
@@ -31,7 +32,7 @@ internal sealed class PrometheusMetrics : IDisposable
 
     private readonly MeterListener _listener = new();
     private readonly object _gate = new();
-    private readonly Dictionary<string, Family> _families = new(StringComparer.Ordinal);
+    private readonly ConcurrentDictionary<string, Family> _families = new(StringComparer.Ordinal);
 
     /// <summary>Starts listening to the <paramref name="meterName"/> meters of <paramref name="meterFactory"/> (of any factory when null).</summary>
     public PrometheusMetrics(IMeterFactory? meterFactory, string meterName = OnnxLMTelemetry.Name)
@@ -54,9 +55,10 @@ internal sealed class PrometheusMetrics : IDisposable
     /// <summary>The metrics now, in the text exposition format; observable instruments are read first.</summary>
     public string Scrape()
     {
+        // Outside the lock: a gauge's callback may wait on a lock of its own that a thread recording a measurement holds.
+        _listener.RecordObservableInstruments();
         lock (_gate)
         {
-            _listener.RecordObservableInstruments();
             var text = new StringBuilder();
             foreach (var family in _families.Values.OrderBy(f => f.Name, StringComparer.Ordinal)) family.Write(text);
             return text.ToString();
@@ -79,16 +81,8 @@ internal sealed class PrometheusMetrics : IDisposable
             _ => Kind.Gauge, // Gauge<T>, ObservableGauge<T>, ObservableUpDownCounter<T>: the last value is the value
         };
         var name = MetricName(instrument.Name, instrument.Unit, type is Kind.Counter or Kind.ObservedCounter);
-        lock (_gate)
-        {
-            if (!_families.TryGetValue(name, out var family))
-            {
-                family = new Family(name, instrument.Description, type, type == Kind.Histogram ? Buckets(instrument) : []);
-                _families.Add(name, family);
-            }
-
-            return family;
-        }
+        // Instruments of one name (each model host creates its own) share one family; their tags tell the series apart.
+        return _families.GetOrAdd(name, _ => new Family(name, instrument.Description, type, type == Kind.Histogram ? Buckets(instrument) : []));
     }
 
     private void Record(object? state, double value, ReadOnlySpan<KeyValuePair<string, object?>> tags)
