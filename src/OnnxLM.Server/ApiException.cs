@@ -41,6 +41,6 @@ internal sealed class ApiException(int status, string message, string? param = n
         context.Response.StatusCode = Status;
         if (RetryAfter is { } retry) context.Response.Headers.RetryAfter = ((int)Math.Ceiling(retry.TotalSeconds)).ToString(System.Globalization.CultureInfo.InvariantCulture);
         context.Response.ContentType = "application/json";
-        await context.Response.WriteAsJsonAsync(new ErrorResponse(new ErrorBody(Message, Type, Param, Code)), ServerJsonContext.Default.ErrorResponse, "application/json", context.RequestAborted);
+        await context.Response.WriteAsJsonAsync(new ErrorResponse(new ErrorBody(Message, Type, Param, Code)), ServerJson.Events.ErrorResponse, "application/json", context.RequestAborted);
     }
 }

@@ -73,13 +73,13 @@ internal static class ChatCompletionsEndpoint
             var calls = response.Messages.SelectMany(m => m.Contents).OfType<FunctionCallContent>().Select(c => ToolCall(c, null)).ToList();
             var reply = new ChatReply("assistant", calls.Count > 0 && string.IsNullOrEmpty(response.Text) ? null : response.Text, calls.Count > 0 ? calls : null);
             var choice = new ChatChoice(0, reply, logprobs ? new ChatLogProbs(entries) : null, Finish(response.FinishReason));
-            await http.Response.WriteAsJsonAsync(new ChatCompletion(id, "chat.completion", created, name, [choice], Usage(response.Usage)), ServerJsonContext.Default.ChatCompletion, contentType: null, ct);
+            await http.Response.WriteAsJsonAsync(new ChatCompletion(id, "chat.completion", created, name, [choice], Usage(response.Usage)), ServerJson.Body.ChatCompletion, contentType: null, ct);
             return;
         }
 
         CompletionsEndpoint.StartStream(http);
         Task Send(ChatDelta delta, string? finish = null, ChatLogProbs? logProbs = null) =>
-            CompletionsEndpoint.Send(http, new ChatChunk(id, ChunkObject, created, name, [new ChatChunkChoice(0, delta, logProbs, finish)]), ServerJsonContext.Default.ChatChunk, ct);
+            CompletionsEndpoint.Send(http, new ChatChunk(id, ChunkObject, created, name, [new ChatChunkChoice(0, delta, logProbs, finish)]), ServerJson.Events.ChatChunk, ct);
         await Send(new ChatDelta(Role: "assistant", Content: ""));
         UsageDetails? usage = null;
         await foreach (var update in client.GetStreamingResponseAsync(messages, options, ct))
@@ -92,7 +92,7 @@ internal static class ChatCompletionsEndpoint
             if (update.FinishReason is { } finish) await Send(new ChatDelta(), Finish(finish));
         }
 
-        if (includeUsage) await CompletionsEndpoint.Send(http, new ChatChunk(id, ChunkObject, created, name, [], Usage(usage)), ServerJsonContext.Default.ChatChunk, ct);
+        if (includeUsage) await CompletionsEndpoint.Send(http, new ChatChunk(id, ChunkObject, created, name, [], Usage(usage)), ServerJson.Events.ChatChunk, ct);
         await http.Response.WriteAsync("data: [DONE]\n\n", ct);
     }
 

@@ -120,12 +120,12 @@ internal static class CompletionsEndpoint
         var usage = new CompletionUsage(promptTokens, completionTokens, promptTokens + completionTokens);
         if (stream)
         {
-            if (includeUsage) await Send(http, new Completion(id, TextCompletion, created, name, [], usage), ServerJsonContext.Default.Completion, ct);
+            if (includeUsage) await Send(http, new Completion(id, TextCompletion, created, name, [], usage), ServerJson.Events.Completion, ct);
             await http.Response.WriteAsync("data: [DONE]\n\n", ct);
             return;
         }
 
-        await http.Response.WriteAsJsonAsync(new Completion(id, TextCompletion, created, name, choices, usage), ServerJsonContext.Default.Completion, contentType: null, ct);
+        await http.Response.WriteAsJsonAsync(new Completion(id, TextCompletion, created, name, choices, usage), ServerJson.Body.Completion, contentType: null, ct);
     }
 
     internal static async Task<RequestQueue.Lease> Enter(OnnxLMModelHost host, CancellationToken ct)
@@ -155,7 +155,7 @@ internal static class CompletionsEndpoint
     private const string TextCompletion = "text_completion";
 
     private static Task SendChunk(HttpContext http, string id, long created, string model, int index, string text, CompletionLogProbs? logprobs, string? finish, CancellationToken ct) =>
-        Send(http, new Completion(id, TextCompletion, created, model, [new CompletionChoice(text, index, logprobs, finish)]), ServerJsonContext.Default.Completion, ct);
+        Send(http, new Completion(id, TextCompletion, created, model, [new CompletionChoice(text, index, logprobs, finish)]), ServerJson.Events.Completion, ct);
 
     /// <summary>How many prompts the request sends, counted without tokenizing any.</summary>
     private static int PromptCount(RequestBody body) => body.Get("prompt") switch

@@ -170,7 +170,7 @@ public static class OnnxLMServer
         var models = app.Services.GetRequiredService<ServedModels>();
         var metrics = app.Services.GetRequiredService<PrometheusMetrics>(); // listening from now on
         var endpoints = app.MapGroup("");
-        endpoints.MapGet("/v1/models", () => Results.Json(new ModelList("list", [.. models.Names.Select(n => new ModelEntry(n, "model", 0, "onnxlm"))]), ServerJsonContext.Default.ModelList));
+        endpoints.MapGet("/v1/models", () => Results.Json(new ModelList("list", [.. models.Names.Select(n => new ModelEntry(n, "model", 0, "onnxlm"))]), ServerJson.Body.ModelList));
         endpoints.MapPost("/v1/completions", (HttpContext http) => CompletionsEndpoint.HandleAsync(http, models, options));
         endpoints.MapPost("/v1/chat/completions", (HttpContext http) => ChatCompletionsEndpoint.HandleAsync(http, models, options));
         endpoints.MapPost("/tokenize", async (HttpContext http) =>
@@ -180,7 +180,7 @@ public static class OnnxLMServer
             var text = body.String("prompt") ?? body.RequiredString("text");
             host.Model.CheckTextFits(text.Length, "text");
             var ids = body.Bool("add_special_tokens", true) ? host.Model.Tokenizer.Encode(text, cancellationToken: http.RequestAborted) : host.Model.Tokenizer.Encode(text, addSpecialTokens: false, http.RequestAborted);
-            return Results.Json(new TokenizeResponse(ids, ids.Length, host.Model.Info.ContextLength), ServerJsonContext.Default.TokenizeResponse);
+            return Results.Json(new TokenizeResponse(ids, ids.Length, host.Model.Info.ContextLength), ServerJson.Body.TokenizeResponse);
         });
         endpoints.MapPost("/detokenize", async (HttpContext http) =>
         {
@@ -189,14 +189,14 @@ public static class OnnxLMServer
             var vocab = host.Model.Tokenizer.VocabularySize;
             var list = body.List("tokens") ?? throw ApiException.BadRequest("'tokens' is required: a list of token ids.", "tokens");
             var ids = list.EnumerateArray().Select((x, i) => RequestBody.Integer(x, $"tokens[{i}]", 0, vocab - 1)).ToArray();
-            return Results.Json(new DetokenizeResponse(host.Model.Tokenizer.Decode(ids)), ServerJsonContext.Default.DetokenizeResponse);
+            return Results.Json(new DetokenizeResponse(host.Model.Tokenizer.Decode(ids)), ServerJson.Body.DetokenizeResponse);
         });
         ExplainEndpoints.Map(endpoints, models, options);
         endpoints.MapGet("/health", (IServiceProvider sp) =>
         {
             var loading = models.Names.Where(n => !sp.GetRequiredKeyedService<OnnxLMModelHost>(n).IsLoaded).ToList();
-            return loading.Count == 0 ? Results.Json(new HealthResponse("ok", Models: models.Names), ServerJsonContext.Default.HealthResponse)
-                : Results.Json(new HealthResponse("loading", Loading: loading), ServerJsonContext.Default.HealthResponse, statusCode: 503);
+            return loading.Count == 0 ? Results.Json(new HealthResponse("ok", Models: models.Names), ServerJson.Body.HealthResponse)
+                : Results.Json(new HealthResponse("loading", Loading: loading), ServerJson.Body.HealthResponse, statusCode: 503);
         });
         if (options.Metrics) endpoints.MapGet("/metrics", () => Results.Text(metrics.Scrape(), PrometheusMetrics.ContentType));
         if (options.Playground) Playground.Map(endpoints);

@@ -33,10 +33,15 @@ internal sealed class PrometheusMetrics : IDisposable
     private readonly MeterListener _listener = new();
     private readonly object _gate = new();
     private readonly ConcurrentDictionary<string, Family> _families = new(StringComparer.Ordinal);
+    private readonly string _scopeLabel;
 
     /// <summary>Starts listening to the <paramref name="meterName"/> meters of <paramref name="meterFactory"/> (of any factory when null).</summary>
     public PrometheusMetrics(IMeterFactory? meterFactory, string meterName = OnnxLMTelemetry.Name)
     {
+        // OpenTelemetry's exporter names the meter on every series; dashboards written against it keep working.
+        var scope = new StringBuilder("otel_scope_name=\"");
+        AppendEscaped(scope, meterName, quote: true);
+        _scopeLabel = scope.Append('"').ToString();
         _listener.InstrumentPublished = (instrument, listener) =>
         {
             if (instrument.Meter.Name != meterName || meterFactory is not null && !ReferenceEquals(instrument.Meter.Scope, meterFactory)) return;
@@ -88,7 +93,7 @@ internal sealed class PrometheusMetrics : IDisposable
     private void Record(object? state, double value, ReadOnlySpan<KeyValuePair<string, object?>> tags)
     {
         if (state is not Family family) return;
-        var labels = Labels(tags);
+        var labels = Labels(_scopeLabel, tags);
         lock (_gate) family.Record(labels, value);
     }
 
@@ -134,10 +139,9 @@ internal sealed class PrometheusMetrics : IDisposable
         return result.ToString();
     }
 
-    /// <summary>The series' labels, sorted by name and written as <c>{a="1",b="x"}</c> (empty without tags).</summary>
-    private static string Labels(ReadOnlySpan<KeyValuePair<string, object?>> tags)
+    /// <summary>The series' labels: the scope, then the tags sorted by name, written as <c>{otel_scope_name="OnnxLM",a="1",b="x"}</c>.</summary>
+    private static string Labels(string scope, ReadOnlySpan<KeyValuePair<string, object?>> tags)
     {
-        if (tags.IsEmpty) return "";
         var pairs = new List<(string Name, string Value)>(tags.Length);
         foreach (var tag in tags)
         {
@@ -152,11 +156,10 @@ internal sealed class PrometheusMetrics : IDisposable
         }
 
         pairs.Sort((a, b) => string.CompareOrdinal(a.Name, b.Name));
-        var text = new StringBuilder("{");
+        var text = new StringBuilder("{").Append(scope);
         for (var i = 0; i < pairs.Count; i++)
         {
-            if (i > 0) text.Append(',');
-            text.Append(pairs[i].Name).Append("=\"");
+            text.Append(',').Append(pairs[i].Name).Append("=\"");
             AppendEscaped(text, pairs[i].Value, quote: true);
             text.Append('"');
         }
@@ -262,7 +265,7 @@ internal sealed class PrometheusMetrics : IDisposable
         private void Bucket(StringBuilder text, string labels, string bound, long count)
         {
             var le = $"le=\"{bound}\"";
-            text.Append(Name).Append("_bucket").Append(labels.Length == 0 ? "{" + le + "}" : labels[..^1] + "," + le + "}")
+            text.Append(Name).Append("_bucket").Append(labels[..^1]).Append(',').Append(le).Append('}')
                 .Append(' ').Append(count.ToString(CultureInfo.InvariantCulture)).Append('\n');
         }
     }

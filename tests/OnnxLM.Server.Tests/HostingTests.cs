@@ -80,29 +80,30 @@ public sealed class HostingTests
         requests.Add(1);
         foreach (var seconds in new[] { 0.0078125, 0.03125, 0.03125, 100 }) duration.Record(seconds, new KeyValuePair<string, object?>("model", "m"));
         var lines = metrics.Scrape().Split('\n');
+        const string Scope = "otel_scope_name=\"OnnxLM.Server.Tests.Prometheus\"";
 
         Assert.Contains("# HELP test_requests_total Requests \\\\ served\\nso far", lines);
         Assert.Contains("# TYPE test_requests_total counter", lines);
-        Assert.Contains("test_requests_total{route_path=\"a\\\"b\\\\c\\nd\"} 5", lines);
-        Assert.Contains("test_requests_total 1", lines);
+        Assert.Contains("test_requests_total{" + Scope + ",route_path=\"a\\\"b\\\\c\\nd\"} 5", lines);
+        Assert.Contains("test_requests_total{" + Scope + "} 1", lines);
         Assert.Contains("# TYPE test_queue_length gauge", lines);
-        Assert.Contains("test_queue_length 7", lines);
+        Assert.Contains("test_queue_length{" + Scope + "} 7", lines);
         Assert.Contains("# TYPE test_duration_seconds histogram", lines);
 
         // Buckets count every value at or below their bound, so they only grow, and +Inf is the count.
         var buckets = lines.Where(l => l.StartsWith("test_duration_seconds_bucket{", StringComparison.Ordinal)).ToList();
-        Assert.Equal("test_duration_seconds_bucket{model=\"m\",le=\"0.01\"} 1", buckets[0]);
-        Assert.Equal("test_duration_seconds_bucket{model=\"m\",le=\"0.02\"} 1", buckets[1]);
-        Assert.Equal("test_duration_seconds_bucket{model=\"m\",le=\"0.04\"} 3", buckets[2]);
-        Assert.Equal("test_duration_seconds_bucket{model=\"m\",le=\"81.92\"} 3", buckets[^2]);
-        Assert.Equal("test_duration_seconds_bucket{model=\"m\",le=\"+Inf\"} 4", buckets[^1]);
+        Assert.Equal("test_duration_seconds_bucket{" + Scope + ",model=\"m\",le=\"0.01\"} 1", buckets[0]);
+        Assert.Equal("test_duration_seconds_bucket{" + Scope + ",model=\"m\",le=\"0.02\"} 1", buckets[1]);
+        Assert.Equal("test_duration_seconds_bucket{" + Scope + ",model=\"m\",le=\"0.04\"} 3", buckets[2]);
+        Assert.Equal("test_duration_seconds_bucket{" + Scope + ",model=\"m\",le=\"81.92\"} 3", buckets[^2]);
+        Assert.Equal("test_duration_seconds_bucket{" + Scope + ",model=\"m\",le=\"+Inf\"} 4", buckets[^1]);
         var counts = buckets.Select(b => long.Parse(b[(b.LastIndexOf(' ') + 1)..], System.Globalization.CultureInfo.InvariantCulture)).ToList();
         Assert.True(counts.Zip(counts.Skip(1)).All(p => p.First <= p.Second), string.Join("\n", buckets));
-        Assert.Contains("test_duration_seconds_sum{model=\"m\"} 100.0703125", lines);
-        Assert.Contains("test_duration_seconds_count{model=\"m\"} 4", lines);
+        Assert.Contains("test_duration_seconds_sum{" + Scope + ",model=\"m\"} 100.0703125", lines);
+        Assert.Contains("test_duration_seconds_count{" + Scope + ",model=\"m\"} 4", lines);
 
         waiting = 2; // a gauge is read at each scrape
-        Assert.Contains("test_queue_length 2", metrics.Scrape().Split('\n'));
+        Assert.Contains("test_queue_length{" + Scope + "} 2", metrics.Scrape().Split('\n'));
     }
 
     [Theory]

@@ -1,3 +1,4 @@
+using System.Text.Encodings.Web;
 using System.Text.Json;
 using System.Text.Json.Serialization;
 using OnnxLM.Explain;
@@ -26,3 +27,22 @@ internal sealed partial class ServerJsonContext : JsonSerializerContext;
 [JsonSerializable(typeof(NextTokenExplanation))]
 [JsonSerializable(typeof(TokenizationExplanation))]
 internal sealed partial class ExplainJsonContext : JsonSerializerContext;
+
+/// <summary>The contexts each kind of output is written with, escaped as the server has always written it.</summary>
+/// <remarks>
+/// Response bodies are escaped as ASP.NET Core escapes JSON results (<see cref="JavaScriptEncoder.UnsafeRelaxedJsonEscaping"/>:
+/// <c>&lt;s&gt;</c> and non-ASCII text as they are); server-sent events and error objects with the serializer's default
+/// encoder (<c>\u003C</c>, <c>\u0027</c>). Either is valid JSON that decodes to the same text; keeping each as it was keeps
+/// the bytes clients have seen.
+/// </remarks>
+internal static class ServerJson
+{
+    /// <summary>Response bodies (relaxed escaping).</summary>
+    public static ServerJsonContext Body { get; } = new(new JsonSerializerOptions(ServerJsonContext.Default.Options) { Encoder = JavaScriptEncoder.UnsafeRelaxedJsonEscaping });
+
+    /// <summary>Server-sent event chunks and error objects (default escaping).</summary>
+    public static ServerJsonContext Events => ServerJsonContext.Default;
+
+    /// <summary>The explain records' bodies (camelCase, relaxed escaping).</summary>
+    public static ExplainJsonContext Explain { get; } = new(new JsonSerializerOptions(ExplainJsonContext.Default.Options) { Encoder = JavaScriptEncoder.UnsafeRelaxedJsonEscaping });
+}
