@@ -1,6 +1,7 @@
 using System.Text.Json;
 using Microsoft.AspNetCore.Http;
 using Microsoft.Extensions.AI;
+using OnnxLM.Server.Wire;
 using AIChatMessage = Microsoft.Extensions.AI.ChatMessage;
 
 namespace OnnxLM.Server;
@@ -47,22 +48,21 @@ internal static class ChatCompletionsEndpoint
         var (_, host) = models.Resolve(name);
         var tokenizer = host.Model.Tokenizer;
         var step = 0;
-        object? LogProbEntry(ChatResponseUpdate update)
+        TokenLogProb? LogProbEntry(ChatResponseUpdate update)
         {
             if (!logprobs || update.AdditionalProperties?.TryGetValue(OnnxLM.Hosting.OnnxLMChatClient.LogProbProperty, out var lp) != true) return null;
-            var tokenId = (int)update.AdditionalProperties[OnnxLM.Hosting.OnnxLMChatClient.TokenIdProperty]!;
             var text = update.Text;
-            var top = recorder is not null && step < recorder.Steps.Count
-                ? recorder.Steps[step].Select(t => new { token = tokenizer.TokenText(t.Id), logprob = t.LogProb, bytes = Bytes(tokenizer.TokenText(t.Id)) }).ToArray()
+            TopLogProb[] top = recorder is not null && step < recorder.Steps.Count
+                ? [.. recorder.Steps[step].Select(t => new TopLogProb(tokenizer.TokenText(t.Id), t.LogProb, Bytes(tokenizer.TokenText(t.Id))))]
                 : [];
             step++;
-            return new { token = text, logprob = (double)lp!, bytes = Bytes(text), top_logprobs = top };
+            return new TokenLogProb(text, (double)lp!, Bytes(text), top);
         }
 
         if (!body.Bool("stream"))
         {
             var updates = new List<ChatResponseUpdate>();
-            var entries = new List<object>();
+            var entries = new List<TokenLogProb>();
             await foreach (var update in client.GetStreamingResponseAsync(messages, options, ct))
             {
                 updates.Add(update);
@@ -70,66 +70,46 @@ internal static class ChatCompletionsEndpoint
             }
 
             var response = updates.ToChatResponse();
-            var message = response.Messages.LastOrDefault();
-            var calls = response.Messages.SelectMany(m => m.Contents).OfType<FunctionCallContent>().Select(ToolCall).ToList();
-            await http.Response.WriteAsJsonAsync(new
-            {
-                id, @object = "chat.completion", created, model = name,
-                choices = new[]
-                {
-                    new
-                    {
-                        index = 0,
-                        message = new { role = "assistant", content = calls.Count > 0 && string.IsNullOrEmpty(response.Text) ? null : response.Text, tool_calls = calls.Count > 0 ? calls : null },
-                        logprobs = logprobs ? new { content = entries } : null,
-                        finish_reason = Finish(response.FinishReason),
-                    },
-                },
-                usage = Usage(response.Usage),
-            }, ct);
+            var calls = response.Messages.SelectMany(m => m.Contents).OfType<FunctionCallContent>().Select(c => ToolCall(c, null)).ToList();
+            var reply = new ChatReply("assistant", calls.Count > 0 && string.IsNullOrEmpty(response.Text) ? null : response.Text, calls.Count > 0 ? calls : null);
+            var choice = new ChatChoice(0, reply, logprobs ? new ChatLogProbs(entries) : null, Finish(response.FinishReason));
+            await http.Response.WriteAsJsonAsync(new ChatCompletion(id, "chat.completion", created, name, [choice], Usage(response.Usage)), ServerJson.Body.ChatCompletion, contentType: null, ct);
             return;
         }
 
         CompletionsEndpoint.StartStream(http);
-        await CompletionsEndpoint.Send(http, Chunk(id, created, name, new { role = "assistant", content = "" }, null), ct);
+        Task Send(ChatDelta delta, string? finish = null, ChatLogProbs? logProbs = null) =>
+            CompletionsEndpoint.Send(http, new ChatChunk(id, ChunkObject, created, name, [new ChatChunkChoice(0, delta, logProbs, finish)]), ServerJson.Events.ChatChunk, ct);
+        await Send(new ChatDelta(Role: "assistant", Content: ""));
         UsageDetails? usage = null;
         await foreach (var update in client.GetStreamingResponseAsync(messages, options, ct))
         {
             var entry = LogProbEntry(update);
-            if (update.Text.Length > 0 || entry is not null)
-            {
-                await CompletionsEndpoint.Send(http, entry is null ? Chunk(id, created, name, new { content = update.Text }, null)
-                    : new { id, @object = "chat.completion.chunk", created, model = name, choices = new[] { new { index = 0, delta = (object)new { content = update.Text }, logprobs = (object?)new { content = new[] { entry } }, finish_reason = (string?)null } } }, ct);
-            }
-            var calls = update.Contents.OfType<FunctionCallContent>().Select((c, i) => new { index = i, id = c.CallId, type = "function", function = new { name = c.Name, arguments = JsonSerializer.Serialize(c.Arguments) } }).ToList();
-            if (calls.Count > 0) await CompletionsEndpoint.Send(http, Chunk(id, created, name, new { tool_calls = calls }, null), ct);
+            if (update.Text.Length > 0 || entry is not null) await Send(new ChatDelta(Content: update.Text), logProbs: entry is null ? null : new ChatLogProbs([entry]));
+            var calls = update.Contents.OfType<FunctionCallContent>().Select((c, i) => ToolCall(c, i)).ToList();
+            if (calls.Count > 0) await Send(new ChatDelta(ToolCalls: calls));
             usage = update.Contents.OfType<UsageContent>().FirstOrDefault()?.Details ?? usage;
-            if (update.FinishReason is { } finish) await CompletionsEndpoint.Send(http, Chunk(id, created, name, new { }, Finish(finish)), ct);
+            if (update.FinishReason is { } finish) await Send(new ChatDelta(), Finish(finish));
         }
 
-        if (includeUsage) await CompletionsEndpoint.Send(http, new { id, @object = "chat.completion.chunk", created, model = name, choices = Array.Empty<object>(), usage = Usage(usage) }, ct);
+        if (includeUsage) await CompletionsEndpoint.Send(http, new ChatChunk(id, ChunkObject, created, name, [], Usage(usage)), ServerJson.Events.ChatChunk, ct);
         await http.Response.WriteAsync("data: [DONE]\n\n", ct);
     }
+
+    private const string ChunkObject = "chat.completion.chunk";
 
     /// <summary>A token's UTF-8 bytes as OpenAI writes them: a list of integers.</summary>
     private static int[] Bytes(string text) => [.. System.Text.Encoding.UTF8.GetBytes(text).Select(b => (int)b)];
 
-    private static object Chunk(string id, long created, string model, object delta, string? finish) =>
-        new { id, @object = "chat.completion.chunk", created, model, choices = new[] { new { index = 0, delta, finish_reason = finish } } };
-
     private static string Finish(ChatFinishReason? reason) =>
         reason == ChatFinishReason.ToolCalls ? "tool_calls" : reason == ChatFinishReason.Length ? "length" : "stop";
 
-    private static object Usage(UsageDetails? usage) => new
-    {
-        prompt_tokens = usage?.InputTokenCount ?? 0,
-        completion_tokens = usage?.OutputTokenCount ?? 0,
-        total_tokens = usage?.TotalTokenCount ?? 0,
-        prompt_tokens_details = new { cached_tokens = usage?.CachedInputTokenCount ?? 0 },
-    };
+    private static ChatUsage Usage(UsageDetails? usage) => new(
+        usage?.InputTokenCount ?? 0, usage?.OutputTokenCount ?? 0, usage?.TotalTokenCount ?? 0, new PromptTokensDetails(usage?.CachedInputTokenCount ?? 0));
 
-    private static object ToolCall(FunctionCallContent call) =>
-        new { id = call.CallId, type = "function", function = new { name = call.Name, arguments = JsonSerializer.Serialize(call.Arguments) } };
+    /// <summary>A call as OpenAI writes it; <paramref name="index"/> only in a stream.</summary>
+    private static ToolCall ToolCall(FunctionCallContent call, int? index) =>
+        new(index, call.CallId, "function", new FunctionCall(call.Name, JsonSerializer.Serialize(call.Arguments)));
 
     /// <summary><c>response_format</c>: text, json_object, or json_schema with its schema; null when not given.</summary>
     private static ChatResponseFormat? ResponseFormat(RequestBody body)

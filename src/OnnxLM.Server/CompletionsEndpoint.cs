@@ -1,7 +1,9 @@
 using System.Text;
 using System.Text.Json;
+using System.Text.Json.Serialization.Metadata;
 using Microsoft.AspNetCore.Http;
 using OnnxLM.Hosting;
+using OnnxLM.Server.Wire;
 
 namespace OnnxLM.Server;
 
@@ -47,7 +49,7 @@ internal static class CompletionsEndpoint
         var prompts = Prompts(body, model, ct);
         var id = "cmpl-" + Guid.NewGuid().ToString("N");
         var created = DateTimeOffset.UtcNow.ToUnixTimeSeconds();
-        var choices = new List<object>();
+        var choices = new List<CompletionChoice>();
         int promptTokens = 0, completionTokens = 0, index = 0;
         if (stream) StartStream(http);
         foreach (var (ids, text) in prompts)
@@ -66,30 +68,30 @@ internal static class CompletionsEndpoint
                 if (generation.Seed is { } seed) generation.Seed = seed + choice;
                 var generate = (body.Int("max_tokens", 0) ?? 16) > 0;
                 generation.MaxNewTokens = Math.Min(generation.MaxNewTokens, model.Info.ContextLength - ids.Length);
-                (string Text, LogProbs? LogProbs)? echoed = echo ? await Echo(model, ids, text, logprobs, ct) : null;
+                (string Text, CompletionLogProbs? LogProbs)? echoed = echo ? await Echo(model, ids, text, logprobs, ct) : null;
                 var builder = new StringBuilder(echo ? echoed!.Value.Text : "");
-                var lp = echoed?.LogProbs ?? (logprobs is not null ? new LogProbs() : null);
+                var lp = echoed?.LogProbs ?? (logprobs is not null ? new CompletionLogProbs() : null);
                 string finish = "length";
                 if (generate)
                 {
                     var recorder = logprobs is > 0 ? new TopLogProbRecorder(logprobs.Value) : null;
                     if (recorder is not null) generation.LogitProcessors.Add(recorder);
-                    if (stream && echo) await Send(http, Chunk(id, created, name, index, builder.ToString(), lp, null), ct);
+                    if (stream && echo) await SendChunk(http, id, created, name, index, builder.ToString(), lp, null, ct);
                     using var lease = await Enter(host, ct);
                     var step = 0;
                     await foreach (var token in model.GenerateStreamingAsync(ids, generation, ct))
                     {
                         completionTokens++;
-                        LogProbs? delta = null;
+                        CompletionLogProbs? delta = null;
                         if (lp is not null)
                         {
-                            delta = new LogProbs();
+                            delta = new CompletionLogProbs();
                             foreach (var target in stream ? new[] { delta, lp } : new[] { lp })
                             {
                                 target.Tokens.Add(model.Tokenizer.TokenText(token.Id));
-                                target.TokenLogProbs.Add(token.LogProb);
+                                target.TokenLogprobs.Add(token.LogProb);
                                 target.TextOffset.Add(builder.Length);
-                                target.TopLogProbs.Add(recorder is null || step >= recorder.Steps.Count ? null
+                                target.TopLogprobs.Add(recorder is null || step >= recorder.Steps.Count ? null
                                     : recorder.Steps[step].ToDictionary(t => model.Tokenizer.TokenText(t.Id), t => t.LogProb));
                             }
                         }
@@ -97,15 +99,15 @@ internal static class CompletionsEndpoint
                         step++;
                         builder.Append(token.Text);
                         if (token.FinishReason is { } f) finish = f == FinishReason.Stop ? "stop" : "length";
-                        if (stream) await Send(http, Chunk(id, created, name, index, token.Text, stream ? delta : null, token.FinishReason is null ? null : finish), ct);
+                        if (stream) await SendChunk(http, id, created, name, index, token.Text, delta, token.FinishReason is null ? null : finish, ct);
                     }
                 }
                 else if (stream)
                 {
-                    await Send(http, Chunk(id, created, name, index, builder.ToString(), lp, finish), ct);
+                    await SendChunk(http, id, created, name, index, builder.ToString(), lp, finish, ct);
                 }
 
-                choices.Add(new { text = builder.ToString(), index, logprobs = lp?.ToJson(), finish_reason = finish });
+                choices.Add(new CompletionChoice(builder.ToString(), index, lp, finish));
             }
         }
 
@@ -115,15 +117,15 @@ internal static class CompletionsEndpoint
         host.Instruments.Tokens.Record(promptTokens, Tags("input"));
         host.Instruments.Tokens.Record(completionTokens, Tags("output"));
         host.Instruments.Duration.Record(clock.Elapsed.TotalSeconds, Tags(null));
-        var usage = new { prompt_tokens = promptTokens, completion_tokens = completionTokens, total_tokens = promptTokens + completionTokens };
+        var usage = new CompletionUsage(promptTokens, completionTokens, promptTokens + completionTokens);
         if (stream)
         {
-            if (includeUsage) await Send(http, new { id, @object = "text_completion", created, model = name, choices = Array.Empty<object>(), usage }, ct);
+            if (includeUsage) await Send(http, new Completion(id, TextCompletion, created, name, [], usage), ServerJson.Events.Completion, ct);
             await http.Response.WriteAsync("data: [DONE]\n\n", ct);
             return;
         }
 
-        await http.Response.WriteAsJsonAsync(new { id, @object = "text_completion", created, model = name, choices, usage }, ct);
+        await http.Response.WriteAsJsonAsync(new Completion(id, TextCompletion, created, name, choices, usage), ServerJson.Body.Completion, contentType: null, ct);
     }
 
     internal static async Task<RequestQueue.Lease> Enter(OnnxLMModelHost host, CancellationToken ct)
@@ -144,14 +146,16 @@ internal static class CompletionsEndpoint
         http.Response.Headers.CacheControl = "no-cache";
     }
 
-    internal static async Task Send(HttpContext http, object chunk, CancellationToken ct)
+    internal static async Task Send<T>(HttpContext http, T chunk, JsonTypeInfo<T> type, CancellationToken ct)
     {
-        await http.Response.WriteAsync("data: " + JsonSerializer.Serialize(chunk) + "\n\n", ct);
+        await http.Response.WriteAsync("data: " + JsonSerializer.Serialize(chunk, type) + "\n\n", ct);
         await http.Response.Body.FlushAsync(ct);
     }
 
-    private static object Chunk(string id, long created, string model, int index, string text, LogProbs? logprobs, string? finish) =>
-        new { id, @object = "text_completion", created, model, choices = new[] { new { text, index, logprobs = logprobs?.ToJson(), finish_reason = finish } } };
+    private const string TextCompletion = "text_completion";
+
+    private static Task SendChunk(HttpContext http, string id, long created, string model, int index, string text, CompletionLogProbs? logprobs, string? finish, CancellationToken ct) =>
+        Send(http, new Completion(id, TextCompletion, created, model, [new CompletionChoice(text, index, logprobs, finish)]), ServerJson.Events.Completion, ct);
 
     /// <summary>How many prompts the request sends, counted without tokenizing any.</summary>
     private static int PromptCount(RequestBody body) => body.Get("prompt") switch
@@ -193,12 +197,12 @@ internal static class CompletionsEndpoint
     }
 
     /// <summary>The echoed prompt and, with logprobs, each prompt token's log-probability given the tokens before it (the first has none).</summary>
-    private static async Task<(string Text, LogProbs? LogProbs)> Echo(LanguageModel model, int[] ids, string? text, int? logprobs, CancellationToken ct)
+    private static async Task<(string Text, CompletionLogProbs? LogProbs)> Echo(LanguageModel model, int[] ids, string? text, int? logprobs, CancellationToken ct)
     {
         var tokenizer = model.Tokenizer;
         var echoText = text ?? tokenizer.Decode(ids);
         if (logprobs is null) return (echoText, null);
-        var lp = new LogProbs();
+        var lp = new CompletionLogProbs();
         // Offsets into the echoed text: the tokenizer's spans for a text prompt (when they line up with its ids), else the running length of the token texts.
         var spans = text is null ? null : tokenizer.EncodeToTokens(text).Select(t => t.Start).ToList();
         var offsets = spans is not null && spans.Count == ids.Length ? spans : [];
@@ -213,8 +217,8 @@ internal static class CompletionsEndpoint
         }
 
         lp.Tokens.Add(tokenizer.TokenText(ids[0]));
-        lp.TokenLogProbs.Add(null);
-        lp.TopLogProbs.Add(null);
+        lp.TokenLogprobs.Add(null);
+        lp.TopLogprobs.Add(null);
         lp.TextOffset.Add(offsets[0]);
         if (ids.Length > 1)
         {
@@ -225,7 +229,7 @@ internal static class CompletionsEndpoint
             {
                 var t = score.Tokens[i];
                 lp.Tokens.Add(tokenizer.TokenText(t.Id));
-                lp.TokenLogProbs.Add(t.LogProb);
+                lp.TokenLogprobs.Add(t.LogProb);
                 lp.TextOffset.Add(offsets[i + 1]);
                 Dictionary<string, double>? top = null;
                 if (logprobs > 0)
@@ -234,24 +238,10 @@ internal static class CompletionsEndpoint
                     foreach (var alternative in t.Alternatives) top.TryAdd(tokenizer.TokenText(alternative.Id), alternative.LogProb);
                 }
 
-                lp.TopLogProbs.Add(top);
+                lp.TopLogprobs.Add(top);
             }
         }
 
         return (echoText, lp);
     }
-}
-
-/// <summary>OpenAI's completion logprobs object.</summary>
-internal sealed class LogProbs
-{
-    public List<string> Tokens { get; } = [];
-
-    public List<double?> TokenLogProbs { get; } = [];
-
-    public List<Dictionary<string, double>?> TopLogProbs { get; } = [];
-
-    public List<int> TextOffset { get; } = [];
-
-    public object ToJson() => new { tokens = Tokens, token_logprobs = TokenLogProbs, top_logprobs = TopLogProbs, text_offset = TextOffset };
 }

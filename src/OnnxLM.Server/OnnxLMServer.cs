@@ -1,23 +1,42 @@
 using System.Text.Json;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Http;
+using Microsoft.AspNetCore.Http.Features;
+using Microsoft.AspNetCore.Routing;
 using Microsoft.AspNetCore.Server.Kestrel.Core;
+using Microsoft.AspNetCore.Server.Kestrel.Core.Features;
 using Microsoft.Extensions.DependencyInjection;
-using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
 using OnnxLM.Hosting;
-using OpenTelemetry.Metrics;
+using OnnxLM.Server.Wire;
 
 namespace OnnxLM.Server;
 
 /// <summary>
-/// The OpenAI-compatible server: <see cref="AddOnnxLMServer"/> registers it, <see cref="MapOnnxLMServer"/> maps
-/// <c>/v1/models</c>, <c>/v1/completions</c>, <c>/v1/chat/completions</c>, <c>/tokenize</c>, <c>/detokenize</c>, the
-/// explain endpoints, <c>/health</c>, <c>/metrics</c> and the playground at <c>/</c>.
+/// The OpenAI-compatible endpoints: <see cref="Create"/> is the whole server <c>onnxlm serve</c> runs; an ASP.NET Core
+/// application hosts the same endpoints itself with <see cref="AddOnnxLMOpenAI"/> and <see cref="MapOnnxLMOpenAI"/>.
 /// </summary>
+/// <remarks>
+/// The endpoints are <c>/v1/models</c>, <c>/v1/completions</c>, <c>/v1/chat/completions</c>, <c>/tokenize</c>,
+/// <c>/detokenize</c>, the explain views under <c>/explain</c>, <c>/health</c>, <c>/metrics</c> (Prometheus text, see
+/// <see cref="OnnxLMServerOptions.Metrics"/>) and the playground at <c>/</c> (see <see cref="OnnxLMServerOptions.Playground"/>).
+/// Errors are OpenAI error objects; with <see cref="OnnxLMServerOptions.ApiKeys"/> the API endpoints need a bearer key.
+/// <code>
+/// builder.Services.AddKeyedOnnxLM("kjv-tiny", o => o.ModelPath = "models/kjv-tiny");
+/// builder.Services.AddOnnxLMOpenAI(o => o.Models.Add("kjv-tiny"));
+/// var app = builder.Build();
+/// app.MapOnnxLMOpenAI();
+/// </code>
+/// </remarks>
 public static class OnnxLMServer
 {
     /// <summary>A ready server for one model folder (what <c>onnxlm serve</c> runs): the model under <paramref name="name"/>, listening on <paramref name="urls"/>.</summary>
+    /// <param name="modelFolder">The model folder.</param>
+    /// <param name="name">The name requests use in <c>model</c>.</param>
+    /// <param name="urls">Where to listen.</param>
+    /// <param name="configure">Server settings; the model is already in <see cref="OnnxLMServerOptions.Models"/>.</param>
+    /// <param name="configureModel">Model settings; path and id are already set.</param>
+    /// <returns>The application, not yet started; the caller owns it.</returns>
     public static WebApplication Create(string modelFolder, string name, string urls = "http://127.0.0.1:8080", Action<OnnxLMServerOptions>? configure = null,
         Action<OnnxLMOptions>? configureModel = null)
     {
@@ -29,51 +48,67 @@ public static class OnnxLMServer
             o.ModelId = name;
             configureModel?.Invoke(o);
         });
-        builder.Services.AddOnnxLMServer(o =>
+        builder.Services.AddOnnxLMOpenAI(o =>
         {
             o.Models.Add(name);
             configure?.Invoke(o);
         });
-        var app = builder.Build();
-        app.MapOnnxLMServer();
-        return app;
-    }
-
-    /// <summary>Registers the server (models must be registered with <c>AddKeyedOnnxLM</c> under the names in <see cref="OnnxLMServerOptions.Models"/>).</summary>
-    public static IServiceCollection AddOnnxLMServer(this IServiceCollection services, Action<OnnxLMServerOptions> configure)
-    {
-        var options = new OnnxLMServerOptions();
-        configure(options);
-        services.AddSingleton(options);
-        services.AddSingleton(sp => new ServedModels(sp, options));
-        ArgumentOutOfRangeException.ThrowIfLessThan(options.MaxRequestBodyBytes, 1, nameof(options.MaxRequestBodyBytes));
-        ArgumentOutOfRangeException.ThrowIfLessThan(options.MaxOutputTokens, 1, nameof(options.MaxOutputTokens));
-        ArgumentOutOfRangeException.ThrowIfLessThan(options.MaxChoices, 1, nameof(options.MaxChoices));
-        ArgumentOutOfRangeException.ThrowIfNegativeOrZero(options.MinRequestBodyBytesPerSecond, nameof(options.MinRequestBodyBytesPerSecond));
-        if (options.MinRequestBodyGracePeriod <= TimeSpan.FromSeconds(1))
-        {
-            throw new ArgumentOutOfRangeException(nameof(options.MinRequestBodyGracePeriod), options.MinRequestBodyGracePeriod, "MinRequestBodyGracePeriod must be longer than 1 second (Kestrel's minimum).");
-        }
-
-        services.Configure<KestrelServerOptions>(k =>
+        // The server is ours alone, so its limits are Kestrel's for every connection (the headers timeout can only be set here).
+        builder.Services.AddOptions<KestrelServerOptions>().Configure<OnnxLMServerOptions>((k, options) =>
         {
             k.Limits.MaxRequestBodySize = options.MaxRequestBodyBytes;
             k.Limits.MinRequestBodyDataRate = new MinDataRate(options.MinRequestBodyBytesPerSecond, options.MinRequestBodyGracePeriod);
             k.Limits.RequestHeadersTimeout = options.RequestHeadersTimeout;
         });
-        services.AddOpenTelemetry().WithMetrics(m => m.AddMeter(OnnxLMTelemetry.Name).AddPrometheusExporter());
+        var app = builder.Build();
+        Map(app, wholeApplication: true);
+        return app;
+    }
+
+    /// <summary>
+    /// Registers the OpenAI-compatible endpoints' services; the models must be registered with <c>AddKeyedOnnxLM</c> under
+    /// the names in <see cref="OnnxLMServerOptions.Models"/>.
+    /// </summary>
+    /// <param name="services">The application's services.</param>
+    /// <param name="configure">Sets the served models and the server's limits.</param>
+    /// <returns><paramref name="services"/>.</returns>
+    public static IServiceCollection AddOnnxLMOpenAI(this IServiceCollection services, Action<OnnxLMServerOptions> configure)
+    {
+        ArgumentNullException.ThrowIfNull(services);
+        ArgumentNullException.ThrowIfNull(configure);
+        var options = new OnnxLMServerOptions();
+        configure(options);
+        services.AddSingleton(options);
+        services.AddSingleton(sp => new ServedModels(sp, options));
+        services.AddMetrics();
+        services.AddSingleton(sp => new PrometheusMetrics(sp.GetService<System.Diagnostics.Metrics.IMeterFactory>()));
         return services;
     }
 
-    /// <summary>Maps the endpoints, the error handling (OpenAI error objects) and the API-key check.</summary>
-    public static WebApplication MapOnnxLMServer(this WebApplication app)
+    /// <summary>
+    /// Maps the OpenAI-compatible endpoints, with their error handling (OpenAI error objects), API-key check and request
+    /// limits, which apply to these endpoints only.
+    /// </summary>
+    /// <param name="app">The application, whose services include <see cref="AddOnnxLMOpenAI"/>.</param>
+    /// <returns>The endpoints, to add conventions to (authorization, CORS, rate limiting).</returns>
+    /// <exception cref="InvalidOperationException"><see cref="AddOnnxLMOpenAI"/> was not called.</exception>
+    public static IEndpointConventionBuilder MapOnnxLMOpenAI(this WebApplication app)
     {
-        var options = app.Services.GetRequiredService<OnnxLMServerOptions>();
+        ArgumentNullException.ThrowIfNull(app);
+        return Map(app, wholeApplication: false);
+    }
+
+    /// <summary>The endpoints and their middleware: for every request of a server of our own, else for the endpoints' paths only.</summary>
+    private static RouteGroupBuilder Map(WebApplication app, bool wholeApplication)
+    {
+        var options = app.Services.GetService<OnnxLMServerOptions>()
+            ?? throw new InvalidOperationException("Call services.AddOnnxLMOpenAI(...) before app.MapOnnxLMOpenAI().");
         var logger = app.Services.GetRequiredService<ILoggerFactory>().CreateLogger("OnnxLM.Server");
-        app.Use(async (context, next) =>
+        app.UseWhen(context => wholeApplication || IsServed(context.Request.Path, options), branch => branch.Use(async (context, next) =>
         {
             try
             {
+                LimitBody(context, options);
                 var path = context.Request.Path;
                 var open = path == "/health" || path == "/metrics" || !path.StartsWithSegments("/v1") && !path.StartsWithSegments("/tokenize") && !path.StartsWithSegments("/detokenize") && !path.StartsWithSegments("/explain");
                 if (options.ApiKeys.Count > 0 && !open && (BearerToken(context.Request) is not { } key || !options.ApiKeys.Contains(key)))
@@ -116,7 +151,11 @@ public static class OnnxLMServer
                 var param = context.Request.Path.StartsWithSegments("/v1/chat") ? "messages" : context.Request.Path.StartsWithSegments("/v1/completions") ? "prompt" : "text";
                 await new ApiException(400, e.Message, param, "context_length_exceeded").WriteAsync(context);
             }
-            catch (Exception e) when (e is OnnxLMException or ArgumentException or NotSupportedException or JsonException)
+            catch (ArgumentException e)
+            {
+                await ApiException.Refused(e).WriteAsync(context);
+            }
+            catch (Exception e) when (e is OnnxLMException or NotSupportedException or JsonException)
             {
                 await ApiException.BadRequest(e.Message).WriteAsync(context);
             }
@@ -126,44 +165,58 @@ public static class OnnxLMServer
                 logger.LogError(e, "Unhandled error serving {Method} {Path}", context.Request.Method, context.Request.Path);
                 await new ApiException(500, "The server failed to handle the request; the error is in the server's log.", code: "internal_error", type: "server_error").WriteAsync(context);
             }
-        });
+        }));
 
         var models = app.Services.GetRequiredService<ServedModels>();
-        app.MapGet("/v1/models", () => Results.Json(new
-        {
-            @object = "list",
-            data = models.Names.Select(n => new { id = n, @object = "model", created = 0, owned_by = "onnxlm" }),
-        }));
-        app.MapPost("/v1/completions", (HttpContext http) => CompletionsEndpoint.HandleAsync(http, models, options));
-        app.MapPost("/v1/chat/completions", (HttpContext http) => ChatCompletionsEndpoint.HandleAsync(http, models, options));
-        app.MapPost("/tokenize", async (HttpContext http) =>
+        var metrics = app.Services.GetRequiredService<PrometheusMetrics>(); // listening from now on
+        var endpoints = app.MapGroup("");
+        endpoints.MapGet("/v1/models", () => Results.Json(new ModelList("list", [.. models.Names.Select(n => new ModelEntry(n, "model", 0, "onnxlm"))]), ServerJson.Body.ModelList));
+        endpoints.MapPost("/v1/completions", (HttpContext http) => CompletionsEndpoint.HandleAsync(http, models, options));
+        endpoints.MapPost("/v1/chat/completions", (HttpContext http) => ChatCompletionsEndpoint.HandleAsync(http, models, options));
+        endpoints.MapPost("/tokenize", async (HttpContext http) =>
         {
             var body = await RequestBody.ReadAsync(http.Request, http.RequestAborted);
             var (_, host) = models.Resolve(body.String("model"));
             var text = body.String("prompt") ?? body.RequiredString("text");
             host.Model.CheckTextFits(text.Length, "text");
             var ids = body.Bool("add_special_tokens", true) ? host.Model.Tokenizer.Encode(text, cancellationToken: http.RequestAborted) : host.Model.Tokenizer.Encode(text, addSpecialTokens: false, http.RequestAborted);
-            return Results.Json(new { tokens = ids, count = ids.Length, max_model_len = host.Model.Info.ContextLength });
+            return Results.Json(new TokenizeResponse(ids, ids.Length, host.Model.Info.ContextLength), ServerJson.Body.TokenizeResponse);
         });
-        app.MapPost("/detokenize", async (HttpContext http) =>
+        endpoints.MapPost("/detokenize", async (HttpContext http) =>
         {
             var body = await RequestBody.ReadAsync(http.Request, http.RequestAborted);
             var (_, host) = models.Resolve(body.String("model"));
             var vocab = host.Model.Tokenizer.VocabularySize;
             var list = body.List("tokens") ?? throw ApiException.BadRequest("'tokens' is required: a list of token ids.", "tokens");
             var ids = list.EnumerateArray().Select((x, i) => RequestBody.Integer(x, $"tokens[{i}]", 0, vocab - 1)).ToArray();
-            return Results.Json(new { prompt = host.Model.Tokenizer.Decode(ids) });
+            return Results.Json(new DetokenizeResponse(host.Model.Tokenizer.Decode(ids)), ServerJson.Body.DetokenizeResponse);
         });
-        ExplainEndpoints.Map(app, models, options);
-        app.MapGet("/health", (IServiceProvider sp) =>
+        ExplainEndpoints.Map(endpoints, models, options);
+        endpoints.MapGet("/health", (IServiceProvider sp) =>
         {
             var loading = models.Names.Where(n => !sp.GetRequiredKeyedService<OnnxLMModelHost>(n).IsLoaded).ToList();
-            return loading.Count == 0 ? Results.Json(new { status = "ok", models = models.Names })
-                : Results.Json(new { status = "loading", loading }, statusCode: 503);
+            return loading.Count == 0 ? Results.Json(new HealthResponse("ok", Models: models.Names), ServerJson.Body.HealthResponse)
+                : Results.Json(new HealthResponse("loading", Loading: loading), ServerJson.Body.HealthResponse, statusCode: 503);
         });
-        app.MapPrometheusScrapingEndpoint("/metrics");
-        if (options.Playground) Playground.Map(app);
-        return app;
+        if (options.Metrics) endpoints.MapGet("/metrics", () => Results.Text(metrics.Scrape(), PrometheusMetrics.ContentType));
+        if (options.Playground) Playground.Map(endpoints);
+        return endpoints;
+    }
+
+    /// <summary>Whether a path is one of the endpoints', which get the middleware when the application is not ours alone.</summary>
+    private static bool IsServed(PathString path, OnnxLMServerOptions options) =>
+        path.StartsWithSegments("/v1") || path.StartsWithSegments("/tokenize") || path.StartsWithSegments("/detokenize") || path.StartsWithSegments("/explain")
+        || path == "/health" || options.Metrics && path == "/metrics" || options.Playground && (path == "/" || path.StartsWithSegments("/playground"));
+
+    /// <summary>The body limits of <see cref="OnnxLMServerOptions"/> for this request (Kestrel's own for a server of ours; these for an application's).</summary>
+    private static void LimitBody(HttpContext context, OnnxLMServerOptions options)
+    {
+        if (context.Features.Get<IHttpMaxRequestBodySizeFeature>() is { IsReadOnly: false } size) size.MaxRequestBodySize = options.MaxRequestBodyBytes;
+        // HTTP/2 and HTTP/3 streams do not take a per-request data rate (Kestrel throws); their connection's limits apply.
+        if (HttpProtocol.IsHttp11(context.Request.Protocol) && context.Features.Get<IHttpMinRequestBodyDataRateFeature>() is { } rate)
+        {
+            rate.MinDataRate = new MinDataRate(options.MinRequestBodyBytesPerSecond, options.MinRequestBodyGracePeriod);
+        }
     }
 
     /// <summary>The token of an <c>Authorization: Bearer</c> header; the scheme name is case-insensitive (RFC 7235).</summary>

@@ -6,6 +6,11 @@ public sealed class OnnxLMServerOptions
     private int _maxPrompts = 64;
     private int _maxTotalChoices = 64;
     private int _maxExplainTextLength = 8192;
+    private long _maxRequestBodyBytes = 4 * 1024 * 1024;
+    private int _maxChoices = 16;
+    private int _maxOutputTokens = 4096;
+    private double _minRequestBodyBytesPerSecond = 240;
+    private TimeSpan _minRequestBodyGracePeriod = TimeSpan.FromSeconds(5);
 
     /// <summary>
     /// The models served, by the name requests use in <c>model</c>; each must be registered with
@@ -17,10 +22,22 @@ public sealed class OnnxLMServerOptions
     public IList<string> ApiKeys { get; } = [];
 
     /// <summary>The largest request body in bytes (default 4 MiB); larger ones get 413.</summary>
-    public long MaxRequestBodyBytes { get; set; } = 4 * 1024 * 1024;
+    public long MaxRequestBodyBytes
+    {
+        get => _maxRequestBodyBytes;
+        set
+        {
+            ArgumentOutOfRangeException.ThrowIfLessThan(value, 1, nameof(MaxRequestBodyBytes));
+            _maxRequestBodyBytes = value;
+        }
+    }
 
     /// <summary>The most completions one request may ask for with <c>n</c> (default 16).</summary>
-    public int MaxChoices { get; set; } = 16;
+    public int MaxChoices
+    {
+        get => _maxChoices;
+        set => _maxChoices = AtLeastOne(value, nameof(MaxChoices));
+    }
 
     /// <summary>
     /// The most prompts one completions request may send as a list (default 64); more is a 400 naming <c>prompt</c>,
@@ -54,23 +71,50 @@ public sealed class OnnxLMServerOptions
     }
 
     /// <summary>The most new tokens one request may ask for with <c>max_tokens</c> / <c>max_completion_tokens</c> (default 4,096); more is a 400 naming the field.</summary>
-    public int MaxOutputTokens { get; set; } = 4096;
+    public int MaxOutputTokens
+    {
+        get => _maxOutputTokens;
+        set => _maxOutputTokens = AtLeastOne(value, nameof(MaxOutputTokens));
+    }
 
     /// <summary>
     /// The slowest a client may send its request body, in bytes per second once <see cref="MinRequestBodyGracePeriod"/>
     /// has passed (default 240 B/s after 5 s, Kestrel's own default, stated here so it is visible and tunable): a client
     /// that trickles its body is disconnected (408) instead of holding a connection open.
     /// </summary>
-    public double MinRequestBodyBytesPerSecond { get; set; } = 240;
+    public double MinRequestBodyBytesPerSecond
+    {
+        get => _minRequestBodyBytesPerSecond;
+        set
+        {
+            ArgumentOutOfRangeException.ThrowIfNegativeOrZero(value, nameof(MinRequestBodyBytesPerSecond));
+            _minRequestBodyBytesPerSecond = value;
+        }
+    }
 
     /// <summary>How long a request body may arrive slower than <see cref="MinRequestBodyBytesPerSecond"/> before the client is cut off (default 5 s).</summary>
-    public TimeSpan MinRequestBodyGracePeriod { get; set; } = TimeSpan.FromSeconds(5);
+    public TimeSpan MinRequestBodyGracePeriod
+    {
+        get => _minRequestBodyGracePeriod;
+        set => _minRequestBodyGracePeriod = value > TimeSpan.FromSeconds(1) ? value
+            : throw new ArgumentOutOfRangeException(nameof(MinRequestBodyGracePeriod), value, "MinRequestBodyGracePeriod must be longer than 1 second (Kestrel's minimum).");
+    }
 
     /// <summary>How long a client may take to send its request headers (default 30 s).</summary>
+    /// <remarks>
+    /// A setting of the whole Kestrel server, so only <see cref="OnnxLMServer.Create"/> applies it; an application that maps
+    /// the endpoints itself keeps its own (the body limits above apply to the endpoints' requests either way).
+    /// </remarks>
     public TimeSpan RequestHeadersTimeout { get; set; } = TimeSpan.FromSeconds(30);
 
     /// <summary>Serve the playground page at <c>/</c> (default true).</summary>
     public bool Playground { get; set; } = true;
+
+    /// <summary>
+    /// Serve <c>/metrics</c> (default true): the <see cref="OnnxLM.Hosting.OnnxLMTelemetry.Name"/> meter's instruments in
+    /// Prometheus's text format. An application that exports with OpenTelemetry itself turns this off and adds the meter there.
+    /// </summary>
+    public bool Metrics { get; set; } = true;
 
     private static int AtLeastOne(int value, string name)
     {

@@ -1,4 +1,5 @@
 using Microsoft.AspNetCore.Builder;
+using Microsoft.AspNetCore.Routing;
 using Microsoft.AspNetCore.Http;
 
 namespace OnnxLM.Server;
@@ -6,7 +7,7 @@ namespace OnnxLM.Server;
 /// <summary>The playground page: static files embedded in this assembly, using only the server's own endpoints.</summary>
 internal static class Playground
 {
-    public static void Map(WebApplication app)
+    public static void Map(IEndpointRouteBuilder app)
     {
         app.MapGet("/", () => File("index.html", "text/html; charset=utf-8"));
         app.MapGet("/playground/{file}", (string file) => file is "app.js" or "style.css" or "index.html"

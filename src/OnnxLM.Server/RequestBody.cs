@@ -98,17 +98,26 @@ internal sealed class RequestBody
         return v.ValueKind == JsonValueKind.Number && v.TryGetInt64(out var l) ? l : throw Wrong(At(name), "an integer", v);
     }
 
-    /// <summary>A finite number field within [<paramref name="min"/>, <paramref name="max"/>], or null when missing.</summary>
-    public float? Float(string name, float min = float.MinValue, float max = float.MaxValue) => Get(name) is { } v ? Number(v, At(name), min, max) : null;
+    /// <summary>
+    /// A finite number field within [<paramref name="min"/>, <paramref name="max"/>] (above <paramref name="min"/> when
+    /// <paramref name="minExclusive"/>), or null when missing.
+    /// </summary>
+    public float? Float(string name, float min = float.MinValue, float max = float.MaxValue, bool minExclusive = false) =>
+        Get(name) is { } v ? Number(v, At(name), min, max, minExclusive) : null;
 
-    /// <summary><paramref name="value"/> as a finite number within [<paramref name="min"/>, <paramref name="max"/>] at <paramref name="at"/>.</summary>
-    public static float Number(JsonElement value, string at, float min = float.MinValue, float max = float.MaxValue)
+    /// <summary>
+    /// <paramref name="value"/> as a finite number within [<paramref name="min"/>, <paramref name="max"/>] (above
+    /// <paramref name="min"/> when <paramref name="minExclusive"/>) at <paramref name="at"/>.
+    /// </summary>
+    public static float Number(JsonElement value, string at, float min = float.MinValue, float max = float.MaxValue, bool minExclusive = false)
     {
         if (value.ValueKind != JsonValueKind.Number) throw Wrong(at, "a number", value);
         // Read as double and range-checked before narrowing: JsonElement.GetSingle throws on a literal beyond float's range (1e40).
-        if (!value.TryGetDouble(out var d) || !double.IsFinite(d) || d < min || d > max)
+        if (!value.TryGetDouble(out var d) || !double.IsFinite(d) || d < min || minExclusive && d <= min || d > max)
         {
-            throw ApiException.BadRequest($"'{at}' must be {Range(min, max)}; got {value.GetRawText()}.", at);
+            var range = !minExclusive ? Range(min, max)
+                : max == float.MaxValue ? $"a number above {S(min)}" : $"{Range(min, max)}, above {S(min)}";
+            throw ApiException.BadRequest($"'{at}' must be {range}; got {value.GetRawText()}.", at);
         }
 
         return (float)d;
@@ -201,9 +210,10 @@ internal sealed class RequestBody
         _ => "null",
     };
 
+    private static string S<T>(T value) where T : IFormattable => value.ToString(null, CultureInfo.InvariantCulture);
+
     private static string Range<T>(T min, T max) where T : System.Numerics.IMinMaxValue<T>, IComparable<T>, IFormattable
     {
-        string S(T v) => v.ToString(null, CultureInfo.InvariantCulture);
         if (min.CompareTo(T.MinValue) == 0) return max.CompareTo(T.MaxValue) == 0 ? "a number" : $"at most {S(max)}";
         return max.CompareTo(T.MaxValue) == 0 ? $"at least {S(min)}" : $"between {S(min)} and {S(max)}";
     }
@@ -212,6 +222,10 @@ internal sealed class RequestBody
     /// The sampling fields shared by completions and chat, into <paramref name="options"/>, with OpenAI's ranges
     /// (temperature 0–2, top_p 0–1, penalties −2–2); a bad value is a 400 naming the field.
     /// </summary>
+    /// <remarks>
+    /// Each field is checked here against the range <see cref="GenerationOptions"/> takes (top_p and typical_p above 0,
+    /// repetition_penalty above 0), so the setters never refuse a request's value and every message names its field.
+    /// </remarks>
     /// <param name="options">The options to fill.</param>
     /// <param name="defaultMaxTokens">The new tokens when the request gives no <c>max_tokens</c>.</param>
     /// <param name="maxAllowedTokens">The server's cap on <c>max_tokens</c>.</param>
@@ -219,42 +233,36 @@ internal sealed class RequestBody
     public void ApplySampling(GenerationOptions options, int defaultMaxTokens, int maxAllowedTokens, int minTokens)
     {
         ArgumentNullException.ThrowIfNull(options);
-        try
+        var maxField = Has("max_completion_tokens") ? "max_completion_tokens" : "max_tokens";
+        var max = Int(maxField, minTokens) ?? Math.Min(defaultMaxTokens, maxAllowedTokens);
+        if (max > maxAllowedTokens)
         {
-            var maxField = Has("max_completion_tokens") ? "max_completion_tokens" : "max_tokens";
-            var max = Int(maxField, minTokens) ?? Math.Min(defaultMaxTokens, maxAllowedTokens);
-            if (max > maxAllowedTokens)
-            {
-                throw ApiException.BadRequest($"'{maxField}' is {max}; this server allows at most {maxAllowedTokens} new tokens per request.", maxField);
-            }
-
-            if (max > 0) options.MaxNewTokens = max; // 0 (score the prompt only) is the caller's to handle
-            options.Temperature = Float("temperature", 0, 2) ?? 1f;
-            options.TopP = Float("top_p", 0, 1) ?? 1f;
-            if (Int("top_k", 0) is { } k) options.TopK = k;
-            if (Float("min_p", 0, 1) is { } minP) options.MinP = minP;
-            if (Float("typical_p", 0, 1) is { } typical) options.TypicalP = typical;
-            if ((Float("repetition_penalty") ?? Float("repeat_penalty")) is { } rep) options.RepetitionPenalty = rep;
-            options.SetOpenAIPenalties(Float("presence_penalty", -2, 2), Float("frequency_penalty", -2, 2));
-            if (Long("seed") is { } seed) options.Seed = GenerationOptions.FoldSeed(seed);
-            foreach (var stop in StringOrList("stop")) options.StopSequences.Add(stop);
-            ApplyConstraint(options);
-            if (Object("logit_bias") is { } bias)
-            {
-                foreach (var p in bias.Root.EnumerateObject())
-                {
-                    if (!int.TryParse(p.Name, NumberStyles.None, CultureInfo.InvariantCulture, out var id) || p.Value.ValueKind != JsonValueKind.Number)
-                    {
-                        throw ApiException.BadRequest($"'logit_bias' has the entry '{p.Name}'; keys must be token ids and values numbers.", "logit_bias");
-                    }
-
-                    options.LogitBias[id] = Number(p.Value, "logit_bias", -100, 100); // OpenAI's range
-                }
-            }
+            throw ApiException.BadRequest($"'{maxField}' is {max}; this server allows at most {maxAllowedTokens} new tokens per request.", maxField);
         }
-        catch (ArgumentOutOfRangeException e)
+
+        if (max > 0) options.MaxNewTokens = max; // 0 (score the prompt only) is the caller's to handle
+        options.Temperature = Float("temperature", 0, 2) ?? 1f;
+        options.TopP = Float("top_p", 0, 1, minExclusive: true) ?? 1f;
+        if (Int("top_k", 0) is { } k) options.TopK = k;
+        if (Float("min_p", 0, 1) is { } minP) options.MinP = minP;
+        if (Float("typical_p", 0, 1, minExclusive: true) is { } typical) options.TypicalP = typical;
+        var repetitionField = Has("repetition_penalty") ? "repetition_penalty" : "repeat_penalty";
+        if (Float(repetitionField, 0, minExclusive: true) is { } rep) options.RepetitionPenalty = rep;
+        options.SetOpenAIPenalties(Float("presence_penalty", -2, 2), Float("frequency_penalty", -2, 2));
+        if (Long("seed") is { } seed) options.Seed = GenerationOptions.FoldSeed(seed);
+        foreach (var stop in StringOrList("stop")) options.StopSequences.Add(stop);
+        ApplyConstraint(options);
+        if (Object("logit_bias") is { } bias)
         {
-            throw ApiException.BadRequest(e.Message.Split(" (Parameter")[0], Snake(e.ParamName));
+            foreach (var p in bias.Root.EnumerateObject())
+            {
+                if (!int.TryParse(p.Name, NumberStyles.None, CultureInfo.InvariantCulture, out var id) || p.Value.ValueKind != JsonValueKind.Number)
+                {
+                    throw ApiException.BadRequest($"'logit_bias' has the entry '{p.Name}'; keys must be token ids and values numbers.", "logit_bias");
+                }
+
+                options.LogitBias[id] = Number(p.Value, "logit_bias", -100, 100); // OpenAI's range
+            }
         }
     }
 
@@ -266,20 +274,27 @@ internal sealed class RequestBody
         if (given.Count == 0) return;
         if (given.Count > 1) throw ApiException.BadRequest($"Give at most one of {string.Join(", ", fields)}; the request has {string.Join(" and ", given)}.", given[1]);
         var field = given[0];
+        List<string>? choices = null;
+        if (field == "guided_choice")
+        {
+            choices = StringOrList(field);
+            if (choices.Count == 0) throw ApiException.BadRequest($"'{field}' must hold at least one string.", field);
+            if (choices.IndexOf("") is var empty and >= 0) throw ApiException.BadRequest($"'{field}[{empty}]' is empty; every choice must be a non-empty string.", $"{field}[{empty}]");
+        }
+
         try
         {
             options.Constraint = field switch
             {
                 "grammar" => Constraints.OutputConstraint.Grammar(String(field)!),
-                "guided_choice" => Constraints.OutputConstraint.Choice(StringOrList(field)),
+                "guided_choice" => Constraints.OutputConstraint.Choice(choices!),
                 _ => Constraints.OutputConstraint.Regex(String(field)!),
             };
         }
         catch (ArgumentException e)
         {
-            throw ApiException.BadRequest(e.Message.Split(" (Parameter")[0], field);
+            // A syntax error or a constraint past its size limit: the compiler's own explanation, reported against the field.
+            throw ApiException.Refused(e, field);
         }
     }
-
-    private static string? Snake(string? name) => name is null ? null : string.Concat(name.Select((c, i) => char.IsUpper(c) ? (i > 0 ? "_" : "") + char.ToLowerInvariant(c) : c.ToString()));
 }
