@@ -1,3 +1,5 @@
+using System.Diagnostics.CodeAnalysis;
+using System.Numerics;
 using Microsoft.ML.OnnxRuntime;
 using Microsoft.ML.OnnxRuntime.Tensors;
 
@@ -19,7 +21,8 @@ internal sealed unsafe class GraphFeed : IDisposable
 {
     private readonly DecoderGraph _graph;
     private readonly GraphSignature _sig;
-    private NativeBuffer? _buffer;
+    private NativeBuffer? _buffer;     // ids, positions and the flag
+    private NativeBuffer? _maskBuffer; // the mask, once a run has a padded row
     private byte* _ids;
     private byte* _positions;
     private byte* _flag;
@@ -47,17 +50,8 @@ internal sealed unsafe class GraphFeed : IDisposable
     /// </summary>
     public void Begin(int rows, int n, int pastWidth)
     {
-        var maskBytes = _sig.AttentionMask is null ? 0 : (long)GraphRun.IntegerSize(_sig.MaskType) * rows * (pastWidth + n);
-        // Ids and positions as 8-byte slots (int32 uses the first half of each), the flag's 8 bytes, then the mask.
-        var bytes = 16L * rows * n + 8 + maskBytes;
-        if (_buffer is null || _buffer.Bytes < bytes)
-        {
-            var size = Math.Max(Math.Max(bytes, 64), 2 * (_buffer?.Bytes ?? 0));
-            _buffer?.Dispose();
-            _buffer = null;
-            _buffer = new NativeBuffer(size, zeroed: false);
-        }
-
+        // Ids and positions as 8-byte slots (int32 uses the first half of each), then the flag's 8 bytes.
+        Ensure(ref _buffer, 16L * rows * n + 8);
         _rows = rows;
         _n = n;
         _pastWidth = pastWidth;
@@ -65,7 +59,7 @@ internal sealed unsafe class GraphFeed : IDisposable
         _ids = _buffer.Pointer;
         _positions = _ids + 8L * rows * n;
         _flag = _positions + 8L * rows * n;
-        _mask = _flag + 8;
+        _mask = null;
         *_flag = pastWidth > 0 ? (byte)1 : (byte)0;
     }
 
@@ -94,6 +88,8 @@ internal sealed unsafe class GraphFeed : IDisposable
         if (padded && !_padded)
         {
             // Rows written so far had no padding and wrote no mask (the shared ones stood for them): write theirs now.
+            Ensure(ref _maskBuffer, (long)_rows * columns * GraphRun.IntegerSize(_sig.MaskType));
+            _mask = _maskBuffer.Pointer;
             FillMask(0, row * columns, 1);
             _padded = true;
         }
@@ -181,6 +177,20 @@ internal sealed unsafe class GraphFeed : IDisposable
     {
         _buffer?.Dispose();
         _buffer = null;
+        _maskBuffer?.Dispose();
+        _maskBuffer = null;
+    }
+
+    /// <summary>
+    /// Makes <paramref name="buffer"/> hold at least <paramref name="bytes"/> (contents not kept). Sizes are powers of two, so
+    /// when a buffer grows depends on what a run needs, not on the runs before it.
+    /// </summary>
+    private static void Ensure([NotNull] ref NativeBuffer? buffer, long bytes)
+    {
+        if (buffer is not null && buffer.Bytes >= bytes) return;
+        buffer?.Dispose();
+        buffer = null;
+        buffer = new NativeBuffer((long)BitOperations.RoundUpToPowerOf2((ulong)Math.Max(bytes, 64)), zeroed: false);
     }
 
     private long MaskBytes() => (long)_rows * Columns * GraphRun.IntegerSize(_sig.MaskType);
