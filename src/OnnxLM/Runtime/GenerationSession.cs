@@ -12,7 +12,7 @@ namespace OnnxLM;
 /// (<see cref="DeviceKvCache"/>). Either way the session holds one <see cref="IKvCache"/> and feeds the graph through a <see cref="GraphFeed"/>.
 /// Not thread-safe: use one session per sequence. Dispose it to free the cache's native memory.
 /// </summary>
-public sealed unsafe class GenerationSession : IDisposable
+public sealed class GenerationSession : IDisposable
 {
     private readonly LanguageModel _model;
     private readonly DecoderGraph _graph;
@@ -22,7 +22,7 @@ public sealed unsafe class GenerationSession : IDisposable
     private readonly RunOptions _runOptions;
     private readonly IKvCache _cache;
     private readonly GraphFeed _feed;    // ids, positions, mask and the use_cache flag of one run
-    private NativeBuffer? _logitsBuffer; // a host step's logits row
+    private readonly SessionLogits _logits;
     private int _length;
     private bool _hasLogits;
     private int _busy;
@@ -38,6 +38,7 @@ public sealed unsafe class GenerationSession : IDisposable
         _binding = _graph.Session.CreateIoBinding();
         _runOptions = new RunOptions();
         _feed = new GraphFeed(_graph);
+        _logits = new SessionLogits(_graph, model.Info.VocabularySize, model.Info.GraphPath);
         _cache = _graph.UseHostCache ? new HostKvCache(_graph, maxLength) : new DeviceKvCache(_graph);
         model.Register(this);
     }
@@ -277,54 +278,26 @@ public sealed unsafe class GenerationSession : IDisposable
     }
 
     /// <summary>
-    /// One run: the feed's inputs and the cache bound as views or device values, the logits where they are read. On the CPU
-    /// a step's inputs, cache and logits are all views of buffers the session (or the graph) owns, so once they have grown a
-    /// step allocates neither managed nor native memory. A failed run or logits read leaves the cache as it was.
+    /// One run: the feed's inputs, the logits and the cache bound as views or device values. On the CPU a step's inputs,
+    /// cache and logits are all views of buffers the session (or the graph) owns, so once they have grown a step allocates
+    /// neither managed nor native memory. A failed run or logits read leaves the cache as it was.
     /// </summary>
     private void RunBound(ReadOnlySpan<int> tokenIds, Span<float> allLogits, int firstRow, CancellationToken cancellationToken)
     {
-        var sig = _graph.Signature;
         var n = tokenIds.Length;
         var total = _length + n;
-        var vocab = _model.Info.VocabularySize;
-        var cpu = OrtMemoryInfo.DefaultInstance;
-        var from = allLogits.IsEmpty ? n - 1 : firstRow;
-        // A host step's one logits row goes to a buffer the session keeps. Several rows: ONNX Runtime's arena takes them (it
-        // reuses that memory run after run; a fresh buffer of [n, vocab] would cost its page faults every prefill). On a
-        // device, rows before `from` are not wanted: they stay in device memory and only the rest is brought back.
-        var intoBuffer = n == 1 && !_cache.OnDevice;
-        var sliceOnDevice = from > 0 && _cache.OnDevice;
-        var logitsBytes = (long)vocab * (sig.LogitsType == TensorElementType.Float ? 4 : 2);
-        if (intoBuffer && _logitsBuffer is null)
-        {
-            _logitsBuffer = new NativeBuffer(logitsBytes, zeroed: false);
-        }
-
         _feed.Begin(1, n, _length);
         _feed.Row(0, tokenIds, _length);
-        Span<long> shape = stackalloc long[3];
         OrtValue[]? outputs = null;
         try
         {
             _binding.ClearBoundInputs();
             _binding.ClearBoundOutputs();
             _feed.Bind(_binding);
-            // Logits first: when the outputs are fetched, they come first.
-            if (intoBuffer)
-            {
-                shape[0] = 1;
-                shape[1] = 1;
-                shape[2] = vocab;
-                OrtNative.BindOutputView(_binding, _graph.LogitsName, cpu, _logitsBuffer!.Pointer, logitsBytes, shape, sig.LogitsType);
-            }
-            else
-            {
-                _binding.BindOutputToDevice(sig.Logits, sliceOnDevice ? _graph.CacheMemory : cpu);
-            }
-
+            _logits.Bind(_binding, n, allLogits.IsEmpty ? n - 1 : firstRow, _cache.OnDevice);
             _cache.Bind(_binding, _length, total);
             GraphRun.RunBound(_graph.Session, _runOptions, _binding, cancellationToken);
-            if (!intoBuffer) outputs = _binding.GetOutputValues().ToArray();
+            if (_logits.InOutputs || _cache.OnDevice) outputs = _binding.GetOutputValues().ToArray();
         }
         finally
         {
@@ -335,36 +308,11 @@ public sealed unsafe class GenerationSession : IDisposable
 
         try
         {
-            if (outputs is null)
-            {
-                if (sig.LogitsType == TensorElementType.Float)
-                {
-                    new ReadOnlySpan<float>(_logitsBuffer!.Pointer, vocab).CopyTo(_nextLogits);
-                }
-                else
-                {
-                    System.Numerics.Tensors.TensorPrimitives.ConvertToSingle(new ReadOnlySpan<Half>(_logitsBuffer!.Pointer, vocab), _nextLogits);
-                }
-
-                if (!allLogits.IsEmpty) _nextLogits.CopyTo(allLogits);
-            }
-            else if (sliceOnDevice)
-            {
-                using var rows = _graph.LogitsSlicer.Slice([outputs[0]], from, n)[0];
-                ReadLogits(rows, n - from, vocab, allLogits, 0);
-            }
-            else
-            {
-                ReadLogits(outputs[0], n, vocab, allLogits, firstRow);
-            }
+            _logits.Read(outputs?[0], allLogits, _nextLogits);
         }
         catch
         {
-            if (outputs is not null)
-            {
-                foreach (var value in outputs.AsSpan(1)) value.Dispose(); // the cache stays as it was
-            }
-
+            foreach (var value in outputs.AsSpan(outputs is null ? 0 : 1)) value.Dispose(); // the cache stays as it was
             throw;
         }
         finally
@@ -372,7 +320,7 @@ public sealed unsafe class GenerationSession : IDisposable
             outputs?[0].Dispose();
         }
 
-        _cache.Commit(outputs is null ? [] : outputs.AsSpan(1));
+        _cache.Commit(outputs.AsSpan(outputs is null ? 0 : 1));
         TokensRun += n;
         tokenIds.CopyTo(_tokens.AsSpan(_length));
         _length = total;
@@ -390,27 +338,6 @@ public sealed unsafe class GenerationSession : IDisposable
             {
                 _nextLogits.CopyTo(allLogits.Slice((i - firstRow) * vocab, vocab));
             }
-        }
-    }
-
-    private void ReadLogits(OrtValue logits, int n, int vocab, Span<float> allLogits, int firstRow)
-    {
-        var shape = logits.GetTensorTypeAndShape().Shape;
-        if (shape.Length != 3 || shape[1] != n || shape[2] != vocab)
-        {
-            throw new ModelFormatException(
-                $"The graph returned logits of shape [{string.Join(", ", shape)}]; expected [1, {n}, {vocab}].", _model.Info.GraphPath);
-        }
-
-        if (!allLogits.IsEmpty)
-        {
-            var rows = n - firstRow;
-            GraphRun.CopyAsFloat(logits, _graph.Signature.LogitsType, firstRow * vocab, rows * vocab, allLogits);
-            allLogits.Slice((rows - 1) * vocab, vocab).CopyTo(_nextLogits);
-        }
-        else
-        {
-            GraphRun.CopyAsFloat(logits, _graph.Signature.LogitsType, (n - 1) * vocab, vocab, _nextLogits);
         }
     }
 
@@ -468,7 +395,7 @@ public sealed unsafe class GenerationSession : IDisposable
 
         _cache.Dispose();
         _feed.Dispose();
-        _logitsBuffer?.Dispose();
+        _logits.Dispose();
         _binding.Dispose();
         _runOptions.Dispose();
     }
