@@ -132,24 +132,16 @@ public sealed class ModelExplainer : IDisposable
         return Task.Run(() =>
         {
             var (session, outputs) = AttentionSession();
-            var sig = _model.Graph.Signature;
             var n = ids.Length;
             var names = new List<string>();
             var values = new List<OrtValue>();
+            using var feed = new GraphFeed(_model.Graph);
             try
             {
-                void Add(string name, OrtValue value)
-                {
-                    names.Add(name);
-                    values.Add(value);
-                }
-
-                Add(sig.InputIds, GraphRun.CreateIntTensor(sig.IdType, [.. ids.Select(i => (long)i)], [1, n]));
-                if (sig.AttentionMask is { } mask) Add(mask, GraphRun.CreateIntTensor(sig.MaskType, [.. Enumerable.Repeat(1L, n)], [1, n]));
-                if (sig.PositionIds is { } positions) Add(positions, GraphRun.CreateIntTensor(sig.PositionType, [.. Enumerable.Range(0, n).Select(i => (long)i)], [1, n]));
-                if (sig.UseCacheBranch is { } branch) Add(branch, OrtValue.CreateTensorValueFromMemory(new[] { false }, [1]));
-                var empty = sig.CacheShape(1, 0);
-                foreach (var past in sig.PastNames) Add(past, OrtValue.CreateAllocatedTensorValue(OrtAllocator.DefaultInstance, sig.KvType, empty));
+                feed.Begin(1, n, 0);
+                feed.Row(0, ids, 0);
+                feed.AddTo(names, values);
+                feed.AddEmptyPast(names, values);
                 using var runOptions = new RunOptions();
                 using var results = GraphRun.Cancellable(runOptions, cancellationToken, () => session.Run(runOptions, names, values, outputs));
                 var heads = (int)results[0].GetTensorTypeAndShape().Shape[1];

@@ -26,7 +26,7 @@ internal sealed unsafe class BatchedCache : IDisposable
     private readonly List<int> _lengths = [];
     private NativeBuffer[] _past = [];   // per cache tensor: [outer][Count][kv_heads][_width][head], contiguous
     private NativeBuffer?[] _spare = []; // where a step's presents are written; swapped with _past after it
-    private NativeBuffer? _stepInputs;   // a step's ids, positions, use_cache flag and mask
+    private readonly GraphFeed _feed;    // a run's ids, positions, use_cache flag and mask
     private NativeBuffer? _stepLogits;   // a step's logits [Count, 1, vocab]
     private OrtIoBinding? _binding;
     private float[] _logits = [];
@@ -39,6 +39,7 @@ internal sealed unsafe class BatchedCache : IDisposable
         _sig = _graph.Signature;
         _vocab = model.Info.VocabularySize;
         _elementSize = _sig.KvType == TensorElementType.Float ? 4 : 2;
+        _feed = new GraphFeed(_graph);
     }
 
     /// <summary>Stops a run in flight when set (disposal of the model).</summary>
@@ -103,24 +104,9 @@ internal sealed unsafe class BatchedCache : IDisposable
             n = Math.Max(n, prompt.Length);
         }
 
-        var ids = new long[batch * n];
-        var mask = new long[batch * n];
-        var positions = new long[batch * n];
-        for (var p = 0; p < batch; p++)
-        {
-            for (var t = 0; t < n; t++)
-            {
-                var real = t < prompts[p].Length;
-                ids[p * n + t] = real ? prompts[p][t] : 0;
-                mask[p * n + t] = real ? 1 : 0;
-                positions[p * n + t] = t;
-            }
-        }
-
-        var empty = _sig.CacheShape(batch, 0);
-        var past = new OrtValue[_sig.PastNames.Length];
-        for (var i = 0; i < past.Length; i++) past[i] = OrtValue.CreateAllocatedTensorValue(OrtAllocator.DefaultInstance, _sig.KvType, empty);
-        using var outputs = Run(ids, mask, positions, batch, n, past, hasPast: false, cancellationToken);
+        _feed.Begin(batch, n, 0);
+        for (var p = 0; p < batch; p++) _feed.Row(p, prompts[p], 0);
+        using var outputs = Run(n, past: null, cancellationToken);
 
         var rows = Count;
         var added = 0;
@@ -259,9 +245,6 @@ internal sealed unsafe class BatchedCache : IDisposable
 
         GraphRun.CheckTokenIds(tokenIds, _vocab, nameof(tokenIds));
         var total = _width + 1;
-        var maskSize = GraphRun.IntegerSize(_sig.MaskType);
-        var inputBytes = 16L * batch + 8 + (long)maskSize * batch * total;
-        Ensure(ref _stepInputs, inputBytes);
         var logitSize = _sig.LogitsType == TensorElementType.Float ? 4 : 2;
         var logitsBytes = (long)batch * _vocab * logitSize;
         Ensure(ref _stepLogits, logitsBytes);
@@ -274,36 +257,14 @@ internal sealed unsafe class BatchedCache : IDisposable
 
         for (var i = 0; i < _spare.Length; i++) Ensure(ref _spare[i], presentBytes);
 
-        var ids = _stepInputs!.Pointer;
-        var positions = ids + 8L * batch;
-        var flag = positions + 8L * batch;
-        var mask = flag + 8;
-        *flag = 1;
-        for (var b = 0; b < batch; b++)
-        {
-            GraphRun.WriteInteger(ids, _sig.IdType, b, tokenIds[b]);
-            GraphRun.WriteInteger(positions, _sig.PositionType, b, _lengths[b]);
-            var padding = _width - _lengths[b];
-            for (var t = 0; t < total; t++) GraphRun.WriteInteger(mask, _sig.MaskType, b * total + t, t < padding ? 0 : 1);
-        }
-
+        _feed.Begin(batch, 1, _width);
+        for (var b = 0; b < batch; b++) _feed.Row(b, tokenIds.Slice(b, 1), _lengths[b]);
         _binding ??= _graph.Session.CreateIoBinding();
         var cpu = OrtMemoryInfo.DefaultInstance;
         Span<long> shape = stackalloc long[5];
         try
         {
-            shape[0] = batch;
-            shape[1] = 1;
-            OrtNative.BindInputView(_binding, _graph.InputIdsName, cpu, ids, batch * (long)GraphRun.IntegerSize(_sig.IdType), shape[..2], _sig.IdType);
-            OrtNative.BindInputView(_binding, _graph.PositionsName!, cpu, positions, batch * (long)GraphRun.IntegerSize(_sig.PositionType), shape[..2], _sig.PositionType);
-            shape[1] = total;
-            OrtNative.BindInputView(_binding, _graph.MaskName!, cpu, mask, (long)maskSize * batch * total, shape[..2], _sig.MaskType);
-            if (_graph.UseCacheBranchName is { } branch)
-            {
-                shape[0] = 1;
-                OrtNative.BindInputView(_binding, branch, cpu, flag, 1, shape[..1], TensorElementType.Bool);
-            }
-
+            _feed.Bind(_binding);
             var rank = _sig.CacheShape(shape, batch, _width);
             for (var i = 0; i < _past.Length; i++)
             {
@@ -373,26 +334,12 @@ internal sealed unsafe class BatchedCache : IDisposable
             return;
         }
 
-        var total = _width + n;
-        var ids = new long[batch * n];
-        var positions = new long[batch * n];
-        var mask = new long[batch * total];
-        for (var b = 0; b < batch; b++)
-        {
-            var length = tokens[b].Length;
-            mask.AsSpan(b * total + _width - _lengths[b], _lengths[b] + length).Fill(1);
-            for (var t = 0; t < n; t++)
-            {
-                ids[b * n + t] = t < length ? tokens[b][t] : 0;
-                // Padding after the row's tokens is never attended to (causal); any valid position will do.
-                positions[b * n + t] = _lengths[b] + Math.Min(t, Math.Max(length - 1, 0));
-            }
-        }
-
+        _feed.Begin(batch, n, _width);
+        for (var b = 0; b < batch; b++) _feed.Row(b, tokens[b], _lengths[b]);
         var past = PastViews();
         try
         {
-            using var outputs = Run(ids, mask, positions, batch, n, past, hasPast: true, cancellationToken);
+            using var outputs = Run(n, past, cancellationToken);
             for (var b = 0; b < batch; b++)
             {
                 GraphRun.CopyAsFloat(outputs[0], _sig.LogitsType, b * n * _vocab, tokens[b].Length * _vocab, logits[b].Span);
@@ -410,7 +357,7 @@ internal sealed unsafe class BatchedCache : IDisposable
         ReplacePast([]);
         foreach (var buffer in _spare) buffer?.Dispose();
         _spare = [];
-        _stepInputs?.Dispose();
+        _feed.Dispose();
         _stepLogits?.Dispose();
         _binding?.Dispose();
         _lengths.Clear();
@@ -418,28 +365,32 @@ internal sealed unsafe class BatchedCache : IDisposable
         RunOptions.Dispose();
     }
 
-    private IDisposableReadOnlyCollection<OrtValue> Run(long[] ids, long[] mask, long[] positions, int batch, int n, OrtValue[] past, bool hasPast, CancellationToken cancellationToken)
+    /// <summary>
+    /// Runs what the feed holds (<paramref name="n"/> new tokens per row) after <paramref name="past"/>, or after an empty past
+    /// when it is null, through the managed API: the outputs (logits, then presents) come back allocated on the host, also on
+    /// CUDA, so rows can be copied between steps.
+    /// </summary>
+    private IDisposableReadOnlyCollection<OrtValue> Run(int n, OrtValue[]? past, CancellationToken cancellationToken)
     {
-        var names = new List<string>(4 + past.Length);
-        var values = new List<OrtValue>(4 + past.Length);
-        var owned = new List<OrtValue>(4);
+        var batch = _feed.Rows;
+        var names = new List<string>(4 + _sig.PastNames.Length);
+        var values = new List<OrtValue>(4 + _sig.PastNames.Length);
         try
         {
-            Add(_sig.InputIds, GraphRun.CreateIntTensor(_sig.IdType, ids, [batch, n]), own: true);
-            Add(_sig.AttentionMask!, GraphRun.CreateIntTensor(_sig.MaskType, mask, [batch, mask.Length / batch]), own: true);
-            Add(_sig.PositionIds!, GraphRun.CreateIntTensor(_sig.PositionType, positions, [batch, n]), own: true);
-            if (_sig.UseCacheBranch is { } branch)
+            _feed.AddTo(names, values);
+            var owned = values.Count; // the feed's tensors and an empty past are this run's; the past views are the caller's
+            if (past is null) _feed.AddEmptyPast(names, values);
+            else
             {
-                Add(branch, OrtValue.CreateTensorValueFromMemory(new[] { hasPast }, [1]), own: true);
+                names.AddRange(_sig.PastNames);
+                values.AddRange(past);
             }
 
-            for (var i = 0; i < past.Length; i++) Add(_sig.PastNames[i], past[i], own: !hasPast);
             var outputNames = new string[1 + _sig.PresentNames.Length];
             outputNames[0] = _sig.Logits;
             _sig.PresentNames.CopyTo(outputNames, 1);
             try
             {
-                // Outputs are allocated by ONNX Runtime on the host (also on CUDA), so rows can be copied between steps.
                 var outputs = GraphRun.Cancellable(RunOptions, cancellationToken, () => _graph.Session.Run(RunOptions, names, values, outputNames));
                 try
                 {
@@ -456,20 +407,17 @@ internal sealed unsafe class BatchedCache : IDisposable
             catch (OnnxRuntimeException e)
             {
                 throw new ModelRunException(
-                    $"ONNX Runtime failed running '{_model.Info.GraphPath}' on a batch of {batch} row(s) of {n} new token(s) after a cache of width {(hasPast ? _width : 0)}: {e.Message}",
+                    $"ONNX Runtime failed running '{_model.Info.GraphPath}' on a batch of {batch} row(s) of {n} new token(s) after a cache of width {(past is null ? 0 : _width)}: {e.Message}",
                     _model.Info.GraphPath, e);
+            }
+            finally
+            {
+                if (past is not null) values.RemoveRange(owned, past.Length);
             }
         }
         finally
         {
-            foreach (var value in owned) value.Dispose();
-        }
-
-        void Add(string name, OrtValue value, bool own)
-        {
-            names.Add(name);
-            values.Add(value);
-            if (own) owned.Add(value);
+            foreach (var value in values) value.Dispose();
         }
     }
 

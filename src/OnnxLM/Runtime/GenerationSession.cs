@@ -8,10 +8,11 @@ namespace OnnxLM;
 /// One sequence being decoded: its tokens and the model's key/value cache for them. Append tokens (the first
 /// call prefills them all in one run), read the next-token logits, rewind or fork. On the CPU the cache lives in
 /// buffers the session owns (<see cref="HostKvCache"/>): ONNX Runtime writes each run's present straight into them and
-/// a decode step allocates nothing. On CUDA the present outputs stay in device memory and become the next past as they are.
+/// a decode step allocates nothing. On CUDA the present outputs stay in device memory and become the next past as they are
+/// (<see cref="DeviceKvCache"/>). Either way the session holds one <see cref="IKvCache"/> and feeds the graph through a <see cref="GraphFeed"/>.
 /// Not thread-safe: use one session per sequence. Dispose it to free the cache's native memory.
 /// </summary>
-public sealed unsafe class GenerationSession : IDisposable
+public sealed class GenerationSession : IDisposable
 {
     private readonly LanguageModel _model;
     private readonly DecoderGraph _graph;
@@ -19,10 +20,9 @@ public sealed unsafe class GenerationSession : IDisposable
     private readonly float[] _nextLogits;
     private readonly OrtIoBinding _binding;
     private readonly RunOptions _runOptions;
-    private OrtValue[] _past;             // device path: the cache as ONNX Runtime returned it
-    private readonly HostKvCache? _cache; // host path: the cache in the session's own buffers
-    private NativeBuffer? _inputBuffer;   // host path: ids, positions and the use_cache flag of one run
-    private NativeBuffer? _logitsBuffer;  // host path: the run's logits rows
+    private readonly IKvCache _cache;
+    private readonly GraphFeed _feed;    // ids, positions, mask and the use_cache flag of one run
+    private readonly SessionLogits _logits;
     private int _length;
     private bool _hasLogits;
     private int _busy;
@@ -37,16 +37,9 @@ public sealed unsafe class GenerationSession : IDisposable
         _nextLogits = new float[model.Info.VocabularySize];
         _binding = _graph.Session.CreateIoBinding();
         _runOptions = new RunOptions();
-        if (_graph.UseHostCache)
-        {
-            _cache = new HostKvCache(_graph.Signature, _graph.SharesCacheBuffer, maxLength);
-            _past = [];
-        }
-        else
-        {
-            _past = CreateEmptyPast();
-        }
-
+        _feed = new GraphFeed(_graph);
+        _logits = new SessionLogits(_graph, model.Info.VocabularySize, model.Info.GraphPath);
+        _cache = _graph.UseHostCache ? new HostKvCache(_graph, maxLength) : new DeviceKvCache(_graph);
         model.Register(this);
     }
 
@@ -136,12 +129,8 @@ public sealed unsafe class GenerationSession : IDisposable
         _hasLogits = true;
     }
 
-    /// <summary>Drops cache positions from <paramref name="keep"/> on (the caller updates the length).</summary>
-    private void KeepCache(int keep)
-    {
-        if (_cache is not null) _cache.Truncate(_length, keep);
-        else ReplacePast(_graph.CacheSlicer.Slice(_past, 0, keep)); // sliced where it lives: no prefill is re-run
-    }
+    /// <summary>Drops cache positions from <paramref name="keep"/> on (the caller updates the length); no prefill is re-run.</summary>
+    private void KeepCache(int keep) => _cache.Truncate(_length, keep);
 
     /// <summary>
     /// Makes the session hold <paramref name="prompt"/>, keeping the longest prefix it already holds and running only the
@@ -176,8 +165,7 @@ public sealed unsafe class GenerationSession : IDisposable
                 return fork;
             }
 
-            if (_cache is not null) fork._cache!.CopyFrom(_cache, _length);
-            else fork.ReplacePast(_graph.CacheSlicer.Slice(_past, 0, _length)); // a copy where the cache lives (device memory on CUDA)
+            fork._cache.CopyFrom(_cache, _length); // a copy where the cache lives (device memory on CUDA)
             _tokens.AsSpan(0, _length).CopyTo(fork._tokens);
             _nextLogits.CopyTo(fork._nextLogits);
             fork._length = _length;
@@ -194,8 +182,8 @@ public sealed unsafe class GenerationSession : IDisposable
     /// <summary>Token positions the model has run over in this session (for tests: a rewind or fork runs no prefill again).</summary>
     internal long TokensRun { get; private set; }
 
-    /// <summary>The host cache (CPU sessions), for tests of buffer reuse; null on CUDA.</summary>
-    internal HostKvCache? HostCache => _cache;
+    /// <summary>The host cache (CPU sessions), for tests of buffer reuse and the batch's join; null on CUDA.</summary>
+    internal HostKvCache? HostCache => _cache as HostKvCache;
 
     /// <summary>
     /// Frees what the session holds beyond its cache (the swap scheme's second buffer), for a session that waits between
@@ -207,7 +195,7 @@ public sealed unsafe class GenerationSession : IDisposable
         if (Volatile.Read(ref _closing) != 0 || Interlocked.CompareExchange(ref _busy, 1, 0) != 0) return;
         try
         {
-            if (Volatile.Read(ref _closing) == 0) _cache?.ReleaseSpare();
+            if (Volatile.Read(ref _closing) == 0) _cache.ReleaseSpare();
         }
         finally
         {
@@ -267,14 +255,7 @@ public sealed unsafe class GenerationSession : IDisposable
 
         try
         {
-            if (_cache is not null)
-            {
-                RunOnHost(tokenIds, allLogits, firstRow, cancellationToken);
-            }
-            else
-            {
-                RunOnDevice(tokenIds, allLogits, firstRow, cancellationToken);
-            }
+            RunBound(tokenIds, allLogits, firstRow, cancellationToken);
         }
         catch (OnnxRuntimeException e) when (_length > 0 && n > 1 && !_graph.SingleTokenWithPast && Volatile.Read(ref _closing) == 0 && !cancellationToken.IsCancellationRequested)
         {
@@ -297,221 +278,53 @@ public sealed unsafe class GenerationSession : IDisposable
     }
 
     /// <summary>
-    /// The CPU step: every input, the cache and the logits are views of buffers the session (or the graph) owns, bound
-    /// through <see cref="OrtNative"/>; ONNX Runtime writes the present and the logits into them. Once the buffers have
-    /// grown to the sequence, a step allocates neither managed nor native memory.
+    /// One run: the feed's inputs, the logits and the cache bound as views or device values. On the CPU a step's inputs,
+    /// cache and logits are all views of buffers the session (or the graph) owns, so once they have grown a step allocates
+    /// neither managed nor native memory. A failed run or logits read leaves the cache as it was.
     /// </summary>
-    private void RunOnHost(ReadOnlySpan<int> tokenIds, Span<float> allLogits, int firstRow, CancellationToken cancellationToken)
+    private void RunBound(ReadOnlySpan<int> tokenIds, Span<float> allLogits, int firstRow, CancellationToken cancellationToken)
     {
-        var sig = _graph.Signature;
         var n = tokenIds.Length;
         var total = _length + n;
-        var vocab = _model.Info.VocabularySize;
-        var cpu = OrtMemoryInfo.DefaultInstance;
-
-        // Inputs: ids [n] and positions [n] as 8-byte slots (int32 uses the first half of each), then the cache flag.
-        var inputBytes = 16L * n + 8;
-        if (_inputBuffer is null || _inputBuffer.Bytes < inputBytes)
-        {
-            _inputBuffer?.Dispose();
-            _inputBuffer = new NativeBuffer(Math.Max(inputBytes, 64));
-        }
-
-        // One token: its logits row goes to a buffer the session keeps. Several: ONNX Runtime's arena takes the rows (it
-        // reuses that memory run after run; a fresh buffer of [n, vocab] would cost its page faults every prefill).
-        var logitsBytes = (long)vocab * (sig.LogitsType == TensorElementType.Float ? 4 : 2);
-        if (n == 1 && _logitsBuffer is null)
-        {
-            _logitsBuffer = new NativeBuffer(logitsBytes, zeroed: false);
-        }
-
-        var ids = _inputBuffer.Pointer;
-        var positions = ids + 8L * n;
-        var flag = positions + 8L * n;
-        for (var i = 0; i < n; i++)
-        {
-            GraphRun.WriteInteger(ids, sig.IdType, i, tokenIds[i]);
-            GraphRun.WriteInteger(positions, sig.PositionType, i, _length + i);
-        }
-
-        *flag = _length > 0 ? (byte)1 : (byte)0;
-
-        Span<long> shape = stackalloc long[3];
-        OrtValue? rowsValue = null; // the logits of a multi-token run, in ONNX Runtime's arena
+        _feed.Begin(1, n, _length);
+        _feed.Row(0, tokenIds, _length);
+        OrtValue[]? outputs = null;
         try
         {
             _binding.ClearBoundInputs();
             _binding.ClearBoundOutputs();
-            shape[0] = 1;
-            shape[1] = n;
-            OrtNative.BindInputView(_binding, _graph.InputIdsName, cpu, ids, n * (long)GraphRun.IntegerSize(sig.IdType), shape[..2], sig.IdType);
-            if (_graph.PositionsName is { } positionsName)
-            {
-                OrtNative.BindInputView(_binding, positionsName, cpu, positions, n * (long)GraphRun.IntegerSize(sig.PositionType), shape[..2], sig.PositionType);
-            }
-
-            if (_graph.MaskName is { } maskName)
-            {
-                shape[1] = total;
-                OrtNative.BindInputView(_binding, maskName, cpu, _graph.MaskOnes(total).Pointer, total * (long)GraphRun.IntegerSize(sig.MaskType), shape[..2], sig.MaskType);
-            }
-
-            if (_graph.UseCacheBranchName is { } branchName)
-            {
-                OrtNative.BindInputView(_binding, branchName, cpu, flag, 1, shape[..1], TensorElementType.Bool);
-            }
-
-            // Logits first: the arena-bound case finds them as the first output.
-            if (n == 1)
-            {
-                shape[1] = 1;
-                shape[2] = vocab;
-                OrtNative.BindOutputView(_binding, _graph.LogitsName, cpu, _logitsBuffer!.Pointer, logitsBytes, shape, sig.LogitsType);
-            }
-            else
-            {
-                _binding.BindOutputToDevice(sig.Logits, cpu);
-            }
-
-            _cache!.Bind(_binding, _graph.PastNames, _graph.PresentNames, _length, total);
+            _feed.Bind(_binding);
+            _logits.Bind(_binding, n, allLogits.IsEmpty ? n - 1 : firstRow, _cache.OnDevice);
+            _cache.Bind(_binding, _length, total);
             GraphRun.RunBound(_graph.Session, _runOptions, _binding, cancellationToken);
-            if (n > 1)
-            {
-                var outputs = _binding.GetOutputValues();
-                rowsValue = outputs[0];
-                for (var i = 1; i < outputs.Count; i++) outputs[i].Dispose(); // views of the session's own cache buffers
-            }
+            if (_logits.InOutputs || _cache.OnDevice) outputs = _binding.GetOutputValues().ToArray();
         }
         finally
         {
-            // Nothing stays bound between runs: a parked session holds its buffers, not references into ONNX Runtime.
+            // Nothing stays bound between runs: a parked session holds its cache, not references into ONNX Runtime.
             _binding.ClearBoundInputs();
             _binding.ClearBoundOutputs();
         }
 
-        _cache.Commit();
-        TokensRun += n;
-        tokenIds.CopyTo(_tokens.AsSpan(_length));
-        _length = total;
-        _hasLogits = true;
-
-        if (rowsValue is not null)
-        {
-            using (rowsValue) ReadLogits(rowsValue, n, vocab, allLogits, firstRow);
-            return;
-        }
-
-        if (sig.LogitsType == TensorElementType.Float)
-        {
-            new ReadOnlySpan<float>(_logitsBuffer!.Pointer, vocab).CopyTo(_nextLogits);
-        }
-        else
-        {
-            System.Numerics.Tensors.TensorPrimitives.ConvertToSingle(new ReadOnlySpan<Half>(_logitsBuffer!.Pointer, vocab), _nextLogits);
-        }
-
-        if (!allLogits.IsEmpty) _nextLogits.CopyTo(allLogits);
-    }
-
-    /// <summary>The CUDA step: small inputs from host arrays, the cache as ONNX Runtime's device tensors handed from present to past.</summary>
-    private void RunOnDevice(ReadOnlySpan<int> tokenIds, Span<float> allLogits, int firstRow, CancellationToken cancellationToken)
-    {
-        var sig = _graph.Signature;
-        var n = tokenIds.Length;
-        var total = _length + n;
-        var vocab = _model.Info.VocabularySize;
-        var from = allLogits.IsEmpty ? n - 1 : firstRow;
-        var inputs = new List<OrtValue>(4);
         try
         {
-            _binding.ClearBoundInputs();
-            _binding.ClearBoundOutputs();
-
-            var ids = new long[n];
-            for (var i = 0; i < n; i++) ids[i] = tokenIds[i];
-            Bind(sig.InputIds, GraphRun.CreateIntTensor(sig.IdType, ids, [1, n]));
-
-            if (sig.AttentionMask is { } mask)
-            {
-                var ones = new long[total];
-                Array.Fill(ones, 1L);
-                Bind(mask, GraphRun.CreateIntTensor(sig.MaskType, ones, [1, total]));
-            }
-
-            if (sig.PositionIds is { } positions)
-            {
-                var pos = new long[n];
-                for (var i = 0; i < n; i++) pos[i] = _length + i;
-                Bind(positions, GraphRun.CreateIntTensor(sig.PositionType, pos, [1, n]));
-            }
-
-            if (sig.UseCacheBranch is { } branch)
-            {
-                Bind(branch, OrtValue.CreateTensorValueFromMemory(new[] { _length > 0 }, [1]));
-            }
-
-            for (var i = 0; i < _past.Length; i++)
-            {
-                _binding.BindInput(sig.PastNames[i], _past[i]);
-            }
-
-            // Logits rows before `from` are not wanted: such runs keep their logits in device memory and bring back the rest only.
-            _binding.BindOutputToDevice(sig.Logits, from > 0 ? _graph.CacheMemory : OrtMemoryInfo.DefaultInstance);
-            foreach (var name in sig.PresentNames)
-            {
-                _binding.BindOutputToDevice(name, _graph.CacheMemory);
-            }
-
-            GraphRun.RunBound(_graph.Session, _runOptions, _binding, cancellationToken);
+            _logits.Read(outputs?[0], allLogits, _nextLogits);
         }
         catch
         {
-            _binding.ClearBoundInputs();
-            _binding.ClearBoundOutputs();
+            foreach (var value in outputs.AsSpan(outputs is null ? 0 : 1)) value.Dispose(); // the cache stays as it was
             throw;
         }
         finally
         {
-            foreach (var value in inputs) value.Dispose();
+            outputs?[0].Dispose();
         }
 
-        var outputs = _binding.GetOutputValues().ToArray();
-        // Nothing stays bound between runs: a parked session holds its cache, not the last logits or the old past.
-        _binding.ClearBoundInputs();
-        _binding.ClearBoundOutputs();
-        try
-        {
-            if (from > 0)
-            {
-                using var rows = _graph.LogitsSlicer.Slice([outputs[0]], from, n)[0];
-                ReadLogits(rows, n - from, vocab, allLogits, 0);
-            }
-            else
-            {
-                ReadLogits(outputs[0], n, vocab, allLogits, firstRow);
-            }
-        }
-        catch
-        {
-            foreach (var value in outputs[1..]) value.Dispose(); // the cache stays as it was
-            throw;
-        }
-        finally
-        {
-            outputs[0].Dispose();
-        }
-
-        ReplacePast(outputs[1..]);
+        _cache.Commit(outputs.AsSpan(outputs is null ? 0 : 1));
         TokensRun += n;
         tokenIds.CopyTo(_tokens.AsSpan(_length));
         _length = total;
         _hasLogits = true;
-
-        void Bind(string name, OrtValue value)
-        {
-            inputs.Add(value);
-            _binding.BindInput(name, value);
-        }
     }
 
     /// <summary>The single-token fallback: each token in its own run, the logits rows gathered as one run would give them.</summary>
@@ -528,50 +341,9 @@ public sealed unsafe class GenerationSession : IDisposable
         }
     }
 
-    private void ReadLogits(OrtValue logits, int n, int vocab, Span<float> allLogits, int firstRow)
-    {
-        var shape = logits.GetTensorTypeAndShape().Shape;
-        if (shape.Length != 3 || shape[1] != n || shape[2] != vocab)
-        {
-            throw new ModelFormatException(
-                $"The graph returned logits of shape [{string.Join(", ", shape)}]; expected [1, {n}, {vocab}].", _model.Info.GraphPath);
-        }
-
-        if (!allLogits.IsEmpty)
-        {
-            var rows = n - firstRow;
-            GraphRun.CopyAsFloat(logits, _graph.Signature.LogitsType, firstRow * vocab, rows * vocab, allLogits);
-            allLogits.Slice((rows - 1) * vocab, vocab).CopyTo(_nextLogits);
-        }
-        else
-        {
-            GraphRun.CopyAsFloat(logits, _graph.Signature.LogitsType, (n - 1) * vocab, vocab, _nextLogits);
-        }
-    }
-
-    private OrtValue[] CreateEmptyPast()
-    {
-        var sig = _graph.Signature;
-        var past = new OrtValue[sig.PastNames.Length];
-        for (var i = 0; i < past.Length; i++)
-        {
-            past[i] = OrtValue.CreateAllocatedTensorValue(OrtAllocator.DefaultInstance, sig.KvType, sig.CacheShape(1, 0));
-        }
-
-        return past;
-    }
-
-    private void ReplacePast(OrtValue[] next)
-    {
-        var old = _past;
-        _past = next;
-        foreach (var value in old) value.Dispose();
-    }
-
     private void Reset()
     {
-        if (_cache is not null) _cache.Clear();
-        else ReplacePast(CreateEmptyPast());
+        _cache.Clear();
         _length = 0;
         _hasLogits = false;
     }
@@ -621,12 +393,9 @@ public sealed unsafe class GenerationSession : IDisposable
             spin.SpinOnce(sleep1Threshold: 20);
         }
 
-
-        foreach (var value in _past) value.Dispose();
-        _past = [];
-        _cache?.Dispose();
-        _inputBuffer?.Dispose();
-        _logitsBuffer?.Dispose();
+        _cache.Dispose();
+        _feed.Dispose();
+        _logits.Dispose();
         _binding.Dispose();
         _runOptions.Dispose();
     }

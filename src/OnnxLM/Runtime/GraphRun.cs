@@ -5,7 +5,7 @@ using Microsoft.ML.OnnxRuntime.Tensors;
 
 namespace OnnxLM;
 
-/// <summary>Pieces every run of the decoder graph shares: id checks, input tensors, cancellation, reading logits.</summary>
+/// <summary>Pieces every run of the decoder graph shares: id checks, integer inputs, cancellation, reading logits (the inputs themselves are <see cref="GraphFeed"/>'s).</summary>
 internal static class GraphRun
 {
     /// <summary>Throws when an id is outside the model's vocabulary.</summary>
@@ -19,19 +19,6 @@ internal static class GraphRun
                     $"Token id {id} is outside the model's vocabulary (valid ids are 0 to {vocab - 1}).");
             }
         }
-    }
-
-    /// <summary>An int64 or int32 tensor (whichever the graph input takes) over <paramref name="values"/>.</summary>
-    public static OrtValue CreateIntTensor(TensorElementType type, long[] values, long[] shape)
-    {
-        if (type == TensorElementType.Int64)
-        {
-            return OrtValue.CreateTensorValueFromMemory(values, shape);
-        }
-
-        var ints = new int[values.Length];
-        for (var i = 0; i < ints.Length; i++) ints[i] = checked((int)values[i]);
-        return OrtValue.CreateTensorValueFromMemory(ints, shape);
     }
 
     /// <summary>

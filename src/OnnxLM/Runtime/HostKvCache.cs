@@ -17,11 +17,13 @@ namespace OnnxLM;
 /// Buffers grow by doubling up to the session's maximum length, so the cache holds about what the sequence needs, never
 /// the whole context.
 /// </summary>
-internal sealed unsafe class HostKvCache : IDisposable
+internal sealed unsafe class HostKvCache : IKvCache
 {
     private const int MinimumCapacity = 16;
 
     private readonly GraphSignature _sig;
+    private readonly NativeName[] _pastNames;
+    private readonly NativeName[] _presentNames;
     private readonly bool _shared;
     private readonly int _maxLength;
     private readonly int _blocks;   // [kv_heads] (or [2, kv_heads] combined) slabs per tensor
@@ -31,10 +33,13 @@ internal sealed unsafe class HostKvCache : IDisposable
     private int _liveCapacity;
     private int _spareCapacity;
 
-    public HostKvCache(GraphSignature signature, bool shared, int maxLength)
+    public HostKvCache(DecoderGraph graph, int maxLength)
     {
+        var signature = graph.Signature;
         _sig = signature;
-        _shared = shared;
+        _pastNames = graph.PastNames;
+        _presentNames = graph.PresentNames;
+        _shared = graph.SharesCacheBuffer;
         _maxLength = maxLength;
         _blocks = signature.KeyValueHeadCount * (signature.Layout == KvCacheLayout.Combined ? 2 : 1);
         _rowBytes = signature.HeadSize * (signature.KvType == TensorElementType.Float ? 4 : 2);
@@ -45,18 +50,18 @@ internal sealed unsafe class HostKvCache : IDisposable
     /// <summary>Whether past and present are one buffer (GroupQueryAttention sharing).</summary>
     public bool Shared => _shared;
 
+    public bool OnDevice => false;
+
     /// <summary>How many times buffers were allocated (they grow by doubling, so this stays small; tests check steady decoding adds none).</summary>
     public int Allocations { get; private set; }
 
     /// <summary>Native bytes held (both buffers of the swap scheme).</summary>
     public long Bytes => (long)(_liveCapacity + _spareCapacity) * _blocks * _rowBytes * _live.Length;
 
-    /// <summary>
-    /// Binds the cache for a run that appends <paramref name="total"/> − <paramref name="length"/> tokens to
-    /// <paramref name="length"/>: the past as input, the present as output. Call <see cref="Commit"/> after the run succeeds.
-    /// </summary>
-    public void Bind(OrtIoBinding binding, NativeName[] pastNames, NativeName[] presentNames, int length, int total)
+    public void Bind(OrtIoBinding binding, int length, int total)
     {
+        var pastNames = _pastNames;
+        var presentNames = _presentNames;
         Span<long> shape = stackalloc long[5];
         int rank;
         if (_shared)
@@ -85,8 +90,10 @@ internal sealed unsafe class HostKvCache : IDisposable
     }
 
     /// <summary>Makes the present just written the live cache (swap scheme; nothing to do when shared).</summary>
-    public void Commit()
+    /// <param name="presents">Views of this cache's own buffers, if the caller fetched them: disposed here.</param>
+    public void Commit(ReadOnlySpan<OrtValue> presents)
     {
+        foreach (var view in presents) view.Dispose();
         if (_shared) return;
         for (var i = 0; i < _live.Length; i++)
         {
@@ -121,9 +128,10 @@ internal sealed unsafe class HostKvCache : IDisposable
         return _live[tensor] is { } buffer ? buffer.AsSpan(0, _blocks * length * _rowBytes) : ReadOnlySpan<byte>.Empty;
     }
 
-    /// <summary>Makes this cache hold the first <paramref name="length"/> positions of <paramref name="source"/>.</summary>
-    public void CopyFrom(HostKvCache source, int length)
+    /// <summary>Makes this cache hold the first <paramref name="length"/> positions of <paramref name="other"/> (a host cache).</summary>
+    public void CopyFrom(IKvCache other, int length)
     {
+        var source = (HostKvCache)other;
         EnsureLive(length, keep: 0);
         var stride = _shared ? _liveCapacity : length;
         var sourceStride = source._shared ? source._liveCapacity : length;

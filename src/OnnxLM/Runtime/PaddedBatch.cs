@@ -36,19 +36,12 @@ internal static class PaddedBatch
         var width = sequences.Max(s => s.Length);
         var vocab = model.Info.VocabularySize;
 
-        var ids = new long[batch * width];
-        var mask = new long[batch * width];
-        var positions = new long[batch * width];
+        using var feed = new GraphFeed(graph);
+        feed.Begin(batch, width, 0);
         for (var b = 0; b < batch; b++)
         {
             GraphRun.CheckTokenIds(sequences[b], vocab, nameof(sequences));
-            for (var t = 0; t < width; t++)
-            {
-                var real = t < sequences[b].Length;
-                ids[b * width + t] = real ? sequences[b][t] : 0;
-                mask[b * width + t] = real ? 1 : 0;
-                positions[b * width + t] = t;
-            }
+            feed.Row(b, sequences[b], 0);
         }
 
         var names = new List<string>();
@@ -56,24 +49,8 @@ internal static class PaddedBatch
         using var runOptions = new RunOptions();
         try
         {
-            Add(sig.InputIds, GraphRun.CreateIntTensor(sig.IdType, ids, [batch, width]));
-            Add(sig.AttentionMask!, GraphRun.CreateIntTensor(sig.MaskType, mask, [batch, width]));
-            if (sig.PositionIds is { } positionIds)
-            {
-                Add(positionIds, GraphRun.CreateIntTensor(sig.PositionType, positions, [batch, width]));
-            }
-
-            if (sig.UseCacheBranch is { } branch)
-            {
-                Add(branch, OrtValue.CreateTensorValueFromMemory(new[] { false }, [1]));
-            }
-
-            var emptyCache = sig.CacheShape(batch, 0);
-            foreach (var name in sig.PastNames)
-            {
-                Add(name, OrtValue.CreateAllocatedTensorValue(OrtAllocator.DefaultInstance, sig.KvType, emptyCache));
-            }
-
+            feed.AddTo(names, values);
+            feed.AddEmptyPast(names, values);
             using var outputs = GraphRun.Cancellable(runOptions, cancellationToken, () => graph.Session.Run(runOptions, names, values, [sig.Logits]));
             var output = outputs.First();
             var shape = output.GetTensorTypeAndShape().Shape;
@@ -91,12 +68,6 @@ internal static class PaddedBatch
         finally
         {
             foreach (var value in values) value.Dispose();
-        }
-
-        void Add(string name, OrtValue value)
-        {
-            names.Add(name);
-            values.Add(value);
         }
     }
 }
