@@ -177,6 +177,8 @@ public sealed class JsonSchemaConstraintTests : IDisposable
 /// <see cref="ConstraintTooLargeException"/> naming the limit, through every factory, while realistic ones still compile
 /// and match exactly what .NET's regex engine matches.
 /// </summary>
+/// <remarks>Timed: they run alone (<see cref="TimedCollection"/>), so a busy test run does not stretch their bounds.</remarks>
+[Collection(TimedCollection.Name)]
 public sealed class ConstraintLimitTests
 {
     private const string Nested = "((x{1000}){1000}){1000}";
