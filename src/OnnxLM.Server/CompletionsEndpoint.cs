@@ -180,7 +180,7 @@ internal static class CompletionsEndpoint
 
         (int[], string?) FromText(string text)
         {
-            var ids = model.EncodeText(text, null, "prompt", ct);
+            var ids = model.Encode(text, null, ct);
             if (ids.Length == 0) throw ApiException.BadRequest("The prompt has no tokens.", "prompt");
             return (ids, text);
         }
