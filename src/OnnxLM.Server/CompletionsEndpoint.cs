@@ -224,7 +224,7 @@ internal static class CompletionsEndpoint
         {
             var context = ids[..1];
             var continuation = ids[1..];
-            var score = await Task.Run(() => Scorer.Score(model, context, continuation, logprobs.Value, ct), ct);
+            var score = await model.ScoreTokenIdsAsync(context, continuation, new ScoreOptions { TopAlternatives = logprobs.Value }, ct);
             for (var i = 0; i < score.Tokens.Count; i++)
             {
                 var t = score.Tokens[i];

@@ -447,7 +447,21 @@ public sealed class LanguageModel : IDisposable
     }
 
     /// <summary>Scores continuation token ids after context token ids (the context must not be empty).</summary>
-    public Task<ScoreResult> ScoreAsync(IReadOnlyList<int> contextTokenIds, IReadOnlyList<int> continuationTokenIds, CancellationToken cancellationToken = default)
+    public Task<ScoreResult> ScoreAsync(IReadOnlyList<int> contextTokenIds, IReadOnlyList<int> continuationTokenIds, CancellationToken cancellationToken = default) =>
+        ScoreTokenIdsAsync(contextTokenIds, continuationTokenIds, null, cancellationToken);
+
+    /// <summary>
+    /// Scores continuation token ids after context token ids (the context must not be empty), reporting the
+    /// <see cref="ScoreOptions.TopAlternatives"/> most likely alternatives of every scored token. The ids are scored as
+    /// given: <see cref="ScoreOptions.AddBosToken"/> and <see cref="ScoreOptions.PrefixTokenId"/> apply to text only.
+    /// </summary>
+    /// <param name="contextTokenIds">The context's ids (at least one).</param>
+    /// <param name="continuationTokenIds">The ids to score (at least one).</param>
+    /// <param name="options">What to report; null for no alternatives.</param>
+    /// <param name="cancellationToken">Stops the run with <see cref="OperationCanceledException"/>.</param>
+    /// <exception cref="ArgumentException">The context or the continuation is empty.</exception>
+    /// <exception cref="ArgumentOutOfRangeException">An id is outside the vocabulary.</exception>
+    public Task<ScoreResult> ScoreTokenIdsAsync(IReadOnlyList<int> contextTokenIds, IReadOnlyList<int> continuationTokenIds, ScoreOptions? options = null, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(contextTokenIds);
         ArgumentNullException.ThrowIfNull(continuationTokenIds);
@@ -466,7 +480,8 @@ public sealed class LanguageModel : IDisposable
         var continuation = continuationTokenIds.ToArray();
         GraphRun.CheckTokenIds(context, Info.VocabularySize, nameof(contextTokenIds));
         GraphRun.CheckTokenIds(continuation, Info.VocabularySize, nameof(continuationTokenIds));
-        return Task.Run(() => Scorer.Score(this, context, continuation, 0, cancellationToken), cancellationToken);
+        var alternatives = options?.TopAlternatives ?? 0;
+        return Task.Run(() => Scorer.Score(this, context, continuation, alternatives, cancellationToken), cancellationToken);
     }
 
     /// <summary>
@@ -557,6 +572,22 @@ public sealed class LanguageModel : IDisposable
     /// prompt costs a length check, not the memory and time of tokenizing it.
     /// </summary>
     internal long MaxTextLength => (long)Info.ContextLength * Tokenizer.LongestPieceLength * 4;
+
+    /// <summary>
+    /// Refuses, without tokenizing it, text too long to fit in the model's context: more characters than the context
+    /// length × the longest vocabulary piece × 4 (a margin for normalizers that shrink text). <see cref="Encode"/> does this
+    /// itself; call it before tokenizing text from outside another way (<see cref="TextTokenizer.Encode(string, bool, CancellationToken)"/>),
+    /// so that a huge text costs a length check, not the memory and time of tokenizing it.
+    /// </summary>
+    /// <param name="text">The text.</param>
+    /// <exception cref="ContextLengthExceededException">The text cannot fit in the context.</exception>
+    /// <exception cref="ModelFormatException">The model folder has no tokenizer (see <see cref="HasTokenizer"/>).</exception>
+    public void ThrowIfTextTooLong(string text)
+    {
+        ArgumentNullException.ThrowIfNull(text);
+        ThrowIfDisposed();
+        CheckTextFits(text.Length, "text");
+    }
 
     /// <summary>Throws <see cref="ContextLengthExceededException"/> when text of <paramref name="characters"/> cannot fit in the context.</summary>
     internal void CheckTextFits(long characters, string what)
