@@ -178,7 +178,8 @@ internal static class ChatRequestMapper
 
     /// <summary>A parsed tool call as the abstraction's content, arguments as JSON values.</summary>
     public static FunctionCallContent ToContent(ChatToolCall call) => new(
-        call.Id ?? ToolCallParser.NewId(), call.Name,
+        // The parser names every call it finds; a call built elsewhere without an id gets a fresh one, as the parser's.
+        call.Id ?? System.Security.Cryptography.RandomNumberGenerator.GetString("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789", 9), call.Name,
         call.Arguments.ValueKind == JsonValueKind.Object
             ? call.Arguments.EnumerateObject().ToDictionary(p => p.Name, p => (object?)p.Value.Clone())
             : new Dictionary<string, object?>());

@@ -68,7 +68,7 @@ public sealed class OnnxLMChatClient : IChatClient
         var conversation = ChatRequestMapper.ToMessages(messages, options?.Instructions);
         var model = _host.Model;
         var text = _host.ChatTemplate.Render(conversation, addGenerationPrompt: true, tools, ChatRequestMapper.TemplateVariables(options), cancellationToken);
-        var prompt = model.EncodeText(text, addBos: false, "rendered conversation", cancellationToken);
+        var prompt = model.Encode(text, addBosToken: false, cancellationToken);
         if (prompt.Length == 0) throw new ArgumentException("The conversation renders as no tokens.", nameof(messages));
         if (prompt.Length >= model.Info.ContextLength)
         {
@@ -102,20 +102,20 @@ public sealed class OnnxLMChatClient : IChatClient
         using (lease)
         {
             // With continuous batching on, a request joins the model's shared decode loop; a request naming its conversation
-            // keeps a cached session instead (decoded alone), so that the conversation's next turn prefills only what is new.
-            var scheduler = options?.ConversationId is null ? model.SchedulerFor(generation) : null;
-            var session = scheduler is null ? _host.Sessions.Rent(model, prompt, options?.ConversationId) : null;
+            // (or any request, when generations decode alone anyway) keeps a cached session instead, so that the
+            // conversation's next turn prefills only what is new.
+            var session = options?.ConversationId is null && model.BatchesGenerations ? null : _host.Sessions.Rent(model, prompt, options?.ConversationId);
             try
             {
                 IAsyncEnumerable<GeneratedToken> stream;
                 if (session is null)
                 {
-                    stream = scheduler!.StreamAsync(prompt, generation, model.EndOfTurnTokenIds, cancellationToken);
+                    stream = model.GenerateChatStreamingAsync(prompt, generation, cancellationToken);
                 }
                 else
                 {
-                    reused = session.AppendReusingPrefix(prompt, cancellationToken);
-                    stream = Generator.StreamAsync(stop => Generator.Decode(model, session, prompt, generation, stop, model.EndOfTurnTokenIds), cancellationToken);
+                    reused = session.Prefill(prompt, cancellationToken);
+                    stream = session.GenerateStreamingAsync(generation, model.EndOfTurnTokenIds, cancellationToken);
                 }
 
                 Log.RequestStarted(_host.Logger, requestId, prompt.Length, reused, waited.TotalMilliseconds);
@@ -147,12 +147,12 @@ public sealed class OnnxLMChatClient : IChatClient
             }
         }
 
-        var result = Generator.ToResult(tokens, prompt.Length);
+        var replyText = string.Concat(tokens.Select(t => t.Text));
         var contents = new List<AIContent>();
-        ChatFinishReason finish = result.FinishReason == FinishReason.Stop ? ChatFinishReason.Stop : ChatFinishReason.Length;
+        ChatFinishReason finish = (tokens[^1].FinishReason ?? FinishReason.Length) == FinishReason.Stop ? ChatFinishReason.Stop : ChatFinishReason.Length;
         if (tools is not null)
         {
-            var (content, calls) = ToolCallParser.Parse(result.Text);
+            var (content, calls) = ToolCallParser.Parse(replyText);
             if (content.Length > 0) contents.Add(new TextContent(content));
             contents.AddRange(calls.Select(ChatRequestMapper.ToContent));
             if (calls.Count > 0) finish = ChatFinishReason.ToolCalls;
@@ -168,8 +168,8 @@ public sealed class OnnxLMChatClient : IChatClient
         contents.Add(new UsageContent(usage));
         var final = Update(requestId, created, contents);
         final.FinishReason = finish;
-        Record(requestId, result, usage, clock.Elapsed, firstToken ?? clock.Elapsed, finish, activity);
-        if (_host.Options.LogContent) Log.Content(_host.Logger, requestId, "reply", result.Text);
+        Record(requestId, tokens.Count, usage, clock.Elapsed, firstToken ?? clock.Elapsed, finish, activity);
+        if (_host.Options.LogContent) Log.Content(_host.Logger, requestId, "reply", replyText);
         yield return final;
     }
 
@@ -197,7 +197,7 @@ public sealed class OnnxLMChatClient : IChatClient
         return activity;
     }
 
-    private void Record(string requestId, GenerationResult result, UsageDetails usage, TimeSpan elapsed, TimeSpan firstToken, ChatFinishReason finish, Activity? activity)
+    private void Record(string requestId, int tokenCount, UsageDetails usage, TimeSpan elapsed, TimeSpan firstToken, ChatFinishReason finish, Activity? activity)
     {
         var tags = _host.Tags;
         KeyValuePair<string, object?>[] input = [.. tags, new("gen_ai.operation.name", "chat"), new("gen_ai.token.type", "input")];
@@ -207,9 +207,9 @@ public sealed class OnnxLMChatClient : IChatClient
         _host.Instruments.Tokens.Record(usage.OutputTokenCount ?? 0, output);
         _host.Instruments.Duration.Record(elapsed.TotalSeconds, operation);
         _host.Instruments.FirstToken.Record(firstToken.TotalSeconds, operation);
-        if (result.TokenIds.Count > 1)
+        if (tokenCount > 1)
         {
-            _host.Instruments.PerToken.Record((elapsed - firstToken).TotalSeconds / (result.TokenIds.Count - 1), operation);
+            _host.Instruments.PerToken.Record((elapsed - firstToken).TotalSeconds / (tokenCount - 1), operation);
         }
 
         activity?.SetTag("gen_ai.response.id", requestId);

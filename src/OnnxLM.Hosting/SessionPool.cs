@@ -26,7 +26,7 @@ internal sealed class SessionPool(int capacity) : IDisposable
                     break;
                 }
 
-                var common = GenerationSession.CommonPrefix(node.Value.Session.Tokens, prompt);
+                var common = node.Value.Session.Tokens.CommonPrefixLength(prompt);
                 if (common > bestCommon) (best, bestCommon) = (node, common);
             }
 

@@ -180,7 +180,7 @@ internal static class CompletionsEndpoint
 
         (int[], string?) FromText(string text)
         {
-            var ids = model.EncodeText(text, null, "prompt", ct);
+            var ids = model.Encode(text, null, ct);
             if (ids.Length == 0) throw ApiException.BadRequest("The prompt has no tokens.", "prompt");
             return (ids, text);
         }
@@ -224,7 +224,7 @@ internal static class CompletionsEndpoint
         {
             var context = ids[..1];
             var continuation = ids[1..];
-            var score = await Task.Run(() => Scorer.Score(model, context, continuation, logprobs.Value, ct), ct);
+            var score = await model.ScoreTokenIdsAsync(context, continuation, new ScoreOptions { TopAlternatives = logprobs.Value }, ct);
             for (var i = 0; i < score.Tokens.Count; i++)
             {
                 var t = score.Tokens[i];

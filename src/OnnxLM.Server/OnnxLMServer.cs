@@ -178,7 +178,7 @@ public static class OnnxLMServer
             var body = await RequestBody.ReadAsync(http.Request, http.RequestAborted);
             var (_, host) = models.Resolve(body.String("model"));
             var text = body.String("prompt") ?? body.RequiredString("text");
-            host.Model.CheckTextFits(text.Length, "text");
+            host.Model.ThrowIfTextTooLong(text);
             var ids = body.Bool("add_special_tokens", true) ? host.Model.Tokenizer.Encode(text, cancellationToken: http.RequestAborted) : host.Model.Tokenizer.Encode(text, addSpecialTokens: false, http.RequestAborted);
             return Results.Json(new TokenizeResponse(ids, ids.Length, host.Model.Info.ContextLength), ServerJson.Body.TokenizeResponse);
         });

@@ -25,7 +25,7 @@ public sealed class LanguageModel : IDisposable
     private readonly System.Collections.Concurrent.ConcurrentDictionary<GenerationSession, byte> _sessions = new();
     private int _runs;
 
-    private readonly Lazy<BatchScheduler?> _scheduler;
+    private readonly Decoding _decoding;
 
     private LanguageModel(string folder, DecoderGraph graph, ModelInfo info, TextTokenizer? tokenizer, int maxBatchSize, ILogger logger)
     {
@@ -44,21 +44,7 @@ public sealed class LanguageModel : IDisposable
 
             return ids;
         });
-        _scheduler = new(() =>
-        {
-            if (maxBatchSize <= 1) return null;
-            if (!Graph.UseHostCache)
-            {
-                // The batched cache is gathered and compacted on the host, and a lone request's session cache moves into it
-                // from host memory; on CUDA every step would copy it both ways.
-                logger.LogInformation("Continuous batching runs on the CPU provider only so far; on {Provider} concurrent generations decode alone.", Graph.Provider);
-                return null;
-            }
-
-            if (BatchedCache.IsSupported(Graph, Info.GraphPath)) return new BatchScheduler(this, maxBatchSize, logger);
-            logger.LogInformation("{Graph} cannot decode sequences of different lengths in one batch; concurrent generations run alone.", Info.GraphPath);
-            return null;
-        }, LazyThreadSafetyMode.ExecutionAndPublication);
+        _decoding = new Decoding(this, maxBatchSize, logger);
     }
 
     /// <summary>What the model is and where it runs.</summary>
@@ -74,11 +60,18 @@ public sealed class LanguageModel : IDisposable
 
     internal DecoderGraph Graph { get; }
 
-    /// <summary>The continuous-batching scheduler, or null when batching is off or the graph cannot batch.</summary>
-    internal BatchScheduler? Scheduler => _scheduler.Value;
+    /// <summary>The one entrance to decoding: every generation of this model goes through it.</summary>
+    internal Decoding Decoding => _decoding;
 
-    /// <summary>The scheduler for a generation with <paramref name="options"/>: none for speculative decoding, which needs a session of its own.</summary>
-    internal BatchScheduler? SchedulerFor(GenerationOptions options) => options.Speculation is null ? Scheduler : null;
+    /// <summary>The continuous-batching scheduler, or null when batching is off or the graph cannot batch.</summary>
+    internal BatchScheduler? Scheduler => _decoding.Scheduler;
+
+    /// <summary>
+    /// Whether concurrent generations decode together as rows of one batch (continuous batching): <see cref="LanguageModelOptions.MaxBatchSize"/>
+    /// is above 1 and the graph and execution provider can batch sequences of different lengths. When false, each generation
+    /// decodes alone in a session of its own. Speculative decoding (<see cref="GenerationOptions.Speculation"/>) always decodes alone.
+    /// </summary>
+    public bool BatchesGenerations => _decoding.Scheduler is not null;
 
     /// <summary>Whether the model folder has a chat template (tokenizer_config.json's <c>chat_template</c>, chat_template.jinja or .json).</summary>
     /// <exception cref="ModelFormatException">A file naming the template is unreadable.</exception>
@@ -138,16 +131,27 @@ public sealed class LanguageModel : IDisposable
         CancellationToken cancellationToken = default)
     {
         var prompt = CheckPrompt(EncodeChat(NonEmpty(messages), addGenerationPrompt: true, tools, cancellationToken: cancellationToken));
-        options ??= new GenerationOptions();
-        return SchedulerFor(options) is { } scheduler
-            ? scheduler.GenerateAsync(prompt, options, EndOfTurnTokenIds, cancellationToken)
-            : Task.Run(() => Generator.Generate(this, prompt, options, cancellationToken, EndOfTurnTokenIds), cancellationToken);
+        return _decoding.GenerateAsync(prompt, options ?? new GenerationOptions(), EndOfTurnTokenIds, cancellationToken);
     }
 
     /// <summary>Streams the assistant's reply to a conversation, token by token, stopping at an end-of-turn token.</summary>
     public IAsyncEnumerable<GeneratedToken> GenerateChatStreamingAsync(IEnumerable<ChatMessage> messages, GenerationOptions? options = null,
         IEnumerable<ChatTool>? tools = null, CancellationToken cancellationToken = default) =>
-        Stream(CheckPrompt(EncodeChat(NonEmpty(messages), addGenerationPrompt: true, tools, cancellationToken: cancellationToken)), options ?? new GenerationOptions(), EndOfTurnTokenIds, cancellationToken);
+        _decoding.StreamAsync(CheckPrompt(EncodeChat(NonEmpty(messages), addGenerationPrompt: true, tools, cancellationToken: cancellationToken)), options ?? new GenerationOptions(), EndOfTurnTokenIds, cancellationToken);
+
+    /// <summary>
+    /// Streams the assistant's reply after a conversation already rendered and encoded (<see cref="EncodeChat"/>, or
+    /// <see cref="Encode"/> of text from <see cref="ApplyChatTemplate"/>), token by token, stopping at an end-of-turn token
+    /// (<see cref="EndOfTurnTokenIds"/>) unless the options name others.
+    /// </summary>
+    /// <param name="promptTokenIds">The rendered conversation's tokens, ending with the header that starts the reply.</param>
+    /// <param name="options">Sampling and stopping options; null for greedy decoding of up to 128 tokens.</param>
+    /// <param name="cancellationToken">Stops generation with <see cref="OperationCanceledException"/>.</param>
+    /// <remarks>Its parameters have no defaults (the conversation overload has them): pass null and <see cref="CancellationToken.None"/> explicitly.</remarks>
+    /// <exception cref="ArgumentException">The prompt has no tokens.</exception>
+    /// <exception cref="ContextLengthExceededException">The prompt leaves no room in the context for a reply.</exception>
+    public IAsyncEnumerable<GeneratedToken> GenerateChatStreamingAsync(IReadOnlyList<int> promptTokenIds, GenerationOptions? options, CancellationToken cancellationToken) =>
+        _decoding.StreamAsync(CheckPrompt(promptTokenIds), options ?? new GenerationOptions(), EndOfTurnTokenIds, cancellationToken);
 
     /// <summary>The conversation as a list; a reply to no messages at all is a caller's mistake.</summary>
     private static List<ChatMessage> NonEmpty(IEnumerable<ChatMessage> messages)
@@ -303,10 +307,7 @@ public sealed class LanguageModel : IDisposable
     public Task<GenerationResult> GenerateAsync(IReadOnlyList<int> promptTokenIds, GenerationOptions? options = null, CancellationToken cancellationToken = default)
     {
         var prompt = CheckPrompt(promptTokenIds);
-        options ??= new GenerationOptions();
-        return SchedulerFor(options) is { } scheduler
-            ? scheduler.GenerateAsync(prompt, options, null, cancellationToken)
-            : Task.Run(() => Generator.Generate(this, prompt, options, cancellationToken), cancellationToken);
+        return _decoding.GenerateAsync(prompt, options ?? new GenerationOptions(), null, cancellationToken);
     }
 
     /// <summary>Generates text after a prompt, yielding each token as soon as it is chosen.</summary>
@@ -319,13 +320,7 @@ public sealed class LanguageModel : IDisposable
 
     /// <summary>Generates tokens after a prompt given as token ids, yielding each as soon as it is chosen.</summary>
     public IAsyncEnumerable<GeneratedToken> GenerateStreamingAsync(IReadOnlyList<int> promptTokenIds, GenerationOptions? options = null, CancellationToken cancellationToken = default) =>
-        Stream(CheckPrompt(promptTokenIds), options ?? new GenerationOptions(), null, cancellationToken);
-
-    /// <summary>Streams one generation through the batch scheduler when there is one, else in its own session.</summary>
-    private IAsyncEnumerable<GeneratedToken> Stream(int[] prompt, GenerationOptions options, IReadOnlyList<int>? defaultStops, CancellationToken cancellationToken) =>
-        SchedulerFor(options) is { } scheduler
-            ? scheduler.StreamAsync(prompt, options, defaultStops, cancellationToken)
-            : Generator.RunAsync(this, prompt, options, cancellationToken, defaultStops);
+        _decoding.StreamAsync(CheckPrompt(promptTokenIds), options ?? new GenerationOptions(), null, cancellationToken);
 
     /// <summary>The prompt as an array, checked: not empty, and leaving room in the context for at least one new token.</summary>
     private int[] CheckPrompt(IReadOnlyList<int> promptTokenIds)
@@ -368,24 +363,7 @@ public sealed class LanguageModel : IDisposable
         ArgumentOutOfRangeException.ThrowIfGreaterThan(count, MaxSamples);
         options ??= new GenerationOptions();
         var ids = CheckPrompt(EncodePrompt(prompt, options, cancellationToken));
-        if (SchedulerFor(options) is { } scheduler)
-        {
-            return await scheduler.GenerateManyAsync(ids, count, options, cancellationToken).ConfigureAwait(false);
-        }
-
-        var maxLength = (int)Math.Min((long)ids.Length + options.MaxNewTokens, Info.ContextLength);
-        using var prefilled = CreateSession(maxLength);
-        await Task.Run(() => prefilled.Append(ids, cancellationToken), cancellationToken).ConfigureAwait(false);
-        var results = new List<GenerationResult>(count);
-        for (var i = 0; i < count; i++)
-        {
-            using var session = prefilled.Fork();
-            var sampleOptions = options.Seed is { } seed ? options.WithSeed(unchecked(seed + i)) : options;
-            var tokens = await Task.Run(() => Generator.Decode(this, session, ids, sampleOptions, cancellationToken).ToList(), cancellationToken).ConfigureAwait(false);
-            results.Add(Generator.ToResult(tokens, ids.Length));
-        }
-
-        return results;
+        return await _decoding.GenerateManyAsync(ids, count, options, cancellationToken).ConfigureAwait(false);
     }
 
     /// <summary>
@@ -469,7 +447,21 @@ public sealed class LanguageModel : IDisposable
     }
 
     /// <summary>Scores continuation token ids after context token ids (the context must not be empty).</summary>
-    public Task<ScoreResult> ScoreAsync(IReadOnlyList<int> contextTokenIds, IReadOnlyList<int> continuationTokenIds, CancellationToken cancellationToken = default)
+    public Task<ScoreResult> ScoreAsync(IReadOnlyList<int> contextTokenIds, IReadOnlyList<int> continuationTokenIds, CancellationToken cancellationToken = default) =>
+        ScoreTokenIdsAsync(contextTokenIds, continuationTokenIds, null, cancellationToken);
+
+    /// <summary>
+    /// Scores continuation token ids after context token ids (the context must not be empty), reporting the
+    /// <see cref="ScoreOptions.TopAlternatives"/> most likely alternatives of every scored token. The ids are scored as
+    /// given: <see cref="ScoreOptions.AddBosToken"/> and <see cref="ScoreOptions.PrefixTokenId"/> apply to text only.
+    /// </summary>
+    /// <param name="contextTokenIds">The context's ids (at least one).</param>
+    /// <param name="continuationTokenIds">The ids to score (at least one).</param>
+    /// <param name="options">What to report; null for no alternatives.</param>
+    /// <param name="cancellationToken">Stops the run with <see cref="OperationCanceledException"/>.</param>
+    /// <exception cref="ArgumentException">The context or the continuation is empty.</exception>
+    /// <exception cref="ArgumentOutOfRangeException">An id is outside the vocabulary.</exception>
+    public Task<ScoreResult> ScoreTokenIdsAsync(IReadOnlyList<int> contextTokenIds, IReadOnlyList<int> continuationTokenIds, ScoreOptions? options = null, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(contextTokenIds);
         ArgumentNullException.ThrowIfNull(continuationTokenIds);
@@ -488,7 +480,8 @@ public sealed class LanguageModel : IDisposable
         var continuation = continuationTokenIds.ToArray();
         GraphRun.CheckTokenIds(context, Info.VocabularySize, nameof(contextTokenIds));
         GraphRun.CheckTokenIds(continuation, Info.VocabularySize, nameof(continuationTokenIds));
-        return Task.Run(() => Scorer.Score(this, context, continuation, 0, cancellationToken), cancellationToken);
+        var alternatives = options?.TopAlternatives ?? 0;
+        return Task.Run(() => Scorer.Score(this, context, continuation, alternatives, cancellationToken), cancellationToken);
     }
 
     /// <summary>
@@ -542,6 +535,27 @@ public sealed class LanguageModel : IDisposable
     }
 
     /// <summary>
+    /// Encodes text as a prompt for this model. Text too long to fit in the context is refused before it is tokenized
+    /// (a length check, not the memory and time of tokenizing it): at most the context length × the longest vocabulary
+    /// piece × 4 characters. Use it for text from outside (a request's prompt, a conversation rendered with
+    /// <see cref="ApplyChatTemplate"/> or another template).
+    /// </summary>
+    /// <param name="text">The prompt text.</param>
+    /// <param name="addBosToken">
+    /// Null follows the tokenizer (its special tokens added, never a second BOS when the text already starts with one); true:
+    /// BOS first and no other special tokens; false: no special tokens (text from a chat template, which writes them itself).
+    /// </param>
+    /// <param name="cancellationToken">Stops a long encode with <see cref="OperationCanceledException"/>.</param>
+    /// <exception cref="ContextLengthExceededException">The text cannot fit in the model's context; nothing was tokenized.</exception>
+    /// <exception cref="ModelFormatException">The model folder has no tokenizer (see <see cref="HasTokenizer"/>).</exception>
+    public int[] Encode(string text, bool? addBosToken = null, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(text);
+        ThrowIfDisposed();
+        return EncodeText(text, addBosToken, "prompt", cancellationToken);
+    }
+
+    /// <summary>
     /// Encodes prompt text for the model (<see cref="TextTokenizer.EncodeForModel"/>) after refusing, without tokenizing,
     /// text too long to fit in the context (<see cref="CheckTextFits"/>).
     /// </summary>
@@ -558,6 +572,22 @@ public sealed class LanguageModel : IDisposable
     /// prompt costs a length check, not the memory and time of tokenizing it.
     /// </summary>
     internal long MaxTextLength => (long)Info.ContextLength * Tokenizer.LongestPieceLength * 4;
+
+    /// <summary>
+    /// Refuses, without tokenizing it, text too long to fit in the model's context: more characters than the context
+    /// length × the longest vocabulary piece × 4 (a margin for normalizers that shrink text). <see cref="Encode"/> does this
+    /// itself; call it before tokenizing text from outside another way (<see cref="TextTokenizer.Encode(string, bool, CancellationToken)"/>),
+    /// so that a huge text costs a length check, not the memory and time of tokenizing it.
+    /// </summary>
+    /// <param name="text">The text.</param>
+    /// <exception cref="ContextLengthExceededException">The text cannot fit in the context.</exception>
+    /// <exception cref="ModelFormatException">The model folder has no tokenizer (see <see cref="HasTokenizer"/>).</exception>
+    public void ThrowIfTextTooLong(string text)
+    {
+        ArgumentNullException.ThrowIfNull(text);
+        ThrowIfDisposed();
+        CheckTextFits(text.Length, "text");
+    }
 
     /// <summary>Throws <see cref="ContextLengthExceededException"/> when text of <paramref name="characters"/> cannot fit in the context.</summary>
     internal void CheckTextFits(long characters, string what)
@@ -607,7 +637,7 @@ public sealed class LanguageModel : IDisposable
         }
 
         _disposed = true;
-        if (_scheduler.IsValueCreated) _scheduler.Value?.Dispose();
+        _decoding.Dispose();
         foreach (var session in _sessions.Keys) session.Dispose();
         var spin = new SpinWait();
         while (Volatile.Read(ref _runs) != 0) spin.SpinOnce(sleep1Threshold: 20);

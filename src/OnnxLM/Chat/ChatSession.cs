@@ -73,12 +73,13 @@ public sealed class ChatSession : IDisposable
         _messages.Add(message);
         int[] prompt;
         int reused;
+        IAsyncEnumerable<GeneratedToken> reply;
         var completed = false;
         try
         {
             prompt = Fit(cancellationToken);
             _session ??= _model.CreateSession();
-            reused = _session.AppendReusingPrefix(prompt, cancellationToken);
+            reply = Decoding.StreamInSession(_session, prompt, options, _model.EndOfTurnTokenIds, out reused, cancellationToken);
         }
         catch
         {
@@ -89,10 +90,7 @@ public sealed class ChatSession : IDisposable
         var tokens = new List<GeneratedToken>();
         try
         {
-            var session = _session;
-            var stops = _model.EndOfTurnTokenIds;
-            await foreach (var token in Generator.StreamAsync(
-                stop => Generator.Decode(_model, session, prompt, options, stop, stops), cancellationToken).ConfigureAwait(false))
+            await foreach (var token in reply.ConfigureAwait(false))
             {
                 tokens.Add(token);
                 yield return token;
@@ -110,7 +108,7 @@ public sealed class ChatSession : IDisposable
             _session?.Park(); // between turns the session holds its cache only
         }
 
-        var result = Generator.ToResult(tokens, prompt.Length);
+        var result = Decoding.ToResult(tokens, prompt.Length);
         var (content, calls) = Options.Tools.Count > 0 ? ToolCallParser.Parse(result.Text) : (result.Text, []);
         _messages.Add(ChatMessage.Assistant(calls.Count > 0 ? content : result.Text, [.. calls]));
         LastReply = new ChatReply(content, calls, result, prompt.Length, reused);

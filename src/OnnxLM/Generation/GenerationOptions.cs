@@ -154,9 +154,12 @@ public sealed class GenerationOptions
 
     /// <summary>
     /// Sets presence and frequency penalties as OpenAI's API defines them: subtracted per token of the reply so far
-    /// (not the prompt, no window) — what the OpenAI-compatible layers (IChatClient, the server) map their fields to.
+    /// (not the prompt, no window; <see cref="PenaltiesCountPrompt"/> false, <see cref="PenaltyWindow"/> unbounded) — what the
+    /// OpenAI-compatible layers (IChatClient, the server) map their fields to. When both are null nothing changes.
     /// </summary>
-    internal void SetOpenAIPenalties(float? presence, float? frequency)
+    /// <param name="presence">OpenAI's <c>presence_penalty</c>, or null for 0.</param>
+    /// <param name="frequency">OpenAI's <c>frequency_penalty</c>, or null for 0.</param>
+    public void SetOpenAIPenalties(float? presence, float? frequency)
     {
         if (presence is null && frequency is null) return;
         PresencePenalty = presence ?? 0;
@@ -165,8 +168,9 @@ public sealed class GenerationOptions
         PenaltyWindow = int.MaxValue;
     }
 
-    /// <summary>A 64-bit seed (OpenAI's and Microsoft.Extensions.AI's) as <see cref="Seed"/>: kept when it fits, else its two halves folded.</summary>
-    internal static int FoldSeed(long seed) => seed is >= int.MinValue and <= int.MaxValue ? (int)seed : unchecked((int)seed ^ (int)(seed >> 32));
+    /// <summary>A 64-bit seed (OpenAI's and Microsoft.Extensions.AI's) as a <see cref="Seed"/>: kept when it fits in 32 bits, else its two halves folded (xor).</summary>
+    /// <param name="seed">The 64-bit seed.</param>
+    public static int FoldSeed(long seed) => seed is >= int.MinValue and <= int.MaxValue ? (int)seed : unchecked((int)seed ^ (int)(seed >> 32));
 
     /// <summary>Forbid repeating any n-gram of this size (Hugging Face no_repeat_ngram_size). 0 (the default) disables it.</summary>
     public int NoRepeatNGramSize

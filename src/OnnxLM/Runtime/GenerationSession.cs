@@ -133,15 +133,45 @@ public sealed class GenerationSession : IDisposable
     private void KeepCache(int keep) => _cache.Truncate(_length, keep);
 
     /// <summary>
-    /// Makes the session hold <paramref name="prompt"/>, keeping the longest prefix it already holds and running only the
-    /// rest (the last prompt token always runs: its logits pick the next token). Returns how many tokens were kept.
+    /// Makes the session hold <paramref name="promptTokenIds"/>, keeping the longest prefix of it that the session already
+    /// holds and running the model over the rest only (the last prompt token always runs: its logits pick the next token).
+    /// A conversation's next turn, or a prompt that shares a long preamble with the previous one, costs its new tokens,
+    /// not the whole prompt. Follow it with <see cref="GenerateStreamingAsync"/>.
     /// </summary>
-    internal int AppendReusingPrefix(int[] prompt, CancellationToken cancellationToken)
+    /// <param name="promptTokenIds">The whole prompt (not empty), ids in [0, vocabulary size).</param>
+    /// <param name="cancellationToken">Stops the run over the new tokens.</param>
+    /// <returns>How many leading prompt tokens were already in the cache and were not run again.</returns>
+    /// <exception cref="ArgumentException">The prompt is empty.</exception>
+    /// <exception cref="ArgumentOutOfRangeException">An id is outside the vocabulary.</exception>
+    /// <exception cref="ContextLengthExceededException">The prompt is longer than <see cref="MaxLength"/>.</exception>
+    public int Prefill(ReadOnlySpan<int> promptTokenIds, CancellationToken cancellationToken = default)
     {
-        var keep = Math.Min(CommonPrefix(Tokens, prompt), prompt.Length - 1);
+        if (promptTokenIds.IsEmpty) throw new ArgumentException("The prompt has no tokens.", nameof(promptTokenIds));
+        var keep = Math.Min(CommonPrefix(Tokens, promptTokenIds), promptTokenIds.Length - 1);
         if (keep < Length) Rewind(keep);
-        Append(prompt.AsSpan(keep), cancellationToken);
+        Append(promptTokenIds[keep..], cancellationToken);
         return keep;
+    }
+
+    /// <summary>
+    /// Generates after the tokens the session holds (a prompt appended or <see cref="Prefill"/>ed), yielding each token as
+    /// soon as it is chosen; the tokens generated stay in the session (except the last, which stopped it), so the next
+    /// <see cref="Prefill"/> can reuse them. The model runs on a thread-pool thread; leaving the enumeration early stops it.
+    /// One generation at a time per session.
+    /// </summary>
+    /// <param name="options">Sampling and stopping options; null for greedy decoding of up to 128 tokens.</param>
+    /// <param name="defaultStopTokenIds">
+    /// The tokens to stop at when <see cref="GenerationOptions.StopTokenIds"/> is null (<see cref="LanguageModel.EndOfTurnTokenIds"/>
+    /// for a chat reply); null for the model's EOS.
+    /// </param>
+    /// <param name="cancellationToken">Stops generation with <see cref="OperationCanceledException"/>.</param>
+    /// <exception cref="InvalidOperationException">The session holds no tokens.</exception>
+    public IAsyncEnumerable<GeneratedToken> GenerateStreamingAsync(GenerationOptions? options = null, IReadOnlyList<int>? defaultStopTokenIds = null,
+        CancellationToken cancellationToken = default)
+    {
+        ObjectDisposedException.ThrowIf(Volatile.Read(ref _closing) != 0, this);
+        if (_length == 0) throw new InvalidOperationException("The session holds no tokens: append or prefill a prompt first.");
+        return Decoding.StreamInSession(this, null, options ?? new GenerationOptions(), defaultStopTokenIds, out _, cancellationToken);
     }
 
     /// <summary>How many leading tokens two sequences share.</summary>
