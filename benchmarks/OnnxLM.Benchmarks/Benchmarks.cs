@@ -23,7 +23,7 @@ internal static class Benchmarks
             ("greedy", new GenerationOptions()),
             ("temperature 0.8 + top-k 40 + top-p 0.95 (HF order)", new GenerationOptions { Temperature = 0.8f, TopK = 40, TopP = 0.95f }),
             ("llama.cpp defaults: penalties 1.1, top-k 40, top-p 0.95, min-p 0.05, temperature 0.8",
-                new GenerationOptions { Temperature = 0.8f, TopK = 40, TopP = 0.95f, MinP = 0.05f, RepetitionPenalty = 1.1f, SamplerOrder = SamplerOrders.LlamaCpp }),
+                new GenerationOptions { Temperature = 0.8f, TopK = 40, TopP = 0.95f, MinP = 0.05f, RepetitionPenalty = 1.1f, SamplerOrder = GenerationOptions.LlamaCppSamplerOrder }),
             ("temperature 0.8 alone (sampling the full vocabulary)", new GenerationOptions { Temperature = 0.8f }),
             ("DRY 0.8 (+ temperature 0.8)", new GenerationOptions { Temperature = 0.8f, DryMultiplier = 0.8f }),
             ("no-repeat-ngram 3 (+ temperature 0.8)", new GenerationOptions { Temperature = 0.8f, NoRepeatNGramSize = 3 }),

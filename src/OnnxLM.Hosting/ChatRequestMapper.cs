@@ -37,8 +37,8 @@ internal static class ChatRequestMapper
         ["regex"] = (o, v) => o.Constraint = Constraints.OutputConstraint.Regex(v.GetString() ?? throw new InvalidOperationException()),
         ["sampler_order"] = (o, v) => o.SamplerOrder = v.GetString() switch
         {
-            "hf" => SamplerOrders.HuggingFace,
-            "llama.cpp" => SamplerOrders.LlamaCpp,
+            "hf" => GenerationOptions.HuggingFaceSamplerOrder,
+            "llama.cpp" => GenerationOptions.LlamaCppSamplerOrder,
             var other => throw new ArgumentException($"sampler_order must be \"hf\" or \"llama.cpp\", not \"{other}\"."),
         },
     };

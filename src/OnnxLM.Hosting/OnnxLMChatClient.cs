@@ -41,7 +41,7 @@ public sealed class OnnxLMChatClient : IChatClient
     /// <inheritdoc />
     /// <remarks>
     /// Text streams token by token. When tools are offered the reply is held back to the end, where its tool calls
-    /// are parsed (<see cref="ToolCallParser"/>) into <see cref="FunctionCallContent"/>s rather than streamed as markup.
+    /// are parsed (<see cref="ChatToolCall.Parse"/>) into <see cref="FunctionCallContent"/>s rather than streamed as markup.
     /// </remarks>
     public async IAsyncEnumerable<ChatResponseUpdate> GetStreamingResponseAsync(IEnumerable<AIChatMessage> messages, ChatOptions? options = null,
         [EnumeratorCancellation] CancellationToken cancellationToken = default)
@@ -152,7 +152,7 @@ public sealed class OnnxLMChatClient : IChatClient
         ChatFinishReason finish = (tokens[^1].FinishReason ?? FinishReason.Length) == FinishReason.Stop ? ChatFinishReason.Stop : ChatFinishReason.Length;
         if (tools is not null)
         {
-            var (content, calls) = ToolCallParser.Parse(replyText);
+            var (content, calls) = ChatToolCall.Parse(replyText);
             if (content.Length > 0) contents.Add(new TextContent(content));
             contents.AddRange(calls.Select(ChatRequestMapper.ToContent));
             if (calls.Count > 0) finish = ChatFinishReason.ToolCalls;

@@ -125,7 +125,7 @@ public sealed class LanguageModel : IDisposable
     /// <summary>Generates the assistant's reply to a conversation, stopping at an end-of-turn token (<see cref="EndOfTurnTokenIds"/>) unless the options name others.</summary>
     /// <param name="messages">The conversation.</param>
     /// <param name="options">Sampling and stopping options; null for greedy decoding of up to 128 tokens.</param>
-    /// <param name="tools">Tools the model may call, or null; parse the reply with <see cref="ToolCallParser"/>.</param>
+    /// <param name="tools">Tools the model may call, or null; parse the reply with <see cref="ChatToolCall.Parse"/>.</param>
     /// <param name="cancellationToken">Stops generation with <see cref="OperationCanceledException"/>.</param>
     public Task<GenerationResult> GenerateChatAsync(IEnumerable<ChatMessage> messages, GenerationOptions? options = null, IEnumerable<ChatTool>? tools = null,
         CancellationToken cancellationToken = default)

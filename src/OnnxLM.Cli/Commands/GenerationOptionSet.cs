@@ -65,7 +65,7 @@ internal sealed class GenerationOptionSet
                 XtcProbability = parse.GetValue(_xtc),
                 Mirostat = parse.GetValue(_mirostat),
                 Seed = parse.GetValue(_seed),
-                SamplerOrder = parse.GetValue(_samplerOrder) == "llama.cpp" ? SamplerOrders.LlamaCpp : SamplerOrders.HuggingFace,
+                SamplerOrder = parse.GetValue(_samplerOrder) == "llama.cpp" ? GenerationOptions.LlamaCppSamplerOrder : GenerationOptions.HuggingFaceSamplerOrder,
             };
             foreach (var stop in parse.GetValue(_stop) ?? []) options.StopSequences.Add(stop);
             var constraints = (parse.GetValue(_regex) is not null ? 1 : 0) + ((parse.GetValue(_choice)?.Length ?? 0) > 0 ? 1 : 0) + (parse.GetValue(_jsonOutput) ? 1 : 0)

@@ -8,9 +8,9 @@ namespace OnnxLM.Chat;
 /// Hermes / Qwen <c>&lt;tool_call&gt;{"name", "arguments"}&lt;/tool_call&gt;</c> blocks, Mistral's <c>[TOOL_CALLS]</c>
 /// followed by a JSON list or by <c>name[ARGS]{…}</c>, and a reply that is itself a JSON call or list of calls
 /// (Llama 3.1's <c>{"name", "parameters"}</c>, after <c>&lt;|python_tag|&gt;</c> or with the special tokens skipped).
-/// Text that does not parse as a call stays content; nothing throws.
+/// Text that does not parse as a call stays content; nothing throws. Public as <see cref="ChatToolCall.Parse"/>.
 /// </summary>
-public static class ToolCallParser
+internal static class ToolCallParser
 {
     private const string HermesOpen = "<tool_call>";
     private const string HermesClose = "</tool_call>";

@@ -32,7 +32,7 @@ public sealed class GenerationOptions
     private int _mirostat;
     private float _mirostatTau = 5f;
     private float _mirostatEta = 0.1f;
-    private IReadOnlyList<SamplerStage> _order = SamplerOrders.HuggingFace;
+    private IReadOnlyList<SamplerStage> _order = HuggingFaceSamplerOrder;
     private TimeSpan? _maxTime;
 
     /// <summary>The most tokens to generate (at least 1). Default 128. The session's maximum length is the prompt plus this (capped at the context length).</summary>
@@ -246,7 +246,28 @@ public sealed class GenerationOptions
     /// <summary>Mirostat learning rate (&gt; 0). Default 0.1.</summary>
     public float MirostatEta { get => _mirostatEta; set => _mirostatEta = Positive(value, nameof(MirostatEta)); }
 
-    /// <summary>Order of the sampling stages: <see cref="SamplerOrders.HuggingFace"/> (default), <see cref="SamplerOrders.LlamaCpp"/> or your own list (no repeats).</summary>
+    /// <summary>
+    /// Hugging Face <c>generate</c>: penalties first, then temperature before the truncation warpers
+    /// (top-k, top-p, min-p, typical, epsilon, eta); the stages Hugging Face lacks (DRY, top-nσ, XTC) sit where
+    /// llama.cpp puts them relative to the others. The default of <see cref="SamplerOrder"/>.
+    /// </summary>
+    public static IReadOnlyList<SamplerStage> HuggingFaceSamplerOrder { get; } =
+    [
+        SamplerStage.Penalties, SamplerStage.Dry, SamplerStage.Temperature, SamplerStage.TopNSigma, SamplerStage.TopK,
+        SamplerStage.TopP, SamplerStage.MinP, SamplerStage.TypicalP, SamplerStage.EpsilonCutoff, SamplerStage.EtaCutoff, SamplerStage.Xtc,
+    ];
+
+    /// <summary>
+    /// llama.cpp's default chain: penalties → DRY → top-nσ → top-k → typical → top-p → min-p → XTC → temperature
+    /// (epsilon/eta, which llama.cpp lacks, after min-p).
+    /// </summary>
+    public static IReadOnlyList<SamplerStage> LlamaCppSamplerOrder { get; } =
+    [
+        SamplerStage.Penalties, SamplerStage.Dry, SamplerStage.TopNSigma, SamplerStage.TopK, SamplerStage.TypicalP,
+        SamplerStage.TopP, SamplerStage.MinP, SamplerStage.EpsilonCutoff, SamplerStage.EtaCutoff, SamplerStage.Xtc, SamplerStage.Temperature,
+    ];
+
+    /// <summary>Order of the sampling stages: <see cref="HuggingFaceSamplerOrder"/> (default), <see cref="LlamaCppSamplerOrder"/> or your own list (no repeats).</summary>
     public IReadOnlyList<SamplerStage> SamplerOrder
     {
         get => _order;

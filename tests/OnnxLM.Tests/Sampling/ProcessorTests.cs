@@ -207,7 +207,7 @@ public sealed class ProcessorTests
     {
         var options = new GenerationOptions { Temperature = 0.5f, TopK = 3, MinP = 0.1f };
         var hf = SamplingPipeline.Create(options, [], null).Processors.Select(p => p.GetType()).ToArray();
-        options.SamplerOrder = SamplerOrders.LlamaCpp;
+        options.SamplerOrder = GenerationOptions.LlamaCppSamplerOrder;
         var llama = SamplingPipeline.Create(options, [], null).Processors.Select(p => p.GetType()).ToArray();
         Assert.Equal([typeof(TemperatureProcessor), typeof(TopKProcessor), typeof(MinPProcessor)], hf);
         Assert.Equal([typeof(TopKProcessor), typeof(MinPProcessor), typeof(TemperatureProcessor)], llama);
