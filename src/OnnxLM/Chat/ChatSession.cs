@@ -108,7 +108,7 @@ public sealed class ChatSession : IDisposable
             _session?.Park(); // between turns the session holds its cache only
         }
 
-        var result = Decoding.ToResult(tokens, prompt.Length);
+        var result = Generator.ToResult(tokens, prompt.Length);
         var (content, calls) = Options.Tools.Count > 0 ? ToolCallParser.Parse(result.Text) : (result.Text, []);
         _messages.Add(ChatMessage.Assistant(calls.Count > 0 ? content : result.Text, [.. calls]));
         LastReply = new ChatReply(content, calls, result, prompt.Length, reused);

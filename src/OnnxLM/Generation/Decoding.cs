@@ -109,9 +109,6 @@ internal sealed class Decoding : IDisposable
         return Generator.StreamAsync(stop => Generator.Decode(model, session, tokens, options, stop, defaultStops), cancellationToken);
     }
 
-    /// <summary>A result from the tokens of one generation after a prompt of <paramref name="promptLength"/> tokens.</summary>
-    public static GenerationResult ToResult(List<GeneratedToken> tokens, int promptLength) => Generator.ToResult(tokens, promptLength);
-
     /// <summary>Stops the scheduler, if one was started.</summary>
     public void Dispose()
     {

@@ -147,7 +147,7 @@ public sealed class GenerationSession : IDisposable
     public int Prefill(ReadOnlySpan<int> promptTokenIds, CancellationToken cancellationToken = default)
     {
         if (promptTokenIds.IsEmpty) throw new ArgumentException("The prompt has no tokens.", nameof(promptTokenIds));
-        var keep = Math.Min(CommonPrefix(Tokens, promptTokenIds), promptTokenIds.Length - 1);
+        var keep = Math.Min(Tokens.CommonPrefixLength(promptTokenIds), promptTokenIds.Length - 1);
         if (keep < Length) Rewind(keep);
         Append(promptTokenIds[keep..], cancellationToken);
         return keep;
@@ -172,15 +172,6 @@ public sealed class GenerationSession : IDisposable
         ObjectDisposedException.ThrowIf(Volatile.Read(ref _closing) != 0, this);
         if (_length == 0) throw new InvalidOperationException("The session holds no tokens: append or prefill a prompt first.");
         return Decoding.StreamInSession(this, null, options ?? new GenerationOptions(), defaultStopTokenIds, out _, cancellationToken);
-    }
-
-    /// <summary>How many leading tokens two sequences share.</summary>
-    internal static int CommonPrefix(ReadOnlySpan<int> a, ReadOnlySpan<int> b)
-    {
-        var n = Math.Min(a.Length, b.Length);
-        var i = 0;
-        while (i < n && a[i] == b[i]) i++;
-        return i;
     }
 
     /// <summary>Creates an independent copy of this session (tokens, cache and logits) that can diverge from it.</summary>

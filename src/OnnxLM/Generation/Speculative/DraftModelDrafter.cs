@@ -35,7 +35,7 @@ internal sealed class DraftModelDrafter : IDrafter
     /// <summary>Makes the draft session hold exactly <paramref name="history"/>, with the logits after it.</summary>
     private void Sync(ReadOnlySpan<int> history, CancellationToken cancellationToken)
     {
-        var common = GenerationSession.CommonPrefix(_session.Tokens, history);
+        var common = _session.Tokens.CommonPrefixLength(history);
         if (common == history.Length)
         {
             if (_session.Length > common) _session.Rewind(common); // one run gives back the logits after the last kept token
