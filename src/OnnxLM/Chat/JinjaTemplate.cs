@@ -11,7 +11,7 @@ namespace OnnxLM.Chat;
 /// as transformers.js does, and treats the template as untrusted: no file access, no reflection over .NET objects,
 /// bounded work, output, nesting and time (<see cref="TemplateOptions"/>). Thread-safe: a parsed template is immutable.
 /// </summary>
-public sealed class JinjaTemplate
+internal sealed class JinjaTemplate
 {
     private readonly IReadOnlyList<Stmt> _body;
     private readonly TemplateOptions _options;
