@@ -65,9 +65,9 @@ public sealed class OnnxLMChatClient : IChatClient
             // A schema: JSON text valid against it; no schema: a JSON object, OpenAI's json_object.
             generation.Constraint = json.Schema is { } schema ? OnnxLM.Constraints.OutputConstraint.JsonSchema(schema) : OnnxLM.Constraints.OutputConstraint.Json();
         }
-        var conversation = ChatRequestMapper.ToMessages(messages, options?.Instructions);
+        var conversation = ChatRequestMapper.ToMessages(messages, options?.Instructions, _host.ChatTemplate.ReadsContentParts);
         var model = _host.Model;
-        var text = _host.ChatTemplate.Render(conversation, addGenerationPrompt: true, tools, ChatRequestMapper.TemplateVariables(options), cancellationToken);
+        var text = _host.ChatTemplate.Render(conversation, addGenerationPrompt: true, tools, ChatRequestMapper.TemplateVariables(options), cancellationToken: cancellationToken);
         var prompt = model.Encode(text, addBosToken: false, cancellationToken);
         if (prompt.Length == 0) throw new ArgumentException("The conversation renders as no tokens.", nameof(messages));
         if (prompt.Length >= model.Info.ContextLength)
