@@ -12,6 +12,13 @@ namespace OnnxLM.Hosting;
 /// conversation prefills only its new tokens, and each one is logged, measured and traced. Thread-safe; the
 /// container owns it (resolve it, do not dispose it).
 /// </summary>
+/// <remarks>
+/// Messages reach the template as transformers receives the OpenAI format: a message without <see cref="TextContent"/>
+/// has <c>content: none</c>; <see cref="TextReasoningContent"/> becomes <c>reasoning_content</c>; for a template that
+/// loops over content parts (<see cref="ChatTemplate.ReadsContentParts"/>) each text is a <c>{"type": "text"}</c> part,
+/// otherwise the texts are joined. A message whose <see cref="AIChatMessage.RawRepresentation"/> is an OnnxLM
+/// <see cref="OnnxLM.Chat.ChatMessage"/> is rendered as that message (for image parts or other fields a template reads).
+/// </remarks>
 public sealed class OnnxLMChatClient : IChatClient
 {
     private readonly OnnxLMModelHost _host;
