@@ -103,7 +103,7 @@ public sealed class LanguageModel : IDisposable
         IReadOnlyDictionary<string, object?>? variables = null, CancellationToken cancellationToken = default)
     {
         ThrowIfDisposed();
-        return ChatTemplate.Render(messages, addGenerationPrompt, tools, variables, cancellationToken);
+        return ChatTemplate.Render(messages, addGenerationPrompt, tools, variables, cancellationToken: cancellationToken);
     }
 
     /// <summary>Renders a conversation with the chat template and tokenizes it, as <c>apply_chat_template(tokenize=True)</c>.</summary>
