@@ -10,9 +10,13 @@ namespace OnnxLM.Hub;
 /// </summary>
 internal sealed partial class HubCache
 {
+    private readonly string _locks;
+
     public HubCache(string cacheDirectory, string repoId)
     {
-        RepoFolder = Path.Combine(Path.GetFullPath(cacheDirectory), "models--" + repoId.Replace("/", "--", StringComparison.Ordinal));
+        var name = "models--" + repoId.Replace("/", "--", StringComparison.Ordinal);
+        RepoFolder = Path.Combine(Path.GetFullPath(cacheDirectory), name);
+        _locks = Path.Combine(Path.GetFullPath(cacheDirectory), ".locks", name);
     }
 
     public string RepoFolder { get; }
@@ -71,6 +75,27 @@ internal sealed partial class HubCache
         {
             // huggingface_hub copies the blob where the file system refuses links (Windows without developer mode).
             File.Copy(blob, pointer, overwrite: true);
+        }
+    }
+
+    /// <summary>
+    /// Holds <c>.locks/models--org--name/&lt;etag&gt;.lock</c> exclusively while a blob is written, as huggingface_hub's
+    /// file lock does (both take an exclusive advisory lock on Unix), so two processes never write one blob at once.
+    /// </summary>
+    public async Task<IDisposable> LockBlobAsync(string etag, CancellationToken ct)
+    {
+        Directory.CreateDirectory(_locks);
+        var path = Path.Combine(_locks, etag + ".lock");
+        while (true)
+        {
+            try
+            {
+                return new FileStream(path, FileMode.OpenOrCreate, FileAccess.ReadWrite, FileShare.None);
+            }
+            catch (IOException)
+            {
+                await Task.Delay(100, ct).ConfigureAwait(false);
+            }
         }
     }
 

@@ -89,6 +89,7 @@ public sealed partial class ModelHub
             await gate.WaitAsync(ct).ConfigureAwait(false);
             try
             {
+                using var fileLock = await cache.LockBlobAsync(etag, ct).ConfigureAwait(false);
                 Interlocked.Add(ref downloaded, await downloader.DownloadAsync(repoId, commit, file, etag, size, ct).ConfigureAwait(false));
                 cache.Link(commit, file, etag);
             }

@@ -110,4 +110,21 @@ public sealed class HubCacheTests : HubTestBase
         Assert.Equal(HubErrorKind.Network, e.Kind);
         Assert.StartsWith("Could not reach the Hub at http://127.0.0.1:1 after 1 tries", e.Message);
     }
+
+    [Fact]
+    public async Task ABlobLockedByAnotherWriterIsWaitedFor()
+    {
+        // huggingface_hub (or another onnxlm) holds .locks/models--org--plain/<etag>.lock while it writes that blob.
+        var model = Fixtures.Plain("org/plain").Files["model.onnx"];
+        var locks = Path.Combine(Cache.Path, ".locks", "models--org--plain");
+        Directory.CreateDirectory(locks);
+        var held = new FileStream(Path.Combine(locks, FakeHub.Sha256(model) + ".lock"), FileMode.OpenOrCreate, FileAccess.ReadWrite, FileShare.None);
+        var pull = Hub().DownloadAsync("org/plain");
+        await Task.Delay(700);
+        Assert.False(pull.IsCompleted);
+        Assert.Equal(0, Fake.Count("GET", "/cdn/"));
+        await held.DisposeAsync();
+        var snapshot = await pull.WaitAsync(TimeSpan.FromSeconds(30));
+        AssertSameBytes(Fixtures.Plain("org/plain"), snapshot);
+    }
 }

@@ -76,6 +76,7 @@ public sealed class HubDownloadTests : HubTestBase
             var up = string.Concat(Enumerable.Repeat("../", 2 + file.Count(c => c == '/')));
             Assert.Equal(up + "blobs/" + etag, pointer.LinkTarget?.Replace('\\', '/'));
             Assert.Equal(content, File.ReadAllBytes(Path.Combine(folder, "blobs", etag)));
+            Assert.True(File.Exists(Path.Combine(Cache.Path, ".locks", "models--onnx-community--Tiny-Instruct-ONNX", etag + ".lock")));
         }
 
         Assert.Equal(snapshot.Files.Count, Directory.GetFiles(Path.Combine(folder, "blobs")).Length);
