@@ -79,7 +79,7 @@ internal sealed partial class BlobDownloader(HubHttp http, HubCache cache, PullP
         var resumed = have > 0 && response.StatusCode == HttpStatusCode.PartialContent;
         if (!resumed) have = 0;
         await using var body = await response.Content.ReadAsStreamAsync(ct).ConfigureAwait(false);
-        await using var output = new FileStream(partial, resumed ? FileMode.Append : FileMode.Create, FileAccess.Write, FileShare.None, BufferSize, useAsync: true);
+        await using var output = new FileStream(partial, resumed ? FileMode.Append : FileMode.Create, FileAccess.Write, FileShare.None, BufferSize, useAsync: false);
         var buffer = new byte[BufferSize];
         long fetched = 0;
         progress.Report(file, have, size);

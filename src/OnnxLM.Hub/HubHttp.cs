@@ -51,10 +51,11 @@ internal sealed class HubHttp(ModelHubOptions options)
         }, ct).ConfigureAwait(false);
         var status = (int)response.StatusCode;
         if (!response.IsSuccessStatusCode && status is < 300 or >= 400) throw Error(response, repoId, commit, file);
-        var etag = Header(response, "X-Linked-Etag") ?? response.Headers.ETag?.Tag ?? Header(response, "ETag");
-        var size = long.TryParse(Header(response, "X-Linked-Size"), out var linked) ? linked
-            : status is >= 300 and < 400 ? (long?)null : response.Content.Headers.ContentLength;
-        return new FileMetadata(Header(response, "X-Repo-Commit"), NormalizeEtag(etag), size);
+        var redirect = status is >= 300 and < 400;
+        // On a redirect the ETag is the LFS pointer's git sha1: only X-Linked-Etag names the content there.
+        var etag = redirect ? null : response.Headers.ETag?.Tag ?? Header(response, "ETag");
+        var size = long.TryParse(Header(response, "X-Linked-Size"), out var linked) ? linked : redirect ? (long?)null : response.Content.Headers.ContentLength;
+        return new FileMetadata(Header(response, "X-Repo-Commit"), NormalizeEtag(Header(response, "X-Linked-Etag")), NormalizeEtag(etag), size);
     }
 
     /// <summary><c>GET</c> of the file from byte <paramref name="from"/> on, following redirects; the caller disposes the response.</summary>
@@ -178,8 +179,8 @@ internal sealed class HubHttp(ModelHubOptions options)
     public static string? NormalizeEtag(string? etag) => etag is null ? null : (etag.StartsWith("W/", StringComparison.Ordinal) ? etag[2..] : etag).Trim('"');
 }
 
-/// <summary>What <c>HEAD</c> told about one file.</summary>
-internal sealed record FileMetadata(string? Commit, string? Etag, long? Size);
+/// <summary>What <c>HEAD</c> told about one file: the LFS content's sha256 (<c>X-Linked-Etag</c>), the <c>ETag</c> of a file served directly, the size.</summary>
+internal sealed record FileMetadata(string? Commit, string? LinkedEtag, string? Etag, long? Size);
 
 /// <summary>The repository info the Hub answers (<c>sha</c>, <c>siblings</c>).</summary>
 internal sealed record RepoInfo(

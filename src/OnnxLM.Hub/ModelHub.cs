@@ -81,9 +81,11 @@ public sealed partial class ModelHub
         {
             var metadata = await _http.HeadAsync(repoId, commit, file, ct).ConfigureAwait(false);
             var sibling = siblings[file];
-            var etag = metadata.Etag ?? sibling.Lfs?.Sha256 ?? sibling.BlobId
+            // An LFS file is named by its sha256: from the redirect's X-Linked-Etag, else the listing (a client that followed
+            // the redirect saw the CDN's unrelated ETag); a small file by its git sha1.
+            var etag = metadata.LinkedEtag ?? sibling.Lfs?.Sha256 ?? metadata.Etag ?? sibling.BlobId
                 ?? throw new HubException(HubErrorKind.Network, $"The Hub gave no etag for '{file}' of '{repoId}'.");
-            var size = metadata.Size ?? sibling.Lfs?.Size ?? sibling.Size
+            var size = (sibling.Lfs is null || metadata.LinkedEtag is not null ? metadata.Size : null) ?? sibling.Lfs?.Size ?? metadata.Size ?? sibling.Size
                 ?? throw new HubException(HubErrorKind.Network, $"The Hub gave no size for '{file}' of '{repoId}'.");
             var gate = _blobLocks.GetOrAdd(cache.BlobPath(etag), _ => new SemaphoreSlim(1, 1));
             await gate.WaitAsync(ct).ConfigureAwait(false);

@@ -208,12 +208,19 @@ public sealed class FakeHub : IAsyncDisposable
         return null;
     }
 
-    public static string Sha256(byte[] content) => Convert.ToHexStringLower(SHA256.HashData(content));
+    // Hashes computed once per content, so the fake's own cost stays out of what a pull measures.
+    private static readonly System.Runtime.CompilerServices.ConditionalWeakTable<byte[], string> Sha256s = new();
+
+    public static string Sha256(byte[] content) => Sha256s.GetValue(content, static c => Convert.ToHexStringLower(SHA256.HashData(c)));
 
     /// <summary>git's blob id: sha1 of "blob {size}\0" and the content.</summary>
     public static string GitSha1(byte[] content) => Convert.ToHexStringLower(SHA1.HashData([.. Encoding.ASCII.GetBytes($"blob {content.Length}\0"), .. content]));
 
-    private static byte[] Pointer(byte[] content) =>
+    private static readonly System.Runtime.CompilerServices.ConditionalWeakTable<byte[], byte[]> Pointers = new();
+
+    private static byte[] Pointer(byte[] content) => Pointers.GetValue(content, PointerOf);
+
+    private static byte[] PointerOf(byte[] content) =>
         Encoding.ASCII.GetBytes($"version https://git-lfs.github.com/spec/v1\noid sha256:{Sha256(content)}\nsize {content.Length}\n");
 }
 

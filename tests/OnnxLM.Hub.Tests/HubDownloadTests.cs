@@ -84,6 +84,19 @@ public sealed class HubDownloadTests : HubTestBase
     }
 
     [Fact]
+    public async Task AClientThatFollowsRedirectsStillNamesAndChecksLfsBlobsBySha256()
+    {
+        // Following the redirect, HEAD sees the CDN's own ETag: the sha256 must come from the listing instead.
+        using var client = new HttpClient();
+        var repo = Fixtures.Community();
+        var hub = new ModelHub(new ModelHubOptions { CacheDirectory = Cache.Path, Endpoint = new Uri(Fake.Endpoint), HttpClient = client });
+        var snapshot = await hub.DownloadAsync(Fixtures.CommunityId, new HubDownloadOptions { Dtype = "q4" });
+        AssertSameBytes(repo, snapshot);
+        Assert.True(File.Exists(Path.Combine(RepoFolder(Fixtures.CommunityId), "blobs", FakeHub.Sha256(repo.Files["onnx/model_q4.onnx_data"]))));
+        Assert.Contains(Fake.Requests, r => r.Method == "HEAD" && r.Path.StartsWith("/cdn/", StringComparison.Ordinal));
+    }
+
+    [Fact]
     public async Task GenAiRepoDownloadsOneVariantFolderTheCpuOneByDefault()
     {
         var repo = Fixtures.GenAi();
