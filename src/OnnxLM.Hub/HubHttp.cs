@@ -30,8 +30,8 @@ internal sealed class HubHttp(ModelHubOptions options)
     /// <summary><c>GET /api/models/{repo}/revision/{rev}?blobs=true</c>: the commit and the files with their sizes and LFS sha256.</summary>
     public async Task<RepoInfo> GetRepoInfoAsync(string repoId, string revision, CancellationToken ct)
     {
-        var url = $"{_endpoint}/api/models/{repoId}/revision/{Uri.EscapeDataString(revision)}?blobs=true";
-        using var response = await SendAsync(() => new HttpRequestMessage(HttpMethod.Get, url), ct).ConfigureAwait(false);
+        var url = new Uri($"{_endpoint}/api/models/{repoId}/revision/{Uri.EscapeDataString(revision)}?blobs=true");
+        using var response = await SendFollowingRelativeAsync(HttpMethod.Get, url, ct).ConfigureAwait(false);
         if (!response.IsSuccessStatusCode) throw Error(response, repoId, revision, file: null);
         var info = await response.Content.ReadFromJsonAsync(RepoInfoJson.Default.RepoInfo, ct).ConfigureAwait(false);
         return info is { Sha: not null, Siblings: not null }
@@ -42,13 +42,7 @@ internal sealed class HubHttp(ModelHubOptions options)
     /// <summary><c>HEAD /{repo}/resolve/{commit}/{path}</c>, redirects not followed: the file's etag and size.</summary>
     public async Task<FileMetadata> HeadAsync(string repoId, string commit, string file, CancellationToken ct)
     {
-        var url = ResolveUrl(repoId, commit, file);
-        using var response = await SendAsync(() =>
-        {
-            var request = new HttpRequestMessage(HttpMethod.Head, url);
-            request.Headers.AcceptEncoding.Add(new StringWithQualityHeaderValue("identity"));
-            return request;
-        }, ct).ConfigureAwait(false);
+        using var response = await SendFollowingRelativeAsync(HttpMethod.Head, new Uri(ResolveUrl(repoId, commit, file)), ct).ConfigureAwait(false);
         var status = (int)response.StatusCode;
         if (!response.IsSuccessStatusCode && status is < 300 or >= 400) throw Error(response, repoId, commit, file);
         var redirect = status is >= 300 and < 400;
@@ -84,6 +78,32 @@ internal sealed class HubHttp(ModelHubOptions options)
         }
 
         throw new HubException(HubErrorKind.Network, $"More than 10 redirects fetching '{file}' of '{repoId}'.");
+    }
+
+    /// <summary>
+    /// Follows relative redirects only (a renamed repository answers with its new path on the Hub itself), as
+    /// huggingface_hub does for metadata: an absolute one goes to the CDN and is the answer.
+    /// </summary>
+    private async Task<HttpResponseMessage> SendFollowingRelativeAsync(HttpMethod method, Uri url, CancellationToken ct)
+    {
+        for (var hop = 0; ; hop++)
+        {
+            var target = url;
+            var response = await SendAsync(() =>
+            {
+                var request = new HttpRequestMessage(method, target);
+                request.Headers.AcceptEncoding.Add(new StringWithQualityHeaderValue("identity"));
+                return request;
+            }, ct).ConfigureAwait(false);
+            if ((int)response.StatusCode is >= 300 and < 400 && response.Headers.Location is { IsAbsoluteUri: false } location && hop < 10)
+            {
+                url = new Uri(target, location);
+                response.Dispose();
+                continue;
+            }
+
+            return response;
+        }
     }
 
     /// <summary>Sends one request, retrying 5xx, 429 and failed connections with doubling delays (Retry-After honoured, capped).</summary>

@@ -24,6 +24,7 @@ public sealed class FakeHub : IAsyncDisposable
     private readonly ConcurrentDictionary<string, FakeRepo> _repos = new(StringComparer.Ordinal);
     private readonly ConcurrentDictionary<string, byte[]> _cdn = new(StringComparer.Ordinal);
     private readonly ConcurrentDictionary<string, ConcurrentQueue<Fault>> _faults = new(StringComparer.Ordinal);
+    private readonly ConcurrentDictionary<string, string> _renamed = new(StringComparer.Ordinal);
 
     private FakeHub(WebApplication app) => _app = app;
 
@@ -60,6 +61,9 @@ public sealed class FakeHub : IAsyncDisposable
         return repo;
     }
 
+    /// <summary>A repository moved to a new name: its old paths answer 307 with the new relative path.</summary>
+    public void Rename(string oldId, string newId) => _renamed[oldId] = newId;
+
     /// <summary>Queues a fault for the next request whose path ends with <paramref name="file"/> (on the Hub or the CDN).</summary>
     public void Inject(string file, Fault fault) => _faults.GetOrAdd(file, _ => new ConcurrentQueue<Fault>()).Enqueue(fault);
 
@@ -90,6 +94,7 @@ public sealed class FakeHub : IAsyncDisposable
             var at = rest.IndexOf("/revision/", StringComparison.Ordinal);
             var repoId = rest[..at];
             var revision = rest[(at + "/revision/".Length)..];
+            if (_renamed.TryGetValue(repoId, out var movedTo)) { Moved(response, $"/api/models/{movedTo}/revision/{revision}{request.QueryString}"); return; }
             if (TakeFault(path, head: false) is { Status: { } status } fault) { await FailAsync(response, status, fault.RetryAfter); return; }
             if (!Visible(repoId, token, out var repo)) { RepoMissing(response, token); return; }
             if (revision != "main" && revision != repo.Commit) { response.StatusCode = 404; response.Headers["X-Error-Code"] = "RevisionNotFound"; return; }
@@ -109,6 +114,7 @@ public sealed class FakeHub : IAsyncDisposable
             var afterRevision = path[(resolve + "/resolve/".Length)..];
             var slash = afterRevision.IndexOf('/', StringComparison.Ordinal);
             var (revision, file) = (afterRevision[..slash], afterRevision[(slash + 1)..]);
+            if (_renamed.TryGetValue(repoId, out var movedTo)) { Moved(response, $"/{movedTo}/resolve/{afterRevision}"); return; }
             var fault = TakeFault(path, head: request.Method == "HEAD");
             if (fault is { Status: { } status }) { await FailAsync(response, status, fault.RetryAfter); return; }
             if (!Visible(repoId, token, out var repo)) { RepoMissing(response, token); return; }
@@ -181,6 +187,12 @@ public sealed class FakeHub : IAsyncDisposable
         response.StatusCode = status;
         if (retryAfter is { } seconds) response.Headers.RetryAfter = seconds.ToString(System.Globalization.CultureInfo.InvariantCulture);
         await response.WriteAsync($"fault {status}");
+    }
+
+    private static void Moved(HttpResponse response, string path)
+    {
+        response.StatusCode = 307;
+        response.Headers.Location = path;
     }
 
     // The Hub does not reveal whether a repository exists: 401 without a token, 404 with one.

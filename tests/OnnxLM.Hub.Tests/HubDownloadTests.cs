@@ -139,6 +139,17 @@ public sealed class HubDownloadTests : HubTestBase
         Assert.Contains("keeps one graph (model.onnx)", e.Message);
     }
 
+    [Fact]
+    public async Task ARenamedRepositoryIsFollowedThroughItsRelativeRedirects()
+    {
+        Fake.Rename("org/old-name", "org/plain");
+        var snapshot = await Hub().DownloadAsync("org/old-name");
+        AssertSameBytes(Fixtures.Plain("org/plain"), snapshot);
+        Assert.StartsWith(RepoFolder("org/old-name"), snapshot.Path);
+        Assert.Equal(1, Fake.Count("GET", "/api/models/org/old-name/"));
+        Assert.Equal(1, Fake.Count("GET", "/api/models/org/plain/"));
+    }
+
     [Theory]
     [InlineData("no-slash-is-fine-but-this--is-not")]
     [InlineData("a/b/c")]
