@@ -123,9 +123,8 @@ internal sealed class HubHttp(ModelHubOptions options)
             {
                 response = await _client.SendAsync(request, HttpCompletionOption.ResponseHeadersRead, ct).ConfigureAwait(false);
             }
-            catch (HttpRequestException e) when (attempt < options.MaxRetries)
+            catch (HttpRequestException) when (attempt < options.MaxRetries)
             {
-                _ = e;
                 await Task.Delay(Backoff(attempt, null), ct).ConfigureAwait(false);
                 continue;
             }

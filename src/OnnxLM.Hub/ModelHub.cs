@@ -65,6 +65,7 @@ public sealed partial class ModelHub
         var commit = info.Sha!;
         var siblings = info.Siblings!.ToDictionary(s => s.Path, StringComparer.Ordinal);
         var selection = HubFileSelector.Select(repoId, siblings.Keys, options.Dtype, options.Variant);
+        foreach (var file in selection.Files) RequireSafe(repoId, file, "path");
         var total = selection.Files.Sum(f => siblings[f].Lfs?.Size ?? siblings[f].Size ?? 0);
         var tracker = new PullProgress(progress, total);
         var missing = new List<string>();
@@ -87,6 +88,7 @@ public sealed partial class ModelHub
                 ?? throw new HubException(HubErrorKind.Network, $"The Hub gave no etag for '{file}' of '{repoId}'.");
             var size = (sibling.Lfs is null || metadata.LinkedEtag is not null ? metadata.Size : null) ?? sibling.Lfs?.Size ?? metadata.Size ?? sibling.Size
                 ?? throw new HubException(HubErrorKind.Network, $"The Hub gave no size for '{file}' of '{repoId}'.");
+            RequireSafe(repoId, etag, "etag");
             var gate = _blobLocks.GetOrAdd(cache.BlobPath(etag), _ => new SemaphoreSlim(1, 1));
             await gate.WaitAsync(ct).ConfigureAwait(false);
             try
@@ -148,6 +150,17 @@ public sealed partial class ModelHub
         {
             throw new HubException(HubErrorKind.DiskFull,
                 $"The files need {needed} bytes but the disk of the cache ({cache.RepoFolder}) has {free} free (first file: '{first}'): free space there, or set HF_HUB_CACHE to a larger disk.");
+        }
+    }
+
+    /// <summary>A path or etag from the Hub becomes a file name in the cache: nothing that climbs out of it or names a root.</summary>
+    private static void RequireSafe(string repoId, string value, string what)
+    {
+        var segments = value.Split('/');
+        if (value.Length == 0 || value.Contains('\\', StringComparison.Ordinal) || value.Contains(':', StringComparison.Ordinal) || Path.IsPathRooted(value)
+            || segments.Any(s => s is "" or "." or ".."))
+        {
+            throw new HubException(HubErrorKind.Integrity, $"The Hub's answer for '{repoId}' holds an unsafe {what} '{value}'; nothing was written for it.");
         }
     }
 

@@ -150,6 +150,21 @@ public sealed class HubDownloadTests : HubTestBase
         Assert.Equal(1, Fake.Count("GET", "/api/models/org/plain/"));
     }
 
+    [Fact]
+    public async Task APathThatClimbsOutOfTheSnapshotIsRefused()
+    {
+        Fake.Add(new FakeRepo("org/hostile", new Dictionary<string, byte[]>
+        {
+            ["../../../escape/genai_config.json"] = "{}"u8.ToArray(),
+            ["../../../escape/model.onnx"] = Fixtures.Bytes(1, 100),
+        }));
+        var e = await Assert.ThrowsAsync<HubException>(() => Hub().DownloadAsync("org/hostile"));
+        Assert.Equal(HubErrorKind.Integrity, e.Kind);
+        Assert.Equal("The Hub's answer for 'org/hostile' holds an unsafe path '../../../escape/genai_config.json'; nothing was written for it.", e.Message);
+        Assert.False(Directory.Exists(Path.Combine(Cache.Path, "..", "escape")));
+        Assert.Equal(0, Fake.Count("HEAD", "/resolve/"));
+    }
+
     [Theory]
     [InlineData("no-slash-is-fine-but-this--is-not")]
     [InlineData("a/b/c")]
