@@ -189,8 +189,8 @@ public sealed class LanguageModel : IDisposable
         ArgumentException.ThrowIfNullOrWhiteSpace(path);
         options ??= new LanguageModelOptions();
         var logger = (ILogger?)options.LoggerFactory?.CreateLogger<LanguageModel>() ?? NullLogger.Instance;
-        var folder = Path.GetFullPath(path);
-        var config = ModelConfig.Load(folder);
+        var config = ModelConfig.Load(Path.GetFullPath(path), options);
+        var folder = config.Folder; // a GenAI hub folder's chosen variant holds the tokenizer
         var graph = DecoderGraph.Create(config, options, logger);
         try
         {
@@ -204,6 +204,7 @@ public sealed class LanguageModel : IDisposable
             {
                 Architecture = config.ModelType,
                 FolderLayout = config.FolderLayout,
+                Dtype = config.Dtype, Variant = config.Variant, ExtraInputs = sig.ExtraInputs,
                 GraphPath = config.GraphFile,
                 LayerCount = sig.LayerCount,
                 AttentionHeadCount = heads,
@@ -241,7 +242,7 @@ public sealed class LanguageModel : IDisposable
                     folder, tokenizer.VocabularySize, vocab, vocab, tokenizer.VocabularySize - 1, tokenizer.VocabularySize - vocab);
                 info = new ModelInfo
                 {
-                    Architecture = info.Architecture, FolderLayout = info.FolderLayout, GraphPath = info.GraphPath, LayerCount = info.LayerCount,
+                    Architecture = info.Architecture, FolderLayout = info.FolderLayout, Dtype = info.Dtype, Variant = info.Variant, ExtraInputs = info.ExtraInputs, GraphPath = info.GraphPath, LayerCount = info.LayerCount,
                     AttentionHeadCount = info.AttentionHeadCount, KeyValueHeadCount = info.KeyValueHeadCount, HeadSize = info.HeadSize, HiddenSize = info.HiddenSize,
                     VocabularySize = info.VocabularySize, ContextLength = info.ContextLength, KvCacheLayout = info.KvCacheLayout, KvCacheDataType = info.KvCacheDataType,
                     HasPositionIds = info.HasPositionIds, HasAttentionMask = info.HasAttentionMask, WeightType = info.WeightType, BosTokenId = info.BosTokenId, EosTokenIds = info.EosTokenIds,

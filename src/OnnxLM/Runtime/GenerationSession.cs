@@ -309,13 +309,15 @@ public sealed class GenerationSession : IDisposable
         var total = _length + n;
         _feed.Begin(1, n, _length);
         _feed.Row(0, tokenIds, _length);
+        var from = allLogits.IsEmpty ? n - 1 : firstRow;
+        var rows = _feed.KeepLastLogits(n - from); // a graph taking num_logits_to_keep computes only the rows read
         OrtValue[]? outputs = null;
         try
         {
             _binding.ClearBoundInputs();
             _binding.ClearBoundOutputs();
             _feed.Bind(_binding);
-            _logits.Bind(_binding, n, allLogits.IsEmpty ? n - 1 : firstRow, _cache.OnDevice);
+            _logits.Bind(_binding, rows, from - (n - rows), _cache.OnDevice);
             _cache.Bind(_binding, _length, total);
             GraphRun.RunBound(_graph.Session, _runOptions, _binding, cancellationToken);
             if (_logits.InOutputs || _cache.OnDevice) outputs = _binding.GetOutputValues().ToArray();
