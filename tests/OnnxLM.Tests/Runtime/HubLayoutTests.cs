@@ -234,7 +234,7 @@ public sealed class HubLayoutTests(HubLayoutFixture layouts) : IClassFixture<Hub
     {
         string[] cudaOnly = ["cuda/cuda-fp16", "cuda/cuda-int4-rtn-block-32"];
         var none = Assert.Throws<ModelFormatException>(() => GenAIVariants.Choose("hub", cudaOnly, null, cuda: false, fallBackToCpu: false));
-        Assert.Contains("no CPU (cpu) variant", none.Message);
+        Assert.Contains("none is a CPU (cpu) variant", none.Message);
         Assert.Contains("cuda/cuda-fp16, cuda/cuda-int4-rtn-block-32", none.Message);
         Assert.Equal("cuda/cuda-fp16", GenAIVariants.Choose("hub", cudaOnly, null, cuda: true, fallBackToCpu: false));
         string[] cpuOnly = ["cpu_and_mobile/cpu-int4-rtn-block-32", "cpu_and_mobile/cpu-int4-rtn-block-32-acc-level-4"];
@@ -288,6 +288,61 @@ public sealed class HubLayoutTests(HubLayoutFixture layouts) : IClassFixture<Hub
         for (var i = 0; i < expected.Length; i++)
         {
             Assert.True(Math.Abs(expected[i] - actual[i]) <= 1e-5, $"{what}: logit {i} is {actual[i]}, expected {expected[i]}");
+        }
+    }
+}
+
+/// <summary>The third-party graphs in ../shared/models re-arranged as the Hub's layouts hold them load and generate as they do in place.</summary>
+public sealed class SharedModelHubLayoutTests : IDisposable
+{
+    private readonly string _root = Directory.CreateTempSubdirectory("onnxlm-shared-layouts-").FullName;
+
+    public void Dispose() => Directory.Delete(_root, recursive: true);
+
+    private static readonly GenerationOptions Greedy = new() { MaxNewTokens = 16, Temperature = 0, StopTokenIds = [] };
+
+    [SharedModelFact("torch-llama-fp32")]
+    public async Task TorchLlamaInTheTransformersJsLayoutLoadsItsFp32Graph()
+    {
+        var source = TestPaths.SharedModel("torch-llama-fp32");
+        var folder = Path.Combine(_root, "torch-llama");
+        Directory.CreateDirectory(Path.Combine(folder, "onnx"));
+        foreach (var file in Directory.GetFiles(source).Where(f => Path.GetFileName(f) is not ("model.onnx" or "SOURCE.md")))
+        {
+            File.Copy(file, Path.Combine(folder, Path.GetFileName(file)));
+        }
+
+        File.Copy(Path.Combine(source, "model.onnx"), Path.Combine(folder, "onnx", "model.onnx"));
+        var cpu = new LanguageModelOptions { ExecutionProvider = ExecutionProvider.Cpu };
+        using var direct = LanguageModel.Load(source, cpu);
+        using var arranged = LanguageModel.Load(folder, cpu);
+        Assert.Equal((ModelFolderLayout.TransformersJs, "fp32"), (arranged.Info.FolderLayout, arranged.Info.Dtype));
+        Assert.Equal(ModelFolderLayout.HuggingFaceOptimum, direct.Info.FolderLayout);
+        var ids = direct.Encode("Once upon a time");
+        Assert.Equal(ids, arranged.Encode("Once upon a time"));
+        Assert.Equal((await direct.GenerateAsync("Once upon a time", Greedy)).TokenIds, (await arranged.GenerateAsync("Once upon a time", Greedy)).TokenIds);
+    }
+
+    [SharedModelFact("tiny-llama-fp16", "tiny-phi3-gqa-fp16")]
+    public async Task GenAIModelsAsVariantsOfAHubFolderLoadByProviderAndByName()
+    {
+        var hub = Path.Combine(_root, "hub");
+        foreach (var (model, variant) in new[] { ("tiny-llama-fp16", "cpu_and_mobile/cpu-fp16"), ("tiny-phi3-gqa-fp16", "cuda/cuda-fp16") })
+        {
+            var target = Directory.CreateDirectory(Path.Combine(hub, variant)).FullName;
+            foreach (var file in Directory.GetFiles(TestPaths.SharedModel(model))) File.Copy(file, Path.Combine(target, Path.GetFileName(file)));
+        }
+
+        var cpu = new LanguageModelOptions { ExecutionProvider = ExecutionProvider.Cpu };
+        foreach (var (model, variant) in new[] { ("tiny-llama-fp16", (string?)null), ("tiny-phi3-gqa-fp16", "cuda-fp16") })
+        {
+            using var direct = LanguageModel.Load(TestPaths.SharedModel(model), cpu);
+            using var arranged = LanguageModel.Load(hub, new LanguageModelOptions { ExecutionProvider = ExecutionProvider.Cpu, Variant = variant });
+            Assert.Equal(ModelFolderLayout.OnnxRuntimeGenAIVariants, arranged.Info.FolderLayout);
+            Assert.Equal(variant is null ? "cpu_and_mobile/cpu-fp16" : "cuda/cuda-fp16", arranged.Info.Variant);
+            int[] prompt = [1, 45, 99, 173]; // inside both vocabularies (tiny-phi3-gqa has 256 tokens)
+            var expected = await direct.GenerateAsync(prompt, Greedy);
+            Assert.Equal(expected.TokenIds, (await arranged.GenerateAsync(prompt, Greedy)).TokenIds);
         }
     }
 }

@@ -61,8 +61,12 @@ internal static class GenAIVariants
         }
 
         var chosen = Best(variants, cuda) ?? (cuda && fallBackToCpu ? Best(variants, cuda: false) : null);
+        // Said as the plain "not a model folder" error too: a folder that merely contains a model somewhere below (a
+        // repository's root holding models/x/genai_config.json) lands here.
         return chosen ?? throw new ModelFormatException(
-            $"Model folder '{root}' has no {(cuda ? "CUDA (cuda/gpu)" : "CPU (cpu)")} variant. Its variants: {List()}; choose one with the variant option.", root);
+            $"Model folder '{root}' has neither {ModelConfig.GenAIConfigFile} nor {ModelConfig.HuggingFaceConfigFile} at its root, and of the " +
+            $"ONNX Runtime GenAI variant folders below it ({List()}) none is a {(cuda ? "CUDA (cuda/gpu)" : "CPU (cpu)")} variant; " +
+            "give one with the variant option, or give the model's own folder.", root);
     }
 
     /// <summary>The provider's variants (a path segment naming cpu, or cuda/gpu), best first: acc-level-4 on the CPU (int8 activations, its fastest 4-bit kernel), fp16 on CUDA; then by path.</summary>
