@@ -51,6 +51,14 @@ public sealed class HubLayoutTests(HubLayoutFixture layouts) : IClassFixture<Hub
         Assert.True(data.Length >= 3, string.Join(", ", data));
         Assert.Equal(["model.onnx_data", .. Enumerable.Range(1, data.Length - 1).Select(i => $"model.onnx_data_{i}")], (IEnumerable<string>)data);
         Assert.True(new FileInfo(Path.Combine(graphs, "model.onnx")).Length < 100_000, "the fp32 graph keeps its weights outside");
+        // A tensor is never split: a file passes 4 MiB only when it holds one larger tensor alone (the 4096 × 320 fp32 embedding).
+        Assert.All(data, f => Assert.InRange(new FileInfo(Path.Combine(graphs, f)).Length, 1, Math.Max(4 << 20, 4096 * 320 * 4)));
+        foreach (var bad in new[] { "../model.onnx_data", "sub/model.onnx_data", "", ".." })
+        {
+            Assert.Throws<ArgumentException>(() => new OnnxLM.ModelBuilder.ModelBuilderOptions { ExternalDataFileName = bad });
+        }
+
+        Assert.Throws<ArgumentOutOfRangeException>(() => new OnnxLM.ModelBuilder.ModelBuilderOptions { ExternalDataChunkBytes = -1 });
     }
 
     [Fact]
@@ -90,6 +98,40 @@ public sealed class HubLayoutTests(HubLayoutFixture layouts) : IClassFixture<Hub
         {
             Assert.Equal((await plain.GenerateAsync(prompts[i], Greedy)).TokenIds, together[i].TokenIds);
         }
+    }
+
+    [Fact]
+    public void TheDevicePathReadsTheKeptRowsToo()
+    {
+        // The device path (cache and logits left as ONNX Runtime's values, rows sliced where they live) run on the CPU.
+        using var model = LanguageModel.Load(layouts.TransformersJs, Cpu("fp32"));
+        using var plain = LanguageModel.Load(layouts.Plain("fp32"), Cpu());
+        model.Graph.UseHostCache = false;
+        var ids = model.Encode(Prompt);
+        using var a = model.CreateSession();
+        using var b = plain.CreateSession();
+        a.Append(ids);
+        b.Append(ids);
+        for (var step = 0; step < 4; step++)
+        {
+            AssertClose(b.NextTokenLogits, a.NextTokenLogits, $"step {step}");
+            var next = ArgMax(b.NextTokenLogits);
+            a.Append([next, 7, 9]); // several tokens after a past: three rows run, one kept
+            b.Append([next, 7, 9]);
+        }
+    }
+
+    [CudaFact]
+    public async Task OnCudaTheDefaultsAreFp16AndTheCudaVariant()
+    {
+        var cuda = new LanguageModelOptions { ExecutionProvider = ExecutionProvider.Cuda };
+        using var model = LanguageModel.Load(layouts.TransformersJs, cuda);
+        using var plain = LanguageModel.Load(layouts.Plain("fp16"), cuda);
+        Assert.Equal("fp16", model.Info.Dtype);
+        Assert.Equal((await plain.GenerateAsync(Prompt, Greedy)).TokenIds, (await model.GenerateAsync(Prompt, Greedy)).TokenIds);
+        using var hub = LanguageModel.Load(layouts.GenAIHub, cuda);
+        Assert.Equal("cuda/cuda-fp16", hub.Info.Variant);
+        Assert.Equal((await plain.GenerateAsync(Prompt, Greedy)).TokenIds, (await hub.GenerateAsync(Prompt, Greedy)).TokenIds);
     }
 
     [Fact]
