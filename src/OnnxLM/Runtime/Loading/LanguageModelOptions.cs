@@ -110,7 +110,7 @@ public sealed class LanguageModelOptions
     /// <c>cpu_and_mobile/cpu-int4-rtn-block-32-acc-level-4</c>): its path relative to the folder (either slash) or its last
     /// segment when that is unique. Null (the default) picks by provider: a variant whose path names <c>cpu</c> on the CPU, or
     /// <c>cuda</c>/<c>gpu</c> on CUDA (preferring <c>acc-level-4</c> on the CPU and <c>fp16</c> on CUDA, then the first by
-    /// path). A variant that is not there, or none for the provider, fails the load listing the variants; a folder in another
+    /// path; on <see cref="ExecutionProvider.Auto"/> with CUDA usable, a CPU variant stands in when there is no CUDA one). A variant that is not there, or none for the provider, fails the load listing the variants; a folder in another
     /// layout fails when one is given.
     /// </summary>
     /// <exception cref="ArgumentException">The value is empty or white space.</exception>
