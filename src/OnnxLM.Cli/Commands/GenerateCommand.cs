@@ -31,7 +31,7 @@ internal static class GenerateCommand
                 options.Speculation = new SpeculativeDecoding { DraftModel = draft };
                 try
                 {
-                    options.Speculation.Validate(model);
+                    options.Speculation.Validate(model.Runtime);
                 }
                 catch (ArgumentException e)
                 {

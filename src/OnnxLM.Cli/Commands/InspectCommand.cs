@@ -19,7 +19,7 @@ internal static class InspectCommand
             using var explainer = model.Explain();
             var breakdown = explainer.Parameters();
             var (parameters, initializers) = (breakdown.Total, breakdown.Groups.Sum(g => g.Tensors));
-            var session = model.Graph.Session;
+            var session = model.Runtime.Graph.Session;
             var inputs = session.InputMetadata.Select(p => Describe(p.Key, p.Value)).ToList();
             var outputs = session.OutputMetadata.Select(p => Describe(p.Key, p.Value)).ToList();
             var tokenizer = model.HasTokenizer ? model.Tokenizer : null;

@@ -19,6 +19,7 @@ public sealed class TemplateOptions
     private int _maxCallDepth = 64;
     private TimeSpan _maxRenderTime = TimeSpan.FromSeconds(10);
     private TimeProvider _clock = TimeProvider.System;
+    private TimeZoneInfo _timeZone = TimeZoneInfo.Utc;
 
     /// <summary>Removes the first newline after a block tag (<c>%}</c>) or comment. Default true, as transformers.</summary>
     public bool TrimBlocks { get; init; } = true;
@@ -87,11 +88,24 @@ public sealed class TemplateOptions
             : throw new ArgumentOutOfRangeException(nameof(MaxRenderTime), value, "MaxRenderTime must be positive, or Timeout.InfiniteTimeSpan for no limit.");
     }
 
-    /// <summary>The clock behind <c>strftime_now</c> and <see cref="MaxRenderTime"/> (default the system clock, local time); tests inject a fixed one.</summary>
+    /// <summary>
+    /// The clock behind <c>strftime_now</c> and <see cref="MaxRenderTime"/> (default the system clock); tests inject a
+    /// fixed one. ChatTemplate.Render can give <c>strftime_now</c> another clock for one render.
+    /// </summary>
     public TimeProvider Clock
     {
         get => _clock;
         init => _clock = value ?? throw new ArgumentNullException(nameof(Clock));
+    }
+
+    /// <summary>
+    /// The zone <c>strftime_now</c> writes the time in (default UTC, so a server's prompts do not depend on where it
+    /// runs; transformers uses the machine's local time, <see cref="TimeZoneInfo.Local"/>).
+    /// </summary>
+    public TimeZoneInfo TimeZone
+    {
+        get => _timeZone;
+        init => _timeZone = value ?? throw new ArgumentNullException(nameof(TimeZone));
     }
 
     internal static TemplateOptions Default { get; } = new();

@@ -106,7 +106,7 @@ public sealed class HubLayoutTests(HubLayoutFixture layouts) : IClassFixture<Hub
         // The device path (cache and logits left as ONNX Runtime's values, rows sliced where they live) run on the CPU.
         using var model = LanguageModel.Load(layouts.TransformersJs, Cpu("fp32"));
         using var plain = LanguageModel.Load(layouts.Plain("fp32"), Cpu());
-        model.Graph.UseHostCache = false;
+        model.Runtime.Graph.UseHostCache = false;
         var ids = model.Encode(Prompt);
         using var a = model.CreateSession();
         using var b = plain.CreateSession();
@@ -138,12 +138,12 @@ public sealed class HubLayoutTests(HubLayoutFixture layouts) : IClassFixture<Hub
     public void NumLogitsToKeepIsFedAndTheGraphComputesOnlyTheRowsAskedFor()
     {
         using var model = LanguageModel.Load(layouts.TransformersJs, Cpu("fp32"));
-        var sig = model.Graph.Signature;
+        var sig = model.Runtime.Graph.Signature;
         Assert.Equal("num_logits_to_keep", sig.LogitsToKeep);
         int[] ids = [5, 17, 300, 42, 9];
         float[] Run(int keep, out long[] shape)
         {
-            using var feed = new GraphFeed(model.Graph);
+            using var feed = new GraphFeed(model.Runtime.Graph);
             feed.Begin(1, ids.Length, 0);
             feed.Row(0, ids, 0);
             Assert.Equal(keep == 0 ? ids.Length : keep, keep == 0 ? ids.Length : feed.KeepLastLogits(keep));
@@ -152,19 +152,19 @@ public sealed class HubLayoutTests(HubLayoutFixture layouts) : IClassFixture<Hub
             try
             {
                 feed.AddTo(names, values);
-                feed.AddEmptyPast(names, values);
                 Assert.Equal(keep, values[names.IndexOf("num_logits_to_keep")].GetTensorDataAsSpan<long>()[0]);
                 Assert.Equal(new long[] { 0, 1, 2, 3, 4 }, values[names.IndexOf("cache_position")].GetTensorDataAsSpan<long>().ToArray());
                 Assert.All(values[names.IndexOf("token_type_ids")].GetTensorDataAsSpan<long>().ToArray(), t => Assert.Equal(0, t));
-                using var run = new RunOptions();
-                using var outputs = model.Graph.Session.Run(run, names, values, [sig.Logits]);
-                shape = outputs[0].GetTensorTypeAndShape().Shape;
-                return outputs[0].GetTensorDataAsSpan<float>().ToArray();
             }
             finally
             {
                 foreach (var value in values) value.Dispose();
             }
+
+            using var run = new RunOptions();
+            using var outputs = feed.Run(model.Runtime.Graph.Session, run, null, [sig.Logits], CancellationToken.None);
+            shape = outputs[0].GetTensorTypeAndShape().Shape;
+            return outputs[0].GetTensorDataAsSpan<float>().ToArray();
         }
 
         var all = Run(0, out var allShape);

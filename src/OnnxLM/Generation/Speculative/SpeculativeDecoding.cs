@@ -30,7 +30,7 @@ public sealed class SpeculativeDecoding
     private int _maxNGramSize = 3;
     private int _minNGramSize = 1;
     private LanguageModel? _draftModel;
-    private LanguageModel? _checkedTarget;
+    private ModelRuntime? _checkedTarget;
     private long _drafted;
     private long _accepted;
     private long _verifications;
@@ -100,7 +100,7 @@ public sealed class SpeculativeDecoding
     /// vocabulary — the same size and the same piece for every id.
     /// </summary>
     /// <exception cref="ArgumentException">The bounds contradict each other or the draft model's vocabulary differs; the message names what differs.</exception>
-    internal void Validate(LanguageModel target)
+    internal void Validate(ModelRuntime target)
     {
         if (MinNGramSize > MaxNGramSize)
         {
