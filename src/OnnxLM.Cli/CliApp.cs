@@ -37,6 +37,14 @@ internal static class CliApp
         root.Subcommands.Add(PullCommand.Create(context));
         root.Subcommands.Add(ModelBuilderCommands.Convert(context));
         root.Subcommands.Add(ModelBuilderCommands.TrainBpe(context));
+        foreach (var command in root.Subcommands)
+        {
+            // Every command that loads --model takes --dtype and --variant; convert has its own --dtype (weight storage).
+            if (command.Name is "convert" or "train-bpe") continue;
+            command.Options.Add(CliContext.DtypeOption);
+            command.Options.Add(CliContext.VariantOption);
+        }
+
         var parse = root.Parse(args);
         return await parse.InvokeAsync(new InvocationConfiguration { Output = output, Error = error, EnableDefaultExceptionHandler = false })
             .ConfigureAwait(false);

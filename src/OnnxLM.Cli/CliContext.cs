@@ -20,6 +20,18 @@ internal sealed class CliContext
         Recursive = true,
     };
 
+    public static readonly Option<string?> DtypeOption = new("--dtype")
+    {
+        Description = "Precision to load from a transformers.js folder (graphs in onnx/): fp32, fp16, q8, int8, uint8, q4, q4f16, bnb4 (default: the provider's preferred one the folder has)",
+        Recursive = true,
+    };
+
+    public static readonly Option<string?> VariantOption = new("--variant")
+    {
+        Description = "Variant folder to load from an ONNX Runtime GenAI hub folder, e.g. cpu_and_mobile/cpu-int4-rtn-block-32-acc-level-4 or its last part (default: by provider)",
+        Recursive = true,
+    };
+
     public static readonly Option<bool> VerboseOption = new("--verbose", "-v")
     {
         Description = "Log model loading and provider choice; print stack traces of errors",
@@ -81,6 +93,7 @@ internal sealed class CliContext
     }
 
     /// <summary>The model folder: --model, else the embedded default found beside the tool or above the current folder.</summary>
+    /// <remarks>A folder in any layout <see cref="LanguageModel.Load(string, LanguageModelOptions?)"/> reads, --dtype and --variant choosing within it.</remarks>
     public string ResolveModel(ParseResult parse)
     {
         if (parse.GetValue(ModelOption) is { } given)
@@ -114,7 +127,15 @@ internal sealed class CliContext
         var verbose = parse.GetValue(VerboseOption);
         var loggerFactory = LoggerFactory.Create(b => b.AddSimpleConsole(o => o.SingleLine = true).SetMinimumLevel(verbose ? LogLevel.Information : LogLevel.Warning));
         NativeLog.Route(loggerFactory);
-        var model = LanguageModel.Load(folder ?? ResolveModel(parse), new LanguageModelOptions { ExecutionProvider = parse.GetValue(ProviderOption), LoggerFactory = loggerFactory });
+        var options = new LanguageModelOptions { ExecutionProvider = parse.GetValue(ProviderOption), LoggerFactory = loggerFactory };
+        if (folder is null)
+        {
+            // --dtype and --variant choose within the --model folder; another folder (a draft model) loads with its defaults.
+            options.Dtype = parse.GetValue(DtypeOption);
+            options.Variant = parse.GetValue(VariantOption);
+        }
+
+        var model = LanguageModel.Load(folder ?? ResolveModel(parse), options);
         if (verbose) Error.WriteLine(model.Info);
         return model;
     }

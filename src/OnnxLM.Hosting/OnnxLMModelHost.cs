@@ -74,6 +74,8 @@ internal sealed class OnnxLMModelHost : IDisposable
             {
                 ExecutionProvider = Options.ExecutionProvider,
                 DeviceId = Options.DeviceId,
+                Dtype = Options.Dtype,
+                Variant = Options.Variant,
                 IntraOpThreadCount = Options.IntraOpThreadCount ?? 0,
                 // The sequences the queue admits at once decode as rows of one batch (1: each alone, in turn).
                 MaxBatchSize = Math.Min(Options.MaxConcurrentSequences, 256),

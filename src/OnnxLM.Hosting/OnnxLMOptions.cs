@@ -15,6 +15,18 @@ public sealed class OnnxLMOptions
     /// <summary>Where the model runs (default <see cref="OnnxLM.ExecutionProvider.Auto"/>: CUDA when usable, else CPU).</summary>
     public ExecutionProvider ExecutionProvider { get; set; } = ExecutionProvider.Auto;
 
+    /// <summary>
+    /// The precision to load from a transformers.js / onnx-community folder (graphs in <c>onnx/</c>): fp32, fp16, q8, int8,
+    /// uint8, q4, q4f16 or bnb4; null (default) for the provider's default order. See <see cref="LanguageModelOptions.Dtype"/>.
+    /// </summary>
+    public string? Dtype { get; set; }
+
+    /// <summary>
+    /// The variant to load from an ONNX Runtime GenAI hub folder (<c>cpu_and_mobile/cpu-int4-rtn-block-32-acc-level-4</c>, or
+    /// its last segment); null (default) chooses by provider. See <see cref="LanguageModelOptions.Variant"/>.
+    /// </summary>
+    public string? Variant { get; set; }
+
     /// <summary>The CUDA device (default 0).</summary>
     public int DeviceId { get; set; }
 

@@ -34,6 +34,8 @@ public sealed class OnnxLMOptionsValidator : IValidateOptions<OnnxLMOptions>
             Check(Directory.Exists(options.ModelPath), nameof(options.ModelPath), options.ModelPath, "must be an existing folder");
         }
 
+        Check(options.Dtype is null || !string.IsNullOrWhiteSpace(options.Dtype), nameof(options.Dtype), options.Dtype, "must be a dtype name such as q4 or fp16, or absent");
+        Check(options.Variant is null || !string.IsNullOrWhiteSpace(options.Variant), nameof(options.Variant), options.Variant, "must be a variant folder such as cuda/cuda-fp16, or absent");
         Check(options.DeviceId >= 0, nameof(options.DeviceId), options.DeviceId, "must be 0 or more");
         Check(options.IntraOpThreadCount is null or >= 0, nameof(options.IntraOpThreadCount), options.IntraOpThreadCount, "must be 0 (ONNX Runtime's choice) or more");
         Check(options.MaxConcurrentSequences is >= 1 and <= 1024, nameof(options.MaxConcurrentSequences), options.MaxConcurrentSequences, "must be between 1 and 1024");

@@ -94,7 +94,7 @@ public static class DecoderModelBuilder
 
         var graph = writer.Build();
         Directory.CreateDirectory(outputFolder);
-        var external = graph.WeightBytes > options.ExternalDataThreshold ? "model.onnx.data" : null;
+        var external = graph.WeightBytes > options.ExternalDataThreshold ? options.ExternalDataFileName ?? "model.onnx.data" : null;
         var metadata = new Dictionary<string, string>
         {
             ["onnxlm.architecture"] = config.ModelType,
@@ -105,7 +105,7 @@ public static class DecoderModelBuilder
             metadata["onnxlm.quantization"] = options.Quantization.ToString();
         }
 
-        graph.Save(Path.Combine(outputFolder, "model.onnx"), external, metadata);
+        graph.Save(Path.Combine(outputFolder, "model.onnx"), external, metadata, options.ExternalDataChunkBytes);
         WriteGenAIConfig(config, options, outputFolder);
     }
 

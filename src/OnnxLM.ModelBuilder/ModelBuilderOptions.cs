@@ -37,6 +37,56 @@ public sealed class ModelBuilderOptions
     /// <summary>Context length written to genai_config.json; null uses the config's max_position_embeddings.</summary>
     public int? ContextLength { get; set; }
 
+    /// <summary>
+    /// The external data file's name beside <c>model.onnx</c>; null (default) is ONNX Runtime GenAI's <c>model.onnx.data</c>.
+    /// transformers.js and Optimum name it after the graph: <c>model_q4.onnx_data</c> for <c>model_q4.onnx</c>.
+    /// </summary>
+    /// <exception cref="ArgumentException">The name is empty or has a folder part or characters a file name cannot have.</exception>
+    public string? ExternalDataFileName
+    {
+        get => _externalDataFileName;
+        set => _externalDataFileName = value is null || (value.Trim().Length > 0 && value.IndexOfAny([.. Path.GetInvalidFileNameChars(), '/', '\\']) < 0 && value is not ("." or ".."))
+            ? value
+            : throw new ArgumentException($"ExternalDataFileName must be a plain file name beside the graph (found '{value}').", nameof(ExternalDataFileName));
+    }
+
+    private string? _externalDataFileName;
+
+    /// <summary>
+    /// When above 0, external data is split into files of at most about this many bytes (a tensor is never split), named
+    /// <c>name</c>, <c>name_1</c>, <c>name_2</c>, … as transformers.js loads them. Default 0: one file.
+    /// </summary>
+    /// <exception cref="ArgumentOutOfRangeException">Negative.</exception>
+    public long ExternalDataChunkBytes
+    {
+        get => _externalDataChunkBytes;
+        set
+        {
+            ArgumentOutOfRangeException.ThrowIfNegative(value, nameof(ExternalDataChunkBytes));
+            _externalDataChunkBytes = value;
+        }
+    }
+
+    private long _externalDataChunkBytes;
+
+    /// <summary>
+    /// Adds the scalar int64 input <c>num_logits_to_keep</c> as transformers exports have it: logits are computed for the last
+    /// that many positions only, and 0 means all (the hidden states are sliced <c>[:, -k:]</c> before the output projection).
+    /// </summary>
+    public bool LogitsToKeepInput { get; set; }
+
+    /// <summary>
+    /// Adds the int64 input <c>cache_position</c> [sequence], the new tokens' indices in the cache, and builds the causal mask
+    /// from it as transformers does (standard attention only; a GroupQueryAttention graph takes it but reads lengths instead).
+    /// </summary>
+    public bool CachePositionInput { get; set; }
+
+    /// <summary>
+    /// Adds the int64 input <c>token_type_ids</c> [batch, sequence] as Gemma-style exports have it; a non-zero type adds a
+    /// fixed vector to that token's embedding, so zeros (text) leave the model unchanged.
+    /// </summary>
+    public bool TokenTypeIdsInput { get; set; }
+
     /// <summary>Weights above this many bytes go to an external data file (ONNX protobufs cannot exceed 2 GB). Default 2 GB.</summary>
     public long ExternalDataThreshold { get; set; } = 2L << 30;
 }

@@ -167,7 +167,8 @@ public sealed class LanguageModel : IDisposable
 
     /// <summary>
     /// Loads a model folder in the ONNX Runtime GenAI layout (<c>genai_config.json</c>) or the Hugging Face Optimum layout
-    /// (<c>config.json</c> + <c>model.onnx</c>/<c>decoder_model_merged.onnx</c>), with its tokenizer files.
+    /// (<c>config.json</c> + <c>model.onnx</c>/<c>decoder_model_merged.onnx</c>), with its tokenizer files; or a transformers.js
+    /// folder (graphs in <c>onnx/</c>, <see cref="LanguageModelOptions.Dtype"/>) or GenAI hub folder (<see cref="LanguageModelOptions.Variant"/>).
     /// </summary>
     /// <param name="path">The model folder.</param>
     /// <param name="options">Execution provider, threads and logging; null for the defaults.</param>
@@ -178,8 +179,8 @@ public sealed class LanguageModel : IDisposable
         ArgumentException.ThrowIfNullOrWhiteSpace(path);
         options ??= new LanguageModelOptions();
         var logger = (ILogger?)options.LoggerFactory?.CreateLogger<LanguageModel>() ?? NullLogger.Instance;
-        var folder = Path.GetFullPath(path);
-        return new LanguageModel(folder, ModelRuntime.Load(folder, options, logger));
+        var runtime = ModelRuntime.Load(Path.GetFullPath(path), options, logger);
+        return new LanguageModel(runtime.Folder, runtime); // the chat template lies beside the chosen variant's tokenizer
     }
 
     /// <summary>Starts an empty sequence with its own key/value cache.</summary>

@@ -38,16 +38,17 @@ public sealed class UnknownLayoutTests : IDisposable
         {
             graph.Input("past_key_values.0.key", OnnxGraph.Float, "batch", 1, "past", 4);
             graph.Input("past_key_values.0.value", OnnxGraph.Float, "batch", 1, "past", 4);
-            graph.Input("token_type_ids", OnnxGraph.Int64, "batch", "seq");
+            // token_type_ids is fed now (zeros); an image input of a multimodal export is not.
+            graph.Input("pixel_values", OnnxGraph.Float, "batch", 3, 8, 8);
             graph.AddNode("Identity", ["past_key_values.0.key"], ["present.0.key"]);
             graph.AddNode("Identity", ["past_key_values.0.value"], ["present.0.value"]);
-            graph.AddNode("Identity", ["token_type_ids"], ["unused"]);
+            graph.AddNode("Identity", ["pixel_values"], ["unused"]);
             graph.Output("present.0.key", OnnxGraph.Float, "batch", 1, "past", 4);
             graph.Output("present.0.value", OnnxGraph.Float, "batch", 1, "past", 4);
-            graph.Output("unused", OnnxGraph.Int64, "batch", "seq");
+            graph.Output("unused", OnnxGraph.Float, "batch", 3, 8, 8);
         });
         var e = Assert.Throws<ModelFormatException>(() => LanguageModel.Load(_out));
-        Assert.Contains("token_type_ids", e.Message);
+        Assert.Contains("the input(s) pixel_values", e.Message);
         Assert.Contains("does not know how to feed", e.Message);
     }
 }

@@ -28,6 +28,9 @@ internal static class InspectCommand
             {
                 architecture = info.Architecture,
                 layout = info.FolderLayout.ToString(),
+                dtype = info.Dtype,
+                variant = info.Variant,
+                extra_inputs = info.ExtraInputs,
                 graph = info.GraphPath,
                 provider = info.ExecutionProvider.ToString(),
                 parameters,
@@ -60,7 +63,10 @@ internal static class InspectCommand
             void Row(string key, object? value) => table.AddRow(new Text(key), new Text(value?.ToString() ?? "–"));
             Row("architecture", info.Architecture);
             Row("layout", info.FolderLayout);
+            if (info.Dtype is not null) Row("dtype", info.Dtype);
+            if (info.Variant is not null) Row("variant", info.Variant);
             Row("graph", info.GraphPath);
+            if (info.ExtraInputs.Count > 0) Row("extra inputs fed", string.Join(", ", info.ExtraInputs));
             Row("provider", info.ExecutionProvider);
             Row("parameters", $"{parameters:N0} in {initializers} initializers");
             Row("weights", FormattableString.Invariant($"{info.WeightType}: {breakdown.Bytes / 1e6:F1} MB stored, {breakdown.BytesPerParameter:F3} bytes per parameter"));

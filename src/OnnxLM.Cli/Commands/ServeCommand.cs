@@ -24,6 +24,8 @@ internal static class ServeCommand
             }, o =>
             {
                 o.ExecutionProvider = parse.GetValue(CliContext.ProviderOption);
+                o.Dtype = parse.GetValue(CliContext.DtypeOption);
+                o.Variant = parse.GetValue(CliContext.VariantOption);
                 o.MaxConcurrentSequences = parse.GetValue(concurrent);
                 o.MaxQueueLength = parse.GetValue(queue);
             });

@@ -31,13 +31,16 @@ internal abstract class DecoderGraphWriter
         G.Input("input_ids", OnnxGraph.Int64, Batch, Sequence);
         G.Input("attention_mask", OnnxGraph.Int64, Batch, Total);
         G.Input("position_ids", OnnxGraph.Int64, Batch, Sequence);
+        if (Options.TokenTypeIdsInput) G.Input("token_type_ids", OnnxGraph.Int64, Batch, Sequence);
+        if (Options.CachePositionInput) G.Input("cache_position", OnnxGraph.Int64, Sequence);
+        if (Options.LogitsToKeepInput) G.Input("num_logits_to_keep", OnnxGraph.Int64); // a scalar, as transformers exports it
         for (var i = 0; i < Config.LayerCount; i++)
         {
             G.Input($"past_key_values.{i}.key", OnnxGraph.Float, Batch, Config.KeyValueHeadCount, Past, Config.HeadSize);
             G.Input($"past_key_values.{i}.value", OnnxGraph.Float, Batch, Config.KeyValueHeadCount, Past, Config.HeadSize);
         }
 
-        G.Output("logits", OnnxGraph.Float, Batch, Sequence, Config.VocabularySize);
+        G.Output("logits", OnnxGraph.Float, Batch, Options.LogitsToKeepInput ? "logits_length" : Sequence, Config.VocabularySize);
         for (var i = 0; i < Config.LayerCount; i++)
         {
             G.Output($"present.{i}.key", OnnxGraph.Float, Batch, Config.KeyValueHeadCount, Total, Config.HeadSize);
@@ -57,6 +60,29 @@ internal abstract class DecoderGraphWriter
     }
 
     protected abstract void BuildBody();
+
+    /// <summary>
+    /// The token embeddings <paramref name="x"/> [B, S, hidden] plus, with <see cref="ModelBuilderOptions.TokenTypeIdsInput"/>,
+    /// token type × a fixed vector (0.5 everywhere): type 0, text, adds exactly nothing.
+    /// </summary>
+    protected string AddTokenTypes(string x)
+    {
+        if (!Options.TokenTypeIdsInput) return x;
+        var types = G.Op("Unsqueeze", G.Op("Cast", ["token_type_ids"], ("to", OnnxGraph.Float)), G.Ints("type_axis", 2)); // [B, S, 1]
+        var vector = G.Weight("token_type_embedding", Enumerable.Repeat(0.5f, Config.HiddenSize).ToArray(), [Config.HiddenSize], asFloat16: false);
+        return G.Op("Add", x, G.Op("Mul", types, vector));
+    }
+
+    /// <summary>
+    /// The hidden states [B, S, hidden] of the positions that get logits: with <see cref="ModelBuilderOptions.LogitsToKeepInput"/>
+    /// the last <c>num_logits_to_keep</c> of them (<c>[:, -k:]</c>; k = 0 gives <c>[:, 0:]</c>, all, as in transformers).
+    /// </summary>
+    protected string KeepLastPositions(string x)
+    {
+        if (!Options.LogitsToKeepInput) return x;
+        var start = G.Op("Neg", G.Op("Unsqueeze", "num_logits_to_keep", G.Ints("keep_axis", 0)));
+        return G.Op("Slice", x, start, G.Ints("keep_end", long.MaxValue), G.Ints("keep_axes", 1));
+    }
 
     /// <summary>Whether attention is one GroupQueryAttention node per layer (q, k, v passed with heads packed, [B, S, heads*D]).</summary>
     protected bool GroupQuery => Options.Attention == AttentionOperator.GroupQuery;
@@ -122,7 +148,8 @@ internal abstract class DecoderGraphWriter
         var t = G.Op("Gather", [G.Op("Shape", "attention_mask"), one], ("axis", 0));
         var past = G.Op("Sub", t, s);
         var keys = G.Op("Range", zeroI, t, one);
-        var queries = G.Op("Unsqueeze", G.Op("Range", past, t, one), G.Ints("axis1", 1));
+        // transformers builds the causal part from cache_position (the queries' indices in the cache) when it is an input.
+        var queries = G.Op("Unsqueeze", Options.CachePositionInput ? "cache_position" : G.Op("Range", past, t, one), G.Ints("axis1", 1));
         var causal = G.Op("LessOrEqual", keys, queries); // [S, T]
         var padding = G.Op("Unsqueeze", G.Op("Cast", ["attention_mask"], ("to", OnnxGraph.Bool)), G.Ints("axes12", 1, 2)); // [B,1,1,T]
         var allowed = G.Op("And", causal, padding);

@@ -15,7 +15,7 @@ internal sealed class Gpt2GraphWriter(DecoderConfig config, IWeightSource weight
         var wteValues = Weights.Read(Name("wte.weight"), c.VocabularySize, h);
         var wte = Constant(Name("wte.weight"), wteValues, [c.VocabularySize, h]);
         var wpe = Weight(Name("wpe.weight"), [c.MaxPositions, h]);
-        var x = G.Op("Add", G.Op("Gather", [wte, "input_ids"], ("axis", 0)), G.Op("Gather", [wpe, "position_ids"], ("axis", 0)));
+        var x = AddTokenTypes(G.Op("Add", G.Op("Gather", [wte, "input_ids"], ("axis", 0)), G.Op("Gather", [wpe, "position_ids"], ("axis", 0))));
         for (var i = 0; i < c.LayerCount; i++)
         {
             var p = Name($"h.{i}.");
@@ -30,7 +30,7 @@ internal sealed class Gpt2GraphWriter(DecoderConfig config, IWeightSource weight
             x = G.Op("Add", x, Conv1D(Gelu(Conv1D(y, p + "mlp.c_fc", h, c.IntermediateSize)), p + "mlp.c_proj", c.IntermediateSize, h));
         }
 
-        x = LayerNorm(x, Name("ln_f"));
+        x = LayerNorm(KeepLastPositions(x), Name("ln_f"));
         if (Options.Quantization is { QuantizeOutputProjection: true })
         {
             MatMul(x, "lm_head.weight", wteValues, h, c.VocabularySize, outputsFirst: true, result: "logits");

@@ -15,7 +15,7 @@ internal sealed class LlamaGraphWriter(DecoderConfig config, IWeightSource weigh
         var (h, d, nh, kvh) = (c.HiddenSize, c.HeadSize, c.AttentionHeadCount, c.KeyValueHeadCount);
         var embedValues = Weights.Read("model.embed_tokens.weight", c.VocabularySize, h);
         var embed = Constant("model.embed_tokens.weight", embedValues, [c.VocabularySize, h]);
-        var x = G.Op("Gather", [embed, "input_ids"], ("axis", 0));
+        var x = AddTokenTypes(G.Op("Gather", [embed, "input_ids"], ("axis", 0)));
 
         // cos/sin rows of the positions, [B, S, D], broadcast over the heads: [B, 1, S, D] against [B, heads, S, D]
         // (standard attention) or [B, S, 1, D] against [B, S, heads, D] (GroupQueryAttention takes heads packed per token).
@@ -49,7 +49,7 @@ internal sealed class LlamaGraphWriter(DecoderConfig config, IWeightSource weigh
             x = G.Op("Add", x, Linear(G.Op("Mul", silu, up), p + "mlp.down_proj", c.IntermediateSize, h, false));
         }
 
-        x = RmsNorm(x, "model.norm.weight");
+        x = RmsNorm(KeepLastPositions(x), "model.norm.weight");
         var tied = c.TieWordEmbeddings || !Weights.Contains("lm_head.weight");
         var quantizeHead = Options.Quantization is { QuantizeOutputProjection: true };
         if (tied && !quantizeHead)

@@ -157,13 +157,20 @@ internal sealed class OnnxGraph
 
     public void Output(string name, int elementType, params object[] dims) => _outputs.Add(ValueInfo(name, elementType, dims));
 
-    /// <summary>Writes the model. Initializers go to <paramref name="externalDataFile"/> (beside the graph) when given.</summary>
-    public void Save(string path, string? externalDataFile, IReadOnlyDictionary<string, string> metadata)
+    /// <summary>
+    /// Writes the model. Initializers of 1 KiB or more go to <paramref name="externalDataFile"/> (beside the graph) when
+    /// given; with <paramref name="chunkBytes"/> above 0, a tensor that would take a file past that size starts the next file,
+    /// named as transformers.js and Optimum name split data: <c>name</c>, <c>name_1</c>, <c>name_2</c>, …
+    /// </summary>
+    public void Save(string path, string? externalDataFile, IReadOnlyDictionary<string, string> metadata, long chunkBytes = 0)
     {
         var graph = new ProtoMessage();
         foreach (var node in _nodes) graph.Message(1, node);
         graph.String(2, Name);
-        FileStream? external = externalDataFile is null ? null : File.Create(Path.Combine(Path.GetDirectoryName(path)!, externalDataFile));
+        var folder = Path.GetDirectoryName(path)!;
+        var chunk = 0;
+        string ChunkName() => chunk == 0 ? externalDataFile! : $"{externalDataFile}_{chunk}";
+        FileStream? external = externalDataFile is null ? null : File.Create(Path.Combine(folder, externalDataFile));
         try
         {
             foreach (var (name, type, dims, data) in _initializers)
@@ -173,11 +180,18 @@ internal sealed class OnnxGraph
                 tensor.Int(2, type).String(8, name);
                 if (external is not null && data.Length >= 1024)
                 {
+                    if (chunkBytes > 0 && external.Position > 0 && external.Position + data.Length > chunkBytes)
+                    {
+                        external.Dispose();
+                        chunk++;
+                        external = File.Create(Path.Combine(folder, ChunkName()));
+                    }
+
                     var offset = external.Position;
                     external.Write(data);
                     // Keep every tensor 64-byte aligned so it can be memory-mapped.
                     external.Write(new byte[(64 - (int)(external.Position % 64)) % 64]);
-                    tensor.Message(13, new ProtoMessage().String(1, "location").String(2, externalDataFile!));
+                    tensor.Message(13, new ProtoMessage().String(1, "location").String(2, ChunkName()));
                     tensor.Message(13, new ProtoMessage().String(1, "offset").String(2, offset.ToString(CultureInfo.InvariantCulture)));
                     tensor.Message(13, new ProtoMessage().String(1, "length").String(2, data.Length.ToString(CultureInfo.InvariantCulture)));
                     tensor.Int(14, 1);

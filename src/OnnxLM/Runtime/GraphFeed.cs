@@ -7,13 +7,15 @@ namespace OnnxLM;
 
 /// <summary>
 /// The one owner of what the decoder graph is fed besides its cache: <c>input_ids</c>, <c>position_ids</c>,
-/// <c>attention_mask</c> and <c>use_cache_branch</c>, for a run of rows × n new tokens after a past of a given width, and
+/// <c>attention_mask</c>, <c>use_cache_branch</c> and the inputs some exporters add (<c>num_logits_to_keep</c>,
+/// <c>cache_position</c>, <c>token_type_ids</c>), for a run of rows × n new tokens after a past of a given width, and
 /// the empty past of a run from nothing. Every caller (a session's step or prefill, the batch's step, join and scoring,
 /// padded scoring, explain) describes its run the same way: row b holds <c>pastLength</c> real positions right-aligned in
 /// the past (the columns before them are padding) and then its new tokens, right-padded to n. From that one description:
 /// ids (0 in padding), positions (the row's real ones; padding repeats the last, which no real position attends to), the
-/// mask (ones over real columns; the graph's shared mask of ones when no row is padded) and the cache flag (a past is
-/// given). The values live in a native buffer this feed keeps and reuses, bound as views through <see cref="OrtNative"/>
+/// mask (ones over real columns; the graph's shared mask of ones when no row is padded), the cache flag (a past is
+/// given), cache positions (the past width onwards, shared by the rows), token types (zeros) and the logits to keep (0, all
+/// rows, unless <see cref="KeepLastLogits"/> asks for fewer). The values live in a native buffer this feed keeps and reuses, bound as views through <see cref="OrtNative"/>
 /// (a steady step allocates nothing) or wrapped as tensors for a run through the managed API. A graph input added later
 /// is written here, once. Not thread-safe: one owner, one run at a time.
 /// </summary>
@@ -21,11 +23,14 @@ internal sealed unsafe class GraphFeed : IDisposable
 {
     private readonly DecoderGraph _graph;
     private readonly GraphSignature _sig;
-    private NativeBuffer? _buffer;     // ids, positions and the flag
+    private NativeBuffer? _buffer;     // ids, positions, token types, the flag, the logits to keep and cache positions
     private NativeBuffer? _maskBuffer; // the mask, once a run has a padded row
     private byte* _ids;
     private byte* _positions;
     private byte* _flag;
+    private byte* _keep;
+    private byte* _cachePositions;
+    private byte* _tokenTypes;
     private byte* _mask;
     private int _rows;
     private int _n;
@@ -50,17 +55,42 @@ internal sealed unsafe class GraphFeed : IDisposable
     /// </summary>
     public void Begin(int rows, int n, int pastWidth)
     {
-        // Ids and positions as 8-byte slots (int32 uses the first half of each), then the flag's 8 bytes.
-        Ensure(ref _buffer, 16L * rows * n + 8);
+        // Ids, positions and token types as 8-byte slots (int32 uses the first half of each), then the flag's and the logits
+        // count's 8 bytes, then the cache positions.
+        Ensure(ref _buffer, 24L * rows * n + 16 + 8L * n);
         _rows = rows;
         _n = n;
         _pastWidth = pastWidth;
         _padded = false;
         _ids = _buffer.Pointer;
         _positions = _ids + 8L * rows * n;
-        _flag = _positions + 8L * rows * n;
+        _tokenTypes = _positions + 8L * rows * n;
+        _flag = _tokenTypes + 8L * rows * n;
+        _keep = _flag + 8;
+        _cachePositions = _keep + 8;
         _mask = null;
         *_flag = pastWidth > 0 ? (byte)1 : (byte)0;
+        *(long*)_keep = 0; // 0 keeps every row's logits (transformers' convention); an int32 input reads the low half, also 0
+        if (_sig.TokenTypeIds is not null) new Span<byte>(_tokenTypes, 8 * rows * n).Clear();
+        if (_sig.CachePosition is not null)
+        {
+            for (var t = 0; t < n; t++) GraphRun.WriteInteger(_cachePositions, _sig.CachePositionType, t, pastWidth + t);
+        }
+    }
+
+    /// <summary>
+    /// Asks a graph that takes <c>num_logits_to_keep</c>/<c>logits_to_keep</c> for the logits of only the last
+    /// <paramref name="rows"/> positions of this one-row run (a prefill reads one); call after <see cref="Begin"/>, before
+    /// binding. Returns how many rows of logits the run will return: <paramref name="rows"/>, or every new token's when
+    /// the graph has no such input.
+    /// </summary>
+    public int KeepLastLogits(int rows)
+    {
+        ArgumentOutOfRangeException.ThrowIfLessThan(rows, 1);
+        ArgumentOutOfRangeException.ThrowIfGreaterThan(rows, _n);
+        if (_sig.LogitsToKeep is null || _rows != 1) return _n;
+        GraphRun.WriteInteger(_keep, _sig.LogitsToKeepType, 0, rows);
+        return rows;
     }
 
     /// <summary>
@@ -128,6 +158,24 @@ internal sealed unsafe class GraphFeed : IDisposable
         {
             OrtNative.BindInputView(binding, branch, cpu, _flag, 1, shape[..1], TensorElementType.Bool);
         }
+
+        if (_graph.TokenTypeIdsName is { } tokenTypes)
+        {
+            shape[1] = _n;
+            OrtNative.BindInputView(binding, tokenTypes, cpu, _tokenTypes, cells * GraphRun.IntegerSize(_sig.TokenTypeType), shape, _sig.TokenTypeType);
+        }
+
+        if (_graph.CachePositionName is { } cachePosition)
+        {
+            shape[0] = _n;
+            OrtNative.BindInputView(binding, cachePosition, cpu, _cachePositions, _n * GraphRun.IntegerSize(_sig.CachePositionType), shape[..1], _sig.CachePositionType);
+        }
+
+        if (_graph.LogitsToKeepName is { } keep)
+        {
+            shape[0] = 1;
+            OrtNative.BindInputView(binding, keep, cpu, _keep, GraphRun.IntegerSize(_sig.LogitsToKeepType), shape[.._sig.LogitsToKeepRank], _sig.LogitsToKeepType);
+        }
     }
 
     /// <summary>
@@ -189,6 +237,21 @@ internal sealed unsafe class GraphFeed : IDisposable
         if (_sig.UseCacheBranch is { } branch)
         {
             Add(branch, OrtValue.CreateTensorValueWithData(cpu, TensorElementType.Bool, [1], (IntPtr)_flag, 1));
+        }
+
+        if (_sig.TokenTypeIds is { } tokenTypes)
+        {
+            Add(tokenTypes, OrtValue.CreateTensorValueWithData(cpu, _sig.TokenTypeType, shape, (IntPtr)_tokenTypes, cells * GraphRun.IntegerSize(_sig.TokenTypeType)));
+        }
+
+        if (_sig.CachePosition is { } cachePosition)
+        {
+            Add(cachePosition, OrtValue.CreateTensorValueWithData(cpu, _sig.CachePositionType, [_n], (IntPtr)_cachePositions, _n * GraphRun.IntegerSize(_sig.CachePositionType)));
+        }
+
+        if (_sig.LogitsToKeep is { } keep)
+        {
+            Add(keep, OrtValue.CreateTensorValueWithData(cpu, _sig.LogitsToKeepType, _sig.LogitsToKeepRank == 0 ? [] : [1], (IntPtr)_keep, GraphRun.IntegerSize(_sig.LogitsToKeepType)));
         }
 
         void Add(string name, OrtValue value)

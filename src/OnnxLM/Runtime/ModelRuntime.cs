@@ -13,6 +13,9 @@ internal sealed class ModelRuntime : IDisposable
 {
     private readonly TextTokenizer? _tokenizer;
     private readonly string _folder;
+
+    /// <summary>The folder holding the model's own files (for a GenAI hub folder, the chosen variant's).</summary>
+    public string Folder => _folder;
     private readonly Lazy<BatchScheduler?> _scheduler;
     private readonly System.Collections.Concurrent.ConcurrentDictionary<GenerationSession, byte> _sessions = new();
     private volatile bool _disposed;
@@ -45,9 +48,10 @@ internal sealed class ModelRuntime : IDisposable
     public BatchScheduler? Scheduler => _scheduler.Value;
 
     /// <summary>Loads the folder's graph, configuration and tokenizer.</summary>
-    public static ModelRuntime Load(string folder, LanguageModelOptions options, ILogger logger)
+    public static ModelRuntime Load(string path, LanguageModelOptions options, ILogger logger)
     {
-        var config = ModelConfig.Load(folder);
+        var config = ModelConfig.Load(path, options);
+        var folder = config.Folder; // a GenAI hub folder's chosen variant holds the tokenizer and template
         var graph = DecoderGraph.Create(config, options, logger);
         try
         {
@@ -79,6 +83,9 @@ internal sealed class ModelRuntime : IDisposable
             {
                 Architecture = config.ModelType,
                 FolderLayout = config.FolderLayout,
+                Dtype = config.Dtype,
+                Variant = config.Variant,
+                ExtraInputs = sig.ExtraInputs,
                 GraphPath = config.GraphFile,
                 LayerCount = sig.LayerCount,
                 AttentionHeadCount = heads,

@@ -58,13 +58,15 @@ internal sealed class SessionRunner : IDisposable
         var n = tokenIds.Length;
         _feed.Begin(1, n, past);
         _feed.Row(0, tokenIds, past);
+        var from = allLogits.IsEmpty ? n - 1 : firstRow;
+        var rows = _feed.KeepLastLogits(n - from); // a graph taking num_logits_to_keep computes only the rows read
         OrtValue[]? outputs = null;
         try
         {
             _binding.ClearBoundInputs();
             _binding.ClearBoundOutputs();
             _feed.Bind(_binding);
-            _logits.Bind(_binding, n, allLogits.IsEmpty ? n - 1 : firstRow, Cache.OnDevice);
+            _logits.Bind(_binding, rows, from - (n - rows), Cache.OnDevice);
             Cache.Bind(_binding, past, past + n);
             GraphRun.RunBound(_graph.Session, _runOptions, _binding, cancellationToken);
             if (_logits.InOutputs || Cache.OnDevice) outputs = _binding.GetOutputValues().ToArray();

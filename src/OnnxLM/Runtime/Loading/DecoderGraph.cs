@@ -23,6 +23,9 @@ internal sealed class DecoderGraph : IDisposable
         MaskName = signature.AttentionMask is { } mask ? new NativeName(mask) : null;
         PositionsName = signature.PositionIds is { } positions ? new NativeName(positions) : null;
         UseCacheBranchName = signature.UseCacheBranch is { } branch ? new NativeName(branch) : null;
+        LogitsToKeepName = signature.LogitsToKeep is { } keep ? new NativeName(keep) : null;
+        CachePositionName = signature.CachePosition is { } cachePosition ? new NativeName(cachePosition) : null;
+        TokenTypeIdsName = signature.TokenTypeIds is { } tokenTypes ? new NativeName(tokenTypes) : null;
         LogitsName = new NativeName(signature.Logits);
         PastNames = signature.PastNames.Select(n => new NativeName(n)).ToArray();
         PresentNames = signature.PresentNames.Select(n => new NativeName(n)).ToArray();
@@ -33,6 +36,9 @@ internal sealed class DecoderGraph : IDisposable
     public NativeName? MaskName { get; }
     public NativeName? PositionsName { get; }
     public NativeName? UseCacheBranchName { get; }
+    public NativeName? LogitsToKeepName { get; }
+    public NativeName? CachePositionName { get; }
+    public NativeName? TokenTypeIdsName { get; }
     public NativeName LogitsName { get; }
     public NativeName[] PastNames { get; }
     public NativeName[] PresentNames { get; }
@@ -248,6 +254,36 @@ internal sealed class DecoderGraph : IDisposable
         }
     }
 
+    /// <summary>
+    /// Whether the CUDA provider can be set up for <paramref name="deviceId"/> here (the native package has it and its
+    /// libraries load), without creating a session: what <see cref="ExecutionProvider.Auto"/> will most likely run on, for
+    /// choosing a dtype or variant before the graph is loaded. ONNX Runtime's own error output is quieted meanwhile.
+    /// </summary>
+    internal static bool CudaUsable(int deviceId)
+    {
+        try
+        {
+            var env = OrtEnv.Instance();
+            if (!env.GetAvailableProviders().Contains("CUDAExecutionProvider")) return false;
+            var level = env.EnvLogLevel;
+            env.EnvLogLevel = OrtLoggingLevel.ORT_LOGGING_LEVEL_FATAL;
+            try
+            {
+                using var probe = new SessionOptions();
+                probe.AppendExecutionProvider_CUDA(deviceId);
+                return true;
+            }
+            finally
+            {
+                env.EnvLogLevel = level;
+            }
+        }
+        catch (Exception e) when (e is OnnxRuntimeException or DllNotFoundException or TypeInitializationException or EntryPointNotFoundException)
+        {
+            return false;
+        }
+    }
+
     private static void EnsureNativeRuntime()
     {
         try
@@ -269,7 +305,7 @@ internal sealed class DecoderGraph : IDisposable
         Session.Dispose();
         _cacheSlicer?.Dispose();
         _logitsSlicer?.Dispose();
-        foreach (var name in (NativeName?[])[InputIdsName, MaskName, PositionsName, UseCacheBranchName, LogitsName, .. PastNames, .. PresentNames]) name?.Dispose();
+        foreach (var name in (NativeName?[])[InputIdsName, MaskName, PositionsName, UseCacheBranchName, LogitsToKeepName, CachePositionName, TokenTypeIdsName, LogitsName, .. PastNames, .. PresentNames]) name?.Dispose();
         lock (_lazyLock)
         {
             foreach (var ones in _ones) ones.Dispose();

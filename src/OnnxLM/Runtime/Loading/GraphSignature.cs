@@ -19,6 +19,27 @@ internal sealed class GraphSignature
     public string? PositionIds { get; init; }
     public TensorElementType PositionType { get; init; }
     public string? UseCacheBranch { get; init; }
+
+    /// <summary>
+    /// <c>num_logits_to_keep</c> (transformers before 4.49) or <c>logits_to_keep</c>: logits are computed for the last this
+    /// many positions only, and 0 means all of them (transformers slices <c>hidden_states[:, -k:]</c>, and <c>-0</c> is 0).
+    /// A scalar (rank 0) or a one-element tensor (<see cref="LogitsToKeepRank"/>).
+    /// </summary>
+    public string? LogitsToKeep { get; init; }
+    public TensorElementType LogitsToKeepType { get; init; }
+    public int LogitsToKeepRank { get; init; }
+
+    /// <summary><c>cache_position</c>: the new tokens' indices in the cache, [sequence] (shared by the rows, as in transformers).</summary>
+    public string? CachePosition { get; init; }
+    public TensorElementType CachePositionType { get; init; }
+
+    /// <summary><c>token_type_ids</c> [batch, sequence] (Gemma-style exports): all zeros, text.</summary>
+    public string? TokenTypeIds { get; init; }
+    public TensorElementType TokenTypeType { get; init; }
+
+    /// <summary>The graph inputs above that are present, by name, in that order (reported as <see cref="ModelInfo.ExtraInputs"/>).</summary>
+    public IReadOnlyList<string> ExtraInputs => new[] { LogitsToKeep, CachePosition, TokenTypeIds }.OfType<string>().ToArray();
+
     public required string Logits { get; init; }
     public required TensorElementType LogitsType { get; init; }
     public required KvCacheLayout Layout { get; init; }
@@ -114,6 +135,23 @@ internal sealed class GraphSignature
         var mask = Optional("attention_mask", "attention_mask");
         var positions = Optional("position_ids", "position_ids");
         var useCache = inputs.ContainsKey("use_cache_branch") ? "use_cache_branch" : null;
+        var logitsToKeep = inputs.ContainsKey("num_logits_to_keep") ? "num_logits_to_keep" : inputs.ContainsKey("logits_to_keep") ? "logits_to_keep" : null;
+        var cachePosition = inputs.ContainsKey("cache_position") ? "cache_position" : null;
+        var tokenTypes = inputs.ContainsKey("token_type_ids") ? "token_type_ids" : null;
+        if (logitsToKeep is not null && inputs[logitsToKeep].Dimensions.Length > 1)
+        {
+            throw Fail($"input '{logitsToKeep}' is {Describe(inputs[logitsToKeep])}; expected an integer scalar (how many last positions get logits).");
+        }
+
+        if (cachePosition is not null && inputs[cachePosition].Dimensions.Length != 1)
+        {
+            throw Fail($"input '{cachePosition}' is {Describe(inputs[cachePosition])}; expected integers [sequence].");
+        }
+
+        if (tokenTypes is not null && inputs[tokenTypes].Dimensions.Length != 2)
+        {
+            throw Fail($"input '{tokenTypes}' is {Describe(inputs[tokenTypes])}; expected integers [batch, sequence].");
+        }
 
         var logits = Name("logits", "logits");
         if (!outputs.TryGetValue(logits, out var logitsMeta))
@@ -164,11 +202,15 @@ internal sealed class GraphSignature
         if (mask is not null) known.Add(mask);
         if (positions is not null) known.Add(positions);
         if (useCache is not null) known.Add(useCache);
+        if (logitsToKeep is not null) known.Add(logitsToKeep);
+        if (cachePosition is not null) known.Add(cachePosition);
+        if (tokenTypes is not null) known.Add(tokenTypes);
         var unknown = inputs.Keys.Where(k => !known.Contains(k)).ToArray();
         if (unknown.Length > 0)
         {
             throw Fail($"OnnxLM does not know how to feed the input(s) {string.Join(", ", unknown)} " +
-                       "(it feeds input_ids, attention_mask, position_ids, use_cache_branch and the past key/values).");
+                       "(it feeds input_ids, attention_mask, position_ids, use_cache_branch, num_logits_to_keep/logits_to_keep, cache_position, " +
+                       "token_type_ids and the past key/values).");
         }
 
         return new GraphSignature
@@ -180,6 +222,13 @@ internal sealed class GraphSignature
             PositionIds = positions,
             PositionType = positions is null ? idType : RequireInteger(inputs[positions], positions, Fail),
             UseCacheBranch = useCache,
+            LogitsToKeep = logitsToKeep,
+            LogitsToKeepType = logitsToKeep is null ? idType : RequireInteger(inputs[logitsToKeep], logitsToKeep, Fail),
+            LogitsToKeepRank = logitsToKeep is null ? 0 : inputs[logitsToKeep].Dimensions.Length,
+            CachePosition = cachePosition,
+            CachePositionType = cachePosition is null ? idType : RequireInteger(inputs[cachePosition], cachePosition, Fail),
+            TokenTypeIds = tokenTypes,
+            TokenTypeType = tokenTypes is null ? idType : RequireInteger(inputs[tokenTypes], tokenTypes, Fail),
             Logits = logits,
             LogitsType = logitsMeta.ElementDataType,
             Layout = layout,

@@ -72,6 +72,59 @@ public sealed class LanguageModelOptions
     /// </summary>
     public bool ShareCacheBuffer { get; set; } = true;
 
+    /// <summary>
+    /// Which precision's graph to load from a transformers.js / onnx-community folder (graphs in <c>onnx/</c>), by the names
+    /// transformers.js uses: <c>fp32</c> (<c>model.onnx</c>), <c>fp16</c>, <c>q8</c> (<c>model_quantized.onnx</c>), <c>int8</c>,
+    /// <c>uint8</c>, <c>q4</c>, <c>q4f16</c>, <c>bnb4</c>. Null (the default) picks the first the folder has in the order
+    /// <see cref="CpuDtypeOrder"/> on the CPU or <see cref="CudaDtypeOrder"/> on CUDA. A dtype the folder lacks fails the load
+    /// with a <see cref="ModelFormatException"/> that lists the dtypes it has; a folder in another layout fails when one is given.
+    /// </summary>
+    /// <exception cref="ArgumentException">The value is empty or white space.</exception>
+    public string? Dtype
+    {
+        get => _dtype;
+        set => _dtype = value is null || !string.IsNullOrWhiteSpace(value)
+            ? value?.Trim()
+            : throw new ArgumentException("Dtype must be null or a dtype name such as q4 or fp16.", nameof(Dtype));
+    }
+
+    /// <summary>
+    /// The dtypes tried, in order, when <see cref="Dtype"/> is null and the model runs on the CPU: 4-bit block-quantized
+    /// weights first (q4: ONNX Runtime's MatMulNBits CPU kernels read an eighth of fp32's bytes per token and are its fastest
+    /// decoding path), then the 8-bit files (q8, int8, uint8: a quarter of the bytes, dynamic-quantized MatMulInteger), then
+    /// fp32 (exact), and last the half-precision files (fp16, q4f16), which the CPU provider runs mostly through inserted casts
+    /// or not at all, and bnb4, whose CPU kernel is slower than q4's.
+    /// </summary>
+    public static IReadOnlyList<string> CpuDtypeOrder { get; } = ["q4", "q8", "int8", "uint8", "fp32", "fp16", "q4f16", "bnb4"];
+
+    /// <summary>
+    /// The dtypes tried, in order, when <see cref="Dtype"/> is null and the model runs on CUDA: half precision first (fp16, then
+    /// q4f16, whose 4-bit weights have fp16 CUDA kernels), then fp32 and q4 (float activations, CUDA kernels exist), then bnb4,
+    /// and last the 8-bit dynamic-quantized files (q8, int8, uint8), whose integer operators have no CUDA kernels and fall back to
+    /// the CPU. On <see cref="ExecutionProvider.Auto"/> this order is used when the ONNX Runtime package in use has CUDA.
+    /// </summary>
+    public static IReadOnlyList<string> CudaDtypeOrder { get; } = ["fp16", "q4f16", "fp32", "q4", "bnb4", "q8", "int8", "uint8"];
+
+    /// <summary>
+    /// Which variant to load from an ONNX Runtime GenAI hub folder (variant folders each with a <c>genai_config.json</c>, such as
+    /// <c>cpu_and_mobile/cpu-int4-rtn-block-32-acc-level-4</c>): its path relative to the folder (either slash) or its last
+    /// segment when that is unique. Null (the default) picks by provider: a variant whose path names <c>cpu</c> on the CPU, or
+    /// <c>cuda</c>/<c>gpu</c> on CUDA (preferring <c>acc-level-4</c> on the CPU and <c>fp16</c> on CUDA, then the first by
+    /// path; on <see cref="ExecutionProvider.Auto"/> with CUDA usable, a CPU variant stands in when there is no CUDA one). A variant that is not there, or none for the provider, fails the load listing the variants; a folder in another
+    /// layout fails when one is given.
+    /// </summary>
+    /// <exception cref="ArgumentException">The value is empty or white space.</exception>
+    public string? Variant
+    {
+        get => _variant;
+        set => _variant = value is null || !string.IsNullOrWhiteSpace(value)
+            ? value?.Trim()
+            : throw new ArgumentException("Variant must be null or a variant folder such as cuda/cuda-fp16.", nameof(Variant));
+    }
+
+    private string? _dtype;
+    private string? _variant;
+
     /// <summary>Where the model logs (provider choice and fallback reasons). Default: no logging.</summary>
     public ILoggerFactory? LoggerFactory { get; set; }
 }

@@ -5,8 +5,9 @@ namespace OnnxLM;
 
 /// <summary>
 /// What a model folder's configuration files say about the model, before the graph is inspected.
-/// Two layouts are read: ONNX Runtime GenAI (<c>genai_config.json</c>) and Hugging Face Optimum
-/// (<c>config.json</c> + <c>generation_config.json</c> beside <c>model.onnx</c> or <c>decoder_model_merged.onnx</c>).
+/// The layouts read: ONNX Runtime GenAI (<c>genai_config.json</c>), its hub repositories (variant folders with their own
+/// <c>genai_config.json</c>), Hugging Face Optimum (<c>config.json</c> + <c>generation_config.json</c> beside <c>model.onnx</c>
+/// or <c>decoder_model_merged.onnx</c>) and transformers.js (the same files with one graph per dtype in <c>onnx/</c>).
 /// Values a file does not state stay null and are filled in from the graph.
 /// </summary>
 internal sealed class ModelConfig
@@ -44,7 +45,19 @@ internal sealed class ModelConfig
 
     internal sealed record SearchDefaults(int? MaxLength = null, float? Temperature = null, int? TopK = null, float? TopP = null, bool? DoSample = null);
 
-    public static ModelConfig Load(string folder)
+    /// <summary>The dtype of a transformers.js folder's chosen graph (fp32, fp16, q8, ...); null for other layouts.</summary>
+    public string? Dtype { get; init; }
+
+    /// <summary>The chosen variant of a GenAI hub folder, relative with '/'; null for other layouts.</summary>
+    public string? Variant { get; init; }
+
+    /// <summary>
+    /// Reads <paramref name="folder"/> in whichever layout it is: GenAI (<c>genai_config.json</c>), transformers.js
+    /// (<c>config.json</c> + graphs in <c>onnx/</c>, one chosen by <see cref="LanguageModelOptions.Dtype"/>), Optimum
+    /// (<c>config.json</c> + graph), or a GenAI hub root whose variant folders are chosen by <see cref="LanguageModelOptions.Variant"/>
+    /// or the provider. <see cref="Folder"/> is then the folder that holds the model's own files (the variant's, for a hub root).
+    /// </summary>
+    public static ModelConfig Load(string folder, LanguageModelOptions? options = null)
     {
         ArgumentException.ThrowIfNullOrWhiteSpace(folder);
         if (!Directory.Exists(folder))
@@ -52,24 +65,72 @@ internal sealed class ModelConfig
             throw new ModelFormatException(File.Exists(folder) ? $"Model folder '{folder}' is a file, not a folder; give the folder that holds it." : $"Model folder '{folder}' does not exist.", folder);
         }
 
+        var dtype = options?.Dtype;
+        var variant = options?.Variant;
         var genai = Path.Combine(folder, GenAIConfigFile);
         if (File.Exists(genai))
         {
+            RejectChoice(folder, dtype, variant, "the ONNX Runtime GenAI layout (genai_config.json beside one graph)");
             return LoadGenAI(folder, genai).Checked();
         }
 
         var hf = Path.Combine(folder, HuggingFaceConfigFile);
         if (File.Exists(hf))
         {
+            var graphs = TransformersJsGraphs.Find(folder);
+            if (graphs.Count > 0)
+            {
+                RejectChoice(folder, null, variant, "the transformers.js layout (graphs in onnx/, chosen by dtype)");
+                var (chosenDtype, graph) = TransformersJsGraphs.Choose(folder, graphs, dtype,
+                    dtype is null && PrefersCuda(options) ? LanguageModelOptions.CudaDtypeOrder : LanguageModelOptions.CpuDtypeOrder);
+                return LoadHuggingFace(folder, hf, graph, chosenDtype).Checked();
+            }
+
+            RejectChoice(folder, dtype, variant, "the Hugging Face Optimum layout (config.json beside one graph)");
             return LoadHuggingFace(folder, hf).Checked();
+        }
+
+        var variants = GenAIVariants.Find(folder);
+        if (variants.Count > 0)
+        {
+            RejectChoice(folder, dtype, null, "an ONNX Runtime GenAI hub layout (variant folders, chosen by variant)");
+            var provider = options?.ExecutionProvider ?? ExecutionProvider.Auto;
+            var chosen = GenAIVariants.Choose(folder, variants, variant, variant is null && PrefersCuda(options), fallBackToCpu: provider == ExecutionProvider.Auto);
+            var variantFolder = Path.Combine(folder, chosen.Replace('/', Path.DirectorySeparatorChar));
+            return LoadGenAI(variantFolder, Path.Combine(variantFolder, GenAIConfigFile), ModelFolderLayout.OnnxRuntimeGenAIVariants, chosen).Checked();
         }
 
         throw new ModelFormatException(
             $"Model folder '{folder}' has neither {GenAIConfigFile} (ONNX Runtime GenAI layout) nor {HuggingFaceConfigFile} " +
-            $"(Hugging Face Optimum layout). Found: {DescribeFolder(folder)}.", folder);
+            $"(Hugging Face Optimum layout, or transformers.js with graphs in onnx/), nor variant folders with {GenAIConfigFile} " +
+            $"(ONNX Runtime GenAI hub layout). Found: {DescribeFolder(folder)}.", folder);
     }
 
-    private static ModelConfig LoadGenAI(string folder, string file)
+    /// <summary>A dtype or variant given for a folder that has no such choice fails, rather than being silently ignored.</summary>
+    private static void RejectChoice(string folder, string? dtype, string? variant, string layout)
+    {
+        if (dtype is not null)
+        {
+            throw new ModelFormatException(
+                $"Dtype '{dtype}' was given, but model folder '{folder}' is in {layout}; a dtype chooses among the graphs of a transformers.js folder (onnx/model_q4.onnx, ...). Leave it unset.", folder);
+        }
+
+        if (variant is not null)
+        {
+            throw new ModelFormatException(
+                $"Variant '{variant}' was given, but model folder '{folder}' is in {layout}; a variant chooses among the variant folders of an ONNX Runtime GenAI hub folder. Leave it unset or give the hub folder.", folder);
+        }
+    }
+
+    /// <summary>Whether the dtype and variant defaults should suit CUDA: asked for, or on Auto when CUDA can be set up here.</summary>
+    private static bool PrefersCuda(LanguageModelOptions? options) => (options?.ExecutionProvider ?? ExecutionProvider.Auto) switch
+    {
+        ExecutionProvider.Cuda => true,
+        ExecutionProvider.Cpu => false,
+        _ => DecoderGraph.CudaUsable(options?.DeviceId ?? 0),
+    };
+
+    private static ModelConfig LoadGenAI(string folder, string file, ModelFolderLayout layout = ModelFolderLayout.OnnxRuntimeGenAI, string? variant = null)
     {
         var root = ReadJson(file);
         var model = root["model"] as JsonObject
@@ -117,7 +178,8 @@ internal sealed class ModelConfig
             Folder = folder,
             ConfigFile = file,
             GraphFile = ResolveGraph(folder, fileName, file),
-            FolderLayout = ModelFolderLayout.OnnxRuntimeGenAI,
+            FolderLayout = layout,
+            Variant = variant,
             ModelType = GetString(model, "type", file) ?? "unknown",
             ContextLength = GetInt(model, "context_length", file),
             BosTokenId = GetInt(model, "bos_token_id", file),
@@ -136,7 +198,7 @@ internal sealed class ModelConfig
         };
     }
 
-    private static ModelConfig LoadHuggingFace(string folder, string file)
+    private static ModelConfig LoadHuggingFace(string folder, string file, string? chosenGraph = null, string? dtype = null)
     {
         var config = ReadJson(file);
         JsonObject? generation = null;
@@ -147,7 +209,7 @@ internal sealed class ModelConfig
         }
 
         string[] candidates = ["model.onnx", "decoder_model_merged.onnx", "decoder_with_past_model.onnx"];
-        var graph = candidates.Select(c => Path.Combine(folder, c)).FirstOrDefault(File.Exists)
+        var graph = chosenGraph ?? candidates.Select(c => Path.Combine(folder, c)).FirstOrDefault(File.Exists)
             ?? Directory.EnumerateFiles(folder, "*.onnx").OrderBy(f => f, StringComparer.Ordinal).FirstOrDefault()
             ?? throw new ModelFormatException(
                 $"Model folder '{folder}' has {HuggingFaceConfigFile} but no ONNX graph (expected one of {string.Join(", ", candidates)}). " +
@@ -177,7 +239,8 @@ internal sealed class ModelConfig
             Folder = folder,
             ConfigFile = file,
             GraphFile = graph,
-            FolderLayout = ModelFolderLayout.HuggingFaceOptimum,
+            FolderLayout = dtype is null ? ModelFolderLayout.HuggingFaceOptimum : ModelFolderLayout.TransformersJs,
+            Dtype = dtype,
             ModelType = GetString(config, "model_type", file) ?? "unknown",
             ContextLength = GetInt(config, "max_position_embeddings", file) ?? GetInt(config, "n_positions", file),
             BosTokenId = (generation is null ? null : GetInt(generation, "bos_token_id", generationFile)) ?? GetInt(config, "bos_token_id", file),

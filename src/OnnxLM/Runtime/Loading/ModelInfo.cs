@@ -14,6 +14,26 @@ public sealed class ModelInfo
     /// <summary>Full path of the ONNX graph.</summary>
     public required string GraphPath { get; init; }
 
+    /// <summary>
+    /// The precision of the graph loaded from a <see cref="ModelFolderLayout.TransformersJs"/> folder, by transformers.js's name
+    /// (<c>fp32</c>, <c>fp16</c>, <c>q8</c>, <c>int8</c>, <c>uint8</c>, <c>q4</c>, <c>q4f16</c>, <c>bnb4</c>); null for other layouts.
+    /// </summary>
+    public string? Dtype { get; init; }
+
+    /// <summary>
+    /// The variant folder loaded from an <see cref="ModelFolderLayout.OnnxRuntimeGenAIVariants"/> folder, relative to it with '/'
+    /// (<c>cpu_and_mobile/cpu-int4-rtn-block-32-acc-level-4</c>); null for other layouts.
+    /// </summary>
+    public string? Variant { get; init; }
+
+    /// <summary>
+    /// Graph inputs beyond ids, mask, positions, cache flag and cache that exporters add and OnnxLM feeds, by their names in the
+    /// graph: <c>num_logits_to_keep</c>/<c>logits_to_keep</c> (how many last positions get logits; OnnxLM asks for only the rows
+    /// it reads, and 0, meaning all, where it reads every row), <c>cache_position</c> (the new tokens' positions in the cache)
+    /// and <c>token_type_ids</c> (zeros: text). Empty when the graph has none.
+    /// </summary>
+    public IReadOnlyList<string> ExtraInputs { get; init; } = [];
+
     /// <summary>Decoder layers.</summary>
     public required int LayerCount { get; init; }
 
