@@ -104,7 +104,11 @@ internal sealed class CliContext
             }
 
             if (Directory.Exists(given)) return given;
-            if (OnnxLM.Hub.ModelHub.IsRepoId(given)) return HubModels.Resolve(this, given);
+            if (OnnxLM.Hub.ModelHub.IsRepoId(given))
+            {
+                return HubModels.Resolve(this, given, new OnnxLM.Hub.HubDownloadOptions { Dtype = parse.GetValue(DtypeOption), Variant = parse.GetValue(VariantOption) });
+            }
+
             throw new ModelFormatException($"The model folder '{given}' does not exist.", given);
         }
 

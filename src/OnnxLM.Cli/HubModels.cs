@@ -30,11 +30,11 @@ internal static class HubModels
     /// <c>--model org/name</c> that is no folder here: the repository's snapshot folder, downloaded when not cached (unless
     /// offline); a repository that does not exist says that the folder does not either.
     /// </summary>
-    public static string Resolve(CliContext cli, string repoId)
+    public static string Resolve(CliContext cli, string repoId, HubDownloadOptions options)
     {
         try
         {
-            return PullAsync(cli, repoId, new HubDownloadOptions(), quiet: false, CancellationToken.None).GetAwaiter().GetResult().ModelPath;
+            return PullAsync(cli, repoId, options, quiet: false, CancellationToken.None).GetAwaiter().GetResult().ModelPath;
         }
         catch (HubException e) when (e.Kind is HubErrorKind.NotFound or HubErrorKind.Unauthorized or HubErrorKind.Offline)
         {

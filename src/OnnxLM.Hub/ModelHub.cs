@@ -15,10 +15,12 @@ namespace OnnxLM.Hub;
 public sealed partial class ModelHub
 {
     /// <summary>
-    /// The dtype chosen when none is given, the first the repository has: 4-bit and 8-bit integer weights first (smallest,
-    /// and run well by the CPU provider), then fp16, q4f16 and fp32, and bnb4 last (few providers run it).
+    /// The dtype chosen when none is given, the first the repository has: the order <see cref="LanguageModel.Load"/> uses on
+    /// the CPU (<see cref="LanguageModelOptions.CpuDtypeOrder"/>: 4-bit, then 8-bit integer weights, then fp32, the
+    /// half-precision files and bnb4 last), so a pulled folder holds the graph a load would pick. For CUDA, name the dtype
+    /// (fp16 or q4f16, <see cref="LanguageModelOptions.CudaDtypeOrder"/>).
     /// </summary>
-    public static IReadOnlyList<string> DefaultDtypeOrder { get; } = ["q4", "q8", "int8", "uint8", "fp16", "q4f16", "fp32", "bnb4"];
+    public static IReadOnlyList<string> DefaultDtypeOrder => LanguageModelOptions.CpuDtypeOrder;
 
     private readonly ModelHubOptions _options;
     private readonly HubHttp _http;
