@@ -217,6 +217,8 @@ public sealed class LanguageModel : IDisposable
                 HasPositionIds = sig.PositionIds is not null,
                 HasAttentionMask = sig.AttentionMask is not null,
                 WeightType = weightType,
+                GraphInputs = graph.Session.InputMetadata,
+                GraphOutputs = graph.Session.OutputMetadata,
                 BosTokenId = config.BosTokenId,
                 EosTokenIds = config.EosTokenIds,
                 PadTokenId = config.PadTokenId,
@@ -244,7 +246,7 @@ public sealed class LanguageModel : IDisposable
                     Architecture = info.Architecture, FolderLayout = info.FolderLayout, GraphPath = info.GraphPath, LayerCount = info.LayerCount,
                     AttentionHeadCount = info.AttentionHeadCount, KeyValueHeadCount = info.KeyValueHeadCount, HeadSize = info.HeadSize, HiddenSize = info.HiddenSize,
                     VocabularySize = info.VocabularySize, ContextLength = info.ContextLength, KvCacheLayout = info.KvCacheLayout, KvCacheDataType = info.KvCacheDataType,
-                    HasPositionIds = info.HasPositionIds, HasAttentionMask = info.HasAttentionMask, WeightType = info.WeightType, BosTokenId = info.BosTokenId, EosTokenIds = info.EosTokenIds,
+                    HasPositionIds = info.HasPositionIds, HasAttentionMask = info.HasAttentionMask, WeightType = info.WeightType, GraphInputs = info.GraphInputs, GraphOutputs = info.GraphOutputs, BosTokenId = info.BosTokenId, EosTokenIds = info.EosTokenIds,
                     PadTokenId = info.PadTokenId, ExecutionProvider = info.ExecutionProvider, TokenizerVocabularySize = tokenizer.VocabularySize,
                 };
             }

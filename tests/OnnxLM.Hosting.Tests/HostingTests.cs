@@ -121,7 +121,7 @@ public sealed class HostingTests
         // A GBNF grammar or a regex through AdditionalProperties, as llama.cpp's and vLLM's servers take them.
         var graded = await client.GetResponseAsync(Hello, new ChatOptions { Temperature = 0, MaxOutputTokens = 20, AdditionalProperties = new() { ["grammar"] = "root ::= (\"yes\" | \"no\") \", \" [a-z]+" } });
         Assert.Matches("^(yes|no), [a-z]+\\z", graded.Text);
-        var badGrammar = await Assert.ThrowsAsync<ArgumentException>(() => client.GetResponseAsync(Hello, new ChatOptions { AdditionalProperties = new() { ["grammar"] = "root ::= x" } }));
+        var badGrammar = await Assert.ThrowsAsync<InvalidOptionException>(() => client.GetResponseAsync(Hello, new ChatOptions { AdditionalProperties = new() { ["grammar"] = "root ::= x" } }));
         Assert.Contains("'x' is used but never defined", badGrammar.Message);
         await Assert.ThrowsAsync<ArgumentException>(() => client.GetResponseAsync(Hello, new ChatOptions { ResponseFormat = ChatResponseFormat.Json, AdditionalProperties = new() { ["regex"] = "[0-9]+" } }));
         var tool = AIFunctionFactory.Create(() => 1, "one");

@@ -221,7 +221,7 @@ public sealed class HostileRequestTests : IAsyncLifetime
     [InlineData("/v1/chat/completions", """{"messages": [{"role": "user", "content": "a"}], "n": 2}""", "n", "must be 1 for chat completions")]
     [InlineData("/v1/chat/completions", """{"messages": [{"role": "user", "content": "a"}], "temperature": 5}""", "temperature", "between 0 and 2")]
     [InlineData("/v1/completions", """{"prompt": "a", "temperature": 5}""", "temperature", "between 0 and 2")]
-    [InlineData("/v1/completions", """{"prompt": "a", "top_p": 1.5}""", "top_p", "between 0 and 1")]
+    [InlineData("/v1/completions", """{"prompt": "a", "top_p": 1.5}""", "top_p", "'top_p': TopP must be in (0, 1]; got 1.5.")]
     [InlineData("/v1/completions", """{"prompt": "a", "presence_penalty": 3}""", "presence_penalty", "between -2 and 2")]
     [InlineData("/v1/chat/completions", """{"messages": [{"role": "user", "content": "a"}], "frequency_penalty": -2.5}""", "frequency_penalty", "between -2 and 2")]
     [InlineData("/v1/completions", """{"prompt": "a", "temperature": 1e40}""", "temperature", "between 0 and 2")]

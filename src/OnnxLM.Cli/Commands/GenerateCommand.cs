@@ -33,13 +33,13 @@ internal static class GenerateCommand
                 {
                     options.Speculation.Validate(model);
                 }
-                catch (ArgumentException e)
+                catch (InvalidOptionException e)
                 {
-                    throw new UsageException($"--draft-model: {e.Message.Split(" (Parameter")[0]}");
+                    throw UsageException.For(e, "draft-model");
                 }
             }
 
-            var ids = model.Tokenizer.EncodeForModel(text, options.AddBosToken);
+            var ids = model.Encode(text, options.AddBosToken, ct);
             var context = model.Info.ContextLength;
             if (ids.Length >= context)
             {

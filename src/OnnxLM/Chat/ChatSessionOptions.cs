@@ -21,6 +21,6 @@ public sealed class ChatSessionOptions
     public int ReservedReplyTokens
     {
         get => _reservedTokens;
-        set => _reservedTokens = value >= 1 ? value : throw new ArgumentOutOfRangeException(nameof(ReservedReplyTokens), value, "ReservedReplyTokens must be at least 1.");
+        set => _reservedTokens = OptionCheck.AtLeast(value, 1, nameof(ReservedReplyTokens));
     }
 }

@@ -30,7 +30,7 @@ public sealed class TemplateOptions
     public int MaxOutputLength
     {
         get => _maxOutputLength;
-        init => _maxOutputLength = value > 0 ? value : throw new ArgumentOutOfRangeException(nameof(MaxOutputLength), value, "MaxOutputLength must be positive.");
+        init => _maxOutputLength = OptionCheck.AtLeast(value, 1, nameof(MaxOutputLength));
     }
 
     /// <summary>
@@ -46,7 +46,7 @@ public sealed class TemplateOptions
     public long MaxSteps
     {
         get => _maxSteps;
-        init => _maxSteps = value > 0 ? value : throw new ArgumentOutOfRangeException(nameof(MaxSteps), value, "MaxSteps must be positive.");
+        init => _maxSteps = OptionCheck.AtLeast(value, 1L, nameof(MaxSteps));
     }
 
     /// <summary>Obsolete: loop iterations now count toward <see cref="MaxSteps"/>, the one work budget; this sets it.</summary>
@@ -54,7 +54,7 @@ public sealed class TemplateOptions
     public int MaxIterations
     {
         get => (int)Math.Min(_maxSteps, int.MaxValue);
-        init => _maxSteps = value > 0 ? value : throw new ArgumentOutOfRangeException(nameof(MaxIterations), value, "MaxIterations must be positive.");
+        init => _maxSteps = OptionCheck.AtLeast(value, 1, nameof(MaxIterations));
     }
 
     /// <summary>
@@ -65,14 +65,14 @@ public sealed class TemplateOptions
     public int MaxDepth
     {
         get => _maxDepth;
-        init => _maxDepth = value is > 0 and <= 10_000 ? value : throw new ArgumentOutOfRangeException(nameof(MaxDepth), value, "MaxDepth must be between 1 and 10000.");
+        init => _maxDepth = OptionCheck.InRange(value, 1, 10_000, nameof(MaxDepth));
     }
 
     /// <summary>The deepest nesting of macro calls (default 64, at most 1,000), which bounds recursion.</summary>
     public int MaxCallDepth
     {
         get => _maxCallDepth;
-        init => _maxCallDepth = value is > 0 and <= 1000 ? value : throw new ArgumentOutOfRangeException(nameof(MaxCallDepth), value, "MaxCallDepth must be between 1 and 1000.");
+        init => _maxCallDepth = OptionCheck.InRange(value, 1, 1000, nameof(MaxCallDepth));
     }
 
     /// <summary>
@@ -82,9 +82,7 @@ public sealed class TemplateOptions
     public TimeSpan MaxRenderTime
     {
         get => _maxRenderTime;
-        init => _maxRenderTime = value > TimeSpan.Zero || value == Timeout.InfiniteTimeSpan
-            ? value
-            : throw new ArgumentOutOfRangeException(nameof(MaxRenderTime), value, "MaxRenderTime must be positive, or Timeout.InfiniteTimeSpan for no limit.");
+        init => _maxRenderTime = OptionCheck.Positive(value, nameof(MaxRenderTime), Timeout.InfiniteTimeSpan, "Timeout.InfiniteTimeSpan for no limit");
     }
 
     /// <summary>The clock behind <c>strftime_now</c> and <see cref="MaxRenderTime"/> (default the system clock, local time); tests inject a fixed one.</summary>

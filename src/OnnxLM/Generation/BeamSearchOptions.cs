@@ -14,27 +14,18 @@ public sealed class BeamSearchOptions
     public const int MaxNumBeams = 64;
 
     /// <summary>Beams kept per step (1 to <see cref="MaxNumBeams"/>). Default 4.</summary>
-    /// <exception cref="ArgumentOutOfRangeException">The value is below 1 or above <see cref="MaxNumBeams"/>.</exception>
+    /// <exception cref="InvalidOptionException">The value is below 1 or above <see cref="MaxNumBeams"/>.</exception>
     public int NumBeams
     {
         get => _beams;
-        set
-        {
-            ArgumentOutOfRangeException.ThrowIfLessThan(value, 1, nameof(NumBeams));
-            ArgumentOutOfRangeException.ThrowIfGreaterThan(value, MaxNumBeams, nameof(NumBeams));
-            _beams = value;
-        }
+        set => _beams = OptionCheck.InRange(value, 1, MaxNumBeams, nameof(NumBeams));
     }
 
     /// <summary>The most tokens to generate (≥ 1). Default 64.</summary>
     public int MaxNewTokens
     {
         get => _maxNewTokens;
-        set
-        {
-            ArgumentOutOfRangeException.ThrowIfLessThan(value, 1, nameof(MaxNewTokens));
-            _maxNewTokens = value;
-        }
+        set => _maxNewTokens = OptionCheck.AtLeast(value, 1, nameof(MaxNewTokens));
     }
 
     /// <summary>
@@ -44,7 +35,7 @@ public sealed class BeamSearchOptions
     public float LengthPenalty
     {
         get => _lengthPenalty;
-        set => _lengthPenalty = float.IsFinite(value) ? value : throw new ArgumentOutOfRangeException(nameof(LengthPenalty), value, "LengthPenalty must be finite.");
+        set => _lengthPenalty = OptionCheck.Finite(value, nameof(LengthPenalty));
     }
 
     /// <summary>Stop as soon as <see cref="NumBeams"/> hypotheses are finished (true), or only when no running beam can still beat them (false, the default).</summary>

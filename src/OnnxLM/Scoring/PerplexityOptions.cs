@@ -13,11 +13,7 @@ public sealed class PerplexityOptions
     public int? WindowLength
     {
         get => _windowLength;
-        set
-        {
-            if (value is < 2) throw new ArgumentOutOfRangeException(nameof(WindowLength), value, "WindowLength must be at least 2.");
-            _windowLength = value;
-        }
+        set => _windowLength = value is null ? null : OptionCheck.AtLeast(value.Value, 2, nameof(WindowLength));
     }
 
     /// <summary>
@@ -29,11 +25,7 @@ public sealed class PerplexityOptions
     public int? Stride
     {
         get => _stride;
-        set
-        {
-            if (value is < 1) throw new ArgumentOutOfRangeException(nameof(Stride), value, "Stride must be at least 1.");
-            _stride = value;
-        }
+        set => _stride = value is null ? null : OptionCheck.AtLeast(value.Value, 1, nameof(Stride));
     }
 
     /// <summary>The token the text is conditioned on first; null uses BOS, else the first EOS (lm-eval's prefix token).</summary>

@@ -20,11 +20,6 @@ public sealed class ScoreOptions
     public int TopAlternatives
     {
         get => _topAlternatives;
-        set
-        {
-            ArgumentOutOfRangeException.ThrowIfNegative(value, nameof(TopAlternatives));
-            ArgumentOutOfRangeException.ThrowIfGreaterThan(value, 100, nameof(TopAlternatives));
-            _topAlternatives = value;
-        }
+        set => _topAlternatives = OptionCheck.InRange(value, 0, 100, nameof(TopAlternatives));
     }
 }

@@ -43,11 +43,7 @@ public sealed class SpeculativeDecoding
     public int DraftLength
     {
         get => _draftLength;
-        set
-        {
-            ArgumentOutOfRangeException.ThrowIfLessThan(value, 1, nameof(DraftLength));
-            _draftLength = value;
-        }
+        set => _draftLength = OptionCheck.AtLeast(value, 1, nameof(DraftLength));
     }
 
     /// <summary>
@@ -57,11 +53,7 @@ public sealed class SpeculativeDecoding
     public int MaxNGramSize
     {
         get => _maxNGramSize;
-        set
-        {
-            ArgumentOutOfRangeException.ThrowIfLessThan(value, 1, nameof(MaxNGramSize));
-            _maxNGramSize = value;
-        }
+        set => _maxNGramSize = OptionCheck.AtLeast(value, 1, nameof(MaxNGramSize));
     }
 
     /// <summary>
@@ -71,11 +63,7 @@ public sealed class SpeculativeDecoding
     public int MinNGramSize
     {
         get => _minNGramSize;
-        set
-        {
-            ArgumentOutOfRangeException.ThrowIfLessThan(value, 1, nameof(MinNGramSize));
-            _minNGramSize = value;
-        }
+        set => _minNGramSize = OptionCheck.AtLeast(value, 1, nameof(MinNGramSize));
     }
 
     /// <summary>
@@ -99,27 +87,29 @@ public sealed class SpeculativeDecoding
     /// Checks the settings against the generating model: the n-gram bounds are ordered and a draft model has the same
     /// vocabulary — the same size and the same piece for every id.
     /// </summary>
-    /// <exception cref="ArgumentException">The bounds contradict each other or the draft model's vocabulary differs; the message names what differs.</exception>
-    internal void Validate(LanguageModel target)
+    /// <remarks>Generation calls it when it starts; call it yourself to refuse a mismatched draft model before any work.</remarks>
+    /// <param name="target">The model that will generate with these settings.</param>
+    /// <exception cref="InvalidOptionException">The bounds contradict each other or the draft model's vocabulary differs; <see cref="InvalidOptionException.OptionName"/> is <c>MinNGramSize</c> or <c>DraftModel</c> and the reason names what differs.</exception>
+    public void Validate(LanguageModel target)
     {
         if (MinNGramSize > MaxNGramSize)
         {
-            throw new ArgumentException($"SpeculativeDecoding.MinNGramSize ({MinNGramSize}) is more than MaxNGramSize ({MaxNGramSize}).", nameof(MinNGramSize));
+            throw new InvalidOptionException(nameof(MinNGramSize), $"SpeculativeDecoding.MinNGramSize ({MinNGramSize}) is more than MaxNGramSize ({MaxNGramSize}).");
         }
 
         if (_draftModel is not { } draft || ReferenceEquals(_checkedTarget, target)) return;
         if (draft.Info.VocabularySize != target.Info.VocabularySize)
         {
-            throw new ArgumentException(
-                $"SpeculativeDecoding.DraftModel has a vocabulary of {draft.Info.VocabularySize} logits, the generating model {target.Info.VocabularySize}; a draft model must share the generating model's tokenizer.",
-                nameof(DraftModel));
+            throw new InvalidOptionException(
+                nameof(DraftModel),
+                $"SpeculativeDecoding.DraftModel has a vocabulary of {draft.Info.VocabularySize} logits, the generating model {target.Info.VocabularySize}; a draft model must share the generating model's tokenizer.");
         }
 
         if (draft.HasTokenizer != target.HasTokenizer)
         {
-            throw new ArgumentException(
-                $"SpeculativeDecoding.DraftModel {(draft.HasTokenizer ? "has" : "has no")} tokenizer while the generating model {(target.HasTokenizer ? "has" : "has none")}; a draft model must share the generating model's tokenizer.",
-                nameof(DraftModel));
+            throw new InvalidOptionException(
+                nameof(DraftModel),
+                $"SpeculativeDecoding.DraftModel {(draft.HasTokenizer ? "has" : "has no")} tokenizer while the generating model {(target.HasTokenizer ? "has" : "has none")}; a draft model must share the generating model's tokenizer.");
         }
 
         if (draft.HasTokenizer && !ReferenceEquals(draft.Tokenizer, target.Tokenizer))
@@ -128,9 +118,9 @@ public sealed class SpeculativeDecoding
             var b = target.Tokenizer;
             if (a.VocabularySize != b.VocabularySize)
             {
-                throw new ArgumentException(
-                    $"SpeculativeDecoding.DraftModel's tokenizer has {a.VocabularySize} tokens, the generating model's {b.VocabularySize}; a draft model must share the generating model's tokenizer.",
-                    nameof(DraftModel));
+                throw new InvalidOptionException(
+                    nameof(DraftModel),
+                    $"SpeculativeDecoding.DraftModel's tokenizer has {a.VocabularySize} tokens, the generating model's {b.VocabularySize}; a draft model must share the generating model's tokenizer.");
             }
 
             for (var id = 0; id < a.VocabularySize; id++)
@@ -139,9 +129,9 @@ public sealed class SpeculativeDecoding
                 var pb = Piece(b, id);
                 if (!string.Equals(pa, pb, StringComparison.Ordinal))
                 {
-                    throw new ArgumentException(
-                        $"SpeculativeDecoding.DraftModel's tokenizer maps id {id} to {Show(pa)}, the generating model's to {Show(pb)}; a draft model must share the generating model's tokenizer.",
-                        nameof(DraftModel));
+                    throw new InvalidOptionException(
+                        nameof(DraftModel),
+                        $"SpeculativeDecoding.DraftModel's tokenizer maps id {id} to {Show(pa)}, the generating model's to {Show(pb)}; a draft model must share the generating model's tokenizer.");
                 }
             }
         }

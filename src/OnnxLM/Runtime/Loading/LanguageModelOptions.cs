@@ -20,22 +20,14 @@ public sealed class LanguageModelOptions
     public int DeviceId
     {
         get => _deviceId;
-        set
-        {
-            ArgumentOutOfRangeException.ThrowIfNegative(value, nameof(DeviceId));
-            _deviceId = value;
-        }
+        set => _deviceId = OptionCheck.AtLeast(value, 0, nameof(DeviceId));
     }
 
     /// <summary>Threads ONNX Runtime uses inside one operator; 0 (the default) lets ONNX Runtime choose (one per physical core).</summary>
     public int IntraOpThreadCount
     {
         get => _intraOpThreadCount;
-        set
-        {
-            ArgumentOutOfRangeException.ThrowIfNegative(value, nameof(IntraOpThreadCount));
-            _intraOpThreadCount = value;
-        }
+        set => _intraOpThreadCount = OptionCheck.AtLeast(value, 0, nameof(IntraOpThreadCount));
     }
 
     /// <summary>
@@ -50,12 +42,7 @@ public sealed class LanguageModelOptions
     public int MaxBatchSize
     {
         get => _maxBatchSize;
-        set
-        {
-            ArgumentOutOfRangeException.ThrowIfLessThan(value, 1, nameof(MaxBatchSize));
-            ArgumentOutOfRangeException.ThrowIfGreaterThan(value, 256, nameof(MaxBatchSize));
-            _maxBatchSize = value;
-        }
+        set => _maxBatchSize = OptionCheck.InRange(value, 1, 256, nameof(MaxBatchSize));
     }
 
     /// <summary>
