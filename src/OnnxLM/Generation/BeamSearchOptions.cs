@@ -3,10 +3,6 @@ namespace OnnxLM;
 /// <summary>How <see cref="LanguageModel.BeamSearchAsync(string, BeamSearchOptions?, CancellationToken)"/> searches.</summary>
 public sealed class BeamSearchOptions
 {
-    private int _beams = 4;
-    private int _maxNewTokens = 64;
-    private float _lengthPenalty = 1f;
-
     /// <summary>
     /// The most beams a search may keep: each beam holds a whole KV cache (and twice as many candidates are scored per
     /// step), so the bound keeps one call from exhausting memory. 64.
@@ -15,28 +11,16 @@ public sealed class BeamSearchOptions
 
     /// <summary>Beams kept per step (1 to <see cref="MaxNumBeams"/>). Default 4.</summary>
     /// <exception cref="InvalidOptionException">The value is below 1 or above <see cref="MaxNumBeams"/>.</exception>
-    public int NumBeams
-    {
-        get => _beams;
-        set => _beams = OptionCheck.InRange(value, 1, MaxNumBeams, nameof(NumBeams));
-    }
+    public int NumBeams { get; set => field = OptionCheck.InRange(value, 1, MaxNumBeams, nameof(NumBeams)); } = 4;
 
     /// <summary>The most tokens to generate (≥ 1). Default 64.</summary>
-    public int MaxNewTokens
-    {
-        get => _maxNewTokens;
-        set => _maxNewTokens = OptionCheck.AtLeast(value, 1, nameof(MaxNewTokens));
-    }
+    public int MaxNewTokens { get; set => field = OptionCheck.AtLeast(value, 1, nameof(MaxNewTokens)); } = 64;
 
     /// <summary>
     /// Hypothesis score = sum of log-probs / generated_length^LengthPenalty (Hugging Face's definition): above 0
     /// favours longer sequences, below 0 shorter ones. Default 1.
     /// </summary>
-    public float LengthPenalty
-    {
-        get => _lengthPenalty;
-        set => _lengthPenalty = OptionCheck.Finite(value, nameof(LengthPenalty));
-    }
+    public float LengthPenalty { get; set => field = OptionCheck.Finite(value, nameof(LengthPenalty)); } = 1f;
 
     /// <summary>Stop as soon as <see cref="NumBeams"/> hypotheses are finished (true), or only when no running beam can still beat them (false, the default).</summary>
     public bool EarlyStopping { get; set; }

@@ -26,9 +26,6 @@ namespace OnnxLM;
 /// </remarks>
 public sealed class SpeculativeDecoding
 {
-    private int _draftLength = 10;
-    private int _maxNGramSize = 3;
-    private int _minNGramSize = 1;
     private LanguageModel? _draftModel;
     private LanguageModel? _checkedTarget;
     private long _drafted;
@@ -40,31 +37,19 @@ public sealed class SpeculativeDecoding
     /// it the length adapts as Hugging Face's heuristic schedule (two more after a fully accepted draft, one fewer
     /// otherwise, at least one); near the end it is capped by the tokens still to generate and the session's room.
     /// </summary>
-    public int DraftLength
-    {
-        get => _draftLength;
-        set => _draftLength = OptionCheck.AtLeast(value, 1, nameof(DraftLength));
-    }
+    public int DraftLength { get; set => field = OptionCheck.AtLeast(value, 1, nameof(DraftLength)); } = 10;
 
     /// <summary>
     /// Prompt lookup: the longest run of trailing tokens searched for earlier in the sequence (≥ 1). Default 3; longer runs
     /// are tried first, down to <see cref="MinNGramSize"/>.
     /// </summary>
-    public int MaxNGramSize
-    {
-        get => _maxNGramSize;
-        set => _maxNGramSize = OptionCheck.AtLeast(value, 1, nameof(MaxNGramSize));
-    }
+    public int MaxNGramSize { get; set => field = OptionCheck.AtLeast(value, 1, nameof(MaxNGramSize)); } = 3;
 
     /// <summary>
     /// Prompt lookup: the shortest run of trailing tokens that may propose a draft (≥ 1, at most <see cref="MaxNGramSize"/>
     /// when generation starts). Default 1, as Hugging Face; larger values draft less often but more reliably.
     /// </summary>
-    public int MinNGramSize
-    {
-        get => _minNGramSize;
-        set => _minNGramSize = OptionCheck.AtLeast(value, 1, nameof(MinNGramSize));
-    }
+    public int MinNGramSize { get; set => field = OptionCheck.AtLeast(value, 1, nameof(MinNGramSize)); } = 1;
 
     /// <summary>
     /// A smaller model with the generating model's tokenizer that proposes the drafts (its greedy continuation), instead
