@@ -284,6 +284,54 @@ public sealed class HostingTests
         Assert.Equal(4L, (await client.GetResponseAsync(Hello, Support.Greedy(4))).Usage!.OutputTokenCount); // the queue works on
     }
 
+    [Fact]
+    public async Task TheModelHostServesYourOwnEndpointsAsItServesTheChatClient()
+    {
+        var measurements = new List<(string Name, double Value, Dictionary<string, object?> Tags)>();
+        using var listener = new MeterListener();
+        listener.InstrumentPublished = (instrument, l) =>
+        {
+            if (instrument.Meter.Name == OnnxLMTelemetry.Name) l.EnableMeasurementEvents(instrument);
+        };
+        void Add(Instrument i, double v, ReadOnlySpan<KeyValuePair<string, object?>> tags)
+        {
+            lock (measurements) measurements.Add((i.Name, v, tags.ToArray().ToDictionary(t => t.Key, t => t.Value)));
+        }
+
+        listener.SetMeasurementEventCallback<long>((i, v, t, _) => Add(i, v, t));
+        listener.SetMeasurementEventCallback<double>((i, v, t, _) => Add(i, v, t));
+        listener.Start();
+        using var host = await Support.StartAsync(Support.Settings(", \"ModelId\": \"kjv-own\", \"MaxConcurrentSequences\": 1, \"MaxQueueLength\": 1"));
+        var model = host.Services.GetRequiredKeyedService<OnnxLMModelHost>(null); // public: what the server and a user's endpoints resolve
+        Assert.Equal("kjv-own", model.ModelId);
+        Assert.Equal(1, model.Options.MaxConcurrentSequences);
+        Assert.Same(host.Services.GetRequiredService<LanguageModel>(), model.Model);
+        Assert.True(model.IsLoaded);
+
+        // One slot: a second caller waits, a third is refused, and the waiter gets the slot when the first frees it.
+        var first = await model.EnterQueueAsync();
+        var second = model.EnterQueueAsync().AsTask();
+        await WaitUntil(() => model.Queue.Waiting == 1);
+        Assert.False(second.IsCompleted);
+        var full = await Assert.ThrowsAsync<OnnxLMQueueFullException>(() => model.EnterQueueAsync().AsTask());
+        Assert.Equal(1, full.QueueLength);
+        first.Dispose();
+        first.Dispose(); // a lease frees its slot once
+        using (await second)
+        {
+            Assert.Equal((1, 0), (model.Queue.Running, model.Queue.Waiting));
+        }
+
+        Assert.Equal(0, model.Queue.Running);
+        model.RecordUsage("text_completion", 7, 3, TimeSpan.FromMilliseconds(250));
+        var ours = measurements.Where(m => Equals(m.Tags.GetValueOrDefault("gen_ai.operation.name"), "text_completion") && Equals(m.Tags.GetValueOrDefault("gen_ai.request.model"), "kjv-own")).ToList();
+        Assert.Equal(3, ours.Count);
+        Assert.Contains(ours, m => m.Name == "gen_ai.client.token.usage" && m.Value == 7 && Equals(m.Tags["gen_ai.token.type"], "input"));
+        Assert.Contains(ours, m => m.Name == "gen_ai.client.token.usage" && m.Value == 3 && Equals(m.Tags["gen_ai.token.type"], "output"));
+        Assert.Contains(ours, m => m.Name == "gen_ai.client.operation.duration" && m.Value == 0.25 && !m.Tags.ContainsKey("gen_ai.token.type"));
+        Assert.All(ours, m => Assert.Equal("onnxlm", m.Tags["gen_ai.provider.name"]));
+    }
+
     private static async Task WaitUntil(Func<bool> condition)
     {
         for (var i = 0; i < 500 && !condition(); i++) await Task.Delay(10);
