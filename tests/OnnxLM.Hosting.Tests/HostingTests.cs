@@ -53,8 +53,11 @@ public sealed class HostingTests
     [Theory]
     [InlineData("\"MaxConcurrentSequences\": 0", "OnnxLM:MaxConcurrentSequences must be between 1 and 1024 (found '0').")]
     [InlineData("\"MaxQueueLength\": -1", "OnnxLM:MaxQueueLength must be between 0 and 1000000 (found '-1').")]
-    [InlineData("\"Defaults\": { \"Temperature\": -1 }", "OnnxLM:Defaults:Temperature must be 0 (greedy) or more (found '-1').")]
-    [InlineData("\"Defaults\": { \"TopP\": 1.5 }", "OnnxLM:Defaults:TopP must be in (0, 1] (found '1.5').")]
+    [InlineData("\"Defaults\": { \"Temperature\": -1 }", "OnnxLM:Defaults:Temperature: Temperature must be a finite number ≥ 0 (0 = greedy); got -1.")]
+    [InlineData("\"Defaults\": { \"TopP\": 1.5 }", "OnnxLM:Defaults:TopP: TopP must be in (0, 1]; got 1.5.")]
+    [InlineData("\"Defaults\": { \"MaxOutputTokens\": 0 }", "OnnxLM:Defaults:MaxOutputTokens: MaxNewTokens must be at least 1; got 0.")]
+    [InlineData("\"Defaults\": { \"RepetitionPenalty\": 0 }", "OnnxLM:Defaults:RepetitionPenalty: RepetitionPenalty must be a finite number > 0; got 0.")]
+    [InlineData("\"DeviceId\": -1", "OnnxLM:DeviceId: DeviceId must be at least 0; got -1.")]
     [InlineData("\"ChatTemplatePath\": \"/no/such/template.jinja\"", "OnnxLM:ChatTemplatePath must be an existing file (found '/no/such/template.jinja').")]
     public async Task EachBadSettingFailsTheStartNamingItsKey(string setting, string message)
     {
