@@ -89,7 +89,7 @@ internal static class Benchmarks
         var requests = revelation.Split([". ", ": ", "; "], StringSplitOptions.RemoveEmptyEntries)
             .Select(s => s.Trim().Split(' ')).Where(w => w.Length >= 8).Take(64)
             .Select(w => new ScoreRequest(string.Join(' ', w[..(w.Length / 2)]), " " + string.Join(' ', w[(w.Length / 2)..]))).ToArray();
-        var pairs = requests.Select(r => Scorer.Tokenize(model, r.Context, r.Continuation, new ScoreOptions())).ToArray();
+        var pairs = requests.Select(r => Scorer.Tokenize(model.Runtime, r.Context, r.Continuation, new ScoreOptions())).ToArray();
         var sequences = pairs.Select(p => p.Context.Concat(p.Continuation[..^1]).ToArray()).ToArray();
         var positions = sequences.Sum(s => s.Length);
         var batchSeconds = await TimeAsync(() => model.ScoreBatchAsync(requests));
@@ -114,14 +114,14 @@ internal static class Benchmarks
         {
             foreach (var chunk in order.Chunk(PaddedBatch.MaxSequences))
             {
-                PaddedBatch.Run(model, chunk.Select(i => sequences[i]).ToArray(), chunk.Select(i => pairs[i].Context.Length - 1).ToArray(),
+                PaddedBatch.Run(model.Runtime, chunk.Select(i => sequences[i]).ToArray(), chunk.Select(i => pairs[i].Context.Length - 1).ToArray(),
                     chunk.Select(i => rows[i]).ToArray(), CancellationToken.None);
             }
 
             return Task.CompletedTask;
         });
         var bestForward = Math.Min(sequentialForward, paddedForward);
-        Console.WriteLine($"{requests.Length} pairs with distinct contexts, {positions} positions (graph takes padded batches: {PaddedBatch.IsSupported(model.Graph)}):");
+        Console.WriteLine($"{requests.Length} pairs with distinct contexts, {positions} positions (graph takes padded batches: {PaddedBatch.IsSupported(model.Runtime.Graph)}):");
         Console.WriteLine($"  ScoreBatchAsync                          {positions / batchSeconds,8:F0} tokens/s ({batchSeconds * 1000:F1} ms)");
         Console.WriteLine($"  ScoreAsync one pair at a time            {positions / oneByOneSeconds,8:F0} tokens/s ({oneByOneSeconds * 1000:F1} ms)");
         Console.WriteLine($"  forward passes alone, one per sequence   {positions / sequentialForward,8:F0} tokens/s ({sequentialForward * 1000:F1} ms)");

@@ -32,7 +32,7 @@ internal static class Concurrency
 
         var prompts = Enumerable.Range(0, 16).Select(i => off.Tokenizer.Encode(texts[i % texts.Length] + (i >= texts.Length ? " and" : ""))).ToArray();
         Console.WriteLine($"model: {on.Info}");
-        Console.WriteLine($"{newTokens} new tokens per request, greedy, CPU, {Environment.ProcessorCount} cores, batching {(on.Scheduler is null ? "UNSUPPORTED by this graph" : "on")}");
+        Console.WriteLine($"{newTokens} new tokens per request, greedy, CPU, {Environment.ProcessorCount} cores, batching {(on.Runtime.Scheduler is null ? "UNSUPPORTED by this graph" : "on")}");
         Console.WriteLine();
 
         (string Name, Func<int[][], Task<IReadOnlyList<int>[]>> Run)[] modes =

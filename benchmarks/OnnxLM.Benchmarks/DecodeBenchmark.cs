@@ -65,7 +65,7 @@ internal static class DecodeBenchmark
         var (genai, threads) = BestGenAI(folder, prompt);
         using var _ = genai;
         using var model = LanguageModel.Load(folder, new LanguageModelOptions { ExecutionProvider = ExecutionProvider.Cpu, IntraOpThreadCount = threads });
-        using var bare = new BareLoop(model.Info.GraphPath, model.Graph.Signature, threads);
+        using var bare = new BareLoop(model.Info.GraphPath, model.Runtime.Graph.Signature, threads);
         // The same with ONNX Runtime's intra-op threads sleeping between operators instead of spinning (for loaded machines).
         using var calm = LanguageModel.Load(folder, new LanguageModelOptions
         {

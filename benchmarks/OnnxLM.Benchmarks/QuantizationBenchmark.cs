@@ -257,7 +257,7 @@ internal static class QuantizationBenchmark
         var file = OnnxModelFile.Read(model.Info.GraphPath);
         var weighted = file.Nodes.Where(n => n.OpType == "MatMulNBits" || (n.OpType == "MatMul" && WeightInitializer(file, n.Inputs[1]) is not null)).Select(n => n.Name).ToHashSet();
         var (_, seconds) = DecodeOnnxLM(model, ids);
-        var trace = model.Graph.Session.EndProfiling();
+        var trace = model.Runtime.Graph.Session.EndProfiling();
         try
         {
             using var json = System.Text.Json.JsonDocument.Parse(File.ReadAllText(trace));

@@ -34,6 +34,7 @@ internal static class CliApp
         root.Subcommands.Add(BenchCommand.Create(context));
         root.Subcommands.Add(OnnxLM.Cli.Explain.ExplainCommand.Create(context));
         root.Subcommands.Add(ServeCommand.Create(context));
+        root.Subcommands.Add(PullCommand.Create(context));
         root.Subcommands.Add(ModelBuilderCommands.Convert(context));
         root.Subcommands.Add(ModelBuilderCommands.TrainBpe(context));
         var parse = root.Parse(args);

@@ -9,7 +9,7 @@ internal sealed class CliContext
 {
     public static readonly Option<string?> ModelOption = new("--model", "-m")
     {
-        Description = $"Model folder (default: the embedded {CliApp.DefaultModel}, beside the tool or above the current folder)",
+        Description = $"Model folder or Hub repository org/name (default: the embedded {CliApp.DefaultModel}, beside the tool or above the current folder)",
         Recursive = true,
     };
 
@@ -90,7 +90,9 @@ internal sealed class CliContext
                 throw new ModelFormatException($"--model '{given}' is a file; give the model folder that holds it ({Path.GetDirectoryName(Path.GetFullPath(given))}).", given);
             }
 
-            return Directory.Exists(given) ? given : throw new ModelFormatException($"The model folder '{given}' does not exist.", given);
+            if (Directory.Exists(given)) return given;
+            if (OnnxLM.Hub.ModelHub.IsRepoId(given)) return HubModels.Resolve(this, given);
+            throw new ModelFormatException($"The model folder '{given}' does not exist.", given);
         }
 
         foreach (var start in new[] { AppContext.BaseDirectory, Environment.CurrentDirectory })

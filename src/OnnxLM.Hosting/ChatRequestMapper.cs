@@ -124,8 +124,14 @@ internal static class ChatRequestMapper
             : throw new NotSupportedException($"The tool '{tool.Name}' is a {tool.GetType().Name}; OnnxLM runs function tools (AIFunctionDeclaration) only."))];
     }
 
-    /// <summary>The conversation for the template: text, function calls (assistant) and function results (tool messages).</summary>
-    public static List<OnnxChatMessage> ToMessages(IEnumerable<AIChatMessage> messages, string? instructions)
+    /// <summary>
+    /// The conversation for the template: text, reasoning (<c>reasoning_content</c>), function calls (assistant) and
+    /// function results (tool messages). A message without text content has <c>content: none</c>, as the OpenAI format's
+    /// null; with <paramref name="contentParts"/> (a template that loops over content parts) each text content is one
+    /// <c>{"type": "text"}</c> part, else the texts are joined. A message whose <see cref="AIChatMessage.RawRepresentation"/>
+    /// is an OnnxLM <see cref="OnnxChatMessage"/> is rendered as that message.
+    /// </summary>
+    public static List<OnnxChatMessage> ToMessages(IEnumerable<AIChatMessage> messages, string? instructions, bool contentParts = false)
     {
         var result = new List<OnnxChatMessage>();
         if (!string.IsNullOrWhiteSpace(instructions)) result.Add(OnnxChatMessage.System(instructions));
@@ -133,8 +139,16 @@ internal static class ChatRequestMapper
         foreach (var message in messages)
         {
             ArgumentNullException.ThrowIfNull(message, nameof(messages));
+            if (message.RawRepresentation is OnnxChatMessage raw)
+            {
+                result.Add(raw);
+                continue;
+            }
+
             var role = message.Role.Value;
-            var text = string.Concat(message.Contents.OfType<TextContent>().Select(c => c.Text));
+            var texts = message.Contents.OfType<TextContent>().Select(c => c.Text).ToList();
+            var text = texts.Count == 0 ? null : string.Concat(texts);
+            var reasoning = message.Contents.OfType<TextReasoningContent>().Select(c => c.Text).ToList();
             var calls = new List<ChatToolCall>();
             foreach (var content in message.Contents)
             {
@@ -154,14 +168,17 @@ internal static class ChatRequestMapper
                 }
             }
 
-            if (message.Contents.Any(c => c is FunctionResultContent) && text.Length == 0 && calls.Count == 0)
+            if (message.Contents.Any(c => c is FunctionResultContent) && string.IsNullOrEmpty(text) && calls.Count == 0)
             {
                 continue; // a tool message made only of results: added above, one message per result
             }
 
-            result.Add(calls.Count > 0
-                ? OnnxChatMessage.Assistant(text.Length > 0 ? text : null, [.. calls]) with { Role = role }
-                : new OnnxChatMessage(role, text));
+            result.Add(new OnnxChatMessage(role, contentParts && text is not null ? null : text)
+            {
+                ContentParts = contentParts && text is not null ? [.. texts.Select(OnnxChatMessage.TextPart)] : null,
+                ReasoningContent = reasoning.Count > 0 ? string.Concat(reasoning) : null,
+                ToolCalls = calls.Count > 0 ? calls : null,
+            });
         }
 
         return result;

@@ -12,6 +12,13 @@ namespace OnnxLM.Hosting;
 /// conversation prefills only its new tokens, and each one is logged, measured and traced. Thread-safe; the
 /// container owns it (resolve it, do not dispose it).
 /// </summary>
+/// <remarks>
+/// Messages reach the template as transformers receives the OpenAI format: a message without <see cref="TextContent"/>
+/// has <c>content: none</c>; <see cref="TextReasoningContent"/> becomes <c>reasoning_content</c>; for a template that
+/// loops over content parts (<see cref="ChatTemplate.ReadsContentParts"/>) each text is a <c>{"type": "text"}</c> part,
+/// otherwise the texts are joined. A message whose <see cref="AIChatMessage.RawRepresentation"/> is an OnnxLM
+/// <see cref="OnnxLM.Chat.ChatMessage"/> is rendered as that message (for image parts or other fields a template reads).
+/// </remarks>
 public sealed class OnnxLMChatClient : IChatClient
 {
     private readonly OnnxLMModelHost _host;
@@ -65,9 +72,9 @@ public sealed class OnnxLMChatClient : IChatClient
             // A schema: JSON text valid against it; no schema: a JSON object, OpenAI's json_object.
             generation.Constraint = json.Schema is { } schema ? OnnxLM.Constraints.OutputConstraint.JsonSchema(schema) : OnnxLM.Constraints.OutputConstraint.Json();
         }
-        var conversation = ChatRequestMapper.ToMessages(messages, options?.Instructions);
+        var conversation = ChatRequestMapper.ToMessages(messages, options?.Instructions, _host.ChatTemplate.ReadsContentParts);
         var model = _host.Model;
-        var text = _host.ChatTemplate.Render(conversation, addGenerationPrompt: true, tools, ChatRequestMapper.TemplateVariables(options), cancellationToken);
+        var text = _host.ChatTemplate.Render(conversation, addGenerationPrompt: true, tools, ChatRequestMapper.TemplateVariables(options), cancellationToken: cancellationToken);
         var prompt = model.Encode(text, addBosToken: false, cancellationToken);
         if (prompt.Length == 0) throw new ArgumentException("The conversation renders as no tokens.", nameof(messages));
         if (prompt.Length >= model.Info.ContextLength)

@@ -179,6 +179,9 @@ internal static class ChatCompletionsEndpoint
                 case { } other: throw RequestBody.Wrong(m.At("content"), "a string or a list of text parts", other);
             }
 
+            // An assistant turn's reasoning, as DeepSeek's and vLLM's APIs send it back (Qwen3's template reads it).
+            if (m.String("reasoning_content") is { } reasoning) contents.Add(new TextReasoningContent(reasoning));
+
             if (roleName == "tool")
             {
                 var callId = m.RequiredString("tool_call_id");

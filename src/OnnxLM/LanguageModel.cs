@@ -1,7 +1,6 @@
 using System.Runtime.CompilerServices;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Logging.Abstractions;
-using Microsoft.ML.OnnxRuntime.Tensors;
 using OnnxLM.Chat;
 
 namespace OnnxLM;
@@ -17,61 +16,50 @@ public sealed class LanguageModel : IDisposable
     private static readonly string[] EndOfTurnTokens =
         ["<|eot_id|>", "<|eom_id|>", "<|im_end|>", "<|end|>", "<end_of_turn>", "<|END_OF_TURN_TOKEN|>", "<|end_of_text|>", "<｜end▁of▁sentence｜>", "<|endoftext|>", "</s>"];
 
-    private readonly TextTokenizer? _tokenizer;
-    private readonly string _folder;
+    private readonly ModelRuntime _runtime;
     private readonly Lazy<ChatTemplate?> _chatTemplate;
     private readonly Lazy<IReadOnlyList<int>> _endOfTurn;
-    private volatile bool _disposed;
-    private readonly System.Collections.Concurrent.ConcurrentDictionary<GenerationSession, byte> _sessions = new();
-    private int _runs;
-
     private readonly Decoding _decoding;
 
-    private LanguageModel(string folder, DecoderGraph graph, ModelInfo info, TextTokenizer? tokenizer, int maxBatchSize, ILogger logger)
+    private LanguageModel(string folder, ModelRuntime runtime)
     {
-        _folder = folder;
-        Graph = graph;
-        Info = info;
-        _tokenizer = tokenizer;
+        _runtime = runtime;
         _chatTemplate = new(() => ChatTemplate.FromFolder(folder)?.WithDefaultTokens(DefaultTemplateTokens()));
         _endOfTurn = new(() =>
         {
             var ids = new List<int>(Info.EosTokenIds);
             foreach (var token in EndOfTurnTokens)
             {
-                if (_tokenizer is not null && _tokenizer.TryGetSpecialTokenId(token, out var id) && !ids.Contains(id)) ids.Add(id);
+                if (runtime.HasTokenizer && runtime.Tokenizer.TryGetSpecialTokenId(token, out var id) && !ids.Contains(id)) ids.Add(id);
             }
 
             return ids;
         });
-        _decoding = new Decoding(this, maxBatchSize, logger);
+        _decoding = new Decoding(runtime);
     }
 
     /// <summary>What the model is and where it runs.</summary>
-    public ModelInfo Info { get; }
+    public ModelInfo Info => _runtime.Info;
 
     /// <summary>Whether the model folder has tokenizer files, so that <see cref="Tokenizer"/> and the text overloads can be used.</summary>
-    public bool HasTokenizer => _tokenizer is not null;
+    public bool HasTokenizer => _runtime.HasTokenizer;
 
     /// <summary>The model's tokenizer.</summary>
     /// <exception cref="ModelFormatException">The model folder has no tokenizer files (see <see cref="HasTokenizer"/>).</exception>
-    public TextTokenizer Tokenizer => _tokenizer ?? throw new ModelFormatException(
-        $"Model folder '{_folder}' has no tokenizer (tokenizer.json, tokenizer.model or vocab.json + merges.txt); use the token-id overloads.", _folder);
+    public TextTokenizer Tokenizer => _runtime.Tokenizer;
 
-    internal DecoderGraph Graph { get; }
+    /// <summary>The graph, tokenizer, sessions and scheduler under this facade: what the internals run on.</summary>
+    internal ModelRuntime Runtime => _runtime;
 
     /// <summary>The one entrance to decoding: every generation of this model goes through it.</summary>
     internal Decoding Decoding => _decoding;
-
-    /// <summary>The continuous-batching scheduler, or null when batching is off or the graph cannot batch.</summary>
-    internal BatchScheduler? Scheduler => _decoding.Scheduler;
 
     /// <summary>
     /// Whether concurrent generations decode together as rows of one batch (continuous batching): <see cref="LanguageModelOptions.MaxBatchSize"/>
     /// is above 1 and the graph and execution provider can batch sequences of different lengths. When false, each generation
     /// decodes alone in a session of its own. Speculative decoding (<see cref="GenerationOptions.Speculation"/>) always decodes alone.
     /// </summary>
-    public bool BatchesGenerations => _decoding.Scheduler is not null;
+    public bool BatchesGenerations => _runtime.Scheduler is not null;
 
     /// <summary>Whether the model folder has a chat template (tokenizer_config.json's <c>chat_template</c>, chat_template.jinja or .json).</summary>
     /// <exception cref="ModelFormatException">A file naming the template is unreadable.</exception>
@@ -93,9 +81,10 @@ public sealed class LanguageModel : IDisposable
     private Dictionary<string, string> DefaultTemplateTokens()
     {
         var tokens = new Dictionary<string, string>();
-        if (_tokenizer is null) return tokens;
-        if (_tokenizer.BosTokenId is { } bos && bos < _tokenizer.VocabularySize) tokens["bos_token"] = _tokenizer.TokenToPiece(bos);
-        if (_tokenizer.EosTokenIds is [var eos, ..] && eos < _tokenizer.VocabularySize) tokens["eos_token"] = _tokenizer.TokenToPiece(eos);
+        if (!HasTokenizer) return tokens;
+        var tokenizer = Tokenizer;
+        if (tokenizer.BosTokenId is { } bos && bos < tokenizer.VocabularySize) tokens["bos_token"] = tokenizer.TokenToPiece(bos);
+        if (tokenizer.EosTokenIds is [var eos, ..] && eos < tokenizer.VocabularySize) tokens["eos_token"] = tokenizer.TokenToPiece(eos);
         return tokens;
     }
 
@@ -114,7 +103,7 @@ public sealed class LanguageModel : IDisposable
         IReadOnlyDictionary<string, object?>? variables = null, CancellationToken cancellationToken = default)
     {
         ThrowIfDisposed();
-        return ChatTemplate.Render(messages, addGenerationPrompt, tools, variables, cancellationToken);
+        return ChatTemplate.Render(messages, addGenerationPrompt, tools, variables, cancellationToken: cancellationToken);
     }
 
     /// <summary>Renders a conversation with the chat template and tokenizes it, as <c>apply_chat_template(tokenize=True)</c>.</summary>
@@ -190,91 +179,7 @@ public sealed class LanguageModel : IDisposable
         options ??= new LanguageModelOptions();
         var logger = (ILogger?)options.LoggerFactory?.CreateLogger<LanguageModel>() ?? NullLogger.Instance;
         var folder = Path.GetFullPath(path);
-        var config = ModelConfig.Load(folder);
-        var graph = DecoderGraph.Create(config, options, logger);
-        try
-        {
-            var sig = graph.Signature;
-            var vocab = sig.VocabularySize ?? throw new ModelFormatException(
-                $"The vocabulary size is neither a fixed dimension of '{sig.Logits}' nor stated in {config.ConfigFile}.", config.ConfigFile);
-            var heads = config.AttentionHeadCount ?? sig.KeyValueHeadCount;
-            var (weightType, sharesCache) = ReadGraphFacts(config.GraphFile, sig, logger);
-            graph.SharesCacheBuffer = sharesCache && graph.CacheOnCpu && options.ShareCacheBuffer;
-            var info = new ModelInfo
-            {
-                Architecture = config.ModelType,
-                FolderLayout = config.FolderLayout,
-                GraphPath = config.GraphFile,
-                LayerCount = sig.LayerCount,
-                AttentionHeadCount = heads,
-                KeyValueHeadCount = sig.KeyValueHeadCount,
-                HeadSize = sig.HeadSize,
-                HiddenSize = config.HiddenSize ?? heads * sig.HeadSize,
-                VocabularySize = vocab,
-                ContextLength = config.ContextLength ?? config.Search.MaxLength ?? int.MaxValue,
-                KvCacheLayout = sig.Layout,
-                KvCacheDataType = sig.KvType == TensorElementType.Float16 ? "float16" : "float32",
-                HasPositionIds = sig.PositionIds is not null,
-                HasAttentionMask = sig.AttentionMask is not null,
-                WeightType = weightType,
-                GraphInputs = graph.Session.InputMetadata,
-                GraphOutputs = graph.Session.OutputMetadata,
-                BosTokenId = config.BosTokenId,
-                EosTokenIds = config.EosTokenIds,
-                PadTokenId = config.PadTokenId,
-                ExecutionProvider = graph.Provider,
-            };
-
-            var tokenizer = TextTokenizer.HasTokenizerFile(folder)
-                ? TextTokenizer.FromFolder(folder, new TokenizerOptions
-                {
-                    BosTokenId = config.BosTokenId,
-                    EosTokenIds = config.EosTokenIds.Count > 0 ? config.EosTokenIds : null,
-                    PadTokenId = config.PadTokenId,
-                })
-                : null;
-            if (tokenizer is null)
-            {
-                logger.LogWarning("Model folder {Folder} has no tokenizer files; only token-id APIs can be used.", folder);
-            }
-            else if (tokenizer.VocabularySize > vocab)
-            {
-                logger.LogWarning("The tokenizer of {Folder} has {TokenizerSize} tokens but the model's vocabulary has {Size}: ids {First}..{Last} ({Count} tokens) can be encoded but never generated or scored.",
-                    folder, tokenizer.VocabularySize, vocab, vocab, tokenizer.VocabularySize - 1, tokenizer.VocabularySize - vocab);
-                info = new ModelInfo
-                {
-                    Architecture = info.Architecture, FolderLayout = info.FolderLayout, GraphPath = info.GraphPath, LayerCount = info.LayerCount,
-                    AttentionHeadCount = info.AttentionHeadCount, KeyValueHeadCount = info.KeyValueHeadCount, HeadSize = info.HeadSize, HiddenSize = info.HiddenSize,
-                    VocabularySize = info.VocabularySize, ContextLength = info.ContextLength, KvCacheLayout = info.KvCacheLayout, KvCacheDataType = info.KvCacheDataType,
-                    HasPositionIds = info.HasPositionIds, HasAttentionMask = info.HasAttentionMask, WeightType = info.WeightType, GraphInputs = info.GraphInputs, GraphOutputs = info.GraphOutputs, BosTokenId = info.BosTokenId, EosTokenIds = info.EosTokenIds,
-                    PadTokenId = info.PadTokenId, ExecutionProvider = info.ExecutionProvider, TokenizerVocabularySize = tokenizer.VocabularySize,
-                };
-            }
-
-            logger.LogInformation("Loaded {Graph}: {Info}", config.GraphFile, info);
-            return new LanguageModel(folder, graph, info, tokenizer, options.MaxBatchSize, logger);
-        }
-        catch
-        {
-            graph.Dispose();
-            throw;
-        }
-    }
-
-    /// <summary>The weights' storage type and whether the attention lets past and present share one buffer (read from the graph file).</summary>
-    private static (string WeightType, bool SharesCacheBuffer) ReadGraphFacts(string graphFile, GraphSignature sig, ILogger logger)
-    {
-        try
-        {
-            var file = OnnxModelFile.Read(graphFile);
-            return (file.WeightType(), file.AttentionSharesCacheBuffer(sig.PastNames, sig.PresentNames));
-        }
-        catch (Exception e) when (e is ModelFormatException or IOException)
-        {
-            // ONNX Runtime loaded the graph, so this is a reader limitation, not a broken model: say so and go on.
-            logger.LogDebug(e, "Could not read the weight types of {Graph}.", graphFile);
-            return ("unknown", false);
-        }
+        return new LanguageModel(folder, ModelRuntime.Load(folder, options, logger));
     }
 
     /// <summary>Starts an empty sequence with its own key/value cache.</summary>
@@ -292,7 +197,7 @@ public sealed class LanguageModel : IDisposable
             }
         }
 
-        return new GenerationSession(this, maxLength ?? Info.ContextLength);
+        return _runtime.CreateSession(maxLength ?? Info.ContextLength);
     }
 
     /// <summary>Generates text after a prompt and returns it all at once.</summary>
@@ -393,7 +298,7 @@ public sealed class LanguageModel : IDisposable
         }
 
         var prompt = promptTokenIds.ToArray();
-        return Task.Run<IReadOnlyList<BeamResult>>(() => BeamSearch.Run(this, prompt, options, cancellationToken), cancellationToken);
+        return Task.Run<IReadOnlyList<BeamResult>>(() => BeamSearch.Run(_runtime, prompt, options, cancellationToken), cancellationToken);
     }
 
     /// <summary>
@@ -409,8 +314,8 @@ public sealed class LanguageModel : IDisposable
         ThrowIfDisposed();
         options ??= new ScoreOptions();
         CheckTextFits((long)context.Length + continuation.Length, "context and continuation");
-        var (contextIds, continuationIds) = Scorer.Tokenize(this, context, continuation, options, cancellationToken);
-        return Task.Run(() => Scorer.Score(this, contextIds, continuationIds, options.TopAlternatives, cancellationToken), cancellationToken);
+        var (contextIds, continuationIds) = Scorer.Tokenize(_runtime, context, continuation, options, cancellationToken);
+        return Task.Run(() => Scorer.Score(_runtime, contextIds, continuationIds, options.TopAlternatives, cancellationToken), cancellationToken);
     }
 
     /// <summary>
@@ -429,8 +334,8 @@ public sealed class LanguageModel : IDisposable
             CheckTextFits((long)request.Context.Length + request.Continuation.Length, "context and continuation");
         }
 
-        var pairs = requests.Select(r => Scorer.Tokenize(this, r.Context, r.Continuation, options, cancellationToken)).ToArray();
-        return Task.Run<IReadOnlyList<ScoreResult>>(() => Scorer.ScoreBatch(this, pairs, options.TopAlternatives, progress, cancellationToken), cancellationToken);
+        var pairs = requests.Select(r => Scorer.Tokenize(_runtime, r.Context, r.Continuation, options, cancellationToken)).ToArray();
+        return Task.Run<IReadOnlyList<ScoreResult>>(() => Scorer.ScoreBatch(_runtime, pairs, options.TopAlternatives, progress, cancellationToken), cancellationToken);
     }
 
     /// <summary>
@@ -483,7 +388,7 @@ public sealed class LanguageModel : IDisposable
         GraphRun.CheckTokenIds(context, Info.VocabularySize, nameof(contextTokenIds));
         GraphRun.CheckTokenIds(continuation, Info.VocabularySize, nameof(continuationTokenIds));
         var alternatives = options?.TopAlternatives ?? 0;
-        return Task.Run(() => Scorer.Score(this, context, continuation, alternatives, cancellationToken), cancellationToken);
+        return Task.Run(() => Scorer.Score(_runtime, context, continuation, alternatives, cancellationToken), cancellationToken);
     }
 
     /// <summary>
@@ -524,7 +429,7 @@ public sealed class LanguageModel : IDisposable
         var words = text.Split((char[]?)null, StringSplitOptions.RemoveEmptyEntries).Length;
         return Task.Run(() =>
         {
-            var (logProb, windows) = Scorer.Rolling(this, prefix, tokens, window, stride, progress, cancellationToken);
+            var (logProb, windows) = Scorer.Rolling(_runtime, prefix, tokens, window, stride, progress, cancellationToken);
             return new PerplexityResult(logProb, tokens.Length, bytes, words, windows);
         }, cancellationToken);
     }
@@ -557,23 +462,9 @@ public sealed class LanguageModel : IDisposable
         return EncodeText(text, addBosToken, "prompt", cancellationToken);
     }
 
-    /// <summary>
-    /// Encodes prompt text for the model (<see cref="TextTokenizer.EncodeForModel"/>) after refusing, without tokenizing,
-    /// text too long to fit in the context (<see cref="CheckTextFits"/>).
-    /// </summary>
-    internal int[] EncodeText(string text, bool? addBos, string what, CancellationToken cancellationToken = default)
-    {
-        CheckTextFits(text.Length, what);
-        return Tokenizer.EncodeForModel(text, addBos, cancellationToken);
-    }
-
-    /// <summary>
-    /// The most characters of text that can still fit in the context: the context length × the longest vocabulary piece
-    /// (no token stands for more characters than its piece has) × 4, a margin for normalizers that shrink text (NFC,
-    /// collapsed whitespace) and unknown-character runs. Longer text is refused before tokenizing, so that a huge
-    /// prompt costs a length check, not the memory and time of tokenizing it.
-    /// </summary>
-    internal long MaxTextLength => (long)Info.ContextLength * Tokenizer.LongestPieceLength * 4;
+    /// <summary>Encodes prompt text after refusing, without tokenizing, text too long to fit in the context.</summary>
+    internal int[] EncodeText(string text, bool? addBos, string what, CancellationToken cancellationToken = default) =>
+        _runtime.EncodeText(text, addBos, what, cancellationToken);
 
     /// <summary>
     /// Refuses, without tokenizing it, text too long to fit in the model's context: more characters than the context
@@ -591,58 +482,14 @@ public sealed class LanguageModel : IDisposable
         CheckTextFits(text.Length, "text");
     }
 
-    /// <summary>Throws <see cref="ContextLengthExceededException"/> when text of <paramref name="characters"/> cannot fit in the context.</summary>
-    internal void CheckTextFits(long characters, string what)
-    {
-        var limit = MaxTextLength;
-        if (characters <= limit) return;
-        var atLeast = (int)Math.Min(int.MaxValue, characters / (Tokenizer.LongestPieceLength * 4L));
-        throw new ContextLengthExceededException(atLeast, Info.ContextLength,
-            $"The {what} has {characters} characters, more than the {limit} that can fit in the model's context of {Info.ContextLength} tokens " +
-            $"(at most {Tokenizer.LongestPieceLength} characters a token, with a margin of 4); it was refused before tokenizing.");
-    }
+    internal void CheckTextFits(long characters, string what) => _runtime.CheckTextFits(characters, what);
 
-    internal void ThrowIfDisposed() => ObjectDisposedException.ThrowIf(_disposed, this);
-
-    internal void Register(GenerationSession session) => _sessions.TryAdd(session, 0);
-
-    internal void Unregister(GenerationSession session) => _sessions.TryRemove(session, out _);
-
-    /// <summary>Counts a run on the graph outside any session (batched scoring), so that Dispose waits for it.</summary>
-    internal RunScope EnterRun()
-    {
-        Interlocked.Increment(ref _runs);
-        if (_disposed)
-        {
-            Interlocked.Decrement(ref _runs);
-            throw new ObjectDisposedException(nameof(LanguageModel));
-        }
-
-        return new RunScope(this);
-    }
-
-    internal readonly struct RunScope(LanguageModel model) : IDisposable
-    {
-        public void Dispose() => Interlocked.Decrement(ref model._runs);
-    }
+    internal void ThrowIfDisposed() => _runtime.ThrowIfDisposed();
 
     /// <summary>
     /// Frees the ONNX Runtime session. Safe from any thread at any time: sessions created from this model are disposed
     /// (a run in flight is stopped and finishes first; its caller gets <see cref="ObjectDisposedException"/>), later
     /// calls get <see cref="ObjectDisposedException"/>.
     /// </summary>
-    public void Dispose()
-    {
-        if (_disposed)
-        {
-            return;
-        }
-
-        _disposed = true;
-        _decoding.Dispose();
-        foreach (var session in _sessions.Keys) session.Dispose();
-        var spin = new SpinWait();
-        while (Volatile.Read(ref _runs) != 0) spin.SpinOnce(sleep1Threshold: 20);
-        Graph.Dispose();
-    }
+    public void Dispose() => _runtime.Dispose();
 }

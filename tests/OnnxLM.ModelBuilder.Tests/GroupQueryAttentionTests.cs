@@ -63,16 +63,16 @@ public sealed class GroupQueryAttentionTests : IDisposable
         int[] ids = [3, 17, 5, vocab - 1, 42 % vocab, 9, 0, 11, 23, 7, 2, 30, 19, 4, 8, 27, 13, 6, 21, 10];
         BuiltGraphTests.AssertMatchesReference(gqa, config, weights, ids);
         using var model = LanguageModel.Load(gqa, Cpu);
-        Assert.True(model.Graph.SharesCacheBuffer, "a GroupQueryAttention build must be detected as sharing its past/present buffer");
+        Assert.True(model.Runtime.Graph.SharesCacheBuffer, "a GroupQueryAttention build must be detected as sharing its past/present buffer");
         using (var standardModel = LanguageModel.Load(standard, Cpu))
         {
-            Assert.False(standardModel.Graph.SharesCacheBuffer);
+            Assert.False(standardModel.Runtime.Graph.SharesCacheBuffer);
             AssertAppendsMatch(standardModel, model, ids);
         }
 
         // Separate past and present buffers (how ONNX Runtime GenAI without sharing, or CUDA, runs it) give the same logits.
         using var unshared = LanguageModel.Load(gqa, new LanguageModelOptions { ExecutionProvider = ExecutionProvider.Cpu, ShareCacheBuffer = false });
-        Assert.False(unshared.Graph.SharesCacheBuffer);
+        Assert.False(unshared.Runtime.Graph.SharesCacheBuffer);
         AssertAppendsMatch(model, unshared, ids);
 
         using var genai = JsonDocument.Parse(File.ReadAllText(Path.Combine(gqa, "genai_config.json")));
@@ -94,7 +94,7 @@ public sealed class GroupQueryAttentionTests : IDisposable
         using var a = LanguageModel.Load(standard, Cpu);
         using var b = LanguageModel.Load(gqa, Cpu);
         Assert.Equal(("float16", "float16"), (a.Info.WeightType, b.Info.WeightType));
-        Assert.True(b.Graph.SharesCacheBuffer);
+        Assert.True(b.Runtime.Graph.SharesCacheBuffer);
         AssertAppendsMatch(a, b, [5, 9, 2, 66, 31, 8, 40, 12, 3, 27, 19, 50, 7, 44, 1, 60, 33, 14]);
     }
 
@@ -110,7 +110,7 @@ public sealed class GroupQueryAttentionTests : IDisposable
         DecoderModelBuilder.Build(config, weights, gqa, new ModelBuilderOptions { Quantization = quantization, Attention = AttentionOperator.GroupQuery });
         using var a = LanguageModel.Load(standard, Cpu);
         using var b = LanguageModel.Load(gqa, Cpu);
-        Assert.True(b.Graph.SharesCacheBuffer);
+        Assert.True(b.Runtime.Graph.SharesCacheBuffer);
         AssertAppendsMatch(a, b, [5, 9, 2, 66, 31, 8, 40, 12, 3, 27, 19, 50, 7, 44, 1, 60, 33]);
     }
 
@@ -167,8 +167,8 @@ public sealed class GroupQueryAttentionTests : IDisposable
         });
         using var shipped = LanguageModel.Load(TestPaths.RepoModel("kjv-tiny"), Cpu);
         using var gqa = LanguageModel.Load(_out, Cpu);
-        Assert.True(gqa.Graph.SharesCacheBuffer);
-        Assert.False(shipped.Graph.SharesCacheBuffer);
+        Assert.True(gqa.Runtime.Graph.SharesCacheBuffer);
+        Assert.False(shipped.Runtime.Graph.SharesCacheBuffer);
         AssertAppendsMatch(shipped, gqa, [.. shipped.Tokenizer.Encode("In the beginning God created the heaven and the earth. And the earth was without form")]);
 
         const string prompt = "And the LORD said unto Moses,";

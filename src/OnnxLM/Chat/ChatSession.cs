@@ -142,7 +142,9 @@ public sealed class ChatSession : IDisposable
     }
 
     private int[] Render(CancellationToken cancellationToken) => _model.EncodeText(
-        _model.ChatTemplate.Render(_messages, addGenerationPrompt: true, Options.Tools, (IReadOnlyDictionary<string, object?>)Options.TemplateVariables, cancellationToken),
+        // No tools offered renders as transformers' tools=None, not as an empty list (which would pick a tool_use template).
+        _model.ChatTemplate.Render(_messages, addGenerationPrompt: true, Options.Tools.Count > 0 ? Options.Tools : null,
+            (IReadOnlyDictionary<string, object?>)Options.TemplateVariables, cancellationToken: cancellationToken),
         addBos: false, "rendered conversation", cancellationToken);
 
     private Scope Enter()

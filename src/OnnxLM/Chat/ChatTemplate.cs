@@ -29,6 +29,9 @@ public sealed class ChatTemplate
         "{% endfor %}" +
         "{% if add_generation_prompt %}Assistant:{% endif %}";
 
+    /// <summary>The string attributes of transformers' <c>special_tokens_map</c>, in its order.</summary>
+    private static readonly string[] SpecialTokenNames = ["bos_token", "eos_token", "unk_token", "sep_token", "pad_token", "cls_token", "mask_token"];
+
     private readonly IReadOnlyDictionary<string, JinjaTemplate> _templates;
 
     private ChatTemplate(IReadOnlyDictionary<string, JinjaTemplate> templates, IReadOnlyDictionary<string, string> specialTokens, string? origin)
@@ -44,11 +47,23 @@ public sealed class ChatTemplate
     /// <summary>The source of the default template.</summary>
     public string Source => _templates[DefaultName].Source;
 
-    /// <summary>The special-token variables the template is rendered with: <c>bos_token</c>, <c>eos_token</c>, <c>unk_token</c>, <c>pad_token</c> where the model has them.</summary>
+    /// <summary>
+    /// The special-token variables the template is rendered with, those of transformers' <c>special_tokens_map</c>:
+    /// <c>bos_token</c>, <c>eos_token</c>, <c>unk_token</c>, <c>sep_token</c>, <c>pad_token</c>, <c>cls_token</c>,
+    /// <c>mask_token</c> where the model has them (an AddedToken object in the files gives its <c>content</c>).
+    /// </summary>
     public IReadOnlyDictionary<string, string> SpecialTokens { get; }
 
     /// <summary>Where the template was read from (a file path), or null for one made from a string.</summary>
     public string? Origin { get; }
+
+    /// <summary>
+    /// Whether the default template loops over a message's <c>content</c> (<c>for part in message['content']</c>), so it
+    /// takes content as a list of parts (<see cref="ChatMessage.ContentParts"/>), as Gemma-3's and multimodal templates
+    /// do; false for templates that take content as a string. Servers read it to pass OpenAI content parts as parts or
+    /// as joined text, as vLLM's automatic content format does.
+    /// </summary>
+    public bool ReadsContentParts => _templates[DefaultName].LoopsOver("content");
 
     /// <summary>The template for models without one (<see cref="PlainSource"/>).</summary>
     public static ChatTemplate Plain { get; } = Create(PlainSource);
@@ -82,7 +97,8 @@ public sealed class ChatTemplate
 
     /// <summary>
     /// Reads the chat template of a model or tokenizer folder: <c>chat_template.jinja</c>, else <c>chat_template.json</c>,
-    /// else the <c>chat_template</c> of <c>tokenizer_config.json</c>; special tokens from tokenizer_config.json.
+    /// else the <c>chat_template</c> of <c>tokenizer_config.json</c>; special tokens from tokenizer_config.json, overridden
+    /// by <c>special_tokens_map.json</c> where it names them (as transformers loads them), each a string or an object with <c>content</c>.
     /// </summary>
     /// <returns>The template, or null when the folder has none.</returns>
     /// <exception cref="ModelFormatException">A file is unreadable or its chat template field has the wrong shape.</exception>
@@ -94,11 +110,13 @@ public sealed class ChatTemplate
         var configPath = Path.Combine(folder, "tokenizer_config.json");
         var config = File.Exists(configPath) ? ReadConfig(configPath) : default;
         var tokens = new Dictionary<string, string>();
-        if (config.ValueKind == JsonValueKind.Object)
+        var mapPath = Path.Combine(folder, "special_tokens_map.json");
+        foreach (var source in (JsonElement[])[config, File.Exists(mapPath) ? ReadConfig(mapPath) : default])
         {
-            foreach (var name in (string[])["bos_token", "eos_token", "unk_token", "pad_token"])
+            if (source.ValueKind != JsonValueKind.Object) continue;
+            foreach (var name in SpecialTokenNames)
             {
-                if (config.TryGetProperty(name, out var token) && TokenText(token) is { } text) tokens[name] = text;
+                if (source.TryGetProperty(name, out var token) && TokenText(token) is { } text) tokens[name] = text;
             }
         }
 
@@ -217,38 +235,53 @@ public sealed class ChatTemplate
 
     /// <summary>
     /// Renders a conversation into the prompt text the model was trained on, as transformers' <c>apply_chat_template</c>
-    /// (<c>tokenize=False</c>): with tools, the <c>tool_use</c> template when the model has one.
+    /// (<c>tokenize=False</c>), with its defaults: no generation prompt unless asked, and with tools (even an empty
+    /// list) the <c>tool_use</c> template when the model has one.
     /// </summary>
+    /// <remarks>
+    /// The template sees the variables transformers gives it: the special tokens (<see cref="SpecialTokens"/>),
+    /// <c>messages</c>, <c>tools</c> (the list, empty included, or <c>none</c> when <paramref name="tools"/> is null),
+    /// <c>documents</c> (<c>none</c>), <c>add_generation_prompt</c>, then <paramref name="variables"/>, which may set any
+    /// of them. <c>add_generation_prompt</c> defaults to false here, as in transformers (earlier OnnxLM versions defaulted to true);
+    /// <see cref="LanguageModel.ApplyChatTemplate"/>, <see cref="LanguageModel.EncodeChat"/> and the chat methods,
+    /// which prompt the model for a reply, still add it.
+    /// </remarks>
     /// <param name="messages">The conversation.</param>
-    /// <param name="addGenerationPrompt">End with the header that starts the assistant's reply (<c>add_generation_prompt</c>).</param>
-    /// <param name="tools">Tools the model may call (<c>tools</c>), or null.</param>
+    /// <param name="addGenerationPrompt">End with the header that starts the assistant's reply (<c>add_generation_prompt</c>); default false, as transformers.</param>
+    /// <param name="tools">Tools the model may call (<c>tools</c>), or null for none (the template sees <c>none</c>).</param>
     /// <param name="variables">More template variables (<c>enable_thinking</c>, <c>documents</c>, <c>date_string</c>…), or null.</param>
+    /// <param name="clock">The clock <c>strftime_now</c> reads for this render, in <see cref="TemplateOptions.TimeZone"/>; null for <see cref="TemplateOptions.Clock"/>.</param>
     /// <param name="cancellationToken">Stops the render with <see cref="OperationCanceledException"/>.</param>
+    /// <exception cref="ArgumentException">A message or tool is null or inconsistent (both content and content parts, an extra field repeating an own one).</exception>
     /// <exception cref="TemplateRaisedException">The template refused the conversation (its own message, e.g. roles that do not alternate).</exception>
     /// <exception cref="TemplateLimitExceededException">Rendering went past a bound of <see cref="TemplateOptions"/> (steps, output, depth, time).</exception>
     /// <exception cref="TemplateException">Rendering failed.</exception>
-    public string Render(IEnumerable<ChatMessage> messages, bool addGenerationPrompt = true, IEnumerable<ChatTool>? tools = null,
-        IReadOnlyDictionary<string, object?>? variables = null, CancellationToken cancellationToken = default) =>
-        Render(messages, addGenerationPrompt, tools, variables, cancellationToken, out _);
+    public string Render(IEnumerable<ChatMessage> messages, bool addGenerationPrompt = false, IEnumerable<ChatTool>? tools = null,
+        IReadOnlyDictionary<string, object?>? variables = null, TimeProvider? clock = null, CancellationToken cancellationToken = default) =>
+        Render(messages, addGenerationPrompt, tools, variables, clock, cancellationToken, out _);
 
-    /// <summary><see cref="Render(IEnumerable{ChatMessage}, bool, IEnumerable{ChatTool}?, IReadOnlyDictionary{string, object?}?, CancellationToken)"/>, handing back the interpreter whose counters tell what the render used.</summary>
+    /// <summary>
+    /// <see cref="Render(IEnumerable{ChatMessage}, bool, IEnumerable{ChatTool}?, IReadOnlyDictionary{string, object?}?, TimeProvider?, CancellationToken)"/>,
+    /// handing back the interpreter whose counters tell what the render used.
+    /// </summary>
     internal string Render(IEnumerable<ChatMessage> messages, bool addGenerationPrompt, IEnumerable<ChatTool>? tools,
-        IReadOnlyDictionary<string, object?>? variables, CancellationToken cancellationToken, out Jinja.Interpreter interpreter)
+        IReadOnlyDictionary<string, object?>? variables, TimeProvider? clock, CancellationToken cancellationToken, out Jinja.Interpreter interpreter)
     {
         ArgumentNullException.ThrowIfNull(messages);
-        var toolList = tools?.ToList();
+        var toolList = tools?.Select(t => (object?)(t ?? throw new ArgumentException("tools contains null.", nameof(tools))).ToTemplateValue()).ToList();
         var values = new Dictionary<string, object?>(StringComparer.Ordinal);
         foreach (var (name, token) in SpecialTokens) values[name] = token;
         values["messages"] = messages.Select(m => (object?)(m ?? throw new ArgumentException("messages contains null.", nameof(messages))).ToTemplateValue()).ToList();
+        values["tools"] = toolList;
+        values["documents"] = null;
         values["add_generation_prompt"] = addGenerationPrompt;
-        if (toolList is { Count: > 0 }) values["tools"] = toolList.Select(t => (object?)t.ToTemplateValue()).ToList();
         if (variables is not null)
         {
             foreach (var (name, value) in variables) values[name] = value;
         }
 
-        var template = toolList is { Count: > 0 } && _templates.TryGetValue(ToolUseName, out var toolUse) ? toolUse : _templates[DefaultName];
-        return template.Render(values, cancellationToken, out interpreter);
+        var template = toolList is not null && _templates.TryGetValue(ToolUseName, out var toolUse) ? toolUse : _templates[DefaultName];
+        return template.Render(values, clock, cancellationToken, out interpreter);
     }
 
     /// <summary>Renders with the template named <paramref name="name"/> and exactly the given variables (for templates that take other inputs).</summary>

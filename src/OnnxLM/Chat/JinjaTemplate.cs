@@ -11,7 +11,7 @@ namespace OnnxLM.Chat;
 /// as transformers.js does, and treats the template as untrusted: no file access, no reflection over .NET objects,
 /// bounded work, output, nesting and time (<see cref="TemplateOptions"/>). Thread-safe: a parsed template is immutable.
 /// </summary>
-public sealed class JinjaTemplate
+internal sealed class JinjaTemplate
 {
     private readonly IReadOnlyList<Stmt> _body;
     private readonly TemplateOptions _options;
@@ -50,13 +50,16 @@ public sealed class JinjaTemplate
     /// <exception cref="ArgumentException">A variable has a type that cannot be passed to a template.</exception>
     /// <exception cref="OperationCanceledException"><paramref name="cancellationToken"/> was cancelled.</exception>
     public string Render(IEnumerable<KeyValuePair<string, object?>>? variables = null, CancellationToken cancellationToken = default) =>
-        Render(variables, cancellationToken, out _);
+        Render(variables, null, cancellationToken, out _);
 
-    /// <summary>Renders and hands back the interpreter, whose counters tell what the render used (for measuring real templates).</summary>
-    internal string Render(IEnumerable<KeyValuePair<string, object?>>? variables, CancellationToken cancellationToken, out Interpreter interpreter)
+    /// <summary>
+    /// Renders and hands back the interpreter, whose counters tell what the render used (for measuring real templates);
+    /// <paramref name="clock"/>, when given, is what <c>strftime_now</c> reads instead of <see cref="TemplateOptions.Clock"/>.
+    /// </summary>
+    internal string Render(IEnumerable<KeyValuePair<string, object?>>? variables, TimeProvider? clock, CancellationToken cancellationToken, out Interpreter interpreter)
     {
         interpreter = new Interpreter(_options, cancellationToken);
-        var scope = new Scope(Globals(interpreter));
+        var scope = new Scope(Globals(interpreter, clock ?? _options.Clock));
         if (variables is not null)
         {
             foreach (var (name, value) in variables) scope.Set(name, Values.FromDotNet(value));
@@ -65,7 +68,34 @@ public sealed class JinjaTemplate
         return interpreter.Render(_body, scope);
     }
 
-    private Scope Globals(Interpreter interpreter)
+    /// <summary>
+    /// Whether a <c>for</c> loop of the template goes through an item or attribute named <paramref name="key"/> of
+    /// something (<c>for part in message['content']</c>): the sign, as vLLM reads it, that a chat template takes
+    /// content as a list of parts rather than a string.
+    /// </summary>
+    internal bool LoopsOver(string key) => LoopsOver(_body, key);
+
+    private static bool LoopsOver(IReadOnlyList<Stmt> body, string key)
+    {
+        foreach (var stmt in body)
+        {
+            var found = stmt switch
+            {
+                ForStmt f => f.Iterable is GetItemExpr { Key: LiteralExpr { Value: string k } } && k == key || LoopsOver(f.Body, key) || LoopsOver(f.Else, key),
+                IfStmt i => i.Branches.Any(b => LoopsOver(b.Body, key)) || LoopsOver(i.Else, key),
+                SetBlockStmt b => LoopsOver(b.Body, key),
+                MacroStmt m => LoopsOver(m.Body, key),
+                CallBlockStmt c => LoopsOver(c.Body, key),
+                FilterBlockStmt fb => LoopsOver(fb.Body, key),
+                _ => false,
+            };
+            if (found) return true;
+        }
+
+        return false;
+    }
+
+    private Scope Globals(Interpreter interpreter, TimeProvider clock)
     {
         var globals = new Scope(null);
         globals.Set("raise_exception", new Function("raise_exception", a =>
@@ -93,7 +123,7 @@ public sealed class JinjaTemplate
             foreach (var (k, v) in a.Named) values[k] = v;
             return new Namespace(values);
         }));
-        globals.Set("strftime_now", new Function("strftime_now", a => Strftime(Values.ToText(a.Get(0, "format", "")), _options.Clock.GetLocalNow())));
+        globals.Set("strftime_now", new Function("strftime_now", a => Strftime(Values.ToText(a.Get(0, "format", "")), TimeZoneInfo.ConvertTime(clock.GetUtcNow(), _options.TimeZone))));
         return globals;
     }
 

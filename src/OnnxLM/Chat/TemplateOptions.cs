@@ -14,6 +14,7 @@ namespace OnnxLM.Chat;
 public sealed class TemplateOptions
 {
     private long _maxSteps = 1_000_000;
+    private TimeZoneInfo _timeZone = TimeZoneInfo.Utc;
 
     /// <summary>Removes the first newline after a block tag (<c>%}</c>) or comment. Default true, as transformers.</summary>
     public bool TrimBlocks { get; init; } = true;
@@ -64,8 +65,21 @@ public sealed class TemplateOptions
     /// </summary>
     public TimeSpan MaxRenderTime { get; init => field = OptionCheck.Positive(value, nameof(MaxRenderTime), Timeout.InfiniteTimeSpan, "Timeout.InfiniteTimeSpan for no limit"); } = TimeSpan.FromSeconds(10);
 
-    /// <summary>The clock behind <c>strftime_now</c> and <see cref="MaxRenderTime"/> (default the system clock, local time); tests inject a fixed one.</summary>
+    /// <summary>
+    /// The clock behind <c>strftime_now</c> and <see cref="MaxRenderTime"/> (default the system clock); tests inject a
+    /// fixed one. ChatTemplate.Render can give <c>strftime_now</c> another clock for one render.
+    /// </summary>
     public TimeProvider Clock { get; init => field = value ?? throw new ArgumentNullException(nameof(Clock)); } = TimeProvider.System;
+
+    /// <summary>
+    /// The zone <c>strftime_now</c> writes the time in (default UTC, so a server's prompts do not depend on where it
+    /// runs; transformers uses the machine's local time, <see cref="TimeZoneInfo.Local"/>).
+    /// </summary>
+    public TimeZoneInfo TimeZone
+    {
+        get => _timeZone;
+        init => _timeZone = value ?? throw new ArgumentNullException(nameof(TimeZone));
+    }
 
     internal static TemplateOptions Default { get; } = new();
 }

@@ -133,37 +133,26 @@ public sealed class ModelExplainer : IDisposable
         {
             var (session, outputs) = AttentionSession();
             var n = ids.Length;
-            var names = new List<string>();
-            var values = new List<OrtValue>();
-            using var feed = new GraphFeed(_model.Graph);
-            try
+            using var feed = new GraphFeed(_model.Runtime.Graph);
+            feed.Begin(1, n, 0);
+            feed.Row(0, ids, 0);
+            using var runOptions = new RunOptions();
+            using var results = feed.Run(session, runOptions, null, outputs, cancellationToken);
+            var heads = (int)results[0].GetTensorTypeAndShape().Shape[1];
+            var weights = new float[outputs.Length * heads * n * n];
+            for (var layer = 0; layer < outputs.Length; layer++)
             {
-                feed.Begin(1, n, 0);
-                feed.Row(0, ids, 0);
-                feed.AddTo(names, values);
-                feed.AddEmptyPast(names, values);
-                using var runOptions = new RunOptions();
-                using var results = GraphRun.Cancellable(runOptions, cancellationToken, () => session.Run(runOptions, names, values, outputs));
-                var heads = (int)results[0].GetTensorTypeAndShape().Shape[1];
-                var weights = new float[outputs.Length * heads * n * n];
-                for (var layer = 0; layer < outputs.Length; layer++)
+                var shape = results[layer].GetTensorTypeAndShape();
+                if (shape.Shape is not [1, var h, var q, var k] || h != heads || q != n || k != n)
                 {
-                    var shape = results[layer].GetTensorTypeAndShape();
-                    if (shape.Shape is not [1, var h, var q, var k] || h != heads || q != n || k != n)
-                    {
-                        throw new ModelFormatException($"Attention output '{outputs[layer]}' has shape [{string.Join(", ", shape.Shape)}]; expected [1, {heads}, {n}, {n}].", _model.Info.GraphPath);
-                    }
-
-                    GraphRun.CopyAsFloat(results[layer], shape.ElementDataType, 0, heads * n * n, weights.AsSpan(layer * heads * n * n, heads * n * n));
+                    throw new ModelFormatException($"Attention output '{outputs[layer]}' has shape [{string.Join(", ", shape.Shape)}]; expected [1, {heads}, {n}, {n}].", _model.Info.GraphPath);
                 }
 
-                var labels = ids.Select(id => _model.HasTokenizer ? TokenText(_model.Tokenizer, id) : id.ToString(System.Globalization.CultureInfo.InvariantCulture)).ToList();
-                return new AttentionMap(labels, outputs.Length, heads, weights);
+                GraphRun.CopyAsFloat(results[layer], shape.ElementDataType, 0, heads * n * n, weights.AsSpan(layer * heads * n * n, heads * n * n));
             }
-            finally
-            {
-                foreach (var value in values) value.Dispose();
-            }
+
+            var labels = ids.Select(id => _model.HasTokenizer ? TokenText(_model.Tokenizer, id) : id.ToString(System.Globalization.CultureInfo.InvariantCulture)).ToList();
+            return new AttentionMap(labels, outputs.Length, heads, weights);
         }, cancellationToken);
     }
 
@@ -178,7 +167,7 @@ public sealed class ModelExplainer : IDisposable
             if (built.Length > 0)
             {
                 _attentionOutputs = built;
-                _attentionSession = _model.Graph.Session;
+                _attentionSession = _model.Runtime.Graph.Session;
                 return (_attentionSession, built);
             }
 
@@ -241,7 +230,7 @@ public sealed class ModelExplainer : IDisposable
         {
             if (_embeddings is not null) return (_embeddings, _hidden);
             var file = _file.Value;
-            var inputIds = _model.Graph.Signature.InputIds;
+            var inputIds = _model.Runtime.Graph.Signature.InputIds;
             var gather = file.Nodes.FirstOrDefault(n => n.OpType == "Gather" && n.Inputs.Count == 2 && n.Inputs[1] == inputIds)
                 ?? throw new NotSupportedException($"No Gather node reads '{inputIds}', so the token embeddings cannot be found in the graph.");
             var source = gather.Inputs[0];
@@ -401,7 +390,7 @@ public sealed class ModelExplainer : IDisposable
     {
         lock (_lock)
         {
-            if (_attentionSession is not null && !ReferenceEquals(_attentionSession, _model.Graph.Session)) _attentionSession.Dispose();
+            if (_attentionSession is not null && !ReferenceEquals(_attentionSession, _model.Runtime.Graph.Session)) _attentionSession.Dispose();
             _attentionSession = null;
         }
     }

@@ -79,11 +79,11 @@ internal static class BeamSearch
     }
 
     /// <summary>The beams as rows of one batched cache: one run per step for all of them.</summary>
-    private sealed class BatchedCaches(LanguageModel model, int[] prompt, CancellationToken cancellationToken) : BeamCaches
+    private sealed class BatchedCaches(ModelRuntime model, int[] prompt, CancellationToken cancellationToken) : BeamCaches
     {
         private readonly BatchedCache _cache = Prefilled(model, prompt, cancellationToken);
 
-        private static BatchedCache Prefilled(LanguageModel model, int[] prompt, CancellationToken cancellationToken)
+        private static BatchedCache Prefilled(ModelRuntime model, int[] prompt, CancellationToken cancellationToken)
         {
             var cache = new BatchedCache(model);
             try
@@ -111,7 +111,7 @@ internal static class BeamSearch
         public override void Dispose() => _cache.Dispose();
     }
 
-    public static List<BeamResult> Run(LanguageModel model, int[] prompt, BeamSearchOptions options, CancellationToken cancellationToken)
+    public static List<BeamResult> Run(ModelRuntime model, int[] prompt, BeamSearchOptions options, CancellationToken cancellationToken)
     {
         var vocab = model.Info.VocabularySize;
         var stopIds = options.StopTokenIds ?? model.Info.EosTokenIds;
@@ -191,7 +191,7 @@ internal static class BeamSearch
         return bestRunning / Math.Pow(generated, options.LengthPenalty) < worstKept;
     }
 
-    private static BeamCaches CreateCaches(LanguageModel model, int[] prompt, int maxLength, CancellationToken cancellationToken)
+    private static BeamCaches CreateCaches(ModelRuntime model, int[] prompt, int maxLength, CancellationToken cancellationToken)
     {
         if (model.Scheduler is not null)
         {
@@ -219,7 +219,7 @@ internal static class BeamSearch
         return order.Take(Math.Min(k, values.Length));
     }
 
-    private static TextTokenizer? TryTokenizer(LanguageModel model)
+    private static TextTokenizer? TryTokenizer(ModelRuntime model)
     {
         try
         {

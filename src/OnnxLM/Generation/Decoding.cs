@@ -1,5 +1,3 @@
-using Microsoft.Extensions.Logging;
-
 namespace OnnxLM;
 
 /// <summary>
@@ -10,40 +8,17 @@ namespace OnnxLM;
 /// model's continuous-batching scheduler or decodes in a session of its own; a session that may already hold part of the
 /// prompt keeps that prefix and runs only the rest.
 /// </summary>
-internal sealed class Decoding : IDisposable
+internal sealed class Decoding
 {
-    private readonly LanguageModel _model;
-    private readonly Lazy<BatchScheduler?> _scheduler;
+    private readonly ModelRuntime _model;
 
-    public Decoding(LanguageModel model, int maxBatchSize, ILogger logger)
-    {
-        _model = model;
-        _scheduler = new(() =>
-        {
-            if (maxBatchSize <= 1) return null;
-            var graph = model.Graph;
-            if (!graph.UseHostCache)
-            {
-                // The batched cache is gathered and compacted on the host, and a lone request's session cache moves into it
-                // from host memory; on CUDA every step would copy it both ways.
-                logger.LogInformation("Continuous batching runs on the CPU provider only so far; on {Provider} concurrent generations decode alone.", graph.Provider);
-                return null;
-            }
-
-            if (BatchedCache.IsSupported(graph, model.Info.GraphPath)) return new BatchScheduler(model, maxBatchSize, logger);
-            logger.LogInformation("{Graph} cannot decode sequences of different lengths in one batch; concurrent generations run alone.", model.Info.GraphPath);
-            return null;
-        }, LazyThreadSafetyMode.ExecutionAndPublication);
-    }
-
-    /// <summary>The continuous-batching scheduler, or null when batching is off or the graph cannot batch.</summary>
-    public BatchScheduler? Scheduler => _scheduler.Value;
+    public Decoding(ModelRuntime model) => _model = model;
 
     /// <summary>
     /// The one scheduler-or-session choice: the scheduler when there is one, except for speculative decoding, which needs
     /// a session of its own. Null: decode alone.
     /// </summary>
-    private BatchScheduler? SchedulerFor(GenerationOptions options) => options.Speculation is null ? Scheduler : null;
+    private BatchScheduler? SchedulerFor(GenerationOptions options) => options.Speculation is null ? _model.Scheduler : null;
 
     /// <summary>Generates after <paramref name="prompt"/> and returns the whole result.</summary>
     /// <param name="prompt">The checked prompt (not empty, leaving room in the context).</param>
@@ -104,14 +79,8 @@ internal sealed class Decoding : IDisposable
         IReadOnlyList<int>? defaultStops, out int reused, CancellationToken cancellationToken)
     {
         reused = prompt is null ? 0 : session.Prefill(prompt, cancellationToken);
-        var model = session.Model;
+        var model = session.Runtime;
         var tokens = prompt ?? session.Tokens.ToArray();
         return Generator.StreamAsync(stop => Generator.Decode(model, session, tokens, options, stop, defaultStops), cancellationToken);
-    }
-
-    /// <summary>Stops the scheduler, if one was started.</summary>
-    public void Dispose()
-    {
-        if (_scheduler.IsValueCreated) _scheduler.Value?.Dispose();
     }
 }

@@ -8,7 +8,7 @@ internal static class Generator
 {
     /// <summary>Prefills a fresh session with the prompt and decodes after it, streaming.</summary>
     public static IAsyncEnumerable<GeneratedToken> RunAsync(
-        LanguageModel model, int[] prompt, GenerationOptions options, CancellationToken cancellationToken, IReadOnlyList<int>? defaultStops = null) =>
+        ModelRuntime model, int[] prompt, GenerationOptions options, CancellationToken cancellationToken, IReadOnlyList<int>? defaultStops = null) =>
         StreamAsync(stop => PrefillAndDecode(model, prompt, options, defaultStops, stop), cancellationToken);
 
     /// <summary>
@@ -57,7 +57,7 @@ internal static class Generator
     }
 
     private static IEnumerable<GeneratedToken> PrefillAndDecode(
-        LanguageModel model, int[] prompt, GenerationOptions options, IReadOnlyList<int>? defaultStops, CancellationToken cancellationToken)
+        ModelRuntime model, int[] prompt, GenerationOptions options, IReadOnlyList<int>? defaultStops, CancellationToken cancellationToken)
     {
         using var session = Prefill(model, prompt, options, cancellationToken);
         foreach (var token in Decode(model, session, prompt, options, cancellationToken, defaultStops))
@@ -68,7 +68,7 @@ internal static class Generator
 
     /// <summary>Generates on the calling thread and returns the whole result (no hand-over per token).</summary>
     public static GenerationResult Generate(
-        LanguageModel model, int[] prompt, GenerationOptions options, CancellationToken cancellationToken, IReadOnlyList<int>? defaultStops = null)
+        ModelRuntime model, int[] prompt, GenerationOptions options, CancellationToken cancellationToken, IReadOnlyList<int>? defaultStops = null)
     {
         using var session = Prefill(model, prompt, options, cancellationToken);
         return ToResult(Decode(model, session, prompt, options, cancellationToken, defaultStops).ToList(), prompt.Length);
@@ -79,7 +79,7 @@ internal static class Generator
         new(string.Concat(tokens.Select(t => t.Text)), tokens, promptLength, tokens[^1].FinishReason ?? FinishReason.Length);
 
     /// <summary>A session sized for the prompt plus the new tokens (capped by the context), holding the prompt.</summary>
-    private static GenerationSession Prefill(LanguageModel model, int[] prompt, GenerationOptions options, CancellationToken cancellationToken)
+    private static GenerationSession Prefill(ModelRuntime model, int[] prompt, GenerationOptions options, CancellationToken cancellationToken)
     {
         var session = model.CreateSession((int)Math.Min((long)prompt.Length + options.MaxNewTokens, model.Info.ContextLength));
         try
@@ -100,7 +100,7 @@ internal static class Generator
     /// With <see cref="GenerationOptions.Speculation"/> the logits come row by row from checked drafts (<see cref="Speculation"/>);
     /// the pipeline is called exactly as without it, and the session is left as without it.
     /// </summary>
-    public static IEnumerable<GeneratedToken> Decode(LanguageModel model, GenerationSession session, int[] prompt, GenerationOptions options,
+    public static IEnumerable<GeneratedToken> Decode(ModelRuntime model, GenerationSession session, int[] prompt, GenerationOptions options,
         CancellationToken cancellationToken, IReadOnlyList<int>? defaultStops = null)
     {
         var step = new TokenStepper(model, session.Tokens, prompt, session.MaxLength, options, defaultStops);

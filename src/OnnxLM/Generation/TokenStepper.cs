@@ -30,7 +30,7 @@ internal sealed class TokenStepper
     /// possibly after earlier turns) and may grow to <paramref name="maxLength"/>. Stops at <see cref="GenerationOptions.StopTokenIds"/>,
     /// else <paramref name="defaultStops"/>, else the model's EOS.
     /// </summary>
-    public TokenStepper(LanguageModel model, ReadOnlySpan<int> tokens, int[] prompt, int maxLength, GenerationOptions options, IReadOnlyList<int>? defaultStops)
+    public TokenStepper(ModelRuntime model, ReadOnlySpan<int> tokens, int[] prompt, int maxLength, GenerationOptions options, IReadOnlyList<int>? defaultStops)
     {
         _stopIds = options.StopTokenIds ?? defaultStops ?? model.Info.EosTokenIds;
         options.Validate(model.Info.VocabularySize, options.StopTokenIds ?? []);

@@ -14,37 +14,29 @@ namespace OnnxLM;
 /// </summary>
 public sealed class GenerationSession : IDisposable
 {
-    private readonly LanguageModel _model;
+    private readonly ModelRuntime _model;
     private readonly DecoderGraph _graph;
     private readonly int[] _tokens;
     private readonly float[] _nextLogits;
-    private readonly OrtIoBinding _binding;
-    private readonly RunOptions _runOptions;
-    private readonly IKvCache _cache;
-    private readonly GraphFeed _feed;    // ids, positions, mask and the use_cache flag of one run
-    private readonly SessionLogits _logits;
+    private readonly SessionRunner _runner; // the feed, binding, logits and cache of each run
     private int _length;
     private bool _hasLogits;
     private int _busy;
     private int _closing; // 1 once Dispose has begun: no new call may start
 
-    internal GenerationSession(LanguageModel model, int maxLength)
+    internal GenerationSession(ModelRuntime model, int maxLength)
     {
         _model = model;
         _graph = model.Graph;
         MaxLength = maxLength;
         _tokens = new int[maxLength];
         _nextLogits = new float[model.Info.VocabularySize];
-        _binding = _graph.Session.CreateIoBinding();
-        _runOptions = new RunOptions();
-        _feed = new GraphFeed(_graph);
-        _logits = new SessionLogits(_graph, model.Info.VocabularySize, model.Info.GraphPath);
-        _cache = _graph.UseHostCache ? new HostKvCache(_graph, maxLength) : new DeviceKvCache(_graph);
+        _runner = new SessionRunner(_graph, model.Info, maxLength);
         model.Register(this);
     }
 
-    /// <summary>The model this session decodes with.</summary>
-    public LanguageModel Model => _model;
+    /// <summary>The runtime of the model this session decodes with.</summary>
+    internal ModelRuntime Runtime => _model;
 
     /// <summary>The most tokens this session may hold (prompt plus generated).</summary>
     public int MaxLength { get; }
@@ -130,7 +122,7 @@ public sealed class GenerationSession : IDisposable
     }
 
     /// <summary>Drops cache positions from <paramref name="keep"/> on (the caller updates the length); no prefill is re-run.</summary>
-    private void KeepCache(int keep) => _cache.Truncate(_length, keep);
+    private void KeepCache(int keep) => _runner.Cache.Truncate(_length, keep);
 
     /// <summary>
     /// Makes the session hold <paramref name="promptTokenIds"/>, keeping the longest prefix of it that the session already
@@ -186,7 +178,7 @@ public sealed class GenerationSession : IDisposable
                 return fork;
             }
 
-            fork._cache.CopyFrom(_cache, _length); // a copy where the cache lives (device memory on CUDA)
+            fork._runner.Cache.CopyFrom(_runner.Cache, _length); // a copy where the cache lives (device memory on CUDA)
             _tokens.AsSpan(0, _length).CopyTo(fork._tokens);
             _nextLogits.CopyTo(fork._nextLogits);
             fork._length = _length;
@@ -204,7 +196,7 @@ public sealed class GenerationSession : IDisposable
     internal long TokensRun { get; private set; }
 
     /// <summary>The host cache (CPU sessions), for tests of buffer reuse and the batch's join; null on CUDA.</summary>
-    internal HostKvCache? HostCache => _cache as HostKvCache;
+    internal HostKvCache? HostCache => _runner.Cache as HostKvCache;
 
     /// <summary>
     /// Frees what the session holds beyond its cache (the swap scheme's second buffer), for a session that waits between
@@ -216,7 +208,7 @@ public sealed class GenerationSession : IDisposable
         if (Volatile.Read(ref _closing) != 0 || Interlocked.CompareExchange(ref _busy, 1, 0) != 0) return;
         try
         {
-            if (Volatile.Read(ref _closing) == 0) _cache.ReleaseSpare();
+            if (Volatile.Read(ref _closing) == 0) _runner.Cache.ReleaseSpare();
         }
         finally
         {
@@ -268,15 +260,9 @@ public sealed class GenerationSession : IDisposable
         }
 
         cancellationToken.ThrowIfCancellationRequested();
-        if (_length > 0 && n > 1 && _graph.SingleTokenWithPast)
-        {
-            RunOneByOne(tokenIds, allLogits, cancellationToken, firstRow);
-            return;
-        }
-
         try
         {
-            RunBound(tokenIds, allLogits, firstRow, cancellationToken);
+            _runner.Run(tokenIds, _length, allLogits, firstRow, _nextLogits, cancellationToken);
         }
         catch (OnnxRuntimeException e) when (_length > 0 && n > 1 && !_graph.SingleTokenWithPast && Volatile.Read(ref _closing) == 0 && !cancellationToken.IsCancellationRequested)
         {
@@ -284,7 +270,8 @@ public sealed class GenerationSession : IDisposable
             _graph.SingleTokenWithPast = true;
             _graph.Logger.LogWarning("{Graph} failed on {Count} new tokens after a past of {Past} ({Error}); it now runs appended tokens one at a time, with the same results.",
                 _model.Info.GraphPath, n, _length, e.Message);
-            RunOneByOne(tokenIds, allLogits, cancellationToken, firstRow);
+            Run(tokenIds, allLogits, cancellationToken, firstRow);
+            return;
         }
         catch (OnnxRuntimeException) when (Volatile.Read(ref _closing) != 0)
         {
@@ -296,75 +283,16 @@ public sealed class GenerationSession : IDisposable
                 $"ONNX Runtime failed running '{_model.Info.GraphPath}' on {n} new token(s) after a cache of {_length} (input_ids [1, {n}], past [.., {_length}, ..]): {e.Message}",
                 _model.Info.GraphPath, e);
         }
-    }
 
-    /// <summary>
-    /// One run: the feed's inputs, the logits and the cache bound as views or device values. On the CPU a step's inputs,
-    /// cache and logits are all views of buffers the session (or the graph) owns, so once they have grown a step allocates
-    /// neither managed nor native memory. A failed run or logits read leaves the cache as it was.
-    /// </summary>
-    private void RunBound(ReadOnlySpan<int> tokenIds, Span<float> allLogits, int firstRow, CancellationToken cancellationToken)
-    {
-        var n = tokenIds.Length;
-        var total = _length + n;
-        _feed.Begin(1, n, _length);
-        _feed.Row(0, tokenIds, _length);
-        OrtValue[]? outputs = null;
-        try
-        {
-            _binding.ClearBoundInputs();
-            _binding.ClearBoundOutputs();
-            _feed.Bind(_binding);
-            _logits.Bind(_binding, n, allLogits.IsEmpty ? n - 1 : firstRow, _cache.OnDevice);
-            _cache.Bind(_binding, _length, total);
-            GraphRun.RunBound(_graph.Session, _runOptions, _binding, cancellationToken);
-            if (_logits.InOutputs || _cache.OnDevice) outputs = _binding.GetOutputValues().ToArray();
-        }
-        finally
-        {
-            // Nothing stays bound between runs: a parked session holds its cache, not references into ONNX Runtime.
-            _binding.ClearBoundInputs();
-            _binding.ClearBoundOutputs();
-        }
-
-        try
-        {
-            _logits.Read(outputs?[0], allLogits, _nextLogits);
-        }
-        catch
-        {
-            foreach (var value in outputs.AsSpan(outputs is null ? 0 : 1)) value.Dispose(); // the cache stays as it was
-            throw;
-        }
-        finally
-        {
-            outputs?[0].Dispose();
-        }
-
-        _cache.Commit(outputs.AsSpan(outputs is null ? 0 : 1));
         TokensRun += n;
         tokenIds.CopyTo(_tokens.AsSpan(_length));
         _length = total;
         _hasLogits = true;
     }
 
-    /// <summary>The single-token fallback: each token in its own run, the logits rows gathered as one run would give them.</summary>
-    private void RunOneByOne(ReadOnlySpan<int> tokenIds, Span<float> allLogits, CancellationToken cancellationToken, int firstRow)
-    {
-        var vocab = _model.Info.VocabularySize;
-        for (var i = 0; i < tokenIds.Length; i++)
-        {
-            Run(tokenIds.Slice(i, 1), default, cancellationToken);
-            if (!allLogits.IsEmpty && i >= firstRow)
-            {
-                _nextLogits.CopyTo(allLogits.Slice((i - firstRow) * vocab, vocab));
-            }
-        }
-    }
-
     private void Reset()
     {
-        _cache.Clear();
+        _runner.Cache.Clear();
         _length = 0;
         _hasLogits = false;
     }
@@ -410,14 +338,10 @@ public sealed class GenerationSession : IDisposable
         var spin = new SpinWait();
         while (Interlocked.CompareExchange(ref _busy, 1, 0) != 0)
         {
-            _runOptions.Terminate = true;
+            _runner.Terminate();
             spin.SpinOnce(sleep1Threshold: 20);
         }
 
-        _cache.Dispose();
-        _feed.Dispose();
-        _logits.Dispose();
-        _binding.Dispose();
-        _runOptions.Dispose();
+        _runner.Dispose();
     }
 }

@@ -131,12 +131,48 @@ internal sealed unsafe class GraphFeed : IDisposable
     }
 
     /// <summary>
+    /// Runs the graph through the managed API on what the feed holds, after <paramref name="past"/> (the caller's tensors,
+    /// left to the caller) or after an empty past when it is null, and returns <paramref name="outputNames"/>' values
+    /// allocated by ONNX Runtime on the host (also on CUDA), for the caller to dispose. Prefill of a batch, scoring and
+    /// attention maps run this way; decode steps bind views instead (<see cref="Bind"/>).
+    /// </summary>
+    public IDisposableReadOnlyCollection<OrtValue> Run(InferenceSession session, RunOptions runOptions, IReadOnlyList<OrtValue>? past,
+        IReadOnlyList<string> outputNames, CancellationToken cancellationToken)
+    {
+        var names = new List<string>(4 + _sig.PastNames.Length);
+        var values = new List<OrtValue>(4 + _sig.PastNames.Length);
+        try
+        {
+            AddTo(names, values);
+            var owned = values.Count; // the feed's tensors and an empty past are this run's; the past views are the caller's
+            if (past is null) AddEmptyPast(names, values);
+            else
+            {
+                names.AddRange(_sig.PastNames);
+                values.AddRange(past);
+            }
+
+            try
+            {
+                return GraphRun.Cancellable(runOptions, cancellationToken, () => session.Run(runOptions, names, values, outputNames));
+            }
+            finally
+            {
+                if (past is not null) values.RemoveRange(owned, past.Count);
+            }
+        }
+        finally
+        {
+            foreach (var value in values) value.Dispose();
+        }
+    }
+
+    /// <summary>
     /// Adds the inputs to <paramref name="names"/> and <paramref name="values"/> as tensors over this feed's buffer, for a run
-    /// through the managed API; the caller disposes the values after the run (the buffer must not be rewritten before).
+    /// through the managed API (<see cref="Run"/>); the caller disposes the values after the run.
     /// </summary>
     public void AddTo(List<string> names, List<OrtValue> values)
-    {
-        var cpu = OrtMemoryInfo.DefaultInstance;
+    {        var cpu = OrtMemoryInfo.DefaultInstance;
         long[] shape = [_rows, _n];
         var cells = (long)_rows * _n;
         Add(_sig.InputIds, OrtValue.CreateTensorValueWithData(cpu, _sig.IdType, shape, (IntPtr)_ids, cells * GraphRun.IntegerSize(_sig.IdType)));
@@ -162,8 +198,8 @@ internal sealed unsafe class GraphFeed : IDisposable
         }
     }
 
-    /// <summary>Adds an empty past (no positions) for the run's rows: a run from nothing. The caller disposes the values.</summary>
-    public void AddEmptyPast(List<string> names, List<OrtValue> values)
+    /// <summary>Adds an empty past (no positions) for the run's rows: a run from nothing.</summary>
+    private void AddEmptyPast(List<string> names, List<OrtValue> values)
     {
         var empty = _sig.CacheShape(_rows, 0);
         foreach (var name in _sig.PastNames)

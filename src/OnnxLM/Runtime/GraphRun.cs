@@ -99,4 +99,15 @@ internal static class GraphRun
             TensorPrimitives.ConvertToSingle(halves, destination[..count]);
         }
     }
+
+    /// <summary>Checks that a run's logits are [<paramref name="batch"/>, <paramref name="n"/>, <paramref name="vocab"/>].</summary>
+    /// <exception cref="ModelFormatException">The graph returned another shape.</exception>
+    public static void CheckLogits(OrtValue logits, int batch, int n, int vocab, string graphPath)
+    {
+        var shape = logits.GetTensorTypeAndShape().Shape;
+        if (shape is not [_, _, _] || shape[0] != batch || shape[1] != n || shape[2] != vocab)
+        {
+            throw new ModelFormatException($"The graph returned logits of shape [{string.Join(", ", shape)}]; expected [{batch}, {n}, {vocab}].", graphPath);
+        }
+    }
 }

@@ -7,7 +7,7 @@ namespace OnnxLM;
 /// <summary>Log-likelihood of a continuation, the way lm-evaluation-harness computes it.</summary>
 internal static class Scorer
 {
-    public static (int[] Context, int[] Continuation) Tokenize(LanguageModel model, string context, string continuation, ScoreOptions options, CancellationToken cancellationToken = default)
+    public static (int[] Context, int[] Continuation) Tokenize(ModelRuntime model, string context, string continuation, ScoreOptions options, CancellationToken cancellationToken = default)
     {
         // lm-eval moves the context's trailing whitespace onto the continuation, so " unto" is one token, not "" + " unto".
         var trimmed = context.TrimEnd();
@@ -36,7 +36,7 @@ internal static class Scorer
         return (whole[..contextLength], whole[contextLength..]);
     }
 
-    public static ScoreResult Score(LanguageModel model, int[] context, int[] continuation, int alternatives, CancellationToken cancellationToken)
+    public static ScoreResult Score(ModelRuntime model, int[] context, int[] continuation, int alternatives, CancellationToken cancellationToken)
     {
         // One forward pass over context + continuation (minus its last token); rows from the context's last position on are kept.
         var input = Input(model, context, continuation);
@@ -63,7 +63,7 @@ internal static class Scorer
     /// CUDA, since on the CPU one pass per pair measured as fast (benchmarks/RESULTS.md). Results come back in request order.
     /// </summary>
     public static ScoreResult[] ScoreBatch(
-        LanguageModel model, (int[] Context, int[] Continuation)[] pairs, int alternatives, IProgress<double>? progress, CancellationToken cancellationToken,
+        ModelRuntime model, (int[] Context, int[] Continuation)[] pairs, int alternatives, IProgress<double>? progress, CancellationToken cancellationToken,
         bool? padded = null)
     {
         foreach (var (context, continuation) in pairs)
@@ -132,7 +132,7 @@ internal static class Scorer
     /// having marked the graph, when it turns out to take only one new token after a past (the forks then do it token by token).
     /// </summary>
     private static bool TryScoreGroupBatched(
-        LanguageModel model, int[] context, List<int> group, (int[] Context, int[] Continuation)[] pairs, int alternatives, ScoreResult[] results,
+        ModelRuntime model, int[] context, List<int> group, (int[] Context, int[] Continuation)[] pairs, int alternatives, ScoreResult[] results,
         CancellationToken cancellationToken)
     {
         var vocab = model.Info.VocabularySize;
@@ -177,7 +177,7 @@ internal static class Scorer
     }
 
     /// <summary>Splits pairs (sorted by length, so little padding) into batches within the size limits of <see cref="PaddedBatch"/>.</summary>
-    private static IEnumerable<List<int>> PackBySize(LanguageModel model, List<int> sorted, (int[] Context, int[] Continuation)[] pairs)
+    private static IEnumerable<List<int>> PackBySize(ModelRuntime model, List<int> sorted, (int[] Context, int[] Continuation)[] pairs)
     {
         var chunk = new List<int>();
         foreach (var i in sorted)
@@ -196,7 +196,7 @@ internal static class Scorer
     }
 
     /// <summary>The positions one pass over a pair reads: the context and the continuation without its last token.</summary>
-    private static int[] Input(LanguageModel model, int[] context, int[] continuation)
+    private static int[] Input(ModelRuntime model, int[] context, int[] continuation)
     {
         var input = new int[context.Length + continuation.Length - 1];
         context.CopyTo(input, 0);
@@ -206,7 +206,7 @@ internal static class Scorer
     }
 
     /// <summary>Scores a continuation from a session that holds exactly the context (one pass over the continuation).</summary>
-    private static ScoreResult ScoreAfter(LanguageModel model, GenerationSession session, int[] context, int[] continuation, int alternatives, CancellationToken cancellationToken)
+    private static ScoreResult ScoreAfter(ModelRuntime model, GenerationSession session, int[] context, int[] continuation, int alternatives, CancellationToken cancellationToken)
     {
         var vocab = model.Info.VocabularySize;
         var logits = ArrayPool<float>.Shared.Rent(continuation.Length * vocab);
@@ -227,7 +227,7 @@ internal static class Scorer
     }
 
     /// <summary>Row i of <paramref name="logits"/> predicts continuation token i.</summary>
-    private static TokenScore[] ScoreRows(LanguageModel model, float[] logits, int[] continuation, int alternatives)
+    private static TokenScore[] ScoreRows(ModelRuntime model, float[] logits, int[] continuation, int alternatives)
     {
         var vocab = model.Info.VocabularySize;
         var tokens = new TokenScore[continuation.Length];
@@ -239,7 +239,7 @@ internal static class Scorer
     }
 
     /// <summary>Log-prob, rank and the top alternatives of <paramref name="id"/> in one row of raw logits.</summary>
-    public static TokenScore ScoreToken(LanguageModel model, ReadOnlySpan<float> row, int id, int alternatives)
+    public static TokenScore ScoreToken(ModelRuntime model, ReadOnlySpan<float> row, int id, int alternatives)
     {
         var lse = SamplingMath.LogSumExp(row);
         var score = new TokenScore(id, PieceText(model, id), row[id] - lse, SamplingMath.Rank(row, id));
@@ -265,7 +265,7 @@ internal static class Scorer
         return score with { Alternatives = best };
     }
 
-    private static void CheckLength(LanguageModel model, int positions, int context, int continuation)
+    private static void CheckLength(ModelRuntime model, int positions, int context, int continuation)
     {
         if (positions > model.Info.ContextLength)
         {
@@ -279,7 +279,7 @@ internal static class Scorer
     /// window − stride earlier tokens, one window per forward pass (memory bounded by the window).
     /// </summary>
     public static (double LogProb, int Windows) Rolling(
-        LanguageModel model, int prefix, int[] tokens, int window, int stride, IProgress<double>? progress, CancellationToken cancellationToken)
+        ModelRuntime model, int prefix, int[] tokens, int window, int stride, IProgress<double>? progress, CancellationToken cancellationToken)
     {
         var vocab = model.Info.VocabularySize;
         var sequence = new int[tokens.Length + 1];
@@ -313,7 +313,7 @@ internal static class Scorer
         return (total, windows);
     }
 
-    private static string PieceText(LanguageModel model, int id)
+    private static string PieceText(ModelRuntime model, int id)
     {
         try
         {

@@ -11,7 +11,7 @@ public sealed class BatchedBeamSearchTests
     {
         using var alone = LanguageModel.Load(TestPaths.RepoModel("kjv-tiny"), new LanguageModelOptions { ExecutionProvider = ExecutionProvider.Cpu, MaxBatchSize = 1 });
         using var batched = LanguageModel.Load(TestPaths.RepoModel("kjv-tiny"), new LanguageModelOptions { ExecutionProvider = ExecutionProvider.Cpu, MaxBatchSize = 8 });
-        Assert.NotNull(batched.Scheduler);
+        Assert.NotNull(batched.Runtime.Scheduler);
         var options = new BeamSearchOptions { NumBeams = beams, MaxNewTokens = newTokens, EarlyStopping = earlyStopping };
         var expected = await alone.BeamSearchAsync(prompt, options);
         var actual = await batched.BeamSearchAsync(prompt, options);

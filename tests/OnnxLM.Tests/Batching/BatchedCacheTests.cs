@@ -28,7 +28,7 @@ public sealed class BatchedCacheTests
     public void ASteadyBatchedStepAllocatesNoManagedMemory()
     {
         using var model = LanguageModel.Load(TestPaths.RepoModel("kjv-tiny"), new LanguageModelOptions { ExecutionProvider = ExecutionProvider.Cpu });
-        using var cache = new BatchedCache(model);
+        using var cache = new BatchedCache(model.Runtime);
         cache.Add([Rows[0].Prompt, Rows[1].Prompt, Rows[2].Prompt], [1, 1, 1], CancellationToken.None);
         var ids = new int[cache.Count];
         void Step()
@@ -51,7 +51,7 @@ public sealed class BatchedCacheTests
     public void SharedGraphsThatBatchGiveTheLogitsOfRunningAlone(string name)
     {
         using var model = ConformanceModels.Load(name);
-        var supported = BatchedCache.IsSupported(model.Graph, model.Info.GraphPath);
+        var supported = BatchedCache.IsSupported(model.Runtime.Graph, model.Info.GraphPath);
         if (name == "tiny-phi3-gqa-fp16")
         {
             Assert.False(supported); // GroupQueryAttention and no position_ids: decodes alone
@@ -75,7 +75,7 @@ public sealed class BatchedCacheTests
     public void AddingCopiesGivesRowsWithTheSameLogits()
     {
         using var model = LanguageModel.Load(TestPaths.RepoModel("kjv-tiny"), new LanguageModelOptions { ExecutionProvider = ExecutionProvider.Cpu });
-        using var cache = new BatchedCache(model);
+        using var cache = new BatchedCache(model.Runtime);
         cache.Add([0, 343, 392], 1, default);
         cache.Add([0, 1093, 260, 343, 392], 3, default);
         Assert.Equal(4, cache.Count);
@@ -98,10 +98,10 @@ public sealed class BatchedCacheTests
 
     private static void AssertPrefillTogetherEqualsAlone(LanguageModel model, int[][] prompts, float tolerance)
     {
-        using var together = new BatchedCache(model);
+        using var together = new BatchedCache(model.Runtime);
         together.Add([9, 10, 11], 1, default); // a row already decoding when the others join
         together.Add(prompts, [1, 2, 1, 1], default);
-        using var alone = new BatchedCache(model);
+        using var alone = new BatchedCache(model.Runtime);
         alone.Add([9, 10, 11], 1, default);
         foreach (var (prompt, copies) in prompts.Zip([1, 2, 1, 1])) alone.Add(prompt, copies, default);
         Assert.Equal(6, together.Count);
@@ -147,7 +147,7 @@ public sealed class BatchedCacheTests
             }
         }
 
-        using var cache = new BatchedCache(model);
+        using var cache = new BatchedCache(model.Runtime);
         var active = new List<int>(); // row index per batch row
         var seen = new int[rows.Count];
         var maxDifference = 0f;

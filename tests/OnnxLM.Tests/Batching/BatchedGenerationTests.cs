@@ -28,9 +28,9 @@ public sealed class BatchedGenerationTests
     public void BatchingIsOnByDefaultForGraphsThatCanBatch()
     {
         using var model = LanguageModel.Load(TestPaths.RepoModel("kjv-tiny"));
-        Assert.NotNull(model.Scheduler);
+        Assert.NotNull(model.Runtime.Scheduler);
         using var off = Load(1);
-        Assert.Null(off.Scheduler);
+        Assert.Null(off.Runtime.Scheduler);
         Assert.Throws<InvalidOptionException>(() => new LanguageModelOptions { MaxBatchSize = 0 });
     }
 
@@ -87,7 +87,7 @@ public sealed class BatchedGenerationTests
         }
 
         // Alone so far: the zero-waste session step, not a batch of one.
-        Assert.True(batched.Scheduler!.DecodingAlone);
+        Assert.True(batched.Runtime.Scheduler!.DecodingAlone);
         var second = batched.GenerateAsync(Prompts[0], options);
         while (await first.MoveNextAsync()) streamed.Add(first.Current);
         await first.DisposeAsync();
@@ -96,7 +96,7 @@ public sealed class BatchedGenerationTests
         Assert.Equal(expectedFirst.TokenIds, streamed.Select(t => t.Id).ToArray());
         Assert.Equal(expectedFirst.Text, string.Concat(streamed.Select(t => t.Text)));
         Assert.Equal(expectedSecond.TokenIds, secondResult.TokenIds);
-        Assert.False(batched.Scheduler.DecodingAlone);
+        Assert.False(batched.Runtime.Scheduler.DecodingAlone);
     }
 
     [Fact]
@@ -232,7 +232,7 @@ public sealed class BatchedGenerationTests
     public async Task AGraphThatCannotBatchDecodesConcurrentRequestsAlone()
     {
         using var model = LanguageModel.Load(TestPaths.SharedModel("tiny-phi3-gqa-fp16"), new LanguageModelOptions { ExecutionProvider = ExecutionProvider.Cpu, MaxBatchSize = 8 });
-        Assert.Null(model.Scheduler);
+        Assert.Null(model.Runtime.Scheduler);
         var prompt = ConformanceModels.Get("tiny-phi3-gqa-fp16").PromptIds;
         var options = new GenerationOptions { MaxNewTokens = 6, StopTokenIds = [] };
         var results = await Task.WhenAll(Enumerable.Range(0, 3).Select(_ => model.GenerateAsync(prompt, options)));

@@ -42,9 +42,9 @@ public sealed class BatchedScoringTests
     public async Task AGraphThatTakesOneTokenAfterAPastFallsBackToForks()
     {
         using var model = LanguageModel.Load(TestPaths.SharedModel("tiny-llama-fp16"), new LanguageModelOptions { ExecutionProvider = ExecutionProvider.Cpu });
-        Assert.NotNull(model.Scheduler); // single-token decode steps batch on this graph; multi-token passes after a past do not
+        Assert.NotNull(model.Runtime.Scheduler); // single-token decode steps batch on this graph; multi-token passes after a past do not
         var scores = await model.ScoreBatchAsync([new ScoreRequest("And God said,", " Let there be"), new ScoreRequest("And God said,", " and it was")]);
-        Assert.True(model.Graph.SingleTokenWithPast);
+        Assert.True(model.Runtime.Graph.SingleTokenWithPast);
         var single = await model.ScoreAsync("And God said,", " Let there be");
         Assert.Equal(single.LogProb, scores[0].LogProb, 2);
     }

@@ -6,7 +6,10 @@ namespace OnnxLM.Tests;
 /// <summary>
 /// Real chat templates of 22 model families rendered for the same conversations as @huggingface/jinja renders them
 /// (tests/data/chat-templates/fixtures.json, made by build/fixtures/chat_template_fixtures.js): every render exact to
-/// the character, every refusal the template's own raise_exception message.
+/// the character, every refusal the template's own raise_exception message. Each case goes through the public API
+/// as a caller writes it (null content, content parts, reasoning_content, extra message and tool fields, an empty tools
+/// list, variables, a clock for the render, Render's defaults) and the reference gets exactly the variables transformers'
+/// apply_chat_template would give the template.
 /// </summary>
 public sealed class ChatTemplateConformanceTests
 {
@@ -56,6 +59,11 @@ public sealed class ChatTemplateConformanceTests
             : ChatTemplate.Create(File.ReadAllText(path), tokens, Options);
     }
 
+    private static readonly HashSet<string> MessageFields = ["role", "content", "reasoning_content", "tool_calls", "tool_call_id", "name"];
+
+    private static readonly HashSet<string> FunctionFields = ["name", "description", "parameters"];
+
+    /// <summary>The case's OpenAI-format messages as <see cref="ChatMessage"/>s: content a string, null or a list of parts; other fields as additional properties.</summary>
     internal static List<ChatMessage> Messages(JsonElement messages) => [.. messages.EnumerateArray().Select(m =>
     {
         var calls = m.TryGetProperty("tool_calls", out var tc)
@@ -64,18 +72,48 @@ public sealed class ChatTemplateConformanceTests
                 c.GetProperty("function").GetProperty("arguments"),
                 c.TryGetProperty("id", out var id) ? id.GetString() : null)).ToList()
             : null;
-        return new ChatMessage(m.GetProperty("role").GetString()!, m.TryGetProperty("content", out var content) ? content.GetString() : null)
+        var content = m.TryGetProperty("content", out var c) ? c : default;
+        var extra = m.EnumerateObject().Where(p => !MessageFields.Contains(p.Name)).ToDictionary(p => p.Name, p => (object?)p.Value);
+        return new ChatMessage(m.GetProperty("role").GetString()!, content.ValueKind == JsonValueKind.String ? content.GetString() : null)
         {
+            ContentParts = content.ValueKind == JsonValueKind.Array
+                ? [.. content.EnumerateArray().Select(part => (IReadOnlyDictionary<string, object?>)part.EnumerateObject().ToDictionary(p => p.Name, p => (object?)p.Value))]
+                : null,
+            ReasoningContent = m.TryGetProperty("reasoning_content", out var reasoning) ? reasoning.GetString() : null,
             ToolCalls = calls,
             ToolCallId = m.TryGetProperty("tool_call_id", out var callId) ? callId.GetString() : null,
             Name = m.TryGetProperty("name", out var name) ? name.GetString() : null,
+            AdditionalProperties = extra.Count > 0 ? extra : null,
         };
     })];
 
+    /// <summary>The case's tools (an empty list stays a list), fields of <c>function</c> beyond a plain one as additional properties; null when the case has none.</summary>
     internal static List<ChatTool>? Tools(JsonElement c) => c.TryGetProperty("tools", out var tools)
-        ? [.. tools.EnumerateArray().Select(t => t.GetProperty("function")).Select(f => new ChatTool(
-            f.GetProperty("name").GetString()!, f.GetProperty("description").GetString(), f.GetProperty("parameters")))]
+        ? [.. tools.EnumerateArray().Select(t => t.GetProperty("function")).Select(f =>
+        {
+            var extra = f.EnumerateObject().Where(p => !FunctionFields.Contains(p.Name)).ToDictionary(p => p.Name, p => (object?)p.Value);
+            return new ChatTool(f.GetProperty("name").GetString()!, f.GetProperty("description").GetString(), f.GetProperty("parameters"))
+            {
+                AdditionalProperties = extra.Count > 0 ? extra : null,
+            };
+        })]
         : null;
+
+    /// <summary>The clock of a case that gives its own <c>now</c>, else null (the template's clock).</summary>
+    internal static TimeProvider? Clock(JsonElement c) => c.TryGetProperty("now", out var now) ? new FixedClock(now.GetDateTimeOffset()) : null;
+
+    /// <summary>
+    /// Renders a case through the public API as a caller would write it: arguments a case does not give are left to
+    /// ChatTemplate.Render's defaults, which must be transformers' (the reference used them).
+    /// </summary>
+    internal static string RenderCase(ChatTemplate template, JsonElement c)
+    {
+        var messages = Messages(c.GetProperty("messages"));
+        var variables = c.TryGetProperty("extra", out var extra) ? extra.EnumerateObject().ToDictionary(p => p.Name, p => (object?)p.Value) : null;
+        return c.TryGetProperty("add_generation_prompt", out var prompt)
+            ? template.Render(messages, prompt.GetBoolean(), Tools(c), variables, Clock(c))
+            : template.Render(messages, tools: Tools(c), variables: variables, clock: Clock(c));
+    }
 
     /// <summary>
     /// What real templates use of the render bounds, for every family and case, and for a 1,000-message conversation:
@@ -85,7 +123,7 @@ public sealed class ChatTemplateConformanceTests
     public void RealTemplatesStayFarInsideTheBounds()
     {
         var defaults = new TemplateOptions();
-        var cases = Fixtures.GetProperty("cases").EnumerateArray().ToList();
+        var cases = Fixtures.GetProperty("cases").EnumerateArray().ToDictionary(c => c.GetProperty("name").GetString()!);
         var (steps, depth, calls, measured) = (0L, 0, 0L, new List<string>());
         var longChat = Enumerable.Range(0, 1000).Select(i => i % 2 == 0 ? ChatMessage.User($"Question {i} about the book of Genesis, chapter {i % 50}.") : ChatMessage.Assistant($"Answer {i}: in the beginning God created the heaven and the earth.")).ToList();
         foreach (var family in Fixtures.GetProperty("families").EnumerateArray())
@@ -93,12 +131,12 @@ public sealed class ChatTemplateConformanceTests
             var template = Load(family, out _);
             if (template is null) continue;
             var name = family.GetProperty("family").GetString()!;
-            foreach (var c in cases)
+            foreach (var c in family.GetProperty("results").EnumerateArray().Select(r => cases[r.GetProperty("case").GetString()!]))
             {
                 var variables = c.TryGetProperty("extra", out var extra) ? extra.EnumerateObject().ToDictionary(p => p.Name, p => (object?)p.Value) : null;
                 try
                 {
-                    template.Render(Messages(c.GetProperty("messages")), true, Tools(c), variables, default, out var used);
+                    template.Render(Messages(c.GetProperty("messages")), true, Tools(c), variables, Clock(c), default, out var used);
                     (steps, depth) = (Math.Max(steps, used.Steps), Math.Max(depth, used.PeakDepth));
                     measured.Add($"{name}/{c.GetProperty("name").GetString()}: {used.Steps} steps, depth {used.PeakDepth}");
                 }
@@ -109,7 +147,7 @@ public sealed class ChatTemplateConformanceTests
 
             try
             {
-                template.Render(longChat, true, null, null, default, out var used);
+                template.Render(longChat, true, null, null, null, default, out var used);
                 calls = Math.Max(calls, used.Steps);
                 measured.Add($"{name}/1000 messages: {used.Steps} steps, depth {used.PeakDepth}");
                 depth = Math.Max(depth, used.PeakDepth);
@@ -135,20 +173,21 @@ public sealed class ChatTemplateConformanceTests
 
         Assert.Equal(family.GetProperty("bos_token").GetString(), template.SpecialTokens.GetValueOrDefault("bos_token"));
         Assert.Equal(family.GetProperty("eos_token").GetString(), template.SpecialTokens.GetValueOrDefault("eos_token"));
+        // Every special token the reference rendered with (tokenizer_config.json, then special_tokens_map.json, objects read for their content).
+        Assert.Equal(
+            family.GetProperty("special_tokens").EnumerateObject().Select(p => $"{p.Name}={p.Value.GetString()}").Order(StringComparer.Ordinal),
+            template.SpecialTokens.Select(p => $"{p.Key}={p.Value}").Order(StringComparer.Ordinal));
         var cases = Fixtures.GetProperty("cases").EnumerateArray().ToDictionary(c => c.GetProperty("name").GetString()!);
         var failures = new List<string>();
         foreach (var result in family.GetProperty("results").EnumerateArray())
         {
             var caseName = result.GetProperty("case").GetString()!;
             var c = cases[caseName];
-            var variables = c.TryGetProperty("extra", out var extra)
-                ? extra.EnumerateObject().ToDictionary(p => p.Name, p => (object?)p.Value)
-                : null;
             string? actual = null;
             string? raised = null;
             try
             {
-                actual = template.Render(Messages(c.GetProperty("messages")), c.GetProperty("add_generation_prompt").GetBoolean(), Tools(c), variables);
+                actual = RenderCase(template, c);
             }
             catch (TemplateRaisedException ex)
             {

@@ -111,7 +111,7 @@ public sealed class ChatTemplateFolderTests : IDisposable
             [ChatMessage.Assistant(null, new ChatToolCall("f", args, "id1")), ChatMessage.Tool("42", "id1", "f")],
             tools: [new ChatTool("f", "does f", JsonDocument.Parse("{\"type\": \"object\"}").RootElement)]);
         Assert.Equal(
-            "[{\"role\": \"assistant\", \"tool_calls\": [{\"id\": \"id1\", \"type\": \"function\", \"function\": {\"name\": \"f\", \"arguments\": {\"q\": 1}}}]}, " +
+            "[{\"role\": \"assistant\", \"content\": null, \"tool_calls\": [{\"id\": \"id1\", \"type\": \"function\", \"function\": {\"name\": \"f\", \"arguments\": {\"q\": 1}}}]}, " +
             "{\"role\": \"tool\", \"content\": \"42\", \"tool_call_id\": \"id1\", \"name\": \"f\"}]|" +
             "[{\"type\": \"function\", \"function\": {\"name\": \"f\", \"description\": \"does f\", \"parameters\": {\"type\": \"object\"}}}]", text);
     }

@@ -312,7 +312,7 @@ public sealed class CliTests
             Assert.Contains("GroupQueryAttention", output);
             using var standard = LanguageModel.Load(folder + "-standard");
             using var gqa = LanguageModel.Load(folder);
-            Assert.True(gqa.Graph.SharesCacheBuffer);
+            Assert.True(gqa.Runtime.Graph.SharesCacheBuffer);
             var options = new GenerationOptions { MaxNewTokens = 20, StopTokenIds = [] };
             Assert.Equal((await standard.GenerateAsync("And God said", options)).TokenIds, (await gqa.GenerateAsync("And God said", options)).TokenIds);
         }

@@ -27,7 +27,7 @@ public sealed class DecodingEntranceTests : IDisposable
     {
         Assert.Equal(_model.Tokenizer.EncodeForModel("In the beginning", null), _model.Encode("In the beginning"));
         Assert.Equal(_model.Tokenizer.Encode("In the beginning", addSpecialTokens: false), _model.Encode("In the beginning", addBosToken: false));
-        var huge = new string('a', (int)Math.Min(int.MaxValue / 2, _model.MaxTextLength + 1));
+        var huge = new string('a', (int)Math.Min(int.MaxValue / 2, _model.Runtime.MaxTextLength + 1));
         Assert.Contains("refused before tokenizing", Assert.Throws<ContextLengthExceededException>(() => _model.Encode(huge)).Message);
         Assert.Throws<ContextLengthExceededException>(() => _model.ThrowIfTextTooLong(huge));
         _model.ThrowIfTextTooLong("In the beginning");
@@ -82,7 +82,7 @@ public sealed class DecodingEntranceTests : IDisposable
     [Fact]
     public void BatchingIsReportedAsTheModelDecodes()
     {
-        Assert.Equal(_model.Scheduler is not null, _model.BatchesGenerations);
+        Assert.Equal(_model.Runtime.Scheduler is not null, _model.BatchesGenerations);
         using var alone = LanguageModel.Load(TestPaths.RepoModel("kjv-tiny"), new LanguageModelOptions { MaxBatchSize = 1 });
         Assert.False(alone.BatchesGenerations);
     }

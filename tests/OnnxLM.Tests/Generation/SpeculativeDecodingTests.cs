@@ -52,7 +52,7 @@ public sealed class SpeculativeDecodingTests : IDisposable
         Assert.Equal(plain.TokenIds, fast.TokenIds);
         Assert.Equal(plain.Text, fast.Text);
         for (var i = 0; i < plain.Tokens.Count; i++) Assert.Equal(plain.Tokens[i].LogProb, fast.Tokens[i].LogProb, 2);
-        if (!model.Graph.SingleTokenWithPast) Assert.True(speculation.Counts.Accepted > 0, "no draft was accepted");
+        if (!model.Runtime.Graph.SingleTokenWithPast) Assert.True(speculation.Counts.Accepted > 0, "no draft was accepted");
     }
 
     /// <summary>On a GPU rejected drafts are cut from device memory; the tokens are still plain greedy's (build/gpu-check.sh runs it).</summary>
@@ -140,8 +140,8 @@ public sealed class SpeculativeDecodingTests : IDisposable
         using var b = _model.CreateSession(prompt.Length + 9);
         a.Append(prompt);
         b.Append(prompt);
-        var plain = Generator.Decode(_model, a, prompt, options, CancellationToken.None).ToList();
-        var fast = Generator.Decode(_model, b, prompt, spec, CancellationToken.None).ToList();
+        var plain = Generator.Decode(_model.Runtime, a, prompt, options, CancellationToken.None).ToList();
+        var fast = Generator.Decode(_model.Runtime, b, prompt, spec, CancellationToken.None).ToList();
         Assert.Equal(plain.Select(t => t.Id), fast.Select(t => t.Id));
         Assert.Equal(9, fast.Count);
         Assert.Equal(a.Tokens.ToArray(), b.Tokens.ToArray());
@@ -155,7 +155,7 @@ public sealed class SpeculativeDecodingTests : IDisposable
         var spec = new GenerationOptions { MaxNewTokens = 60, StopTokenIds = [], Speculation = new SpeculativeDecoding() };
         using var session = _model.CreateSession(prompt.Length + 60);
         session.Append(prompt);
-        var taken = Generator.Decode(_model, session, prompt, spec, CancellationToken.None).Take(5).ToList(); // mid-batch
+        var taken = Generator.Decode(_model.Runtime, session, prompt, spec, CancellationToken.None).Take(5).ToList(); // mid-batch
 
         // Plain decoding leaves the last handed-out token unappended, with the logits it was chosen from.
         Assert.Equal([.. prompt, .. taken.Take(4).Select(t => t.Id)], session.Tokens.ToArray());

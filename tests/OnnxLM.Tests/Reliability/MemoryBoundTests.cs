@@ -46,7 +46,7 @@ public sealed class MemoryBoundTests
         Assert.Equal(256, PerplexityOptions.DefaultWindowLength(256));
         using var model = LanguageModel.Load(TestPaths.RepoModel("kjv-tiny"));
         // 2^20 tokens × 4,096 logits does not fit one array: refused before any allocation, naming the option.
-        var e = Assert.Throws<ArgumentOutOfRangeException>(() => Scorer.Rolling(model, 0, [5, 6, 7], 1 << 20, 1 << 20, null, CancellationToken.None));
+        var e = Assert.Throws<ArgumentOutOfRangeException>(() => Scorer.Rolling(model.Runtime, 0, [5, 6, 7], 1 << 20, 1 << 20, null, CancellationToken.None));
         Assert.Contains("WindowLength", e.Message);
         var result = await model.ScorePerplexityAsync("In the beginning God created the heaven and the earth.");
         Assert.True(result.TokenCount > 5);

@@ -18,7 +18,7 @@ public sealed class CudaTests(ITestOutputHelper output)
         using var cpu = LanguageModel.Load(TestPaths.RepoModel("kjv-tiny"), new LanguageModelOptions { ExecutionProvider = ExecutionProvider.Cpu });
         using var cuda = LanguageModel.Load(TestPaths.RepoModel("kjv-tiny"), new LanguageModelOptions { ExecutionProvider = ExecutionProvider.Cuda });
         Assert.Equal(ExecutionProvider.Cuda, cuda.Info.ExecutionProvider);
-        Assert.False(cuda.Graph.UseHostCache);
+        Assert.False(cuda.Runtime.Graph.UseHostCache);
 
         using var a = cpu.CreateSession();
         using var b = cuda.CreateSession();

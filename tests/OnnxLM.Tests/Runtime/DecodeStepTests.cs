@@ -65,8 +65,8 @@ public sealed class DecodeStepTests
         var testCase = ConformanceModels.Get(name);
         using var shared = LanguageModel.Load(testCase.Path, new LanguageModelOptions { ExecutionProvider = ExecutionProvider.Cpu });
         using var copied = LanguageModel.Load(testCase.Path, new LanguageModelOptions { ExecutionProvider = ExecutionProvider.Cpu, ShareCacheBuffer = false });
-        Assert.True(shared.Graph.SharesCacheBuffer, "the Phi-3 GroupQueryAttention graph should share its cache buffer");
-        Assert.False(copied.Graph.SharesCacheBuffer);
+        Assert.True(shared.Runtime.Graph.SharesCacheBuffer, "the Phi-3 GroupQueryAttention graph should share its cache buffer");
+        Assert.False(copied.Runtime.Graph.SharesCacheBuffer);
         SameLogits(shared, copied, testCase.PromptIds, steps: 40);
     }
 
@@ -86,7 +86,7 @@ public sealed class DecodeStepTests
         var prompt = ConformanceModels.Get(name).PromptIds;
         using var host = ConformanceModels.Load(name);
         using var device = ConformanceModels.Load(name);
-        device.Graph.UseHostCache = false;
+        device.Runtime.Graph.UseHostCache = false;
         SameLogits(host, device, prompt, steps: 24);
 
         using var session = device.CreateSession();

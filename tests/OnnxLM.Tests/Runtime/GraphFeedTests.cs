@@ -13,10 +13,10 @@ public sealed class GraphFeedTests
     public void PaddedRowsGetZeroIdsTheirOwnPositionsAndAMaskOverTheirRealColumns()
     {
         using var model = LanguageModel.Load(TestPaths.RepoModel("kjv-tiny"), new LanguageModelOptions { ExecutionProvider = ExecutionProvider.Cpu });
-        var sig = model.Graph.Signature;
+        var sig = model.Runtime.Graph.Signature;
         Assert.NotNull(sig.AttentionMask);
         Assert.NotNull(sig.PositionIds);
-        using var feed = new GraphFeed(model.Graph);
+        using var feed = new GraphFeed(model.Runtime.Graph);
         // A past 3 wide: row 0 holds 3 positions and appends 2 tokens, row 1 holds 1 and appends 1, row 2 holds 2 and appends none.
         feed.Begin(3, 2, 3);
         feed.Row(0, [11, 12], 3);
@@ -33,8 +33,8 @@ public sealed class GraphFeedTests
     public void UnpaddedRowsShareTheGraphsMaskOfOnesAndAFirstRunHasNoPast()
     {
         using var model = LanguageModel.Load(TestPaths.RepoModel("kjv-tiny"), new LanguageModelOptions { ExecutionProvider = ExecutionProvider.Cpu });
-        var sig = model.Graph.Signature;
-        using var feed = new GraphFeed(model.Graph);
+        var sig = model.Runtime.Graph.Signature;
+        using var feed = new GraphFeed(model.Runtime.Graph);
         feed.Begin(2, 3, 0);
         feed.Row(0, [5, 6, 7], 0);
         feed.Row(1, [8, 9, 10], 0);

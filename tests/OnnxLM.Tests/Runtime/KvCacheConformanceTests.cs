@@ -67,7 +67,7 @@ public sealed class KvCacheConformanceTests
     public void PaddedBatchScoringEqualsScoringEachPairAloneOnTheRepositoryModel()
     {
         using var model = ConformanceModels.Load(ConformanceModels.Repo);
-        Assert.True(PaddedBatch.IsSupported(model.Graph)); // the builder's graphs take a batch, so this exercises padding
+        Assert.True(PaddedBatch.IsSupported(model.Runtime.Graph)); // the builder's graphs take a batch, so this exercises padding
         PaddedBatchScoringEqualsScoringEachPairAlone(ConformanceModels.Repo);
     }
 
@@ -82,10 +82,10 @@ public sealed class KvCacheConformanceTests
         using var model = ConformanceModels.Load(name);
         // Distinct contexts of different lengths: one right-padded batch when the graph takes one.
         (int[], int[])[] pairs = [(p[..2], p[2..]), (p[..5], p[5..]), (p[1..4], p[4..7]), (p[..3], p[3..4]), (p[2..7], p[7..])];
-        var batch = Scorer.ScoreBatch(model, pairs, alternatives: 0, null, CancellationToken.None, padded: true);
+        var batch = Scorer.ScoreBatch(model.Runtime, pairs, alternatives: 0, null, CancellationToken.None, padded: true);
         for (var i = 0; i < pairs.Length; i++)
         {
-            var alone = Scorer.Score(model, pairs[i].Item1, pairs[i].Item2, 0, CancellationToken.None);
+            var alone = Scorer.Score(model.Runtime, pairs[i].Item1, pairs[i].Item2, 0, CancellationToken.None);
             Assert.Equal(pairs[i].Item2, batch[i].Tokens.Select(t => t.Id).ToArray());
             for (var t = 0; t < alone.Tokens.Count; t++)
             {

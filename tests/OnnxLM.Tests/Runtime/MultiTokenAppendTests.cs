@@ -23,7 +23,7 @@ public sealed class MultiTokenAppendTests
         var diff = a.Zip(b).Max(p => Math.Abs(p.First - p.Second));
         Assert.True(diff < 2e-2f, $"max abs diff {diff}"); // float16 graph
         Assert.Equal(ids, stepped.Tokens.ToArray());
-        Assert.True(model.Graph.SingleTokenWithPast); // this export needed the fallback
+        Assert.True(model.Runtime.Graph.SingleTokenWithPast); // this export needed the fallback
 
         // Scoring a multi-token continuation after a shared prefix goes through the same path.
         var scores = await model.ScoreBatchAsync([new ScoreRequest("And God said,", " Let there be"), new ScoreRequest("And God said,", " and it was")]);

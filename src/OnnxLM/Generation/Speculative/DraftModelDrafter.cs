@@ -11,7 +11,7 @@ internal sealed class DraftModelDrafter : IDrafter
 {
     private readonly GenerationSession _session;
 
-    public DraftModelDrafter(LanguageModel draftModel, int maxLength) =>
+    public DraftModelDrafter(ModelRuntime draftModel, int maxLength) =>
         _session = draftModel.CreateSession(Math.Min(maxLength, draftModel.Info.ContextLength));
 
     /// <summary>How many tokens the draft session can hold.</summary>

@@ -24,7 +24,7 @@ internal sealed class Speculation : IDisposable
         _session = session;
         _settings = settings;
         _drafter = drafter;
-        _vocab = session.Model.Info.VocabularySize;
+        _vocab = session.Runtime.Info.VocabularySize;
         _batch = new int[settings.DraftLength + 1];
         _limit = settings.DraftLength;
         _rows = new float[_batch.Length * _vocab];
@@ -41,14 +41,14 @@ internal sealed class Speculation : IDisposable
 
     /// <summary>The speculation <paramref name="options"/> ask for on this session, or null when they ask for none or the graph cannot use it.</summary>
     /// <exception cref="ArgumentException">The speculation settings are inconsistent or the draft model's vocabulary differs.</exception>
-    public static Speculation? Create(LanguageModel model, GenerationSession session, GenerationOptions options)
+    public static Speculation? Create(ModelRuntime model, GenerationSession session, GenerationOptions options)
     {
         if (options.Speculation is not { } settings) return null;
         settings.Validate(model);
         if (model.Graph.SingleTokenWithPast) return null; // every token would still be its own run: nothing to save
 
         IDrafter drafter = settings.DraftModel is { } draftModel
-            ? new DraftModelDrafter(draftModel, session.MaxLength)
+            ? new DraftModelDrafter(draftModel.Runtime, session.MaxLength)
             : new PromptLookupDrafter(settings.MaxNGramSize, settings.MinNGramSize);
         return new Speculation(session, settings, drafter);
     }

@@ -27,7 +27,7 @@ namespace OnnxLM;
 public sealed class SpeculativeDecoding
 {
     private LanguageModel? _draftModel;
-    private LanguageModel? _checkedTarget;
+    private ModelRuntime? _checkedTarget;
     private long _drafted;
     private long _accepted;
     private long _verifications;
@@ -76,6 +76,13 @@ public sealed class SpeculativeDecoding
     /// <param name="target">The model that will generate with these settings.</param>
     /// <exception cref="InvalidOptionException">The bounds contradict each other or the draft model's vocabulary differs; <see cref="InvalidOptionException.OptionName"/> is <c>MinNGramSize</c> or <c>DraftModel</c> and the reason names what differs.</exception>
     public void Validate(LanguageModel target)
+    {
+        ArgumentNullException.ThrowIfNull(target);
+        Validate(target.Runtime);
+    }
+
+    /// <summary>The checks of <see cref="Validate(LanguageModel)"/> against the generating model's runtime, as generation runs them.</summary>
+    internal void Validate(ModelRuntime target)
     {
         if (MinNGramSize > MaxNGramSize)
         {

@@ -15,7 +15,7 @@ namespace OnnxLM;
 /// </summary>
 internal sealed class BatchScheduler : IDisposable
 {
-    private readonly LanguageModel _model;
+    private readonly ModelRuntime _model;
     private readonly int _maxBatchSize;
     private readonly ILogger _logger;
     private readonly BatchedCache _cache;
@@ -31,7 +31,7 @@ internal sealed class BatchScheduler : IDisposable
     private Thread? _thread;
     private volatile bool _disposed;
 
-    public BatchScheduler(LanguageModel model, int maxBatchSize, ILogger logger)
+    public BatchScheduler(ModelRuntime model, int maxBatchSize, ILogger logger)
     {
         _model = model;
         _maxBatchSize = maxBatchSize;

@@ -18,11 +18,10 @@ namespace OnnxLM;
 /// </summary>
 internal sealed unsafe class BatchedCache : IDisposable
 {
-    private readonly LanguageModel _model;
+    private readonly ModelRuntime _model;
     private readonly DecoderGraph _graph;
     private readonly GraphSignature _sig;
     private readonly int _vocab;
-    private readonly int _elementSize;
     private readonly List<int> _lengths = [];
     private NativeBuffer[] _past = [];   // per cache tensor: [outer][Count][kv_heads][_width][head], contiguous
     private NativeBuffer?[] _spare = []; // where a step's presents are written; swapped with _past after it
@@ -32,13 +31,12 @@ internal sealed unsafe class BatchedCache : IDisposable
     private float[] _logits = [];
     private int _width;
 
-    public BatchedCache(LanguageModel model)
+    public BatchedCache(ModelRuntime model)
     {
         _model = model;
         _graph = model.Graph;
         _sig = _graph.Signature;
         _vocab = model.Info.VocabularySize;
-        _elementSize = _sig.KvType == TensorElementType.Float ? 4 : 2;
         _feed = new GraphFeed(_graph);
     }
 
@@ -117,12 +115,12 @@ internal sealed unsafe class BatchedCache : IDisposable
         {
             for (var i = 0; i < next.Length; i++)
             {
-                for (var b = 0; b < rows; b++) CopyRow(Live(i), rows, _width, b, 0, next[i].AsSpan(0, TensorBytes(rows + added, width)), rows + added, width, b, width - _width, _width);
+                for (var b = 0; b < rows; b++) _sig.CopyCachePositions(Live(i), rows, _width, b, 0, next[i].AsSpan(0, TensorBytes(rows + added, width)), rows + added, width, b, width - _width, _width);
                 var row = rows;
                 for (var p = 0; p < batch; p++)
                 {
                     var length = prompts[p].Length;
-                    for (var c = 0; c < copies[p]; c++) CopyRow(outputs[i + 1].GetTensorDataAsSpan<byte>(), batch, n, p, 0, next[i].AsSpan(0, TensorBytes(rows + added, width)), rows + added, width, row++, width - length, length);
+                    for (var c = 0; c < copies[p]; c++) _sig.CopyCachePositions(outputs[i + 1].GetTensorDataAsSpan<byte>(), batch, n, p, 0, next[i].AsSpan(0, TensorBytes(rows + added, width)), rows + added, width, row++, width - length, length);
                 }
             }
         }
@@ -180,7 +178,7 @@ internal sealed unsafe class BatchedCache : IDisposable
         {
             for (var i = 0; i < next.Length; i++)
             {
-                for (var r = 0; r < rows.Count; r++) CopyRow(Live(i), Count, _width, rows[r], _width - width, next[i].AsSpan(0, TensorBytes(rows.Count, width)), rows.Count, width, r, 0, width);
+                for (var r = 0; r < rows.Count; r++) _sig.CopyCachePositions(Live(i), Count, _width, rows[r], _width - width, next[i].AsSpan(0, TensorBytes(rows.Count, width)), rows.Count, width, r, 0, width);
             }
         }
         catch
@@ -373,61 +371,30 @@ internal sealed unsafe class BatchedCache : IDisposable
     private IDisposableReadOnlyCollection<OrtValue> Run(int n, OrtValue[]? past, CancellationToken cancellationToken)
     {
         var batch = _feed.Rows;
-        var names = new List<string>(4 + _sig.PastNames.Length);
-        var values = new List<OrtValue>(4 + _sig.PastNames.Length);
+        var outputNames = new string[1 + _sig.PresentNames.Length];
+        outputNames[0] = _sig.Logits;
+        _sig.PresentNames.CopyTo(outputNames, 1);
+        IDisposableReadOnlyCollection<OrtValue> outputs;
         try
         {
-            _feed.AddTo(names, values);
-            var owned = values.Count; // the feed's tensors and an empty past are this run's; the past views are the caller's
-            if (past is null) _feed.AddEmptyPast(names, values);
-            else
-            {
-                names.AddRange(_sig.PastNames);
-                values.AddRange(past);
-            }
-
-            var outputNames = new string[1 + _sig.PresentNames.Length];
-            outputNames[0] = _sig.Logits;
-            _sig.PresentNames.CopyTo(outputNames, 1);
-            try
-            {
-                var outputs = GraphRun.Cancellable(RunOptions, cancellationToken, () => _graph.Session.Run(RunOptions, names, values, outputNames));
-                try
-                {
-                    CheckLogits(outputs[0], batch, n);
-                }
-                catch
-                {
-                    outputs.Dispose();
-                    throw;
-                }
-
-                return outputs;
-            }
-            catch (OnnxRuntimeException e)
-            {
-                throw new ModelRunException(
-                    $"ONNX Runtime failed running '{_model.Info.GraphPath}' on a batch of {batch} row(s) of {n} new token(s) after a cache of width {(past is null ? 0 : _width)}: {e.Message}",
-                    _model.Info.GraphPath, e);
-            }
-            finally
-            {
-                if (past is not null) values.RemoveRange(owned, past.Length);
-            }
+            outputs = _feed.Run(_graph.Session, RunOptions, past, outputNames, cancellationToken);
         }
-        finally
+        catch (OnnxRuntimeException e)
         {
-            foreach (var value in values) value.Dispose();
+            throw new ModelRunException(
+                $"ONNX Runtime failed running '{_model.Info.GraphPath}' on a batch of {batch} row(s) of {n} new token(s) after a cache of width {(past is null ? 0 : _width)}: {e.Message}",
+                _model.Info.GraphPath, e);
         }
-    }
 
-    private void CheckLogits(OrtValue logits, int batch, int n)
-    {
-        var shape = logits.GetTensorTypeAndShape().Shape;
-        if (shape is not [_, _, _] || shape[0] != batch || shape[1] != n || shape[2] != _vocab)
+        try
         {
-            throw new ModelFormatException(
-                $"The graph returned logits of shape [{string.Join(", ", shape)}]; expected [{batch}, {n}, {_vocab}].", _model.Info.GraphPath);
+            GraphRun.CheckLogits(outputs[0], batch, n, _vocab, _model.Info.GraphPath);
+            return outputs;
+        }
+        catch
+        {
+            outputs.Dispose();
+            throw;
         }
     }
 
@@ -440,8 +407,7 @@ internal sealed unsafe class BatchedCache : IDisposable
     }
 
     /// <summary>Bytes of one cache tensor of <paramref name="batch"/> rows and <paramref name="width"/> columns.</summary>
-    private int TensorBytes(int batch, int width) =>
-        checked((_sig.Layout == KvCacheLayout.Combined ? 2 : 1) * batch * _sig.KeyValueHeadCount * width * _sig.HeadSize * _elementSize);
+    private int TensorBytes(int batch, int width) => checked((int)_sig.CacheBytes(batch, width));
 
     /// <summary>The live cache tensor <paramref name="i"/>.</summary>
     private Span<byte> Live(int i) => _past[i].AsSpan(0, TensorBytes(Count, _width));
@@ -467,33 +433,6 @@ internal sealed unsafe class BatchedCache : IDisposable
         buffer?.Dispose();
         buffer = null;
         buffer = new NativeBuffer(size, zeroed: false);
-    }
-
-    /// <summary>
-    /// Copies <paramref name="count"/> cache columns of row <paramref name="srcRow"/> from column <paramref name="srcColumn"/> of
-    /// <paramref name="from"/> ([outer][batch][kv_heads][width][head], outer 2 for the combined layout) to row <paramref name="dstRow"/>
-    /// from column <paramref name="dstColumn"/> of <paramref name="to"/>.
-    /// </summary>
-    private void CopyRow(ReadOnlySpan<byte> from, int srcBatch, int srcWidth, int srcRow, int srcColumn,
-        Span<byte> to, int dstBatch, int dstWidth, int dstRow, int dstColumn, int count)
-    {
-        if (count == 0)
-        {
-            return;
-        }
-
-        var row = _sig.HeadSize * _elementSize;
-        var heads = _sig.KeyValueHeadCount;
-        var outer = _sig.Layout == KvCacheLayout.Combined ? 2 : 1;
-        for (var o = 0; o < outer; o++)
-        {
-            for (var h = 0; h < heads; h++)
-            {
-                var s = (((long)o * srcBatch + srcRow) * heads + h) * srcWidth + srcColumn;
-                var d = (((long)o * dstBatch + dstRow) * heads + h) * dstWidth + dstColumn;
-                from.Slice((int)(s * row), count * row).CopyTo(to.Slice((int)(d * row), count * row));
-            }
-        }
     }
 
     private void ReplacePast(NativeBuffer[] next)

@@ -27,7 +27,7 @@ internal static class PaddedBatch
     /// Runs <paramref name="sequences"/> together and copies the logits of sequence i's positions
     /// <paramref name="firstRows"/>[i] .. end into <paramref name="logits"/>[i] (row-major, [rows, vocab]).
     /// </summary>
-    public static void Run(LanguageModel model, IReadOnlyList<int[]> sequences, IReadOnlyList<int> firstRows, IReadOnlyList<float[]> logits, CancellationToken cancellationToken)
+    public static void Run(ModelRuntime model, IReadOnlyList<int[]> sequences, IReadOnlyList<int> firstRows, IReadOnlyList<float[]> logits, CancellationToken cancellationToken)
     {
         using var run = model.EnterRun();
         var graph = model.Graph;
@@ -44,30 +44,13 @@ internal static class PaddedBatch
             feed.Row(b, sequences[b], 0);
         }
 
-        var names = new List<string>();
-        var values = new List<OrtValue>();
         using var runOptions = new RunOptions();
-        try
+        using var outputs = feed.Run(graph.Session, runOptions, null, [sig.Logits], cancellationToken);
+        var output = outputs[0];
+        GraphRun.CheckLogits(output, batch, width, vocab, model.Info.GraphPath);
+        for (var b = 0; b < batch; b++)
         {
-            feed.AddTo(names, values);
-            feed.AddEmptyPast(names, values);
-            using var outputs = GraphRun.Cancellable(runOptions, cancellationToken, () => graph.Session.Run(runOptions, names, values, [sig.Logits]));
-            var output = outputs.First();
-            var shape = output.GetTensorTypeAndShape().Shape;
-            if (shape is not [_, _, _] || shape[0] != batch || shape[1] != width || shape[2] != vocab)
-            {
-                throw new ModelFormatException(
-                    $"The graph returned logits of shape [{string.Join(", ", shape)}] for a batch; expected [{batch}, {width}, {vocab}].", model.Info.GraphPath);
-            }
-
-            for (var b = 0; b < batch; b++)
-            {
-                GraphRun.CopyAsFloat(output, sig.LogitsType, (b * width + firstRows[b]) * vocab, (sequences[b].Length - firstRows[b]) * vocab, logits[b]);
-            }
-        }
-        finally
-        {
-            foreach (var value in values) value.Dispose();
+            GraphRun.CopyAsFloat(output, sig.LogitsType, (b * width + firstRows[b]) * vocab, (sequences[b].Length - firstRows[b]) * vocab, logits[b]);
         }
     }
 }

@@ -50,6 +50,40 @@ internal sealed class GraphSignature
         return offset + 4;
     }
 
+    /// <summary>Bytes of one element of a cache tensor (float32 or float16).</summary>
+    public int CacheElementSize => KvType == TensorElementType.Float ? 4 : 2;
+
+    /// <summary>Bytes of one cache tensor holding <paramref name="positions"/> positions of <paramref name="batch"/> rows.</summary>
+    public long CacheBytes(int batch, int positions) =>
+        (Layout == KvCacheLayout.Combined ? 2L : 1L) * batch * KeyValueHeadCount * positions * HeadSize * CacheElementSize;
+
+    /// <summary>
+    /// Copies <paramref name="count"/> cache columns of row <paramref name="srcRow"/> from column <paramref name="srcColumn"/> of
+    /// <paramref name="from"/> ([outer][batch][kv_heads][width][head], outer 2 for the combined layout) to row <paramref name="dstRow"/>
+    /// from column <paramref name="dstColumn"/> of <paramref name="to"/>.
+    /// </summary>
+    public void CopyCachePositions(ReadOnlySpan<byte> from, int srcBatch, int srcWidth, int srcRow, int srcColumn,
+        Span<byte> to, int dstBatch, int dstWidth, int dstRow, int dstColumn, int count)
+    {
+        if (count == 0)
+        {
+            return;
+        }
+
+        var row = HeadSize * CacheElementSize;
+        var heads = KeyValueHeadCount;
+        var outer = Layout == KvCacheLayout.Combined ? 2 : 1;
+        for (var o = 0; o < outer; o++)
+        {
+            for (var h = 0; h < heads; h++)
+            {
+                var s = (((long)o * srcBatch + srcRow) * heads + h) * srcWidth + srcColumn;
+                var d = (((long)o * dstBatch + dstRow) * heads + h) * dstWidth + dstColumn;
+                from.Slice((int)(s * row), count * row).CopyTo(to.Slice((int)(d * row), count * row));
+            }
+        }
+    }
+
     /// <summary>The shape of one cache tensor (see <see cref="CacheShape(Span{long}, int, int)"/>) as a new array.</summary>
     public long[] CacheShape(int batch, int positions)
     {

@@ -1,7 +1,7 @@
 namespace OnnxLM;
 
 /// <summary>How a graph takes and returns its past key/value cache.</summary>
-public enum KvCacheLayout
+internal enum KvCacheLayout
 {
     /// <summary>One key and one value tensor per layer, each <c>[batch, kv_heads, seq, head_dim]</c> (<c>past_key_values.%d.key</c> / <c>.value</c>).</summary>
     SeparateKeyValue,

@@ -37,8 +37,12 @@ public sealed class ModelInfo
     /// <summary>The most tokens one sequence may hold.</summary>
     public required int ContextLength { get; init; }
 
-    /// <summary>How the graph takes its past key/value cache.</summary>
-    public required KvCacheLayout KvCacheLayout { get; init; }
+    /// <summary>
+    /// How the graph takes its past key/value cache: "separate" (one key and one value tensor per layer, each
+    /// <c>[batch, kv_heads, seq, head_dim]</c>, as <c>past_key_values.%d.key</c>/<c>.value</c>) or "combined" (one tensor per
+    /// layer with key and value stacked, <c>[2, batch, kv_heads, seq, head_dim]</c>, as <c>past_%d</c> in older GPT-2 exports).
+    /// </summary>
+    public required string KvCacheLayout { get; init; }
 
     /// <summary>Element type of the cache tensors: "float32" or "float16".</summary>
     public required string KvCacheDataType { get; init; }
