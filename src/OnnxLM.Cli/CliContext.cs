@@ -86,7 +86,7 @@ internal sealed class CliContext
         }
         catch (Exception e) when (e is OnnxLMException or ArgumentException or IOException or UnauthorizedAccessException or InvalidOperationException or FormatException or System.Text.Json.JsonException)
         {
-            Error.WriteLine($"onnxlm: {e.Message}");
+            Error.WriteLine($"onnxlm: {(e is InvalidOptionException invalid ? invalid.Reason : e.Message)}");
             if (parse.GetValue(VerboseOption)) Error.WriteLine(e);
             return 2;
         }
@@ -156,4 +156,13 @@ internal sealed class CliContext
 }
 
 /// <summary>A command line that parsed but makes no sense (an empty prompt, conflicting options): exit code 1.</summary>
-internal sealed class UsageException(string message) : Exception(message);
+internal sealed class UsageException(string message) : Exception(message)
+{
+    /// <summary>
+    /// The usage error for an option the library refused: <c>--option: reason</c>, the flag being <paramref name="flag"/>
+    /// or, by default, the option's property name in kebab case (<c>MaxNewTokens</c> → <c>--max-new-tokens</c>).
+    /// </summary>
+    public static UsageException For(InvalidOptionException e, string? flag = null) => new($"--{flag ?? Kebab(e.OptionName)}: {e.Reason}");
+
+    private static string Kebab(string name) => string.Concat(name.Select((c, i) => char.IsUpper(c) ? (i > 0 ? "-" : "") + char.ToLowerInvariant(c) : c.ToString()));
+}

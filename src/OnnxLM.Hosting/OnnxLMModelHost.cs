@@ -10,14 +10,19 @@ namespace OnnxLM.Hosting;
 /// One hosted model: loads it once (at host start or on first use), owns it and everything requests share — the
 /// request queue, the cached conversations, the instruments — and disposes them with the container.
 /// </summary>
-internal sealed class OnnxLMModelHost : IDisposable
+/// <remarks>
+/// <c>AddOnnxLM</c> registers one per model, keyed by the model's service key. Resolve it to serve the model from your
+/// own endpoints the way <see cref="OnnxLMChatClient"/> does: <see cref="EnterQueueAsync"/> around each generation, then
+/// <see cref="RecordUsage"/>. The container owns it; do not dispose it yourself.
+/// </remarks>
+public sealed class OnnxLMModelHost : IDisposable
 {
     private readonly Lazy<LanguageModel> _model;
     private readonly Lazy<ChatTemplate> _template;
     private readonly ILoggerFactory? _loggerFactory;
     private bool _disposed;
 
-    public OnnxLMModelHost(OnnxLMOptions options, ILoggerFactory? loggerFactory, IMeterFactory? meterFactory)
+    internal OnnxLMModelHost(OnnxLMOptions options, ILoggerFactory? loggerFactory, IMeterFactory? meterFactory)
     {
         Options = options;
         _loggerFactory = loggerFactory;
@@ -34,23 +39,26 @@ internal sealed class OnnxLMModelHost : IDisposable
             : Model.ChatTemplate, LazyThreadSafetyMode.ExecutionAndPublication);
     }
 
+    /// <summary>The options the model was registered with.</summary>
     public OnnxLMOptions Options { get; }
 
+    /// <summary>The model's name in telemetry and errors: <see cref="OnnxLMOptions.ModelId"/>, else the model folder's name.</summary>
     public string ModelId { get; }
 
-    public string ModelPath { get; }
+    internal string ModelPath { get; }
 
-    public ILogger Logger { get; }
+    internal ILogger Logger { get; }
 
-    public RequestQueue Queue { get; }
+    internal RequestQueue Queue { get; }
 
-    public SessionPool Sessions { get; }
+    internal SessionPool Sessions { get; }
 
-    public OnnxLMInstruments Instruments { get; }
+    internal OnnxLMInstruments Instruments { get; }
 
-    public KeyValuePair<string, object?>[] Tags { get; }
+    internal KeyValuePair<string, object?>[] Tags { get; }
 
     /// <summary>The model, loaded on first use. A failed load is not retried: every use reports the same error.</summary>
+    /// <exception cref="ObjectDisposedException">The container has disposed the host.</exception>
     public LanguageModel Model
     {
         get
@@ -60,9 +68,37 @@ internal sealed class OnnxLMModelHost : IDisposable
         }
     }
 
+    /// <summary>Whether <see cref="Model"/> has been loaded (a model that loads eagerly is still loading while this is false).</summary>
     public bool IsLoaded => _model.IsValueCreated;
 
-    public ChatTemplate ChatTemplate => _template.Value;
+    internal ChatTemplate ChatTemplate => _template.Value;
+
+    /// <summary>
+    /// Waits for one of the model's sequence slots (<see cref="OnnxLMOptions.MaxConcurrentSequences"/>), first in, first
+    /// out, behind at most <see cref="OnnxLMOptions.MaxQueueLength"/> waiting requests. Dispose the result to free the slot.
+    /// </summary>
+    /// <param name="cancellationToken">Leaves the queue while waiting.</param>
+    /// <exception cref="OnnxLMQueueFullException">The queue is full: try again later.</exception>
+    public async ValueTask<IDisposable> EnterQueueAsync(CancellationToken cancellationToken = default) =>
+        await Queue.EnterAsync(cancellationToken).ConfigureAwait(false);
+
+    /// <summary>
+    /// Records one request in the model's OpenTelemetry GenAI metrics (<see cref="OnnxLMTelemetry"/>): input and output
+    /// token usage and the operation's duration, tagged with the model and <paramref name="operationName"/>.
+    /// </summary>
+    /// <param name="operationName">The <c>gen_ai.operation.name</c>: <c>chat</c>, <c>text_completion</c>, …</param>
+    /// <param name="inputTokens">Tokens of the prompt.</param>
+    /// <param name="outputTokens">Tokens generated.</param>
+    /// <param name="duration">How long the request took.</param>
+    public void RecordUsage(string operationName, long inputTokens, long outputTokens, TimeSpan duration)
+    {
+        ArgumentException.ThrowIfNullOrEmpty(operationName);
+        KeyValuePair<string, object?>[] Tagged(string? tokenType) =>
+            [.. Tags, new("gen_ai.operation.name", operationName), .. tokenType is null ? Array.Empty<KeyValuePair<string, object?>>() : [new("gen_ai.token.type", tokenType)]];
+        Instruments.Tokens.Record(inputTokens, Tagged("input"));
+        Instruments.Tokens.Record(outputTokens, Tagged("output"));
+        Instruments.Duration.Record(duration.TotalSeconds, Tagged(null));
+    }
 
     private LanguageModel Load()
     {
@@ -92,7 +128,7 @@ internal sealed class OnnxLMModelHost : IDisposable
     }
 
     /// <summary>At host start: load (and warm up) when the options say so, off the caller's thread.</summary>
-    public Task StartAsync(CancellationToken cancellationToken) => !Options.LoadEagerly && !Options.WarmUp
+    internal Task StartAsync(CancellationToken cancellationToken) => !Options.LoadEagerly && !Options.WarmUp
         ? Task.CompletedTask
         : Task.Run(async () =>
         {
@@ -108,6 +144,7 @@ internal sealed class OnnxLMModelHost : IDisposable
             }
         }, cancellationToken);
 
+    /// <summary>Disposes the model, the cached conversations and the instruments (the container calls it).</summary>
     public void Dispose()
     {
         if (_disposed) return;

@@ -28,6 +28,19 @@ public sealed class OnnxLMOptionsValidator : IValidateOptions<OnnxLMOptions>
             if (!ok) failures.Add($"{_prefix}:{key} {rule} (found {(value is null ? "nothing" : $"'{value}'")}).");
         }
 
+        // Values handed on to the library's options are checked by the setters they go to, whose rules are the library's.
+        void Set(string key, Action assign)
+        {
+            try
+            {
+                assign();
+            }
+            catch (InvalidOptionException e)
+            {
+                failures.Add($"{_prefix}:{key}: {e.Reason}");
+            }
+        }
+
         Check(!string.IsNullOrWhiteSpace(options.ModelPath), nameof(options.ModelPath), options.ModelPath, "must name a model folder");
         if (!string.IsNullOrWhiteSpace(options.ModelPath))
         {
@@ -36,8 +49,9 @@ public sealed class OnnxLMOptionsValidator : IValidateOptions<OnnxLMOptions>
 
         Check(options.Dtype is null || !string.IsNullOrWhiteSpace(options.Dtype), nameof(options.Dtype), options.Dtype, "must be a dtype name such as q4 or fp16, or absent");
         Check(options.Variant is null || !string.IsNullOrWhiteSpace(options.Variant), nameof(options.Variant), options.Variant, "must be a variant folder such as cuda/cuda-fp16, or absent");
-        Check(options.DeviceId >= 0, nameof(options.DeviceId), options.DeviceId, "must be 0 or more");
-        Check(options.IntraOpThreadCount is null or >= 0, nameof(options.IntraOpThreadCount), options.IntraOpThreadCount, "must be 0 (ONNX Runtime's choice) or more");
+        var load = new LanguageModelOptions();
+        Set(nameof(options.DeviceId), () => load.DeviceId = options.DeviceId);
+        Set(nameof(options.IntraOpThreadCount), () => load.IntraOpThreadCount = options.IntraOpThreadCount ?? 0);
         Check(options.MaxConcurrentSequences is >= 1 and <= 1024, nameof(options.MaxConcurrentSequences), options.MaxConcurrentSequences, "must be between 1 and 1024");
         Check(options.MaxQueueLength is >= 0 and <= 1_000_000, nameof(options.MaxQueueLength), options.MaxQueueLength, "must be between 0 and 1000000");
         Check(options.CachedConversations is >= 0 and <= 1024, nameof(options.CachedConversations), options.CachedConversations, "must be between 0 and 1024");
@@ -49,11 +63,12 @@ public sealed class OnnxLMOptionsValidator : IValidateOptions<OnnxLMOptions>
         }
         else
         {
-            Check(d.MaxOutputTokens >= 1, $"Defaults:{nameof(d.MaxOutputTokens)}", d.MaxOutputTokens, "must be at least 1");
-            Check(float.IsFinite(d.Temperature) && d.Temperature >= 0, $"Defaults:{nameof(d.Temperature)}", d.Temperature, "must be 0 (greedy) or more");
-            Check(d.TopP is > 0 and <= 1, $"Defaults:{nameof(d.TopP)}", d.TopP, "must be in (0, 1]");
-            Check(d.TopK >= 0, $"Defaults:{nameof(d.TopK)}", d.TopK, "must be 0 (off) or more");
-            Check(float.IsFinite(d.RepetitionPenalty) && d.RepetitionPenalty > 0, $"Defaults:{nameof(d.RepetitionPenalty)}", d.RepetitionPenalty, "must be positive");
+            var generation = new GenerationOptions();
+            Set($"Defaults:{nameof(d.MaxOutputTokens)}", () => generation.MaxNewTokens = d.MaxOutputTokens);
+            Set($"Defaults:{nameof(d.Temperature)}", () => generation.Temperature = d.Temperature);
+            Set($"Defaults:{nameof(d.TopP)}", () => generation.TopP = d.TopP);
+            Set($"Defaults:{nameof(d.TopK)}", () => generation.TopK = d.TopK);
+            Set($"Defaults:{nameof(d.RepetitionPenalty)}", () => generation.RepetitionPenalty = d.RepetitionPenalty);
         }
 
         return failures.Count == 0 ? ValidateOptionsResult.Success : ValidateOptionsResult.Fail(failures);

@@ -19,21 +19,26 @@ internal sealed class ApiException(int status, string message, string? param = n
     public static ApiException BadRequest(string message, string? param = null) => new(400, message, param);
 
     /// <summary>
-    /// The 400 for a value the library refused with an <see cref="ArgumentException"/> (a grammar it cannot parse, a
-    /// constraint past its limits), reported against <paramref name="param"/>.
+    /// The 400 for an option the library refused (a sampling value out of its range, a grammar it cannot parse, a
+    /// constraint past its limits): the library's <see cref="InvalidOptionException.Reason"/>, reported against the request
+    /// field <paramref name="param"/> — by default the field the option comes from, when the server knows it.
     /// </summary>
-    /// <remarks>
-    /// The message is the library's own explanation without the <c>(Parameter 'name')</c> that <see cref="ArgumentException.Message"/>
-    /// appends: the name is the library's parameter, not the request's field, which <paramref name="param"/> gives instead.
-    /// </remarks>
-    public static ApiException Refused(ArgumentException e, string? param = null)
+    public static ApiException Refused(InvalidOptionException e, string? param = null)
     {
         ArgumentNullException.ThrowIfNull(e);
-        var message = e.Message;
-        var appended = e.ParamName is null ? null : $" (Parameter '{e.ParamName}')";
-        var at = appended is null ? -1 : message.IndexOf(appended, StringComparison.Ordinal);
-        return BadRequest(at < 0 ? message : message.Remove(at, appended!.Length), param);
+        param ??= FieldOf.GetValueOrDefault(e.OptionName);
+        return BadRequest(param is null ? e.Reason : $"'{param}': {e.Reason}", param);
     }
+
+    /// <summary>
+    /// The request fields of the options only checked once generation starts (ids against the vocabulary, a schema as it
+    /// compiles); the fields set before are reported where they are read.
+    /// </summary>
+    private static readonly Dictionary<string, string> FieldOf = new(StringComparer.Ordinal)
+    {
+        [nameof(GenerationOptions.LogitBias)] = "logit_bias",
+        ["schema"] = "response_format",
+    };
 
     public async Task WriteAsync(HttpContext context)
     {

@@ -112,11 +112,7 @@ internal static class CompletionsEndpoint
         }
 
         // The same instruments the chat client records, tagged as text completions.
-        KeyValuePair<string, object?>[] Tags(string? tokenType) =>
-            [.. host.Tags, new("gen_ai.operation.name", "text_completion"), .. tokenType is null ? Array.Empty<KeyValuePair<string, object?>>() : [new("gen_ai.token.type", tokenType)]];
-        host.Instruments.Tokens.Record(promptTokens, Tags("input"));
-        host.Instruments.Tokens.Record(completionTokens, Tags("output"));
-        host.Instruments.Duration.Record(clock.Elapsed.TotalSeconds, Tags(null));
+        host.RecordUsage("text_completion", promptTokens, completionTokens, clock.Elapsed);
         var usage = new CompletionUsage(promptTokens, completionTokens, promptTokens + completionTokens);
         if (stream)
         {
@@ -128,11 +124,11 @@ internal static class CompletionsEndpoint
         await http.Response.WriteAsJsonAsync(new Completion(id, TextCompletion, created, name, choices, usage), ServerJson.Body.Completion, contentType: null, ct);
     }
 
-    internal static async Task<RequestQueue.Lease> Enter(OnnxLMModelHost host, CancellationToken ct)
+    internal static async Task<IDisposable> Enter(OnnxLMModelHost host, CancellationToken ct)
     {
         try
         {
-            return await host.Queue.EnterAsync(ct);
+            return await host.EnterQueueAsync(ct);
         }
         catch (OnnxLMQueueFullException e)
         {

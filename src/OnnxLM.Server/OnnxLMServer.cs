@@ -151,9 +151,13 @@ public static class OnnxLMServer
                 var param = context.Request.Path.StartsWithSegments("/v1/chat") ? "messages" : context.Request.Path.StartsWithSegments("/v1/completions") ? "prompt" : "text";
                 await new ApiException(400, e.Message, param, "context_length_exceeded").WriteAsync(context);
             }
-            catch (ArgumentException e)
+            catch (InvalidOptionException e)
             {
                 await ApiException.Refused(e).WriteAsync(context);
+            }
+            catch (ArgumentException e)
+            {
+                await ApiException.BadRequest(e.Message).WriteAsync(context);
             }
             catch (Exception e) when (e is OnnxLMException or NotSupportedException or JsonException)
             {

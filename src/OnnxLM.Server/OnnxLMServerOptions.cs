@@ -3,13 +3,6 @@ namespace OnnxLM.Server;
 /// <summary>Settings of the OpenAI-compatible server.</summary>
 public sealed class OnnxLMServerOptions
 {
-    private int _maxPrompts = 64;
-    private int _maxTotalChoices = 64;
-    private int _maxExplainTextLength = 8192;
-    private long _maxRequestBodyBytes = 4 * 1024 * 1024;
-    private int _maxChoices = 16;
-    private int _maxOutputTokens = 4096;
-    private double _minRequestBodyBytesPerSecond = 240;
     private TimeSpan _minRequestBodyGracePeriod = TimeSpan.FromSeconds(5);
 
     /// <summary>
@@ -22,75 +15,39 @@ public sealed class OnnxLMServerOptions
     public IList<string> ApiKeys { get; } = [];
 
     /// <summary>The largest request body in bytes (default 4 MiB); larger ones get 413.</summary>
-    public long MaxRequestBodyBytes
-    {
-        get => _maxRequestBodyBytes;
-        set
-        {
-            ArgumentOutOfRangeException.ThrowIfLessThan(value, 1, nameof(MaxRequestBodyBytes));
-            _maxRequestBodyBytes = value;
-        }
-    }
+    public long MaxRequestBodyBytes { get; set => field = Positive(value, nameof(MaxRequestBodyBytes)); } = 4 * 1024 * 1024;
 
     /// <summary>The most completions one request may ask for with <c>n</c> (default 16).</summary>
-    public int MaxChoices
-    {
-        get => _maxChoices;
-        set => _maxChoices = AtLeastOne(value, nameof(MaxChoices));
-    }
+    public int MaxChoices { get; set => field = Positive(value, nameof(MaxChoices)); } = 16;
 
     /// <summary>
     /// The most prompts one completions request may send as a list (default 64); more is a 400 naming <c>prompt</c>,
     /// before any prompt is tokenized.
     /// </summary>
-    public int MaxPrompts
-    {
-        get => _maxPrompts;
-        set => _maxPrompts = AtLeastOne(value, nameof(MaxPrompts));
-    }
+    public int MaxPrompts { get; set => field = Positive(value, nameof(MaxPrompts)); } = 64;
 
     /// <summary>
     /// The most completions one request may produce in all, prompts × <c>n</c> (default 64): each prompt and <c>n</c> may be
     /// within its own cap and their product still be too much work for one request.
     /// </summary>
-    public int MaxTotalChoices
-    {
-        get => _maxTotalChoices;
-        set => _maxTotalChoices = AtLeastOne(value, nameof(MaxTotalChoices));
-    }
+    public int MaxTotalChoices { get; set => field = Positive(value, nameof(MaxTotalChoices)); } = 64;
 
     /// <summary>
     /// The longest text, in characters, the explain endpoints take (<c>/explain/next</c>, <c>/explain/tokens</c>,
     /// <c>/explain/attention</c>; default 8,192); longer is a 400 naming the field and this limit.
     /// </summary>
     /// <remarks>The views are for reading a sentence or a paragraph: their responses grow with the text (attention with its square).</remarks>
-    public int MaxExplainTextLength
-    {
-        get => _maxExplainTextLength;
-        set => _maxExplainTextLength = AtLeastOne(value, nameof(MaxExplainTextLength));
-    }
+    public int MaxExplainTextLength { get; set => field = Positive(value, nameof(MaxExplainTextLength)); } = 8192;
 
     /// <summary>The most new tokens one request may ask for with <c>max_tokens</c> / <c>max_completion_tokens</c> (default 4,096); more is a 400 naming the field.</summary>
-    public int MaxOutputTokens
-    {
-        get => _maxOutputTokens;
-        set => _maxOutputTokens = AtLeastOne(value, nameof(MaxOutputTokens));
-    }
+    public int MaxOutputTokens { get; set => field = Positive(value, nameof(MaxOutputTokens)); } = 4096;
 
     /// <summary>
     /// The slowest a client may send its request body, in bytes per second once <see cref="MinRequestBodyGracePeriod"/>
     /// has passed (default 240 B/s after 5 s, Kestrel's own default, stated here so it is visible and tunable): a client
     /// that trickles its body is disconnected (408) instead of holding a connection open.
     /// </summary>
-    public double MinRequestBodyBytesPerSecond
-    {
-        get => _minRequestBodyBytesPerSecond;
-        set
-        {
-            ArgumentOutOfRangeException.ThrowIfNegativeOrZero(value, nameof(MinRequestBodyBytesPerSecond));
-            _minRequestBodyBytesPerSecond = value;
-        }
-    }
+    public double MinRequestBodyBytesPerSecond { get; set => field = Positive(value, nameof(MinRequestBodyBytesPerSecond)); } = 240;
 
     /// <summary>How long a request body may arrive slower than <see cref="MinRequestBodyBytesPerSecond"/> before the client is cut off (default 5 s).</summary>
     public TimeSpan MinRequestBodyGracePeriod
@@ -116,9 +73,10 @@ public sealed class OnnxLMServerOptions
     /// </summary>
     public bool Metrics { get; set; } = true;
 
-    private static int AtLeastOne(int value, string name)
+    private static T Positive<T>(T value, string name)
+        where T : System.Numerics.INumber<T>
     {
-        ArgumentOutOfRangeException.ThrowIfLessThan(value, 1, name);
+        ArgumentOutOfRangeException.ThrowIfNegativeOrZero(value, name);
         return value;
     }
 }

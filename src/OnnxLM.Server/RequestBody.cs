@@ -98,26 +98,18 @@ internal sealed class RequestBody
         return v.ValueKind == JsonValueKind.Number && v.TryGetInt64(out var l) ? l : throw Wrong(At(name), "an integer", v);
     }
 
-    /// <summary>
-    /// A finite number field within [<paramref name="min"/>, <paramref name="max"/>] (above <paramref name="min"/> when
-    /// <paramref name="minExclusive"/>), or null when missing.
-    /// </summary>
-    public float? Float(string name, float min = float.MinValue, float max = float.MaxValue, bool minExclusive = false) =>
-        Get(name) is { } v ? Number(v, At(name), min, max, minExclusive) : null;
+    /// <summary>A finite number field within [<paramref name="min"/>, <paramref name="max"/>], or null when missing.</summary>
+    public float? Float(string name, float min = float.MinValue, float max = float.MaxValue) =>
+        Get(name) is { } v ? Number(v, At(name), min, max) : null;
 
-    /// <summary>
-    /// <paramref name="value"/> as a finite number within [<paramref name="min"/>, <paramref name="max"/>] (above
-    /// <paramref name="min"/> when <paramref name="minExclusive"/>) at <paramref name="at"/>.
-    /// </summary>
-    public static float Number(JsonElement value, string at, float min = float.MinValue, float max = float.MaxValue, bool minExclusive = false)
+    /// <summary><paramref name="value"/> as a finite number within [<paramref name="min"/>, <paramref name="max"/>] at <paramref name="at"/>.</summary>
+    public static float Number(JsonElement value, string at, float min = float.MinValue, float max = float.MaxValue)
     {
         if (value.ValueKind != JsonValueKind.Number) throw Wrong(at, "a number", value);
         // Read as double and range-checked before narrowing: JsonElement.GetSingle throws on a literal beyond float's range (1e40).
-        if (!value.TryGetDouble(out var d) || !double.IsFinite(d) || d < min || minExclusive && d <= min || d > max)
+        if (!value.TryGetDouble(out var d) || !double.IsFinite(d) || d < min || d > max)
         {
-            var range = !minExclusive ? Range(min, max)
-                : max == float.MaxValue ? $"a number above {S(min)}" : $"{Range(min, max)}, above {S(min)}";
-            throw ApiException.BadRequest($"'{at}' must be {range}; got {value.GetRawText()}.", at);
+            throw ApiException.BadRequest($"'{at}' must be {Range(min, max)}; got {value.GetRawText()}.", at);
         }
 
         return (float)d;
@@ -219,12 +211,13 @@ internal sealed class RequestBody
     }
 
     /// <summary>
-    /// The sampling fields shared by completions and chat, into <paramref name="options"/>, with OpenAI's ranges
-    /// (temperature 0–2, top_p 0–1, penalties −2–2); a bad value is a 400 naming the field.
+    /// The sampling fields shared by completions and chat, into <paramref name="options"/>; a bad value is a 400 naming the field.
     /// </summary>
     /// <remarks>
-    /// Each field is checked here against the range <see cref="GenerationOptions"/> takes (top_p and typical_p above 0,
-    /// repetition_penalty above 0), so the setters never refuse a request's value and every message names its field.
+    /// Here are checked only the JSON types and the ranges OpenAI's API sets beyond the library's (temperature 0–2,
+    /// penalties −2–2, logit_bias −100–100) and this server's cap on new tokens. Every other rule is the
+    /// <see cref="GenerationOptions"/> setter's: the value is assigned, and the setter's <see cref="InvalidOptionException"/>
+    /// becomes the 400 with its reason, naming the field.
     /// </remarks>
     /// <param name="options">The options to fill.</param>
     /// <param name="defaultMaxTokens">The new tokens when the request gives no <c>max_tokens</c>.</param>
@@ -234,20 +227,20 @@ internal sealed class RequestBody
     {
         ArgumentNullException.ThrowIfNull(options);
         var maxField = Has("max_completion_tokens") ? "max_completion_tokens" : "max_tokens";
-        var max = Int(maxField, minTokens) ?? Math.Min(defaultMaxTokens, maxAllowedTokens);
+        var max = Int(maxField) ?? Math.Min(defaultMaxTokens, maxAllowedTokens);
         if (max > maxAllowedTokens)
         {
             throw ApiException.BadRequest($"'{maxField}' is {max}; this server allows at most {maxAllowedTokens} new tokens per request.", maxField);
         }
 
-        if (max > 0) options.MaxNewTokens = max; // 0 (score the prompt only) is the caller's to handle
+        if (max != 0 || minTokens > 0) Set<int>(maxField, max, v => options.MaxNewTokens = v); // 0 where allowed (score the prompt only) is the caller's to handle
         options.Temperature = Float("temperature", 0, 2) ?? 1f;
-        options.TopP = Float("top_p", 0, 1, minExclusive: true) ?? 1f;
-        if (Int("top_k", 0) is { } k) options.TopK = k;
-        if (Float("min_p", 0, 1) is { } minP) options.MinP = minP;
-        if (Float("typical_p", 0, 1, minExclusive: true) is { } typical) options.TypicalP = typical;
+        Set<float>("top_p", Float("top_p") ?? 1f, v => options.TopP = v);
+        Set("top_k", Int("top_k"), v => options.TopK = v);
+        Set("min_p", Float("min_p"), v => options.MinP = v);
+        Set("typical_p", Float("typical_p"), v => options.TypicalP = v);
         var repetitionField = Has("repetition_penalty") ? "repetition_penalty" : "repeat_penalty";
-        if (Float(repetitionField, 0, minExclusive: true) is { } rep) options.RepetitionPenalty = rep;
+        Set(repetitionField, Float(repetitionField), v => options.RepetitionPenalty = v);
         options.SetOpenAIPenalties(Float("presence_penalty", -2, 2), Float("frequency_penalty", -2, 2));
         if (Long("seed") is { } seed) options.Seed = GenerationOptions.FoldSeed(seed);
         foreach (var stop in StringOrList("stop")) options.StopSequences.Add(stop);
@@ -291,10 +284,25 @@ internal sealed class RequestBody
                 _ => Constraints.OutputConstraint.Regex(String(field)!),
             };
         }
-        catch (ArgumentException e)
+        catch (InvalidOptionException e)
         {
             // A syntax error or a constraint past its size limit: the compiler's own explanation, reported against the field.
             throw ApiException.Refused(e, field);
+        }
+    }
+
+    /// <summary>Hands the field's value, when present, to an option's setter; the setter's refusal is the 400 naming the field.</summary>
+    private void Set<T>(string name, T? value, Action<T> assign)
+        where T : struct
+    {
+        if (value is not { } v) return;
+        try
+        {
+            assign(v);
+        }
+        catch (InvalidOptionException e)
+        {
+            throw ApiException.Refused(e, At(name));
         }
     }
 }

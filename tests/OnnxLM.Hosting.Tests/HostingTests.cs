@@ -53,8 +53,11 @@ public sealed class HostingTests
     [Theory]
     [InlineData("\"MaxConcurrentSequences\": 0", "OnnxLM:MaxConcurrentSequences must be between 1 and 1024 (found '0').")]
     [InlineData("\"MaxQueueLength\": -1", "OnnxLM:MaxQueueLength must be between 0 and 1000000 (found '-1').")]
-    [InlineData("\"Defaults\": { \"Temperature\": -1 }", "OnnxLM:Defaults:Temperature must be 0 (greedy) or more (found '-1').")]
-    [InlineData("\"Defaults\": { \"TopP\": 1.5 }", "OnnxLM:Defaults:TopP must be in (0, 1] (found '1.5').")]
+    [InlineData("\"Defaults\": { \"Temperature\": -1 }", "OnnxLM:Defaults:Temperature: Temperature must be a finite number ≥ 0 (0 = greedy); got -1.")]
+    [InlineData("\"Defaults\": { \"TopP\": 1.5 }", "OnnxLM:Defaults:TopP: TopP must be in (0, 1]; got 1.5.")]
+    [InlineData("\"Defaults\": { \"MaxOutputTokens\": 0 }", "OnnxLM:Defaults:MaxOutputTokens: MaxNewTokens must be at least 1; got 0.")]
+    [InlineData("\"Defaults\": { \"RepetitionPenalty\": 0 }", "OnnxLM:Defaults:RepetitionPenalty: RepetitionPenalty must be a finite number > 0; got 0.")]
+    [InlineData("\"DeviceId\": -1", "OnnxLM:DeviceId: DeviceId must be at least 0; got -1.")]
     [InlineData("\"ChatTemplatePath\": \"/no/such/template.jinja\"", "OnnxLM:ChatTemplatePath must be an existing file (found '/no/such/template.jinja').")]
     public async Task EachBadSettingFailsTheStartNamingItsKey(string setting, string message)
     {
@@ -121,7 +124,7 @@ public sealed class HostingTests
         // A GBNF grammar or a regex through AdditionalProperties, as llama.cpp's and vLLM's servers take them.
         var graded = await client.GetResponseAsync(Hello, new ChatOptions { Temperature = 0, MaxOutputTokens = 20, AdditionalProperties = new() { ["grammar"] = "root ::= (\"yes\" | \"no\") \", \" [a-z]+" } });
         Assert.Matches("^(yes|no), [a-z]+\\z", graded.Text);
-        var badGrammar = await Assert.ThrowsAsync<ArgumentException>(() => client.GetResponseAsync(Hello, new ChatOptions { AdditionalProperties = new() { ["grammar"] = "root ::= x" } }));
+        var badGrammar = await Assert.ThrowsAsync<InvalidOptionException>(() => client.GetResponseAsync(Hello, new ChatOptions { AdditionalProperties = new() { ["grammar"] = "root ::= x" } }));
         Assert.Contains("'x' is used but never defined", badGrammar.Message);
         await Assert.ThrowsAsync<ArgumentException>(() => client.GetResponseAsync(Hello, new ChatOptions { ResponseFormat = ChatResponseFormat.Json, AdditionalProperties = new() { ["regex"] = "[0-9]+" } }));
         var tool = AIFunctionFactory.Create(() => 1, "one");
@@ -282,6 +285,54 @@ public sealed class HostingTests
         while (await running.MoveNextAsync()) { }
         Assert.Equal(0, hostState.Queue.Running);
         Assert.Equal(4L, (await client.GetResponseAsync(Hello, Support.Greedy(4))).Usage!.OutputTokenCount); // the queue works on
+    }
+
+    [Fact]
+    public async Task TheModelHostServesYourOwnEndpointsAsItServesTheChatClient()
+    {
+        var measurements = new List<(string Name, double Value, Dictionary<string, object?> Tags)>();
+        using var listener = new MeterListener();
+        listener.InstrumentPublished = (instrument, l) =>
+        {
+            if (instrument.Meter.Name == OnnxLMTelemetry.Name) l.EnableMeasurementEvents(instrument);
+        };
+        void Add(Instrument i, double v, ReadOnlySpan<KeyValuePair<string, object?>> tags)
+        {
+            lock (measurements) measurements.Add((i.Name, v, tags.ToArray().ToDictionary(t => t.Key, t => t.Value)));
+        }
+
+        listener.SetMeasurementEventCallback<long>((i, v, t, _) => Add(i, v, t));
+        listener.SetMeasurementEventCallback<double>((i, v, t, _) => Add(i, v, t));
+        listener.Start();
+        using var host = await Support.StartAsync(Support.Settings(", \"ModelId\": \"kjv-own\", \"MaxConcurrentSequences\": 1, \"MaxQueueLength\": 1"));
+        var model = host.Services.GetRequiredKeyedService<OnnxLMModelHost>(null); // public: what the server and a user's endpoints resolve
+        Assert.Equal("kjv-own", model.ModelId);
+        Assert.Equal(1, model.Options.MaxConcurrentSequences);
+        Assert.Same(host.Services.GetRequiredService<LanguageModel>(), model.Model);
+        Assert.True(model.IsLoaded);
+
+        // One slot: a second caller waits, a third is refused, and the waiter gets the slot when the first frees it.
+        var first = await model.EnterQueueAsync();
+        var second = model.EnterQueueAsync().AsTask();
+        await WaitUntil(() => model.Queue.Waiting == 1);
+        Assert.False(second.IsCompleted);
+        var full = await Assert.ThrowsAsync<OnnxLMQueueFullException>(() => model.EnterQueueAsync().AsTask());
+        Assert.Equal(1, full.QueueLength);
+        first.Dispose();
+        first.Dispose(); // a lease frees its slot once
+        using (await second)
+        {
+            Assert.Equal((1, 0), (model.Queue.Running, model.Queue.Waiting));
+        }
+
+        Assert.Equal(0, model.Queue.Running);
+        model.RecordUsage("text_completion", 7, 3, TimeSpan.FromMilliseconds(250));
+        var ours = measurements.Where(m => Equals(m.Tags.GetValueOrDefault("gen_ai.operation.name"), "text_completion") && Equals(m.Tags.GetValueOrDefault("gen_ai.request.model"), "kjv-own")).ToList();
+        Assert.Equal(3, ours.Count);
+        Assert.Contains(ours, m => m.Name == "gen_ai.client.token.usage" && m.Value == 7 && Equals(m.Tags["gen_ai.token.type"], "input"));
+        Assert.Contains(ours, m => m.Name == "gen_ai.client.token.usage" && m.Value == 3 && Equals(m.Tags["gen_ai.token.type"], "output"));
+        Assert.Contains(ours, m => m.Name == "gen_ai.client.operation.duration" && m.Value == 0.25 && !m.Tags.ContainsKey("gen_ai.token.type"));
+        Assert.All(ours, m => Assert.Equal("onnxlm", m.Tags["gen_ai.provider.name"]));
     }
 
     private static async Task WaitUntil(Func<bool> condition)

@@ -221,11 +221,19 @@ public sealed class HostileRequestTests : IAsyncLifetime
     [InlineData("/v1/chat/completions", """{"messages": [{"role": "user", "content": "a"}], "n": 2}""", "n", "must be 1 for chat completions")]
     [InlineData("/v1/chat/completions", """{"messages": [{"role": "user", "content": "a"}], "temperature": 5}""", "temperature", "between 0 and 2")]
     [InlineData("/v1/completions", """{"prompt": "a", "temperature": 5}""", "temperature", "between 0 and 2")]
-    [InlineData("/v1/completions", """{"prompt": "a", "top_p": 1.5}""", "top_p", "between 0 and 1")]
+    [InlineData("/v1/completions", """{"prompt": "a", "top_p": 1.5}""", "top_p", "'top_p': TopP must be in (0, 1]; got 1.5.")]
     [InlineData("/v1/completions", """{"prompt": "a", "presence_penalty": 3}""", "presence_penalty", "between -2 and 2")]
     [InlineData("/v1/chat/completions", """{"messages": [{"role": "user", "content": "a"}], "frequency_penalty": -2.5}""", "frequency_penalty", "between -2 and 2")]
     [InlineData("/v1/completions", """{"prompt": "a", "temperature": 1e40}""", "temperature", "between 0 and 2")]
     [InlineData("/explain/next", """{"prompt": "a", "temperature": 5}""", "temperature", "between 0 and 2")]
+    [InlineData("/v1/completions", """{"prompt": "a", "top_k": -1}""", "top_k", "'top_k': TopK must be at least 0; got -1.")]
+    [InlineData("/v1/completions", """{"prompt": "a", "min_p": 1.5}""", "min_p", "'min_p': MinP must be in [0, 1]; got 1.5.")]
+    [InlineData("/v1/chat/completions", """{"messages": [{"role": "user", "content": "a"}], "typical_p": 0}""", "typical_p", "'typical_p': TypicalP must be in (0, 1]; got 0.")]
+    [InlineData("/v1/completions", """{"prompt": "a", "repetition_penalty": 0}""", "repetition_penalty", "'repetition_penalty': RepetitionPenalty must be a finite number > 0; got 0.")]
+    [InlineData("/v1/completions", """{"prompt": "a", "repeat_penalty": -1}""", "repeat_penalty", "'repeat_penalty': RepetitionPenalty must be a finite number > 0; got -1.")]
+    [InlineData("/v1/chat/completions", """{"messages": [{"role": "user", "content": "a"}], "max_tokens": -5}""", "max_tokens", "'max_tokens': MaxNewTokens must be at least 1; got -5.")]
+    [InlineData("/v1/completions", """{"prompt": "a", "max_tokens": 2, "logit_bias": {"99999": 1}}""", "logit_bias", "'logit_bias': GenerationOptions.LogitBias names token 99999, outside the model's vocabulary of")]
+    [InlineData("/v1/completions", """{"prompt": "a", "max_tokens": 2, "regex": "a{3,1}"}""", "regex", "'regex': Regular expression 'a{3,1}' at ")]
     public async Task SilentlyAcceptedWrongValuesAreRefused(string path, string json, string param, string message)
     {
         var error = await SendAsync(_http, path, json, 400);

@@ -77,7 +77,7 @@ internal static class EvalCommand
             _ => [],
         };
         foreach (var stop in until) options.StopSequences.Add(stop);
-        var ids = model.Tokenizer.EncodeForModel(context, null);
+        var ids = model.Encode(context, null, ct);
         options.MaxNewTokens = Math.Max(1, Math.Min(options.MaxNewTokens, model.Info.ContextLength - ids.Length));
         return (await model.GenerateAsync(ids, options, ct)).Text;
     }

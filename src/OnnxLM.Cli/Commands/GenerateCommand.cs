@@ -31,15 +31,15 @@ internal static class GenerateCommand
                 options.Speculation = new SpeculativeDecoding { DraftModel = draft };
                 try
                 {
-                    options.Speculation.Validate(model.Runtime);
+                    options.Speculation.Validate(model);
                 }
-                catch (ArgumentException e)
+                catch (InvalidOptionException e)
                 {
-                    throw new UsageException($"--draft-model: {e.Message.Split(" (Parameter")[0]}");
+                    throw UsageException.For(e, "draft-model");
                 }
             }
 
-            var ids = model.Tokenizer.EncodeForModel(text, options.AddBosToken);
+            var ids = model.Encode(text, options.AddBosToken, ct);
             var context = model.Info.ContextLength;
             if (ids.Length >= context)
             {

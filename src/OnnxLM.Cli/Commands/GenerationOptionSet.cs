@@ -84,9 +84,9 @@ internal sealed class GenerationOptionSet
 
                 if (parse.GetValue(_grammar) is { } grammar) options.Constraint = Constraints.OutputConstraint.Grammar(File.ReadAllText(grammar));
             }
-            catch (ArgumentException e)
+            catch (InvalidOptionException e)
             {
-                throw new UsageException(e.Message.Split(" (Parameter")[0]);
+                throw UsageException.For(e, ConstraintFlag(e.OptionName));
             }
             catch (IOException e)
             {
@@ -99,11 +99,18 @@ internal sealed class GenerationOptionSet
 
             return options;
         }
-        catch (ArgumentOutOfRangeException e)
+        catch (InvalidOptionException e)
         {
-            throw new UsageException($"--{Kebab(e.ParamName)}: {e.Message.Split(" (Parameter")[0]}");
+            throw UsageException.For(e);
         }
     }
 
-    private static string Kebab(string? name) => name is null ? "option" : string.Concat(name.Select((c, i) => char.IsUpper(c) ? (i > 0 ? "-" : "") + char.ToLowerInvariant(c) : c.ToString()));
+    /// <summary>The flag that gave a constraint, from the factory parameter its compiler names.</summary>
+    private static string ConstraintFlag(string parameter) => parameter switch
+    {
+        "pattern" => "regex",
+        "choices" => "choice",
+        "schema" => "json-schema",
+        _ => "grammar",
+    };
 }

@@ -19,9 +19,8 @@ internal static class InspectCommand
             using var explainer = model.Explain();
             var breakdown = explainer.Parameters();
             var (parameters, initializers) = (breakdown.Total, breakdown.Groups.Sum(g => g.Tensors));
-            var session = model.Runtime.Graph.Session;
-            var inputs = session.InputMetadata.Select(p => Describe(p.Key, p.Value)).ToList();
-            var outputs = session.OutputMetadata.Select(p => Describe(p.Key, p.Value)).ToList();
+            var inputs = info.GraphInputs.Select(p => Describe(p.Key, p.Value)).ToList();
+            var outputs = info.GraphOutputs.Select(p => Describe(p.Key, p.Value)).ToList();
             var tokenizer = model.HasTokenizer ? model.Tokenizer : null;
             var template = model.HasChatTemplate ? model.ChatTemplate : null;
             var report = new

@@ -27,9 +27,9 @@ internal static class PerplexityCommand
                 options.WindowLength = parse.GetValue(window);
                 options.Stride = parse.GetValue(stride);
             }
-            catch (ArgumentOutOfRangeException e)
+            catch (InvalidOptionException e)
             {
-                throw new UsageException(e.Message.Split(" (Parameter")[0]);
+                throw UsageException.For(e, e.OptionName == nameof(PerplexityOptions.Stride) ? "stride" : "window");
             }
 
             using var model = cli.LoadModel(parse);

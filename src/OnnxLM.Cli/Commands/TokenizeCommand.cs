@@ -44,12 +44,12 @@ internal static class TokenizeCommand
             cli.Console.MarkupLine($"[grey]{tokens.Count} tokens, {input.Length} characters, {System.Text.Encoding.UTF8.GetByteCount(input)} bytes[/]");
             if (parse.GetValue(explain))
             {
-                foreach (var (word, merges) in tokenizer.ExplainMerges(input))
+                foreach (var word in tokenizer.Explain(input).Words)
                 {
-                    cli.Console.MarkupLine($"[bold]{Markup.Escape(CliContext.Visible(word))}[/]" + (merges.Count == 0 ? " [grey](no merges)[/]" : ""));
-                    foreach (var (left, right, rank) in merges)
+                    cli.Console.MarkupLine($"[bold]{Markup.Escape(CliContext.Visible(word.Word))}[/]" + (word.Merges.Count == 0 ? " [grey](no merges)[/]" : ""));
+                    foreach (var merge in word.Merges)
                     {
-                        cli.Console.MarkupLine($"  {Markup.Escape(CliContext.Visible(left))} + {Markup.Escape(CliContext.Visible(right))} → {Markup.Escape(CliContext.Visible(left + right))} [grey](merge #{rank})[/]");
+                        cli.Console.MarkupLine($"  {Markup.Escape(CliContext.Visible(merge.Left))} + {Markup.Escape(CliContext.Visible(merge.Right))} → {Markup.Escape(CliContext.Visible(merge.Result))} [grey](merge #{merge.Rank})[/]");
                     }
                 }
             }

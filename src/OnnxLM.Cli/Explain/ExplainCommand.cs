@@ -22,7 +22,7 @@ internal static class ExplainCommand
         command.Subcommands.Add(Surprise(cli));
         command.Subcommands.Add(Attention(cli));
         command.Subcommands.Add(Embeddings(cli));
-        command.Subcommands.Add(Parameters(cli));
+        command.Subcommands.Add(CountParameters(cli));
         command.Subcommands.Add(Cache(cli));
         return command;
     }
@@ -231,7 +231,7 @@ internal static class ExplainCommand
         return command;
     }
 
-    private static Command Parameters(CliContext cli)
+    private static Command CountParameters(CliContext cli)
     {
         var json = JsonOption();
         var png = PngOption();

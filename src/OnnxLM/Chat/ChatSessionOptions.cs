@@ -3,8 +3,6 @@ namespace OnnxLM.Chat;
 /// <summary>How a <see cref="ChatSession"/> renders its conversation and what it does when the conversation outgrows the context.</summary>
 public sealed class ChatSessionOptions
 {
-    private int _reservedTokens = 1;
-
     /// <summary>A system message that starts the conversation, or null for none.</summary>
     public string? SystemPrompt { get; set; }
 
@@ -18,9 +16,5 @@ public sealed class ChatSessionOptions
     public ChatOverflow Overflow { get; set; } = ChatOverflow.Throw;
 
     /// <summary>Tokens of the context kept free for the reply when fitting the prompt (default 1, at least 1).</summary>
-    public int ReservedReplyTokens
-    {
-        get => _reservedTokens;
-        set => _reservedTokens = value >= 1 ? value : throw new ArgumentOutOfRangeException(nameof(ReservedReplyTokens), value, "ReservedReplyTokens must be at least 1.");
-    }
+    public int ReservedReplyTokens { get; set => field = OptionCheck.AtLeast(value, 1, nameof(ReservedReplyTokens)); } = 1;
 }

@@ -13,12 +13,7 @@ namespace OnnxLM.Chat;
 /// </remarks>
 public sealed class TemplateOptions
 {
-    private int _maxOutputLength = 4 * 1024 * 1024;
     private long _maxSteps = 1_000_000;
-    private int _maxDepth = 256;
-    private int _maxCallDepth = 64;
-    private TimeSpan _maxRenderTime = TimeSpan.FromSeconds(10);
-    private TimeProvider _clock = TimeProvider.System;
     private TimeZoneInfo _timeZone = TimeZoneInfo.Utc;
 
     /// <summary>Removes the first newline after a block tag (<c>%}</c>) or comment. Default true, as transformers.</summary>
@@ -28,11 +23,7 @@ public sealed class TemplateOptions
     public bool LStripBlocks { get; init; } = true;
 
     /// <summary>The most characters one render may produce (default 4 Mi), including strings and lists built on the way.</summary>
-    public int MaxOutputLength
-    {
-        get => _maxOutputLength;
-        init => _maxOutputLength = value > 0 ? value : throw new ArgumentOutOfRangeException(nameof(MaxOutputLength), value, "MaxOutputLength must be positive.");
-    }
+    public int MaxOutputLength { get; init => field = OptionCheck.AtLeast(value, 1, nameof(MaxOutputLength)); } = 4 * 1024 * 1024;
 
     /// <summary>
     /// The work one render may do, in steps (default 1,000,000, a few hundred milliseconds): every statement and
@@ -47,7 +38,7 @@ public sealed class TemplateOptions
     public long MaxSteps
     {
         get => _maxSteps;
-        init => _maxSteps = value > 0 ? value : throw new ArgumentOutOfRangeException(nameof(MaxSteps), value, "MaxSteps must be positive.");
+        init => _maxSteps = OptionCheck.AtLeast(value, 1L, nameof(MaxSteps));
     }
 
     /// <summary>Obsolete: loop iterations now count toward <see cref="MaxSteps"/>, the one work budget; this sets it.</summary>
@@ -55,7 +46,7 @@ public sealed class TemplateOptions
     public int MaxIterations
     {
         get => (int)Math.Min(_maxSteps, int.MaxValue);
-        init => _maxSteps = value > 0 ? value : throw new ArgumentOutOfRangeException(nameof(MaxIterations), value, "MaxIterations must be positive.");
+        init => _maxSteps = OptionCheck.AtLeast(value, 1, nameof(MaxIterations));
     }
 
     /// <summary>
@@ -63,40 +54,22 @@ public sealed class TemplateOptions
     /// operator or a literal, each link of a chain such as <c>a + b + c</c> or <c>x|f|g</c>, and at render time the
     /// body of each macro being called. Checked when the template is parsed and again while it renders.
     /// </summary>
-    public int MaxDepth
-    {
-        get => _maxDepth;
-        init => _maxDepth = value is > 0 and <= 10_000 ? value : throw new ArgumentOutOfRangeException(nameof(MaxDepth), value, "MaxDepth must be between 1 and 10000.");
-    }
+    public int MaxDepth { get; init => field = OptionCheck.InRange(value, 1, 10_000, nameof(MaxDepth)); } = 256;
 
     /// <summary>The deepest nesting of macro calls (default 64, at most 1,000), which bounds recursion.</summary>
-    public int MaxCallDepth
-    {
-        get => _maxCallDepth;
-        init => _maxCallDepth = value is > 0 and <= 1000 ? value : throw new ArgumentOutOfRangeException(nameof(MaxCallDepth), value, "MaxCallDepth must be between 1 and 1000.");
-    }
+    public int MaxCallDepth { get; init => field = OptionCheck.InRange(value, 1, 1000, nameof(MaxCallDepth)); } = 64;
 
     /// <summary>
     /// The longest one render may take (default 10 s), measured with <see cref="Clock"/>; <see cref="Timeout.InfiniteTimeSpan"/>
     /// for no limit. A backstop for work <see cref="MaxSteps"/> counts coarsely; real templates render in milliseconds.
     /// </summary>
-    public TimeSpan MaxRenderTime
-    {
-        get => _maxRenderTime;
-        init => _maxRenderTime = value > TimeSpan.Zero || value == Timeout.InfiniteTimeSpan
-            ? value
-            : throw new ArgumentOutOfRangeException(nameof(MaxRenderTime), value, "MaxRenderTime must be positive, or Timeout.InfiniteTimeSpan for no limit.");
-    }
+    public TimeSpan MaxRenderTime { get; init => field = OptionCheck.Positive(value, nameof(MaxRenderTime), Timeout.InfiniteTimeSpan, "Timeout.InfiniteTimeSpan for no limit"); } = TimeSpan.FromSeconds(10);
 
     /// <summary>
     /// The clock behind <c>strftime_now</c> and <see cref="MaxRenderTime"/> (default the system clock); tests inject a
     /// fixed one. ChatTemplate.Render can give <c>strftime_now</c> another clock for one render.
     /// </summary>
-    public TimeProvider Clock
-    {
-        get => _clock;
-        init => _clock = value ?? throw new ArgumentNullException(nameof(Clock));
-    }
+    public TimeProvider Clock { get; init => field = value ?? throw new ArgumentNullException(nameof(Clock)); } = TimeProvider.System;
 
     /// <summary>
     /// The zone <c>strftime_now</c> writes the time in (default UTC, so a server's prompts do not depend on where it

@@ -27,15 +27,11 @@ public sealed class ConstraintLimits
     /// states, and elements of a grammar's rules. Default <see cref="DefaultMaxAutomatonSize"/>: at most about 150 MB and a second or two to compile; a JSON string with
     /// <c>maxLength</c> 1000 alone takes about 113,000 states, so ten of them fit, and <c>.{1,1000}</c> about 41,000.
     /// </summary>
-    /// <exception cref="ArgumentOutOfRangeException">The value is below 1.</exception>
+    /// <exception cref="InvalidOptionException">The value is below 1.</exception>
     public int MaxAutomatonSize
     {
         get;
-        set
-        {
-            ArgumentOutOfRangeException.ThrowIfLessThan(value, 1, nameof(MaxAutomatonSize));
-            field = value;
-        }
+        set => field = OptionCheck.AtLeast(value, 1, nameof(MaxAutomatonSize));
     } = DefaultMaxAutomatonSize;
 
     /// <summary>
@@ -44,14 +40,10 @@ public sealed class ConstraintLimits
     /// as many parse stacks. Default <see cref="DefaultMaxStates"/> (about 100 MB at most). Generation that needs more
     /// fails with a <see cref="ConstraintTooLargeException"/>.
     /// </summary>
-    /// <exception cref="ArgumentOutOfRangeException">The value is below 1.</exception>
+    /// <exception cref="InvalidOptionException">The value is below 1.</exception>
     public int MaxStates
     {
         get;
-        set
-        {
-            ArgumentOutOfRangeException.ThrowIfLessThan(value, 1, nameof(MaxStates));
-            field = value;
-        }
+        set => field = OptionCheck.AtLeast(value, 1, nameof(MaxStates));
     } = DefaultMaxStates;
 }

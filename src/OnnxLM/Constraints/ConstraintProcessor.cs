@@ -22,7 +22,7 @@ internal sealed class ConstraintProcessor : ILogitProcessor
 
     public ConstraintProcessor(OutputConstraint constraint, TextTokenizer tokenizer, IReadOnlyList<int> stopIds, int vocabularySize)
     {
-        if (stopIds.Count == 0) throw new ArgumentException("A constraint needs an end token to stop at; the model has none and GenerationOptions.StopTokenIds is empty.");
+        if (stopIds.Count == 0) throw new InvalidOptionException(nameof(GenerationOptions.StopTokenIds), "A constraint needs an end token to stop at; the model has none and GenerationOptions.StopTokenIds is empty.");
         _constraint = constraint;
         _trie = TokenTrie.For(tokenizer, vocabularySize);
         _cache = constraint.AllowedCache(_trie);

@@ -6,18 +6,19 @@ namespace OnnxLM.Constraints;
 /// limit, its value and how to raise it.
 /// </summary>
 /// <remarks>
-/// It is an <see cref="ArgumentException"/> because the pattern, schema, grammar or choice list it names
-/// (<see cref="ArgumentException.ParamName"/>) is what was too large, so code that catches invalid constraints catches this too.
+/// It is an <see cref="InvalidOptionException"/> (an <see cref="ArgumentException"/>) because the pattern, schema, grammar or
+/// choice list it names (<see cref="InvalidOptionException.OptionName"/>) is what was too large, so code that catches invalid
+/// constraints catches this too.
 /// </remarks>
-public sealed class ConstraintTooLargeException : ArgumentException
+public sealed class ConstraintTooLargeException : InvalidOptionException
 {
     /// <summary>Creates the exception.</summary>
     /// <param name="limitName">The <see cref="ConstraintLimits"/> property that was exceeded.</param>
     /// <param name="limit">That property's value.</param>
     /// <param name="message">What grew too large, and why.</param>
-    /// <param name="paramName">The factory parameter holding the constraint: pattern, choices, schema or grammar.</param>
+    /// <param name="paramName">The factory parameter holding the constraint: pattern, choices, schema or grammar (null: <c>Constraint</c>, the generation option).</param>
     public ConstraintTooLargeException(string limitName, int limit, string message, string? paramName)
-        : base(string.Create(System.Globalization.CultureInfo.InvariantCulture, $"{message} The limit is ConstraintLimits.{limitName} = {limit:N0}; simplify the constraint or pass a ConstraintLimits with a larger {limitName}."), paramName)
+        : base(paramName ?? nameof(GenerationOptions.Constraint), string.Create(System.Globalization.CultureInfo.InvariantCulture, $"{message} The limit is ConstraintLimits.{limitName} = {limit:N0}; simplify the constraint or pass a ConstraintLimits with a larger {limitName}."))
     {
         ArgumentException.ThrowIfNullOrEmpty(limitName);
         LimitName = limitName;

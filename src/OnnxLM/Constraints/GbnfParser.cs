@@ -420,8 +420,8 @@ internal sealed class GbnfParser
         return $"Grammar line {line}, column {position - lineStart + 1}";
     }
 
-    private ArgumentException Error(string what, int? at = null)
+    private InvalidOptionException Error(string what, int? at = null)
     {
-        return new ArgumentException($"{Where(at ?? _pos)}: {what}.", "grammar");
+        return new InvalidOptionException("grammar", $"{Where(at ?? _pos)}: {what}.");
     }
 }

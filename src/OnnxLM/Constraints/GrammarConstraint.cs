@@ -40,7 +40,7 @@ internal sealed class GrammarConstraint : AutomatonConstraint
         ArgumentException.ThrowIfNullOrEmpty(root);
         _maxStacks = (long)MaxStates * StacksPerState;
         var parsed = GbnfParser.Parse(grammar, MaxAutomatonSize);
-        var rootId = parsed.RuleId(root) ?? throw new ArgumentException($"The grammar has no rule '{root}' to start from.", nameof(root));
+        var rootId = parsed.RuleId(root) ?? throw new InvalidOptionException(nameof(root), $"The grammar has no rule '{root}' to start from.");
         _root = root;
         var rules = parsed.Rules;
         CheckNoLeftRecursion(rules, parsed.Names);
@@ -227,7 +227,7 @@ internal sealed class GrammarConstraint : AutomatonConstraint
             {
                 if (!tail && component[s] == component[r])
                 {
-                    throw new ArgumentException($"Grammar rule '{UserName(names[r])}' is left-recursive (it can reach itself before reading any text); rewrite it with repetition (x*, x+).", "grammar");
+                    throw new InvalidOptionException("grammar", $"Grammar rule '{UserName(names[r])}' is left-recursive (it can reach itself before reading any text); rewrite it with repetition (x*, x+).");
                 }
             }
         }
@@ -245,7 +245,7 @@ internal sealed class GrammarConstraint : AutomatonConstraint
         IEnumerable<int> StuckUses(int r) => finishes[r] ? [] : Uses(r).Where(s => !finishes[s]);
         var component = Components(rules.Count, StuckUses);
         var culprit = stuck.FirstOrDefault(r => StuckUses(r).Any(s => component[s] == component[r]), stuck[0]);
-        throw new ArgumentException($"Grammar rule '{UserName(names[culprit])}' can never finish: every alternative needs itself again.", "grammar");
+        throw new InvalidOptionException("grammar", $"Grammar rule '{UserName(names[culprit])}' can never finish: every alternative needs itself again.");
     }
 
     /// <summary>

@@ -162,7 +162,7 @@ internal static class JsonSchemaRegex
                 "pattern" or "format" or "$ref" when kind is not JsonValueKind.String => "a string",
                 _ => null,
             };
-            if (expected is not null) throw new ArgumentException($"The JSON schema's '{property.Name}' must be {expected}, not {value.GetRawText()}.", "schema");
+            if (expected is not null) throw new InvalidOptionException("schema", $"The JSON schema's '{property.Name}' must be {expected}, not {value.GetRawText()}.");
         }
     }
 
@@ -189,7 +189,7 @@ internal static class JsonSchemaRegex
         if (node.TryGetProperty("pattern", out var regex)) return $"\"(?:{regex.GetString()})\"";
         var min = node.TryGetProperty("minLength", out var minLength) ? minLength.GetInt32() : 0;
         int? max = node.TryGetProperty("maxLength", out var maxLength) ? maxLength.GetInt32() : null;
-        if (min > max) throw new ArgumentException($"The JSON schema's minLength {min} is above its maxLength {max}: no string satisfies it.", "schema");
+        if (min > max) throw new InvalidOptionException("schema", $"The JSON schema's minLength {min} is above its maxLength {max}: no string satisfies it.");
         return $"\"{StringChar}{{{min},{max?.ToString(System.Globalization.CultureInfo.InvariantCulture) ?? ""}}}\"".Replace("{0,}", "*", StringComparison.Ordinal);
     }
 
@@ -236,7 +236,7 @@ internal static class JsonSchemaRegex
         var item = node.TryGetProperty("items", out var items) ? Compile(items, scope) : Any();
         var min = node.TryGetProperty("minItems", out var minItems) ? minItems.GetInt32() : 0;
         int? max = node.TryGetProperty("maxItems", out var maxItems) ? maxItems.GetInt32() : null;
-        if (min > max) throw new ArgumentException($"The JSON schema's minItems {min} is above its maxItems {max}: no array satisfies it.", "schema");
+        if (min > max) throw new InvalidOptionException("schema", $"The JSON schema's minItems {min} is above its maxItems {max}: no array satisfies it.");
         if (max is 0) return "\\[" + Ws + "\\]";
         var count = $"{{{Math.Max(0, min - 1)},{(max is { } m ? (m - 1).ToString(System.Globalization.CultureInfo.InvariantCulture) : "")}}}";
         var list = scope.Concat(item, "(?:,", Ws, item, ")", count);

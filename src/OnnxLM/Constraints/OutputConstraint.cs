@@ -65,7 +65,7 @@ public abstract class OutputConstraint
     public static OutputConstraint Choice(IReadOnlyList<string> choices, ConstraintLimits? limits)
     {
         ArgumentNullException.ThrowIfNull(choices);
-        if (choices.Count == 0 || choices.Any(string.IsNullOrEmpty)) throw new ArgumentException("Choice needs at least one non-empty string.", nameof(choices));
+        if (choices.Count == 0 || choices.Any(string.IsNullOrEmpty)) throw new InvalidOptionException(nameof(choices), "Choice needs at least one non-empty string.");
         return new RegexConstraint(string.Join('|', choices.Select(RegexConstraint.Escape)), limits, nameof(choices), $"The choice list ({choices.Count:N0} strings)");
     }
 

@@ -168,7 +168,7 @@ internal sealed class RegexConstraint : AutomatonConstraint
         _nfa[state] = n < 0 ? (lo, hi, next, e2) : (lo, hi, n, next);
     }
 
-    private ArgumentException Error(string what) => new($"Regular expression '{_pattern}' at {_pos}: {what}.", "pattern");
+    private InvalidOptionException Error(string what) => new("pattern", $"Regular expression '{_pattern}' at {_pos}: {what}.");
 
     // Fragments are (start, end) where end is an epsilon state with no outgoing edge yet.
     private (int Start, int End) ParseAlternation()

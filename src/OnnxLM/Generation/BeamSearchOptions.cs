@@ -3,10 +3,6 @@ namespace OnnxLM;
 /// <summary>How <see cref="LanguageModel.BeamSearchAsync(string, BeamSearchOptions?, CancellationToken)"/> searches.</summary>
 public sealed class BeamSearchOptions
 {
-    private int _beams = 4;
-    private int _maxNewTokens = 64;
-    private float _lengthPenalty = 1f;
-
     /// <summary>
     /// The most beams a search may keep: each beam holds a whole KV cache (and twice as many candidates are scored per
     /// step), so the bound keeps one call from exhausting memory. 64.
@@ -14,38 +10,17 @@ public sealed class BeamSearchOptions
     public const int MaxNumBeams = 64;
 
     /// <summary>Beams kept per step (1 to <see cref="MaxNumBeams"/>). Default 4.</summary>
-    /// <exception cref="ArgumentOutOfRangeException">The value is below 1 or above <see cref="MaxNumBeams"/>.</exception>
-    public int NumBeams
-    {
-        get => _beams;
-        set
-        {
-            ArgumentOutOfRangeException.ThrowIfLessThan(value, 1, nameof(NumBeams));
-            ArgumentOutOfRangeException.ThrowIfGreaterThan(value, MaxNumBeams, nameof(NumBeams));
-            _beams = value;
-        }
-    }
+    /// <exception cref="InvalidOptionException">The value is below 1 or above <see cref="MaxNumBeams"/>.</exception>
+    public int NumBeams { get; set => field = OptionCheck.InRange(value, 1, MaxNumBeams, nameof(NumBeams)); } = 4;
 
     /// <summary>The most tokens to generate (≥ 1). Default 64.</summary>
-    public int MaxNewTokens
-    {
-        get => _maxNewTokens;
-        set
-        {
-            ArgumentOutOfRangeException.ThrowIfLessThan(value, 1, nameof(MaxNewTokens));
-            _maxNewTokens = value;
-        }
-    }
+    public int MaxNewTokens { get; set => field = OptionCheck.AtLeast(value, 1, nameof(MaxNewTokens)); } = 64;
 
     /// <summary>
     /// Hypothesis score = sum of log-probs / generated_length^LengthPenalty (Hugging Face's definition): above 0
     /// favours longer sequences, below 0 shorter ones. Default 1.
     /// </summary>
-    public float LengthPenalty
-    {
-        get => _lengthPenalty;
-        set => _lengthPenalty = float.IsFinite(value) ? value : throw new ArgumentOutOfRangeException(nameof(LengthPenalty), value, "LengthPenalty must be finite.");
-    }
+    public float LengthPenalty { get; set => field = OptionCheck.Finite(value, nameof(LengthPenalty)); } = 1f;
 
     /// <summary>Stop as soon as <see cref="NumBeams"/> hypotheses are finished (true), or only when no running beam can still beat them (false, the default).</summary>
     public bool EarlyStopping { get; set; }

@@ -5,90 +5,26 @@ namespace OnnxLM;
 /// <summary>
 /// How <see cref="LanguageModel.GenerateAsync(string, GenerationOptions?, CancellationToken)"/> chooses tokens and when it stops.
 /// With the defaults it decodes greedily (temperature 0) for up to 128 new tokens and stops at the model's EOS tokens.
-/// Setters validate and throw <see cref="ArgumentOutOfRangeException"/> naming the option.
+/// Setters validate and throw <see cref="InvalidOptionException"/> naming the option.
 /// </summary>
 public sealed class GenerationOptions
 {
-    private int _maxNewTokens = 128;
-    private float _temperature;
-    private int _topK;
-    private float _topP = 1f;
-    private float _minP;
-    private float _typicalP = 1f;
-    private float? _topNSigma;
-    private float _epsilon;
-    private float _eta;
-    private float _repetitionPenalty = 1f;
-    private float _presence;
-    private float _frequency;
-    private int _penaltyWindow = 64;
-    private int _noRepeat;
-    private int _minNew;
-    private float _dryMultiplier;
-    private float _dryBase = 1.75f;
-    private int _dryAllowed = 2;
-    private float _xtcProbability;
-    private float _xtcThreshold = 0.1f;
-    private int _mirostat;
-    private float _mirostatTau = 5f;
-    private float _mirostatEta = 0.1f;
     private IReadOnlyList<SamplerStage> _order = HuggingFaceSamplerOrder;
-    private TimeSpan? _maxTime;
 
     /// <summary>The most tokens to generate (at least 1). Default 128. The session's maximum length is the prompt plus this (capped at the context length).</summary>
-    public int MaxNewTokens
-    {
-        get => _maxNewTokens;
-        set
-        {
-            ArgumentOutOfRangeException.ThrowIfLessThan(value, 1, nameof(MaxNewTokens));
-            _maxNewTokens = value;
-        }
-    }
+    public int MaxNewTokens { get; set => field = OptionCheck.AtLeast(value, 1, nameof(MaxNewTokens)); } = 128;
 
     /// <summary>
     /// Softmax temperature. 0 (the default) means greedy decoding (argmax, ties to the lowest id); above 0 samples
     /// from softmax(logits / temperature) after <see cref="TopK"/> and <see cref="TopP"/> (Hugging Face order).
     /// </summary>
-    public float Temperature
-    {
-        get => _temperature;
-        set
-        {
-            if (!(value >= 0) || !float.IsFinite(value))
-            {
-                throw new ArgumentOutOfRangeException(nameof(Temperature), value, "Temperature must be a finite number ≥ 0 (0 = greedy).");
-            }
-
-            _temperature = value;
-        }
-    }
+    public float Temperature { get; set => field = OptionCheck.AtLeast(value, 0, nameof(Temperature), "0 = greedy"); }
 
     /// <summary>When sampling, keep only the K most likely tokens. 0 (the default) disables it.</summary>
-    public int TopK
-    {
-        get => _topK;
-        set
-        {
-            ArgumentOutOfRangeException.ThrowIfNegative(value, nameof(TopK));
-            _topK = value;
-        }
-    }
+    public int TopK { get; set => field = OptionCheck.AtLeast(value, 0, nameof(TopK)); }
 
     /// <summary>When sampling, keep the smallest set of most likely tokens whose probability reaches P, in (0, 1]. 1 (the default) disables it.</summary>
-    public float TopP
-    {
-        get => _topP;
-        set
-        {
-            if (!(value > 0 && value <= 1))
-            {
-                throw new ArgumentOutOfRangeException(nameof(TopP), value, "TopP must be in (0, 1].");
-            }
-
-            _topP = value;
-        }
-    }
+    public float TopP { get; set => field = OptionCheck.InRange(value, 0, 1, nameof(TopP), lowOpen: true); } = 1f;
 
     /// <summary>Seed of the random source used for sampling; the same seed, model and options give the same tokens. Null draws a random seed.</summary>
     public int? Seed { get; set; }
@@ -100,43 +36,31 @@ public sealed class GenerationOptions
     public bool? AddBosToken { get; set; }
 
     /// <summary>When sampling, keep tokens with probability ≥ MinP × the top probability, in [0, 1]. 0 (the default) disables it.</summary>
-    public float MinP { get => _minP; set => _minP = InRange(value, 0, 1, nameof(MinP), "[0, 1]", lowOpen: false); }
+    public float MinP { get; set => field = OptionCheck.InRange(value, 0, 1, nameof(MinP)); }
 
     /// <summary>When sampling, locally typical sampling mass in (0, 1]. 1 (the default) disables it.</summary>
-    public float TypicalP { get => _typicalP; set => _typicalP = InRange(value, 0, 1, nameof(TypicalP), "(0, 1]", lowOpen: true); }
+    public float TypicalP { get; set => field = OptionCheck.InRange(value, 0, 1, nameof(TypicalP), lowOpen: true); } = 1f;
 
     /// <summary>When sampling, keep logits within n standard deviations of the maximum (top-nσ). Null (the default) disables it.</summary>
-    public float? TopNSigma { get => _topNSigma; set => _topNSigma = value is null ? null : NonNegative(value.Value, nameof(TopNSigma)); }
+    public float? TopNSigma { get; set => field = value is null ? null : OptionCheck.AtLeast(value.Value, 0, nameof(TopNSigma)); }
 
     /// <summary>When sampling, mask tokens with probability below ε, in [0, 1). 0 (the default) disables it.</summary>
-    public float EpsilonCutoff { get => _epsilon; set => _epsilon = InRange(value, 0, 1, nameof(EpsilonCutoff), "[0, 1)", lowOpen: false, highOpen: true); }
+    public float EpsilonCutoff { get; set => field = OptionCheck.InRange(value, 0, 1, nameof(EpsilonCutoff), highOpen: true); }
 
     /// <summary>When sampling, eta cutoff ε in [0, 1) (floor min(ε, √ε·e^−H)). 0 (the default) disables it.</summary>
-    public float EtaCutoff { get => _eta; set => _eta = InRange(value, 0, 1, nameof(EtaCutoff), "[0, 1)", lowOpen: false, highOpen: true); }
+    public float EtaCutoff { get; set => field = OptionCheck.InRange(value, 0, 1, nameof(EtaCutoff), highOpen: true); }
 
     /// <summary>Hugging Face repetition penalty (&gt; 0; 1, the default, disables it): seen tokens' logits divided (positive) or multiplied (negative) by it.</summary>
-    public float RepetitionPenalty
-    {
-        get => _repetitionPenalty;
-        set => _repetitionPenalty = value > 0 && float.IsFinite(value) ? value : throw new ArgumentOutOfRangeException(nameof(RepetitionPenalty), value, "RepetitionPenalty must be a finite number > 0.");
-    }
+    public float RepetitionPenalty { get; set => field = OptionCheck.Above(value, 0, nameof(RepetitionPenalty)); } = 1f;
 
     /// <summary>OpenAI presence penalty: subtracted from every token present in the last <see cref="PenaltyWindow"/> tokens. Default 0.</summary>
-    public float PresencePenalty { get => _presence; set => _presence = Finite(value, nameof(PresencePenalty)); }
+    public float PresencePenalty { get; set => field = OptionCheck.Finite(value, nameof(PresencePenalty)); }
 
     /// <summary>OpenAI frequency penalty: subtracted per occurrence in the last <see cref="PenaltyWindow"/> tokens. Default 0.</summary>
-    public float FrequencyPenalty { get => _frequency; set => _frequency = Finite(value, nameof(FrequencyPenalty)); }
+    public float FrequencyPenalty { get; set => field = OptionCheck.Finite(value, nameof(FrequencyPenalty)); }
 
     /// <summary>Tokens counted by presence/frequency penalties and searched by DRY (≥ 1). Default 64, as llama.cpp's penalty_last_n.</summary>
-    public int PenaltyWindow
-    {
-        get => _penaltyWindow;
-        set
-        {
-            ArgumentOutOfRangeException.ThrowIfLessThan(value, 1, nameof(PenaltyWindow));
-            _penaltyWindow = value;
-        }
-    }
+    public int PenaltyWindow { get; set => field = OptionCheck.AtLeast(value, 1, nameof(PenaltyWindow)); } = 64;
 
     /// <summary>
     /// A shape the output must have (<see cref="Constraints.OutputConstraint.Json"/>, <see cref="Constraints.OutputConstraint.JsonSchema"/>,
@@ -173,15 +97,7 @@ public sealed class GenerationOptions
     public static int FoldSeed(long seed) => seed is >= int.MinValue and <= int.MaxValue ? (int)seed : unchecked((int)seed ^ (int)(seed >> 32));
 
     /// <summary>Forbid repeating any n-gram of this size (Hugging Face no_repeat_ngram_size). 0 (the default) disables it.</summary>
-    public int NoRepeatNGramSize
-    {
-        get => _noRepeat;
-        set
-        {
-            ArgumentOutOfRangeException.ThrowIfNegative(value, nameof(NoRepeatNGramSize));
-            _noRepeat = value;
-        }
-    }
+    public int NoRepeatNGramSize { get; set => field = OptionCheck.AtLeast(value, 0, nameof(NoRepeatNGramSize)); }
 
     /// <summary>Token id → value added to its logit (−∞ bans it).</summary>
     public IDictionary<int, float> LogitBias { get; } = new Dictionary<int, float>();
@@ -193,58 +109,34 @@ public sealed class GenerationOptions
     public IList<int> SuppressTokens { get; } = [];
 
     /// <summary>Tokens to generate before a stop token is allowed (stop tokens are masked until then). Default 0.</summary>
-    public int MinNewTokens
-    {
-        get => _minNew;
-        set
-        {
-            ArgumentOutOfRangeException.ThrowIfNegative(value, nameof(MinNewTokens));
-            _minNew = value;
-        }
-    }
+    public int MinNewTokens { get; set => field = OptionCheck.AtLeast(value, 0, nameof(MinNewTokens)); }
 
     /// <summary>DRY penalty multiplier (&gt; 0 enables DRY). Default 0.</summary>
-    public float DryMultiplier { get => _dryMultiplier; set => _dryMultiplier = NonNegative(value, nameof(DryMultiplier)); }
+    public float DryMultiplier { get; set => field = OptionCheck.AtLeast(value, 0, nameof(DryMultiplier)); }
 
     /// <summary>DRY exponential base (&gt; 1). Default 1.75.</summary>
-    public float DryBase
-    {
-        get => _dryBase;
-        set => _dryBase = value > 1 && float.IsFinite(value) ? value : throw new ArgumentOutOfRangeException(nameof(DryBase), value, "DryBase must be a finite number > 1.");
-    }
+    public float DryBase { get; set => field = OptionCheck.Above(value, 1, nameof(DryBase)); } = 1.75f;
 
     /// <summary>DRY: repeats shorter than this are not penalised (≥ 1). Default 2.</summary>
-    public int DryAllowedLength
-    {
-        get => _dryAllowed;
-        set
-        {
-            ArgumentOutOfRangeException.ThrowIfLessThan(value, 1, nameof(DryAllowedLength));
-            _dryAllowed = value;
-        }
-    }
+    public int DryAllowedLength { get; set => field = OptionCheck.AtLeast(value, 1, nameof(DryAllowedLength)); } = 2;
 
     /// <summary>DRY: strings whose tokens end a repeated sequence. Default newline, colon, double quote, asterisk (llama.cpp's).</summary>
     public IList<string> DrySequenceBreakers { get; } = ["\n", ":", "\"", "*"];
 
     /// <summary>XTC: chance per step of removing the top choices, in [0, 1]. 0 (the default) disables it.</summary>
-    public float XtcProbability { get => _xtcProbability; set => _xtcProbability = InRange(value, 0, 1, nameof(XtcProbability), "[0, 1]", lowOpen: false); }
+    public float XtcProbability { get; set => field = OptionCheck.InRange(value, 0, 1, nameof(XtcProbability)); }
 
     /// <summary>XTC: probability a token needs to count as a top choice, in (0, 0.5]. Default 0.1.</summary>
-    public float XtcThreshold { get => _xtcThreshold; set => _xtcThreshold = InRange(value, 0, 0.5f, nameof(XtcThreshold), "(0, 0.5]", lowOpen: true); }
+    public float XtcThreshold { get; set => field = OptionCheck.InRange(value, 0, 0.5f, nameof(XtcThreshold), lowOpen: true); } = 0.1f;
 
     /// <summary>Mirostat version: 0 (off, the default), 1 or 2. When on (and sampling) it replaces the picker.</summary>
-    public int Mirostat
-    {
-        get => _mirostat;
-        set => _mirostat = value is 0 or 1 or 2 ? value : throw new ArgumentOutOfRangeException(nameof(Mirostat), value, "Mirostat must be 0, 1 or 2.");
-    }
+    public int Mirostat { get; set => field = value is 0 or 1 or 2 ? value : throw OptionCheck.Refuse(nameof(Mirostat), "must be 0, 1 or 2", value); }
 
     /// <summary>Mirostat target surprise in bits (&gt; 0). Default 5.</summary>
-    public float MirostatTau { get => _mirostatTau; set => _mirostatTau = Positive(value, nameof(MirostatTau)); }
+    public float MirostatTau { get; set => field = OptionCheck.Above(value, 0, nameof(MirostatTau)); } = 5f;
 
     /// <summary>Mirostat learning rate (&gt; 0). Default 0.1.</summary>
-    public float MirostatEta { get => _mirostatEta; set => _mirostatEta = Positive(value, nameof(MirostatEta)); }
+    public float MirostatEta { get; set => field = OptionCheck.Above(value, 0, nameof(MirostatEta)); } = 0.1f;
 
     /// <summary>
     /// Hugging Face <c>generate</c>: penalties first, then temperature before the truncation warpers
@@ -274,7 +166,7 @@ public sealed class GenerationOptions
         set
         {
             ArgumentNullException.ThrowIfNull(value, nameof(SamplerOrder));
-            if (value.Distinct().Count() != value.Count) throw new ArgumentOutOfRangeException(nameof(SamplerOrder), "SamplerOrder lists a stage twice.");
+            if (value.Distinct().Count() != value.Count) throw new InvalidOptionException(nameof(SamplerOrder), "SamplerOrder lists a stage twice.");
             _order = value;
         }
     }
@@ -283,11 +175,7 @@ public sealed class GenerationOptions
     public IList<string> StopSequences { get; } = [];
 
     /// <summary>Stop after this much wall time (finish reason <see cref="FinishReason.TimeLimit"/>). Null (the default) for no limit.</summary>
-    public TimeSpan? MaxTime
-    {
-        get => _maxTime;
-        set => _maxTime = value is null || value > TimeSpan.Zero ? value : throw new ArgumentOutOfRangeException(nameof(MaxTime), value, "MaxTime must be positive.");
-    }
+    public TimeSpan? MaxTime { get; set => field = value is null ? null : OptionCheck.Positive(value.Value, nameof(MaxTime)); }
 
     /// <summary>
     /// Speculative decoding: drafts of the next tokens (<see cref="SpeculativeDecoding"/>: prompt lookup, or a smaller
@@ -308,15 +196,14 @@ public sealed class GenerationOptions
     /// Checks what only a model can check: every token id the options name is inside its vocabulary, and the options
     /// do not contradict each other. Called when a generation starts, before any work.
     /// </summary>
-    /// <exception cref="ArgumentOutOfRangeException">An id is outside the vocabulary or a bias is NaN or +∞; the message names the option.</exception>
-    /// <exception cref="ArgumentException">A banned sequence is empty, or <see cref="MinNewTokens"/> exceeds <see cref="MaxNewTokens"/>.</exception>
+    /// <exception cref="InvalidOptionException">An id is outside the vocabulary, a bias is NaN or +∞, a banned sequence is empty, or <see cref="MinNewTokens"/> exceeds <see cref="MaxNewTokens"/>.</exception>
     internal void Validate(int vocabularySize, IReadOnlyList<int> stopIds)
     {
         void Id(int id, string option)
         {
             if ((uint)id >= (uint)vocabularySize)
             {
-                throw new ArgumentOutOfRangeException(option, id, $"GenerationOptions.{option} names token {id}, outside the model's vocabulary of {vocabularySize} (ids 0–{vocabularySize - 1}).");
+                throw new InvalidOptionException(option, $"GenerationOptions.{option} names token {id}, outside the model's vocabulary of {vocabularySize} (ids 0–{vocabularySize - 1}).");
             }
         }
 
@@ -326,20 +213,20 @@ public sealed class GenerationOptions
             Id(id, nameof(LogitBias));
             if (float.IsNaN(bias) || float.IsPositiveInfinity(bias))
             {
-                throw new ArgumentOutOfRangeException(nameof(LogitBias), bias, $"GenerationOptions.LogitBias gives token {id} the bias {bias}; a bias must be a number or −∞.");
+                throw new InvalidOptionException(nameof(LogitBias), $"GenerationOptions.LogitBias gives token {id} the bias {bias}; a bias must be a number or −∞.");
             }
         }
 
         foreach (var id in SuppressTokens) Id(id, nameof(SuppressTokens));
         foreach (var sequence in BannedSequences)
         {
-            if (sequence is null || sequence.Count == 0) throw new ArgumentException("GenerationOptions.BannedSequences holds an empty sequence; every banned sequence needs at least one token.", nameof(BannedSequences));
+            if (sequence is null || sequence.Count == 0) throw new InvalidOptionException(nameof(BannedSequences), "GenerationOptions.BannedSequences holds an empty sequence; every banned sequence needs at least one token.");
             foreach (var id in sequence) Id(id, nameof(BannedSequences));
         }
 
         if (MinNewTokens > MaxNewTokens)
         {
-            throw new ArgumentException($"GenerationOptions.MinNewTokens ({MinNewTokens}) is more than MaxNewTokens ({MaxNewTokens}); the end token could never be allowed.", nameof(MinNewTokens));
+            throw new InvalidOptionException(nameof(MinNewTokens), $"GenerationOptions.MinNewTokens ({MinNewTokens}) is more than MaxNewTokens ({MaxNewTokens}); the end token could never be allowed.");
         }
     }
 
@@ -350,19 +237,4 @@ public sealed class GenerationOptions
         copy.Seed = seed;
         return copy;
     }
-
-    private static float InRange(float value, float low, float high, string name, string range, bool lowOpen, bool highOpen = false)
-    {
-        var ok = (lowOpen ? value > low : value >= low) && (highOpen ? value < high : value <= high);
-        return ok ? value : throw new ArgumentOutOfRangeException(name, value, $"{name} must be in {range}.");
-    }
-
-    private static float Finite(float value, string name) =>
-        float.IsFinite(value) ? value : throw new ArgumentOutOfRangeException(name, value, $"{name} must be a finite number.");
-
-    private static float NonNegative(float value, string name) =>
-        value >= 0 && float.IsFinite(value) ? value : throw new ArgumentOutOfRangeException(name, value, $"{name} must be a finite number ≥ 0.");
-
-    private static float Positive(float value, string name) =>
-        value > 0 && float.IsFinite(value) ? value : throw new ArgumentOutOfRangeException(name, value, $"{name} must be a finite number > 0.");
 }

@@ -99,6 +99,8 @@ internal sealed class ModelRuntime : IDisposable
                 HasPositionIds = sig.PositionIds is not null,
                 HasAttentionMask = sig.AttentionMask is not null,
                 WeightType = weightType,
+                GraphInputs = graph.Session.InputMetadata,
+                GraphOutputs = graph.Session.OutputMetadata,
                 BosTokenId = config.BosTokenId,
                 EosTokenIds = config.EosTokenIds,
                 PadTokenId = config.PadTokenId,

@@ -3,8 +3,6 @@ namespace OnnxLM;
 /// <summary>How <see cref="LanguageModel.ScoreAsync(string, string, ScoreOptions?, CancellationToken)"/> tokenizes and what it reports.</summary>
 public sealed class ScoreOptions
 {
-    private int _topAlternatives;
-
     /// <summary>
     /// Whether to put BOS before every context. Null (the default) follows the tokenizer, as lm-evaluation-harness does
     /// since its change of October 2025: the context is encoded with the tokenizer's special tokens (BOS for Llama,
@@ -17,14 +15,5 @@ public sealed class ScoreOptions
     public int? PrefixTokenId { get; set; }
 
     /// <summary>How many most-likely alternatives to report for every scored token (0 to 100). Default 0.</summary>
-    public int TopAlternatives
-    {
-        get => _topAlternatives;
-        set
-        {
-            ArgumentOutOfRangeException.ThrowIfNegative(value, nameof(TopAlternatives));
-            ArgumentOutOfRangeException.ThrowIfGreaterThan(value, 100, nameof(TopAlternatives));
-            _topAlternatives = value;
-        }
-    }
+    public int TopAlternatives { get; set => field = OptionCheck.InRange(value, 0, 100, nameof(TopAlternatives)); }
 }

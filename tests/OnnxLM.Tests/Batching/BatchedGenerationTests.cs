@@ -31,7 +31,7 @@ public sealed class BatchedGenerationTests
         Assert.NotNull(model.Runtime.Scheduler);
         using var off = Load(1);
         Assert.Null(off.Runtime.Scheduler);
-        Assert.Throws<ArgumentOutOfRangeException>(() => new LanguageModelOptions { MaxBatchSize = 0 });
+        Assert.Throws<InvalidOptionException>(() => new LanguageModelOptions { MaxBatchSize = 0 });
     }
 
     [Fact]

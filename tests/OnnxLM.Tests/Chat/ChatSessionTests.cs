@@ -94,7 +94,7 @@ public sealed class ChatSessionTests : IDisposable
         Assert.Equal("system", rolling.Messages[0].Role);
         Assert.StartsWith("11: ", rolling.Messages[^2].Content);
         Assert.True(rolling.Messages.Count < 1 + (2 * 12));
-        Assert.Throws<ArgumentOutOfRangeException>(() => new ChatSessionOptions { ReservedReplyTokens = 0 });
+        Assert.Throws<InvalidOptionException>(() => new ChatSessionOptions { ReservedReplyTokens = 0 });
     }
 
     [Fact]

@@ -273,12 +273,12 @@ public sealed class JinjaTemplateTests
     [Fact]
     public void OptionsValidate()
     {
-        Assert.Throws<ArgumentOutOfRangeException>(() => new TemplateOptions { MaxOutputLength = 0 });
-        Assert.Throws<ArgumentOutOfRangeException>(() => new TemplateOptions { MaxSteps = 0 });
-        Assert.Throws<ArgumentOutOfRangeException>(() => new TemplateOptions { MaxDepth = 0 });
-        Assert.Throws<ArgumentOutOfRangeException>(() => new TemplateOptions { MaxDepth = 10_001 });
-        Assert.Throws<ArgumentOutOfRangeException>(() => new TemplateOptions { MaxCallDepth = 5000 });
-        Assert.Throws<ArgumentOutOfRangeException>(() => new TemplateOptions { MaxRenderTime = TimeSpan.Zero });
+        Assert.Throws<InvalidOptionException>(() => new TemplateOptions { MaxOutputLength = 0 });
+        Assert.Throws<InvalidOptionException>(() => new TemplateOptions { MaxSteps = 0 });
+        Assert.Throws<InvalidOptionException>(() => new TemplateOptions { MaxDepth = 0 });
+        Assert.Throws<InvalidOptionException>(() => new TemplateOptions { MaxDepth = 10_001 });
+        Assert.Throws<InvalidOptionException>(() => new TemplateOptions { MaxCallDepth = 5000 });
+        Assert.Throws<InvalidOptionException>(() => new TemplateOptions { MaxRenderTime = TimeSpan.Zero });
         Assert.Throws<ArgumentNullException>(() => new TemplateOptions { Clock = null! });
         Assert.Equal(Timeout.InfiniteTimeSpan, new TemplateOptions { MaxRenderTime = Timeout.InfiniteTimeSpan }.MaxRenderTime);
 #pragma warning disable CS0618 // the obsolete alias still sets the one work budget

@@ -95,7 +95,7 @@ public sealed class ConstraintTests : IDisposable
     [InlineData("\\1")]
     [InlineData("*a")]
     public void UnsupportedOrInvalidPatternsAreArgumentErrors(string pattern) =>
-        Assert.Throws<ArgumentException>(() => OutputConstraint.Regex(pattern));
+        Assert.Throws<InvalidOptionException>(() => OutputConstraint.Regex(pattern));
 }
 
 /// <summary>JSON-schema constrained generation: every completed output parses and has the schema's shape.</summary>
@@ -167,7 +167,7 @@ public sealed class JsonSchemaConstraintTests : IDisposable
     [InlineData("{\"type\": \"string\", \"maxLength\": -1}", "'maxLength' must be a non-negative integer")]
     public void UnsatisfiableOrInvalidSchemasAreArgumentErrors(string schema, string named)
     {
-        var ex = Assert.Throws<ArgumentException>(() => OutputConstraint.JsonSchema(JsonDocument.Parse(schema).RootElement));
+        var ex = Assert.Throws<InvalidOptionException>(() => OutputConstraint.JsonSchema(JsonDocument.Parse(schema).RootElement));
         Assert.Contains(named, ex.Message);
     }
 }
@@ -305,8 +305,8 @@ public sealed class ConstraintLimitTests
     [Fact]
     public void LimitsBelowOneAreRefusedNamingTheOption()
     {
-        Assert.Equal("MaxAutomatonSize", Assert.Throws<ArgumentOutOfRangeException>(() => new ConstraintLimits { MaxAutomatonSize = 0 }).ParamName);
-        Assert.Equal("MaxStates", Assert.Throws<ArgumentOutOfRangeException>(() => new ConstraintLimits { MaxStates = -1 }).ParamName);
+        Assert.Equal("MaxAutomatonSize", Assert.Throws<InvalidOptionException>(() => new ConstraintLimits { MaxAutomatonSize = 0 }).ParamName);
+        Assert.Equal("MaxStates", Assert.Throws<InvalidOptionException>(() => new ConstraintLimits { MaxStates = -1 }).ParamName);
     }
 
     [Theory]

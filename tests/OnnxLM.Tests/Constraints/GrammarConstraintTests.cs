@@ -110,7 +110,7 @@ public sealed class GrammarConstraintTests : IDisposable
     [InlineData("root ::= \"\\q\"", "unknown escape")]
     public void BadGrammarsAreArgumentErrorsNamingTheProblem(string grammar, string named)
     {
-        var ex = Assert.Throws<ArgumentException>(() => OutputConstraint.Grammar(grammar));
+        var ex = Assert.Throws<InvalidOptionException>(() => OutputConstraint.Grammar(grammar));
         Assert.Contains(named, ex.Message, StringComparison.OrdinalIgnoreCase);
     }
 

@@ -279,7 +279,7 @@ public sealed class SpeculativeDecodingTests : IDisposable
     {
         using var other = LanguageModel.Load(TestPaths.SharedModel("tiny-gpt2-fp32"), new LanguageModelOptions { ExecutionProvider = ExecutionProvider.Cpu });
         var options = new GenerationOptions { Speculation = new SpeculativeDecoding { DraftModel = other } };
-        var error = await Assert.ThrowsAsync<ArgumentException>(() => _model.GenerateAsync("In the beginning", options));
+        var error = await Assert.ThrowsAsync<InvalidOptionException>(() => _model.GenerateAsync("In the beginning", options));
         Assert.Contains("vocabulary of 1000", error.Message);
         Assert.Contains("4096", error.Message);
         Assert.Equal("DraftModel", error.ParamName);
@@ -331,10 +331,10 @@ public sealed class SpeculativeDecodingTests : IDisposable
     [Fact]
     public async Task SettingsValidate()
     {
-        Assert.Throws<ArgumentOutOfRangeException>(() => new SpeculativeDecoding { DraftLength = 0 });
-        Assert.Throws<ArgumentOutOfRangeException>(() => new SpeculativeDecoding { MaxNGramSize = 0 });
+        Assert.Throws<InvalidOptionException>(() => new SpeculativeDecoding { DraftLength = 0 });
+        Assert.Throws<InvalidOptionException>(() => new SpeculativeDecoding { MaxNGramSize = 0 });
         var options = new GenerationOptions { Speculation = new SpeculativeDecoding { MinNGramSize = 4, MaxNGramSize = 2 } };
-        var error = await Assert.ThrowsAsync<ArgumentException>(() => _model.GenerateAsync("In the beginning", options));
+        var error = await Assert.ThrowsAsync<InvalidOptionException>(() => _model.GenerateAsync("In the beginning", options));
         Assert.Contains("MinNGramSize (4) is more than MaxNGramSize (2)", error.Message);
         Assert.Null(new GenerationOptions().Speculation); // off by default
     }

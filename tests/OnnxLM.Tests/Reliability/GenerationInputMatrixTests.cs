@@ -135,7 +135,7 @@ public sealed class GenerationInputMatrixTests : IClassFixture<GenerationInputMa
         {
             var options = new GenerationOptions();
             var e = Assert.Throws<System.Reflection.TargetInvocationException>(() => property.SetValue(options, bad)).InnerException;
-            var range = Assert.IsType<ArgumentOutOfRangeException>(e);
+            var range = Assert.IsType<InvalidOptionException>(e);
             Assert.Equal(option, range.ParamName);
         }
     }

@@ -194,17 +194,17 @@ public sealed class BadInputTests : IDisposable
     public void OptionsRejectOutOfRangeValuesNamingTheOption()
     {
         var options = new GenerationOptions();
-        Assert.Equal("Temperature", Assert.Throws<ArgumentOutOfRangeException>(() => options.Temperature = -0.1f).ParamName);
-        Assert.Equal("Temperature", Assert.Throws<ArgumentOutOfRangeException>(() => options.Temperature = float.NaN).ParamName);
-        Assert.Equal("Temperature", Assert.Throws<ArgumentOutOfRangeException>(() => options.Temperature = float.PositiveInfinity).ParamName);
-        Assert.Equal("TopP", Assert.Throws<ArgumentOutOfRangeException>(() => options.TopP = 0).ParamName);
-        Assert.Equal("TopP", Assert.Throws<ArgumentOutOfRangeException>(() => options.TopP = 1.01f).ParamName);
-        Assert.Equal("TopP", Assert.Throws<ArgumentOutOfRangeException>(() => options.TopP = float.NaN).ParamName);
-        Assert.Equal("TopK", Assert.Throws<ArgumentOutOfRangeException>(() => options.TopK = -1).ParamName);
-        Assert.Equal("MaxNewTokens", Assert.Throws<ArgumentOutOfRangeException>(() => options.MaxNewTokens = 0).ParamName);
+        Assert.Equal("Temperature", Assert.Throws<InvalidOptionException>(() => options.Temperature = -0.1f).ParamName);
+        Assert.Equal("Temperature", Assert.Throws<InvalidOptionException>(() => options.Temperature = float.NaN).ParamName);
+        Assert.Equal("Temperature", Assert.Throws<InvalidOptionException>(() => options.Temperature = float.PositiveInfinity).ParamName);
+        Assert.Equal("TopP", Assert.Throws<InvalidOptionException>(() => options.TopP = 0).ParamName);
+        Assert.Equal("TopP", Assert.Throws<InvalidOptionException>(() => options.TopP = 1.01f).ParamName);
+        Assert.Equal("TopP", Assert.Throws<InvalidOptionException>(() => options.TopP = float.NaN).ParamName);
+        Assert.Equal("TopK", Assert.Throws<InvalidOptionException>(() => options.TopK = -1).ParamName);
+        Assert.Equal("MaxNewTokens", Assert.Throws<InvalidOptionException>(() => options.MaxNewTokens = 0).ParamName);
         var load = new LanguageModelOptions();
-        Assert.Equal("DeviceId", Assert.Throws<ArgumentOutOfRangeException>(() => load.DeviceId = -1).ParamName);
-        Assert.Equal("IntraOpThreadCount", Assert.Throws<ArgumentOutOfRangeException>(() => load.IntraOpThreadCount = -2).ParamName);
+        Assert.Equal("DeviceId", Assert.Throws<InvalidOptionException>(() => load.DeviceId = -1).ParamName);
+        Assert.Equal("IntraOpThreadCount", Assert.Throws<InvalidOptionException>(() => load.IntraOpThreadCount = -2).ParamName);
     }
 
     [Fact]

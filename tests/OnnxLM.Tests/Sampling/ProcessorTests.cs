@@ -189,17 +189,17 @@ public sealed class ProcessorTests
     public void OptionsNameTheBadValue()
     {
         var o = new GenerationOptions();
-        Assert.Equal("MinP", Assert.Throws<ArgumentOutOfRangeException>(() => o.MinP = 1.5f).ParamName);
-        Assert.Equal("TypicalP", Assert.Throws<ArgumentOutOfRangeException>(() => o.TypicalP = 0).ParamName);
-        Assert.Equal("EpsilonCutoff", Assert.Throws<ArgumentOutOfRangeException>(() => o.EpsilonCutoff = 1).ParamName);
-        Assert.Equal("RepetitionPenalty", Assert.Throws<ArgumentOutOfRangeException>(() => o.RepetitionPenalty = 0).ParamName);
-        Assert.Equal("PresencePenalty", Assert.Throws<ArgumentOutOfRangeException>(() => o.PresencePenalty = float.NaN).ParamName);
-        Assert.Equal("TopNSigma", Assert.Throws<ArgumentOutOfRangeException>(() => o.TopNSigma = -1).ParamName);
-        Assert.Equal("Mirostat", Assert.Throws<ArgumentOutOfRangeException>(() => o.Mirostat = 3).ParamName);
-        Assert.Equal("XtcThreshold", Assert.Throws<ArgumentOutOfRangeException>(() => o.XtcThreshold = 0.6f).ParamName);
-        Assert.Equal("DryBase", Assert.Throws<ArgumentOutOfRangeException>(() => o.DryBase = 1).ParamName);
-        Assert.Equal("MaxTime", Assert.Throws<ArgumentOutOfRangeException>(() => o.MaxTime = TimeSpan.Zero).ParamName);
-        Assert.Equal("SamplerOrder", Assert.Throws<ArgumentOutOfRangeException>(() => o.SamplerOrder = [SamplerStage.TopK, SamplerStage.TopK]).ParamName);
+        Assert.Equal("MinP", Assert.Throws<InvalidOptionException>(() => o.MinP = 1.5f).ParamName);
+        Assert.Equal("TypicalP", Assert.Throws<InvalidOptionException>(() => o.TypicalP = 0).ParamName);
+        Assert.Equal("EpsilonCutoff", Assert.Throws<InvalidOptionException>(() => o.EpsilonCutoff = 1).ParamName);
+        Assert.Equal("RepetitionPenalty", Assert.Throws<InvalidOptionException>(() => o.RepetitionPenalty = 0).ParamName);
+        Assert.Equal("PresencePenalty", Assert.Throws<InvalidOptionException>(() => o.PresencePenalty = float.NaN).ParamName);
+        Assert.Equal("TopNSigma", Assert.Throws<InvalidOptionException>(() => o.TopNSigma = -1).ParamName);
+        Assert.Equal("Mirostat", Assert.Throws<InvalidOptionException>(() => o.Mirostat = 3).ParamName);
+        Assert.Equal("XtcThreshold", Assert.Throws<InvalidOptionException>(() => o.XtcThreshold = 0.6f).ParamName);
+        Assert.Equal("DryBase", Assert.Throws<InvalidOptionException>(() => o.DryBase = 1).ParamName);
+        Assert.Equal("MaxTime", Assert.Throws<InvalidOptionException>(() => o.MaxTime = TimeSpan.Zero).ParamName);
+        Assert.Equal("SamplerOrder", Assert.Throws<InvalidOptionException>(() => o.SamplerOrder = [SamplerStage.TopK, SamplerStage.TopK]).ParamName);
     }
 
     [Fact]

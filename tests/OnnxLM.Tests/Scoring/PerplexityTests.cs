@@ -154,8 +154,8 @@ public sealed class PerplexityTests
     public async Task BadOptionsAndCancellation()
     {
         using var model = ConformanceModels.Load("torch-llama-fp32");
-        Assert.Throws<ArgumentOutOfRangeException>(() => new PerplexityOptions { WindowLength = 1 });
-        Assert.Throws<ArgumentOutOfRangeException>(() => new PerplexityOptions { Stride = 0 });
+        Assert.Throws<InvalidOptionException>(() => new PerplexityOptions { WindowLength = 1 });
+        Assert.Throws<InvalidOptionException>(() => new PerplexityOptions { Stride = 0 });
         await Assert.ThrowsAsync<ContextLengthExceededException>(() => model.ScorePerplexityAsync(Text, new PerplexityOptions { WindowLength = 300 }));
         await Assert.ThrowsAsync<ArgumentOutOfRangeException>(() => model.ScorePerplexityAsync(Text, new PerplexityOptions { WindowLength = 8, Stride = 9 }));
         using var cts = new CancellationTokenSource();

@@ -26,9 +26,6 @@ namespace OnnxLM;
 /// </remarks>
 public sealed class SpeculativeDecoding
 {
-    private int _draftLength = 10;
-    private int _maxNGramSize = 3;
-    private int _minNGramSize = 1;
     private LanguageModel? _draftModel;
     private ModelRuntime? _checkedTarget;
     private long _drafted;
@@ -40,43 +37,19 @@ public sealed class SpeculativeDecoding
     /// it the length adapts as Hugging Face's heuristic schedule (two more after a fully accepted draft, one fewer
     /// otherwise, at least one); near the end it is capped by the tokens still to generate and the session's room.
     /// </summary>
-    public int DraftLength
-    {
-        get => _draftLength;
-        set
-        {
-            ArgumentOutOfRangeException.ThrowIfLessThan(value, 1, nameof(DraftLength));
-            _draftLength = value;
-        }
-    }
+    public int DraftLength { get; set => field = OptionCheck.AtLeast(value, 1, nameof(DraftLength)); } = 10;
 
     /// <summary>
     /// Prompt lookup: the longest run of trailing tokens searched for earlier in the sequence (≥ 1). Default 3; longer runs
     /// are tried first, down to <see cref="MinNGramSize"/>.
     /// </summary>
-    public int MaxNGramSize
-    {
-        get => _maxNGramSize;
-        set
-        {
-            ArgumentOutOfRangeException.ThrowIfLessThan(value, 1, nameof(MaxNGramSize));
-            _maxNGramSize = value;
-        }
-    }
+    public int MaxNGramSize { get; set => field = OptionCheck.AtLeast(value, 1, nameof(MaxNGramSize)); } = 3;
 
     /// <summary>
     /// Prompt lookup: the shortest run of trailing tokens that may propose a draft (≥ 1, at most <see cref="MaxNGramSize"/>
     /// when generation starts). Default 1, as Hugging Face; larger values draft less often but more reliably.
     /// </summary>
-    public int MinNGramSize
-    {
-        get => _minNGramSize;
-        set
-        {
-            ArgumentOutOfRangeException.ThrowIfLessThan(value, 1, nameof(MinNGramSize));
-            _minNGramSize = value;
-        }
-    }
+    public int MinNGramSize { get; set => field = OptionCheck.AtLeast(value, 1, nameof(MinNGramSize)); } = 1;
 
     /// <summary>
     /// A smaller model with the generating model's tokenizer that proposes the drafts (its greedy continuation), instead
@@ -99,27 +72,36 @@ public sealed class SpeculativeDecoding
     /// Checks the settings against the generating model: the n-gram bounds are ordered and a draft model has the same
     /// vocabulary — the same size and the same piece for every id.
     /// </summary>
-    /// <exception cref="ArgumentException">The bounds contradict each other or the draft model's vocabulary differs; the message names what differs.</exception>
+    /// <remarks>Generation calls it when it starts; call it yourself to refuse a mismatched draft model before any work.</remarks>
+    /// <param name="target">The model that will generate with these settings.</param>
+    /// <exception cref="InvalidOptionException">The bounds contradict each other or the draft model's vocabulary differs; <see cref="InvalidOptionException.OptionName"/> is <c>MinNGramSize</c> or <c>DraftModel</c> and the reason names what differs.</exception>
+    public void Validate(LanguageModel target)
+    {
+        ArgumentNullException.ThrowIfNull(target);
+        Validate(target.Runtime);
+    }
+
+    /// <summary>The checks of <see cref="Validate(LanguageModel)"/> against the generating model's runtime, as generation runs them.</summary>
     internal void Validate(ModelRuntime target)
     {
         if (MinNGramSize > MaxNGramSize)
         {
-            throw new ArgumentException($"SpeculativeDecoding.MinNGramSize ({MinNGramSize}) is more than MaxNGramSize ({MaxNGramSize}).", nameof(MinNGramSize));
+            throw new InvalidOptionException(nameof(MinNGramSize), $"SpeculativeDecoding.MinNGramSize ({MinNGramSize}) is more than MaxNGramSize ({MaxNGramSize}).");
         }
 
         if (_draftModel is not { } draft || ReferenceEquals(_checkedTarget, target)) return;
         if (draft.Info.VocabularySize != target.Info.VocabularySize)
         {
-            throw new ArgumentException(
-                $"SpeculativeDecoding.DraftModel has a vocabulary of {draft.Info.VocabularySize} logits, the generating model {target.Info.VocabularySize}; a draft model must share the generating model's tokenizer.",
-                nameof(DraftModel));
+            throw new InvalidOptionException(
+                nameof(DraftModel),
+                $"SpeculativeDecoding.DraftModel has a vocabulary of {draft.Info.VocabularySize} logits, the generating model {target.Info.VocabularySize}; a draft model must share the generating model's tokenizer.");
         }
 
         if (draft.HasTokenizer != target.HasTokenizer)
         {
-            throw new ArgumentException(
-                $"SpeculativeDecoding.DraftModel {(draft.HasTokenizer ? "has" : "has no")} tokenizer while the generating model {(target.HasTokenizer ? "has" : "has none")}; a draft model must share the generating model's tokenizer.",
-                nameof(DraftModel));
+            throw new InvalidOptionException(
+                nameof(DraftModel),
+                $"SpeculativeDecoding.DraftModel {(draft.HasTokenizer ? "has" : "has no")} tokenizer while the generating model {(target.HasTokenizer ? "has" : "has none")}; a draft model must share the generating model's tokenizer.");
         }
 
         if (draft.HasTokenizer && !ReferenceEquals(draft.Tokenizer, target.Tokenizer))
@@ -128,9 +110,9 @@ public sealed class SpeculativeDecoding
             var b = target.Tokenizer;
             if (a.VocabularySize != b.VocabularySize)
             {
-                throw new ArgumentException(
-                    $"SpeculativeDecoding.DraftModel's tokenizer has {a.VocabularySize} tokens, the generating model's {b.VocabularySize}; a draft model must share the generating model's tokenizer.",
-                    nameof(DraftModel));
+                throw new InvalidOptionException(
+                    nameof(DraftModel),
+                    $"SpeculativeDecoding.DraftModel's tokenizer has {a.VocabularySize} tokens, the generating model's {b.VocabularySize}; a draft model must share the generating model's tokenizer.");
             }
 
             for (var id = 0; id < a.VocabularySize; id++)
@@ -139,9 +121,9 @@ public sealed class SpeculativeDecoding
                 var pb = Piece(b, id);
                 if (!string.Equals(pa, pb, StringComparison.Ordinal))
                 {
-                    throw new ArgumentException(
-                        $"SpeculativeDecoding.DraftModel's tokenizer maps id {id} to {Show(pa)}, the generating model's to {Show(pb)}; a draft model must share the generating model's tokenizer.",
-                        nameof(DraftModel));
+                    throw new InvalidOptionException(
+                        nameof(DraftModel),
+                        $"SpeculativeDecoding.DraftModel's tokenizer maps id {id} to {Show(pa)}, the generating model's to {Show(pb)}; a draft model must share the generating model's tokenizer.");
                 }
             }
         }

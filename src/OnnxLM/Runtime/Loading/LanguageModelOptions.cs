@@ -6,10 +6,6 @@ namespace OnnxLM;
 /// <summary>How <see cref="LanguageModel.Load(string, LanguageModelOptions?)"/> sets up ONNX Runtime.</summary>
 public sealed class LanguageModelOptions
 {
-    private int _deviceId;
-    private int _intraOpThreadCount;
-    private int _maxBatchSize = DefaultMaxBatchSize;
-
     /// <summary>The default of <see cref="MaxBatchSize"/>.</summary>
     public const int DefaultMaxBatchSize = 16;
 
@@ -17,26 +13,10 @@ public sealed class LanguageModelOptions
     public ExecutionProvider ExecutionProvider { get; set; } = ExecutionProvider.Auto;
 
     /// <summary>The CUDA device index used by <see cref="ExecutionProvider.Cuda"/> and <see cref="ExecutionProvider.Auto"/>. Default 0.</summary>
-    public int DeviceId
-    {
-        get => _deviceId;
-        set
-        {
-            ArgumentOutOfRangeException.ThrowIfNegative(value, nameof(DeviceId));
-            _deviceId = value;
-        }
-    }
+    public int DeviceId { get; set => field = OptionCheck.AtLeast(value, 0, nameof(DeviceId)); }
 
     /// <summary>Threads ONNX Runtime uses inside one operator; 0 (the default) lets ONNX Runtime choose (one per physical core).</summary>
-    public int IntraOpThreadCount
-    {
-        get => _intraOpThreadCount;
-        set
-        {
-            ArgumentOutOfRangeException.ThrowIfNegative(value, nameof(IntraOpThreadCount));
-            _intraOpThreadCount = value;
-        }
-    }
+    public int IntraOpThreadCount { get; set => field = OptionCheck.AtLeast(value, 0, nameof(IntraOpThreadCount)); }
 
     /// <summary>
     /// The most concurrent generations decoded together in one model run per step (continuous batching): concurrent
@@ -47,16 +27,7 @@ public sealed class LanguageModelOptions
     /// attention such as GroupQueryAttention) always decode alone, and so does the CUDA provider for now (the batched cache
     /// is kept in host memory). Default <see cref="DefaultMaxBatchSize"/>; at most 256.
     /// </summary>
-    public int MaxBatchSize
-    {
-        get => _maxBatchSize;
-        set
-        {
-            ArgumentOutOfRangeException.ThrowIfLessThan(value, 1, nameof(MaxBatchSize));
-            ArgumentOutOfRangeException.ThrowIfGreaterThan(value, 256, nameof(MaxBatchSize));
-            _maxBatchSize = value;
-        }
-    }
+    public int MaxBatchSize { get; set => field = OptionCheck.InRange(value, 1, 256, nameof(MaxBatchSize)); } = DefaultMaxBatchSize;
 
     /// <summary>
     /// Called with the ONNX Runtime session options after OnnxLM has set its own, to pass anything through

@@ -1,3 +1,5 @@
+using Microsoft.ML.OnnxRuntime;
+
 namespace OnnxLM;
 
 /// <summary>What a loaded model is: its shape, vocabulary, context, cache layout and where it runs.</summary>
@@ -80,6 +82,15 @@ public sealed class ModelInfo
 
     /// <summary>Whether the graph takes an <c>attention_mask</c>.</summary>
     public required bool HasAttentionMask { get; init; }
+
+    /// <summary>
+    /// The graph's inputs as ONNX Runtime describes them, by name: element type, dimensions (−1 where dynamic) and the
+    /// names of symbolic dimensions (<c>batch_size</c>, <c>past_sequence_length</c>…), in the graph's order.
+    /// </summary>
+    public IReadOnlyDictionary<string, NodeMetadata> GraphInputs { get; init; } = new Dictionary<string, NodeMetadata>();
+
+    /// <summary>The graph's outputs as ONNX Runtime describes them, by name (logits, then the present key/value tensors).</summary>
+    public IReadOnlyDictionary<string, NodeMetadata> GraphOutputs { get; init; } = new Dictionary<string, NodeMetadata>();
 
     /// <summary>The beginning-of-sequence token id from the model config, if any.</summary>
     public int? BosTokenId { get; init; }
