@@ -6,39 +6,11 @@ public sealed class ModelHubOptions
     /// <summary>The public Hub, used when <c>HF_ENDPOINT</c> is not set.</summary>
     public const string DefaultEndpoint = "https://huggingface.co";
 
-    private string _cacheDirectory = DefaultCacheDirectory(static name => Environment.GetEnvironmentVariable(name));
-    private Uri _endpoint = new(DefaultEndpoint);
-    private int _maxParallelDownloads = 4;
-    private int _maxRetries = 5;
-    private TimeSpan _retryDelay = TimeSpan.FromSeconds(1);
-    private TimeSpan _maxRetryDelay = TimeSpan.FromSeconds(60);
-
     /// <summary>The hub cache folder holding <c>models--org--name</c> folders (default: <c>HF_HUB_CACHE</c>, else <c>$HF_HOME/hub</c>, else <c>~/.cache/huggingface/hub</c>).</summary>
-    public string CacheDirectory
-    {
-        get => _cacheDirectory;
-        set
-        {
-            ArgumentException.ThrowIfNullOrWhiteSpace(value, nameof(CacheDirectory));
-            _cacheDirectory = value;
-        }
-    }
+    public string CacheDirectory { get; set => field = NotBlank(value, nameof(CacheDirectory)); } = DefaultCacheDirectory(static name => Environment.GetEnvironmentVariable(name));
 
     /// <summary>The Hub's address (default <see cref="DefaultEndpoint"/>, or <c>HF_ENDPOINT</c>).</summary>
-    public Uri Endpoint
-    {
-        get => _endpoint;
-        set
-        {
-            ArgumentNullException.ThrowIfNull(value, nameof(Endpoint));
-            if (!value.IsAbsoluteUri || (value.Scheme != Uri.UriSchemeHttp && value.Scheme != Uri.UriSchemeHttps))
-            {
-                throw new ArgumentException($"{nameof(Endpoint)} must be an absolute http(s) address, not '{value}'.", nameof(Endpoint));
-            }
-
-            _endpoint = value;
-        }
-    }
+    public Uri Endpoint { get; set => field = HttpAddress(value, nameof(Endpoint)); } = new(DefaultEndpoint);
 
     /// <summary>The access token for private and gated repositories (<c>HF_TOKEN</c>, else the token file <c>$HF_HOME/token</c>); null sends none.</summary>
     public string? Token { get; set; }
@@ -53,48 +25,16 @@ public sealed class ModelHubOptions
     public HttpClient? HttpClient { get; set; }
 
     /// <summary>How many files download at once (default 4).</summary>
-    public int MaxParallelDownloads
-    {
-        get => _maxParallelDownloads;
-        set
-        {
-            ArgumentOutOfRangeException.ThrowIfLessThan(value, 1, nameof(MaxParallelDownloads));
-            _maxParallelDownloads = value;
-        }
-    }
+    public int MaxParallelDownloads { get; set => field = AtLeast(value, 1, nameof(MaxParallelDownloads)); } = 4;
 
     /// <summary>How many times a request is retried after a 5xx, a 429 or a dropped connection (default 5; 0 never retries).</summary>
-    public int MaxRetries
-    {
-        get => _maxRetries;
-        set
-        {
-            ArgumentOutOfRangeException.ThrowIfNegative(value, nameof(MaxRetries));
-            _maxRetries = value;
-        }
-    }
+    public int MaxRetries { get; set => field = AtLeast(value, 0, nameof(MaxRetries)); } = 5;
 
     /// <summary>The first retry's delay, doubled for each next one (default 1 s).</summary>
-    public TimeSpan RetryDelay
-    {
-        get => _retryDelay;
-        set
-        {
-            ArgumentOutOfRangeException.ThrowIfLessThan(value, TimeSpan.Zero, nameof(RetryDelay));
-            _retryDelay = value;
-        }
-    }
+    public TimeSpan RetryDelay { get; set => field = AtLeast(value, TimeSpan.Zero, nameof(RetryDelay)); } = TimeSpan.FromSeconds(1);
 
     /// <summary>The longest wait between tries, whatever the backoff or a <c>Retry-After</c> header asks (default 60 s).</summary>
-    public TimeSpan MaxRetryDelay
-    {
-        get => _maxRetryDelay;
-        set
-        {
-            ArgumentOutOfRangeException.ThrowIfLessThan(value, TimeSpan.Zero, nameof(MaxRetryDelay));
-            _maxRetryDelay = value;
-        }
-    }
+    public TimeSpan MaxRetryDelay { get; set => field = AtLeast(value, TimeSpan.Zero, nameof(MaxRetryDelay)); } = TimeSpan.FromSeconds(60);
 
     /// <summary>
     /// Options from the environment variables huggingface_hub reads: <c>HF_HUB_CACHE</c> (wins over <c>HF_HOME</c>),
@@ -145,4 +85,28 @@ public sealed class ModelHubOptions
     private static bool IsTrue(string? value) => value?.Trim().ToUpperInvariant() is "1" or "ON" or "YES" or "TRUE";
 
     private static string? NonEmpty(string? value) => string.IsNullOrWhiteSpace(value) ? null : value.Trim();
+
+    private static string NotBlank(string value, string name)
+    {
+        ArgumentException.ThrowIfNullOrWhiteSpace(value, name);
+        return value;
+    }
+
+    private static T AtLeast<T>(T value, T minimum, string name)
+        where T : IComparable<T>
+    {
+        ArgumentOutOfRangeException.ThrowIfLessThan(value, minimum, name);
+        return value;
+    }
+
+    private static Uri HttpAddress(Uri value, string name)
+    {
+        ArgumentNullException.ThrowIfNull(value, name);
+        if (!value.IsAbsoluteUri || (value.Scheme != Uri.UriSchemeHttp && value.Scheme != Uri.UriSchemeHttps))
+        {
+            throw new ArgumentException($"{name} must be an absolute http(s) address, not '{value}'.", name);
+        }
+
+        return value;
+    }
 }

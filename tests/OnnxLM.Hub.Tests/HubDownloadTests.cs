@@ -33,7 +33,9 @@ public sealed class HubDownloadTests : HubTestBase
     {
         var snapshot = await Hub().DownloadAsync(Fixtures.CommunityId);
         Assert.Equal("q4", snapshot.Dtype);
-        Assert.Equal(["q4", "q8", "int8", "uint8", "fp16", "q4f16", "fp32", "bnb4"], ModelHub.DefaultDtypeOrder);
+        // The loader's CPU order, so that a pulled folder holds the graph LanguageModel.Load would pick from the whole repository.
+        Assert.Equal(["q4", "q8", "int8", "uint8", "fp32", "fp16", "q4f16", "bnb4"], ModelHub.DefaultDtypeOrder);
+        Assert.Equal(LanguageModelOptions.CpuDtypeOrder, ModelHub.DefaultDtypeOrder);
 
         foreach (var (dtype, graph) in new[] { ("fp32", "onnx/model.onnx"), ("fp16", "onnx/model_fp16.onnx"), ("q8", "onnx/model_quantized.onnx"), ("q4f16", "onnx/model_q4f16.onnx") })
         {
