@@ -100,7 +100,7 @@ internal static class ExplainCommand
                 console.Write(chart);
                 console.WriteLine();
             }
-        }, ExplainPng.NextToken);
+        }, (view, file) => ExplainPng.NextToken(view, file));
         return command;
     }
 
