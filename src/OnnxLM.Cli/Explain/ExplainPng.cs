@@ -9,8 +9,8 @@ internal static class ExplainPng
     public const int Width = 1000;
     public const int Height = 800;
 
-    /// <summary>Where a figure's parts landed, in pixels: the data area, each bottom label's box, the band kept for the axis title.</summary>
-    public sealed record Figure(PixelRect DataArea, IReadOnlyList<PixelRect> Labels, PixelRect AxisTitle);
+    /// <summary>Where a figure's parts landed, in pixels: the data area, each bottom tick's x, its label's box, the band kept for the axis title.</summary>
+    public sealed record Figure(PixelRect DataArea, IReadOnlyList<float> Ticks, IReadOnlyList<PixelRect> Labels, PixelRect AxisTitle);
 
     /// <summary>
     /// An attention heatmap (rows: queries, columns: keys) with the tokens as tick labels, each on its cell's centre;
@@ -104,7 +104,8 @@ internal static class ExplainPng
         }
 
         plot.SavePng(path, Width, Height);
-        return new Figure(area, boxes, new PixelRect(area.Left, area.Right, Height - titleHeight - TickLabels.Margin, Height));
+        var ticks = labels.Select((_, i) => bottom.GetPixel(at(i), area)).ToList();
+        return new Figure(area, ticks, boxes, new PixelRect(area.Left, area.Right, Height - titleHeight - TickLabels.Margin, Height));
     }
 
     /// <summary>Step time with the cache, recomputing the prefix, and prefill, against the sequence length.</summary>
