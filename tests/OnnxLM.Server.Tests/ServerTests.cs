@@ -504,7 +504,7 @@ public sealed class ServerTests : IAsyncLifetime
 
         // A token's detail is in a styled box on focus (as Tab gives it; ?detail=2 focuses the third output token), not in a
         // native title: the box is visible, holds that token's probability and alternatives, and describes the token.
-        const string Focused = "/?prompt=In%20the%20beginning&autorun=1&stream=0&seed=3&max_tokens=20&detail=2";
+        const string Focused = "/?prompt=In%20the%20beginning%20God%20created&autorun=1&stream=0&seed=3&max_tokens=20&detail=2";
         var dom = await ChromiumAsync(chromium!, "--dump-dom", Focused);
         var tip = System.Text.RegularExpressions.Regex.Match(dom, "<div id=\"tip\" role=\"tooltip\"([^>]*)>([^<]*)</div>");
         Assert.True(tip.Success, dom);
@@ -518,8 +518,12 @@ public sealed class ServerTests : IAsyncLifetime
         Assert.DoesNotContain(" title=", string.Concat(tokens.Select(t => t.Groups[1].Value)));
         Assert.Contains($"data-detail=\"{tip.Groups[2].Value}\"", tokens[2].Groups[1].Value);
         var pieces = System.Text.RegularExpressions.Regex.Matches(dom, "<span class=\"piece\"([^>]*)>");
-        Assert.Equal(4, pieces.Count);
+        Assert.Equal(6, pieces.Count);
         Assert.Contains(pieces, p => p.Groups[1].Value.Contains("data-detail=\"", StringComparison.Ordinal) && p.Groups[1].Value.Contains("tabindex=\"0\"", StringComparison.Ordinal));
+
+        // The attention canvas keeps its labels whole: the farthest slanted column label ends inside the canvas.
+        var reach = Data(Body(dom), "attention-reach").Split('/').Select(int.Parse).ToArray();
+        Assert.True(reach[0] <= reach[1], $"a column label runs to x = {reach[0]} on a canvas {reach[1]} wide");
 
         // In a screenshot at the same window size the box is drawn where the page placed it: dark, over the light page.
         var position = System.Text.RegularExpressions.Regex.Match(tip.Groups[1].Value, @"left: ([\d.]+)px; top: ([\d.]+)px");

@@ -153,21 +153,33 @@ async function attention() {
     for (let l = 0; l < view.layers; l++) $('layer').add(new Option(`layer ${l}`, l, false, l === view.layer));
     for (let h = 0; h < view.heads; h++) $('head').add(new Option(`head ${h}`, h));
   }
-  const canvas = $('attention'), g = canvas.getContext('2d'), n = view.tokens.length;
-  const margin = 90, cell = (canvas.width - margin) / n;
+  const canvas = $('attention'), n = view.tokens.length, labels = view.tokens.map(visible);
+  let g = canvas.getContext('2d');
+  g.font = '11px monospace';
+  const widths = labels.map((l) => g.measureText(l).width);
+  // Whole labels: rows get the widest label's room on the left, columns slant up-right from their cell's centre, so the
+  // grid leaves room above for the longest and shrinks until the last columns' labels end inside the canvas.
+  const slant = Math.PI / 3, cos = Math.cos(slant), sin = Math.sin(slant);
+  const left = Math.ceil(Math.max(...widths)) + 8, top = Math.ceil(Math.max(...widths) * sin) + 12;
+  const cell = Math.min((canvas.width - left) / n, ...widths.map((w, k) => (canvas.width - 8 - left - w * cos) / (k + 0.5)));
+  canvas.height = Math.ceil(top + n * cell + 1);
+  g = canvas.getContext('2d');
   g.clearRect(0, 0, canvas.width, canvas.height);
-  g.font = '11px monospace'; g.fillStyle = '#333';
+  g.font = '11px monospace';
   for (let q = 0; q < n; q++) {
-    g.textAlign = 'right'; g.fillStyle = '#333'; g.fillText(visible(view.tokens[q]).slice(0, 12), margin - 4, margin + q * cell + cell * 0.65);
+    g.textAlign = 'right'; g.textBaseline = 'middle'; g.fillStyle = '#333'; g.fillText(labels[q], left - 4, top + q * cell + cell / 2);
     for (let k = 0; k < n; k++) {
       const w = view.weights[q][k];
       g.fillStyle = k > q ? '#f3f4f6' : `rgba(37, 99, 235, ${w})`;
-      g.fillRect(margin + k * cell, margin + q * cell, cell - 1, cell - 1);
+      g.fillRect(left + k * cell, top + q * cell, cell - 1, cell - 1);
     }
   }
-  g.save();
-  for (let k = 0; k < n; k++) { g.translate(0, 0); g.save(); g.translate(margin + k * cell + cell * 0.6, margin - 4); g.rotate(-Math.PI / 3); g.textAlign = 'left'; g.fillStyle = '#333'; g.fillText(visible(view.tokens[k]).slice(0, 12), 0, 0); g.restore(); }
-  g.restore();
+  let reach = 0;
+  for (let k = 0; k < n; k++) {
+    g.save(); g.translate(left + (k + 0.5) * cell, top - 4); g.rotate(-slant); g.textAlign = 'left'; g.textBaseline = 'middle'; g.fillStyle = '#333'; g.fillText(labels[k], 0, 0); g.restore();
+    reach = Math.max(reach, left + (k + 0.5) * cell + widths[k] * cos);
+  }
+  document.body.dataset.attentionReach = `${Math.ceil(reach)}/${canvas.width}`;
   document.body.dataset.attention = String(n);
 }
 
