@@ -30,13 +30,13 @@ internal static class ExplainPng
         heatmap.Rectangle = new CoordinateRect(0, n, 0, n);
         plot.Add.ColorBar(heatmap);
         Func<int, double> key = i => i + 0.5;
-        TickLabels.Apply(plot.Axes.Bottom, tokens, key);
-        TickLabels.Apply(plot.Axes.Left, tokens, i => n - i - 0.5);
+        TickLabels.Apply(plot.Axes.Bottom, tokens, key, tokens: true);
+        TickLabels.Apply(plot.Axes.Left, tokens, i => n - i - 0.5, tokens: true);
         plot.Axes.SetLimits(0, n, 0, n);
         plot.Title(title);
         plot.XLabel("key (attended to)");
         plot.YLabel("query (attending)");
-        return Save(plot, tokens, key, path);
+        return Save(plot, tokens, key, tokens: true, path);
     }
 
     /// <summary>Probability bars of the top tokens, one series per temperature, the legend above the bars.</summary>
@@ -57,33 +57,33 @@ internal static class ExplainPng
         }
 
         Func<int, double> at = i => i;
-        TickLabels.Apply(plot.Axes.Bottom, [.. reference.Top.Select(t => t.Text)], at);
+        TickLabels.Apply(plot.Axes.Bottom, [.. reference.Top.Select(t => t.Text)], at, tokens: true);
         // A legend inside the data area covers whichever bars sit under it; above the axes it covers none.
         plot.ShowLegend(Edge.Top);
         plot.Axes.Margins(bottom: 0);
         plot.Title($"next token after \"{next.Prompt}\"");
         plot.YLabel("probability");
-        return Save(plot, [.. reference.Top.Select(t => t.Text)], at, path);
+        return Save(plot, [.. reference.Top.Select(t => t.Text)], at, tokens: true, path);
     }
 
-    /// <summary>Bars of one value per labelled item (surprise per token, parameters per component, cosine histogram).</summary>
-    public static Figure Bars(IReadOnlyList<string> labels, IReadOnlyList<double> values, string title, string yLabel, string path)
+    /// <summary>Bars of one value per labelled item (surprise per token, parameters per component, cosine histogram); <paramref name="tokens"/> when the labels are tokens.</summary>
+    public static Figure Bars(IReadOnlyList<string> labels, IReadOnlyList<double> values, string title, string yLabel, bool tokens, string path)
     {
         var plot = new Plot();
         plot.Add.Bars([.. values]);
         Func<int, double> at = i => i;
-        TickLabels.Apply(plot.Axes.Bottom, labels, at);
+        TickLabels.Apply(plot.Axes.Bottom, labels, at, tokens);
         plot.Axes.Margins(bottom: 0);
         plot.Title(title);
         plot.YLabel(yLabel);
-        return Save(plot, labels, at, path);
+        return Save(plot, labels, at, tokens, path);
     }
 
     /// <summary>
     /// Reserves room for the slanted bottom labels (below the axes, then the axis title; on the left, for the first labels'
     /// overhang), renders until they fit, and writes the PNG.
     /// </summary>
-    private static Figure Save(Plot plot, IReadOnlyList<string> labels, Func<int, double> at, string path)
+    private static Figure Save(Plot plot, IReadOnlyList<string> labels, Func<int, double> at, bool tokens, string path)
     {
         var bottom = plot.Axes.Bottom;
         var titleHeight = string.IsNullOrEmpty(bottom.Label.Text) ? 0 : bottom.Label.FontSize * 1.6f;
@@ -94,7 +94,7 @@ internal static class ExplainPng
         {
             plot.RenderInMemory(Width, Height);
             area = plot.RenderManager.LastRender.DataRect;
-            boxes = TickLabels.Boxes(bottom, labels, at, area);
+            boxes = TickLabels.Boxes(bottom, labels, at, tokens, area);
             var below = boxes.Count == 0 ? 0 : boxes.Max(b => b.Bottom) - area.Bottom;
             var overhang = boxes.Count == 0 ? 0 : TickLabels.Margin - boxes.Min(b => b.Left);
             var fits = bottom.MinimumSize >= below + titleHeight + (2 * TickLabels.Margin) - 0.5f && overhang <= 0;

@@ -18,16 +18,19 @@ internal static class TickLabels
     /// <summary>Pixels kept free between a label and the figure's edge or the axis title.</summary>
     public const float Margin = 6;
 
-    /// <summary>Labels as they are drawn: whitespace made visible (<c>·</c>, <c>⏎</c>, <c>→</c>), as in the terminal views.</summary>
-    public static string Text(string token) => CliContext.Visible(token);
+    /// <summary>Labels as they are drawn: a token's whitespace made visible (<c>·</c>, <c>⏎</c>, <c>→</c>), as in the terminal views.</summary>
+    public static string Text(string label, bool tokens) => tokens ? CliContext.Visible(label) : label;
 
-    /// <summary>Sets the axis's ticks at the given positions with these labels, in the token style (slanted on the bottom axis).</summary>
-    public static void Apply(IAxis axis, IReadOnlyList<string> labels, Func<int, double> at)
+    /// <summary>
+    /// Sets the axis's ticks at the given positions with these labels (slanted on the bottom axis); <paramref name="tokens"/>
+    /// draws them as tokens, each in a box with its whitespace shown.
+    /// </summary>
+    public static void Apply(IAxis axis, IReadOnlyList<string> labels, Func<int, double> at, bool tokens)
     {
         var ticks = new ScottPlot.TickGenerators.NumericManual();
-        for (var i = 0; i < labels.Count; i++) ticks.AddMajor(at(i), Text(labels[i]));
+        for (var i = 0; i < labels.Count; i++) ticks.AddMajor(at(i), Text(labels[i], tokens));
         axis.TickGenerator = ticks;
-        Style(axis.TickLabelStyle);
+        Style(axis.TickLabelStyle, tokens);
         if (axis.Edge == Edge.Bottom)
         {
             axis.TickLabelStyle.Rotation = -Angle;
@@ -37,10 +40,10 @@ internal static class TickLabels
     }
 
     /// <summary>Width and height in pixels of a label's text, measured with the font it is drawn in.</summary>
-    public static PixelSize Measure(string label)
+    public static PixelSize Measure(string label, bool tokens)
     {
-        var style = new LabelStyle { Text = Text(label) };
-        Style(style);
+        var style = new LabelStyle { Text = Text(label, tokens) };
+        Style(style, tokens);
         using var paint = Paint.NewDisposablePaint();
         var measured = style.Measure(paint);
         return new PixelSize(measured.Width, measured.Height);
@@ -65,25 +68,26 @@ internal static class TickLabels
     }
 
     /// <summary>The boxes of the bottom axis's labels in a figure whose data area is <paramref name="data"/>.</summary>
-    public static IReadOnlyList<PixelRect> Boxes(IAxis bottom, IReadOnlyList<string> labels, Func<int, double> at, PixelRect data)
+    public static IReadOnlyList<PixelRect> Boxes(IAxis bottom, IReadOnlyList<string> labels, Func<int, double> at, bool tokens, PixelRect data)
     {
         // ScottPlot anchors a bottom tick label just under the tick mark.
         var y = data.Bottom + bottom.MajorTickStyle.Length + bottom.TickLabelStyle.OffsetY;
         var boxes = new PixelRect[labels.Count];
-        for (var i = 0; i < labels.Count; i++) boxes[i] = Box(new Pixel(bottom.GetPixel(at(i), data), y), Measure(labels[i]));
+        for (var i = 0; i < labels.Count; i++) boxes[i] = Box(new Pixel(bottom.GetPixel(at(i), data), y), Measure(labels[i], tokens));
         return boxes;
     }
 
-    private static void Style(LabelStyle style)
+    private static void Style(LabelStyle style, bool tokens)
     {
         style.FontName = Fonts.Monospace;
         style.FontSize = FontSize;
-        style.Bold = true;
+        style.Bold = tokens;
+        style.PixelPadding = new PixelPadding(Pad);
+        if (!tokens) return;
         // Each token in its own light box, as the playground draws them: a box shows a token even when its text is one small mark.
         style.BackgroundColor = Color.FromHex("#F3F4F6");
         style.BorderColor = Color.FromHex("#9CA3AF");
         style.BorderWidth = 1;
-        style.PixelPadding = new PixelPadding(Pad);
     }
 
     /// <summary>Pixels a slanted label is moved down, so that its box clears the axis line.</summary>
