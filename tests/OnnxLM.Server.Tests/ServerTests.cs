@@ -483,4 +483,91 @@ public sealed class ServerTests : IAsyncLifetime
             File.Delete(shot);
         }
     }
+
+    [SkippableFact]
+    public async Task ThePlaygroundHasAnIconShowsDetailsOnFocusAndShowsApiErrors()
+    {
+        // The icon: the page declares it, and /favicon.ico (which browsers ask for on their own) answers with it, not 404.
+        var page = await _http.GetStringAsync("/");
+        var icon = System.Text.RegularExpressions.Regex.Match(page, "<link rel=\"icon\" href=\"([^\"]+)\" type=\"image/svg\\+xml\">");
+        Assert.True(icon.Success, page);
+        foreach (var path in (string[])[icon.Groups[1].Value, "/favicon.ico"])
+        {
+            using var response = await _http.GetAsync(path);
+            Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+            Assert.Equal("image/svg+xml", response.Content.Headers.ContentType?.MediaType);
+            Assert.StartsWith("<svg", await response.Content.ReadAsStringAsync());
+        }
+
+        var chromium = new[] { "/usr/bin/chromium", "/usr/bin/chromium-browser" }.FirstOrDefault(File.Exists);
+        Skip.If(chromium is null, "no chromium browser installed (apt-get install chromium)");
+
+        // A token's detail is in a styled box on focus (as Tab gives it; ?detail=2 focuses the third output token), not in a
+        // native title: the box is visible, holds that token's probability and alternatives, and describes the token.
+        const string Focused = "/?prompt=In%20the%20beginning%20God%20created&autorun=1&stream=0&seed=3&max_tokens=20&detail=2";
+        var dom = await ChromiumAsync(chromium!, "--dump-dom", Focused);
+        var tip = System.Text.RegularExpressions.Regex.Match(dom, "<div id=\"tip\" role=\"tooltip\"([^>]*)>([^<]*)</div>");
+        Assert.True(tip.Success, dom);
+        Assert.DoesNotContain("hidden", tip.Groups[1].Value);
+        Assert.StartsWith("p = ", tip.Groups[2].Value);
+        Assert.Equal(5, tip.Groups[2].Value.Split('\n').Count(line => line.EndsWith('%')) - 1); // p, then logprobs: 5 alternatives
+        var tokens = System.Text.RegularExpressions.Regex.Matches(dom, "<span class=\"token\"([^>]*)>");
+        Assert.Equal(20, tokens.Count);
+        Assert.All(tokens, t => Assert.Contains("tabindex=\"0\"", t.Groups[1].Value));
+        Assert.All(tokens, t => Assert.Contains("aria-describedby=\"tip\"", t.Groups[1].Value));
+        Assert.DoesNotContain(" title=", string.Concat(tokens.Select(t => t.Groups[1].Value)));
+        Assert.Contains($"data-detail=\"{tip.Groups[2].Value}\"", tokens[2].Groups[1].Value);
+        var pieces = System.Text.RegularExpressions.Regex.Matches(dom, "<span class=\"piece\"([^>]*)>");
+        Assert.Equal(6, pieces.Count);
+        Assert.Contains(pieces, p => p.Groups[1].Value.Contains("data-detail=\"", StringComparison.Ordinal) && p.Groups[1].Value.Contains("tabindex=\"0\"", StringComparison.Ordinal));
+
+        // The attention canvas keeps its labels whole: the farthest slanted column label ends inside the canvas.
+        var reach = Data(Body(dom), "attention-reach").Split('/').Select(int.Parse).ToArray();
+        Assert.True(reach[0] <= reach[1], $"a column label runs to x = {reach[0]} on a canvas {reach[1]} wide");
+
+        // In a screenshot at the same window size the box is drawn where the page placed it: dark, over the light page.
+        var position = System.Text.RegularExpressions.Regex.Match(tip.Groups[1].Value, @"left: ([\d.]+)px; top: ([\d.]+)px");
+        Assert.True(position.Success, tip.Groups[1].Value);
+        var shot = Path.Combine(Path.GetTempPath(), $"onnxlm-tip-{Guid.NewGuid():N}.png");
+        try
+        {
+            await ChromiumAsync(chromium!, $"--screenshot={shot}", Focused);
+            using var image = SKBitmap.Decode(shot);
+            var (x, y) = ((int)double.Parse(position.Groups[1].Value, System.Globalization.CultureInfo.InvariantCulture), (int)double.Parse(position.Groups[2].Value, System.Globalization.CultureInfo.InvariantCulture));
+            var inside = image.GetPixel(x + 4, y + 4);
+            var below = image.GetPixel(x + 4, Math.Min(image.Height - 1, y + 200));
+            Assert.True(inside.Red < 60 && below.Red > 200, $"tip box {inside} at ({x}, {y}), page below it {below}");
+        }
+        finally
+        {
+            File.Delete(shot);
+        }
+
+        // An API error is on the page: the server's own message for a refused request, in the visible error area.
+        var refused = await PostAsync("/v1/completions", new { prompt = "In the beginning", max_tokens = -1 }, HttpStatusCode.BadRequest);
+        var message = refused.GetProperty("error").GetProperty("message").GetString()!;
+        var failed = await ChromiumAsync(chromium!, "--dump-dom", "/?prompt=In%20the%20beginning&autorun=1&max_tokens=-1");
+        var area = System.Text.RegularExpressions.Regex.Match(failed, "<div id=\"error\"([^>]*)>([^<]*)</div>");
+        Assert.True(area.Success, failed);
+        Assert.DoesNotContain("hidden", area.Groups[1].Value);
+        Assert.Equal($"/v1/completions answered 400: {message}", System.Net.WebUtility.HtmlDecode(area.Groups[2].Value));
+        Assert.Equal("1", Data(Body(failed), "ready")); // the other panels loaded
+    }
+
+    /// <summary>Headless chromium at the screenshot's window size on <paramref name="query"/>; returns what it prints (the DOM for --dump-dom).</summary>
+    private async Task<string> ChromiumAsync(string chromium, string action, string query)
+    {
+        var start = new ProcessStartInfo(chromium) { RedirectStandardOutput = true, RedirectStandardError = true };
+        foreach (var a in (string[])["--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars", "--window-size=1280,860", "--virtual-time-budget=20000", action, new Uri(_http.BaseAddress!, query).ToString()])
+        {
+            start.ArgumentList.Add(a);
+        }
+
+        using var process = Process.Start(start)!;
+        var error = process.StandardError.ReadToEndAsync();
+        var output = await process.StandardOutput.ReadToEndAsync();
+        await process.WaitForExitAsync();
+        await error;
+        return output;
+    }
 }

@@ -100,7 +100,7 @@ internal static class ExplainCommand
                 console.Write(chart);
                 console.WriteLine();
             }
-        }, ExplainPng.NextToken);
+        }, (view, file) => ExplainPng.NextToken(view, file));
         return command;
     }
 
@@ -122,7 +122,7 @@ internal static class ExplainCommand
 
             console.Write(table);
             console.MarkupLine($"mean {view.MeanSurpriseBits:F2} bits per token");
-        }, (view, file) => ExplainPng.Bars([.. view.Tokens.Select(t => t.Text)], [.. view.Tokens.Select(t => t.SurpriseBits)], $"surprise per token (mean {view.MeanSurpriseBits:F2} bits)", "−log₂ p (bits)", file));
+        }, (view, file) => ExplainPng.Bars([.. view.Tokens.Select(t => t.Text)], [.. view.Tokens.Select(t => t.SurpriseBits)], $"surprise per token (mean {view.MeanSurpriseBits:F2} bits)", "−log₂ p (bits)", tokens: true, file));
         return command;
     }
 
@@ -226,7 +226,7 @@ internal static class ExplainCommand
         {
             var r = view.random_pairs;
             var labels = Enumerable.Range(0, r.Histogram.Count).Select(i => (r.HistogramMin + (i * (r.HistogramMax - r.HistogramMin) / r.Histogram.Count)).ToString("+0.0;-0.0", CultureInfo.InvariantCulture)).ToList();
-            ExplainPng.Bars(labels, [.. r.Histogram.Select(x => (double)x)], $"cosine similarity of {r.Pairs} random token pairs (mean {r.Mean:F3})", "pairs", file);
+            ExplainPng.Bars(labels, [.. r.Histogram.Select(x => (double)x)], $"cosine similarity of {r.Pairs} random token pairs (mean {r.Mean:F3})", "pairs", tokens: false, file);
         });
         return command;
     }
@@ -241,7 +241,7 @@ internal static class ExplainCommand
             var chart = new BarChart().Label($"{view.Total:N0} parameters").Width(90);
             foreach (var g in view.Groups) chart.AddItem($"{g.Component} ({g.Share:P1})", g.Count, Color.Orange1);
             console.Write(chart);
-        }, (view, file) => ExplainPng.Bars([.. view.Groups.Select(g => g.Component)], [.. view.Groups.Select(g => (double)g.Count)], $"{view.Total:N0} parameters by component", "parameters", file));
+        }, (view, file) => ExplainPng.Bars([.. view.Groups.Select(g => g.Component)], [.. view.Groups.Select(g => (double)g.Count)], $"{view.Total:N0} parameters by component", "parameters", tokens: false, file));
         return command;
     }
 

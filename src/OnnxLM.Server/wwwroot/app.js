@@ -16,25 +16,31 @@ function headers(extra) {
 }
 // Every call goes through here: a refused request becomes an Error carrying the server's error object message.
 async function call(path, init = {}) {
-  const r = await fetch(path, { ...init, headers: headers(init.headers) });
+  let r;
+  try {
+    r = await fetch(path, { ...init, headers: headers(init.headers) });
+  } catch (e) { // the request never got an answer: the server stopped, or the network is down
+    const error = new Error(`Cannot reach the server (${path}): ${e.message}. Is it still running?`); error.status = 0; throw error;
+  }
   if (!r.ok) {
     let message = `${r.status} ${r.statusText}`;
     try { message = (await r.json()).error?.message ?? message; } catch { /* not an error object */ }
-    const error = new Error(message); error.status = r.status; throw error;
+    const error = new Error(message); error.status = r.status; error.path = path; throw error;
   }
   return r;
 }
 function post(path, body) { return call(path, { method: 'POST', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify(body) }); }
 function showError(e) {
   const box = $('error');
-  box.textContent = e.status === 401 ? `${e.message} Enter the server's API key above.` : e.message;
+  const where = e.status ? `${e.path ?? 'request'} answered ${e.status}: ` : '';
+  box.textContent = where + (e.status === 401 ? `${e.message} Enter the server's API key above.` : e.message);
   box.hidden = false;
   document.body.dataset.error = e.message;
   if (e.status === 401) $('api-key').focus();
 }
 function clearError() { $('error').hidden = true; $('error').textContent = ''; delete document.body.dataset.error; }
-// Panels run on their own; each reports its failure instead of failing silently.
-function guarded(f) { return (...a) => f(...a).catch(showError); }
+// Panels run on their own; each reports its failure instead of failing silently. A new action clears the last failure.
+function guarded(f) { return (...a) => { clearError(); return f(...a).catch(showError); }; }
 function sampling() {
   const body = { temperature: +$('temperature').value, top_p: +$('top_p').value, top_k: +$('top_k').value, min_p: +$('min_p').value,
     repetition_penalty: +$('repetition_penalty').value, max_tokens: +$('max_tokens').value, logprobs: 5 };
@@ -73,7 +79,9 @@ async function generate() {
     while ((cut = buffer.indexOf('\n\n')) >= 0) {
       const line = buffer.slice(0, cut); buffer = buffer.slice(cut + 2);
       if (!line.startsWith('data: ') || line === 'data: [DONE]') continue;
-      const choice = JSON.parse(line.slice(6)).choices[0];
+      const chunk = JSON.parse(line.slice(6));
+      if (chunk.error) { const error = new Error(chunk.error.message ?? 'the stream failed'); error.path = '/v1/completions'; throw error; }
+      const choice = chunk.choices[0];
       if (!choice || !choice.text) continue;
       addToken(out, choice.text, choice.logprobs);
       count++;
@@ -93,7 +101,7 @@ function addToken(out, text, lp) {
     span.style.background = heat(p);
     span.dataset.prob = p.toFixed(4);
     const top = lp.top_logprobs[0] ? Object.entries(lp.top_logprobs[0]).map(([t, l]) => `${visible(t)} ${(Math.exp(l) * 100).toFixed(1)}%`).join('\n') : '';
-    span.title = `p = ${(p * 100).toFixed(1)}%\n${top}`;
+    detail(span, `p = ${(p * 100).toFixed(1)}%\n${top}`);
   }
   out.appendChild(span);
 }
@@ -127,7 +135,7 @@ async function tokens() {
     el.textContent = visible(token.text || token.piece);
     const id = document.createElement('sub'); id.textContent = token.id; el.appendChild(id);
     const merges = view.words.find((w) => w.word.length > 0 && token.piece.length > 0 && w.word.includes(token.piece));
-    if (merges) el.title = merges.merges.map((m) => `${m.left} + ${m.right} → ${m.result} (#${m.rank})`).join('\n') || 'no merges';
+    if (merges) detail(el, merges.merges.map((m) => `${m.left} + ${m.right} → ${m.result} (#${m.rank})`).join('\n') || 'no merges');
     box.appendChild(el);
     word++;
   }
@@ -145,22 +153,59 @@ async function attention() {
     for (let l = 0; l < view.layers; l++) $('layer').add(new Option(`layer ${l}`, l, false, l === view.layer));
     for (let h = 0; h < view.heads; h++) $('head').add(new Option(`head ${h}`, h));
   }
-  const canvas = $('attention'), g = canvas.getContext('2d'), n = view.tokens.length;
-  const margin = 90, cell = (canvas.width - margin) / n;
+  const canvas = $('attention'), n = view.tokens.length, labels = view.tokens.map(visible);
+  let g = canvas.getContext('2d');
+  g.font = '11px monospace';
+  const widths = labels.map((l) => g.measureText(l).width);
+  // Whole labels: rows get the widest label's room on the left, columns slant up-right from their cell's centre, so the
+  // grid leaves room above for the longest and shrinks until the last columns' labels end inside the canvas.
+  const slant = Math.PI / 3, cos = Math.cos(slant), sin = Math.sin(slant);
+  const left = Math.ceil(Math.max(...widths)) + 8, top = Math.ceil(Math.max(...widths) * sin) + 12;
+  const cell = Math.min((canvas.width - left) / n, ...widths.map((w, k) => (canvas.width - 8 - left - w * cos) / (k + 0.5)));
+  canvas.height = Math.ceil(top + n * cell + 1);
+  g = canvas.getContext('2d');
   g.clearRect(0, 0, canvas.width, canvas.height);
-  g.font = '11px monospace'; g.fillStyle = '#333';
+  g.font = '11px monospace';
   for (let q = 0; q < n; q++) {
-    g.textAlign = 'right'; g.fillStyle = '#333'; g.fillText(visible(view.tokens[q]).slice(0, 12), margin - 4, margin + q * cell + cell * 0.65);
+    g.textAlign = 'right'; g.textBaseline = 'middle'; g.fillStyle = '#333'; g.fillText(labels[q], left - 4, top + q * cell + cell / 2);
     for (let k = 0; k < n; k++) {
       const w = view.weights[q][k];
       g.fillStyle = k > q ? '#f3f4f6' : `rgba(37, 99, 235, ${w})`;
-      g.fillRect(margin + k * cell, margin + q * cell, cell - 1, cell - 1);
+      g.fillRect(left + k * cell, top + q * cell, cell - 1, cell - 1);
     }
   }
-  g.save();
-  for (let k = 0; k < n; k++) { g.translate(0, 0); g.save(); g.translate(margin + k * cell + cell * 0.6, margin - 4); g.rotate(-Math.PI / 3); g.textAlign = 'left'; g.fillStyle = '#333'; g.fillText(visible(view.tokens[k]).slice(0, 12), 0, 0); g.restore(); }
-  g.restore();
+  let reach = 0;
+  for (let k = 0; k < n; k++) {
+    g.save(); g.translate(left + (k + 0.5) * cell, top - 4); g.rotate(-slant); g.textAlign = 'left'; g.textBaseline = 'middle'; g.fillStyle = '#333'; g.fillText(labels[k], 0, 0); g.restore();
+    reach = Math.max(reach, left + (k + 0.5) * cell + widths[k] * cos);
+  }
+  document.body.dataset.attentionReach = `${Math.ceil(reach)}/${canvas.width}`;
   document.body.dataset.attention = String(n);
+}
+
+// Details on hover and on keyboard focus, in one styled box (#tip) that screen readers read as the element's description.
+function detail(el, text) {
+  el.dataset.detail = text;
+  el.tabIndex = 0;
+  el.setAttribute('aria-describedby', 'tip');
+}
+function showTip(el) {
+  const tip = $('tip');
+  tip.textContent = el.dataset.detail;
+  tip.hidden = false;
+  const box = el.getBoundingClientRect();
+  tip.style.left = `${Math.max(4, Math.min(box.left + window.scrollX, window.scrollX + document.documentElement.clientWidth - tip.offsetWidth - 4))}px`;
+  tip.style.top = `${box.bottom + window.scrollY + 6}px`;
+  document.body.dataset.tip = el.dataset.detail;
+}
+function hideTip() { $('tip').hidden = true; delete document.body.dataset.tip; }
+function watchTips() {
+  const target = (e) => e.target.closest?.('[data-detail]');
+  document.addEventListener('pointerover', (e) => { const el = target(e); if (el) showTip(el); });
+  document.addEventListener('pointerout', (e) => { const el = target(e); if (el && !el.contains(e.relatedTarget) && document.activeElement !== el) hideTip(); });
+  document.addEventListener('focusin', (e) => { const el = target(e); if (el) showTip(el); });
+  document.addEventListener('focusout', (e) => { if (target(e)) hideTip(); });
+  document.addEventListener('keydown', (e) => { if (e.key === 'Escape') hideTip(); });
 }
 
 async function refresh() { await Promise.all([next(), tokens(), attention()]); }
@@ -199,7 +244,10 @@ async function start() {
   $('layer').addEventListener('change', guarded(attention));
   $('head').addEventListener('change', guarded(attention));
   $('generate').addEventListener('click', guarded(generate));
+  watchTips();
   await load();
   if (params.get('autorun')) await generate();
+  // ?detail=N focuses the Nth output token, as Tab would, to show its detail (for screenshots and tests).
+  if (params.get('detail') !== null) $('output').querySelectorAll('.token')[+params.get('detail')]?.focus();
 }
 start().catch(showError);

@@ -79,7 +79,7 @@ public sealed class ExplainCliTests
             using var explain = model.Explain();
             var map = await explain.AttentionAsync("In the beginning God");
             var weights = map.Head(0, 0);
-            var area = ExplainPng.Attention(weights, map.Tokens, "test", file);
+            var area = ExplainPng.Attention(weights, map.Tokens, "test", file).DataArea;
             using var image = SKBitmap.Decode(file);
             Assert.Equal((ExplainPng.Width, ExplainPng.Height), (image.Width, image.Height));
             var n = map.Tokens.Count;
@@ -106,6 +106,93 @@ public sealed class ExplainCliTests
         finally
         {
             File.Delete(file);
+        }
+    }
+
+    [Fact]
+    public async Task TheAttentionCellsAreEqualAndCentredOnTheirTicks()
+    {
+        var file = Path.Combine(Path.GetTempPath(), $"onnxlm-cells-{Guid.NewGuid():N}.png");
+        try
+        {
+            using var model = LanguageModel.Load(TestPaths.RepoModel("kjv-tiny"));
+            using var explain = model.Explain();
+            var map = await explain.AttentionAsync("In the beginning God created the heaven and the earth");
+            var n = map.Tokens.Count;
+            var figure = ExplainPng.Attention(map.LayerAverage(7), map.Tokens, "test", file);
+            using var image = SKBitmap.Decode(file);
+            var area = figure.DataArea;
+            var (w, h) = (area.Width / n, area.Height / n);
+
+            // The last row (every key visible) and the first column (every query attends to <s>): each cell is one colour from
+            // 3 px inside its left edge to 3 px inside its right edge, and its neighbour's colour starts within 2 px of that edge.
+            // A heatmap shifted by half a cell (half-size cells at the ends) fails both.
+            var y = (int)(area.Bottom - (h / 2));
+            for (var k = 0; k < n; k++)
+            {
+                var (left, right) = (area.Left + (k * w), area.Left + ((k + 1) * w));
+                var colour = image.GetPixel((int)(left + 3), y);
+                Assert.Equal(colour, image.GetPixel((int)(right - 3), y));
+                Assert.Equal(colour, image.GetPixel((int)((left + right) / 2), y));
+                if (k + 1 < n && image.GetPixel((int)(right + 3), y) != colour) Assert.NotEqual(colour, image.GetPixel((int)(right + 2), y));
+            }
+
+            var x = (int)(area.Left + (w / 2));
+            for (var q = 0; q < n; q++)
+            {
+                var (top, bottom) = (area.Top + (q * h), area.Top + ((q + 1) * h));
+                Assert.Equal(image.GetPixel(x, (int)(top + 3)), image.GetPixel(x, (int)(bottom - 3)));
+            }
+
+            // Each key's tick sits on its cell's centre.
+            Assert.Equal(n, figure.Ticks.Count);
+            for (var k = 0; k < n; k++) Assert.Equal(area.Left + ((k + 0.5) * w), figure.Ticks[k], 1.0);
+            AssertLabelsFit(figure, image);
+        }
+        finally
+        {
+            File.Delete(file);
+        }
+    }
+
+    [Fact]
+    public async Task TheNextTokenLabelsAreWholeAndClearOfTheEdges()
+    {
+        var file = Path.Combine(Path.GetTempPath(), $"onnxlm-next-{Guid.NewGuid():N}.png");
+        try
+        {
+            using var model = LanguageModel.Load(TestPaths.RepoModel("kjv-tiny"));
+            using var explain = model.Explain();
+            var next = await explain.NextTokenAsync("And God said", 8, [0.5f, 1f, 2f]);
+            var figure = ExplainPng.NextToken(next, file);
+            using var image = SKBitmap.Decode(file);
+            Assert.Equal(8, figure.Labels.Count);
+            // The bars' group centres are the ticks, evenly spaced over the data area.
+            var step = figure.Ticks[1] - figure.Ticks[0];
+            for (var i = 1; i < figure.Ticks.Count; i++) Assert.Equal(step, figure.Ticks[i] - figure.Ticks[i - 1], 1.0);
+            AssertLabelsFit(figure, image);
+
+            // The legend is above the data area: the top strip of the data area over the last bars is the plot's background.
+            var strip = Enumerable.Range(0, 40).Select(i => image.GetPixel((int)(figure.DataArea.Right - 150 + (i * 3)), (int)figure.DataArea.Top + 20));
+            Assert.All(strip, p => Assert.True(p.Red > 200 && p.Green > 200 && p.Blue > 200, $"legend or bar at the top right of the data area: {p}"));
+        }
+        finally
+        {
+            File.Delete(file);
+        }
+    }
+
+    /// <summary>Every slanted label lies whole inside the figure, under the data area and above the axis title, and is drawn where computed.</summary>
+    private static void AssertLabelsFit(ExplainPng.Figure figure, SKBitmap image)
+    {
+        foreach (var box in figure.Labels)
+        {
+            Assert.True(box.Left >= 0 && box.Right <= image.Width && box.Bottom <= image.Height, $"label box {box} leaves the {image.Width}x{image.Height} figure");
+            Assert.True(box.Top >= figure.DataArea.Bottom, $"label box {box} reaches into the data area {figure.DataArea}");
+            Assert.True(box.Bottom <= figure.AxisTitle.Top, $"label box {box} runs into the axis title's band {figure.AxisTitle}");
+            // The centre of the box is inside the slanted label: its light background or its text, never the figure's white.
+            var centre = image.GetPixel((int)box.HorizontalCenter, (int)box.VerticalCenter);
+            Assert.NotEqual(SKColors.White, centre);
         }
     }
 }
