@@ -10,7 +10,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 projects=("$@")
-[ ${#projects[@]} -gt 0 ] || projects=(src/OnnxLM src/OnnxLM.Hosting src/OnnxLM.Hub src/OnnxLM.ModelBuilder src/OnnxLM.Server src/OnnxLM.Cli)
+[ ${#projects[@]} -gt 0 ] || projects=(src/OnnxLM src/OnnxLM.Hosting src/OnnxLM.Hub src/OnnxLM.Models.KjvTiny src/OnnxLM.ModelBuilder src/OnnxLM.Server src/OnnxLM.Cli)
 header='#nullable enable'
 
 dotnet restore src/OnnxLM.Cli --nologo -v quiet

@@ -7,7 +7,7 @@ using System.Reflection.Metadata;
 using System.Reflection.PortableExecutable;
 
 var root = Path.GetFullPath(Path.Combine(AppContext.GetData("EntryPointFileDirectoryPath") as string ?? ".", ".."));
-string[] shipped = ["OnnxLM", "OnnxLM.Hosting", "OnnxLM.ModelBuilder", "OnnxLM.Server", "OnnxLM.Hub", "OnnxLM.Cli"];
+string[] shipped = ["OnnxLM", "OnnxLM.Hosting", "OnnxLM.ModelBuilder", "OnnxLM.Server", "OnnxLM.Hub", "OnnxLM.Models.KjvTiny", "OnnxLM.Cli"];
 var list = args.Contains("--list");
 var total = 0;
 foreach (var name in shipped)

@@ -1,6 +1,7 @@
 using OnnxLM;
+using OnnxLM.Models;
 
-using var model = LanguageModel.Load(SampleModel.Find(args));
+using var model = LanguageModel.Load(args.Length > 0 ? args[0] : KjvTiny.FolderPath);   // the model the OnnxLM.Models.KjvTiny package copied beside the app
 var result = await model.GenerateAsync("And the LORD said unto Moses,", new GenerationOptions { MaxNewTokens = 40, Temperature = 0.7f, TopP = 0.9f, Seed = 1 });
 Console.WriteLine($"generated {result.TokenIds.Count} tokens: {result.Text}");
 

@@ -14,7 +14,7 @@ public sealed class PackageTests
     private const long ToolBudget = 80L * 1024 * 1024;
 
     public static TheoryData<string> Packages() =>
-        [.. new[] { "OnnxLM", "OnnxLM.Hosting", "OnnxLM.ModelBuilder", "OnnxLM.Cli", "OnnxLM.Cli.linux-x64", "OnnxLM.Cli.win-x64", "OnnxLM.Cli.osx-arm64", "OnnxLM.Cli.linux-arm64" }];
+        [.. new[] { "OnnxLM", "OnnxLM.Hosting", "OnnxLM.Hub", "OnnxLM.Models.KjvTiny", "OnnxLM.ModelBuilder", "OnnxLM.Server", "OnnxLM.Cli", "OnnxLM.Cli.linux-x64", "OnnxLM.Cli.win-x64", "OnnxLM.Cli.osx-arm64", "OnnxLM.Cli.linux-arm64" }];
 
     private static string? Find(string id) =>
         Directory.Exists(Feed) ? Directory.GetFiles(Feed, $"{id}.*.nupkg").FirstOrDefault(f => System.Text.RegularExpressions.Regex.IsMatch(Path.GetFileName(f), $@"^{System.Text.RegularExpressions.Regex.Escape(id)}\.\d+\.\d+\.\d+.*\.nupkg$")) : null;
@@ -74,5 +74,24 @@ public sealed class PackageTests
         Assert.Contains(zip.Entries, e => e.FullName.EndsWith("models/kjv-tiny/tokenizer.json", StringComparison.Ordinal));
         Assert.Contains(zip.Entries, e => e.FullName.EndsWith("libonnxruntime.so", StringComparison.Ordinal));
         Assert.DoesNotContain(zip.Entries, e => e.FullName.Contains("cuda", StringComparison.OrdinalIgnoreCase) || e.FullName.EndsWith(".dll", StringComparison.Ordinal) && e.FullName.Contains("onnxruntime.dll", StringComparison.Ordinal));
+    }
+
+    [SkippableFact]
+    public void TheModelPackageCopiesKjvTinyBesideTheApp()
+    {
+        var path = Find("OnnxLM.Models.KjvTiny");
+        Skip.If(path is null, $"no OnnxLM.Models.KjvTiny package in {Feed} (run bash build/pack.sh)");
+        using var zip = ZipFile.OpenRead(path!);
+        var copied = Metadata(zip).Descendants().Where(e => e.Name.LocalName == "files")
+            .Where(e => e.Attribute("copyToOutput")?.Value == "true").Select(e => e.Attribute("include")!.Value).ToHashSet();
+        foreach (var name in new[] { "model.onnx", "config.json", "genai_config.json", "generation_config.json", "tokenizer.json", "tokenizer_config.json" })
+        {
+            var entry = zip.GetEntry($"contentFiles/any/any/models/kjv-tiny/{name}");
+            Assert.True(entry is not null, $"the package has no {name}");
+            Assert.Contains($"any/any/models/kjv-tiny/{name}", copied);
+            using var packed = new MemoryStream();
+            using (var stream = entry!.Open()) stream.CopyTo(packed);
+            Assert.Equal(File.ReadAllBytes(Path.Combine(TestPaths.RepoRoot, "models", "kjv-tiny", name)), packed.ToArray());
+        }
     }
 }
