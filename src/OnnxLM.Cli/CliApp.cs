@@ -14,13 +14,39 @@ internal static class CliApp
     public const string DefaultModel = "models/kjv-tiny";
 
     /// <summary>Runs one command line.</summary>
-    public static async Task<int> RunAsync(string[] args, TextWriter output, TextWriter error, TextReader input)
+    /// <param name="args">The arguments.</param>
+    /// <param name="output">Standard output.</param>
+    /// <param name="error">Standard error.</param>
+    /// <param name="input">Standard input.</param>
+    /// <param name="terminal">Whether output and input are terminals (default: detected); tests set it to see the terminal views.</param>
+    public static async Task<int> RunAsync(string[] args, TextWriter output, TextWriter error, TextReader input, bool? terminal = null)
     {
-        var context = new CliContext(output, error, input);
+        var context = new CliContext(output, error, input, terminal);
+        var root = Build(context, output);
+        var parse = root.Parse(args);
+        string? suggestion = null;
+        if (parse.Action is System.CommandLine.Invocation.ParseErrorAction errorAction && CommandSuggestions.For(parse) is { } ours)
+        {
+            // Our own suggestion: System.CommandLine's ranks options too, by distance alone ("gen" → "bench, -h, -m, -v").
+            errorAction.ShowTypoCorrections = false;
+            errorAction.ShowHelp = false; // the error and the suggestion, not the whole help under them
+            suggestion = ours;
+        }
+
+        var code = await parse.InvokeAsync(new InvocationConfiguration { Output = output, Error = error, EnableDefaultExceptionHandler = false })
+            .ConfigureAwait(false);
+        if (suggestion is not null) error.WriteLine(suggestion);
+        return code;
+    }
+
+    /// <summary>The command tree. --model, --provider, --dtype and --variant are on the commands that load a model only.</summary>
+    private static Command Build(CliContext context, TextWriter output)
+    {
         // A plain command named onnxlm (a RootCommand takes its name from the executable, OnnxLM.Cli.dll under dotnet).
         var root = new Command("onnxlm", "Run, inspect and evaluate ONNX language models (default model: the embedded kjv-tiny).");
         root.Options.Add(new System.CommandLine.Help.HelpOption());
         root.Options.Add(new VersionOption { Action = new PrintVersion(output) });
+        // Also before the command name (onnxlm --model folder generate …); not recursive, so convert's help does not list them.
         root.Options.Add(CliContext.ModelOption);
         root.Options.Add(CliContext.ProviderOption);
         root.Options.Add(CliContext.VerboseOption);
@@ -39,15 +65,27 @@ internal static class CliApp
         root.Subcommands.Add(ModelBuilderCommands.TrainBpe(context));
         foreach (var command in root.Subcommands)
         {
-            // Every command that loads --model takes --dtype and --variant; convert has its own --dtype (weight storage).
-            if (command.Name is "convert" or "train-bpe") continue;
-            command.Options.Add(CliContext.DtypeOption);
-            command.Options.Add(CliContext.VariantOption);
+            // convert and train-bpe load no model (convert's --dtype is its weight storage); pull has its own --dtype and --variant.
+            if (command.Name is "convert" or "train-bpe" or "pull") continue;
+            AddModelOptions(command);
         }
 
-        var parse = root.Parse(args);
-        return await parse.InvokeAsync(new InvocationConfiguration { Output = output, Error = error, EnableDefaultExceptionHandler = false })
-            .ConfigureAwait(false);
+        return root;
+    }
+
+    /// <summary>Adds the model options to a command that loads a model, or to each command of a group (explain).</summary>
+    private static void AddModelOptions(Command command)
+    {
+        if (command.Subcommands.Count > 0)
+        {
+            foreach (var sub in command.Subcommands) AddModelOptions(sub);
+            return;
+        }
+
+        command.Options.Add(CliContext.ModelOption);
+        command.Options.Add(CliContext.ProviderOption);
+        command.Options.Add(CliContext.DtypeOption);
+        command.Options.Add(CliContext.VariantOption);
     }
 
     /// <summary>The tool's own version (the entry assembly is a test host when run in-process).</summary>

@@ -10,26 +10,22 @@ internal sealed class CliContext
     public static readonly Option<string?> ModelOption = new("--model", "-m")
     {
         Description = $"Model folder or Hub repository org/name (default: the embedded {CliApp.DefaultModel}, beside the tool or above the current folder)",
-        Recursive = true,
     };
 
     public static readonly Option<ExecutionProvider> ProviderOption = new("--provider")
     {
         Description = "Execution provider: auto (CUDA when usable, else CPU), cpu or cuda",
         DefaultValueFactory = _ => ExecutionProvider.Auto,
-        Recursive = true,
     };
 
     public static readonly Option<string?> DtypeOption = new("--dtype")
     {
         Description = "Precision to load from a transformers.js folder (graphs in onnx/): fp32, fp16, q8, int8, uint8, q4, q4f16, bnb4 (default: the provider's preferred one the folder has)",
-        Recursive = true,
     };
 
     public static readonly Option<string?> VariantOption = new("--variant")
     {
         Description = "Variant folder to load from an ONNX Runtime GenAI hub folder, e.g. cpu_and_mobile/cpu-int4-rtn-block-32-acc-level-4 or its last part (default: by provider)",
-        Recursive = true,
     };
 
     public static readonly Option<bool> VerboseOption = new("--verbose", "-v")
@@ -38,12 +34,39 @@ internal sealed class CliContext
         Recursive = true,
     };
 
-    public CliContext(TextWriter output, TextWriter error, TextReader input)
+    /// <summary>
+    /// JSON for every <c>--json</c> output: relaxed escaping, as the text is read by people and parsers, never embedded
+    /// in HTML (<c>&lt;s&gt;</c> and <c>'</c> stay as they are instead of <c>\u003Cs\u003E</c>).
+    /// </summary>
+    public static readonly System.Text.Json.JsonSerializerOptions Json = new()
+    {
+        Encoder = System.Text.Encodings.Web.JavaScriptEncoder.UnsafeRelaxedJsonEscaping,
+    };
+
+    /// <summary>The JSON of <see cref="Json"/> with snake_case property names (views whose records have C# names).</summary>
+    public static readonly System.Text.Json.JsonSerializerOptions SnakeCaseJson = new(Json)
+    {
+        PropertyNamingPolicy = System.Text.Json.JsonNamingPolicy.SnakeCaseLower,
+    };
+
+    /// <summary>A value as one line of JSON in <see cref="Json"/>'s form.</summary>
+    public static string ToJson<T>(T value) => System.Text.Json.JsonSerializer.Serialize(value, Json);
+
+    /// <param name="output">Standard output.</param>
+    /// <param name="error">Standard error.</param>
+    /// <param name="input">Standard input.</param>
+    /// <param name="terminal">
+    /// Whether standard output and input are terminals; by default, whether they are the console's and not redirected
+    /// (tests set it to see the terminal views).
+    /// </param>
+    public CliContext(TextWriter output, TextWriter error, TextReader input, bool? terminal = null)
     {
         Output = output;
         Error = error;
         Input = input;
-        var interactive = ReferenceEquals(output, System.Console.Out) && !System.Console.IsOutputRedirected;
+        var interactive = terminal ?? (ReferenceEquals(output, System.Console.Out) && !System.Console.IsOutputRedirected);
+        InputInteractive = terminal ?? (ReferenceEquals(input, System.Console.In) && !System.Console.IsInputRedirected);
+        OutputInteractive = interactive;
         Console = AnsiConsole.Create(new AnsiConsoleSettings
         {
             Out = new AnsiConsoleOutput(output),
@@ -63,6 +86,12 @@ internal sealed class CliContext
 
     /// <summary>Spectre.Console over <see cref="Output"/>: colours and live widgets only on a terminal.</summary>
     public IAnsiConsole Console { get; }
+
+    /// <summary>Whether standard output is a terminal: coloured views there, plain machine-readable lines otherwise.</summary>
+    public bool OutputInteractive { get; }
+
+    /// <summary>Whether standard input is a terminal (a person typing): <c>chat</c> then shows a prompt and role labels.</summary>
+    public bool InputInteractive { get; }
 
     /// <summary>Whether standard error is a terminal (progress bars go there only then).</summary>
     public bool ErrorInteractive { get; }
@@ -144,15 +173,23 @@ internal sealed class CliContext
         return model;
     }
 
-    /// <summary>Whitespace made visible in token views: a space as ·, a newline as ⏎, a tab as →.</summary>
-    public static string Visible(string s) => s.Replace(" ", "·", StringComparison.Ordinal).Replace("\n", "⏎", StringComparison.Ordinal).Replace("\t", "→", StringComparison.Ordinal);
+    /// <summary>Whitespace made visible in token views: a space as ·, a newline as ⏎, a carriage return as ␍, a tab as →.</summary>
+    public static string Visible(string s) => s.Replace(" ", "·", StringComparison.Ordinal).Replace("\n", "⏎", StringComparison.Ordinal)
+        .Replace("\r", "␍", StringComparison.Ordinal).Replace("\t", "→", StringComparison.Ordinal);
 
-    /// <summary>Text from the argument, or standard input when it is "-".</summary>
+    /// <summary>
+    /// Text from the argument, or standard input when it is "-", less one trailing line break (<c>\n</c> or <c>\r\n</c>),
+    /// as shells strip command substitution: <c>echo "In the beginning" | onnxlm generate -</c> prompts with the words alone.
+    /// </summary>
     public string ReadText(string? argument, string what)
     {
         if (argument is null) throw new UsageException($"no {what} given (give it as an argument, or - to read standard input).");
-        return argument == "-" ? Input.ReadToEnd() : argument;
+        return argument == "-" ? TrimOneLineBreak(Input.ReadToEnd()) : argument;
     }
+
+    /// <summary>The text without its last line break, if it ends with one; only one, so deliberate blank lines survive.</summary>
+    internal static string TrimOneLineBreak(string text) =>
+        text.EndsWith("\r\n", StringComparison.Ordinal) ? text[..^2] : text.EndsWith('\n') ? text[..^1] : text;
 }
 
 /// <summary>A command line that parsed but makes no sense (an empty prompt, conflicting options): exit code 1.</summary>

@@ -1,6 +1,5 @@
 using System.CommandLine;
 using System.Diagnostics;
-using System.Text.Json;
 
 namespace OnnxLM.Cli.Commands;
 
@@ -65,7 +64,7 @@ internal static class BenchCommand
             var peak = Process.GetCurrentProcess().PeakWorkingSet64 / (1024.0 * 1024.0);
             if (parse.GetValue(json))
             {
-                cli.Output.WriteLine(JsonSerializer.Serialize(new
+                cli.Output.WriteLine(CliContext.ToJson(new
                 {
                     provider = model.Info.ExecutionProvider.ToString(), prompt_tokens = p, new_tokens = n, runs = r,
                     prefill_tokens_per_second = Median(prefill), decode_tokens_per_second = Median(decode), time_to_first_token_ms = Median(firstToken), peak_memory_mb = peak,

@@ -6,7 +6,9 @@ namespace OnnxLM.Cli.Commands;
 /// <summary>
 /// <c>onnxlm chat</c>: a conversation on standard input, one message per line, through a <see cref="ChatSession"/>
 /// (the model's chat template; the cache reused between turns). <c>/reset</c> starts over, <c>/system text</c> sets
-/// the system message and starts over, <c>/exit</c> or the end of input stops.
+/// the system message and starts over, <c>/exit</c> or the end of input stops. When standard input is a terminal, a
+/// <c>you&gt;</c> prompt and an <c>assistant&gt;</c> label frame each turn (on standard output when it is a terminal too,
+/// else on standard error); piped, standard output holds the replies alone, one per line.
 /// </summary>
 internal static class ChatCommand
 {
@@ -28,9 +30,12 @@ internal static class ChatCommand
 
             var sessionOptions = new ChatSessionOptions { SystemPrompt = parse.GetValue(system), Overflow = ChatOverflow.DropOldestTurns };
             var chat = model.CreateChat(sessionOptions);
+            // Labels only for a person typing; where output is piped they go to standard error so the replies stay machine-readable.
+            var labels = cli.InputInteractive ? (cli.OutputInteractive ? cli.Output : cli.Error) : null;
+            if (labels is not null) labels.WriteLine("Type a message and press Enter; /reset, /system <text>, /exit (or Ctrl+D).");
             try
             {
-                while (await cli.Input.ReadLineAsync(ct) is { } line)
+                while (await Prompt(labels, ct) && await cli.Input.ReadLineAsync(ct) is { } line)
                 {
                     var trimmed = line.Trim();
                     if (trimmed == "/exit") break;
@@ -47,6 +52,12 @@ internal static class ChatCommand
                     }
 
                     if (trimmed.Length == 0) continue;
+                    if (labels is not null)
+                    {
+                        await labels.WriteAsync(Assistant.AsMemory(), ct);
+                        await labels.FlushAsync(ct);
+                    }
+
                     try
                     {
                         await foreach (var token in chat.SendStreamingAsync(line, options, ct))
@@ -76,5 +87,20 @@ internal static class ChatCommand
             return 0;
         }));
         return command;
+    }
+
+    /// <summary>The label before each reply when a person is typing.</summary>
+    internal const string Assistant = "assistant> ";
+
+    /// <summary>The prompt before each message when a person is typing.</summary>
+    internal const string User = "you> ";
+
+    /// <summary>Writes the <see cref="User"/> prompt where labels go (none when input is piped); always true, so it can lead the read loop's condition.</summary>
+    private static async Task<bool> Prompt(TextWriter? labels, CancellationToken ct)
+    {
+        if (labels is null) return true;
+        await labels.WriteAsync(User.AsMemory(), ct);
+        await labels.FlushAsync(ct);
+        return true;
     }
 }

@@ -48,7 +48,7 @@ internal static class EvalCommand
                     "generate_until" => await GenerateUntil(model, Arg(0), args.ElementAtOrDefault(1) as JsonObject, ct),
                     var other => throw new FormatException($"Line {i + 1}: request_type '{other}' is not loglikelihood, loglikelihood_rolling or generate_until."),
                 };
-                await writer.WriteLineAsync(JsonSerializer.Serialize(new { result }));
+                await writer.WriteLineAsync(CliContext.ToJson(new { result }));
             }
 
             return 0;

@@ -1,6 +1,5 @@
 using System.CommandLine;
 using System.Diagnostics;
-using System.Text.Json;
 
 namespace OnnxLM.Cli.Commands;
 
@@ -71,7 +70,7 @@ internal static class GenerateCommand
             var finish = tokens.Count > 0 ? tokens[^1].FinishReason : null;
             if (parse.GetValue(json))
             {
-                cli.Output.WriteLine(JsonSerializer.Serialize(new
+                cli.Output.WriteLine(CliContext.ToJson(new
                 {
                     prompt = text,
                     text = string.Concat(tokens.Select(t => t.Text)),

@@ -1,5 +1,4 @@
 using System.CommandLine;
-using System.Text.Json;
 using Microsoft.ML.OnnxRuntime;
 using Spectre.Console;
 
@@ -18,7 +17,7 @@ internal static class InspectCommand
             var info = model.Info;
             using var explainer = model.Explain();
             var breakdown = explainer.Parameters();
-            var (parameters, initializers) = (breakdown.Total, breakdown.Groups.Sum(g => g.Tensors));
+            var (parameters, initializers, learned) = (breakdown.Total, breakdown.Groups.Sum(g => g.Tensors), Learned(breakdown));
             var inputs = info.GraphInputs.Select(p => Describe(p.Key, p.Value)).ToList();
             var outputs = info.GraphOutputs.Select(p => Describe(p.Key, p.Value)).ToList();
             var tokenizer = model.HasTokenizer ? model.Tokenizer : null;
@@ -33,6 +32,7 @@ internal static class InspectCommand
                 graph = info.GraphPath,
                 provider = info.ExecutionProvider.ToString(),
                 parameters,
+                learned_parameters = learned,
                 initializers,
                 weight_type = info.WeightType,
                 weight_bytes = breakdown.Bytes,
@@ -54,7 +54,7 @@ internal static class InspectCommand
             };
             if (parse.GetValue(json))
             {
-                cli.Output.WriteLine(JsonSerializer.Serialize(report));
+                cli.Output.WriteLine(CliContext.ToJson(report));
                 return Task.FromResult(0);
             }
 
@@ -67,7 +67,7 @@ internal static class InspectCommand
             Row("graph", info.GraphPath);
             if (info.ExtraInputs.Count > 0) Row("extra inputs fed", string.Join(", ", info.ExtraInputs));
             Row("provider", info.ExecutionProvider);
-            Row("parameters", $"{parameters:N0} in {initializers} initializers");
+            Row("parameters", $"{learned:N0} learned + {parameters - learned:N0} in position tables and constants = {parameters:N0} values in {initializers} initializers");
             Row("weights", FormattableString.Invariant($"{info.WeightType}: {breakdown.Bytes / 1e6:F1} MB stored, {breakdown.BytesPerParameter:F3} bytes per parameter"));
             Row("layers / heads / kv heads", $"{info.LayerCount} / {info.AttentionHeadCount} / {info.KeyValueHeadCount} (head size {info.HeadSize}, hidden {info.HiddenSize})");
             Row("vocabulary / context", $"{info.VocabularySize} / {info.ContextLength}");
@@ -84,6 +84,14 @@ internal static class InspectCommand
         }));
         return command;
     }
+
+    /// <summary>
+    /// The learned parameters: every initializer value but the position tables (rotary cos/sin caches) and constants
+    /// the exporter stored in the graph. Model cards count these (a tied output projection once); <c>parameters</c> counts
+    /// every stored value, as the file holds them.
+    /// </summary>
+    internal static long Learned(OnnxLM.Explain.ParameterBreakdown breakdown) =>
+        breakdown.Total - breakdown.Groups.Where(g => g.Component.StartsWith("other", StringComparison.Ordinal)).Sum(g => g.Count);
 
     private static (string Name, string Type, string Shape) Describe(string name, NodeMetadata metadata) =>
         (name, metadata.ElementDataType.ToString(),

@@ -1,5 +1,4 @@
 using System.CommandLine;
-using System.Text.Json;
 using Spectre.Console;
 
 namespace OnnxLM.Cli.Commands;
@@ -64,7 +63,7 @@ internal static class PerplexityCommand
             var wordPerplexity = Math.Exp(-logProb / words);
             if (parse.GetValue(json))
             {
-                cli.Output.WriteLine(JsonSerializer.Serialize(new { documents = lines.Count, tokens, bytes, words, logprob = logProb, perplexity, bits_per_byte = bitsPerByte, word_perplexity = wordPerplexity }));
+                cli.Output.WriteLine(CliContext.ToJson(new { documents = lines.Count, tokens, bytes, words, logprob = logProb, perplexity, bits_per_byte = bitsPerByte, word_perplexity = wordPerplexity }));
             }
             else
             {

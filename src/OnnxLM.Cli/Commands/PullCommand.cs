@@ -1,5 +1,4 @@
 using System.CommandLine;
-using System.Text.Json;
 using OnnxLM.Hub;
 
 namespace OnnxLM.Cli.Commands;
@@ -23,7 +22,7 @@ internal static class PullCommand
             var snapshot = await HubModels.PullAsync(cli, id, options, parse.GetValue(json), ct);
             if (parse.GetValue(json))
             {
-                cli.Output.WriteLine(JsonSerializer.Serialize(new
+                cli.Output.WriteLine(CliContext.ToJson(new
                 {
                     repo = snapshot.RepoId,
                     revision = snapshot.Revision,

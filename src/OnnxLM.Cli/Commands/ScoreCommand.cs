@@ -1,6 +1,5 @@
 using System.CommandLine;
 using System.Globalization;
-using System.Text.Json;
 using Spectre.Console;
 
 namespace OnnxLM.Cli.Commands;
@@ -26,7 +25,7 @@ internal static class ScoreCommand
             var score = await model.ScoreAsync(before, after, new ScoreOptions { TopAlternatives = topK }, ct);
             if (parse.GetValue(json))
             {
-                cli.Output.WriteLine(JsonSerializer.Serialize(new
+                cli.Output.WriteLine(CliContext.ToJson(new
                 {
                     logprob = score.LogProb,
                     is_greedy = score.IsGreedy,
@@ -56,5 +55,5 @@ internal static class ScoreCommand
         return command;
     }
 
-    private static string Quote(string s) => JsonSerializer.Serialize(s);
+    private static string Quote(string s) => CliContext.ToJson(s);
 }

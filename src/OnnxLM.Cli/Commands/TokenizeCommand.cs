@@ -1,10 +1,12 @@
 using System.CommandLine;
-using System.Text.Json;
 using Spectre.Console;
 
 namespace OnnxLM.Cli.Commands;
 
-/// <summary><c>onnxlm tokenize "text"</c>: the tokens as coloured pieces with their ids; <c>--explain</c> shows the BPE merges that built each word.</summary>
+/// <summary>
+/// <c>onnxlm tokenize "text"</c>: on a terminal the tokens as coloured pieces with their ids; piped, one token per line,
+/// <c>id&lt;TAB&gt;piece</c>; <c>--explain</c> shows the BPE merges that built each word.
+/// </summary>
 internal static class TokenizeCommand
 {
     private static readonly string[] Colours = ["deepskyblue1", "orange1", "springgreen2", "hotpink", "yellow1", "mediumpurple1"];
@@ -25,7 +27,7 @@ internal static class TokenizeCommand
             var tokens = tokenizer.EncodeToTokens(input, addSpecialTokens: !parse.GetValue(noSpecial));
             if (parse.GetValue(json))
             {
-                cli.Output.WriteLine(JsonSerializer.Serialize(tokens.Select(t => new
+                cli.Output.WriteLine(CliContext.ToJson(tokens.Select(t => new
                 {
                     id = t.Id, piece = t.Piece, start = t.Start, length = t.Length, text = input.Substring(t.Start, t.Length),
                 })));
@@ -36,12 +38,15 @@ internal static class TokenizeCommand
             for (var i = 0; i < tokens.Count; i++)
             {
                 var t = tokens[i];
-                var shown = tokenizer.IsSpecialToken(t.Id) ? tokenizer.TokenToPiece(t.Id) : tokenizer.Decode([t.Id]);
-                line.Append($"[{Colours[i % Colours.Length]}]{Markup.Escape(CliContext.Visible(shown))}[/][grey]{t.Id}[/] ");
+                var shown = CliContext.Visible(tokenizer.IsSpecialToken(t.Id) ? tokenizer.TokenToPiece(t.Id) : tokenizer.Decode([t.Id]));
+                if (cli.OutputInteractive) line.Append($"[{Colours[i % Colours.Length]}]{Markup.Escape(shown)}[/][grey]{t.Id}[/] ");
+                else cli.Output.WriteLine($"{t.Id}\t{shown}"); // colours are what separate piece and id on a terminal; piped, a tab does
             }
 
-            cli.Console.MarkupLine(line.ToString().TrimEnd());
-            cli.Console.MarkupLine($"[grey]{tokens.Count} tokens, {input.Length} characters, {System.Text.Encoding.UTF8.GetByteCount(input)} bytes[/]");
+            if (cli.OutputInteractive) cli.Console.MarkupLine(line.ToString().TrimEnd());
+            var summary = $"{tokens.Count} tokens, {input.Length} characters, {System.Text.Encoding.UTF8.GetByteCount(input)} bytes";
+            if (cli.OutputInteractive) cli.Console.MarkupLine($"[grey]{summary}[/]");
+            else cli.Error.WriteLine(summary); // piped, standard output holds token lines only
             if (parse.GetValue(explain))
             {
                 foreach (var word in tokenizer.Explain(input).Words)

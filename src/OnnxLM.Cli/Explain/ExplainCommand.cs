@@ -12,7 +12,7 @@ namespace OnnxLM.Cli.Explain;
 /// </summary>
 internal static class ExplainCommand
 {
-    private static readonly JsonSerializerOptions Json = new() { PropertyNamingPolicy = JsonNamingPolicy.SnakeCaseLower };
+    private static readonly JsonSerializerOptions Json = CliContext.SnakeCaseJson;
 
     public static Command Create(CliContext cli)
     {
@@ -238,7 +238,7 @@ internal static class ExplainCommand
         var command = new Command("params", "Where the parameters are: embeddings, attention, MLP, norms, output head") { json, png };
         Action(command, cli, json, png, (_, e, _, _) => Task.FromResult(e.Parameters()), (view, console) =>
         {
-            var chart = new BarChart().Label($"{view.Total:N0} parameters").Width(90);
+            var chart = new BarChart().Label($"{view.Total:N0} parameters ({OnnxLM.Cli.Commands.InspectCommand.Learned(view):N0} learned, the rest position tables and constants)").Width(90);
             foreach (var g in view.Groups) chart.AddItem($"{g.Component} ({g.Share:P1})", g.Count, Color.Orange1);
             console.Write(chart);
         }, (view, file) => ExplainPng.Bars([.. view.Groups.Select(g => g.Component)], [.. view.Groups.Select(g => (double)g.Count)], $"{view.Total:N0} parameters by component", "parameters", tokens: false, file));

@@ -103,10 +103,19 @@ public sealed class CliTests
     {
         using var model = ConformanceModels.Load(ConformanceModels.Repo);
         var ids = model.Tokenizer.Encode("In the beginning");
-        var (code, output, _) = await RunAsync("tokenize", "In the beginning");
+        // Piped: one "id<TAB>piece" line per token, the counts on standard error.
+        var (code, output, error) = await RunAsync("tokenize", "In the beginning");
         Assert.Equal(0, code);
-        Assert.StartsWith($"<s>{ids[0]} In{ids[1]} ·the{ids[2]} ·beginning{ids[3]}", output);
-        Assert.Contains("4 tokens, 16 characters, 16 bytes", output);
+        var nl = Environment.NewLine;
+        Assert.Equal($"{ids[0]}\t<s>{nl}{ids[1]}\tIn{nl}{ids[2]}\t·the{nl}{ids[3]}\t·beginning{nl}", output);
+        Assert.Contains("4 tokens, 16 characters, 16 bytes", error);
+
+        // On a terminal: the coloured pieces run on one line, each followed by its id.
+        using var terminal = new StringWriter();
+        Assert.Equal(0, await CliApp.RunAsync(["tokenize", "In the beginning"], terminal, new StringWriter(), new StringReader(""), terminal: true));
+        var plain = System.Text.RegularExpressions.Regex.Replace(terminal.ToString(), "\u001b\\[[0-9;]*m", "");
+        Assert.StartsWith($"<s>{ids[0]} In{ids[1]} ·the{ids[2]} ·beginning{ids[3]}", plain);
+        Assert.Contains("4 tokens, 16 characters, 16 bytes", plain);
 
         var (jc, json, _) = await RunAsync("tokenize", "--json", "--no-special", "In the beginning");
         Assert.Equal(0, jc);
