@@ -109,11 +109,11 @@ public sealed class DecodingEntranceTests : IDisposable
             // Independently: scoring the same token in double precision gives the same alternatives, in order, to float rounding.
             var score = await _model.ScoreTokenIdsAsync(context, [token.Id], new ScoreOptions { TopAlternatives = 5 });
             var expected = score.Tokens[0];
-            Assert.Equal(expected.LogProb, token.LogProb, 4);
+            Assert.Equal(expected.LogProb, token.LogProb, 1e-4);
             Assert.Equal(expected.Alternatives.Select(a => a.Id), token.TopLogProbs.Select(a => a.Id));
             foreach (var (want, got) in expected.Alternatives.Zip(token.TopLogProbs))
             {
-                Assert.Equal(want.LogProb, got.LogProb, 4);
+                Assert.Equal(want.LogProb, got.LogProb, 1e-4);
                 Assert.Equal(want.Text, got.Text);
             }
 
