@@ -30,6 +30,12 @@ public sealed class OnnxLMChatClient : IChatClient
     /// <summary>The <see cref="ChatResponseUpdate.AdditionalProperties"/> key of a streamed token's log-probability under the model.</summary>
     public const string LogProbProperty = "onnxlm.logprob";
 
+    /// <summary>
+    /// The <see cref="ChatResponseUpdate.AdditionalProperties"/> key of a streamed token's most likely alternatives
+    /// (<see cref="GeneratedToken.TopLogProbs"/>, present when the request's <see cref="GenerationOptions.TopLogProbs"/> is above 0).
+    /// </summary>
+    public const string TopLogProbsProperty = "onnxlm.top_logprobs";
+
     internal OnnxLMChatClient(OnnxLMModelHost host)
     {
         _host = host;
@@ -136,6 +142,7 @@ public sealed class OnnxLMChatClient : IChatClient
                         var update = Update(requestId, created, [new TextContent(token.Text)]);
                         // What the OpenAI-compatible server turns into per-token logprobs.
                         update.AdditionalProperties = new() { [TokenIdProperty] = token.Id, [LogProbProperty] = token.LogProb };
+                        if (token.TopLogProbs.Count > 0) update.AdditionalProperties[TopLogProbsProperty] = token.TopLogProbs;
                         yield return update;
                     }
                 }

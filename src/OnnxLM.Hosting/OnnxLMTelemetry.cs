@@ -37,6 +37,15 @@ public static class OnnxLMTelemetry
 /// <summary>One model's instruments, created from the host's <see cref="IMeterFactory"/> when there is one.</summary>
 internal sealed class OnnxLMInstruments : IDisposable
 {
+    /// <summary>
+    /// The GenAI semantic conventions' advised buckets for <c>gen_ai.client.operation.duration</c> (seconds), used by every
+    /// duration here: an exporter's default buckets (0, 5, 10 … 10000) are meant for milliseconds and would put each request in the first.
+    /// </summary>
+    internal static readonly double[] SecondBuckets = [0.01, 0.02, 0.04, 0.08, 0.16, 0.32, 0.64, 1.28, 2.56, 5.12, 10.24, 20.48, 40.96, 81.92];
+
+    /// <summary>The GenAI semantic conventions' advised buckets for <c>gen_ai.client.token.usage</c>.</summary>
+    internal static readonly long[] TokenBuckets = [1, 4, 16, 64, 256, 1024, 4096, 16384, 65536, 262144, 1048576, 4194304, 16777216, 67108864];
+
     private readonly Meter _meter;
     private readonly bool _ownsMeter;
 
@@ -44,11 +53,12 @@ internal sealed class OnnxLMInstruments : IDisposable
     {
         _ownsMeter = meterFactory is null;
         _meter = meterFactory?.Create(OnnxLMTelemetry.Name) ?? new Meter(OnnxLMTelemetry.Name);
-        Tokens = _meter.CreateHistogram<long>(OnnxLMTelemetry.TokenUsage, "{token}", "Tokens used by a request, input and output");
-        Duration = _meter.CreateHistogram<double>(OnnxLMTelemetry.OperationDuration, "s", "Duration of a generation request");
-        FirstToken = _meter.CreateHistogram<double>(OnnxLMTelemetry.TimeToFirstToken, "s", "Time from the request to its first output token");
-        PerToken = _meter.CreateHistogram<double>(OnnxLMTelemetry.TimePerOutputToken, "s", "Time per output token after the first");
-        QueueWait = _meter.CreateHistogram<double>(OnnxLMTelemetry.QueueWait, "s", "Time a request waited for a free sequence");
+        Tokens = _meter.CreateHistogram(OnnxLMTelemetry.TokenUsage, "{token}", "Tokens used by a request, input and output", null,
+            new InstrumentAdvice<long> { HistogramBucketBoundaries = TokenBuckets });
+        Duration = Seconds(OnnxLMTelemetry.OperationDuration, "Duration of a generation request");
+        FirstToken = Seconds(OnnxLMTelemetry.TimeToFirstToken, "Time from the request to its first output token");
+        PerToken = Seconds(OnnxLMTelemetry.TimePerOutputToken, "Time per output token after the first");
+        QueueWait = Seconds(OnnxLMTelemetry.QueueWait, "Time a request waited for a free sequence");
         _meter.CreateObservableGauge(OnnxLMTelemetry.QueueLength, () => new Measurement<int>(queueLength(), tags), "{request}", "Requests waiting for a free sequence");
     }
 
@@ -66,4 +76,7 @@ internal sealed class OnnxLMInstruments : IDisposable
     {
         if (_ownsMeter) _meter.Dispose();
     }
+
+    private Histogram<double> Seconds(string name, string description) =>
+        _meter.CreateHistogram(name, "s", description, null, new InstrumentAdvice<double> { HistogramBucketBoundaries = SecondBuckets });
 }

@@ -32,8 +32,8 @@ internal static class ChatCompletionsEndpoint
 
         var includeUsage = body.Object("stream_options")?.Bool("include_usage") ?? false;
         var tools = Tools(body);
-        var recorder = logprobs && topLogprobs > 0 ? new TopLogProbRecorder(topLogprobs) : null;
-        if (recorder is not null) generation.LogitProcessors.Add(recorder);
+        // The library lists each token's alternatives from the same log-softmax as its own log-probability.
+        if (logprobs) generation.TopLogProbs = topLogprobs;
         var options = new ChatOptions
         {
             RawRepresentationFactory = _ => generation,
@@ -47,15 +47,14 @@ internal static class ChatCompletionsEndpoint
         var created = DateTimeOffset.UtcNow.ToUnixTimeSeconds();
         var (_, host) = models.Resolve(name);
         var tokenizer = host.Model.Tokenizer;
-        var step = 0;
         TokenLogProb? LogProbEntry(ChatResponseUpdate update)
         {
             if (!logprobs || update.AdditionalProperties?.TryGetValue(OnnxLM.Hosting.OnnxLMChatClient.LogProbProperty, out var lp) != true) return null;
             var text = update.Text;
-            TopLogProb[] top = recorder is not null && step < recorder.Steps.Count
-                ? [.. recorder.Steps[step].Select(t => new TopLogProb(tokenizer.TokenText(t.Id), t.LogProb, Bytes(tokenizer.TokenText(t.Id))))]
+            TopLogProb[] top = update.AdditionalProperties.TryGetValue(OnnxLM.Hosting.OnnxLMChatClient.TopLogProbsProperty, out var alternatives)
+                && alternatives is IReadOnlyList<TokenAlternative> list
+                ? [.. list.Select(t => new TopLogProb(tokenizer.TokenText(t.Id), t.LogProb, Bytes(tokenizer.TokenText(t.Id))))]
                 : [];
-            step++;
             return new TokenLogProb(text, (double)lp!, Bytes(text), top);
         }
 

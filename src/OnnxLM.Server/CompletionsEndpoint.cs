@@ -74,11 +74,9 @@ internal static class CompletionsEndpoint
                 string finish = "length";
                 if (generate)
                 {
-                    var recorder = logprobs is > 0 ? new TopLogProbRecorder(logprobs.Value) : null;
-                    if (recorder is not null) generation.LogitProcessors.Add(recorder);
+                    generation.TopLogProbs = logprobs ?? 0; // from the same log-softmax as each token's own log-probability
                     if (stream && echo) await SendChunk(http, id, created, name, index, builder.ToString(), lp, null, ct);
                     using var lease = await Enter(host, ct);
-                    var step = 0;
                     await foreach (var token in model.GenerateStreamingAsync(ids, generation, ct))
                     {
                         completionTokens++;
@@ -91,12 +89,10 @@ internal static class CompletionsEndpoint
                                 target.Tokens.Add(model.Tokenizer.TokenText(token.Id));
                                 target.TokenLogprobs.Add(token.LogProb);
                                 target.TextOffset.Add(builder.Length);
-                                target.TopLogprobs.Add(recorder is null || step >= recorder.Steps.Count ? null
-                                    : recorder.Steps[step].ToDictionary(t => model.Tokenizer.TokenText(t.Id), t => t.LogProb));
+                                target.TopLogprobs.Add(logprobs is not > 0 ? null : Top(model.Tokenizer, token.TopLogProbs));
                             }
                         }
 
-                        step++;
                         builder.Append(token.Text);
                         if (token.FinishReason is { } f) finish = f == FinishReason.Stop ? "stop" : "length";
                         if (stream) await SendChunk(http, id, created, name, index, token.Text, delta, token.FinishReason is null ? null : finish, ct);
@@ -190,6 +186,14 @@ internal static class CompletionsEndpoint
             JsonValueKind.Array when prompt[0].ValueKind == JsonValueKind.Array => [.. prompt.EnumerateArray().Select((p, i) => (Ids(p, $"prompt[{i}]"), (string?)null))],
             _ => throw ApiException.BadRequest("'prompt' must be a string, a list of strings, a list of token ids or a list of token-id lists.", "prompt"),
         };
+    }
+
+    /// <summary>A token's alternatives as OpenAI's <c>top_logprobs</c> map (the first of two ids with one text wins).</summary>
+    private static Dictionary<string, double> Top(TextTokenizer tokenizer, IReadOnlyList<TokenAlternative> alternatives)
+    {
+        var top = new Dictionary<string, double>(StringComparer.Ordinal);
+        foreach (var alternative in alternatives) top.TryAdd(tokenizer.TokenText(alternative.Id), alternative.LogProb);
+        return top;
     }
 
     /// <summary>The echoed prompt and, with logprobs, each prompt token's log-probability given the tokens before it (the first has none).</summary>

@@ -48,11 +48,15 @@ public static class OnnxLMServer
             o.ModelId = name;
             configureModel?.Invoke(o);
         });
+        var frameworkLevel = LogLevel.Warning;
         builder.Services.AddOnnxLMOpenAI(o =>
         {
             o.Models.Add(name);
             configure?.Invoke(o);
+            frameworkLevel = o.FrameworkLogLevel;
         });
+        // ASP.NET Core logs several lines per request at Information; the server's own summary line is enough by default.
+        builder.Logging.AddFilter("Microsoft", frameworkLevel).AddFilter("System", frameworkLevel);
         // The server is ours alone, so its limits are Kestrel's for every connection (the headers timeout can only be set here).
         builder.Services.AddOptions<KestrelServerOptions>().Configure<OnnxLMServerOptions>((k, options) =>
         {
@@ -106,6 +110,7 @@ public static class OnnxLMServer
         var logger = app.Services.GetRequiredService<ILoggerFactory>().CreateLogger("OnnxLM.Server");
         app.UseWhen(context => wholeApplication || IsServed(context.Request.Path, options), branch => branch.Use(async (context, next) =>
         {
+            var started = System.Diagnostics.Stopwatch.GetTimestamp();
             try
             {
                 LimitBody(context, options);
@@ -168,6 +173,12 @@ public static class OnnxLMServer
                 // The last resort: a bug, not bad input. Logged with its stack; the client gets an error object, never an empty 500.
                 logger.LogError(e, "Unhandled error serving {Method} {Path}", context.Request.Method, context.Request.Path);
                 await new ApiException(500, "The server failed to handle the request; the error is in the server's log.", code: "internal_error", type: "server_error").WriteAsync(context);
+            }
+            finally
+            {
+                // One line per request, without its body or query (prompts stay out of the logs).
+                logger.LogInformation("{Method} {Path} {StatusCode} in {Milliseconds:F1} ms", context.Request.Method, context.Request.Path.Value,
+                    context.Response.StatusCode, System.Diagnostics.Stopwatch.GetElapsedTime(started).TotalMilliseconds);
             }
         }));
 

@@ -73,6 +73,13 @@ public sealed class OnnxLMServerOptions
     /// </summary>
     public bool Metrics { get; set; } = true;
 
+    /// <summary>
+    /// The least level logged from ASP.NET Core's and the host's own categories (<c>Microsoft.*</c>, <c>System.*</c>) by a
+    /// server made with <see cref="OnnxLMServer.Create"/> (default <see cref="Microsoft.Extensions.Logging.LogLevel.Warning"/>);
+    /// the server's one line per request (<c>OnnxLM.Server</c>, method, path, status, time) stays at Information either way.
+    /// </summary>
+    public Microsoft.Extensions.Logging.LogLevel FrameworkLogLevel { get; set; } = Microsoft.Extensions.Logging.LogLevel.Warning;
+
     private static T Positive<T>(T value, string name)
         where T : System.Numerics.INumber<T>
     {

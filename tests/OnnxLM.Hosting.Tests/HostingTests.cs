@@ -335,6 +335,22 @@ public sealed class HostingTests
         Assert.All(ours, m => Assert.Equal("onnxlm", m.Tags["gen_ai.provider.name"]));
     }
 
+    [Fact]
+    public void HistogramsAdviseTheGenAiBucketsInSeconds()
+    {
+        // OpenTelemetry's default buckets (0, 5, 10 … 10000) suit milliseconds; in seconds every request would land in le=5.
+        double[] seconds = [0.01, 0.02, 0.04, 0.08, 0.16, 0.32, 0.64, 1.28, 2.56, 5.12, 10.24, 20.48, 40.96, 81.92];
+        long[] tokens = [1, 4, 16, 64, 256, 1024, 4096, 16384, 65536, 262144, 1048576, 4194304, 16777216, 67108864];
+        using var instruments = new OnnxLMInstruments(null, () => 0, []);
+        foreach (var histogram in new[] { instruments.Duration, instruments.FirstToken, instruments.PerToken, instruments.QueueWait })
+        {
+            Assert.Equal("s", histogram.Unit);
+            Assert.Equal(seconds, histogram.Advice?.HistogramBucketBoundaries);
+        }
+
+        Assert.Equal(tokens, instruments.Tokens.Advice?.HistogramBucketBoundaries);
+    }
+
     private static async Task WaitUntil(Func<bool> condition)
     {
         for (var i = 0; i < 500 && !condition(); i++) await Task.Delay(10);

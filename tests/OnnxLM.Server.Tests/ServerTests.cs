@@ -153,6 +153,129 @@ public sealed class ServerTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task ChatLogprobEqualsItsTopLogprobsEntryExactly()
+    {
+        // Sampled, so the chosen token is not always the first alternative; logprob and top_logprobs come from one log-softmax.
+        var body = new { messages = new[] { new { role = "user", content = "In the beginning" } }, max_tokens = 16, temperature = 1.5, seed = 3, logprobs = true, top_logprobs = 5 };
+        var response = await PostAsync("/v1/chat/completions", body);
+        var content = response.GetProperty("choices")[0].GetProperty("logprobs").GetProperty("content").EnumerateArray().ToList();
+        Assert.NotEmpty(content);
+        var matched = 0;
+        foreach (var entry in content)
+        {
+            var top = entry.GetProperty("top_logprobs").EnumerateArray().ToList();
+            Assert.Equal(5, top.Count);
+            var logprobs = top.Select(t => t.GetProperty("logprob").GetDouble()).ToList();
+            Assert.Equal(logprobs.OrderByDescending(l => l), logprobs); // best first
+            Assert.True(logprobs.Sum(Math.Exp) <= 1 + 1e-6);
+            var bytes = entry.GetProperty("bytes").EnumerateArray().Select(b => b.GetInt32()).ToList();
+            var self = top.Where(t => t.GetProperty("bytes").EnumerateArray().Select(b => b.GetInt32()).SequenceEqual(bytes)).ToList();
+            if (bytes.Count > 0 && self.Count == 1)
+            {
+                // The same double, so the same text on the wire too.
+                Assert.Equal(entry.GetProperty("logprob").GetDouble(), self[0].GetProperty("logprob").GetDouble());
+                Assert.Equal(entry.GetProperty("logprob").GetRawText(), self[0].GetProperty("logprob").GetRawText());
+                matched++;
+            }
+        }
+
+        Assert.True(matched > 0, "no token was among its own top 5: the equality check never ran");
+    }
+
+    [Fact]
+    public async Task MetricsPutAKnownRequestInItsSecondsBucket()
+    {
+        var (app, http) = await StartAsync(); // a server of its own: its /metrics counts this one request only
+        await using (app)
+        using (http)
+        {
+            var clock = Stopwatch.StartNew();
+            var completion = await PostAsync("/v1/completions", new { prompt = "In the beginning", max_tokens = 3, temperature = 0 }, http: http);
+            var wall = clock.Elapsed.TotalSeconds;
+            var promptTokens = completion.GetProperty("usage").GetProperty("prompt_tokens").GetInt32();
+            var lines = (await http.GetStringAsync("/metrics")).Split('\n');
+
+            // OpenTelemetry's GenAI duration buckets, in seconds: one request lands in the first bound at or above its duration.
+            double[] seconds = [0.01, 0.02, 0.04, 0.08, 0.16, 0.32, 0.64, 1.28, 2.56, 5.12, 10.24, 20.48, 40.96, 81.92];
+            var duration = Histogram(lines, "gen_ai_client_operation_duration_seconds", "");
+            Assert.Equal(seconds, duration.Bounds);
+            Assert.True(duration.Sum > 0 && duration.Sum <= wall, $"{duration.Sum} s recorded, {wall} s seen by the client");
+            var bucket = Array.FindIndex(seconds, b => duration.Sum <= b);
+            Assert.All(duration.Counts.Take(bucket), c => Assert.Equal(0, c));
+            Assert.All(duration.Counts.Skip(bucket), c => Assert.Equal(1, c));
+
+            // Token counts use the token buckets: the prompt's count lands in the first power of 4 at or above it.
+            double[] tokens = [1, 4, 16, 64, 256, 1024, 4096, 16384, 65536, 262144, 1048576, 4194304, 16777216, 67108864];
+            var input = Histogram(lines, "gen_ai_client_token_usage", "gen_ai_token_type=\"input\"");
+            Assert.Equal(tokens, input.Bounds);
+            Assert.Equal(promptTokens, input.Sum);
+            var tokenBucket = Array.FindIndex(tokens, b => promptTokens <= b);
+            Assert.Equal(0, tokenBucket == 0 ? 0 : input.Counts[tokenBucket - 1]);
+            Assert.Equal(1, input.Counts[tokenBucket]);
+        }
+    }
+
+    /// <summary>One histogram series of a scrape (the one whose labels contain <paramref name="label"/>): bounds, cumulative counts, sum.</summary>
+    private static (double[] Bounds, long[] Counts, double Sum) Histogram(string[] lines, string name, string label)
+    {
+        var inv = System.Globalization.CultureInfo.InvariantCulture;
+        var buckets = lines.Where(l => l.StartsWith(name + "_bucket{", StringComparison.Ordinal) && l.Contains(label, StringComparison.Ordinal) && !l.Contains("le=\"+Inf\"", StringComparison.Ordinal)).ToList();
+        Assert.NotEmpty(buckets);
+        var bounds = buckets.Select(l => double.Parse(System.Text.RegularExpressions.Regex.Match(l, "le=\"([^\"]+)\"").Groups[1].Value, inv)).ToArray();
+        var counts = buckets.Select(l => long.Parse(l[(l.LastIndexOf(' ') + 1)..], inv)).ToArray();
+        var sumLine = Assert.Single(lines, l => l.StartsWith(name + "_sum{", StringComparison.Ordinal) && l.Contains(label, StringComparison.Ordinal));
+        return (bounds, counts, double.Parse(sumLine[(sumLine.LastIndexOf(' ') + 1)..], inv));
+    }
+
+    [Fact]
+    public async Task FrameworkLogsStayAtWarningAndEachRequestGetsOneLine()
+    {
+        foreach (var verbose in new[] { false, true })
+        {
+            var captured = new LevelCapturingLoggerProvider();
+            var (app, http) = await StartAsync(verbose ? o => o.FrameworkLogLevel = Microsoft.Extensions.Logging.LogLevel.Information : null);
+            await using (app)
+            using (http)
+            {
+                var factory = (Microsoft.Extensions.Logging.ILoggerFactory)app.Services.GetService(typeof(Microsoft.Extensions.Logging.ILoggerFactory))!;
+                factory.AddProvider(captured);
+                await PostAsync("/v1/completions", new { prompt = "In", max_tokens = 2 }, http: http);
+                await PostAsync("/v1/completions", new { prompt = "In", temperature = -5 }, HttpStatusCode.BadRequest, http);
+            }
+
+            var entries = captured.Entries.ToList();
+            var summaries = entries.Where(e => e.Category == "OnnxLM.Server" && e.Level == Microsoft.Extensions.Logging.LogLevel.Information).Select(e => e.Message).ToList();
+            Assert.Equal(2, summaries.Count(m => m.StartsWith("POST /v1/completions ", StringComparison.Ordinal)));
+            Assert.Contains(summaries, m => m.StartsWith("POST /v1/completions 200 in ", StringComparison.Ordinal) && m.EndsWith(" ms", StringComparison.Ordinal));
+            Assert.Contains(summaries, m => m.StartsWith("POST /v1/completions 400 in ", StringComparison.Ordinal));
+            var framework = entries.Where(e => e.Category.StartsWith("Microsoft.", StringComparison.Ordinal) && e.Level < Microsoft.Extensions.Logging.LogLevel.Warning).ToList();
+            if (verbose) Assert.Contains(framework, e => e.Category.StartsWith("Microsoft.AspNetCore", StringComparison.Ordinal));
+            else Assert.Empty(framework);
+        }
+    }
+
+    private sealed class LevelCapturingLoggerProvider : Microsoft.Extensions.Logging.ILoggerProvider
+    {
+        public System.Collections.Concurrent.ConcurrentQueue<(string Category, Microsoft.Extensions.Logging.LogLevel Level, string Message)> Entries { get; } = new();
+
+        public Microsoft.Extensions.Logging.ILogger CreateLogger(string categoryName) => new Logger(this, categoryName);
+
+        public void Dispose()
+        {
+        }
+
+        private sealed class Logger(LevelCapturingLoggerProvider owner, string category) : Microsoft.Extensions.Logging.ILogger
+        {
+            public IDisposable? BeginScope<TState>(TState state) where TState : notnull => null;
+
+            public bool IsEnabled(Microsoft.Extensions.Logging.LogLevel logLevel) => true;
+
+            public void Log<TState>(Microsoft.Extensions.Logging.LogLevel logLevel, Microsoft.Extensions.Logging.EventId eventId, TState state, Exception? exception, Func<TState, Exception?, string> formatter) =>
+                owner.Entries.Enqueue((category, logLevel, formatter(state, exception)));
+        }
+    }
+
+    [Fact]
     public async Task ToolsReachTheTemplateAndToolMessagesAreAccepted()
     {
         var chat = OpenAIChat();

@@ -6,12 +6,19 @@ namespace OnnxLM.Cli.Commands;
 /// <summary><c>onnxlm serve</c>: the model behind an OpenAI-compatible HTTP API, with the playground at <c>/</c>.</summary>
 internal static class ServeCommand
 {
+    /// <summary>The default of <c>--max-concurrent</c>: the library's default batch size, so that concurrent requests share each model run.</summary>
+    public const int DefaultMaxConcurrent = LanguageModelOptions.DefaultMaxBatchSize;
+
     public static Command Create(CliContext cli)
     {
         var urls = new Option<string>("--urls") { Description = "Where to listen", DefaultValueFactory = _ => "http://127.0.0.1:8080" };
         var name = new Option<string?>("--name") { Description = "The model's name in requests (default: the folder's name)" };
         var apiKeys = new Option<string[]>("--api-key") { Description = "Require Authorization: Bearer <key> (repeatable)" };
-        var concurrent = new Option<int>("--max-concurrent") { Description = "Requests decoded at once", DefaultValueFactory = _ => 1 };
+        var concurrent = new Option<int>("--max-concurrent")
+        {
+            Description = "Requests decoded at once, as rows of one batch per step (continuous batching); 1 decodes them one after another",
+            DefaultValueFactory = _ => DefaultMaxConcurrent,
+        };
         var queue = new Option<int>("--max-queue") { Description = "Requests that may wait; beyond that the server answers 429", DefaultValueFactory = _ => 64 };
         var command = new Command("serve", "Serve the model over an OpenAI-compatible HTTP API (/v1/completions, /v1/chat/completions, ...) with a playground page") { urls, name, apiKeys, concurrent, queue };
         command.SetAction((parse, ct) => cli.RunAsync(parse, async () =>
@@ -21,6 +28,7 @@ internal static class ServeCommand
             await using var app = OnnxLMServer.Create(folder, modelName, parse.GetValue(urls)!, o =>
             {
                 foreach (var key in parse.GetValue(apiKeys) ?? []) o.ApiKeys.Add(key);
+                if (parse.GetValue(CliContext.VerboseOption)) o.FrameworkLogLevel = Microsoft.Extensions.Logging.LogLevel.Information;
             }, o =>
             {
                 o.ExecutionProvider = parse.GetValue(CliContext.ProviderOption);

@@ -186,6 +186,12 @@ public sealed class GenerationOptions
     /// </summary>
     public SpeculativeDecoding? Speculation { get; set; }
 
+    /// <summary>
+    /// How many of the most likely tokens each <see cref="GeneratedToken"/> lists in <see cref="GeneratedToken.TopLogProbs"/>
+    /// (0 to 100; default 0), from the same log-softmax of the raw logits as its <see cref="GeneratedToken.LogProb"/>.
+    /// </summary>
+    public int TopLogProbs { get; set => field = OptionCheck.InRange(value, 0, 100, nameof(TopLogProbs)); }
+
     /// <summary>Your own logit processors, run after the built-in stages, in list order.</summary>
     public IList<ILogitProcessor> LogitProcessors { get; } = [];
 

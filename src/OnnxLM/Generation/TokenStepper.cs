@@ -16,6 +16,7 @@ internal sealed class TokenStepper
     private readonly GenerationOptions _options;
     private readonly SamplingPipeline _pipeline;
     private readonly StreamingDecoder? _decoder;
+    private readonly TextTokenizer? _tokenizer;
     private readonly StopSequenceMatcher _stops;
     private readonly SamplingContext _context;
     private readonly int[] _history;
@@ -36,6 +37,7 @@ internal sealed class TokenStepper
         options.Validate(model.Info.VocabularySize, options.StopTokenIds ?? []);
         _options = options;
         var tokenizer = model.HasTokenizer ? model.Tokenizer : null;
+        _tokenizer = tokenizer;
         _pipeline = SamplingPipeline.Create(options, _stopIds, tokenizer);
         _decoder = tokenizer?.CreateStreamingDecoder(skipSpecialTokens: true);
         _decoder?.Prime(prompt.Where(id => id < tokenizer!.VocabularySize).ToArray());
@@ -69,7 +71,9 @@ internal sealed class TokenStepper
         raw.CopyTo(_logits);
         _context.SetTokens(_history, _length);
         var id = _pipeline.Choose(_logits, _context);
-        var logProb = SamplingMath.FastLogProb(raw, id, _scratch);
+        var (max, logSum) = SamplingMath.LogSoftmaxTerms(raw, _scratch);
+        var logProb = SamplingMath.LogProbOf(raw, id, max, logSum);
+        var top = _options.TopLogProbs > 0 ? TopLogProbs(raw, max, logSum) : [];
         _history[_length++] = id;
 
         FinishReason? finish = null;
@@ -102,13 +106,39 @@ internal sealed class TokenStepper
             var (emit, stop) = _stops.Push(text);
             if (stop is not null)
             {
-                return new GeneratedToken(id, emit, logProb, FinishReason.Stop);
+                return new GeneratedToken(id, emit, logProb, FinishReason.Stop) { TopLogProbs = top };
             }
 
             text = finish is null ? emit : emit + _stops.Flush();
         }
 
-        return new GeneratedToken(id, text, logProb, finish);
+        return new GeneratedToken(id, text, logProb, finish) { TopLogProbs = top };
+    }
+
+    /// <summary>The most likely tokens of the raw distribution, from the same log-softmax terms as the chosen token's log-probability.</summary>
+    private TokenAlternative[] TopLogProbs(ReadOnlySpan<float> raw, float max, float logSum)
+    {
+        var ids = SamplingMath.TopIds(raw, _options.TopLogProbs);
+        var top = new TokenAlternative[ids.Length];
+        for (var k = 0; k < ids.Length; k++)
+        {
+            top[k] = new TokenAlternative(ids[k], PieceText(ids[k]), SamplingMath.LogProbOf(raw, ids[k], max, logSum));
+        }
+
+        return top;
+    }
+
+    private string PieceText(int id)
+    {
+        if (_tokenizer is null) return string.Empty;
+        try
+        {
+            return _tokenizer.TokenText(id);
+        }
+        catch (ArgumentOutOfRangeException)
+        {
+            return string.Empty; // an id the tokenizer does not cover (a head larger than the vocabulary)
+        }
     }
 
     private static bool Contains(IReadOnlyList<int> ids, int id)

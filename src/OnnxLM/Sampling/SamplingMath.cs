@@ -352,9 +352,46 @@ internal static class SamplingMath
     /// <summary>Natural-log probability of <paramref name="id"/> under softmax(logits), vectorized in float (for reporting).</summary>
     public static float FastLogProb(ReadOnlySpan<float> logits, int id, Span<float> scratch)
     {
+        var (max, logSum) = LogSoftmaxTerms(logits, scratch);
+        return LogProbOf(logits, id, max, logSum);
+    }
+
+    /// <summary>The two terms of log-softmax(logits), in float: the largest logit and log Σ exp(logit − largest).</summary>
+    public static (float Max, float LogSum) LogSoftmaxTerms(ReadOnlySpan<float> logits, Span<float> scratch)
+    {
         var max = TensorPrimitives.Max(logits);
         TensorPrimitives.Subtract(logits, max, scratch);
         TensorPrimitives.Exp(scratch, scratch);
-        return logits[id] - max - MathF.Log(TensorPrimitives.Sum(scratch));
+        return (max, MathF.Log(TensorPrimitives.Sum(scratch)));
+    }
+
+    /// <summary>
+    /// log-softmax(logits)[id] from <see cref="LogSoftmaxTerms"/>: one expression for every id, so the chosen token and its
+    /// listed alternatives get bit-identical values.
+    /// </summary>
+    public static float LogProbOf(ReadOnlySpan<float> logits, int id, float max, float logSum) => logits[id] - max - logSum;
+
+    /// <summary>
+    /// The <paramref name="count"/> ids of largest logit, best first (ties: lower id first); NaN and −∞ never count.
+    /// </summary>
+    public static int[] TopIds(ReadOnlySpan<float> logits, int count)
+    {
+        var top = new int[Math.Min(count, logits.Length)];
+        var filled = 0;
+        for (var i = 0; i < logits.Length; i++)
+        {
+            var x = logits[i];
+            if (float.IsNaN(x) || float.IsNegativeInfinity(x) || filled == top.Length && x <= logits[top[filled - 1]]) continue;
+            var at = filled < top.Length ? filled++ : filled - 1;
+            while (at > 0 && x > logits[top[at - 1]])
+            {
+                top[at] = top[at - 1];
+                at--;
+            }
+
+            top[at] = i;
+        }
+
+        return filled == top.Length ? top : top[..filled];
     }
 }

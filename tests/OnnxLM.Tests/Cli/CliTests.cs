@@ -39,6 +39,18 @@ public sealed class CliTests
     }
 
     [Fact]
+    public async Task ServeBatchesConcurrentRequestsByDefault()
+    {
+        var (code, help, _) = await RunAsync("serve", "--help");
+        Assert.Equal(0, code);
+        // Continuous batching on: as many requests decode together as the library batches by default (16), not 1.
+        var line = Assert.Single(help.Split('\n'), l => l.TrimStart().StartsWith("--max-concurrent", StringComparison.Ordinal));
+        Assert.Contains($"[default: {LanguageModelOptions.DefaultMaxBatchSize}]", line);
+        Assert.Contains("continuous batching", line);
+        Assert.Equal(16, LanguageModelOptions.DefaultMaxBatchSize);
+    }
+
+    [Fact]
     public async Task GenerateStreamsThePromptAndTheLibrarysContinuation()
     {
         const string prompt = "And the LORD said unto Moses,";

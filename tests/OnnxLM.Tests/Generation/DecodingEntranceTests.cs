@@ -86,4 +86,42 @@ public sealed class DecodingEntranceTests : IDisposable
         using var alone = LanguageModel.Load(TestPaths.RepoModel("kjv-tiny"), new LanguageModelOptions { MaxBatchSize = 1 });
         Assert.False(alone.BatchesGenerations);
     }
+
+    [Fact]
+    public async Task GeneratedTopLogProbsShareTheChosenTokensLogSoftmaxAndMatchScoring()
+    {
+        var prompt = _model.Encode("In the beginning");
+        // Sampled (hot) so that the chosen token is sometimes not the most likely one; the reported distribution is the raw one either way.
+        var options = new GenerationOptions { Temperature = 1.5f, Seed = 7, MaxNewTokens = 12, TopLogProbs = 5 };
+        var tokens = (await _model.GenerateAsync(prompt, options)).Tokens;
+        Assert.NotEmpty(tokens);
+        var listed = 0;
+        var context = prompt.ToList();
+        foreach (var token in tokens)
+        {
+            Assert.Equal(5, token.TopLogProbs.Count);
+            if (token.TopLogProbs.FirstOrDefault(t => t.Id == token.Id) is { } self)
+            {
+                Assert.Equal(token.LogProb, self.LogProb); // exactly: one computation feeds both
+                listed++;
+            }
+
+            // Independently: scoring the same token in double precision gives the same alternatives, in order, to float rounding.
+            var score = await _model.ScoreTokenIdsAsync(context, [token.Id], new ScoreOptions { TopAlternatives = 5 });
+            var expected = score.Tokens[0];
+            Assert.Equal(expected.LogProb, token.LogProb, 1e-4);
+            Assert.Equal(expected.Alternatives.Select(a => a.Id), token.TopLogProbs.Select(a => a.Id));
+            foreach (var (want, got) in expected.Alternatives.Zip(token.TopLogProbs))
+            {
+                Assert.Equal(want.LogProb, got.LogProb, 1e-4);
+                Assert.Equal(want.Text, got.Text);
+            }
+
+            context.Add(token.Id);
+        }
+
+        Assert.True(listed > 0, "no chosen token was among its top 5: the exact-equality check never ran");
+        Assert.Empty((await _model.GenerateAsync(prompt, Greedy(3))).Tokens[0].TopLogProbs); // off by default
+        Assert.Throws<InvalidOptionException>(() => new GenerationOptions { TopLogProbs = 101 });
+    }
 }

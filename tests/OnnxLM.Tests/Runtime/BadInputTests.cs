@@ -1,3 +1,4 @@
+using Microsoft.Extensions.Logging;
 using System.Text;
 
 namespace OnnxLM.Tests;
@@ -210,15 +211,42 @@ public sealed class BadInputTests : IDisposable
     [Fact]
     public void AutoFallsBackToCpuAndExplicitCudaFailsLoudlyWithoutAGpu()
     {
-        using var model = LanguageModel.Load(TestPaths.RepoModel(Model));
+        var logged = new List<(Microsoft.Extensions.Logging.LogLevel Level, string Message)>();
+        using var factory = Microsoft.Extensions.Logging.LoggerFactory.Create(b => b.SetMinimumLevel(Microsoft.Extensions.Logging.LogLevel.Trace)
+            .AddProvider(new ListLoggerProvider(logged)));
+        using var model = LanguageModel.Load(TestPaths.RepoModel(Model), new LanguageModelOptions { LoggerFactory = factory });
         if (model.Info.ExecutionProvider == ExecutionProvider.Cuda)
         {
             return; // a machine with a usable GPU: nothing to fall back from
         }
 
         Assert.Equal(ExecutionProvider.Cpu, model.Info.ExecutionProvider);
+        // Auto on a CPU-only machine is the ordinary case: the reason is kept for --verbose readers at Debug, never shown by default.
+        Assert.Contains(logged, l => l.Level == Microsoft.Extensions.Logging.LogLevel.Debug && l.Message.StartsWith("CUDA is not usable", StringComparison.Ordinal));
+        Assert.DoesNotContain(logged, l => l.Level >= Microsoft.Extensions.Logging.LogLevel.Information && l.Message.Contains("CUDA", StringComparison.Ordinal));
         var e = Assert.Throws<ExecutionProviderUnavailableException>(() =>
             LanguageModel.Load(TestPaths.RepoModel(Model), new LanguageModelOptions { ExecutionProvider = ExecutionProvider.Cuda }));
         Assert.Contains("CUDA", e.Message);
+        Assert.Contains("CUDA 12.x and cuDNN 9.x", e.Message); // asked for explicitly: what to install
+    }
+
+    private sealed class ListLoggerProvider(List<(Microsoft.Extensions.Logging.LogLevel Level, string Message)> entries)
+        : Microsoft.Extensions.Logging.ILoggerProvider, Microsoft.Extensions.Logging.ILogger
+    {
+        public Microsoft.Extensions.Logging.ILogger CreateLogger(string categoryName) => this;
+
+        public IDisposable? BeginScope<TState>(TState state) where TState : notnull => null;
+
+        public bool IsEnabled(Microsoft.Extensions.Logging.LogLevel logLevel) => true;
+
+        public void Log<TState>(Microsoft.Extensions.Logging.LogLevel logLevel, Microsoft.Extensions.Logging.EventId eventId, TState state, Exception? exception,
+            Func<TState, Exception?, string> formatter)
+        {
+            lock (entries) entries.Add((logLevel, formatter(state, exception)));
+        }
+
+        public void Dispose()
+        {
+        }
     }
 }

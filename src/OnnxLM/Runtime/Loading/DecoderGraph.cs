@@ -125,6 +125,9 @@ internal sealed class DecoderGraph : IDisposable
     /// <summary>Where the graph reports what it learns about itself (the single-token fallback).</summary>
     public Microsoft.Extensions.Logging.ILogger Logger { get; set; } = Microsoft.Extensions.Logging.Abstractions.NullLogger.Instance;
 
+    /// <summary>What an explicit CUDA request needs installed, appended to each reason it failed.</summary>
+    private const string CudaNeeds = "; CUDA needs an NVIDIA GPU with its driver, CUDA 12.x and cuDNN 9.x installed (ONNX Runtime 1.31's CUDA provider)";
+
     public static DecoderGraph Create(ModelConfig config, LanguageModelOptions options, ILogger logger)
     {
         var graph = CreateUnlogged(config, options, logger);
@@ -149,7 +152,8 @@ internal sealed class DecoderGraph : IDisposable
             }
             catch (ExecutionProviderUnavailableException e)
             {
-                logger.LogInformation("CUDA is not usable ({Reason}); running on the CPU.", e.Message);
+                // Auto on a CPU-only install is the common case, not news: only ExecutionProvider.Cuda reports it (as an error).
+                logger.LogDebug("CUDA is not usable ({Reason}); running on the CPU.", e.Message);
                 provider = ExecutionProvider.Cpu;
             }
             finally
@@ -210,7 +214,8 @@ internal sealed class DecoderGraph : IDisposable
             if (!OrtEnv.Instance().GetAvailableProviders().Contains("CUDAExecutionProvider"))
             {
                 throw new ExecutionProviderUnavailableException(
-                    "the ONNX Runtime native package in use has no CUDA execution provider (reference Microsoft.ML.OnnxRuntime.Gpu)");
+                    "the ONNX Runtime native package in use has no CUDA execution provider: reference Microsoft.ML.OnnxRuntime.Gpu "
+                    + "in place of Microsoft.ML.OnnxRuntime" + CudaNeeds);
             }
 
             try
@@ -219,7 +224,7 @@ internal sealed class DecoderGraph : IDisposable
             }
             catch (OnnxRuntimeException e)
             {
-                throw new ExecutionProviderUnavailableException($"CUDA device {options.DeviceId} could not be initialised: {e.Message}", e);
+                throw new ExecutionProviderUnavailableException($"CUDA device {options.DeviceId} could not be initialised ({e.Message})" + CudaNeeds, e);
             }
 
             cacheMemory = new OrtMemoryInfo(OrtMemoryInfo.allocatorCUDA, OrtAllocatorType.DeviceAllocator, options.DeviceId, OrtMemType.Default);
@@ -235,7 +240,7 @@ internal sealed class DecoderGraph : IDisposable
         }
         catch (OnnxRuntimeException e) when (provider == ExecutionProvider.Cuda && e.Message.Contains("CUDA", StringComparison.OrdinalIgnoreCase))
         {
-            throw new ExecutionProviderUnavailableException($"the CUDA session could not be created: {e.Message}", e);
+            throw new ExecutionProviderUnavailableException($"the CUDA session could not be created ({e.Message})" + CudaNeeds, e);
         }
         catch (OnnxRuntimeException e)
         {
