@@ -10,7 +10,7 @@ namespace OnnxLM.Explain;
 /// parameters are, and what the KV cache saves. Create one per model (<see cref="LanguageModel.Explain"/>); dispose it
 /// to free the attention session it may build.
 /// </summary>
-public sealed class ModelExplainer : IDisposable
+public sealed partial class ModelExplainer : IDisposable
 {
     private readonly LanguageModel _model;
     private readonly Lazy<OnnxModelFile> _file;
@@ -138,12 +138,13 @@ public sealed class ModelExplainer : IDisposable
             feed.Row(0, ids, 0);
             using var runOptions = new RunOptions();
             using var results = feed.Run(session, runOptions, null, outputs, cancellationToken);
-            var heads = (int)results[0].GetTensorTypeAndShape().Shape[1];
+            // [1, heads, n, n], or [1, kv heads, group, n, n] where an exporter repeats kv heads after the scores (head = kv × group + g).
+            var heads = (int)results[0].GetTensorTypeAndShape().Shape[1..^2].Aggregate(1L, (a, b) => a * b);
             var weights = new float[outputs.Length * heads * n * n];
             for (var layer = 0; layer < outputs.Length; layer++)
             {
                 var shape = results[layer].GetTensorTypeAndShape();
-                if (shape.Shape is not [1, var h, var q, var k] || h != heads || q != n || k != n)
+                if (shape.Shape is not [1, .., var q, var k] || shape.Shape[1..^2].Aggregate(1L, (a, b) => a * b) != heads || q != n || k != n)
                 {
                     throw new ModelFormatException($"Attention output '{outputs[layer]}' has shape [{string.Join(", ", shape.Shape)}]; expected [1, {heads}, {n}, {n}].", _model.Info.GraphPath);
                 }
@@ -393,5 +394,7 @@ public sealed class ModelExplainer : IDisposable
             if (_attentionSession is not null && !ReferenceEquals(_attentionSession, _model.Runtime.Graph.Session)) _attentionSession.Dispose();
             _attentionSession = null;
         }
+
+        DisposeLayers();
     }
 }

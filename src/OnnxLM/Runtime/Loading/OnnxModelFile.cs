@@ -24,6 +24,12 @@ internal sealed class OnnxModelFile
     {
         /// <summary>The node's integer attributes (K, N, bits, block_size of MatMulNBits, ...).</summary>
         public IReadOnlyDictionary<string, long> IntAttributes { get; init; } = new Dictionary<string, long>();
+
+        /// <summary>The node's float attributes (epsilon of a norm, alpha, ...).</summary>
+        public IReadOnlyDictionary<string, float> FloatAttributes { get; init; } = new Dictionary<string, float>();
+
+        /// <summary>A Constant node's value when it is a small float32/float16 tensor (a scalar such as a norm's epsilon); null otherwise.</summary>
+        public float[]? ConstantValues { get; init; }
     }
 
     /// <summary>An initializer: its element type (ONNX TensorProto.DataType: 1 float, 10 float16, 16 bfloat16) and where its data is.</summary>
@@ -194,6 +200,8 @@ internal sealed class OnnxModelFile
         var inputs = new List<string>();
         var outputs = new List<string>();
         var attributes = new Dictionary<string, long>(StringComparer.Ordinal);
+        var floats = new Dictionary<string, float>(StringComparer.Ordinal);
+        float[]? constant = null;
         string name = "", op = "";
         while (node.Next(out var field, out var wire))
         {
@@ -204,28 +212,66 @@ internal sealed class OnnxModelFile
                 case 3 when wire == ProtoReader.LengthDelimited: name = ReadString(node); break;
                 case 4 when wire == ProtoReader.LengthDelimited: op = ReadString(node); break;
                 case 5 when wire == ProtoReader.LengthDelimited:
-                    if (ReadIntAttribute(node.ReadMessage("AttributeProto")) is ({ } attribute, { } value)) attributes[attribute] = value;
+                    var (attribute, value, single, tensor) = ReadAttribute(node.ReadMessage("AttributeProto"));
+                    if (attribute is null) break;
+                    if (value is { } i) attributes[attribute] = i;
+                    if (single is { } f) floats[attribute] = f;
+                    if (tensor is not null && attribute == "value") constant = tensor;
                     break;
                 default: node.Skip(wire); break;
             }
         }
 
-        return new Node(name, op, inputs, outputs) { IntAttributes = attributes };
+        return new Node(name, op, inputs, outputs) { IntAttributes = attributes, FloatAttributes = floats, ConstantValues = op == "Constant" ? constant : null };
     }
 
-    /// <summary>AttributeProto: name 1, i 3 (an int attribute; other kinds are not needed here).</summary>
-    private static (string? Name, long? Value) ReadIntAttribute(ProtoReader attribute)
+    /// <summary>AttributeProto: name 1, f 2 (fixed32), i 3, t 5 (a small float tensor; other kinds are not needed here).</summary>
+    private static (string? Name, long? Value, float? Single, float[]? Tensor) ReadAttribute(ProtoReader attribute)
     {
         string? name = null;
         long? value = null;
+        float? single = null;
+        float[]? tensor = null;
         while (attribute.Next(out var field, out var wire))
         {
             if (field == 1 && wire == ProtoReader.LengthDelimited) name = ReadString(attribute);
+            else if (field == 2 && wire == ProtoReader.Fixed32) single = attribute.ReadFloat();
             else if (field == 3 && wire == ProtoReader.VarintType) value = (long)attribute.ReadVarint();
+            else if (field == 5 && wire == ProtoReader.LengthDelimited) tensor = ReadSmallFloatTensor(attribute.ReadMessage("TensorProto"));
             else attribute.Skip(wire);
         }
 
-        return (name, value);
+        return (name, value, single, tensor);
+    }
+
+    /// <summary>A float32 or float16 TensorProto of at most 64 values from raw_data (9) or float_data (4); null for anything else.</summary>
+    private static float[]? ReadSmallFloatTensor(ProtoReader tensor)
+    {
+        var type = 1;
+        byte[]? raw = null;
+        var floats = new List<float>();
+        while (tensor.Next(out var field, out var wire))
+        {
+            switch (field, wire)
+            {
+                case (2, ProtoReader.VarintType): type = (int)tensor.ReadVarint(); break;
+                case (9, ProtoReader.LengthDelimited): raw = tensor.ReadBytes(); break;
+                case (4, ProtoReader.LengthDelimited):
+                    var packed = tensor.ReadMessage("TensorProto.float_data");
+                    while (!packed.AtEnd && floats.Count <= 64) floats.Add(packed.ReadFloat());
+                    break;
+                case (4, ProtoReader.Fixed32): floats.Add(tensor.ReadFloat()); break;
+                default: tensor.Skip(wire); break;
+            }
+        }
+
+        if (raw is not null && raw.Length <= 256)
+        {
+            if (type == 1) return [.. Enumerable.Range(0, raw.Length / 4).Select(i => BitConverter.ToSingle(raw, i * 4))];
+            if (type == 10) return [.. Enumerable.Range(0, raw.Length / 2).Select(i => (float)BitConverter.ToHalf(raw, i * 2))];
+        }
+
+        return type == 1 && floats.Count is > 0 and <= 64 ? [.. floats] : null;
     }
 
     /// <summary>ValueInfoProto's name (field 1; the first, should it repeat); "" when absent.</summary>
@@ -282,10 +328,11 @@ internal sealed class OnnxModelFile
     }
 
     /// <summary>
-    /// The model's bytes with <paramref name="outputs"/> added as float graph outputs (no shape: ONNX Runtime infers
-    /// it), by rewriting the length of the graph message and appending the outputs to it — protobuf merges fields.
+    /// The model's bytes with <paramref name="outputs"/> added as graph outputs of <paramref name="elementType"/> (ONNX
+    /// TensorProto.DataType: 1 float, 10 float16; no shape: ONNX Runtime infers it), by rewriting the length of the graph
+    /// message and appending the outputs to it — protobuf merges fields.
     /// </summary>
-    public byte[] WithExtraOutputs(IReadOnlyList<string> outputs)
+    public byte[] WithExtraOutputs(IReadOnlyList<string> outputs, int elementType = 1)
     {
         var original = ModelFile.ReadAllBytes(_path, ModelFile.MaxGraphBytes);
         var extra = new MemoryStream();
@@ -293,7 +340,7 @@ internal sealed class OnnxModelFile
         {
             // ValueInfoProto { name = 1; type = 2: TypeProto { tensor_type = 1: { elem_type = 1 (FLOAT) } } }
             var nameBytes = System.Text.Encoding.UTF8.GetBytes(name);
-            var tensorType = new byte[] { 0x08, 0x01 };
+            var tensorType = new byte[] { 0x08, (byte)elementType };
             var typeProto = Concat([0x0a], Varint((ulong)tensorType.Length), tensorType);
             var valueInfo = Concat([0x0a], Varint((ulong)nameBytes.Length), nameBytes, [0x12], Varint((ulong)typeProto.Length), typeProto);
             extra.Write(Concat([0x62], Varint((ulong)valueInfo.Length), valueInfo)); // GraphProto.output = 12, wire 2 → 0x62
