@@ -24,6 +24,7 @@ internal static class ExplainCommand
         command.Subcommands.Add(Embeddings(cli));
         command.Subcommands.Add(CountParameters(cli));
         command.Subcommands.Add(Cache(cli));
+        LayerViews.AddTo(command, cli);
         return command;
     }
 
@@ -266,7 +267,7 @@ internal static class ExplainCommand
     }
 
     /// <summary>A colour from dark blue (0) to yellow (1) for a weight or a normalised surprise.</summary>
-    private static string Heat(double value)
+    internal static string Heat(double value)
     {
         value = Math.Clamp(value, 0, 1);
         var (r, g, b) = ((int)(255 * value), (int)(60 + (180 * value)), (int)(160 * (1 - value)));

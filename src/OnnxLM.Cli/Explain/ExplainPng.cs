@@ -83,7 +83,7 @@ internal static class ExplainPng
     /// Reserves room for the slanted bottom labels (below the axes, then the axis title; on the left, for the first labels'
     /// overhang), renders until they fit, and writes the PNG.
     /// </summary>
-    private static Figure Save(Plot plot, IReadOnlyList<string> labels, Func<int, double> at, bool tokens, string path)
+    public static Figure Save(Plot plot, IReadOnlyList<string> labels, Func<int, double> at, bool tokens, string path)
     {
         var bottom = plot.Axes.Bottom;
         var titleHeight = string.IsNullOrEmpty(bottom.Label.Text) ? 0 : bottom.Label.FontSize * 1.6f;

@@ -171,13 +171,17 @@ public sealed class LayerViewTests
                 var (kt, ktShape) = qk[(2 * layer) + 1];
                 var d = (int)qShape[^1];
                 Assert.Equal(headSize, d);
+                Assert.Equal(heads, qShape[1..^2].Aggregate(1L, (a, b) => a * b));
+                // kᵀ holds one matrix per kv head when the exporter broadcasts it over the query heads ([1, kv, 1, d, n]).
+                var keyHeads = (int)ktShape[1..^2].Aggregate(1L, (a, b) => a * b);
                 for (var h = 0; h < heads; h++)
                 {
-                    // q [1, heads, n, d] · kᵀ [1, heads, d, n] (kv heads already repeated), summed here in double.
+                    // q [1, heads, n, d] · kᵀ [1, key heads, d, n], query head h reading key head h / (heads / key heads), summed here in double.
+                    var kh = h / (heads / keyHeads);
                     for (var k = 0; k < n; k++)
                     {
                         double dot = 0;
-                        for (var e = 0; e < d; e++) dot += q[(((h * n) + query) * d) + e] * kt[(((h * d) + e) * n) + k];
+                        for (var e = 0; e < d; e++) dot += q[(((h * n) + query) * d) + e] * kt[(((kh * d) + e) * n) + k];
                         Assert.True(Math.Abs(dot - scores.Raw[h][k]) < 1e-3 * Math.Max(1, Math.Abs(dot)), $"layer {layer} head {h} q {query} k {k}: {scores.Raw[h][k]} vs {dot}");
                         Assert.True(Math.Abs((scores.Raw[h][k] * scores.Scale) - scores.Scaled[h][k]) < 1e-4);
                         Assert.True(Math.Abs(attention[layer, h, query, k] - scores.Weights[h][k]) < 1e-5);
@@ -190,7 +194,6 @@ public sealed class LayerViewTests
                     for (var k = 0; k <= query; k++) Assert.True(Math.Abs((Math.Exp(visible[k] - max) / sum) - scores.Weights[h][k]) < 1e-5);
                 }
 
-                _ = ktShape;
             }
         }
     }
@@ -253,7 +256,7 @@ public sealed class LayerViewTests
     }
 
     [SharedModelTheory]
-    [InlineData("tiny-gpt2-fp32", "SkipLayerNormalization", "Attention")]
+    [InlineData("tiny-gpt2-fp32", "EmbedLayerNormalization", "Attention")]
     [InlineData("tiny-llama-fp16", "SkipSimplifiedLayerNormalization", "MultiHeadAttention")]
     public async Task FusedGraphsSayWhyTheyCannotBeSeenInside(string name, string fusedNorm, string fusedAttention)
     {
