@@ -43,6 +43,10 @@ function drawLens() {
     box.addEventListener('click', () => { layers.query = p; drawLens(); drawHeads(); qk().catch(showError); });
     strip.appendChild(box);
   });
+  // Where the selected token's box landed (page pixels) and its probability, so a screenshot can be checked against the data.
+  const selected = strip.querySelector('.selected')?.getBoundingClientRect();
+  if (selected) document.body.dataset.lensBox = [selected.left + scrollX, selected.top + scrollY, selected.width, selected.height].map(Math.round).join(',');
+  document.body.dataset.lensSelectedP = view.layers[row][layers.query].finalTokenProbability.toFixed(6);
   const last = view.layers[row][view.tokens.length - 1];
   document.body.dataset.lensLayer = String(row);
   document.body.dataset.lensGuess = last.top[0].text;
