@@ -70,6 +70,7 @@ public sealed partial class ModelExplainer
     public async Task<HeadsExplanation> HeadsAsync(string text, CancellationToken cancellationToken = default)
     {
         ArgumentException.ThrowIfNullOrEmpty(text);
+        _ = AttentionSession(); // a fused graph says so before the text is looked at
         var ids = _model.EncodeText(text, null, nameof(text), cancellationToken);
         if (ids.Length < 2) throw new ArgumentException($"The text has {ids.Length} token(s); head summaries need at least 2.", nameof(text));
         var map = await AttentionAsync(ids, cancellationToken).ConfigureAwait(false);
