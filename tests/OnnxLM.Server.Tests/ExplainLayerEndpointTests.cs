@@ -119,6 +119,7 @@ public sealed class ExplainLayerEndpointTests : IAsyncLifetime
         // The selected token (position 5) drives the heads and the query·key row: its weights sum to 1, the later keys are masked.
         Assert.Equal("5", Data(dom, "query"));
         Assert.Equal("5", Data(dom, "qk-query"));
+        Assert.Equal("5", Data(dom, "heads-query"));
         Assert.Equal(1.0, double.Parse(Data(dom, "qk-sum"), CultureInfo.InvariantCulture), 4);
         Assert.Equal((n - 1 - 5).ToString(CultureInfo.InvariantCulture), Data(dom, "qk-masked"));
         Assert.Equal(_reference.Info.AttentionHeadCount.ToString(CultureInfo.InvariantCulture), Data(dom, "heads-count"));

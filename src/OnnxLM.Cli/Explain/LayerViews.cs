@@ -289,11 +289,12 @@ internal static class LayerViews
         {
             for (var k = 0; k < n; k++)
             {
-                var text = values[r][k] is { } v ? v.ToString(r == 3 ? "0.000" : "0.00", CultureInfo.InvariantCulture) : "−∞";
+                // A masked key: −∞ after the mask, weight 0 after the softmax (grey cells).
+                var text = values[r][k] is { } v ? v.ToString(r == 3 ? "0.000" : "0.00", CultureInfo.InvariantCulture) : r == 3 ? "0" : "−∞";
                 var label = plot.Add.Text(text, k + 0.5, 3.5 - r);
                 label.LabelAlignment = Alignment.MiddleCenter;
                 label.LabelFontSize = Math.Clamp(140f / n, 7, 13);
-                label.LabelFontColor = data[r, k] > 0.6 ? Colors.Black : Colors.White;
+                label.LabelFontColor = double.IsNaN(data[r, k]) || data[r, k] > 0.6 ? Colors.Black : Colors.White;
             }
         }
 

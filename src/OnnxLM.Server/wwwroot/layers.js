@@ -100,6 +100,7 @@ function drawHeads() {
     box.appendChild(card);
   });
   document.body.dataset.headsCount = String(view.weights.length);
+  document.body.dataset.headsQuery = String(q);
   document.body.dataset.headsLayer = String(view.layer);
 }
 
@@ -140,6 +141,7 @@ function drawQk() {
 
 async function refreshLayers() {
   await Promise.all([lens(), heads()]);
+  drawHeads(); // the lens picks the selected token; the heads may have been drawn before it did
   await qk();
   document.body.dataset.layersReady = '1';
 }
