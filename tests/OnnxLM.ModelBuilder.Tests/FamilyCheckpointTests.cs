@@ -1,5 +1,6 @@
 using System.Text.Json.Nodes;
 using OnnxLM.Build;
+using OnnxLM.ModelBuilder.Onnx;
 
 namespace OnnxLM.ModelBuilder.Tests;
 
@@ -129,5 +130,62 @@ public sealed class FamilyCheckpointTests : IDisposable
 
         Assert.True(worst <= tolerance, $"{family} {dtype}: worst logit error {worst:F4} of the logits' spread (tolerance {tolerance})");
         Assert.True(dtype == "fp16" || worst > tolerance / 20, $"{family} {dtype}: error {worst:G3} is too small for quantized weights to have been used");
+    }
+
+    [Theory]
+    [InlineData("int4")]
+    [InlineData("int8")]
+    public void AQuantizedTiedEmbeddingIsStoredOnceAndSharedWithTheHead(string dtype)
+    {
+        var spec = Small("llama-3.2-1b");
+        var checkpoint = Write(spec, seed: 3);
+        var built = Path.Combine(_out, dtype);
+        DecoderModelBuilder.Convert(checkpoint, built, new ModelBuilderOptions { Quantization = WeightQuantization.Parse(dtype), ExternalDataThreshold = 0 });
+        var file = OnnxModelFile.Read(Path.Combine(built, "model.onnx"));
+        Assert.DoesNotContain(file.Initializers.Values, i => i.DataType is 1 or 10 && i.Dims.SequenceEqual([spec.Vocab, spec.Hidden]));
+        var gather = Assert.Single(file.Nodes, n => n.OpType == "GatherBlockQuantized");
+        var head = Assert.Single(file.Nodes, n => n.OpType == "MatMulNBits" && n.Outputs.Contains("logits"));
+        Assert.Equal(head.Inputs[1], gather.Inputs[0]);
+        Assert.Equal(["input_ids"], gather.Inputs.Skip(1).Take(1));
+
+        // Every weight is in the external data at a 64-byte (or, from 1 MiB, 64 KiB) aligned offset.
+        var external = file.Initializers.Values.Where(i => i.ExternalFile is not null).ToList();
+        Assert.Contains(external, i => i.Name == head.Inputs[1]);
+        Assert.All(external, i => Assert.Equal(0, i.ExternalOffset % (i.ByteCount >= ExternalDataWriter.LargeTensorBytes ? ExternalDataWriter.LargeAlignment : 64)));
+    }
+
+    [Fact]
+    public void TheExternalDataDecisionCountsTheWholeFile()
+    {
+        // Weights alone fit under a threshold one byte below the inline file's size; the graph around them does not.
+        var spec = Small("qwen2.5-0.5b");
+        var checkpoint = Write(spec, seed: 5);
+        var inline = Path.Combine(_out, "inline");
+        DecoderModelBuilder.Convert(checkpoint, inline);
+        var size = new FileInfo(Path.Combine(inline, "model.onnx")).Length;
+        Assert.False(File.Exists(Path.Combine(inline, "model.onnx.data")), "a small model stays in one file by default");
+
+        var external = Path.Combine(_out, "external");
+        DecoderModelBuilder.Convert(checkpoint, external, new ModelBuilderOptions { ExternalDataThreshold = size - 1 });
+        Assert.True(File.Exists(Path.Combine(external, "model.onnx.data")), "a file over the threshold moves its weights out");
+        Assert.True(new FileInfo(Path.Combine(external, "model.onnx")).Length < size / 4);
+        BuiltGraphTests.AssertMatchesReference(external, DecoderConfig.Load(checkpoint), Expected(spec, seed: 5), [1, 2, 3, 299, 150]);
+    }
+
+    [Fact]
+    public void LargeTensorsStartOnTheMappingGranularity()
+    {
+        var folder = Directory.CreateDirectory(Path.Combine(_out, "data")).FullName;
+        using var writer = new ExternalDataWriter(folder, "w.data", chunkBytes: 3 << 20);
+        var small = writer.Write(new byte[100]);
+        var large = writer.Write(new byte[(int)ExternalDataWriter.LargeTensorBytes + 5]);
+        var after = writer.Write(new byte[10]);
+        var next = writer.Write(new byte[2 << 20]); // would pass the 3 MiB chunk: starts w.data_1
+        Assert.Equal(("w.data", 0L), (small.File, small.Offset));
+        Assert.Equal(("w.data", ExternalDataWriter.LargeAlignment), (large.File, large.Offset));
+        Assert.Equal(0, after.Offset % 64);
+        Assert.True(after.Offset >= large.Offset + large.Length);
+        Assert.Equal(("w.data_1", 0L), (next.File, next.Offset));
+        Assert.Equal(new byte[10], writer.Read(after));
     }
 }
