@@ -1,5 +1,3 @@
-using OnnxLM.ModelBuilder.Onnx;
-
 namespace OnnxLM.ModelBuilder;
 
 /// <summary>
