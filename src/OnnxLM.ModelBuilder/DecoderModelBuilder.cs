@@ -12,6 +12,9 @@ namespace OnnxLM.ModelBuilder;
 /// </summary>
 public static class DecoderModelBuilder
 {
+    /// <summary>The most bytes a model.onnx may have with its weights inline: protobuf's 2 GiB limit less a margin for headers.</summary>
+    private const long ProtobufLimit = int.MaxValue - (64L << 20);
+
     private static readonly string[] CopiedFiles =
     [
         "tokenizer.json", "tokenizer.model", "tokenizer_config.json", "special_tokens_map.json", "vocab.json", "merges.txt",
@@ -92,9 +95,17 @@ public static class DecoderModelBuilder
             _ => throw new ModelFormatException($"Unsupported model type '{config.ModelType}'."),
         };
 
-        var graph = writer.Build();
         Directory.CreateDirectory(outputFolder);
-        var external = graph.WeightBytes > options.ExternalDataThreshold ? options.ExternalDataFileName ?? "model.onnx.data" : null;
+        // Weights stream to the data file as they are made; a model whose whole file stays under the threshold is then
+        // written inline. The decision counts the graph too, so no model.onnx reaches protobuf's 2 GiB limit.
+        using var data = new ExternalDataWriter(outputFolder, options.ExternalDataFileName ?? "model.onnx.data", options.ExternalDataChunkBytes);
+        var graph = writer.Build(data);
+        var limit = Math.Min(options.ExternalDataThreshold, ProtobufLimit);
+        if (graph.WeightBytes + graph.StructureBytes <= limit)
+        {
+            graph.Inline();
+        }
+
         var metadata = new Dictionary<string, string>
         {
             ["onnxlm.architecture"] = config.ModelType,
@@ -105,7 +116,7 @@ public static class DecoderModelBuilder
             metadata["onnxlm.quantization"] = options.Quantization.ToString();
         }
 
-        graph.Save(Path.Combine(outputFolder, "model.onnx"), external, metadata, options.ExternalDataChunkBytes);
+        graph.Save(Path.Combine(outputFolder, "model.onnx"), null, metadata);
         WriteGenAIConfig(config, options, outputFolder);
     }
 

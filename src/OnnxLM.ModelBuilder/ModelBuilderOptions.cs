@@ -87,6 +87,10 @@ public sealed class ModelBuilderOptions
     /// </summary>
     public bool TokenTypeIdsInput { get; set; }
 
-    /// <summary>Weights above this many bytes go to an external data file (ONNX protobufs cannot exceed 2 GB). Default 2 GB.</summary>
-    public long ExternalDataThreshold { get; set; } = 2L << 30;
+    /// <summary>
+    /// A model whose graph file would exceed this many bytes with its weights inline (weights and graph counted) keeps its
+    /// weights in an external data file, aligned so ONNX Runtime can memory-map them instead of copying them. Default
+    /// 64 MiB; values above protobuf's 2 GiB limit act as that limit, so no <c>model.onnx</c> can be too large to load.
+    /// </summary>
+    public long ExternalDataThreshold { get; set; } = 64L << 20;
 }

@@ -21,13 +21,15 @@ internal abstract class DecoderGraphWriter
         Options = options;
     }
 
-    protected OnnxGraph G { get; } = new();
+    protected OnnxGraph G { get; private set; } = new();
     protected DecoderConfig Config { get; }
     protected IWeightSource Weights { get; }
     protected ModelBuilderOptions Options { get; }
 
-    public OnnxGraph Build()
+    /// <summary>Builds the graph; with <paramref name="spill"/>, large weights are written there as they are made.</summary>
+    public OnnxGraph Build(ExternalDataWriter? spill = null)
     {
+        if (spill is not null) G = new OnnxGraph(spill);
         G.Input("input_ids", OnnxGraph.Int64, Batch, Sequence);
         G.Input("attention_mask", OnnxGraph.Int64, Batch, Total);
         G.Input("position_ids", OnnxGraph.Int64, Batch, Sequence);
@@ -98,26 +100,38 @@ internal abstract class DecoderGraphWriter
     /// </summary>
     protected string MatMul(string x, string name, float[] weight, int inputs, int outputs, bool outputsFirst, bool quantize = true, string? result = null)
     {
-        if (Options.Quantization is not { } quantization || !quantize)
+        if (Options.Quantization is null || !quantize)
         {
             var stored = Constant(name, outputsFirst ? Matrix.Transpose(weight, outputs, inputs) : weight, [inputs, outputs]);
             return MatMul(x, stored, result);
         }
 
-        var q = BlockQuantizer.Quantize(outputsFirst ? weight : Matrix.Transpose(weight, inputs, outputs), outputs, inputs, quantization);
-        List<string> operands =
-        [
-            x,
-            G.Bytes(name, q.Packed, [outputs, q.BlocksPerRow, q.BlobSize]),
-            G.Weight(name + ".scales", q.Scales, [outputs, q.BlocksPerRow], asFloat16: false),
-        ];
-        if (q.ZeroPoints is not null)
-        {
-            operands.Add(G.Bytes(name + ".zero_points", q.ZeroPoints, [outputs, q.ZeroPointBytesPerRow]));
-        }
+        return MatMulNBits(x, QuantizedWeight(name, outputsFirst ? weight : Matrix.Transpose(weight, inputs, outputs), inputs, outputs), result);
+    }
 
-        return G.MicrosoftOp("MatMulNBits", [.. operands], result, ("K", (long)inputs), ("N", (long)outputs), ("bits", (long)q.Bits),
-            ("block_size", (long)q.BlockSize), ("accuracy_level", (long)quantization.AccuracyLevel));
+    /// <summary>The initializers of one block-quantized matrix and the node attributes they go with.</summary>
+    protected sealed record QuantizedInitializers(string Packed, string Scales, string? ZeroPoints, int Inputs, int Outputs, int Bits, int BlockSize);
+
+    /// <summary>
+    /// Quantizes a weight [outputs, inputs] row by row and adds its initializers as MatMulNBits reads them: the packed
+    /// blocks [outputs, blocks, blob], the scales [outputs, blocks] and, when asymmetric, the packed zero points.
+    /// </summary>
+    protected QuantizedInitializers QuantizedWeight(string name, float[] weight, int inputs, int outputs)
+    {
+        var quantization = Options.Quantization ?? throw new InvalidOperationException("No quantization options.");
+        var q = BlockQuantizer.Quantize(weight, outputs, inputs, quantization);
+        var packed = G.Bytes(name, q.Packed, [outputs, q.BlocksPerRow, q.BlobSize]);
+        var scales = G.Weight(name + ".scales", q.Scales, [outputs, q.BlocksPerRow], asFloat16: false);
+        var zeroPoints = q.ZeroPoints is null ? null : G.Bytes(name + ".zero_points", q.ZeroPoints, [outputs, q.ZeroPointBytesPerRow]);
+        return new QuantizedInitializers(packed, scales, zeroPoints, inputs, outputs, q.Bits, q.BlockSize);
+    }
+
+    /// <summary>x·Wᵀ as a com.microsoft MatMulNBits node over quantized initializers, named <paramref name="result"/> when given.</summary>
+    protected string MatMulNBits(string x, QuantizedInitializers w, string? result = null)
+    {
+        string[] operands = w.ZeroPoints is null ? [x, w.Packed, w.Scales] : [x, w.Packed, w.Scales, w.ZeroPoints];
+        return G.MicrosoftOp("MatMulNBits", operands, result, ("K", (long)w.Inputs), ("N", (long)w.Outputs), ("bits", (long)w.Bits),
+            ("block_size", (long)w.BlockSize), ("accuracy_level", (long)Options.Quantization!.AccuracyLevel));
     }
 
     /// <summary>x·w for a float w, named <paramref name="result"/> when given.</summary>

@@ -13,16 +13,45 @@ internal sealed class LlamaGraphWriter(DecoderConfig config, IWeightSource weigh
     {
         var c = Config;
         var (h, d, nh, kvh) = (c.HiddenSize, c.HeadSize, c.AttentionHeadCount, c.KeyValueHeadCount);
-        var embedValues = Weights.Read("model.embed_tokens.weight", c.VocabularySize, h);
-        var embed = Constant("model.embed_tokens.weight", embedValues, [c.VocabularySize, h]);
-        var x = AddTokenTypes(G.Op("Gather", [embed, "input_ids"], ("axis", 0)));
+        float[]? embedValues = Weights.Read("model.embed_tokens.weight", c.VocabularySize, h);
+        var tied = c.TieWordEmbeddings || !Weights.Contains("lm_head.weight");
+        var quantizeHead = Options.Quantization is { QuantizeOutputProjection: true };
+        string x;
+        string? embed = null;
+        QuantizedInitializers? sharedHead = null;
+        if (tied && quantizeHead && Options.Quantization is { Symmetric: true } shared && h % shared.BlockSize == 0)
+        {
+            // The tied table is stored once, quantized: GatherBlockQuantized looks rows up in the output projection's
+            // MatMulNBits blocks (as ONNX Runtime GenAI's builder shares tied embeddings), so no float copy is written.
+            // MatMulNBits needs its blocks as [V, blocks, blob]; GatherBlockQuantized reads that same initializer with the
+            // last axis quantized (one block per blob), its scales viewed as [V, blocks, 1], and yields [B, S, blocks, block].
+            sharedHead = QuantizedWeight("lm_head.weight", embedValues, h, c.VocabularySize);
+            var blocks = h / shared.BlockSize;
+            var scales = G.Op("Reshape", sharedHead.Scales, G.Ints("embedding_scales_shape", c.VocabularySize, blocks, 1));
+            var rows = G.MicrosoftOp("GatherBlockQuantized", [sharedHead.Packed, "input_ids", scales], null,
+                ("gather_axis", 0L), ("quantize_axis", 2L), ("block_size", (long)shared.BlockSize), ("bits", (long)shared.Bits));
+            x = G.Op("Reshape", rows, G.Ints("embedding_shape", 0, 0, h));
+        }
+        else
+        {
+            embed = Constant("model.embed_tokens.weight", embedValues, [c.VocabularySize, h]);
+            x = G.Op("Gather", [embed, "input_ids"], ("axis", 0));
+        }
 
-        // cos/sin rows of the positions, [B, S, D], broadcast over the heads: [B, 1, S, D] against [B, heads, S, D]
-        // (standard attention) or [B, S, 1, D] against [B, S, heads, D] (GroupQueryAttention takes heads packed per token).
+        // The table is only needed again for a quantized tied head that could not share it; let a 1 GB array go otherwise.
+        var headValues = tied && quantizeHead && sharedHead is null ? embedValues : null;
+        embedValues = null;
+        x = AddTokenTypes(x);
+
+        // cos/sin rows of the positions, [B, S, D], from tables of [max_positions, D/2] (as ONNX Runtime GenAI writes them:
+        // Hugging Face's layout repeats each half, cat(freqs, freqs), so the half is stored and concatenated after the
+        // Gather), broadcast over the heads: [B, 1, S, D] against [B, heads, S, D] (standard attention) or [B, S, 1, D]
+        // against [B, S, heads, D] (GroupQueryAttention takes heads packed per token).
         var (cosTable, sinTable) = RopeTables();
         var headAxis = G.Ints("head_axis", GroupQuery ? 2 : 1);
-        var cos = G.Op("Unsqueeze", G.Op("Gather", [Constant("rope_cos", cosTable, [c.MaxPositions, d]), "position_ids"], ("axis", 0)), headAxis);
-        var sin = G.Op("Unsqueeze", G.Op("Gather", [Constant("rope_sin", sinTable, [c.MaxPositions, d]), "position_ids"], ("axis", 0)), headAxis);
+        string Rows(string table) => G.Op("Concat", [table, table], ("axis", -1));
+        var cos = G.Op("Unsqueeze", Rows(G.Op("Gather", [Constant("rope_cos", cosTable, [c.MaxPositions, d / 2]), "position_ids"], ("axis", 0))), headAxis);
+        var sin = G.Op("Unsqueeze", Rows(G.Op("Gather", [Constant("rope_sin", sinTable, [c.MaxPositions, d / 2]), "position_ids"], ("axis", 0))), headAxis);
 
         for (var i = 0; i < c.LayerCount; i++)
         {
@@ -50,15 +79,17 @@ internal sealed class LlamaGraphWriter(DecoderConfig config, IWeightSource weigh
         }
 
         x = RmsNorm(KeepLastPositions(x), "model.norm.weight");
-        var tied = c.TieWordEmbeddings || !Weights.Contains("lm_head.weight");
-        var quantizeHead = Options.Quantization is { QuantizeOutputProjection: true };
-        if (tied && !quantizeHead)
+        if (sharedHead is not null)
         {
-            MatMul(x, G.Op("Transpose", [embed], ("perm", new long[] { 1, 0 })), "logits");
+            MatMulNBits(x, sharedHead, "logits");
+        }
+        else if (tied && !quantizeHead)
+        {
+            MatMul(x, G.Op("Transpose", [embed!], ("perm", new long[] { 1, 0 })), "logits");
         }
         else
         {
-            MatMul(x, "lm_head.weight", tied ? embedValues : Weights.Read("lm_head.weight", c.VocabularySize, h), h, c.VocabularySize,
+            MatMul(x, "lm_head.weight", headValues ?? Weights.Read("lm_head.weight", c.VocabularySize, h), h, c.VocabularySize,
                 outputsFirst: true, quantize: quantizeHead, result: "logits");
         }
     }
@@ -124,7 +155,7 @@ internal sealed class LlamaGraphWriter(DecoderConfig config, IWeightSource weigh
         return G.Op("Reshape", Rope(split, cos, sin), G.Ints("packed_shape", 0, 0, heads * Config.HeadSize));
     }
 
-    /// <summary>cos/sin tables [max_positions, head_dim] with Hugging Face's layout cat(freqs, freqs) and the config's scaling.</summary>
+    /// <summary>cos/sin tables [max_positions, head_dim / 2] (one half of Hugging Face's cat(freqs, freqs)) with the config's scaling.</summary>
     private (float[] Cos, float[] Sin) RopeTables()
     {
         var c = Config;
@@ -151,7 +182,7 @@ internal sealed class LlamaGraphWriter(DecoderConfig config, IWeightSource weigh
         }
 
         var scale = c.RopeScalingType == "linear" ? 1 / c.RopeScalingFactor : 1;
-        var cos = new float[c.MaxPositions * c.HeadSize];
+        var cos = new float[(long)c.MaxPositions * half];
         var sin = new float[cos.Length];
         for (var pos = 0; pos < c.MaxPositions; pos++)
         {
@@ -159,8 +190,8 @@ internal sealed class LlamaGraphWriter(DecoderConfig config, IWeightSource weigh
             {
                 // Angles computed in float32 like PyTorch's outer(t, inv_freq), so tables match exported graphs bit for bit.
                 var angle = (float)(pos * scale) * (float)inv[i];
-                cos[pos * c.HeadSize + i] = cos[pos * c.HeadSize + half + i] = MathF.Cos(angle);
-                sin[pos * c.HeadSize + i] = sin[pos * c.HeadSize + half + i] = MathF.Sin(angle);
+                cos[(long)pos * half + i] = MathF.Cos(angle);
+                sin[(long)pos * half + i] = MathF.Sin(angle);
             }
         }
 

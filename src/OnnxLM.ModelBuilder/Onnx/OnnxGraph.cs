@@ -27,14 +27,36 @@ internal sealed class OnnxGraph
     public const int Float16 = 10;
 
     private readonly List<ProtoMessage> _nodes = [];
-    private readonly List<(string Name, int Type, long[] Dims, byte[] Data)> _initializers = [];
+    private readonly List<Initializer> _initializers = [];
     private readonly List<ProtoMessage> _inputs = [];
     private readonly List<ProtoMessage> _outputs = [];
     private readonly HashSet<string> _names = [];
     private int _counter;
     private bool _usesMicrosoftDomain;
 
+    private ExternalDataWriter? _spill;
+
+    /// <summary>A graph whose initializers stay in memory until <see cref="Save"/>.</summary>
+    public OnnxGraph()
+    {
+    }
+
+    /// <summary>
+    /// A graph whose initializers of 1 KiB or more are written to <paramref name="spill"/> as they are added, so the weights
+    /// are never all in memory; <see cref="Inline"/> brings them back when the model turns out small.
+    /// </summary>
+    public OnnxGraph(ExternalDataWriter spill) => _spill = spill;
+
     public string Name { get; init; } = "decoder";
+
+    /// <summary>An initializer: its bytes in memory, or where they were written in the external data.</summary>
+    private sealed record Initializer(string Name, int Type, long[] Dims, byte[]? Data, ExternalDataWriter.Location? External)
+    {
+        public long Length => Data?.LongLength ?? External!.Value.Length;
+    }
+
+    /// <summary>Initializers of this size or more go to external data when there is any.</summary>
+    private const int ExternalMinimumBytes = 1024;
 
     /// <summary>Adds a node and returns the names of its outputs.</summary>
     public string[] Node(string op, string[] inputs, int outputCount = 1, string? name = null, params (string Name, object Value)[] attributes)
@@ -113,6 +135,14 @@ internal sealed class OnnxGraph
     /// <summary>A float32 or float16 weight (stored little-endian).</summary>
     public string Weight(string name, ReadOnlySpan<float> values, long[] dims, bool asFloat16)
     {
+        var type = asFloat16 ? Float16 : Float;
+        if (_spill is not null && values.Length * (asFloat16 ? 2L : 4L) >= ExternalMinimumBytes)
+        {
+            var location = asFloat16 ? _spill.WriteFloat16(values) : _spill.Write(MemoryMarshal.AsBytes(values));
+            _initializers.Add(new Initializer(Claim(name), type, dims, null, location));
+            return name;
+        }
+
         byte[] data;
         if (asFloat16)
         {
@@ -125,14 +155,15 @@ internal sealed class OnnxGraph
             data = MemoryMarshal.AsBytes(values).ToArray();
         }
 
-        _initializers.Add((Claim(name), asFloat16 ? Float16 : Float, dims, data));
+        _initializers.Add(new Initializer(Claim(name), type, dims, data, null));
         return name;
     }
 
     /// <summary>A uint8 weight (packed quantized blocks, packed zero points).</summary>
     public string Bytes(string name, byte[] data, long[] dims)
     {
-        _initializers.Add((Claim(name), UInt8, dims, data));
+        var location = _spill is not null && data.Length >= ExternalMinimumBytes ? _spill.Write(data) : (ExternalDataWriter.Location?)null;
+        _initializers.Add(new Initializer(Claim(name), UInt8, dims, location is null ? data : null, location));
         return name;
     }
 
@@ -142,14 +173,14 @@ internal sealed class OnnxGraph
     /// <summary>An int64 constant with an explicit shape (rank 0 for scalars).</summary>
     public string IntsShaped(string name, long[] dims, long[] values)
     {
-        _initializers.Add((Unique(name), Int64, dims, MemoryMarshal.AsBytes(values.AsSpan()).ToArray()));
+        _initializers.Add(new Initializer(Unique(name), Int64, dims, MemoryMarshal.AsBytes(values.AsSpan()).ToArray(), null));
         return _initializers[^1].Name;
     }
 
     /// <summary>A float32 scalar constant.</summary>
     public string Scalar(string name, float value)
     {
-        _initializers.Add((Unique(name), Float, [], BitConverter.GetBytes(value)));
+        _initializers.Add(new Initializer(Unique(name), Float, [], BitConverter.GetBytes(value), null));
         return _initializers[^1].Name;
     }
 
@@ -161,52 +192,45 @@ internal sealed class OnnxGraph
     /// Writes the model. Initializers of 1 KiB or more go to <paramref name="externalDataFile"/> (beside the graph) when
     /// given; with <paramref name="chunkBytes"/> above 0, a tensor that would take a file past that size starts the next file,
     /// named as transformers.js and Optimum name split data: <c>name</c>, <c>name_1</c>, <c>name_2</c>, …
+    /// A graph built with a spill writer references the data already written there and ignores both arguments.
     /// </summary>
     public void Save(string path, string? externalDataFile, IReadOnlyDictionary<string, string> metadata, long chunkBytes = 0)
     {
+        var folder = Path.GetDirectoryName(path)!;
+        if (_spill is null && externalDataFile is not null)
+        {
+            _spill = new ExternalDataWriter(folder, externalDataFile, chunkBytes);
+            for (var i = 0; i < _initializers.Count; i++)
+            {
+                if (_initializers[i] is { Data: { Length: >= ExternalMinimumBytes } data } init)
+                {
+                    _initializers[i] = init with { Data = null, External = _spill.Write(data) };
+                }
+            }
+        }
+
+        _spill?.Dispose();
         var graph = new ProtoMessage();
         foreach (var node in _nodes) graph.Message(1, node);
         graph.String(2, Name);
-        var folder = Path.GetDirectoryName(path)!;
-        var chunk = 0;
-        string ChunkName() => chunk == 0 ? externalDataFile! : $"{externalDataFile}_{chunk}";
-        FileStream? external = externalDataFile is null ? null : File.Create(Path.Combine(folder, externalDataFile));
-        try
+        foreach (var (name, type, dims, data, external) in _initializers)
         {
-            foreach (var (name, type, dims, data) in _initializers)
+            var tensor = new ProtoMessage();
+            foreach (var d in dims) tensor.Int(1, d);
+            tensor.Int(2, type).String(8, name);
+            if (external is { } at)
             {
-                var tensor = new ProtoMessage();
-                foreach (var d in dims) tensor.Int(1, d);
-                tensor.Int(2, type).String(8, name);
-                if (external is not null && data.Length >= 1024)
-                {
-                    if (chunkBytes > 0 && external.Position > 0 && external.Position + data.Length > chunkBytes)
-                    {
-                        external.Dispose();
-                        chunk++;
-                        external = File.Create(Path.Combine(folder, ChunkName()));
-                    }
-
-                    var offset = external.Position;
-                    external.Write(data);
-                    // Keep every tensor 64-byte aligned so it can be memory-mapped.
-                    external.Write(new byte[(64 - (int)(external.Position % 64)) % 64]);
-                    tensor.Message(13, new ProtoMessage().String(1, "location").String(2, ChunkName()));
-                    tensor.Message(13, new ProtoMessage().String(1, "offset").String(2, offset.ToString(CultureInfo.InvariantCulture)));
-                    tensor.Message(13, new ProtoMessage().String(1, "length").String(2, data.Length.ToString(CultureInfo.InvariantCulture)));
-                    tensor.Int(14, 1);
-                }
-                else
-                {
-                    tensor.Bytes(9, data);
-                }
-
-                graph.Message(5, tensor);
+                tensor.Message(13, new ProtoMessage().String(1, "location").String(2, at.File));
+                tensor.Message(13, new ProtoMessage().String(1, "offset").String(2, at.Offset.ToString(CultureInfo.InvariantCulture)));
+                tensor.Message(13, new ProtoMessage().String(1, "length").String(2, at.Length.ToString(CultureInfo.InvariantCulture)));
+                tensor.Int(14, 1);
             }
-        }
-        finally
-        {
-            external?.Dispose();
+            else
+            {
+                tensor.Bytes(9, data!);
+            }
+
+            graph.Message(5, tensor);
         }
 
         foreach (var input in _inputs) graph.Message(11, input);
@@ -232,8 +256,32 @@ internal sealed class OnnxGraph
         model.WriteTo(file);
     }
 
-    /// <summary>Total bytes of all initializers.</summary>
-    public long WeightBytes => _initializers.Sum(i => (long)i.Data.Length);
+    /// <summary>Total bytes of all initializers, in memory or written to external data.</summary>
+    public long WeightBytes => _initializers.Sum(i => i.Length);
+
+    /// <summary>
+    /// At least how many bytes the file takes beside the initializers' data: nodes, inputs and outputs, each tensor's
+    /// name and shape, and a margin for the model's header and metadata.
+    /// </summary>
+    public long StructureBytes =>
+        _nodes.Sum(n => n.Length + 8L) + _inputs.Concat(_outputs).Sum(v => v.Length + 8L)
+        + _initializers.Sum(i => i.Name.Length + 11L * i.Dims.Length + 32) + 4096;
+
+    /// <summary>Reads every initializer written to external data back into memory and deletes the data files.</summary>
+    public void Inline()
+    {
+        if (_spill is null) return;
+        for (var i = 0; i < _initializers.Count; i++)
+        {
+            if (_initializers[i] is { External: { } at } init)
+            {
+                _initializers[i] = init with { Data = _spill.Read(at), External = null };
+            }
+        }
+
+        _spill.Delete();
+        _spill = null;
+    }
 
     private static ProtoMessage ValueInfo(string name, int elementType, object[] dims)
     {

@@ -44,6 +44,16 @@ internal sealed class ProtoMessage
 
     public ProtoMessage Message(int field, ProtoMessage message) => Bytes(field, message.ToArray());
 
+    /// <summary>The bytes written so far.</summary>
+    public long Length
+    {
+        get
+        {
+            _output.Flush();
+            return _buffer.Length;
+        }
+    }
+
     public byte[] ToArray()
     {
         _output.Flush();

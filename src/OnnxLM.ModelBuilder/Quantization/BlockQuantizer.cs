@@ -10,8 +10,13 @@ internal static class BlockQuantizer
     private const float SearchStep = 0.01f;
 
     /// <summary>Quantizes <paramref name="weights"/> [rows, columns] (row-major, rows = output features) along the columns.</summary>
-    public static QuantizedMatrix Quantize(ReadOnlySpan<float> weights, int rows, int columns, WeightQuantization options)
+    public static QuantizedMatrix Quantize(ReadOnlySpan<float> weights, int rows, int columns, WeightQuantization options) =>
+        Quantize(weights.ToArray(), rows, columns, options);
+
+    /// <summary>Quantizes <paramref name="weights"/> [rows, columns] without copying them first (a 1B model's embedding is 1 GB).</summary>
+    public static QuantizedMatrix Quantize(float[] weights, int rows, int columns, WeightQuantization options)
     {
+        ArgumentNullException.ThrowIfNull(weights);
         ArgumentNullException.ThrowIfNull(options);
         if (weights.Length != (long)rows * columns)
         {
@@ -25,7 +30,7 @@ internal static class BlockQuantizer
         var packed = new byte[(long)rows * blocks * blob];
         var scales = new float[rows * blocks];
         var zeroPoints = options.Symmetric ? null : new byte[rows * zeroPointBytes];
-        var source = weights.ToArray();
+        var source = weights;
         Parallel.For(0, rows, () => new int[block], (r, _, q) =>
         {
             for (var b = 0; b < blocks; b++)

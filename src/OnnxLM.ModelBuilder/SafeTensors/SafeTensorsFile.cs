@@ -123,27 +123,33 @@ internal sealed class SafeTensorsFile
             throw new ModelFormatException($"Tensor '{name}' spans {t.End - t.Begin} bytes; {count} {t.DType} values need {count * elementSize}.", t.File);
         }
 
-        var bytes = new byte[t.End - t.Begin];
-        using (var stream = File.OpenRead(t.File))
-        {
-            stream.Position = t.DataStart + t.Begin;
-            stream.ReadExactly(bytes);
-        }
-
+        // Read a slice at a time so a large tensor (a 1 GB embedding) is never also held as raw bytes.
         var result = new float[count];
-        switch (t.DType)
+        var buffer = new byte[Math.Min(t.End - t.Begin, 1 << 22)];
+        using var stream = File.OpenRead(t.File);
+        stream.Position = t.DataStart + t.Begin;
+        for (var done = 0; done < count;)
         {
-            case "F32":
-                MemoryMarshal.Cast<byte, float>(bytes).CopyTo(result);
-                break;
-            case "F16":
-                var halves = MemoryMarshal.Cast<byte, Half>(bytes);
-                for (var i = 0; i < count; i++) result[i] = (float)halves[i];
-                break;
-            default:
-                var raw = MemoryMarshal.Cast<byte, ushort>(bytes);
-                for (var i = 0; i < count; i++) result[i] = BitConverter.Int32BitsToSingle(raw[i] << 16);
-                break;
+            var n = Math.Min(buffer.Length / elementSize, count - done);
+            var bytes = buffer.AsSpan(0, n * elementSize);
+            stream.ReadExactly(bytes);
+            var target = result.AsSpan(done, n);
+            switch (t.DType)
+            {
+                case "F32":
+                    MemoryMarshal.Cast<byte, float>(bytes).CopyTo(target);
+                    break;
+                case "F16":
+                    var halves = MemoryMarshal.Cast<byte, Half>(bytes);
+                    for (var i = 0; i < n; i++) target[i] = (float)halves[i];
+                    break;
+                default:
+                    var raw = MemoryMarshal.Cast<byte, ushort>(bytes);
+                    for (var i = 0; i < n; i++) target[i] = BitConverter.Int32BitsToSingle(raw[i] << 16);
+                    break;
+            }
+
+            done += n;
         }
 
         return result;
