@@ -21,13 +21,13 @@ internal sealed class ModelRuntime : IDisposable
     private volatile bool _disposed;
     private int _runs;
 
-    private ModelRuntime(string folder, DecoderGraph graph, ModelInfo info, TextTokenizer? tokenizer, int maxBatchSize, ILogger logger)
+    private ModelRuntime(string folder, DecoderGraph graph, ModelInfo info, TextTokenizer? tokenizer, int maxBatchSize, int prefillChunkSize, ILogger logger)
     {
         _folder = folder;
         Graph = graph;
         Info = info;
         _tokenizer = tokenizer;
-        _scheduler = new(() => CreateScheduler(maxBatchSize, logger), LazyThreadSafetyMode.ExecutionAndPublication);
+        _scheduler = new(() => CreateScheduler(maxBatchSize, prefillChunkSize, logger), LazyThreadSafetyMode.ExecutionAndPublication);
     }
 
     /// <summary>The graph on its ONNX Runtime session.</summary>
@@ -110,7 +110,7 @@ internal sealed class ModelRuntime : IDisposable
             };
 
             logger.LogInformation("Loaded {Graph}: {Info}", config.GraphFile, info);
-            return new ModelRuntime(folder, graph, info, tokenizer, options.MaxBatchSize, logger);
+            return new ModelRuntime(folder, graph, info, tokenizer, options.MaxBatchSize, options.PrefillChunkSize, logger);
         }
         catch
         {
@@ -138,7 +138,7 @@ internal sealed class ModelRuntime : IDisposable
         }
     }
 
-    private BatchScheduler? CreateScheduler(int maxBatchSize, ILogger logger)
+    private BatchScheduler? CreateScheduler(int maxBatchSize, int prefillChunkSize, ILogger logger)
     {
         if (maxBatchSize <= 1) return null;
         if (!Graph.UseHostCache)
@@ -149,7 +149,7 @@ internal sealed class ModelRuntime : IDisposable
             return null;
         }
 
-        if (BatchedCache.IsSupported(Graph, Info.GraphPath)) return new BatchScheduler(this, maxBatchSize, logger);
+        if (BatchedCache.IsSupported(Graph, Info.GraphPath)) return new BatchScheduler(this, maxBatchSize, prefillChunkSize, logger);
         logger.LogInformation("{Graph} cannot decode sequences of different lengths in one batch; concurrent generations run alone.", Info.GraphPath);
         return null;
     }
