@@ -10,21 +10,27 @@ namespace OnnxLM.Sampling;
 /// least one kept) and masks the rest.
 /// </summary>
 /// <remarks>
-/// The vocabulary is not sorted: one vectorized pass computes every weight exp(logit − max) and the mass above a few
-/// weight thresholds, and only the tokens above the highest threshold that holds mass <see cref="P"/> are sorted and
-/// walked (a few hundred of 150k at typical settings). Tokens below a threshold have a strictly lower logit than those
-/// above, so the kept set is the one a full sort gives; when rounding leaves the walk short of <see cref="P"/>, every
-/// finite token is sorted instead.
+/// The vocabulary is not sorted. One vectorized pass computes every candidate's weight w = exp(logit − max); then a bisection over a
+/// weight threshold (each step one vectorized pass summing the mass and counting the tokens at or above it) narrows the
+/// cut to a band of a few hundred tokens: the tokens above the band hold less than <see cref="P"/> of the mass, so the
+/// walk keeps them all, and the tokens at or above its floor hold more, so the walk stops inside it. Only the band is
+/// sorted and walked, from the mass above it. Tokens of a lower weight have a strictly lower logit, so the kept set is
+/// the one a full sort gives, unless the walk lands within rounding (1e-9) of <see cref="P"/>, where the sums' different
+/// orders could disagree: then every finite token is sorted and walked as a full sort does.
 /// </remarks>
 internal sealed class TopPProcessor : ILogitProcessor
 {
-    /// <summary>Weight thresholds, highest first: exp(−2), exp(−5), exp(−10), exp(−20) of the best token's weight.</summary>
-    private static readonly double[] Thresholds = [Math.Exp(-2), Math.Exp(-5), Math.Exp(-10), Math.Exp(-20)];
+    /// <summary>The band is sorted once it holds at most this many tokens.</summary>
+    private const int BandSize = 256;
 
-    private int[] _order = [];
+    /// <summary>Relative margin between the walk's sums and <see cref="P"/> below which the full sort decides.</summary>
+    private const double Margin = 1e-9;
+
+    private int[] _order = [];      // the finite candidates, ascending ids
+    private int[] _band = [];
     private float[] _keys = [];
     private float[] _differences = [];
-    private double[] _weights = [];
+    private double[] _weights = [];  // the candidates' weights, aligned with _order
 
     /// <summary>Creates the processor.</summary>
     /// <param name="p">Cumulative probability in (0, 1].</param>
@@ -52,45 +58,83 @@ internal sealed class TopPProcessor : ILogitProcessor
         var n = logits.Length;
         if (_order.Length != n)
         {
-            (_order, _keys, _differences, _weights) = (new int[n], new float[n], new float[n], new double[n]);
+            (_order, _band, _keys, _differences, _weights) = (new int[n], new int[n], new float[n], new float[n], new double[n]);
         }
 
         var max = TensorPrimitives.Max(logits);
         if (float.IsNegativeInfinity(max) || float.IsNaN(max)) return;
-
-        // Weights in float-then-double as the walk uses them: (double)(logit − max), exponentiated; −∞ gives 0.
-        var weights = _weights.AsSpan(0, n);
-        TensorPrimitives.Subtract(logits, max, _differences);
-        SamplingMath.WidenMinus(_differences, 0, weights);
-        TensorPrimitives.Exp(weights, weights);
-        var total = SamplingMath.Sum(weights);
-
-        Span<double> mass = stackalloc double[Thresholds.Length];
-        MassAbove(weights, mass);
-        for (var t = 0; t < Thresholds.Length; t++)
+        var count = SamplingMath.Candidates(logits, _order);
+        if (count <= BandSize)
         {
-            // A margin for the walk's rounding (it divides step by step); a short walk falls through to the next threshold.
-            if (mass[t] < P * total * (1 + 1e-9)) continue;
-            var count = Above(weights, Thresholds[t], _order);
-            if (Keep(logits, count, total)) return;
+            FullSort(logits, max, count); // after top-k or min-p: a handful
+            return;
         }
 
-        Keep(logits, SamplingMath.Candidates(logits, _order), total, last: true);
+        // The candidates' weights, (double)(logit − max) exponentiated (gathered: −∞ would send exp down its slow path).
+        var differences = _differences.AsSpan(0, count);
+        for (var k = 0; k < count; k++) differences[k] = logits[_order[k]] - max;
+        var weights = _weights.AsSpan(0, count);
+        SamplingMath.WidenMinus(differences, 0, weights);
+        TensorPrimitives.Exp(weights, weights);
+        var total = SamplingMath.Sum(weights);
+        var target = P * total;
+
+        // Bisection on ln(threshold): "high" holds too little mass to reach p (all kept), "low" enough (the cut is above it).
+        double high = 1, low = double.Epsilon;
+        var (highMass, highCount) = (0.0, 0); // nothing weighs more than the best token's 1
+        var (lowMass, lowCount) = MassAbove(weights, low);
+        if (lowMass < target * (1 + Margin))
+        {
+            FullSort(logits, max, count);
+            return;
+        }
+
+        for (var step = 0; step < 64 && lowCount - highCount > BandSize; step++)
+        {
+            var middle = Math.Sqrt(high) * Math.Sqrt(low); // geometric: halves the interval of ln(weight), without underflow
+            if (!(middle > low && middle < high)) break; // ties: the band cannot narrow further
+            var (mass, above) = MassAbove(weights, middle);
+            if (mass < target * (1 - Margin)) (high, highMass, highCount) = (middle, mass, above);
+            else if (mass >= target * (1 + Margin)) (low, lowMass, lowCount) = (middle, mass, above);
+            else break; // p falls within rounding of this threshold's mass: let the full sort decide
+        }
+
+        // The band: weights in [low, high) (or [low, 1] when nothing lies above it); walked from the mass above it.
+        var bandCount = Band(weights, _order, low, highCount == 0 ? double.PositiveInfinity : high, _band);
+        SamplingMath.SortByLogit(logits, _band, _keys, bandCount);
+        var cumulative = highMass / total;
+        for (var r = 0; r < bandCount; r++)
+        {
+            // Weights recomputed one by one may differ from the vectorized ones in the last bit: within the margin.
+            var next = cumulative + Math.Exp((double)(logits[_band[r]] - max)) / total;
+            if (Math.Abs(next - P) <= Margin || Math.Abs(cumulative - P) <= Margin) break; // too close to call
+            cumulative = next;
+            if (cumulative >= P)
+            {
+                Mask(logits, _band, r + 1, bandCount);
+                return;
+            }
+        }
+
+        FullSort(logits, max, count);
     }
 
     /// <summary>
-    /// Sorts the <paramref name="count"/> candidates in <see cref="_order"/> by descending logit (ascending id among equals),
-    /// walks them and masks everything after the token that reaches <see cref="P"/>; returns false, masking nothing, when
-    /// they do not reach it (unless they are every finite token: <paramref name="last"/>, which keeps them all).
+    /// The <paramref name="count"/> candidates in <see cref="_order"/> sorted and walked in rank order, with their weights
+    /// exponentiated in that order: a full sort, for a handful of candidates or when rounding could tell the band apart from it.
     /// </summary>
-    private bool Keep(Span<float> logits, int count, double total, bool last = false)
+    private void FullSort(Span<float> logits, float max, int count)
     {
         SamplingMath.SortByLogit(logits, _order, _keys, count);
+        var weights = _weights.AsSpan(0, count);
+        for (var r = 0; r < count; r++) weights[r] = logits[_order[r]] - max;
+        TensorPrimitives.Exp(weights, weights);
+        var total = SamplingMath.Sum(weights);
+        var keep = count;
         double cumulative = 0;
-        var keep = -1;
         for (var r = 0; r < count; r++)
         {
-            cumulative += _weights[_order[r]] / total;
+            cumulative += weights[r] / total;
             if (cumulative >= P)
             {
                 keep = r + 1;
@@ -98,70 +142,75 @@ internal sealed class TopPProcessor : ILogitProcessor
             }
         }
 
-        if (keep < 0)
-        {
-            if (!last) return false;
-            keep = count;
-        }
+        if (keep > 0) Mask(logits, _order, keep, count);
+    }
 
+    /// <summary>Masks every token ranked after the first <paramref name="keep"/> of the <paramref name="count"/> sorted in <paramref name="ranked"/> and every token below them.</summary>
+    private static void Mask(Span<float> logits, int[] ranked, int keep, int count)
+    {
         // Everything below the last kept logit goes; of the tokens tied with it, those ranked after it (higher ids).
-        var boundary = logits[_order[keep - 1]];
+        var boundary = logits[ranked[keep - 1]];
         SamplingMath.MaskBelow(logits, boundary);
         for (var r = keep; r < count; r++)
         {
-            if (logits[_order[r]] == boundary) logits[_order[r]] = float.NegativeInfinity;
+            if (logits[ranked[r]] == boundary) logits[ranked[r]] = float.NegativeInfinity;
         }
-
-        return true;
     }
 
-    /// <summary>The total weight at or above each of <see cref="Thresholds"/>, in one pass.</summary>
-    private static void MassAbove(ReadOnlySpan<double> weights, Span<double> mass)
+    /// <summary>The total weight and the number of tokens at or above <paramref name="threshold"/>, in one pass.</summary>
+    private static (double Mass, int Count) MassAbove(ReadOnlySpan<double> weights, double threshold)
     {
-        mass.Clear();
+        double mass = 0;
+        var count = 0;
         var i = 0;
         if (Vector256.IsHardwareAccelerated)
         {
-            var (a, b, c, d) = (Vector256<double>.Zero, Vector256<double>.Zero, Vector256<double>.Zero, Vector256<double>.Zero);
-            var (ta, tb, tc, td) = (Vector256.Create(Thresholds[0]), Vector256.Create(Thresholds[1]), Vector256.Create(Thresholds[2]), Vector256.Create(Thresholds[3]));
+            var (sum, counts) = (Vector256<double>.Zero, Vector256<long>.Zero);
+            var limit = Vector256.Create(threshold);
             ref var start = ref MemoryMarshal.GetReference(weights);
             for (; i <= weights.Length - Vector256<double>.Count; i += Vector256<double>.Count)
             {
                 var w = Vector256.LoadUnsafe(ref start, (nuint)i);
-                if (Vector256.LessThanAll(w, td)) continue; // most of a large vocabulary
-                a += Vector256.ConditionalSelect(Vector256.GreaterThanOrEqual(w, ta), w, Vector256<double>.Zero);
-                b += Vector256.ConditionalSelect(Vector256.GreaterThanOrEqual(w, tb), w, Vector256<double>.Zero);
-                c += Vector256.ConditionalSelect(Vector256.GreaterThanOrEqual(w, tc), w, Vector256<double>.Zero);
-                d += Vector256.ConditionalSelect(Vector256.GreaterThanOrEqual(w, td), w, Vector256<double>.Zero);
+                var above = Vector256.GreaterThanOrEqual(w, limit);
+                sum += Vector256.ConditionalSelect(above, w, Vector256<double>.Zero);
+                counts -= above.AsInt64(); // all-ones lanes are −1
             }
 
-            (mass[0], mass[1], mass[2], mass[3]) = (Vector256.Sum(a), Vector256.Sum(b), Vector256.Sum(c), Vector256.Sum(d));
+            mass = Vector256.Sum(sum);
+            count = (int)Vector256.Sum(counts);
         }
 
         for (; i < weights.Length; i++)
         {
-            for (var t = 0; t < Thresholds.Length; t++)
+            if (weights[i] >= threshold)
             {
-                if (weights[i] >= Thresholds[t]) mass[t] += weights[i];
+                mass += weights[i];
+                count++;
             }
         }
+
+        return (mass, count);
     }
 
-    /// <summary>Writes the ids whose weight is at least <paramref name="threshold"/> into <paramref name="ids"/> (ascending) and returns how many.</summary>
-    private static int Above(ReadOnlySpan<double> weights, double threshold, Span<int> ids)
+    /// <summary>
+    /// Writes the ids (from <paramref name="ids"/>, aligned with <paramref name="weights"/>) whose weight is in
+    /// [<paramref name="low"/>, <paramref name="high"/>) into <paramref name="band"/> and returns how many.
+    /// </summary>
+    private static int Band(ReadOnlySpan<double> weights, int[] ids, double low, double high, Span<int> band)
     {
         var count = 0;
         var i = 0;
         if (Vector256.IsHardwareAccelerated)
         {
-            var limit = Vector256.Create(threshold);
+            var (floor, ceiling) = (Vector256.Create(low), Vector256.Create(high));
             ref var start = ref MemoryMarshal.GetReference(weights);
             for (; i <= weights.Length - Vector256<double>.Count; i += Vector256<double>.Count)
             {
-                var bits = Vector256.GreaterThanOrEqual(Vector256.LoadUnsafe(ref start, (nuint)i), limit).ExtractMostSignificantBits();
+                var w = Vector256.LoadUnsafe(ref start, (nuint)i);
+                var bits = (Vector256.GreaterThanOrEqual(w, floor) & Vector256.LessThan(w, ceiling)).ExtractMostSignificantBits();
                 while (bits != 0)
                 {
-                    ids[count++] = i + System.Numerics.BitOperations.TrailingZeroCount(bits);
+                    band[count++] = ids[i + System.Numerics.BitOperations.TrailingZeroCount(bits)];
                     bits &= bits - 1;
                 }
             }
@@ -169,7 +218,7 @@ internal sealed class TopPProcessor : ILogitProcessor
 
         for (; i < weights.Length; i++)
         {
-            if (weights[i] >= threshold) ids[count++] = i;
+            if (weights[i] >= low && weights[i] < high) band[count++] = ids[i];
         }
 
         return count;
