@@ -61,14 +61,15 @@ internal sealed class TopPProcessor : ILogitProcessor
             (_order, _band, _keys, _differences, _weights) = (new int[n], new int[n], new float[n], new float[n], new double[n]);
         }
 
-        var max = TensorPrimitives.Max(logits);
-        if (float.IsNegativeInfinity(max) || float.IsNaN(max)) return;
         var count = SamplingMath.Candidates(logits, _order);
         if (count <= BandSize)
         {
-            FullSort(logits, max, count); // after top-k or min-p: a handful
+            FullSort(logits, count); // after top-k or min-p: a handful
             return;
         }
+
+        var max = TensorPrimitives.Max(logits);
+        if (float.IsNaN(max)) return;
 
         // The candidates' weights, (double)(logit − max) exponentiated (gathered: −∞ would send exp down its slow path).
         var differences = _differences.AsSpan(0, count);
@@ -85,7 +86,7 @@ internal sealed class TopPProcessor : ILogitProcessor
         var (lowMass, lowCount) = MassAbove(weights, low);
         if (lowMass < target * (1 + Margin))
         {
-            FullSort(logits, max, count);
+            FullSort(logits, count);
             return;
         }
 
@@ -116,16 +117,18 @@ internal sealed class TopPProcessor : ILogitProcessor
             }
         }
 
-        FullSort(logits, max, count);
+        FullSort(logits, count);
     }
 
     /// <summary>
     /// The <paramref name="count"/> candidates in <see cref="_order"/> sorted and walked in rank order, with their weights
     /// exponentiated in that order: a full sort, for a handful of candidates or when rounding could tell the band apart from it.
     /// </summary>
-    private void FullSort(Span<float> logits, float max, int count)
+    private void FullSort(Span<float> logits, int count)
     {
+        if (count == 0) return;
         SamplingMath.SortByLogit(logits, _order, _keys, count);
+        var max = logits[_order[0]];
         var weights = _weights.AsSpan(0, count);
         for (var r = 0; r < count; r++) weights[r] = logits[_order[r]] - max;
         TensorPrimitives.Exp(weights, weights);
