@@ -107,7 +107,7 @@ public sealed class BatchedCacheTests
         var supported = BatchedCache.IsSupported(model.Runtime.Graph, model.Info.GraphPath);
         if (name == "tiny-phi3-gqa-fp16")
         {
-            Assert.False(supported); // GroupQueryAttention and no position_ids: decodes alone
+            Assert.False(supported); // no position_ids (positions derived from the past length): decodes alone
             return;
         }
 
