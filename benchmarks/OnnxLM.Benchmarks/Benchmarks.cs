@@ -12,18 +12,42 @@ internal static class Benchmarks
         Console.WriteLine($"model: {model.Info}");
         Console.WriteLine($"decode step of the model: {decodeMs:F3} ms/token");
 
-        const int vocab = 32000;
-        var random = new Random(1);
-        var logits = new float[vocab];
-        for (var i = 0; i < vocab; i++) logits[i] = (float)(random.NextDouble() * 8 - 4 + (i % 97 == 0 ? 6 : 0));
-        var history = Enumerable.Range(0, 256).Select(_ => random.Next(vocab)).ToArray();
+        // 32k (Llama 2, Mistral) and 151,936 (Qwen2); flat random logits (a nucleus of most of the vocabulary) and peaked
+        // ones (normal, σ 2.5, a language model's head after training: the nucleus is a few hundred tokens).
+        foreach (var vocab in new[] { 32000, 151_936 })
+        {
+            foreach (var peaked in new[] { false, true })
+            {
+                var random = new Random(1);
+                var logits = new float[vocab];
+                for (var i = 0; i < vocab; i++)
+                {
+                    logits[i] = peaked
+                        ? (float)(Math.Sqrt(-2 * Math.Log(1 - random.NextDouble())) * Math.Cos(2 * Math.PI * random.NextDouble()) * 2.5)
+                        : (float)(random.NextDouble() * 8 - 4 + (i % 97 == 0 ? 6 : 0));
+                }
 
+                var history = Enumerable.Range(0, 256).Select(_ => random.Next(vocab)).ToArray();
+                Console.WriteLine();
+                Console.WriteLine($"vocabulary {vocab:N0}, {(peaked ? "peaked (normal σ 2.5)" : "flat (uniform ±4, every 97th +6)")} logits:");
+                SamplingCost(logits, history, decodeMs);
+            }
+        }
+
+        return 0;
+    }
+
+    private static void SamplingCost(float[] logits, int[] history, double decodeMs)
+    {
         (string Name, GenerationOptions Options)[] pipelines =
         [
             ("greedy", new GenerationOptions()),
             ("temperature 0.8 + top-k 40 + top-p 0.95 (HF order)", new GenerationOptions { Temperature = 0.8f, TopK = 40, TopP = 0.95f }),
             ("llama.cpp defaults: penalties 1.1, top-k 40, top-p 0.95, min-p 0.05, temperature 0.8",
                 new GenerationOptions { Temperature = 0.8f, TopK = 40, TopP = 0.95f, MinP = 0.05f, RepetitionPenalty = 1.1f, SamplerOrder = GenerationOptions.LlamaCppSamplerOrder }),
+            ("temperature 0.8 + top-p 0.95 (no top-k: top-p over the whole vocabulary)", new GenerationOptions { Temperature = 0.8f, TopP = 0.95f }),
+            ("OpenAI-style chain: presence 0.2 + frequency 0.2 + repetition 1.1 + temperature 0.8 + top-p 0.95 + min-p 0.05",
+                new GenerationOptions { Temperature = 0.8f, TopP = 0.95f, MinP = 0.05f, RepetitionPenalty = 1.1f, PresencePenalty = 0.2f, FrequencyPenalty = 0.2f }),
             ("temperature 0.8 alone (sampling the full vocabulary)", new GenerationOptions { Temperature = 0.8f }),
             ("DRY 0.8 (+ temperature 0.8)", new GenerationOptions { Temperature = 0.8f, DryMultiplier = 0.8f }),
             ("no-repeat-ngram 3 (+ temperature 0.8)", new GenerationOptions { Temperature = 0.8f, NoRepeatNGramSize = 3 }),
@@ -34,18 +58,19 @@ internal static class Benchmarks
                     FrequencyPenalty = 0.2f, NoRepeatNGramSize = 3, DryMultiplier = 0.8f, TopNSigma = 2f, TypicalP = 0.9f, EtaCutoff = 0.001f, XtcProbability = 0.5f }),
         ];
 
+        var vocab = logits.Length;
         var scratch = new float[vocab];
         foreach (var (name, options) in pipelines)
         {
             var pipeline = SamplingPipeline.Create(options, [1], null);
             var context = new SamplingContext(new Random(2), 200);
             context.SetTokens(history, history.Length);
-            // Warm up for a second so the JIT's optimized tier runs, then time at least 300 picks and one second.
+            // Warm up for half a second so the JIT's optimized tier runs, then time at least 100 picks and one second.
             var clock = Stopwatch.StartNew();
-            while (clock.ElapsedMilliseconds < 1000) { logits.CopyTo(scratch, 0); pipeline.Choose(scratch, context); }
+            while (clock.ElapsedMilliseconds < 500) { logits.CopyTo(scratch, 0); pipeline.Choose(scratch, context); }
             var n = 0;
             clock.Restart();
-            while (n < 300 || clock.ElapsedMilliseconds < 1000)
+            while (n < 100 || clock.ElapsedMilliseconds < 1000)
             {
                 logits.CopyTo(scratch, 0);
                 pipeline.Choose(scratch, context);
@@ -53,10 +78,8 @@ internal static class Benchmarks
             }
 
             var ms = clock.Elapsed.TotalMilliseconds / n;
-            Console.WriteLine($"{name}: {ms * 1000:F1} µs/token = {100 * ms / decodeMs:F1}% of a decode step");
+            Console.WriteLine($"  {name}: {ms * 1000:F1} µs/token = {100 * ms / decodeMs:F1}% of a decode step");
         }
-
-        return 0;
     }
 
     public static async Task<int> ScoreThroughputAsync(string folder)

@@ -6,7 +6,7 @@ using GenAI = Microsoft.ML.OnnxRuntimeGenAI;
 // dotnet run -c Release --project benchmarks/OnnxLM.Benchmarks -- <command> [model-folder] ...
 //   genai-compare [folder] [new-tokens] [prompt]: greedy-decodes the same prompt ids with OnnxLM and ONNX Runtime GenAI
 //     on the same folder (CPU), checks the tokens are identical and reports decode throughput of both, in one run.
-//   sampling-cost [folder]: per-token cost of sampling pipelines on a 32k logit vector vs one decode step of the model.
+//   sampling-cost [folder]: per-token cost of sampling pipelines on 32k and 151,936 logit vectors (flat and peaked) vs one decode step of the model.
 //   score-throughput [folder]: scoring tokens/s vs one full forward pass over the same tokens.
 //   tokenizer-throughput [family ...]: single-thread encode MB/s of OnnxLM vs Hugging Face tokenizers (npm, via
 //     build/fixtures/bench_tokenizers.js) on the same ~1 MB text, per tokenizer family, plus a linearity check.
@@ -24,6 +24,7 @@ using GenAI = Microsoft.ML.OnnxRuntimeGenAI;
 //   speculative [folder] [--show] [--draft N] [--min-ngram N] [--temperature T]: greedy (or seeded sampled) decoding
 //     with prompt-lookup speculation vs plain on input-grounded KJV text (a passage, then its start again): tokens/s ratio min/median/max, draft acceptance,
 //     identical-token check.
+//   prefill-stall [folder] [chunk]: the longest token gap of 4 running rows while a context-long prompt joins, chunked prefill vs unchunked.
 //   concurrency [folder] [new-tokens]: total tokens/s of 1, 4, 8, 16 concurrent greedy requests, one at a time vs
 //     unbatched concurrent vs continuous batching (LanguageModelOptions.MaxBatchSize), ratios, identical-output check.
 //   choice-scoring [folder]: multiple-choice scoring, continuations of a context batched vs forked, in one run.
@@ -81,6 +82,12 @@ if (command == "concurrency")
         args.Length > 2 ? int.Parse(args[2], CultureInfo.InvariantCulture) : 64);
 }
 
+if (command == "prefill-stall")
+{
+    return await PrefillStall.RunAsync(args.Length > 1 ? args[1] : Path.Combine(Benchmarks.RepoRoot(), "models", "kjv-tiny"),
+        args.Length > 2 ? int.Parse(args[2], CultureInfo.InvariantCulture) : 32);
+}
+
 if (command == "choice-scoring")
 {
     return await Concurrency.ChoiceScoringAsync(args.Length > 1 ? args[1] : Path.Combine(Benchmarks.RepoRoot(), "models", "kjv-tiny"));
@@ -109,7 +116,7 @@ switch (command)
     case "genai-compare":
         break;
     default:
-        Console.Error.WriteLine("usage: genai-compare|decode|sampling-cost|speculative|concurrency|choice-scoring|score-throughput|tokenizer-throughput|tokenizer-mlnet|chat-template|constraint-cost|soak|quantization|thread-settings [model-folder] [new-tokens] [prompt]");
+        Console.Error.WriteLine("usage: genai-compare|decode|sampling-cost|prefill-stall|speculative|concurrency|choice-scoring|score-throughput|tokenizer-throughput|tokenizer-mlnet|chat-template|constraint-cost|soak|quantization|thread-settings [model-folder] [new-tokens] [prompt]");
         return 1;
 }
 

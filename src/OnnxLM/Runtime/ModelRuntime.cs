@@ -21,13 +21,13 @@ internal sealed class ModelRuntime : IDisposable
     private volatile bool _disposed;
     private int _runs;
 
-    private ModelRuntime(string folder, DecoderGraph graph, ModelInfo info, TextTokenizer? tokenizer, int maxBatchSize, ILogger logger)
+    private ModelRuntime(string folder, DecoderGraph graph, ModelInfo info, TextTokenizer? tokenizer, int maxBatchSize, int prefillChunkSize, ILogger logger)
     {
         _folder = folder;
         Graph = graph;
         Info = info;
         _tokenizer = tokenizer;
-        _scheduler = new(() => CreateScheduler(maxBatchSize, logger), LazyThreadSafetyMode.ExecutionAndPublication);
+        _scheduler = new(() => CreateScheduler(maxBatchSize, prefillChunkSize, logger), LazyThreadSafetyMode.ExecutionAndPublication);
     }
 
     /// <summary>The graph on its ONNX Runtime session.</summary>
@@ -59,8 +59,9 @@ internal sealed class ModelRuntime : IDisposable
             var vocab = sig.VocabularySize ?? throw new ModelFormatException(
                 $"The vocabulary size is neither a fixed dimension of '{sig.Logits}' nor stated in {config.ConfigFile}.", config.ConfigFile);
             var heads = config.AttentionHeadCount ?? sig.KeyValueHeadCount;
-            var (weightType, sharesCache) = ReadGraphFacts(config.GraphFile, sig, logger);
+            var (weightType, sharesCache, readsLengths) = ReadGraphFacts(config.GraphFile, sig, logger);
             graph.SharesCacheBuffer = sharesCache && graph.CacheOnCpu && options.ShareCacheBuffer;
+            graph.AttentionReadsLengths = readsLengths;
             var tokenizer = TextTokenizer.HasTokenizerFile(folder)
                 ? TextTokenizer.FromFolder(folder, new TokenizerOptions
                 {
@@ -109,7 +110,7 @@ internal sealed class ModelRuntime : IDisposable
             };
 
             logger.LogInformation("Loaded {Graph}: {Info}", config.GraphFile, info);
-            return new ModelRuntime(folder, graph, info, tokenizer, options.MaxBatchSize, logger);
+            return new ModelRuntime(folder, graph, info, tokenizer, options.MaxBatchSize, options.PrefillChunkSize, logger);
         }
         catch
         {
@@ -118,23 +119,26 @@ internal sealed class ModelRuntime : IDisposable
         }
     }
 
-    /// <summary>The weights' storage type and whether the attention lets past and present share one buffer (read from the graph file).</summary>
-    private static (string WeightType, bool SharesCacheBuffer) ReadGraphFacts(string graphFile, GraphSignature sig, ILogger logger)
+    /// <summary>
+    /// The weights' storage type, whether the attention lets past and present share one buffer and whether it reads row
+    /// lengths (GroupQueryAttention), read from the graph file.
+    /// </summary>
+    private static (string WeightType, bool SharesCacheBuffer, bool ReadsLengths) ReadGraphFacts(string graphFile, GraphSignature sig, ILogger logger)
     {
         try
         {
             var file = OnnxModelFile.Read(graphFile);
-            return (file.WeightType(), file.AttentionSharesCacheBuffer(sig.PastNames, sig.PresentNames));
+            return (file.WeightType(), file.AttentionSharesCacheBuffer(sig.PastNames, sig.PresentNames), file.Nodes.Any(n => n.OpType == "GroupQueryAttention"));
         }
         catch (Exception e) when (e is ModelFormatException or IOException)
         {
             // ONNX Runtime loaded the graph, so this is a reader limitation, not a broken model: say so and go on.
             logger.LogDebug(e, "Could not read the weight types of {Graph}.", graphFile);
-            return ("unknown", false);
+            return ("unknown", false, false);
         }
     }
 
-    private BatchScheduler? CreateScheduler(int maxBatchSize, ILogger logger)
+    private BatchScheduler? CreateScheduler(int maxBatchSize, int prefillChunkSize, ILogger logger)
     {
         if (maxBatchSize <= 1) return null;
         if (!Graph.UseHostCache)
@@ -145,7 +149,7 @@ internal sealed class ModelRuntime : IDisposable
             return null;
         }
 
-        if (BatchedCache.IsSupported(Graph, Info.GraphPath)) return new BatchScheduler(this, maxBatchSize, logger);
+        if (BatchedCache.IsSupported(Graph, Info.GraphPath)) return new BatchScheduler(this, maxBatchSize, prefillChunkSize, logger);
         logger.LogInformation("{Graph} cannot decode sequences of different lengths in one batch; concurrent generations run alone.", Info.GraphPath);
         return null;
     }

@@ -23,13 +23,19 @@ internal sealed class RepetitionPenaltyProcessor : ILogitProcessor
     /// <inheritdoc />
     public void Process(Span<float> logits, SamplingContext context)
     {
+        // The marks are cleared by walking the sequence again, not the vocabulary: a step costs the sequence's length.
         if (_seen.Length != logits.Length) _seen = new bool[logits.Length];
-        Array.Clear(_seen);
-        foreach (var id in context.Tokens)
+        var tokens = context.Tokens;
+        foreach (var id in tokens)
         {
             if ((uint)id >= (uint)logits.Length || _seen[id]) continue;
             _seen[id] = true;
             logits[id] = logits[id] < 0 ? logits[id] * Penalty : logits[id] / Penalty;
+        }
+
+        foreach (var id in tokens)
+        {
+            if ((uint)id < (uint)logits.Length) _seen[id] = false;
         }
     }
 }

@@ -25,6 +25,59 @@ public sealed class BatchedCacheTests
     }
 
     [Fact]
+    public void GroupQueryAttentionRowsJoiningAndLeavingGiveTheLogitsOfRunningAlone()
+    {
+        using var model = KjvTinyGqa.Load();
+        Assert.True(model.Runtime.Graph.AttentionReadsLengths);
+        Assert.True(BatchedCache.IsSupported(model.Runtime.Graph, model.Info.GraphPath));
+        Assert.NotNull(model.Runtime.Scheduler);
+        AssertBatchedEqualsAlone(model, Rows, 1e-4f);
+        AssertPrefillTogetherEqualsAlone(model, [Rows[0].Prompt, Rows[1].Prompt, Rows[2].Prompt, Rows[3].Prompt], 1e-4f);
+    }
+
+    [Theory]
+    [InlineData(false)]
+    [InlineData(true)]
+    public void ASessionJoiningARunningBatchGivesTheLogitsOfRunningAlone(bool groupQuery)
+    {
+        using var model = groupQuery ? KjvTinyGqa.Load() : LanguageModel.Load(TestPaths.RepoModel("kjv-tiny"), new LanguageModelOptions { ExecutionProvider = ExecutionProvider.Cpu });
+        using var together = new BatchedCache(model.Runtime);
+        using var alone = new BatchedCache(model.Runtime);
+        together.Add([Rows[0].Prompt, Rows[1].Prompt], [1, 1], default);
+        alone.Add([Rows[0].Prompt, Rows[1].Prompt], [1, 1], default);
+        for (var step = 0; step < 3; step++)
+        {
+            var ids = Enumerable.Range(0, alone.Count).Select(b => ArgMax(alone.Logits(b))).ToArray();
+            alone.Step(ids, default);
+            together.Step(ids, default);
+        }
+
+        // A longer prompt prefilled in a session (in two parts, as chunked prefill does), joining as two rows; and a shorter one.
+        foreach (var prompt in new[] { Rows[2].Prompt, Rows[3].Prompt })
+        {
+            using var session = model.CreateSession();
+            session.Append(prompt.AsSpan(0, prompt.Length / 2));
+            session.Append(prompt.AsSpan(prompt.Length / 2));
+            together.AddFromSession(session, copies: 2);
+            alone.Add(prompt, 2, default);
+        }
+
+        Assert.Equal(6, together.Count);
+        for (var step = 0; step < 6; step++)
+        {
+            for (var b = 0; b < together.Count; b++)
+            {
+                Assert.Equal(alone.Length(b), together.Length(b));
+                AssertClose(alone.Logits(b), together.Logits(b), 1e-4f);
+            }
+
+            var ids = Enumerable.Range(0, together.Count).Select(b => ArgMax(alone.Logits(b))).ToArray();
+            alone.Step(ids, default);
+            together.Step(ids, default);
+        }
+    }
+
+    [Fact]
     public void ASteadyBatchedStepAllocatesNoManagedMemory()
     {
         using var model = LanguageModel.Load(TestPaths.RepoModel("kjv-tiny"), new LanguageModelOptions { ExecutionProvider = ExecutionProvider.Cpu });
@@ -54,7 +107,7 @@ public sealed class BatchedCacheTests
         var supported = BatchedCache.IsSupported(model.Runtime.Graph, model.Info.GraphPath);
         if (name == "tiny-phi3-gqa-fp16")
         {
-            Assert.False(supported); // GroupQueryAttention and no position_ids: decodes alone
+            Assert.False(supported); // no position_ids (positions derived from the past length): decodes alone
             return;
         }
 

@@ -34,11 +34,14 @@ public sealed class BatchedGenerationTests
         Assert.Throws<InvalidOptionException>(() => new LanguageModelOptions { MaxBatchSize = 0 });
     }
 
-    [Fact]
-    public async Task ConcurrentGreedyGenerationsJoiningAtDifferentStepsEqualRunningAlone()
+    [Theory]
+    [InlineData(false)]
+    [InlineData(true)] // the GroupQueryAttention build: rows kept from column 0, lengths read from the mask
+    public async Task ConcurrentGreedyGenerationsJoiningAtDifferentStepsEqualRunningAlone(bool groupQuery)
     {
-        using var alone = Load(1);
-        using var batched = Load(4); // six requests, four rows: two wait and join as rows leave
+        using var alone = groupQuery ? KjvTinyGqa.Load(1) : Load(1);
+        using var batched = groupQuery ? KjvTinyGqa.Load(4) : Load(4); // six requests, four rows: two wait and join as rows leave
+        Assert.NotNull(batched.Runtime.Scheduler);
         var options = Prompts.Select((_, i) => new GenerationOptions { MaxNewTokens = 10 + 7 * i, StopTokenIds = [] }).ToArray();
         var expected = new GenerationResult[Prompts.Length];
         for (var i = 0; i < Prompts.Length; i++) expected[i] = await alone.GenerateAsync(Prompts[i], options[i]);

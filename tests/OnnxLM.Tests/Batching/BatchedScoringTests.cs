@@ -3,11 +3,15 @@ namespace OnnxLM.Tests;
 /// <summary>Continuations sharing a context scored as rows of one batched pass equal scoring each after a fork of the context.</summary>
 public sealed class BatchedScoringTests
 {
-    [Fact]
-    public async Task ContinuationsOfOneContextScoredInOneBatchEqualForks()
+    [Theory]
+    [InlineData(false)]
+    [InlineData(true)] // the GroupQueryAttention build: continuations of different lengths run as rows of one length
+    public async Task ContinuationsOfOneContextScoredInOneBatchEqualForks(bool groupQuery)
     {
-        using var alone = LanguageModel.Load(TestPaths.RepoModel("kjv-tiny"), new LanguageModelOptions { ExecutionProvider = ExecutionProvider.Cpu, MaxBatchSize = 1 });
-        using var batched = LanguageModel.Load(TestPaths.RepoModel("kjv-tiny"), new LanguageModelOptions { ExecutionProvider = ExecutionProvider.Cpu, MaxBatchSize = 8 });
+        var folder = groupQuery ? KjvTinyGqa.Folder : TestPaths.RepoModel("kjv-tiny");
+        using var alone = LanguageModel.Load(folder, new LanguageModelOptions { ExecutionProvider = ExecutionProvider.Cpu, MaxBatchSize = 1 });
+        using var batched = LanguageModel.Load(folder, new LanguageModelOptions { ExecutionProvider = ExecutionProvider.Cpu, MaxBatchSize = 8 });
+        Assert.NotNull(batched.Runtime.Scheduler);
         ScoreRequest[] requests =
         [
             new("And God said", " Let there be light"),

@@ -8,7 +8,9 @@ namespace OnnxLM;
 /// thread runs the model once per step for all of them. New requests join between steps, prefilled in one run with the
 /// others joining at that step (up to <see cref="LanguageModelOptions.MaxBatchSize"/> rows; the rest wait in order, and a
 /// group of n samples joins whole); a row leaves when its sequence stops,
-/// reaches its length or is cancelled, without disturbing the others. Each row keeps its own sampler, seed, stop rules and
+/// reaches its length or is cancelled, without disturbing the others. A prompt longer than
+/// <see cref="LanguageModelOptions.PrefillChunkSize"/> is prefilled in chunks in a session of its own, one chunk per turn of
+/// the loop with a decode step of the running rows between two chunks, and joins when its prefill ends. Each row keeps its own sampler, seed, stop rules and
 /// streaming text (<see cref="TokenStepper"/>), so its tokens are those of running it alone (greedy ids identical, logits
 /// equal up to the summation order of batched matmuls). Disposing stops the loop; unfinished requests get
 /// <see cref="ObjectDisposedException"/>.
@@ -17,24 +19,43 @@ internal sealed class BatchScheduler : IDisposable
 {
     private readonly ModelRuntime _model;
     private readonly int _maxBatchSize;
+    private readonly int _prefillChunkSize;
     private readonly ILogger _logger;
     private readonly BatchedCache _cache;
     private readonly object _gate = new();
     private readonly Queue<BatchSequence[]> _waiting = new();
     private readonly List<BatchSequence> _active = [];
+    private readonly Queue<ChunkedPrefill> _prefilling = new(); // long prompts being prefilled a chunk per turn, in order
+    private ChunkedPrefill? _chunkInFlight;                      // the one running a chunk now, for Dispose to stop
     private readonly List<bool> _leaving = [];
     private int[] _nextIds = [];
     private GenerationSession? _solo; // a lone request decodes in a session of its own (the zero-waste step), not a batch of one
 
     /// <summary>Whether a lone request is decoding in its own session right now (for tests).</summary>
     internal bool DecodingAlone => Volatile.Read(ref _solo) is not null;
+
+    /// <summary>Groups submitted and not yet taken by the loop (for tests).</summary>
+    internal int WaitingGroups
+    {
+        get
+        {
+            lock (_gate) return _waiting.Count;
+        }
+    }
+
+    /// <summary>Decode steps run so far (batched or alone), for tests that count steps.</summary>
+    internal int Steps { get; private set; }
+
+    /// <summary>Called on the loop thread after each prefill chunk with <see cref="Steps"/> at that point (for tests).</summary>
+    internal Action<int>? ChunkPrefilled { get; set; }
     private Thread? _thread;
     private volatile bool _disposed;
 
-    public BatchScheduler(ModelRuntime model, int maxBatchSize, ILogger logger)
+    public BatchScheduler(ModelRuntime model, int maxBatchSize, int prefillChunkSize, ILogger logger)
     {
         _model = model;
         _maxBatchSize = maxBatchSize;
+        _prefillChunkSize = prefillChunkSize;
         _logger = logger;
         _cache = new BatchedCache(model);
     }
@@ -134,7 +155,7 @@ internal sealed class BatchScheduler : IDisposable
             {
                 Leave();
                 var joining = TakeWaiting();
-                if (joining.Count == 0 && _active.Count == 0)
+                if (joining.Count == 0 && _active.Count == 0 && _prefilling.Count == 0)
                 {
                     lock (_gate)
                     {
@@ -144,7 +165,7 @@ internal sealed class BatchScheduler : IDisposable
                     continue;
                 }
 
-                if (joining.Count == 1 && joining[0].Length == 1 && _active.Count == 0)
+                if (joining.Count == 1 && joining[0].Length == 1 && _active.Count == 0 && _prefilling.Count == 0)
                 {
                     StartSolo(joining[0][0]);
                 }
@@ -154,6 +175,7 @@ internal sealed class BatchScheduler : IDisposable
                     Join(joining);
                 }
 
+                PrefillChunk();
                 Leave();
                 if (_active.Count > 0 && !_disposed)
                 {
@@ -187,6 +209,7 @@ internal sealed class BatchScheduler : IDisposable
         lock (_gate)
         {
             var rows = _active.Count;
+            foreach (var prefill in _prefilling) rows += prefill.Group.Length;
             while (_waiting.Count > 0 && (rows == 0 || rows + _waiting.Peek().Length <= _maxBatchSize))
             {
                 var group = _waiting.Dequeue();
@@ -222,6 +245,12 @@ internal sealed class BatchScheduler : IDisposable
         var width = 0;
         foreach (var group in groups)
         {
+            if (group[0].Prompt.Length > _prefillChunkSize)
+            {
+                StartChunkedPrefill(group);
+                continue;
+            }
+
             var next = Math.Max(width, group[0].Prompt.Length);
             if (chunk.Count > 0 && (long)(chunk.Count + 1) * next * vocab > PaddedBatch.MaxLogitElements)
             {
@@ -272,6 +301,93 @@ internal sealed class BatchScheduler : IDisposable
         }
     }
 
+    /// <summary>Queues a group whose prompt is longer than a chunk for prefilling in a session of its own, a chunk per turn.</summary>
+    private void StartChunkedPrefill(BatchSequence[] group)
+    {
+        GenerationSession session;
+        try
+        {
+            session = _model.CreateSession(group.Max(s => s.Stepper.MaxLength));
+        }
+        catch (Exception e) when (!_disposed && e is ModelRunException or ArgumentException)
+        {
+            foreach (var sequence in group) sequence.Complete(e);
+            return;
+        }
+
+        _prefilling.Enqueue(new ChunkedPrefill(group, session, _prefillChunkSize));
+    }
+
+    /// <summary>
+    /// Runs one chunk of the first long prompt being prefilled; when its prefill ends, its rows join the batch (or, alone,
+    /// it decodes in its session) and emit their first tokens.
+    /// </summary>
+    private void PrefillChunk()
+    {
+        if (!_prefilling.TryPeek(out var prefill)) return;
+        var group = prefill.Group;
+        Volatile.Write(ref _chunkInFlight, prefill);
+        try
+        {
+            if (group[0].CancellationToken.IsCancellationRequested) throw new OperationCanceledException(group[0].CancellationToken);
+            prefill.RunChunk();
+        }
+        catch (OperationCanceledException) when (!_disposed)
+        {
+            EndPrefill(error: null, cancelled: true);
+            return;
+        }
+        catch (Exception e) when (!_disposed && e is ModelRunException or ArgumentException)
+        {
+            EndPrefill(e, cancelled: false);
+            return;
+        }
+        finally
+        {
+            Volatile.Write(ref _chunkInFlight, null);
+        }
+
+        ChunkPrefilled?.Invoke(Steps);
+        if (!prefill.Done) return;
+        _prefilling.Dequeue();
+        if (_active.Count == 0 && group.Length == 1)
+        {
+            _solo = prefill.Session; // alone: the zero-waste session step, as a lone request that arrived at an empty batch
+            _active.Add(group[0]);
+            Emit(group[0], prefill.Session.NextTokenLogits);
+            return;
+        }
+
+        try
+        {
+            if (_solo is not null) MoveSoloToBatch();
+            _cache.AddFromSession(prefill.Session, group.Length);
+        }
+        finally
+        {
+            prefill.Dispose();
+        }
+
+        var row = _active.Count;
+        foreach (var sequence in group)
+        {
+            _active.Add(sequence);
+            Emit(sequence, row++);
+        }
+    }
+
+    /// <summary>Ends the first prefill in the queue, cancelled or with an error, and frees its session.</summary>
+    private void EndPrefill(Exception? error, bool cancelled)
+    {
+        var prefill = _prefilling.Dequeue();
+        prefill.Dispose();
+        foreach (var sequence in prefill.Group)
+        {
+            if (cancelled) sequence.Cancel();
+            else sequence.Complete(error);
+        }
+    }
+
     /// <summary>A request arriving at an empty batch: prefilled and decoded in a session of its own until another joins.</summary>
     private void StartSolo(BatchSequence sequence)
     {
@@ -313,6 +429,7 @@ internal sealed class BatchScheduler : IDisposable
     {
         var sequence = _active[0];
         _solo!.Append(sequence.NextId);
+        Steps++;
         Emit(sequence, _solo.NextTokenLogits);
     }
 
@@ -342,6 +459,7 @@ internal sealed class BatchScheduler : IDisposable
         if (_nextIds.Length != _active.Count) _nextIds = new int[_active.Count];
         for (var b = 0; b < _active.Count; b++) _nextIds[b] = _active[b].NextId;
         _cache.Step(_nextIds, CancellationToken.None); // a failure ends every row in the batch (Loop)
+        Steps++;
 
         for (var b = 0; b < _active.Count; b++)
         {
@@ -415,6 +533,12 @@ internal sealed class BatchScheduler : IDisposable
     {
         foreach (var sequence in _active) sequence.Complete(error);
         _active.Clear();
+        while (_prefilling.TryDequeue(out var prefill))
+        {
+            prefill.Dispose();
+            foreach (var sequence in prefill.Group) sequence.Complete(error);
+        }
+
         lock (_gate)
         {
             while (_waiting.TryDequeue(out var group))
@@ -444,6 +568,7 @@ internal sealed class BatchScheduler : IDisposable
         {
             _cache.RunOptions.Terminate = true;
             Volatile.Read(ref _solo)?.Dispose(); // stops the lone session's run in flight (its Dispose is thread-safe)
+            Volatile.Read(ref _chunkInFlight)?.Dispose(); // and a prefill chunk's
         }
 
         FailAll(new ObjectDisposedException(nameof(LanguageModel), "The model was disposed while generating."));

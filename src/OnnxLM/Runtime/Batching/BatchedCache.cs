@@ -5,11 +5,14 @@ namespace OnnxLM;
 
 /// <summary>
 /// The key/value cache of several sequences decoded together, one row each, and the model runs over it. Rows have
-/// different lengths, so the cache is aligned on the right: row b's tokens fill the last <c>length[b]</c> columns of the
-/// cache width and the columns before them are padding (zeros, masked out by the attention mask). Each step feeds one
+/// different lengths, so the cache is padded to the longest: for graphs whose attention reads the mask as a key padding
+/// mask, row b's tokens fill the last <c>length[b]</c> columns of the cache width (aligned on the right) and the columns
+/// before them are padding (zeros, masked out by the attention mask); for GroupQueryAttention graphs, which read each row's
+/// length from its count of ones in the mask and keep its keys from column 0 (ONNX Runtime's per-row <c>seqlens_k</c>), row
+/// b's tokens fill its first <c>length[b]</c> columns and the operator writes each new key after them. Each step feeds one
 /// token per row with its real position id, so RoPE/learned positions and the causal mask see what a run alone sees;
-/// masked keys get the graph's large negative bias, their softmax weight is exactly 0, and a row's logits equal its
-/// alone-run's up to the summation order of the batched matmuls. Rows join (prefilled alone, then copied in) and leave
+/// masked keys get the graph's large negative bias (or are never read), and a row's logits equal its alone-run's up to
+/// the summation order of the batched matmuls. Rows join (prefilled, then copied in) and leave
 /// (the cache is compacted and trimmed to the longest remaining row) between steps. The cache lives in native buffers the
 /// batch owns, two per cache tensor: a step reads the past from one and ONNX Runtime writes the present into the other
 /// (then they swap), with every input and the logits views of reused buffers bound through <see cref="OrtNative"/>, so a
@@ -22,6 +25,7 @@ internal sealed unsafe class BatchedCache : IDisposable
     private readonly DecoderGraph _graph;
     private readonly GraphSignature _sig;
     private readonly int _vocab;
+    private readonly bool _fromStart;    // rows start at column 0 (GroupQueryAttention), else they end at the last column
     private readonly List<int> _lengths = [];
     private NativeBuffer[] _past = [];   // per cache tensor: [outer][Count][kv_heads][_width][head], contiguous
     private NativeBuffer?[] _spare = []; // where a step's presents are written; swapped with _past after it
@@ -37,6 +41,7 @@ internal sealed unsafe class BatchedCache : IDisposable
         _graph = model.Graph;
         _sig = _graph.Signature;
         _vocab = model.Info.VocabularySize;
+        _fromStart = _graph.AttentionReadsLengths;
         _feed = new GraphFeed(_graph);
     }
 
@@ -56,12 +61,11 @@ internal sealed unsafe class BatchedCache : IDisposable
     public ReadOnlySpan<float> Logits(int row) => _logits.AsSpan(row * _vocab, _vocab);
 
     /// <summary>
-    /// Whether a graph can decode rows of different lengths in one run: a dynamic batch dimension, an attention mask
-    /// that masks cache columns, explicit position ids (graphs that derive positions from the past length would shift a
-    /// left-padded row) and an attention that reads the mask as a key padding mask (ordinary ops, or the contrib Attention
-    /// and MultiHeadAttention ops). Fused GroupQueryAttention takes its per-row lengths from the mask and writes new keys
-    /// after them, which needs padding on the right instead, and packed/paged attention take other inputs, so such graphs
-    /// decode each sequence alone.
+    /// Whether a graph can decode rows of different lengths in one run: a dynamic batch dimension, an attention mask,
+    /// explicit position ids (graphs that derive positions from the past length would shift a padded row) and an attention
+    /// that reads the mask as a key padding mask (ordinary ops, or the contrib Attention and MultiHeadAttention ops) or as
+    /// per-row lengths (GroupQueryAttention). Packed and paged attention take other inputs, so such graphs decode each
+    /// sequence alone.
     /// </summary>
     public static bool IsSupported(DecoderGraph graph, string graphPath)
     {
@@ -73,7 +77,7 @@ internal sealed unsafe class BatchedCache : IDisposable
         try
         {
             var nodes = OnnxModelFile.Read(graphPath).Nodes;
-            return !nodes.Any(n => n.OpType is "GroupQueryAttention" or "PackedAttention" or "PackedMultiHeadAttention" or "PagedAttention");
+            return !nodes.Any(n => n.OpType is "PackedAttention" or "PackedMultiHeadAttention" or "PagedAttention");
         }
         catch (Exception e) when (e is ModelFormatException or IOException)
         {
@@ -115,12 +119,12 @@ internal sealed unsafe class BatchedCache : IDisposable
         {
             for (var i = 0; i < next.Length; i++)
             {
-                for (var b = 0; b < rows; b++) _sig.CopyCachePositions(Live(i), rows, _width, b, 0, next[i].AsSpan(0, TensorBytes(rows + added, width)), rows + added, width, b, width - _width, _width);
+                for (var b = 0; b < rows; b++) _sig.CopyCachePositions(Live(i), rows, _width, b, 0, next[i].AsSpan(0, TensorBytes(rows + added, width)), rows + added, width, b, Start(_width, width), _width);
                 var row = rows;
                 for (var p = 0; p < batch; p++)
                 {
                     var length = prompts[p].Length;
-                    for (var c = 0; c < copies[p]; c++) _sig.CopyCachePositions(outputs[i + 1].GetTensorDataAsSpan<byte>(), batch, n, p, 0, next[i].AsSpan(0, TensorBytes(rows + added, width)), rows + added, width, row++, width - length, length);
+                    for (var c = 0; c < copies[p]; c++) _sig.CopyCachePositions(outputs[i + 1].GetTensorDataAsSpan<byte>(), batch, n, p, 0, next[i].AsSpan(0, TensorBytes(rows + added, width)), rows + added, width, row++, Start(length, width), length);
                 }
             }
         }
@@ -178,7 +182,7 @@ internal sealed unsafe class BatchedCache : IDisposable
         {
             for (var i = 0; i < next.Length; i++)
             {
-                for (var r = 0; r < rows.Count; r++) _sig.CopyCachePositions(Live(i), Count, _width, rows[r], _width - width, next[i].AsSpan(0, TensorBytes(rows.Count, width)), rows.Count, width, r, 0, width);
+                for (var r = 0; r < rows.Count; r++) _sig.CopyCachePositions(Live(i), Count, _width, rows[r], Start(width, _width), next[i].AsSpan(0, TensorBytes(rows.Count, width)), rows.Count, width, r, 0, width);
             }
         }
         catch
@@ -203,30 +207,44 @@ internal sealed unsafe class BatchedCache : IDisposable
     }
 
     /// <summary>
-    /// Makes an empty batch hold one row: the sequence and cache of <paramref name="session"/> (a CPU session), copied as
-    /// they are, with the session's next-token logits. The scheduler decodes a lone request in a session and moves it here
-    /// when a second one joins.
+    /// Adds the sequence and cache of <paramref name="session"/> (a CPU session), copied as they are, as <paramref name="copies"/>
+    /// new rows at the end of the batch, each with the session's next-token logits. The scheduler decodes a lone request in a
+    /// session and moves it here when a second one joins, and prefills a long prompt in a session, chunk by chunk between the
+    /// batch's steps, before it joins.
     /// </summary>
-    public void AddFromSession(GenerationSession session)
+    public void AddFromSession(GenerationSession session, int copies = 1)
     {
-        if (Count != 0) throw new InvalidOperationException("Only an empty batch takes a session's cache.");
+        ArgumentOutOfRangeException.ThrowIfLessThan(copies, 1);
         var cache = session.HostCache ?? throw new InvalidOperationException("The session's cache is not in host memory.");
         var length = session.Length;
-        var past = AllocatePast(1, length);
+        var rows = Count;
+        var width = Math.Max(_width, length);
+        var next = AllocatePast(rows + copies, width);
         try
         {
-            for (var i = 0; i < past.Length; i++) cache.Live(i, length).CopyTo(past[i].AsSpan(0, TensorBytes(1, length)));
+            using var one = new NativeBuffer(Math.Max(1, TensorBytes(1, length)), zeroed: false);
+            var source = one.AsSpan(0, TensorBytes(1, length));
+            for (var i = 0; i < next.Length; i++)
+            {
+                var target = next[i].AsSpan(0, TensorBytes(rows + copies, width));
+                for (var b = 0; b < rows; b++) _sig.CopyCachePositions(Live(i), rows, _width, b, 0, target, rows + copies, width, b, Start(_width, width), _width);
+                cache.CopyLive(i, length, source);
+                for (var c = 0; c < copies; c++) _sig.CopyCachePositions(source, 1, length, 0, 0, target, rows + copies, width, rows + c, Start(length, width), length);
+            }
         }
         catch
         {
-            foreach (var value in past) value.Dispose();
+            foreach (var value in next) value.Dispose();
             throw;
         }
 
-        ReplacePast(past);
-        _width = length;
-        _lengths.Add(length);
-        _logits = session.NextTokenLogits.ToArray();
+        var logits = new float[(rows + copies) * _vocab];
+        _logits.AsSpan(0, rows * _vocab).CopyTo(logits);
+        for (var c = 0; c < copies; c++) session.NextTokenLogits.CopyTo(logits.AsSpan((rows + c) * _vocab, _vocab));
+        ReplacePast(next);
+        _logits = logits;
+        _width = width;
+        for (var c = 0; c < copies; c++) _lengths.Add(length);
     }
 
     /// <summary>
@@ -333,7 +351,22 @@ internal sealed unsafe class BatchedCache : IDisposable
         }
 
         _feed.Begin(batch, n, _width);
-        for (var b = 0; b < batch; b++) _feed.Row(b, tokens[b], _lengths[b]);
+        for (var b = 0; b < batch; b++)
+        {
+            // GroupQueryAttention places a row's new tokens after its past by its count of ones (past = ones − n), so
+            // every row runs n tokens: a shorter one repeats its last token (or id 0), whose logits are not read.
+            var row = tokens[b];
+            if (_fromStart && row.Length < n)
+            {
+                var padded = new int[n];
+                row.CopyTo(padded, 0);
+                padded.AsSpan(row.Length).Fill(row.Length > 0 ? row[^1] : 0);
+                row = padded;
+            }
+
+            _feed.Row(b, row, _lengths[b]);
+        }
+
         var past = PastViews();
         try
         {
@@ -405,6 +438,9 @@ internal sealed unsafe class BatchedCache : IDisposable
         for (var i = 0; i < past.Length; i++) past[i] = new NativeBuffer(TensorBytes(batch, width));
         return past;
     }
+
+    /// <summary>The column where <paramref name="length"/> positions start in a row <paramref name="width"/> wide.</summary>
+    private int Start(int length, int width) => _fromStart ? 0 : width - length;
 
     /// <summary>Bytes of one cache tensor of <paramref name="batch"/> rows and <paramref name="width"/> columns.</summary>
     private int TensorBytes(int batch, int width) => checked((int)_sig.CacheBytes(batch, width));

@@ -128,6 +128,21 @@ internal sealed unsafe class HostKvCache : IKvCache
         return _live[tensor] is { } buffer ? buffer.AsSpan(0, _blocks * length * _rowBytes) : ReadOnlySpan<byte>.Empty;
     }
 
+    /// <summary>
+    /// Copies the first <paramref name="length"/> positions of cache tensor <paramref name="tensor"/> into
+    /// <paramref name="destination"/>, laid out as the graph's tensor <c>[1, kv_heads, length, head]</c> (either scheme).
+    /// </summary>
+    public void CopyLive(int tensor, int length, Span<byte> destination)
+    {
+        if (length == 0) return;
+        var stride = _shared ? _liveCapacity : length;
+        var source = _live[tensor] ?? throw new InvalidOperationException("The cache holds no positions.");
+        for (var b = 0; b < _blocks; b++)
+        {
+            source.AsSpan((long)b * stride * _rowBytes, length * _rowBytes).CopyTo(destination.Slice(b * length * _rowBytes, length * _rowBytes));
+        }
+    }
+
     /// <summary>Makes this cache hold the first <paramref name="length"/> positions of <paramref name="other"/> (a host cache).</summary>
     public void CopyFrom(IKvCache other, int length)
     {

@@ -49,6 +49,12 @@ internal sealed class DecoderGraph : IDisposable
     /// </summary>
     public bool SharesCacheBuffer { get; set; }
 
+    /// <summary>
+    /// Whether attention is <c>GroupQueryAttention</c>, which reads each row's length from the mask (its count of ones)
+    /// rather than which columns are masked: a batch keeps each row's cache from column 0 (see <see cref="BatchedCache"/>).
+    /// </summary>
+    public bool AttentionReadsLengths { get; set; }
+
     private readonly object _lazyLock = new(); // guards what is created on first use: the mask of ones, the slicers
     private readonly List<NativeBuffer> _ones = [];
     private NativeBuffer? _currentOnes;

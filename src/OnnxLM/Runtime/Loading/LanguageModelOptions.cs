@@ -23,11 +23,22 @@ public sealed class LanguageModelOptions
     /// <c>GenerateAsync</c>/<c>GenerateStreamingAsync</c>/<c>GenerateChatAsync</c> calls on one model become rows of a
     /// shared batch, and <c>GenerateManyAsync</c> decodes its samples as one batch; more wait for a free row. Results are
     /// those of running each alone. 1 turns batching off (each call decodes in its own session, concurrently). Graphs
-    /// that cannot take rows of different lengths (no dynamic batch dimension, attention mask or position ids, or fused
-    /// attention such as GroupQueryAttention) always decode alone, and so does the CUDA provider for now (the batched cache
+    /// that cannot take rows of different lengths (no dynamic batch dimension, attention mask or position ids, or packed
+    /// or paged attention) always decode alone, and so does the CUDA provider for now (the batched cache
     /// is kept in host memory). Default <see cref="DefaultMaxBatchSize"/>; at most 256.
     /// </summary>
     public int MaxBatchSize { get; set => field = OptionCheck.InRange(value, 1, 256, nameof(MaxBatchSize)); } = DefaultMaxBatchSize;
+
+    /// <summary>The default of <see cref="PrefillChunkSize"/>.</summary>
+    public const int DefaultPrefillChunkSize = 512;
+
+    /// <summary>
+    /// With batching on (<see cref="MaxBatchSize"/>), the most prompt tokens one model run prefills for a request joining a
+    /// batch: a longer prompt is prefilled in chunks of this many tokens with a decode step of the other rows between two
+    /// chunks, so a long prompt delays their next token by one chunk, not by its whole prefill. Results are the same.
+    /// Default <see cref="DefaultPrefillChunkSize"/>; at least 1.
+    /// </summary>
+    public int PrefillChunkSize { get; set => field = OptionCheck.AtLeast(value, 1, nameof(PrefillChunkSize)); } = DefaultPrefillChunkSize;
 
     /// <summary>
     /// Called with the ONNX Runtime session options after OnnxLM has set its own, to pass anything through
