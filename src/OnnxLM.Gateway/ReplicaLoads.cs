@@ -1,0 +1,16 @@
+using System.Collections.Concurrent;
+
+namespace OnnxLM.Gateway;
+
+/// <summary>The load each replica last reported on its health endpoint (headers of <c>/health</c>), by destination id.</summary>
+internal sealed class ReplicaLoads
+{
+    private readonly ConcurrentDictionary<string, ReplicaLoad> _loads = new(StringComparer.Ordinal);
+
+    public void Set(string destinationId, ReplicaLoad load) => _loads[destinationId] = load;
+
+    public ReplicaLoad Get(string destinationId) => _loads.TryGetValue(destinationId, out var load) ? load : default;
+}
+
+/// <summary>One replica's reported load: requests waiting in its queue, running as batch rows, and in flight in all.</summary>
+internal readonly record struct ReplicaLoad(int Waiting, int Running, int InFlight);
