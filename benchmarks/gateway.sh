@@ -63,12 +63,16 @@ run_mode() { # mode-flag label port
     chat='{"messages":[{"role":"user","content":"In the beginning"}],"max_tokens":1,"temperature":0}'
     local target
     target=$(curl -s -D - -o /dev/null -H 'Content-Type: application/json' -H "x-conversation-id: lat" -d "$chat" "$gw/v1/chat/completions" | grep -i '^x-onnxlm-backend:' | tr -d '\r' | cut -d' ' -f2)
-    for _ in $(seq 1 300); do curl -s -o /dev/null -w '%{time_total}\n' "$target/v1/models"; done | sort -n > /tmp/gw-lat-direct
-    for _ in $(seq 1 300); do curl -s -o /dev/null -w '%{time_total}\n' -H "x-conversation-id: lat" "$gw/v1/models"; done | sort -n > /tmp/gw-lat-gw
-    chat='{"messages":[{"role":"user","content":"In the beginning"}],"max_tokens":1,"temperature":0}'
-    for _ in $(seq 1 300); do curl -s -o /dev/null -w '%{time_total}\n' -H 'Content-Type: application/json' -H "x-conversation-id: lat" -d "$chat" "$target/v1/chat/completions"; done | sort -n > /tmp/gw-lat-chat-direct
-    # Through the gateway the same conversation id routes every request to one replica.
-    for _ in $(seq 1 300); do curl -s -o /dev/null -w '%{time_total}\n' -H 'Content-Type: application/json' -H "x-conversation-id: lat" -d "$chat" "$gw/v1/chat/completions"; done | sort -n > /tmp/gw-lat-chat-gw
+    # Interleaved, so that the machine's load swings fall on both alike.
+    rm -f /tmp/gw-lat-*
+    for _ in $(seq 1 300); do
+      curl -s -o /dev/null -w '%{time_total}\n' "$target/v1/models" >> /tmp/gw-lat-direct
+      curl -s -o /dev/null -w '%{time_total}\n' -H "x-conversation-id: lat" "$gw/v1/models" >> /tmp/gw-lat-gw
+      # Through the gateway the same conversation id routes every request to the same replica.
+      curl -s -o /dev/null -w '%{time_total}\n' -H 'Content-Type: application/json' -H "x-conversation-id: lat" -d "$chat" "$target/v1/chat/completions" >> /tmp/gw-lat-chat-direct
+      curl -s -o /dev/null -w '%{time_total}\n' -H 'Content-Type: application/json' -H "x-conversation-id: lat" -d "$chat" "$gw/v1/chat/completions" >> /tmp/gw-lat-chat-gw
+    done
+    for f in direct gw chat-direct chat-gw; do sort -n -o "/tmp/gw-lat-$f" "/tmp/gw-lat-$f"; done
     for f in direct gw chat-direct chat-gw; do
       awk -v f="$f" '{a[NR]=$1} END {printf "latency %s: p50 %.2f ms, p99 %.2f ms (n=%d)\n", f, 1000*a[int(NR*0.5)], 1000*a[int(NR*0.99)], NR}' "/tmp/gw-lat-$f"
     done
