@@ -5,7 +5,8 @@ var builder = DistributedApplication.CreateBuilder(args);
 var replicaCount = int.TryParse(builder.Configuration["Replicas"], out var n) && n > 0 ? n : 3;
 var model = SampleModel.Find([]);
 
-var gateway = builder.AddProject<Projects.Gateway>("gateway").WithHttpEndpoint(env: "PORT");
+// The gateway answers /health from a replica: healthy once one is.
+var gateway = builder.AddProject<Projects.Gateway>("gateway").WithHttpEndpoint(env: "PORT").WithHttpHealthCheck("/health");
 for (var i = 0; i < replicaCount; i++)
 {
     var replica = builder.AddProject<Projects.Replica>($"replica{i}")
