@@ -21,10 +21,14 @@ internal static class GatewayCommand
             Description = "Requests in flight at which a conversation's replica counts as full and new requests go to the next one",
             DefaultValueFactory = _ => new OnnxLMGatewayOptions().SpillThreshold,
         };
+        var anonymous = new Option<bool>("--no-conversation-ids")
+        {
+            Description = "Do not name conversations to the replicas (x-conversation-id): a batching replica then decodes chats as batch rows but keeps no cache for their next turn",
+        };
         var interval = new Option<double>("--health-interval") { Description = "Seconds between health probes of each replica's /health", DefaultValueFactory = _ => 5 };
         var command = new Command("gateway", "Route OpenAI-compatible requests over several onnxlm serve replicas: each conversation to the replica holding its cache, with health checks and retries")
         {
-            backends, urls, roundRobin, spill, interval,
+            backends, urls, roundRobin, spill, interval, anonymous,
         };
         command.SetAction((parse, ct) => cli.RunAsync(parse, async () =>
         {
@@ -40,6 +44,7 @@ internal static class GatewayCommand
                 o.Routing = parse.GetValue(roundRobin) ? GatewayRouting.RoundRobin : GatewayRouting.CacheAware;
                 o.SpillThreshold = parse.GetValue(spill);
                 o.HealthCheckInterval = TimeSpan.FromSeconds(parse.GetValue(interval));
+                o.NameConversations = !parse.GetValue(anonymous);
             });
             await app.StartAsync(ct);
             var mode = parse.GetValue(roundRobin) ? "round robin" : "cache-aware";
