@@ -8,7 +8,7 @@ public sealed class CacheAwareRoutingTests
     {
         await using var cluster = await Cluster.StartAsync();
         var turns = new Turn[30][];
-        await Parallel.ForEachAsync(Enumerable.Range(0, 30), new ParallelOptions { MaxDegreeOfParallelism = 3 }, async (id, _) =>
+        await Parallel.ForEachAsync(Enumerable.Range(0, 30), new ParallelOptions { MaxDegreeOfParallelism = 5 }, async (id, _) =>
         {
             var messages = Cluster.Opening(id);
             turns[id] = new Turn[4];

@@ -72,6 +72,11 @@ public sealed class PassThroughTests
         using var models = await cluster.Http.GetAsync("/v1/models");
         Assert.Equal(HttpStatusCode.OK, models.StatusCode);
         Assert.Contains(models.Headers.GetValues(GatewayHeaders.Backend).Single(), cluster.Addresses);
+        // Completions report cached_tokens too: 0, since they share the decode loop and keep no conversation cache.
+        using var completion = await cluster.Http.PostAsJsonAsync("/v1/completions", new { prompt = "In the beginning", max_tokens = 2, temperature = 0 });
+        var usage = JsonDocument.Parse(await completion.Content.ReadAsStringAsync()).RootElement.GetProperty("usage");
+        Assert.Equal(0, usage.GetProperty("prompt_tokens_details").GetProperty("cached_tokens").GetInt32());
+        Assert.True(usage.GetProperty("prompt_tokens").GetInt32() > 0);
         // A replica's own 400 passes through.
         using var bad = await cluster.Http.PostAsync("/v1/completions", new StringContent("{\"prompt\": 5}", Encoding.UTF8, "application/json"));
         Assert.Equal(HttpStatusCode.BadRequest, bad.StatusCode);
