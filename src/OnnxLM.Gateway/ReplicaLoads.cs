@@ -11,6 +11,3 @@ internal sealed class ReplicaLoads
 
     public ReplicaLoad Get(string destinationId) => _loads.TryGetValue(destinationId, out var load) ? load : default;
 }
-
-/// <summary>One replica's reported load: requests waiting in its queue, running as batch rows, and in flight in all.</summary>
-internal readonly record struct ReplicaLoad(int Waiting, int Running, int InFlight);
