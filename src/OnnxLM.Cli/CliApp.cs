@@ -33,7 +33,13 @@ internal static class CliApp
             suggestion = ours;
         }
 
-        var code = await parse.InvokeAsync(new InvocationConfiguration { Output = output, Error = error, EnableDefaultExceptionHandler = false })
+        // The servers drain on SIGTERM/Ctrl+C within their own --drain-timeout; other commands stop within 2 s (the default).
+        var drains = parse.CommandResult.Command.Name is "serve" or "gateway";
+        var code = await parse.InvokeAsync(new InvocationConfiguration
+            {
+                Output = output, Error = error, EnableDefaultExceptionHandler = false,
+                ProcessTerminationTimeout = drains ? Timeout.InfiniteTimeSpan : TimeSpan.FromSeconds(2),
+            })
             .ConfigureAwait(false);
         if (suggestion is not null) error.WriteLine(suggestion);
         return code;
@@ -60,13 +66,14 @@ internal static class CliApp
         root.Subcommands.Add(BenchCommand.Create(context));
         root.Subcommands.Add(OnnxLM.Cli.Explain.ExplainCommand.Create(context));
         root.Subcommands.Add(ServeCommand.Create(context));
+        root.Subcommands.Add(GatewayCommand.Create(context));
         root.Subcommands.Add(PullCommand.Create(context));
         root.Subcommands.Add(ModelBuilderCommands.Convert(context));
         root.Subcommands.Add(ModelBuilderCommands.TrainBpe(context));
         foreach (var command in root.Subcommands)
         {
             // convert and train-bpe load no model (convert's --dtype is its weight storage); pull has its own --dtype and --variant.
-            if (command.Name is "convert" or "train-bpe" or "pull") continue;
+            if (command.Name is "convert" or "train-bpe" or "pull" or "gateway") continue;
             AddModelOptions(command);
         }
 

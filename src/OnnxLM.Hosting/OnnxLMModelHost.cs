@@ -51,6 +51,12 @@ public sealed class OnnxLMModelHost : IDisposable
 
     internal RequestQueue Queue { get; }
 
+    /// <summary>Requests decoding now: the rows of the model's batch (at most <see cref="OnnxLMOptions.MaxConcurrentSequences"/>).</summary>
+    public int RunningRequests => Queue.Running;
+
+    /// <summary>Requests waiting in the queue for a sequence slot (at most <see cref="OnnxLMOptions.MaxQueueLength"/>).</summary>
+    public int WaitingRequests => Queue.Waiting;
+
     internal SessionPool Sessions { get; }
 
     internal OnnxLMInstruments Instruments { get; }

@@ -3,7 +3,9 @@ namespace OnnxLM.Hosting;
 /// <summary>
 /// Idle sessions of recent conversations, least recently used last. A request takes the session whose tokens share
 /// the longest prefix with its prompt (or the one of its ConversationId), so a conversation that continues reuses
-/// its cache; a session in use belongs to one request only.
+/// its cache; a session in use belongs to one request only. A session kept for a named conversation stays its own until
+/// evicted: another request takes it only by that name, so that a new conversation sharing a system prompt with it does
+/// not take it away from the conversation's next turn.
 /// </summary>
 internal sealed class SessionPool(int capacity) : IDisposable
 {
@@ -26,6 +28,7 @@ internal sealed class SessionPool(int capacity) : IDisposable
                     break;
                 }
 
+                if (node.Value.ConversationId is not null) continue;
                 var common = node.Value.Session.Tokens.CommonPrefixLength(prompt);
                 if (common > bestCommon) (best, bestCommon) = (node, common);
             }

@@ -40,6 +40,9 @@ internal static class ChatCompletionsEndpoint
             Tools = tools,
             ToolMode = ToolMode(body, tools),
             ResponseFormat = responseFormat,
+            // A conversation named by the client (or a gateway) keeps its cached session, so its next turn reuses the cache
+            // (usage.prompt_tokens_details.cached_tokens); with batching on, an unnamed request joins the shared decode loop instead.
+            ConversationId = ConversationId(http.Request),
         };
         if (body.Object("chat_template_kwargs") is { } kwargs) (options.AdditionalProperties ??= [])["chat_template_kwargs"] = kwargs.Root;
         var client = models.ChatClient(name);
@@ -96,6 +99,14 @@ internal static class ChatCompletionsEndpoint
     }
 
     private const string ChunkObject = "chat.completion.chunk";
+
+    /// <summary>The <see cref="LoadHeaders.ConversationId"/> header: null when absent; at most 256 characters.</summary>
+    private static string? ConversationId(HttpRequest request)
+    {
+        var value = request.Headers[LoadHeaders.ConversationId].ToString().Trim();
+        if (value.Length == 0) return null;
+        return value.Length <= 256 ? value : throw ApiException.BadRequest($"The {LoadHeaders.ConversationId} header has {value.Length} characters; at most 256 are accepted.");
+    }
 
     /// <summary>A token's UTF-8 bytes as OpenAI writes them: a list of integers.</summary>
     private static int[] Bytes(string text) => [.. System.Text.Encoding.UTF8.GetBytes(text).Select(b => (int)b)];

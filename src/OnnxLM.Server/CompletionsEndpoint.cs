@@ -109,7 +109,8 @@ internal static class CompletionsEndpoint
 
         // The same instruments the chat client records, tagged as text completions.
         host.RecordUsage("text_completion", promptTokens, completionTokens, clock.Elapsed);
-        var usage = new CompletionUsage(promptTokens, completionTokens, promptTokens + completionTokens);
+        // Completions run on the shared decode loop with no conversation cache: no prompt token is served from a cache.
+        var usage = new CompletionUsage(promptTokens, completionTokens, promptTokens + completionTokens, new PromptTokensDetails(0));
         if (stream)
         {
             if (includeUsage) await Send(http, new Completion(id, TextCompletion, created, name, [], usage), ServerJson.Events.Completion, ct);

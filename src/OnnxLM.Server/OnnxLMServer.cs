@@ -58,6 +58,10 @@ public static class OnnxLMServer
         // ASP.NET Core logs several lines per request at Information; the server's own summary line is enough by default.
         builder.Logging.AddFilter("Microsoft", frameworkLevel).AddFilter("System", frameworkLevel);
         // The server is ours alone, so its limits are Kestrel's for every connection (the headers timeout can only be set here).
+        // Draining: the host lets requests in flight finish for DrainTimeout; DrainOnStop (registered after the web server, so
+        // stopped before it) marks the server draining first and holds the listener open for DrainDelay.
+        builder.Services.AddOptions<Microsoft.Extensions.Hosting.HostOptions>().Configure<OnnxLMServerOptions>((h, options) => h.ShutdownTimeout = options.DrainDelay + options.DrainTimeout);
+        builder.Services.AddHostedService<DrainOnStop>();
         builder.Services.AddOptions<KestrelServerOptions>().Configure<OnnxLMServerOptions>((k, options) =>
         {
             k.Limits.MaxRequestBodySize = options.MaxRequestBodyBytes;
@@ -84,6 +88,7 @@ public static class OnnxLMServer
         configure(options);
         services.AddSingleton(options);
         services.AddSingleton(sp => new ServedModels(sp, options));
+        services.AddSingleton<ServerDrain>();
         services.AddMetrics();
         services.AddSingleton(sp => new PrometheusMetrics(sp.GetService<System.Diagnostics.Metrics.IMeterFactory>()));
         return services;
@@ -108,6 +113,9 @@ public static class OnnxLMServer
         var options = app.Services.GetService<OnnxLMServerOptions>()
             ?? throw new InvalidOperationException("Call services.AddOnnxLMOpenAI(...) before app.MapOnnxLMOpenAI().");
         var logger = app.Services.GetRequiredService<ILoggerFactory>().CreateLogger("OnnxLM.Server");
+        var drain = app.Services.GetRequiredService<ServerDrain>();
+        // An application that maps the endpoints itself drains from the moment its host begins to stop.
+        app.Lifetime.ApplicationStopping.Register(drain.Begin);
         app.UseWhen(context => wholeApplication || IsServed(context.Request.Path, options), branch => branch.Use(async (context, next) =>
         {
             var started = System.Diagnostics.Stopwatch.GetTimestamp();
@@ -116,6 +124,15 @@ public static class OnnxLMServer
                 LimitBody(context, options);
                 var path = context.Request.Path;
                 var open = path == "/health" || path == "/metrics" || !path.StartsWithSegments("/v1") && !path.StartsWithSegments("/tokenize") && !path.StartsWithSegments("/detokenize") && !path.StartsWithSegments("/explain");
+                if (drain.Draining && !open)
+                {
+                    // Marks the 503 as "never started": a gateway may send the request to another replica.
+                    context.Response.Headers["x-onnxlm-draining"] = "1";
+                    throw new ApiException(503, "The server is shutting down and admits no new requests; send the request to another replica or retry later.",
+                        code: "server_draining", type: "server_error") { RetryAfter = TimeSpan.FromSeconds(1) };
+                }
+
+                using var admission = open ? default : drain.Enter();
                 if (options.ApiKeys.Count > 0 && !open && (BearerToken(context.Request) is not { } key || !options.ApiKeys.Contains(key)))
                 {
                     throw new ApiException(401, "A valid API key is required (Authorization: Bearer <key>).", code: "invalid_api_key", type: "authentication_error");
@@ -208,11 +225,18 @@ public static class OnnxLMServer
         });
         ExplainEndpoints.Map(endpoints, models, options);
         ExplainLayerEndpoints.Map(endpoints, models, options);
-        endpoints.MapGet("/health", (IServiceProvider sp) =>
+        endpoints.MapGet("/health", (HttpContext http, IServiceProvider sp) =>
         {
-            var loading = models.Names.Where(n => !sp.GetRequiredKeyedService<OnnxLMModelHost>(n).IsLoaded).ToList();
-            return loading.Count == 0 ? Results.Json(new HealthResponse("ok", Models: models.Names), ServerJson.Body.HealthResponse)
-                : Results.Json(new HealthResponse("loading", Loading: loading), ServerJson.Body.HealthResponse, statusCode: 503);
+            var hosts = models.Names.Select(n => sp.GetRequiredKeyedService<OnnxLMModelHost>(n)).ToList();
+            var loading = models.Names.Where((_, i) => !hosts[i].IsLoaded).ToList();
+            int waiting = hosts.Sum(h => h.WaitingRequests), running = hosts.Sum(h => h.RunningRequests);
+            // The load also as headers, for probes that read only the status line and headers (a gateway's health checks).
+            http.Response.Headers[LoadHeaders.Waiting] = waiting.ToString(System.Globalization.CultureInfo.InvariantCulture);
+            http.Response.Headers[LoadHeaders.Running] = running.ToString(System.Globalization.CultureInfo.InvariantCulture);
+            http.Response.Headers[LoadHeaders.InFlight] = drain.InFlight.ToString(System.Globalization.CultureInfo.InvariantCulture);
+            return drain.Draining ? Results.Json(new HealthResponse("draining", Models: models.Names, Waiting: waiting, Running: running, InFlight: drain.InFlight), ServerJson.Body.HealthResponse, statusCode: 503)
+                : loading.Count == 0 ? Results.Json(new HealthResponse("ok", Models: models.Names, Waiting: waiting, Running: running, InFlight: drain.InFlight), ServerJson.Body.HealthResponse)
+                : Results.Json(new HealthResponse("loading", Loading: loading, Waiting: waiting, Running: running, InFlight: drain.InFlight), ServerJson.Body.HealthResponse, statusCode: 503);
         });
         if (options.Metrics) endpoints.MapGet("/metrics", () => Results.Text(metrics.Scrape(), PrometheusMetrics.ContentType));
         if (options.Playground) Playground.Map(endpoints);

@@ -80,6 +80,20 @@ public sealed class OnnxLMServerOptions
     /// </summary>
     public Microsoft.Extensions.Logging.LogLevel FrameworkLogLevel { get; set; } = Microsoft.Extensions.Logging.LogLevel.Warning;
 
+    /// <summary>
+    /// How long a server made with <see cref="OnnxLMServer.Create"/> lets requests in flight finish when it shuts down
+    /// (SIGTERM, Ctrl+C, <c>StopAsync</c>; default 30 s): from the moment it starts draining it admits no new API request
+    /// (503 with <c>Retry-After</c>) and <c>/health</c> answers 503 <c>draining</c>; what is still running after this is cut off.
+    /// </summary>
+    public TimeSpan DrainTimeout { get; set => field = value >= TimeSpan.Zero ? value : throw new ArgumentOutOfRangeException(nameof(DrainTimeout), value, "DrainTimeout must not be negative."); } = TimeSpan.FromSeconds(30);
+
+    /// <summary>
+    /// How long a draining server keeps listening before it closes its listener (default 0): time for a load balancer's
+    /// health checks or a Kubernetes readiness probe to see <c>/health</c> turn 503 and stop sending, so that requests
+    /// already on their way are answered 503 with <c>Retry-After</c> rather than refused at connect. Counts within no other timeout.
+    /// </summary>
+    public TimeSpan DrainDelay { get; set => field = value >= TimeSpan.Zero ? value : throw new ArgumentOutOfRangeException(nameof(DrainDelay), value, "DrainDelay must not be negative."); } = TimeSpan.Zero;
+
     private static T Positive<T>(T value, string name)
         where T : System.Numerics.INumber<T>
     {

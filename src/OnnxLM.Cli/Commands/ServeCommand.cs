@@ -20,7 +20,20 @@ internal static class ServeCommand
             DefaultValueFactory = _ => DefaultMaxConcurrent,
         };
         var queue = new Option<int>("--max-queue") { Description = "Requests that may wait; beyond that the server answers 429", DefaultValueFactory = _ => 64 };
-        var command = new Command("serve", "Serve the model over an OpenAI-compatible HTTP API (/v1/completions, /v1/chat/completions, ...) with a playground page") { urls, name, apiKeys, concurrent, queue };
+        var drainTimeout = new Option<double>("--drain-timeout")
+        {
+            Description = "Seconds requests in flight may take to finish on shutdown (SIGTERM, Ctrl+C); new requests get 503 meanwhile",
+            DefaultValueFactory = _ => 30,
+        };
+        var drainDelay = new Option<double>("--drain-delay")
+        {
+            Description = "Seconds a stopping server keeps listening with /health at 503 'draining' before it closes (time for a readiness probe to see it)",
+            DefaultValueFactory = _ => 0,
+        };
+        var command = new Command("serve", "Serve the model over an OpenAI-compatible HTTP API (/v1/completions, /v1/chat/completions, ...) with a playground page")
+        {
+            urls, name, apiKeys, concurrent, queue, drainTimeout, drainDelay,
+        };
         command.SetAction((parse, ct) => cli.RunAsync(parse, async () =>
         {
             var folder = Path.GetFullPath(cli.ResolveModel(parse));
@@ -29,6 +42,8 @@ internal static class ServeCommand
             {
                 foreach (var key in parse.GetValue(apiKeys) ?? []) o.ApiKeys.Add(key);
                 if (parse.GetValue(CliContext.VerboseOption)) o.FrameworkLogLevel = Microsoft.Extensions.Logging.LogLevel.Information;
+                o.DrainTimeout = TimeSpan.FromSeconds(parse.GetValue(drainTimeout));
+                o.DrainDelay = TimeSpan.FromSeconds(parse.GetValue(drainDelay));
             }, o =>
             {
                 o.ExecutionProvider = parse.GetValue(CliContext.ProviderOption);

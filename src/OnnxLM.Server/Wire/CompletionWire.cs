@@ -17,7 +17,7 @@ internal sealed record Completion(
 internal sealed record CompletionChoice(string Text, int Index, CompletionLogProbs? Logprobs, string? FinishReason);
 
 /// <summary>Token counts of a completions request.</summary>
-internal sealed record CompletionUsage(int PromptTokens, int CompletionTokens, int TotalTokens);
+internal sealed record CompletionUsage(int PromptTokens, int CompletionTokens, int TotalTokens, PromptTokensDetails PromptTokensDetails);
 
 /// <summary>OpenAI's completion logprobs object: parallel lists, one entry per token.</summary>
 internal sealed class CompletionLogProbs

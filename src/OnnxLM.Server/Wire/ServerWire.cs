@@ -22,11 +22,17 @@ internal sealed record TokenizeResponse(int[] Tokens, int Count, int MaxModelLen
 /// <summary><c>POST /detokenize</c>.</summary>
 internal sealed record DetokenizeResponse(string Prompt);
 
-/// <summary><c>GET /health</c>: <c>ok</c> with the models, or <c>loading</c> with those still loading.</summary>
+/// <summary>
+/// <c>GET /health</c>: <c>ok</c> with the models, <c>loading</c> with those still loading, or <c>draining</c> while the
+/// server shuts down; with the load a router reads (requests waiting in the queues and running as batch rows, summed over the models).
+/// </summary>
 internal sealed record HealthResponse(
     string Status,
     [property: JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)] IReadOnlyList<string>? Models = null,
-    [property: JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)] IReadOnlyList<string>? Loading = null);
+    [property: JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)] IReadOnlyList<string>? Loading = null,
+    int Waiting = 0,
+    int Running = 0,
+    int InFlight = 0);
 
 /// <summary><c>POST /explain/attention</c>: one layer's weights, of one head or averaged over heads (then <see cref="Head"/> is null).</summary>
 internal sealed record AttentionResponse(IReadOnlyList<string> Tokens, int Layers, int Heads, int Layer, int? Head, float[][] Weights);
