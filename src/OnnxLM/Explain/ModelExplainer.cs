@@ -10,7 +10,7 @@ namespace OnnxLM.Explain;
 /// parameters are, and what the KV cache saves. Create one per model (<see cref="LanguageModel.Explain"/>); dispose it
 /// to free the attention session it may build.
 /// </summary>
-public sealed class ModelExplainer : IDisposable
+public sealed partial class ModelExplainer : IDisposable
 {
     private readonly LanguageModel _model;
     private readonly Lazy<OnnxModelFile> _file;
