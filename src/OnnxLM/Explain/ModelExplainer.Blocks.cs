@@ -241,20 +241,22 @@ public sealed partial class ModelExplainer
         }
         else if (layer is { } al && head is { } h)
         {
-            var context = HeadContext(al);
+            var merged = HeadsBeforeProjection(al);
             var heads = _model.Info.AttentionHeadCount;
+            var size = _model.Info.HeadSize;
             var half = ComputeType() == 10;
-            var mask = new byte[heads * (half ? 2 : 4)];
-            for (var i = 0; i < heads; i++)
+            var mask = new byte[heads * size * (half ? 2 : 4)];
+            for (var i = 0; i < heads * size; i++)
             {
-                if (half) BitConverter.TryWriteBytes(mask.AsSpan(i * 2), i == h ? (Half)0 : (Half)1);
-                else BitConverter.TryWriteBytes(mask.AsSpan(i * 4), i == h ? 0f : 1f);
+                var keep = i / size != h;
+                if (half) BitConverter.TryWriteBytes(mask.AsSpan(i * 2), keep ? (Half)1 : (Half)0);
+                else BitConverter.TryWriteBytes(mask.AsSpan(i * 4), keep ? 1f : 0f);
             }
 
-            // softmax(q·kᵀ)·v is [batch, heads, queries, head size]: a [1, heads, 1, 1] mask zeroes one head's output.
-            renamed[context] = context + "/explain_unmasked";
-            initializers.Add(new OnnxModelFile.NewInitializer("explain/head_mask", [1, heads, 1, 1], half ? 10 : 1, mask));
-            nodes.Add(new OnnxModelFile.NewNode("Mul", [context + "/explain_unmasked", "explain/head_mask"], [context]));
+            // The heads' outputs merged head by head, [batch, positions, heads × head size], times a mask that is 0 on one head's slice.
+            renamed[merged] = merged + "/explain_unmasked";
+            initializers.Add(new OnnxModelFile.NewInitializer("explain/head_mask", [heads * size], half ? 10 : 1, mask));
+            nodes.Add(new OnnxModelFile.NewNode("Mul", [merged + "/explain_unmasked", "explain/head_mask"], [merged]));
         }
 
         var logitsName = _model.Runtime.Graph.Signature.Logits;
@@ -263,8 +265,11 @@ public sealed partial class ModelExplainer
         return logits[^vocab..];
     }
 
-    /// <summary>The output of layer <paramref name="layer"/>'s softmax(q·kᵀ)·v MatMul: the heads' weighted values before they are merged.</summary>
-    private string HeadContext(int layer)
+    /// <summary>
+    /// Layer <paramref name="layer"/>'s heads merged before the output projection: the tensor the projection's MatMul
+    /// multiplies (the attention branch is that MatMul, plus a bias in GPT-2).
+    /// </summary>
+    private string HeadsBeforeProjection(int layer)
     {
         var file = _file.Value;
         if (file.Nodes.FirstOrDefault(n => n.OpType is "GroupQueryAttention" or "MultiHeadAttention" or "Attention" or "PackedAttention") is { } fused)
@@ -272,15 +277,20 @@ public sealed partial class ModelExplainer
             throw new NotSupportedException($"The graph computes attention in one fused {fused.OpType} operator, so one head's output cannot be zeroed inside it; build the model with standard operators (onnxlm convert) to zero heads.");
         }
 
-        var softmax = file.Nodes.Where(n => n.OpType == "Softmax").ToArray();
-        if (softmax.Length != _model.Info.LayerCount)
+        var branch = Residual().Adds[2 * layer].Branch;
+        var producers = file.Nodes.SelectMany(n => n.Outputs.Select(o => (o, n))).ToDictionary(p => p.o, p => p.n, StringComparer.Ordinal);
+        var node = producers.GetValueOrDefault(branch);
+        if (node is { OpType: "Add" })
         {
-            throw new NotSupportedException($"The graph has {softmax.Length} Softmax nodes for {_model.Info.LayerCount} layers, so each layer's attention heads cannot be told apart.");
+            node = node.Inputs.Where(i => !file.Initializers.ContainsKey(i)).Select(producers.GetValueOrDefault).FirstOrDefault(p => p?.OpType is "MatMul" or "MatMulNBits");
         }
 
-        var probabilities = softmax[layer].Outputs[0];
-        return file.Nodes.FirstOrDefault(n => n.OpType == "MatMul" && n.Inputs.Count == 2 && n.Inputs[0] == probabilities)?.Outputs[0]
-            ?? throw new NotSupportedException($"No MatMul multiplies layer {layer}'s attention probabilities ('{probabilities}') by the values, so its heads cannot be zeroed.");
+        if (node is not { OpType: "MatMul" or "MatMulNBits" } || !producers.ContainsKey(node.Inputs[0]))
+        {
+            throw new NotSupportedException($"Layer {layer}'s attention output ('{branch}') is not a projection MatMul of the merged heads, so one head cannot be zeroed.");
+        }
+
+        return node.Inputs[0];
     }
 
     /// <summary>Runs <paramref name="model"/> (bytes) over <paramref name="ids"/> in a session of its own and returns the named outputs as float arrays.</summary>
