@@ -207,6 +207,7 @@ public static class OnnxLMServer
             return Results.Json(new DetokenizeResponse(host.Model.Tokenizer.Decode(ids)), ServerJson.Body.DetokenizeResponse);
         });
         ExplainEndpoints.Map(endpoints, models, options);
+        ExplainBlockEndpoints.Map(endpoints, models, options);
         endpoints.MapGet("/health", (IServiceProvider sp) =>
         {
             var loading = models.Names.Where(n => !sp.GetRequiredKeyedService<OnnxLMModelHost>(n).IsLoaded).ToList();
