@@ -143,7 +143,7 @@ internal static partial class ExplainCommand
 
     /// <summary>A fit's coefficients as "a + b·n + c·n²" in milliseconds.</summary>
     internal static string FitText(IReadOnlyList<double> fit) =>
-        string.Join(" + ", fit.Select((c, i) => F(c, "G3") + (i switch { 0 => " ms", 1 => "·n", _ => "·n²" })));
+        string.Concat(fit.Select((c, i) => (i == 0 ? F(c, "G3") : (c < 0 ? " − " : " + ") + F(Math.Abs(c), "G3")) + (i switch { 0 => " ms", 1 => "·n", _ => "·n²" })));
 
     internal static string Bytes(long bytes) => bytes switch
     {
