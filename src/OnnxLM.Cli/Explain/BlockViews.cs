@@ -32,11 +32,11 @@ internal static partial class ExplainCommand
         Action(command, cli, json, png, async (p, e, model, ct) =>
         {
             var prompt = cli.ReadText(p.GetValue(text), "prompt");
-            var view = await e.ContributionsAsync(prompt, ct);
-            var l = p.GetValue(layer) ?? Enumerable.Range(0, view.MlpNorms.Count).MaxBy(i => view.MlpNorms[i][^1]);
-            if (l < 0 || l >= view.MlpNorms.Count) throw new UsageException($"--layer must be between 0 and {view.MlpNorms.Count - 1}.");
+            if (p.GetValue(layer) is < 0 || p.GetValue(layer) >= model.Info.LayerCount) throw new UsageException($"--layer must be between 0 and {model.Info.LayerCount - 1}.");
             var h = p.GetValue(head);
             if (h is < 0 || h >= model.Info.AttentionHeadCount) throw new UsageException($"--head must be between 0 and {model.Info.AttentionHeadCount - 1}.");
+            var view = await e.ContributionsAsync(prompt, ct);
+            var l = p.GetValue(layer) ?? Enumerable.Range(0, view.MlpNorms.Count).MaxBy(i => view.MlpNorms[i][^1]);
             return new ContributionsView(view, await e.AblateAsync(prompt, l, h, p.GetValue(top), ct));
         }, (view, console) =>
         {
