@@ -225,6 +225,7 @@ public static class OnnxLMServer
         });
         ExplainEndpoints.Map(endpoints, models, options);
         ExplainLayerEndpoints.Map(endpoints, models, options);
+        ExplainBlockEndpoints.Map(endpoints, models, options);
         endpoints.MapGet("/health", (HttpContext http, IServiceProvider sp) =>
         {
             var hosts = models.Names.Select(n => sp.GetRequiredKeyedService<OnnxLMModelHost>(n)).ToList();

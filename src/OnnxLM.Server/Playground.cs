@@ -12,6 +12,7 @@ internal static class Playground
     {
         ["index.html"] = "text/html; charset=utf-8",
         ["app.js"] = "text/javascript; charset=utf-8",
+        ["blocks.js"] = "text/javascript; charset=utf-8",
         ["style.css"] = "text/css; charset=utf-8",
         ["layers.js"] = "text/javascript; charset=utf-8",
         ["favicon.svg"] = "image/svg+xml",

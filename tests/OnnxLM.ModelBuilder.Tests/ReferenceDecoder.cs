@@ -11,7 +11,8 @@ public static class ReferenceDecoder
     /// <param name="w">The weights by Hugging Face name.</param>
     /// <param name="ids">The tokens, at positions 0..T-1.</param>
     /// <param name="attentions">When given, receives each layer's attention probabilities [head][query][key] (0 after the query).</param>
-    public static float[][] Forward(DecoderConfig c, RandomCheckpoint w, int[] ids, List<double[][][]>? attentions = null)
+    /// <param name="trace">When given, receives the blocks' outputs and says which blocks to zero.</param>
+    public static float[][] Forward(DecoderConfig c, RandomCheckpoint w, int[] ids, List<double[][][]>? attentions = null, ReferenceTrace? trace = null)
     {
         var t = ids.Length;
         var h = c.HiddenSize;
@@ -55,9 +56,15 @@ public static class ReferenceDecoder
             var probabilities = Enumerable.Range(0, c.AttentionHeadCount).Select(_ => Enumerable.Range(0, t).Select(_ => new double[t]).ToArray()).ToArray();
             attentions?.Add(probabilities);
             var attention = Attend(c, q, k, v, probabilities);
+            if (trace?.ZeroHead is { } zero && zero.Layer == layer)
+            {
+                foreach (var row in attention) Array.Clear(row, zero.Head * c.HeadSize, c.HeadSize);
+            }
+
             for (var i = 0; i < t; i++)
             {
                 var o = llama ? Linear(attention[i], w[P("self_attn.o_proj.weight")], null, h) : Conv1D(attention[i], w[P("attn.c_proj.weight")], w[P("attn.c_proj.bias")], h);
+                trace?.Record(2 * layer, i, t, o);
                 for (var j = 0; j < h; j++) x[i][j] += o[j];
                 double[] m;
                 if (llama)
@@ -76,6 +83,8 @@ public static class ReferenceDecoder
                     m = Conv1D(fc, w[P("mlp.c_proj.weight")], w[P("mlp.c_proj.bias")], h);
                 }
 
+                if (trace?.ZeroMlp.Contains(layer) == true) Array.Clear(m);
+                trace?.Record((2 * layer) + 1, i, t, m);
                 for (var j = 0; j < h; j++) x[i][j] += m[j];
             }
         }

@@ -10,7 +10,7 @@ namespace OnnxLM.Cli.Explain;
 /// <c>onnxlm explain tokens|next|surprise|attention|embeddings|params|cache</c>: the views of <see cref="ModelExplainer"/>
 /// as terminal tables, bars and heatmaps, as JSON (<c>--json</c>) and as PNG images (<c>--png file</c>).
 /// </summary>
-internal static class ExplainCommand
+internal static partial class ExplainCommand
 {
     private static readonly JsonSerializerOptions Json = CliContext.SnakeCaseJson;
 
@@ -25,6 +25,7 @@ internal static class ExplainCommand
         command.Subcommands.Add(CountParameters(cli));
         command.Subcommands.Add(Cache(cli));
         LayerViews.AddTo(command, cli);
+        AddBlockViews(command, cli); // contributions, dimensions, cost (BlockViews.cs)
         return command;
     }
 

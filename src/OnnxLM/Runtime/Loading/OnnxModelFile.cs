@@ -5,7 +5,7 @@ namespace OnnxLM;
 /// inputs, outputs), initializers (name, shape, element type and where their bytes are) and graph outputs. Tensor
 /// bytes are not loaded until asked for, so a large model costs its node list, not its weights.
 /// </summary>
-internal sealed class OnnxModelFile
+internal sealed partial class OnnxModelFile
 {
     private readonly string _path;
 
@@ -30,6 +30,9 @@ internal sealed class OnnxModelFile
 
         /// <summary>A Constant node's value when it is a small float32/float16 tensor (a scalar such as a norm's epsilon); null otherwise.</summary>
         public float[]? ConstantValues { get; init; }
+
+        /// <summary>Where the node's field (key, length and message) lies in the file, for rewriting it.</summary>
+        public (long Start, long End) Span { get; init; }
     }
 
     /// <summary>An initializer: its element type (ONNX TensorProto.DataType: 1 float, 10 float16, 16 bfloat16) and where its data is.</summary>
@@ -180,11 +183,11 @@ internal sealed class OnnxModelFile
 
     private void ReadGraph(ProtoReader graph)
     {
-        while (graph.Next(out var field, out var wire))
+        for (var keyStart = graph.Position; graph.Next(out var field, out var wire); keyStart = graph.Position)
         {
             switch (field)
             {
-                case 1 when wire == ProtoReader.LengthDelimited: Nodes.Add(ReadNode(graph.ReadMessage("NodeProto"))); break;
+                case 1 when wire == ProtoReader.LengthDelimited: Nodes.Add(ReadNode(graph.ReadMessage("NodeProto")) with { Span = (keyStart, graph.Position) }); break;
                 case 5 when wire == ProtoReader.LengthDelimited: var init = ReadTensor(graph.ReadMessage("TensorProto")); Initializers[init.Name] = init; break;
                 case 12 when wire == ProtoReader.LengthDelimited: Outputs.Add(ReadName(graph.ReadMessage("ValueInfoProto"))); break;
                 default: graph.Skip(wire); break;
