@@ -524,6 +524,8 @@ internal static class MemoryBandwidth
         }
 
         GC.KeepAlive(sink);
+        data = null!;
+        GC.Collect();
         return best;
     }
 }
