@@ -36,6 +36,7 @@ internal sealed class LlamaSharpEngine : IDisposable
     {
         if (s_quiet) return;
         NativeLibraryConfig.All.WithLogCallback((level, message) => { if (level == LLamaLogLevel.Error) Console.Error.Write(message); });
+        NativeApi.llama_empty_call(); // loads the native library (the quantizer's entry points do not trigger LLamaSharp's loader)
         s_quiet = true;
     }
 

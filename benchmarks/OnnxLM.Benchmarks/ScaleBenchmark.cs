@@ -39,6 +39,16 @@ internal static class ScaleBenchmark
     public static async Task<int> RunAsync(string[] args)
     {
         if (args.Length > 0 && args[0] == "child") return Child(args[1..]);
+        if (args.Length > 0 && args[0] == "gguf")
+        {
+            // scale gguf <checkpoint> [--precisions ...]: only write the GGUF files (about 1.2 GB of memory for the 0.5B shape).
+            var settings = Parse(args[1..]);
+            var written = new List<string>();
+            foreach (var precision in settings.Precisions) Console.WriteLine(EnsureGguf(settings.Checkpoint, precision, written));
+            foreach (var note in written) Console.WriteLine($"- {note}");
+            return 0;
+        }
+
         var s = Parse(args);
         var config = JsonNode.Parse(File.ReadAllText(Path.Combine(s.Checkpoint, "config.json")))!.AsObject();
         var vocab = (int)config["vocab_size"]!;
