@@ -63,7 +63,8 @@ internal static class ScaleBenchmark
         var perf = new List<string>();
         var ratios = new List<string>();
         var notes = new List<string>();
-        float[]? fp32Logits = null, f32LlamaLogits = null;
+        var onnxLogits = new Dictionary<string, float[]>();
+        var llamaLogits = new Dictionary<string, float[]>();
         var prompt128 = PromptIds(vocab, 128, 1);
         foreach (var precision in s.Precisions)
         {
@@ -78,16 +79,18 @@ internal static class ScaleBenchmark
             var r = await MeasurePrecisionAsync(s, precision, folder, gguf, vocab, bandwidth, prompt128, notes, failures);
             perf.AddRange(r.Perf);
             ratios.AddRange(r.Ratios);
-            if (precision == "fp32")
-            {
-                fp32Logits = r.OnnxLogits;
-                f32LlamaLogits = r.LlamaLogits;
-            }
-            else if (fp32Logits is not null)
-            {
-                notes.Add(LogitError($"OnnxLM {precision} vs OnnxLM fp32", r.OnnxLogits, fp32Logits));
-                if (f32LlamaLogits is not null) notes.Add(LogitError($"LLamaSharp {GgufLabel(precision)} vs LLamaSharp F32", r.LlamaLogits, f32LlamaLogits));
-            }
+            onnxLogits[precision] = r.OnnxLogits;
+            llamaLogits[precision] = r.LlamaLogits;
+            // Each precision's rows as soon as they are measured (a long run cut short keeps what it finished).
+            Console.WriteLine($"## {precision} done {DateTime.UtcNow:HH:mm} UTC");
+            foreach (var row in r.Perf.Concat(r.Ratios)) Console.WriteLine(row);
+            Console.WriteLine();
+        }
+
+        foreach (var precision in s.Precisions.Where(p => p != "fp32" && onnxLogits.ContainsKey(p) && onnxLogits.ContainsKey("fp32")))
+        {
+            notes.Add(LogitError($"OnnxLM {precision} vs OnnxLM fp32", onnxLogits[precision], onnxLogits["fp32"]));
+            notes.Add(LogitError($"LLamaSharp {GgufLabel(precision)} vs LLamaSharp F32", llamaLogits[precision], llamaLogits["fp32"]));
         }
 
         Console.WriteLine();
