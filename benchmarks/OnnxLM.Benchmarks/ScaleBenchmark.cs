@@ -75,6 +75,7 @@ internal static class ScaleBenchmark
                 continue;
             }
 
+            var notesBefore = notes.Count;
             var gguf = EnsureGguf(s.Checkpoint, precision, notes);
             var r = await MeasurePrecisionAsync(s, precision, folder, gguf, vocab, bandwidth, prompt128, notes, failures);
             perf.AddRange(r.Perf);
@@ -84,6 +85,7 @@ internal static class ScaleBenchmark
             // Each precision's rows as soon as they are measured (a long run cut short keeps what it finished).
             Console.WriteLine($"## {precision} done {DateTime.UtcNow:HH:mm} UTC");
             foreach (var row in r.Perf.Concat(r.Ratios)) Console.WriteLine(row);
+            foreach (var note in notes.Skip(notesBefore)) Console.WriteLine($"- {note}");
             Console.WriteLine();
         }
 
@@ -494,7 +496,11 @@ internal static class ScaleBenchmark
 
     private static double Spread(float[] logits) => logits.Max() - logits.Min();
 
-    private static double Median(List<double> values) => values.Order().ElementAt(values.Count / 2);
+    private static double Median(List<double> values)
+    {
+        var sorted = values.Order().ToList();
+        return sorted.Count % 2 == 1 ? sorted[sorted.Count / 2] : (sorted[sorted.Count / 2 - 1] + sorted[sorted.Count / 2]) / 2;
+    }
 
     private static string Spread3(List<double> values, string format)
     {
