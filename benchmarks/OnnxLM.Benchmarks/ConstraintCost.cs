@@ -14,7 +14,7 @@ using OnnxLM.Sampling;
 /// </summary>
 internal static class ConstraintCost
 {
-    private const string JsonText = "{\"name\": \"In the beginning God created the heaven and the earth.\", \"chapter\": 1, \"verses\": [1, 2, 31], \"canonical\": true}";
+    internal const string JsonText = "{\"name\": \"In the beginning God created the heaven and the earth.\", \"chapter\": 1, \"verses\": [1, 2, 31], \"canonical\": true}";
 
     private const string Schema = """
         {"type": "object", "properties": {"name": {"type": "string", "maxLength": 80}, "chapter": {"type": "integer"},
@@ -86,7 +86,7 @@ internal static class ConstraintCost
     }
 
     /// <summary>Masks logits once per token of <paramref name="ids"/> as generation does, returning µs per token.</summary>
-    private static double FollowMicroseconds(OutputConstraint constraint, TextTokenizer tokenizer, int[] ids, int vocab)
+    internal static double FollowMicroseconds(OutputConstraint constraint, TextTokenizer tokenizer, int[] ids, int vocab)
     {
         var logits = new float[vocab];
         var start = Stopwatch.GetTimestamp();

@@ -28,6 +28,10 @@ using GenAI = Microsoft.ML.OnnxRuntimeGenAI;
 //   concurrency [folder] [new-tokens]: total tokens/s of 1, 4, 8, 16 concurrent greedy requests, one at a time vs
 //     unbatched concurrent vs continuous batching (LanguageModelOptions.MaxBatchSize), ratios, identical-output check.
 //   choice-scoring [folder]: multiple-choice scoring, continuations of a context batched vs forked, in one run.
+//   scale <checkpoint> [--threads 2] [--rounds 3] [--precisions fp32,fp16,int4] ...: issue 29 at 0.5B–1B: <checkpoint>-fp32/-fp16/-int4
+//     run by OnnxLM, GenAI (same graph) and LLamaSharp (GGUF written from the same safetensors; Q4_0 by its quantizer):
+//     load, peak RSS, prefill, time to first token, decode at 128/2,048, 8 concurrent, sampler and JSON shares, int4 logit
+//     error, each decode figure next to the memory-bandwidth limit measured in the same run (benchmarks/scale.sh).
 //   chat-template: render time of real chat templates, OnnxLM vs @huggingface/jinja (node), and the prefill a 10-turn
 //     ChatSession saves by reusing its cache.
 var command = args.Length > 0 ? args[0] : "genai-compare";
@@ -69,6 +73,19 @@ if (command == "constraint-cost")
 if (command == "thread-settings")
 {
     return await ThreadSettings.RunAsync(args.Length > 1 ? args[1] : Path.Combine(Benchmarks.RepoRoot(), "models", "kjv-tiny"));
+}
+
+if (command == "scale")
+{
+    try
+    {
+        return await ScaleBenchmark.RunAsync(args[1..]);
+    }
+    catch (ArgumentException e)
+    {
+        Console.Error.WriteLine(e.Message);
+        return 1;
+    }
 }
 
 if (command == "decode")
@@ -116,7 +133,7 @@ switch (command)
     case "genai-compare":
         break;
     default:
-        Console.Error.WriteLine("usage: genai-compare|decode|sampling-cost|prefill-stall|speculative|concurrency|choice-scoring|score-throughput|tokenizer-throughput|tokenizer-mlnet|chat-template|constraint-cost|soak|quantization|thread-settings [model-folder] [new-tokens] [prompt]");
+        Console.Error.WriteLine("usage: genai-compare|decode|scale|sampling-cost|prefill-stall|speculative|concurrency|choice-scoring|score-throughput|tokenizer-throughput|tokenizer-mlnet|chat-template|constraint-cost|soak|quantization|thread-settings [model-folder] [new-tokens] [prompt]");
         return 1;
 }
 

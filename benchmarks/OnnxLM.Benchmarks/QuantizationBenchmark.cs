@@ -219,7 +219,7 @@ internal static class QuantizationBenchmark
     /// 4 bytes, as ONNX Runtime computes float16-stored weights in float32 after folding their casts; quantized ones as
     /// stored, scales and zero points included). The embedding lookup reads one row and is left out.
     /// </summary>
-    private static long WeightBytesPerToken(string graph)
+    internal static long WeightBytesPerToken(string graph)
     {
         var file = OnnxModelFile.Read(graph);
         long bytes = 0;
