@@ -387,6 +387,7 @@ public sealed partial class ModelExplainer
         }
     }
 
+    /// <summary>The ids of one sequence the per-position views accept: 1 to 512 tokens, within the context, each in the vocabulary.</summary>
     private int[] CheckIds(IReadOnlyList<int> tokenIds, string paramName)
     {
         ArgumentNullException.ThrowIfNull(tokenIds, paramName);

@@ -6,7 +6,6 @@ namespace OnnxLM.Explain;
 // The layer views: the logit lens, every head with its summary, and one query's dot products before the softmax.
 public sealed partial class ModelExplainer
 {
-    private const int MaxLayerTokens = 512;
     private LayerGraph? _layerGraph;
     private LayerProbe? _probe;
 
@@ -153,15 +152,6 @@ public sealed partial class ModelExplainer
             var weights = Enumerable.Range(0, heads).Select(h => Row(tensors[2].Values, h)).ToList();
             return new QueryKeyScores([.. ids.Select(Label)], layer, q, taps.Scale, raw, scaled, mask, weights);
         }, cancellationToken);
-    }
-
-    private int[] CheckIds(IReadOnlyList<int> tokenIds, string paramName = "tokenIds")
-    {
-        ArgumentNullException.ThrowIfNull(tokenIds, paramName);
-        var ids = tokenIds.ToArray();
-        if (ids.Length is 0 or > MaxLayerTokens) throw new ArgumentException($"The sequence has {ids.Length} tokens; the layer views are for 1 to {MaxLayerTokens}.", paramName);
-        GraphRun.CheckTokenIds(ids, _model.Info.VocabularySize, paramName);
-        return ids;
     }
 
     private string Label(int id) => _model.HasTokenizer ? TokenText(_model.Tokenizer, id) : id.ToString(CultureInfo.InvariantCulture);
