@@ -88,7 +88,8 @@ public sealed class BlockPanelTests : IAsyncLifetime
         for (var attempt = 0; attempt < 3 && Data(dom, "cost") is null; attempt++) dom = await ChromiumAsync(chromium!, "--dump-dom", Page);
         using var explain = _reference.Explain();
         var ablation = await explain.AblateAsync("the children of", 7);
-        Assert.Equal(3, Regex.Matches(dom, "<p class=\"what\">What you are seeing: ").Count);
+        var blocks = dom[dom.IndexOf("<section id=\"blocks\"", StringComparison.Ordinal)..];
+        Assert.Equal(3, Regex.Matches(blocks[..blocks.IndexOf("</section>", StringComparison.Ordinal)], "<p class=\"what\">What you are seeing: ").Count);
         Assert.Equal(_reference.Info.LayerCount.ToString(CultureInfo.InvariantCulture), Data(dom, "contributions"));
         Assert.Equal("7", Data(dom, "ablation-layer")); // the busiest MLP at the last token
         Assert.Equal(" Israel", Data(dom, "ablation-top"));
@@ -160,7 +161,7 @@ public sealed class BlockPanelTests : IAsyncLifetime
     private async Task<string> ChromiumAsync(string chromium, string action, string query)
     {
         var start = new ProcessStartInfo(chromium) { RedirectStandardOutput = true, RedirectStandardError = true };
-        foreach (var a in (string[])["--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars", "--window-size=1280,1500", "--virtual-time-budget=30000", action, new Uri(_http.BaseAddress!, query).ToString()])
+        foreach (var a in (string[])["--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars", "--window-size=1280,2800", "--virtual-time-budget=30000", action, new Uri(_http.BaseAddress!, query).ToString()])
         {
             start.ArgumentList.Add(a);
         }
