@@ -158,19 +158,6 @@ public sealed class BlockPanelTests : IAsyncLifetime
         return match.Success ? WebUtility.HtmlDecode(match.Groups[1].Value) : null;
     }
 
-    private async Task<string> ChromiumAsync(string chromium, string action, string query)
-    {
-        var start = new ProcessStartInfo(chromium) { RedirectStandardOutput = true, RedirectStandardError = true };
-        foreach (var a in (string[])["--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars", "--window-size=1280,2800", "--virtual-time-budget=30000", action, new Uri(_http.BaseAddress!, query).ToString()])
-        {
-            start.ArgumentList.Add(a);
-        }
-
-        using var process = Process.Start(start)!;
-        var error = process.StandardError.ReadToEndAsync();
-        var output = await process.StandardOutput.ReadToEndAsync();
-        await process.WaitForExitAsync();
-        await error;
-        return output;
-    }
+    private Task<string> ChromiumAsync(string chromium, string action, string query) =>
+        HeadlessChromium.RunAsync(chromium, action, new Uri(_http.BaseAddress!, query), 2800, 30000);
 }

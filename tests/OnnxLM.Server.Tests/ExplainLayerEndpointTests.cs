@@ -66,21 +66,8 @@ public sealed class ExplainLayerEndpointTests : IAsyncLifetime
         await PostAsync("/explain/heads", new { layer = 0 }, HttpStatusCode.BadRequest);
     }
 
-    private async Task<string> ChromiumAsync(string chromium, string action, string query)
-    {
-        var start = new ProcessStartInfo(chromium) { RedirectStandardOutput = true, RedirectStandardError = true };
-        foreach (var a in (string[])["--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars", "--window-size=1280,1700", "--virtual-time-budget=20000", action, new Uri(_http.BaseAddress!, query).ToString()])
-        {
-            start.ArgumentList.Add(a);
-        }
-
-        using var process = Process.Start(start)!;
-        var error = process.StandardError.ReadToEndAsync();
-        var output = await process.StandardOutput.ReadToEndAsync();
-        await process.WaitForExitAsync();
-        await error;
-        return output;
-    }
+    private Task<string> ChromiumAsync(string chromium, string action, string query) =>
+        HeadlessChromium.RunAsync(chromium, action, new Uri(_http.BaseAddress!, query), 1700);
 
     private static string Data(string dom, string name)
     {

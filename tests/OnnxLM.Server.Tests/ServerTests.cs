@@ -677,20 +677,6 @@ public sealed class ServerTests : IAsyncLifetime
         Assert.Equal("1", Data(Body(failed), "ready")); // the other panels loaded
     }
 
-    /// <summary>Headless chromium at the screenshot's window size on <paramref name="query"/>; returns what it prints (the DOM for --dump-dom).</summary>
-    private async Task<string> ChromiumAsync(string chromium, string action, string query)
-    {
-        var start = new ProcessStartInfo(chromium) { RedirectStandardOutput = true, RedirectStandardError = true };
-        foreach (var a in (string[])["--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars", "--window-size=1280,860", "--virtual-time-budget=20000", action, new Uri(_http.BaseAddress!, query).ToString()])
-        {
-            start.ArgumentList.Add(a);
-        }
-
-        using var process = Process.Start(start)!;
-        var error = process.StandardError.ReadToEndAsync();
-        var output = await process.StandardOutput.ReadToEndAsync();
-        await process.WaitForExitAsync();
-        await error;
-        return output;
-    }
+    private Task<string> ChromiumAsync(string chromium, string action, string query) =>
+        HeadlessChromium.RunAsync(chromium, action, new Uri(_http.BaseAddress!, query), 860);
 }
