@@ -9,9 +9,11 @@ public sealed class CliTests
 {
     private static readonly string Model = ConformanceModels.Get(ConformanceModels.Repo).Path;
 
-    private static async Task<(int Code, string Output, string Error)> RunAsync(params string[] args) => await RunWithInputAsync("", args);
+    /// <summary>Runs the tool in process with no input; returns its exit code and what it wrote to each stream.</summary>
+    internal static async Task<(int Code, string Output, string Error)> RunAsync(params string[] args) => await RunWithInputAsync("", args);
 
-    private static async Task<(int Code, string Output, string Error)> RunWithInputAsync(string input, params string[] args)
+    /// <summary>Runs the tool in process with <paramref name="input"/> as its standard input.</summary>
+    internal static async Task<(int Code, string Output, string Error)> RunWithInputAsync(string input, params string[] args)
     {
         using var output = new StringWriter();
         using var error = new StringWriter();

@@ -8,13 +8,7 @@ namespace OnnxLM.Tests;
 /// <summary><c>onnxlm explain</c> on kjv-tiny: the JSON equals the API's view, the terminal view shows it, the PNGs decode and follow the data.</summary>
 public sealed class ExplainCliTests
 {
-    private static async Task<(int Code, string Output, string Error)> RunAsync(params string[] args)
-    {
-        using var output = new StringWriter();
-        using var error = new StringWriter();
-        var code = await CliApp.RunAsync(args, output, error, new StringReader(""));
-        return (code, output.ToString(), error.ToString());
-    }
+    private static Task<(int Code, string Output, string Error)> RunAsync(params string[] args) => CliTests.RunAsync(args);
 
     [Fact]
     public async Task EveryViewPrintsJsonFromTheApi()
