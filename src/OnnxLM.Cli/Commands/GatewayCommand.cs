@@ -49,16 +49,7 @@ internal static class GatewayCommand
             await app.StartAsync(ct);
             var mode = parse.GetValue(roundRobin) ? "round robin" : "cache-aware";
             cli.Error.WriteLine($"onnxlm: gateway at {string.Join(", ", app.Urls)} over {string.Join(", ", parse.GetValue(backends)!)} ({mode}); Ctrl+C stops.");
-            try
-            {
-                await Task.Delay(Timeout.Infinite, ct);
-            }
-            catch (OperationCanceledException)
-            {
-            }
-
-            await app.StopAsync(CancellationToken.None);
-            return 0;
+            return await ServeCommand.RunUntilStoppedAsync(app, ct);
         }));
         return command;
     }

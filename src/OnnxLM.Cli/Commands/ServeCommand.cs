@@ -54,17 +54,23 @@ internal static class ServeCommand
             });
             await app.StartAsync(ct);
             cli.Error.WriteLine($"onnxlm: serving '{modelName}' at {string.Join(", ", app.Urls)} (playground at /, OpenAI API under /v1); Ctrl+C stops.");
-            try
-            {
-                await Task.Delay(Timeout.Infinite, ct);
-            }
-            catch (OperationCanceledException)
-            {
-            }
-
-            await app.StopAsync(CancellationToken.None);
-            return 0;
+            return await RunUntilStoppedAsync(app, ct);
         }));
         return command;
+    }
+
+    /// <summary>Keeps a started web app (the server or the gateway) running until Ctrl+C or SIGTERM, then stops it (draining).</summary>
+    internal static async Task<int> RunUntilStoppedAsync(Microsoft.AspNetCore.Builder.WebApplication app, CancellationToken ct)
+    {
+        try
+        {
+            await Task.Delay(Timeout.Infinite, ct);
+        }
+        catch (OperationCanceledException)
+        {
+        }
+
+        await app.StopAsync(CancellationToken.None);
+        return 0;
     }
 }
