@@ -88,6 +88,11 @@ if (command == "scale")
     }
 }
 
+if (command == "step-profile")
+{
+    return StepProfile.Run(args[1..]);
+}
+
 if (command == "decode")
 {
     return await DecodeBenchmark.RunAsync(args[1..]);
@@ -133,7 +138,7 @@ switch (command)
     case "genai-compare":
         break;
     default:
-        Console.Error.WriteLine("usage: genai-compare|decode|scale|sampling-cost|prefill-stall|speculative|concurrency|choice-scoring|score-throughput|tokenizer-throughput|tokenizer-mlnet|chat-template|constraint-cost|soak|quantization|thread-settings [model-folder] [new-tokens] [prompt]");
+        Console.Error.WriteLine("usage: genai-compare|decode|step-profile|scale|sampling-cost|prefill-stall|speculative|concurrency|choice-scoring|score-throughput|tokenizer-throughput|tokenizer-mlnet|chat-template|constraint-cost|soak|quantization|thread-settings [model-folder] [new-tokens] [prompt]");
         return 1;
 }
 
