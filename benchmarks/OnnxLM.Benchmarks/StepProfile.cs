@@ -30,8 +30,8 @@ internal static class StepProfile
         {
             vocab = model.Info.VocabularySize;
             Console.WriteLine();
-            Console.WriteLine("| prompt | OnnxLM ms/step (min / med / max) | GenAI ms/step | OnnxLM ÷ GenAI speed (med) | same tokens |");
-            Console.WriteLine("|---:|---|---|---:|---|");
+            Console.WriteLine("| prompt | OnnxLM ms/step (min / med / max) | GenAI ms/step | OnnxLM ÷ GenAI speed (med) | time to first token s, OnnxLM / GenAI (med) | same tokens |");
+            Console.WriteLine("|---:|---|---|---:|---|---|");
             foreach (var length in prompts)
             {
                 var prompt = PromptIds(vocab, length);
@@ -39,18 +39,22 @@ internal static class StepProfile
                 GenAIRun(genai, prompt, 2);
                 var ours = new List<double>();
                 var theirs = new List<double>();
+                var ourFirst = new List<double>();
+                var theirFirst = new List<double>();
                 var same = true;
                 for (var r = 0; r < rounds; r++)
                 {
-                    var (a, ta) = Onnx(model, prompt, steps);
-                    var (b, tb) = GenAIRun(genai, prompt, steps);
+                    var (a, fa, ta) = Onnx(model, prompt, steps);
+                    var (b, fb, tb) = GenAIRun(genai, prompt, steps);
                     ours.Add(1000 * ta / (steps - 1));
                     theirs.Add(1000 * tb / (steps - 1));
+                    ourFirst.Add(fa);
+                    theirFirst.Add(fb);
                     same &= a.SequenceEqual(b);
                 }
 
                 Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
-                    $"| {length} | {ours.Min():F1} / {Median(ours):F1} / {ours.Max():F1} | {theirs.Min():F1} / {Median(theirs):F1} / {theirs.Max():F1} | {Median(theirs) / Median(ours):F2} | {same} |"));
+                    $"| {length} | {ours.Min():F1} / {Median(ours):F1} / {ours.Max():F1} | {theirs.Min():F1} / {Median(theirs):F1} / {theirs.Max():F1} | {Median(theirs) / Median(ours):F2} | {Median(ourFirst):F2} / {Median(theirFirst):F2} | {same} |"));
             }
         }
 
@@ -93,29 +97,34 @@ internal static class StepProfile
         return new GenAI.Model(config);
     }
 
-    private static (int[] Tokens, double Seconds) Onnx(LanguageModel model, int[] prompt, int count)
+    /// <summary>Greedy tokens, the time to the first (prefill and choice) and the time of the decode steps after it.</summary>
+    private static (int[] Tokens, double First, double Seconds) Onnx(LanguageModel model, int[] prompt, int count)
     {
+        var clock = Stopwatch.StartNew();
         using var session = model.CreateSession(prompt.Length + count);
         session.Append(prompt);
         var tokens = new int[count];
         tokens[0] = ArgMax(session.NextTokenLogits);
-        var clock = Stopwatch.StartNew();
+        var first = clock.Elapsed.TotalSeconds;
+        clock.Restart();
         for (var i = 1; i < count; i++)
         {
             session.Append(tokens[i - 1]);
             tokens[i] = ArgMax(session.NextTokenLogits);
         }
 
-        return (tokens, clock.Elapsed.TotalSeconds);
+        return (tokens, first, clock.Elapsed.TotalSeconds);
     }
 
-    private static (int[] Tokens, double Seconds) GenAIRun(GenAI.Model model, int[] prompt, int count)
+    private static (int[] Tokens, double First, double Seconds) GenAIRun(GenAI.Model model, int[] prompt, int count)
     {
+        var clock = Stopwatch.StartNew();
         using var greedy = new GenAIGreedy(model, prompt, count);
         greedy.Generator.GenerateNextToken();
-        var clock = Stopwatch.StartNew();
+        var first = clock.Elapsed.TotalSeconds;
+        clock.Restart();
         while (!greedy.Generator.IsDone()) greedy.Generator.GenerateNextToken();
-        return (greedy.NewTokens, clock.Elapsed.TotalSeconds);
+        return (greedy.NewTokens, first, clock.Elapsed.TotalSeconds);
     }
 
     private static string Newest(string folder, string prefix) =>

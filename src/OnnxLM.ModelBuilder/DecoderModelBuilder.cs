@@ -124,6 +124,13 @@ public static class DecoderModelBuilder
     {
         var context = options.ContextLength ?? config.MaxPositions;
         JsonNode Eos() => config.EosTokenIds.Count == 1 ? config.EosTokenIds[0] : new JsonArray(config.EosTokenIds.Select(e => (JsonNode)e).ToArray());
+        var sessionOptions = new JsonObject { ["log_id"] = "onnxlm", ["provider_options"] = new JsonArray() };
+        if (options.LogitsToKeepInput)
+        {
+            // ONNX Runtime warns at every load that an input with a default is not folded as a constant; GenAI would print it.
+            sessionOptions["log_severity_level"] = 3;
+        }
+
         var root = new JsonObject
         {
             ["model"] = new JsonObject
@@ -132,7 +139,7 @@ public static class DecoderModelBuilder
                 ["context_length"] = context,
                 ["decoder"] = new JsonObject
                 {
-                    ["session_options"] = new JsonObject { ["log_id"] = "onnxlm", ["provider_options"] = new JsonArray() },
+                    ["session_options"] = sessionOptions,
                     ["filename"] = "model.onnx",
                     ["head_size"] = config.HeadSize,
                     ["hidden_size"] = config.HiddenSize,

@@ -72,6 +72,9 @@ public sealed class ModelBuilderOptions
     /// <summary>
     /// Adds the scalar int64 input <c>num_logits_to_keep</c> as transformers exports have it: logits are computed for the last
     /// that many positions only, and 0 means all (the hidden states are sliced <c>[:, -k:]</c> before the output projection).
+    /// Unlike transformers' exports, the input has a default, 0 (an initializer of the same name), so a runtime that does not
+    /// feed it, such as ONNX Runtime GenAI, runs the graph as if it had no such input; OnnxLM feeds 1 for a prefill, whose
+    /// other rows of logits nobody reads. <c>onnxlm convert</c> sets it.
     /// </summary>
     public bool LogitsToKeepInput { get; set; }
 

@@ -76,6 +76,7 @@ internal static class ModelBuilderCommands
                 Attention = groupQuery ? AttentionOperator.GroupQuery : AttentionOperator.Standard,
                 ContextLength = parse.GetValue(contextLength),
                 Quantization = quantization,
+                LogitsToKeepInput = true, // a prefill computes the output projection for its last position only
             });
             var bytes = new DirectoryInfo(parse.GetValue(output)!).EnumerateFiles("model.onnx*").Sum(f => f.Length);
             cli.Output.WriteLine(FormattableString.Invariant(

@@ -35,7 +35,8 @@ internal abstract class DecoderGraphWriter
         G.Input("position_ids", OnnxGraph.Int64, Batch, Sequence);
         if (Options.TokenTypeIdsInput) G.Input("token_type_ids", OnnxGraph.Int64, Batch, Sequence);
         if (Options.CachePositionInput) G.Input("cache_position", OnnxGraph.Int64, Sequence);
-        if (Options.LogitsToKeepInput) G.Input("num_logits_to_keep", OnnxGraph.Int64); // a scalar, as transformers exports it
+        // A scalar, as transformers exports it; 0 (all positions) when not fed, so GenAI and other runtimes run the graph as before.
+        if (Options.LogitsToKeepInput) G.InputWithDefault("num_logits_to_keep", 0);
         for (var i = 0; i < Config.LayerCount; i++)
         {
             G.Input($"past_key_values.{i}.key", OnnxGraph.Float, Batch, Config.KeyValueHeadCount, Past, Config.HeadSize);

@@ -186,6 +186,17 @@ internal sealed class OnnxGraph
 
     public void Input(string name, int elementType, params object[] dims) => _inputs.Add(ValueInfo(Claim(name), elementType, dims));
 
+    /// <summary>
+    /// An int64 scalar graph input with a default: an initializer of the same name, which ONNX Runtime treats as an
+    /// overridable initializer (IR 4 and later). A caller that does not feed it gets <paramref name="value"/>, and ONNX
+    /// Runtime does not list it among the inputs a run must feed, so runtimes that know nothing of it run the graph unchanged.
+    /// </summary>
+    public void InputWithDefault(string name, long value)
+    {
+        _inputs.Add(ValueInfo(Claim(name), Int64, []));
+        _initializers.Add(new Initializer(name, Int64, [], BitConverter.GetBytes(value), null));
+    }
+
     public void Output(string name, int elementType, params object[] dims) => _outputs.Add(ValueInfo(name, elementType, dims));
 
     /// <summary>

@@ -220,7 +220,8 @@ internal sealed unsafe class GraphFeed : IDisposable
     /// through the managed API (<see cref="Run"/>); the caller disposes the values after the run.
     /// </summary>
     public void AddTo(List<string> names, List<OrtValue> values)
-    {        var cpu = OrtMemoryInfo.DefaultInstance;
+    {
+        var cpu = OrtMemoryInfo.DefaultInstance;
         long[] shape = [_rows, _n];
         var cells = (long)_rows * _n;
         Add(_sig.InputIds, OrtValue.CreateTensorValueWithData(cpu, _sig.IdType, shape, (IntPtr)_ids, cells * GraphRun.IntegerSize(_sig.IdType)));

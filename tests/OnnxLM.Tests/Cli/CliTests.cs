@@ -1,4 +1,5 @@
 using System.Text.Json;
+using System.Text.Json.Nodes;
 using OnnxLM.Chat;
 using OnnxLM.Cli;
 
@@ -336,6 +337,12 @@ public sealed class CliTests
             using var standard = LanguageModel.Load(folder + "-standard");
             using var gqa = LanguageModel.Load(folder);
             Assert.True(gqa.Runtime.Graph.SharesCacheBuffer);
+            // Converted graphs take the logits count (with a default, for runtimes that do not feed it): a prefill computes one row.
+            Assert.Equal("num_logits_to_keep", gqa.Runtime.Graph.Signature.LogitsToKeep);
+            Assert.Equal("num_logits_to_keep", standard.Runtime.Graph.Signature.LogitsToKeep);
+            // ...and GenAI, which does not feed it, is told not to print ONNX Runtime's warning about it at every load.
+            var genai = JsonNode.Parse(File.ReadAllText(Path.Combine(folder, "genai_config.json")))!;
+            Assert.Equal(3, (int)genai["model"]!["decoder"]!["session_options"]!["log_severity_level"]!);
             var options = new GenerationOptions { MaxNewTokens = 20, StopTokenIds = [] };
             Assert.Equal((await standard.GenerateAsync("And God said", options)).TokenIds, (await gqa.GenerateAsync("And God said", options)).TokenIds);
         }

@@ -179,6 +179,50 @@ public sealed class HubLayoutTests(HubLayoutFixture layouts) : IClassFixture<Hub
     }
 
     [Fact]
+    public void TheLogitsCountHasADefaultSoARuntimeThatDoesNotFeedItGetsEveryRow()
+    {
+        // OnnxLM's converter writes num_logits_to_keep with a default of 0 (an initializer of the same name): ONNX Runtime
+        // does not list it among the inputs a run must feed, which is all ONNX Runtime GenAI looks at.
+        using var model = LanguageModel.Load(layouts.TransformersJs, Cpu("fp32"));
+        var session = model.Runtime.Graph.Session;
+        Assert.DoesNotContain("num_logits_to_keep", session.InputMetadata.Keys);
+        Assert.Contains("num_logits_to_keep", session.OverridableInitializerMetadata.Keys);
+
+        int[] ids = [5, 17, 300, 42, 9];
+        var sig = model.Runtime.Graph.Signature;
+        using var feed = new GraphFeed(model.Runtime.Graph);
+        feed.Begin(1, ids.Length, 0);
+        feed.Row(0, ids, 0);
+        var names = new List<string>();
+        var values = new List<OrtValue>();
+        try
+        {
+            feed.AddTo(names, values);
+            var keep = names.IndexOf("num_logits_to_keep");
+            values[keep].Dispose();
+            names.RemoveAt(keep);
+            values.RemoveAt(keep);
+            foreach (var past in sig.PastNames)
+            {
+                names.Add(past);
+                values.Add(OrtValue.CreateAllocatedTensorValue(OrtAllocator.DefaultInstance, sig.KvType, [1, sig.KeyValueHeadCount, 0, sig.HeadSize]));
+            }
+
+            using var outputs = session.Run(new RunOptions(), names, values, [sig.Logits]);
+            Assert.Equal(new long[] { 1, ids.Length, model.Info.VocabularySize }, outputs[0].GetTensorTypeAndShape().Shape);
+            using var prefill = model.CreateSession(ids.Length);
+            prefill.Append(ids);
+            var vocab = model.Info.VocabularySize;
+            AssertClose(outputs[0].GetTensorDataAsSpan<float>().Slice((ids.Length - 1) * vocab, vocab), prefill.NextTokenLogits.ToArray(),
+                "the last row of an unfed run equals OnnxLM's prefill, which feeds 1");
+        }
+        finally
+        {
+            foreach (var value in values) value.Dispose();
+        }
+    }
+
+    [Fact]
     public void WithoutADtypeTheDocumentedOrderPicks()
     {
         using (var model = LanguageModel.Load(layouts.TransformersJs, Cpu()))

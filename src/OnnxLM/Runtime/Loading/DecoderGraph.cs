@@ -179,9 +179,10 @@ internal sealed class DecoderGraph : IDisposable
 
     /// <summary>
     /// Puts the graph and the external data files it names through <see cref="ModelFile"/> before ONNX Runtime opens
-    /// them, which it would do without those checks (a FIFO there blocks the load for ever).
+    /// them, which it would do without those checks (a FIFO there blocks the load for ever). Returns whether the graph gives
+    /// the logits count as an input with a default (an overridable initializer, as OnnxLM's converter writes it).
     /// </summary>
-    private static void CheckGraphFiles(string graphFile)
+    private static bool CheckGraphFiles(string graphFile)
     {
         ModelFile.Check(graphFile, ModelFile.MaxGraphBytes);
         OnnxModelFile file;
@@ -191,7 +192,7 @@ internal sealed class DecoderGraph : IDisposable
         }
         catch (Exception e) when (e is ModelFormatException or IOException or InvalidDataException or ArgumentException or OverflowException)
         {
-            return; // a graph this reader cannot walk: ONNX Runtime's own error will say what is wrong with it
+            return false; // a graph this reader cannot walk: ONNX Runtime's own error will say what is wrong with it
         }
 
         var folder = Path.GetDirectoryName(Path.GetFullPath(graphFile))!;
@@ -199,7 +200,12 @@ internal sealed class DecoderGraph : IDisposable
         {
             ModelFile.Check(Path.Combine(folder, external), ModelFile.Unlimited);
         }
+
+        return LogitsCountNames.Any(file.Initializers.ContainsKey);
     }
+
+    /// <summary>The inputs that ask a graph for the logits of only the last positions (transformers' names).</summary>
+    private static readonly string[] LogitsCountNames = ["num_logits_to_keep", "logits_to_keep"];
 
     private static DecoderGraph CreateWith(ExecutionProvider provider, ModelConfig config, LanguageModelOptions options)
     {
@@ -236,9 +242,15 @@ internal sealed class DecoderGraph : IDisposable
             cacheMemory = new OrtMemoryInfo(OrtMemoryInfo.allocatorCUDA, OrtAllocatorType.DeviceAllocator, options.DeviceId, OrtMemType.Default);
         }
 
+        if (CheckGraphFiles(config.GraphFile))
+        {
+            // ONNX Runtime warns, at every load, that an initializer which is also an input is not folded as a constant:
+            // that is the point of an input with a default, so the warning is noise for every user of such a graph.
+            sessionOptions.LogSeverityLevel = OrtLoggingLevel.ORT_LOGGING_LEVEL_ERROR;
+        }
+
         options.ConfigureSessionOptions?.Invoke(sessionOptions);
 
-        CheckGraphFiles(config.GraphFile);
         InferenceSession session;
         try
         {
@@ -255,7 +267,7 @@ internal sealed class DecoderGraph : IDisposable
 
         try
         {
-            var signature = GraphSignature.Inspect(session.InputMetadata, session.OutputMetadata, config);
+            var signature = GraphSignature.Inspect(FedInputs(session), session.OutputMetadata, config);
             return new DecoderGraph(session, signature, provider, cacheMemory, options.DeviceId);
         }
         catch
@@ -263,6 +275,19 @@ internal sealed class DecoderGraph : IDisposable
             session.Dispose();
             throw;
         }
+    }
+
+    /// <summary>
+    /// The graph's inputs, plus the logits count when a graph gives it as an overridable initializer (an input with a default,
+    /// as OnnxLM's converter writes it so that runtimes that do not feed it see a graph without it): it may be fed all the same.
+    /// </summary>
+    private static IReadOnlyDictionary<string, NodeMetadata> FedInputs(InferenceSession session)
+    {
+        var defaults = session.OverridableInitializerMetadata;
+        if (!LogitsCountNames.Any(defaults.ContainsKey)) return session.InputMetadata;
+        var inputs = new Dictionary<string, NodeMetadata>(session.InputMetadata, StringComparer.Ordinal);
+        foreach (var name in LogitsCountNames.Where(defaults.ContainsKey)) inputs.TryAdd(name, defaults[name]);
+        return inputs;
     }
 
     /// <summary>
