@@ -6,7 +6,8 @@
 #   benchmarks/scale.sh                       # Qwen2.5-0.5B shape, then Llama-3.2-1B shape
 #   benchmarks/scale.sh qwen2.5-0.5b          # one family
 # Environment: SCALE_MODELS (folder of checkpoints and conversions; default build/work/scale-models), THREADS (2),
-# ROUNDS (3), PRECISIONS (fp32,fp16,int4), SCALE_ARGS (more options for the benchmark: --long 1024 --decode 64 ...).
+# ROUNDS (3), PRECISIONS (fp32,fp16,int4), ATTENTION (convert's --attention: auto, the default, writes GroupQueryAttention
+# at these sizes; standard for the standard-operator graphs), SCALE_ARGS (more options for the benchmark: --long 1024 --decode 64 ...).
 # Steps that need more than 3 GiB run under flock /tmp/bigmem.lock when flock exists (one such job machine-wide).
 # Disk: about 13 GB for the 0.5B family and 25 GB for the 1B family (checkpoint, three ONNX folders, three GGUF files).
 set -euo pipefail
@@ -42,7 +43,7 @@ for family in "${families[@]}"; do
       *) echo "unknown precision $precision (fp32, fp16, int4)" >&2; exit 2 ;;
     esac
     echo "converting $folder" >&2
-    heavy dotnet "$cli" convert "$checkpoint" "$folder" "${options[@]}" >&2
+    heavy dotnet "$cli" convert "$checkpoint" "$folder" --attention "${ATTENTION:-auto}" "${options[@]}" >&2
   done
   # shellcheck disable=SC2086
   heavy dotnet "$bench" scale "$checkpoint" --threads "$threads" --rounds "$rounds" --precisions "$precisions" ${SCALE_ARGS:-} \

@@ -17,11 +17,12 @@ internal static class ModelBuilderCommands
         var attentions = new Option<bool>("--attentions") { Description = "Also output the attention weights of every layer (for explain views)" };
         var attention = new Option<string>("--attention")
         {
-            Description = "Attention operators: standard (ONNX ops, every provider) or gqa (one com.microsoft.GroupQueryAttention per layer; "
-                + "the cache appends in place in one shared buffer)",
-            DefaultValueFactory = _ => "standard",
+            Description = "Attention operators: auto (gqa for models of 100M parameters or more, standard below), standard (ONNX ops, every "
+                + "provider and every explain view) or gqa (one com.microsoft.GroupQueryAttention per layer; the cache appends in place in "
+                + "one shared buffer: at the 1B shape, decoding at a 2,048-token context is about twice as fast)",
+            DefaultValueFactory = _ => "auto",
         };
-        attention.AcceptOnlyFromAmong("standard", "gqa");
+        attention.AcceptOnlyFromAmong("auto", "standard", "gqa");
         var contextLength = new Option<int?>("--context-length") { Description = "Context length to record (default: the checkpoint's)" };
         var quantize = new Option<string?>("--quantize") { Description = "Quantize the projection, MLP and output weights: int4 or int8 (MatMulNBits)" };
         quantize.AcceptOnlyFromAmong("int4", "int8");
@@ -46,7 +47,9 @@ internal static class ModelBuilderCommands
         command.SetAction((parse, ct) => cli.RunAsync(parse, () =>
         {
             if (parse.GetValue(contextLength) is < 1) throw new UsageException("--context-length must be positive.");
-            var groupQuery = parse.GetValue(attention) == "gqa";
+            var choice = parse.GetValue(attention);
+            var groupQuery = choice == "gqa"
+                || (choice == "auto" && !parse.GetValue(attentions) && PrefersGroupQuery(DecoderConfig.Load(parse.GetValue(checkpoint)!)));
             if (groupQuery && parse.GetValue(attentions))
             {
                 throw new UsageException("--attentions needs --attention standard: a GroupQueryAttention node does not output the attention weights.");
@@ -80,10 +83,30 @@ internal static class ModelBuilderCommands
             });
             var bytes = new DirectoryInfo(parse.GetValue(output)!).EnumerateFiles("model.onnx*").Sum(f => f.Length);
             cli.Output.WriteLine(FormattableString.Invariant(
-                $"wrote {parse.GetValue(output)} in {clock.Elapsed.TotalSeconds:F1} s ({bytes / 1e6:F1} MB{(quantization is null ? "" : $", {quantization}")}{(groupQuery ? ", GroupQueryAttention" : "")})"));
+                $"wrote {parse.GetValue(output)} in {clock.Elapsed.TotalSeconds:F1} s ({bytes / 1e6:F1} MB{(quantization is null ? "" : $", {quantization}")}{(groupQuery ? ", GroupQueryAttention" : "")}{(groupQuery && choice == "auto" ? $" chosen by --attention auto for {ParameterCount(DecoderConfig.Load(parse.GetValue(checkpoint)!)) / 1e6:F0}M parameters; --attention standard keeps every explain view" : "")})"));
             return Task.FromResult(0);
         }));
         return command;
+    }
+
+    /// <summary>The parameters from which <c>--attention auto</c> writes GroupQueryAttention.</summary>
+    internal const long GroupQueryFromParameters = 100_000_000;
+
+    /// <summary>
+    /// <c>--attention auto</c>: GroupQueryAttention for models people run (decoding over a long context is where it pays:
+    /// one fused kernel reading the cache in place), standard operators for small models, which are for learning and
+    /// testing and whose explain views need the attention probabilities. The operator needs a head size that is a multiple of 8.
+    /// </summary>
+    internal static bool PrefersGroupQuery(DecoderConfig config) => config.HeadSize % 8 == 0 && ParameterCount(config) >= GroupQueryFromParameters;
+
+    /// <summary>The weights of a config's projections and embeddings (norms and biases, a rounding error here, left out).</summary>
+    internal static long ParameterCount(DecoderConfig c)
+    {
+        long hidden = c.HiddenSize, heads = (long)c.AttentionHeadCount * c.HeadSize, kv = (long)c.KeyValueHeadCount * c.HeadSize;
+        var attention = hidden * (heads + 2 * kv) + heads * hidden;
+        var mlp = (c.ModelType == "gpt2" ? 2 : 3) * hidden * c.IntermediateSize;
+        var embeddings = (c.TieWordEmbeddings ? 1 : 2) * (long)c.VocabularySize * hidden + (c.ModelType == "gpt2" ? (long)c.MaxPositions * hidden : 0);
+        return embeddings + c.LayerCount * (attention + mlp);
     }
 
     public static Command TrainBpe(CliContext cli)

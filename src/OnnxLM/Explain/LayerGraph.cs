@@ -97,7 +97,7 @@ internal sealed class LayerGraph
         if (_file.Nodes.FirstOrDefault(n => FusedNorms.Contains(n.OpType)) is { } fused)
         {
             return Fail($"The graph adds the residual stream inside fused {fused.OpType} operators, so the hidden state after each layer is not a tensor it computes; " +
-                "build the model with standard operators (onnxlm convert from the checkpoint) to see the logit lens.");
+                "build the model with standard operators (onnxlm convert --attention standard, from the checkpoint) to see the logit lens.");
         }
 
         // logits = [Cast] ([Add bias]) MatMul(normed, W or Transpose(W)).
@@ -254,7 +254,7 @@ internal sealed class LayerGraph
         if (_file.Nodes.FirstOrDefault(n => FusedAttention.Contains(n.OpType)) is { } fused)
         {
             return ([], $"The graph computes attention in one fused {fused.OpType} operator, which does not expose its scores or probabilities; " +
-                "build the model with standard operators (onnxlm convert) to see heads and query·key scores.");
+                "build the model with standard operators (onnxlm convert --attention standard) to see heads and query·key scores.");
         }
 
         var taps = new List<AttentionTaps>();

@@ -274,7 +274,7 @@ public sealed partial class ModelExplainer
         var file = _file.Value;
         if (file.Nodes.FirstOrDefault(n => n.OpType is "GroupQueryAttention" or "MultiHeadAttention" or "Attention" or "PackedAttention") is { } fused)
         {
-            throw new NotSupportedException($"The graph computes attention in one fused {fused.OpType} operator, so one head's output cannot be zeroed inside it; build the model with standard operators (onnxlm convert) to zero heads.");
+            throw new NotSupportedException($"The graph computes attention in one fused {fused.OpType} operator, so one head's output cannot be zeroed inside it; build the model with standard operators (onnxlm convert --attention standard) to zero heads.");
         }
 
         var branch = Residual().Adds[2 * layer].Branch;
@@ -330,7 +330,7 @@ public sealed partial class ModelExplainer
             var file = _file.Value;
             if (file.Nodes.FirstOrDefault(n => n.OpType is "SkipLayerNormalization" or "SkipSimplifiedLayerNormalization" or "EmbedLayerNormalization") is { } fused)
             {
-                throw new NotSupportedException($"The graph fuses the residual additions into {fused.OpType} operators, which add the attention and MLP outputs to the stream inside one kernel; those outputs cannot be read or zeroed apart. Build the model with standard operators (onnxlm convert) to see block contributions.");
+                throw new NotSupportedException($"The graph fuses the residual additions into {fused.OpType} operators, which add the attention and MLP outputs to the stream inside one kernel; those outputs cannot be read or zeroed apart. Build the model with standard operators (onnxlm convert --attention standard) to see block contributions.");
             }
 
             var producers = new Dictionary<string, OnnxModelFile.Node>(StringComparer.Ordinal);

@@ -177,7 +177,7 @@ public sealed partial class ModelExplainer : IDisposable
             {
                 var fused = file.Nodes.FirstOrDefault(n => n.OpType is "GroupQueryAttention" or "MultiHeadAttention" or "Attention" or "PackedAttention")?.OpType;
                 throw new NotSupportedException(fused is not null
-                    ? $"The graph computes attention in one fused {fused} operator, which does not expose its probabilities; build the model with standard operators (onnxlm convert) to see attention."
+                    ? $"The graph computes attention in one fused {fused} operator, which does not expose its probabilities; build the model with standard operators (onnxlm convert --attention standard) to see attention."
                     : "The graph has no Softmax node, so its attention probabilities cannot be read.");
             }
 

@@ -2,6 +2,8 @@ using System.Text.Json;
 using System.Text.Json.Nodes;
 using OnnxLM.Chat;
 using OnnxLM.Cli;
+using OnnxLM.Cli.Commands;
+using OnnxLM.ModelBuilder;
 
 namespace OnnxLM.Tests;
 
@@ -321,6 +323,28 @@ public sealed class CliTests
             if (Directory.Exists(folder)) Directory.Delete(folder, recursive: true);
             if (Directory.Exists(folder + "-fp32")) Directory.Delete(folder + "-fp32", recursive: true);
         }
+    }
+
+    [Fact]
+    public void ConvertChoosesGroupQueryAttentionFromAHundredMillionParameters()
+    {
+        DecoderConfig Config(int hidden, int layers, int heads, int kvHeads, int headSize, int mlp, int vocab) => new()
+        {
+            ModelType = "llama", HiddenSize = hidden, LayerCount = layers, AttentionHeadCount = heads, KeyValueHeadCount = kvHeads,
+            HeadSize = headSize, IntermediateSize = mlp, VocabularySize = vocab, MaxPositions = 4096, TieWordEmbeddings = true,
+        };
+
+        // The published parameter counts, less what the estimate leaves out: 2 RMS norms a layer and the final one (and
+        // Qwen2's q/k/v biases).
+        var llama = Config(2048, 16, 32, 8, 64, 8192, 128_256);
+        Assert.Equal(1_235_814_400 - (16 * 2 * 2048 + 2048), ModelBuilderCommands.ParameterCount(llama));
+        var qwen = Config(896, 24, 14, 2, 64, 4864, 151_936);
+        Assert.Equal(494_032_768 - (24 * 2 * 896 + 896) - 24 * (896 + 2 * 128), ModelBuilderCommands.ParameterCount(qwen));
+        Assert.True(ModelBuilderCommands.PrefersGroupQuery(llama));
+        Assert.True(ModelBuilderCommands.PrefersGroupQuery(qwen));
+        Assert.False(ModelBuilderCommands.PrefersGroupQuery(llama with { HeadSize = 36, AttentionHeadCount = 56, KeyValueHeadCount = 14 })); // the operator needs a multiple of 8
+        Assert.False(ModelBuilderCommands.PrefersGroupQuery(DecoderConfig.Load(Model))); // kjv-tiny: every explain view
+        Assert.True(ModelBuilderCommands.ParameterCount(DecoderConfig.Load(Model)) < ModelBuilderCommands.GroupQueryFromParameters);
     }
 
     [SharedModelFact("torch-llama-fp32-hf")]
