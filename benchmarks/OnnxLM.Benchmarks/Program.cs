@@ -88,6 +88,11 @@ if (command == "scale")
     }
 }
 
+if (command == "speculative-scale")
+{
+    return await SpeculativeScale.RunAsync(args[1..]);
+}
+
 if (command == "step-profile")
 {
     return StepProfile.Run(args[1..]);
@@ -138,7 +143,7 @@ switch (command)
     case "genai-compare":
         break;
     default:
-        Console.Error.WriteLine("usage: genai-compare|decode|step-profile|scale|sampling-cost|prefill-stall|speculative|concurrency|choice-scoring|score-throughput|tokenizer-throughput|tokenizer-mlnet|chat-template|constraint-cost|soak|quantization|thread-settings [model-folder] [new-tokens] [prompt]");
+        Console.Error.WriteLine("usage: genai-compare|decode|step-profile|speculative-scale|scale|sampling-cost|prefill-stall|speculative|concurrency|choice-scoring|score-throughput|tokenizer-throughput|tokenizer-mlnet|chat-template|constraint-cost|soak|quantization|thread-settings [model-folder] [new-tokens] [prompt]");
         return 1;
 }
 

@@ -223,6 +223,25 @@ public sealed class HubLayoutTests(HubLayoutFixture layouts) : IClassFixture<Hub
     }
 
     [Fact]
+    public void APromptJoiningABatchAloneGetsOnlyItsLastRowOfLogits()
+    {
+        // BatchedCache.Add with one prompt asks the graph for its last position's logits only: the same as a session's prefill.
+        using var model = LanguageModel.Load(layouts.TransformersJs, Cpu("fp32"));
+        int[] first = [5, 17, 300, 42, 9], second = [7, 8, 9];
+        using var cache = new BatchedCache(model.Runtime);
+        cache.Add(first, 1, CancellationToken.None);
+        cache.Add(second, 2, CancellationToken.None);
+        cache.Add([first, second], [1, 1], CancellationToken.None); // two prompts: every row's logits, read at each one's end
+        int[][] rows = [first, second, second, first, second];
+        for (var row = 0; row < rows.Length; row++)
+        {
+            using var session = model.CreateSession(8);
+            session.Append(rows[row]);
+            AssertClose(session.NextTokenLogits, cache.Logits(row), $"row {row}");
+        }
+    }
+
+    [Fact]
     public void WithoutADtypeTheDocumentedOrderPicks()
     {
         using (var model = LanguageModel.Load(layouts.TransformersJs, Cpu()))

@@ -108,7 +108,8 @@ internal sealed unsafe class BatchedCache : IDisposable
 
         _feed.Begin(batch, n, 0);
         for (var p = 0; p < batch; p++) _feed.Row(p, prompts[p], 0);
-        using var outputs = Run(n, past: null, cancellationToken);
+        var logitRows = _feed.KeepLastLogits(1); // one prompt: only its last position's logits are read
+        using var outputs = Run(n, past: null, cancellationToken, logitRows);
 
         var rows = Count;
         var added = 0;
@@ -141,7 +142,7 @@ internal sealed unsafe class BatchedCache : IDisposable
         {
             for (var c = 0; c < copies[p]; c++)
             {
-                GraphRun.CopyAsFloat(outputs[0], _sig.LogitsType, (p * n + prompts[p].Length - 1) * _vocab, _vocab, logits.AsSpan(at++ * _vocab, _vocab));
+                GraphRun.CopyAsFloat(outputs[0], _sig.LogitsType, (p * logitRows + prompts[p].Length - 1 - (n - logitRows)) * _vocab, _vocab, logits.AsSpan(at++ * _vocab, _vocab));
             }
         }
 
@@ -399,9 +400,10 @@ internal sealed unsafe class BatchedCache : IDisposable
     /// <summary>
     /// Runs what the feed holds (<paramref name="n"/> new tokens per row) after <paramref name="past"/>, or after an empty past
     /// when it is null, through the managed API: the outputs (logits, then presents) come back allocated on the host, also on
-    /// CUDA, so rows can be copied between steps.
+    /// CUDA, so rows can be copied between steps. The logits have <paramref name="logitRows"/> positions per row when the feed
+    /// asked for fewer than n (<see cref="GraphFeed.KeepLastLogits"/>), n when it is negative.
     /// </summary>
-    private IDisposableReadOnlyCollection<OrtValue> Run(int n, OrtValue[]? past, CancellationToken cancellationToken)
+    private IDisposableReadOnlyCollection<OrtValue> Run(int n, OrtValue[]? past, CancellationToken cancellationToken, int logitRows = -1)
     {
         var batch = _feed.Rows;
         var outputNames = new string[1 + _sig.PresentNames.Length];
@@ -421,7 +423,7 @@ internal sealed unsafe class BatchedCache : IDisposable
 
         try
         {
-            GraphRun.CheckLogits(outputs[0], batch, n, _vocab, _model.Info.GraphPath);
+            GraphRun.CheckLogits(outputs[0], batch, logitRows < 0 ? n : logitRows, _vocab, _model.Info.GraphPath);
             return outputs;
         }
         catch

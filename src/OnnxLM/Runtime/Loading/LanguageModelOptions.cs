@@ -22,7 +22,8 @@ public sealed class LanguageModelOptions
     /// The most concurrent generations decoded together in one model run per step (continuous batching): concurrent
     /// <c>GenerateAsync</c>/<c>GenerateStreamingAsync</c>/<c>GenerateChatAsync</c> calls on one model become rows of a
     /// shared batch, and <c>GenerateManyAsync</c> decodes its samples as one batch; more wait for a free row. Results are
-    /// those of running each alone. 1 turns batching off (each call decodes in its own session, concurrently). Graphs
+    /// those of running each alone (up to rounding; on int4 graphs with int8 activations, <c>accuracy_level</c> 4, up to
+    /// the different rounding ONNX Runtime gives one row and several: see <see cref="SpeculativeDecoding"/>). 1 turns batching off (each call decodes in its own session, concurrently). Graphs
     /// that cannot take rows of different lengths (no dynamic batch dimension, attention mask or position ids, or packed
     /// or paged attention) always decode alone, and so does the CUDA provider for now (the batched cache
     /// is kept in host memory). Default <see cref="DefaultMaxBatchSize"/>; at most 256.
