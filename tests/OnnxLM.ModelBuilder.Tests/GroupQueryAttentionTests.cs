@@ -59,6 +59,13 @@ public sealed class GroupQueryAttentionTests : IDisposable
 
         Assert.DoesNotContain(file.Nodes, n => n.OpType == "Softmax");
 
+        // Llama heads that are a multiple of 16 are rotated inside the operator (do_rotary, the graph's cos/sin tables as its
+        // caches): no rotate-half operators remain. Other head sizes, which its rotary refuses, keep the graph's own.
+        var fused = type == "llama" && headDim % 16 == 0;
+        Assert.All(nodes, n => Assert.Equal(fused ? 1 : 0, n.IntAttributes.GetValueOrDefault("do_rotary")));
+        Assert.All(nodes, n => Assert.Equal(fused ? 9 : 7, n.Inputs.Count));
+        Assert.Equal(!fused && type == "llama", file.Nodes.Any(n => n.OpType == "Neg"));
+
         // Through OnnxLM's runtime (shared buffer, the CPU default): prefill, cached steps, against the reference.
         int[] ids = [3, 17, 5, vocab - 1, 42 % vocab, 9, 0, 11, 23, 7, 2, 30, 19, 4, 8, 27, 13, 6, 21, 10];
         BuiltGraphTests.AssertMatchesReference(gqa, config, weights, ids);

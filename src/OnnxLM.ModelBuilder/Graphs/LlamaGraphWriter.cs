@@ -2,8 +2,8 @@ namespace OnnxLM.ModelBuilder;
 
 /// <summary>
 /// Llama-family decoder: token embedding, per layer RMSNorm → attention with RoPE (Hugging Face rotate-half,
-/// keys cached after rotation; applied with standard operators before GroupQueryAttention too, so both attention
-/// forms use the same tables and position_ids) → residual, RMSNorm → SwiGLU MLP → residual; final RMSNorm and lm_head
+/// keys cached after rotation; standard operators at position_ids, or GroupQueryAttention's own rotary from the same
+/// tables at the positions where it places the new tokens) → residual, RMSNorm → SwiGLU MLP → residual; final RMSNorm and lm_head
 /// (or the tied embedding).
 /// </summary>
 internal sealed class LlamaGraphWriter(DecoderConfig config, IWeightSource weights, ModelBuilderOptions options)
@@ -47,11 +47,15 @@ internal sealed class LlamaGraphWriter(DecoderConfig config, IWeightSource weigh
         // Hugging Face's layout repeats each half, cat(freqs, freqs), so the half is stored and concatenated after the
         // Gather), broadcast over the heads: [B, 1, S, D] against [B, heads, S, D] (standard attention) or [B, S, 1, D]
         // against [B, S, heads, D] (GroupQueryAttention takes heads packed per token).
+        // GroupQueryAttention rotates q and k itself from the same tables (do_rotary), at the positions where it places the
+        // new tokens, which are the rows' real positions; its rotary needs a head size that is a multiple of 16.
         var (cosTable, sinTable) = RopeTables();
-        var headAxis = G.Ints("head_axis", GroupQuery ? 2 : 1);
+        var tables = (Cos: Constant("rope_cos", cosTable, [c.MaxPositions, d / 2]), Sin: Constant("rope_sin", sinTable, [c.MaxPositions, d / 2]));
+        var fusedRotary = GroupQuery && d % 16 == 0;
         string Rows(string table) => G.Op("Concat", [table, table], ("axis", -1));
-        var cos = G.Op("Unsqueeze", Rows(G.Op("Gather", [Constant("rope_cos", cosTable, [c.MaxPositions, d / 2]), "position_ids"], ("axis", 0))), headAxis);
-        var sin = G.Op("Unsqueeze", Rows(G.Op("Gather", [Constant("rope_sin", sinTable, [c.MaxPositions, d / 2]), "position_ids"], ("axis", 0))), headAxis);
+        var headAxis = G.Ints("head_axis", GroupQuery ? 2 : 1);
+        string Positions(string table) => G.Op("Unsqueeze", Rows(G.Op("Gather", [table, "position_ids"], ("axis", 0))), headAxis);
+        var (cos, sin) = fusedRotary ? ("", "") : (Positions(tables.Cos), Positions(tables.Sin)); // unused when fused
 
         for (var i = 0; i < c.LayerCount; i++)
         {
@@ -62,7 +66,9 @@ internal sealed class LlamaGraphWriter(DecoderConfig config, IWeightSource weigh
             string attention;
             if (GroupQuery)
             {
-                attention = GroupQueryAttention(i, PackedRope(qkv[0], nh, cos, sin), PackedRope(qkv[1], kvh, cos, sin), qkv[2]);
+                attention = fusedRotary
+                    ? GroupQueryAttention(i, qkv[0], qkv[1], qkv[2], tables)
+                    : GroupQueryAttention(i, PackedRope(qkv[0], nh, cos, sin), PackedRope(qkv[1], kvh, cos, sin), qkv[2]);
             }
             else
             {
