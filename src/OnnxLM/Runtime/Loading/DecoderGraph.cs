@@ -128,6 +128,9 @@ internal sealed class DecoderGraph : IDisposable
     /// </summary>
     public bool SingleTokenWithPast { get; set; }
 
+    /// <summary>Whether the session came from <see cref="LanguageModelOptions.WeightCacheDirectory"/>'s cache, wrote an entry there, or neither.</summary>
+    public WeightCacheUse WeightCacheUse { get; private init; }
+
     /// <summary>Where the graph reports what it learns about itself (the single-token fallback).</summary>
     public Microsoft.Extensions.Logging.ILogger Logger { get; set; } = Microsoft.Extensions.Logging.Abstractions.NullLogger.Instance;
 
@@ -154,7 +157,7 @@ internal sealed class DecoderGraph : IDisposable
             env.EnvLogLevel = OrtLoggingLevel.ORT_LOGGING_LEVEL_FATAL;
             try
             {
-                return CreateWith(ExecutionProvider.Cuda, config, options);
+                return CreateWith(ExecutionProvider.Cuda, config, options, logger);
             }
             catch (ExecutionProviderUnavailableException e)
             {
@@ -174,14 +177,15 @@ internal sealed class DecoderGraph : IDisposable
                 config.ConfigFile, string.Join(", ", config.ConfiguredProviders), provider);
         }
 
-        return CreateWith(provider, config, options);
+        return CreateWith(provider, config, options, logger);
     }
 
     /// <summary>
     /// Puts the graph and the external data files it names through <see cref="ModelFile"/> before ONNX Runtime opens
     /// them, which it would do without those checks (a FIFO there blocks the load for ever).
     /// </summary>
-    private static void CheckGraphFiles(string graphFile)
+    /// <returns>The full paths of the external data files, or null when this reader cannot walk the graph.</returns>
+    private static IReadOnlyList<string>? CheckGraphFiles(string graphFile)
     {
         ModelFile.Check(graphFile, ModelFile.MaxGraphBytes);
         OnnxModelFile file;
@@ -191,28 +195,40 @@ internal sealed class DecoderGraph : IDisposable
         }
         catch (Exception e) when (e is ModelFormatException or IOException or InvalidDataException or ArgumentException or OverflowException)
         {
-            return; // a graph this reader cannot walk: ONNX Runtime's own error will say what is wrong with it
+            return null; // a graph this reader cannot walk: ONNX Runtime's own error will say what is wrong with it
         }
 
         var folder = Path.GetDirectoryName(Path.GetFullPath(graphFile))!;
-        foreach (var external in file.Initializers.Values.Select(i => i.ExternalFile).OfType<string>().Distinct(StringComparer.Ordinal))
+        var externals = file.Initializers.Values.Select(i => i.ExternalFile).OfType<string>().Distinct(StringComparer.Ordinal)
+            .Select(external => Path.Combine(folder, external)).ToList();
+        foreach (var external in externals)
         {
-            ModelFile.Check(Path.Combine(folder, external), ModelFile.Unlimited);
+            ModelFile.Check(external, ModelFile.Unlimited);
         }
+
+        return externals;
     }
 
-    private static DecoderGraph CreateWith(ExecutionProvider provider, ModelConfig config, LanguageModelOptions options)
+    private static DecoderGraph CreateWith(ExecutionProvider provider, ModelConfig config, LanguageModelOptions options, ILogger logger)
     {
-        using var sessionOptions = new SessionOptions();
-        if (options.IntraOpThreadCount > 0)
+        // OnnxLM's own settings; the weight cache creates its sessions from these alone (it is off with ConfigureSessionOptions).
+        SessionOptions NewSessionOptions()
         {
-            sessionOptions.IntraOpNumThreads = options.IntraOpThreadCount;
+            var created = new SessionOptions();
+            if (options.IntraOpThreadCount > 0)
+            {
+                created.IntraOpNumThreads = options.IntraOpThreadCount;
+            }
+
+            foreach (var (key, value) in config.SessionConfigEntries)
+            {
+                created.AddSessionConfigEntry(key, value);
+            }
+
+            return created;
         }
 
-        foreach (var (key, value) in config.SessionConfigEntries)
-        {
-            sessionOptions.AddSessionConfigEntry(key, value);
-        }
+        using var sessionOptions = NewSessionOptions();
 
         OrtMemoryInfo cacheMemory = OrtMemoryInfo.DefaultInstance;
         if (provider == ExecutionProvider.Cuda)
@@ -238,11 +254,14 @@ internal sealed class DecoderGraph : IDisposable
 
         options.ConfigureSessionOptions?.Invoke(sessionOptions);
 
-        CheckGraphFiles(config.GraphFile);
+        var externalFiles = CheckGraphFiles(config.GraphFile);
+        var cache = WeightCache.For(provider, config.GraphFile, externalFiles, options, config.SessionConfigEntries, logger);
+        var cacheUse = WeightCacheUse.Off;
         InferenceSession session;
         try
         {
-            session = new InferenceSession(config.GraphFile, sessionOptions);
+            if (cache is null) session = new InferenceSession(config.GraphFile, sessionOptions);
+            else (session, cacheUse) = cache.Open(NewSessionOptions, s => GraphSignature.Inspect(s.InputMetadata, s.OutputMetadata, config));
         }
         catch (OnnxRuntimeException e) when (provider == ExecutionProvider.Cuda && e.Message.Contains("CUDA", StringComparison.OrdinalIgnoreCase))
         {
@@ -256,7 +275,7 @@ internal sealed class DecoderGraph : IDisposable
         try
         {
             var signature = GraphSignature.Inspect(session.InputMetadata, session.OutputMetadata, config);
-            return new DecoderGraph(session, signature, provider, cacheMemory, options.DeviceId);
+            return new DecoderGraph(session, signature, provider, cacheMemory, options.DeviceId) { WeightCacheUse = cacheUse };
         }
         catch
         {
