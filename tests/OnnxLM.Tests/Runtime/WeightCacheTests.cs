@@ -253,6 +253,24 @@ public sealed class WeightCacheTests(WeightCacheModelsFixture models) : IClassFi
     }
 
     [Fact]
+    public async Task TheCliWeightCacheOptionWritesAnEntryAndKeepsTheOutput()
+    {
+        string[] Args(params string[] extra) => ["generate", "--model", models.Float32, "--provider", "cpu", "-t", "0", "-n", "12", .. extra, "In the beginning"];
+        var plain = await CliTests.RunAsync(Args());
+        Assert.Equal(0, plain.Code);
+        var first = await CliTests.RunAsync(Args("--weight-cache", _cache));
+        Assert.Equal((0, plain.Output), (first.Code, first.Output));
+        var entry = Assert.Single(Entries());
+        var second = await CliTests.RunAsync(Args("--weight-cache", _cache));
+        Assert.Equal((0, plain.Output), (second.Code, second.Output));
+        Assert.Equal([entry], Entries());
+
+        var (code, _, error) = await CliTests.RunAsync(Args("--weight-cache", " "));
+        Assert.Equal(1, code);
+        Assert.Contains("--weight-cache", error, StringComparison.Ordinal);
+    }
+
+    [Fact]
     public void AnUnwritableCacheFolderLoadsWithoutIt()
     {
         File.WriteAllText(_cache, "a file where the folder should be");

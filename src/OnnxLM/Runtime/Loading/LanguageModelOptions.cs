@@ -129,7 +129,7 @@ public sealed class LanguageModelOptions
         get => _weightCacheDirectory;
         set => _weightCacheDirectory = value is null || !string.IsNullOrWhiteSpace(value)
             ? value
-            : throw OptionCheck.Refuse(nameof(WeightCacheDirectory), "must be null or a folder path", value);
+            : throw OptionCheck.Refuse(nameof(WeightCacheDirectory), "must be null or a folder path", $"'{value}'");
     }
 
     private string? _dtype;
