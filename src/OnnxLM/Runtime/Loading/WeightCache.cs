@@ -226,8 +226,8 @@ internal sealed class WeightCache
     /// Creates the session from the original graph, saving the optimized graph with its prepacked weights into a temporary
     /// folder, then opens the saved graph and checks that one step of it gives the original's logits before the folder
     /// becomes the entry; the saved graph's session is returned (its packed weights mapped, the original's heap freed). When
-    /// the check fails the key is marked rejected; when the save fails the folder is deleted, and if the session itself
-    /// failed because of the save it is created once more without saving.
+    /// the check fails the key is marked rejected and the original graph is loaded again; when the save fails the folder is
+    /// deleted, and if a session failed because of the save the original graph is loaded once more without saving.
     /// </summary>
     private (InferenceSession Session, WeightCacheUse Use) CreateAndSave(Func<SessionOptions> sessionOptions, Func<InferenceSession, GraphSignature> inspect)
     {
@@ -246,8 +246,14 @@ internal sealed class WeightCache
                 session = new InferenceSession(_graphFile, options);
             }
 
+            // The original's reference step, then its session goes (its packed weights are on the heap) before the saved
+            // graph's opens, so a miss holds one copy of the weights at a time.
+            var (expected, problem) = WeightCacheProbe.Run(session, inspect(session));
+            session.Dispose();
+            session = null;
             using (var options = sessionOptions()) saved = new InferenceSession(Path.Combine(temp, GraphName), options);
-            if (WeightCacheProbe.Differs(session, saved, inspect(session)) is { } difference)
+            var difference = problem ?? WeightCacheProbe.Compare(expected!, WeightCacheProbe.Run(saved, inspect(saved)).Logits ?? []);
+            if (difference is not null)
             {
                 saved.Dispose();
                 saved = null;
@@ -255,7 +261,8 @@ internal sealed class WeightCache
                 _logger.LogWarning("The graph ONNX Runtime saved with prepacked weights for {Graph} does not reproduce it ({Difference}); the weight cache is not used for it (recorded in {Marker}).",
                     _graphFile, difference, RejectedMarker);
                 File.WriteAllText(RejectedMarker, $"{difference}\nONNX Runtime {OrtEnv.Instance().GetVersionString()}, {DateTime.UtcNow:O}\n");
-                return (session, WeightCacheUse.Rejected);
+                using var original = sessionOptions();
+                return (new InferenceSession(_graphFile, original), WeightCacheUse.Rejected);
             }
 
             WriteMarker(temp);
@@ -269,7 +276,6 @@ internal sealed class WeightCache
                 Delete(temp); // another load wrote the same entry first; the files stay mapped until this session ends
             }
 
-            session.Dispose(); // its packed weights are on the heap; the saved graph's session maps the same ones
             return (saved, WeightCacheUse.Saved);
         }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException or OnnxRuntimeException)

@@ -11,18 +11,28 @@ namespace OnnxLM;
 /// </summary>
 internal static class WeightCacheProbe
 {
-    /// <summary>What differs between the two sessions' logits, or null when they agree (to 1e-4 relative, and finite).</summary>
-    public static string? Differs(InferenceSession original, InferenceSession saved, GraphSignature signature)
+    /// <summary>The logits of one step through <paramref name="session"/>, or why the check cannot run on this graph.</summary>
+    public static (float[]? Logits, string? Problem) Run(InferenceSession session, GraphSignature signature)
     {
         var inputs = new List<NamedOnnxValue>();
-        foreach (var (name, metadata) in original.InputMetadata)
+        foreach (var (name, metadata) in session.InputMetadata)
         {
-            if (Input(name, metadata, signature) is not { } input) return $"the check cannot feed input '{name}' ({metadata.ElementDataType})";
+            if (Input(name, metadata, signature) is not { } input) return (null, $"the check cannot feed input '{name}' ({metadata.ElementDataType})");
             inputs.Add(input);
         }
 
-        if (Logits(original, inputs, signature.Logits) is not { } expected) return "the check cannot read logits of this type";
-        var actual = Logits(saved, inputs, signature.Logits)!;
+        using var results = session.Run(inputs, [signature.Logits]);
+        return results[0].Value switch
+        {
+            Tensor<float> values => (values.ToArray(), null),
+            Tensor<Float16> values => (values.ToArray().Select(v => (float)v).ToArray(), null),
+            _ => (null, "the check cannot read logits of this type"),
+        };
+    }
+
+    /// <summary>What differs between the original's logits and the saved graph's, or null when they agree (to 1e-4 relative, and finite).</summary>
+    public static string? Compare(float[] expected, float[] actual)
+    {
         if (expected.Length != actual.Length) return $"{actual.Length} logits instead of {expected.Length}";
         for (var i = 0; i < expected.Length; i++)
         {
@@ -67,16 +77,5 @@ internal static class WeightCacheProbe
         var tensor = new DenseTensor<T>(dims);
         tensor.Fill(value);
         return NamedOnnxValue.CreateFromTensor(name, tensor);
-    }
-
-    private static float[]? Logits(InferenceSession session, List<NamedOnnxValue> inputs, string logits)
-    {
-        using var results = session.Run(inputs, [logits]);
-        return results[0].Value switch
-        {
-            Tensor<float> values => values.ToArray(),
-            Tensor<Float16> values => values.ToArray().Select(v => (float)v).ToArray(),
-            _ => null,
-        };
     }
 }
