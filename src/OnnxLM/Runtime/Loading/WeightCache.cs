@@ -160,7 +160,11 @@ internal sealed class WeightCache
     /// <param name="inspect">Reads the graph's signature from a session (which inputs are the cache, the mask, the logits) for the check.</param>
     public (InferenceSession Session, WeightCacheUse Use) Open(Func<SessionOptions> sessionOptions, Func<InferenceSession, GraphSignature> inspect)
     {
-        if (TryOpen(sessionOptions) is { } hit) return (hit, WeightCacheUse.Hit);
+        if (TryOpen(sessionOptions) is { } hit)
+        {
+            _logger.LogInformation("Prepacked weights of {Graph} mapped from the weight cache entry {Entry}.", _graphFile, EntryFolder);
+            return (hit, WeightCacheUse.Hit);
+        }
         if (File.Exists(RejectedMarker))
         {
             _logger.LogDebug("{Marker} says the saved graph of {Graph} does not reproduce it; loading without the weight cache.", RejectedMarker, _graphFile);
@@ -276,6 +280,7 @@ internal sealed class WeightCache
                 Delete(temp); // another load wrote the same entry first; the files stay mapped until this session ends
             }
 
+            _logger.LogInformation("Prepacked weights of {Graph} saved to the weight cache entry {Entry} and mapped from there.", _graphFile, EntryFolder);
             return (saved, WeightCacheUse.Saved);
         }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException or OnnxRuntimeException)
