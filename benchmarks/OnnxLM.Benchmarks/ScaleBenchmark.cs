@@ -34,6 +34,7 @@ internal static class ScaleBenchmark
         public int ConcurrentTokens = 32;
         public string[] Precisions = ["fp32", "fp16", "int4"];
         public bool Children = true;
+        public string? WeightCache; // --weight-cache: OnnxLM's loads (children and in-process) use LanguageModelOptions.WeightCacheDirectory
     }
 
     public static async Task<int> RunAsync(string[] args)
@@ -121,13 +122,13 @@ internal static class ScaleBenchmark
         foreach (var engine in EngineNames)
         {
             loads[engine] = [];
-            for (var i = 0; s.Children && i < s.LoadRounds; i++) loads[engine].Add(ChildLoad(engine, engine == "LLamaSharp" ? gguf : folder, s.Threads, vocab));
+            for (var i = 0; s.Children && i < s.LoadRounds; i++) loads[engine].Add(ChildLoad(engine, engine == "LLamaSharp" ? gguf : folder, s.Threads, vocab, s.WeightCache));
         }
 
         // 2. The three engines in this process.
         Console.Error.WriteLine($"[{DateTime.UtcNow:HH:mm:ss}] {precision}: loading the engines");
         var contextLength = Math.Max(s.Long + s.LongDecodeTokens, Math.Max(s.Short, 128 + s.DecodeTokens)) + 8;
-        using var model = LanguageModel.Load(folder, new LanguageModelOptions { ExecutionProvider = ExecutionProvider.Cpu, IntraOpThreadCount = s.Threads, MaxBatchSize = 1 });
+        using var model = LanguageModel.Load(folder, new LanguageModelOptions { ExecutionProvider = ExecutionProvider.Cpu, IntraOpThreadCount = s.Threads, MaxBatchSize = 1, WeightCacheDirectory = s.WeightCache });
         using var genai = GenAIGreedy.Model(folder, s.Threads);
         using var llama = LlamaSharpEngine.Load(gguf, s.Threads, contextLength);
         var engines = new Func<int[], int, (int[] Tokens, double Prefill, double Decode)>[]
@@ -232,7 +233,7 @@ internal static class ScaleBenchmark
     private static async Task<List<string>> ConcurrentAsync(Settings s, string folder, LanguageModel one, LlamaSharpEngine llama, int vocab, string precision, string label, List<string> failures)
     {
         var prompts = Enumerable.Range(0, s.Concurrent).Select(i => PromptIds(vocab, 16 + 4 * i, 10 + i)).ToArray();
-        using var batched = LanguageModel.Load(folder, new LanguageModelOptions { ExecutionProvider = ExecutionProvider.Cpu, IntraOpThreadCount = s.Threads, MaxBatchSize = s.Concurrent });
+        using var batched = LanguageModel.Load(folder, new LanguageModelOptions { ExecutionProvider = ExecutionProvider.Cpu, IntraOpThreadCount = s.Threads, MaxBatchSize = s.Concurrent, WeightCacheDirectory = s.WeightCache });
         using var llamaBatched = llama.WithContext(s.Threads, s.Concurrent * (16 + 4 * s.Concurrent + s.ConcurrentTokens + 8), exact: false, sequences: s.Concurrent);
         var options = new GenerationOptions { MaxNewTokens = s.ConcurrentTokens, StopTokenIds = [] };
         var modes = new (string Name, Func<Task<int[][]>> Run)[]
@@ -399,11 +400,12 @@ internal static class ScaleBenchmark
     private static string GgufLabel(string precision) => precision switch { "fp32" => "F32", "fp16" => "F16", _ => "Q4_0" };
 
     /// <summary>In a child process: load one engine, run a 128-token prompt and 8 tokens, print load seconds and peak RSS (VmHWM).</summary>
-    private static (double Seconds, double Mib) ChildLoad(string engine, string path, int threads, int vocab)
+    private static (double Seconds, double Mib) ChildLoad(string engine, string path, int threads, int vocab, string? weightCache)
     {
         var start = new ProcessStartInfo(Environment.ProcessPath!) { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
         if (Path.GetFileNameWithoutExtension(Environment.ProcessPath!) == "dotnet") start.ArgumentList.Add(typeof(ScaleBenchmark).Assembly.Location);
         foreach (var a in new[] { "scale", "child", engine, path, threads.ToString(CultureInfo.InvariantCulture), vocab.ToString(CultureInfo.InvariantCulture) }) start.ArgumentList.Add(a);
+        if (engine == "OnnxLM" && weightCache is not null) start.ArgumentList.Add(weightCache);
         using var child = Process.Start(start)!;
         var errors = child.StandardError.ReadToEndAsync();
         var output = child.StandardOutput.ReadToEnd();
@@ -416,13 +418,14 @@ internal static class ScaleBenchmark
     private static int Child(string[] args)
     {
         var (engine, path, threads, vocab) = (args[0], args[1], int.Parse(args[2], CultureInfo.InvariantCulture), int.Parse(args[3], CultureInfo.InvariantCulture));
+        var weightCache = args.Length > 4 ? args[4] : null; // OnnxLM only: LanguageModelOptions.WeightCacheDirectory
         var prompt = PromptIds(vocab, 128, 1);
         var clock = Stopwatch.StartNew();
         double load;
         switch (engine)
         {
             case "OnnxLM":
-                using (var model = LanguageModel.Load(path, new LanguageModelOptions { ExecutionProvider = ExecutionProvider.Cpu, IntraOpThreadCount = threads }))
+                using (var model = LanguageModel.Load(path, new LanguageModelOptions { ExecutionProvider = ExecutionProvider.Cpu, IntraOpThreadCount = threads, WeightCacheDirectory = weightCache }))
                 {
                     load = clock.Elapsed.TotalSeconds;
                     OnnxGreedy(model, prompt, 8);
@@ -455,7 +458,7 @@ internal static class ScaleBenchmark
     {
         if (args.Length == 0 || args[0].StartsWith("--", StringComparison.Ordinal))
         {
-            throw new ArgumentException("usage: scale <checkpoint-folder> [--threads 2] [--rounds 3] [--load-rounds 1] [--short 512] [--long 2048] [--decode 32] [--long-decode 16] [--concurrent 8] [--concurrent-tokens 32] [--precisions fp32,fp16,int4] [--no-children]");
+            throw new ArgumentException("usage: scale <checkpoint-folder> [--threads 2] [--rounds 3] [--load-rounds 1] [--short 512] [--long 2048] [--decode 32] [--long-decode 16] [--concurrent 8] [--concurrent-tokens 32] [--precisions fp32,fp16,int4] [--no-children] [--weight-cache <dir>]");
         }
 
         var s = new Settings { Checkpoint = args[0] };
@@ -479,6 +482,7 @@ internal static class ScaleBenchmark
                     if (s.Precisions.Length == 0 || s.Precisions.Any(p => p is not ("fp32" or "fp16" or "int4"))) throw new ArgumentException("--precisions takes a comma list of fp32, fp16, int4.");
                     break;
                 case "--no-children": s.Children = false; break;
+                case "--weight-cache": s.WeightCache = i + 1 < args.Length ? args[++i] : throw new ArgumentException("--weight-cache needs a folder."); break;
                 default: throw new ArgumentException($"Unknown option '{args[i]}'.");
             }
         }

@@ -93,6 +93,7 @@ internal static class CliApp
         command.Options.Add(CliContext.ProviderOption);
         command.Options.Add(CliContext.DtypeOption);
         command.Options.Add(CliContext.VariantOption);
+        command.Options.Add(CliContext.WeightCacheOption);
     }
 
     /// <summary>The tool's own version (the entry assembly is a test host when run in-process).</summary>

@@ -118,6 +118,7 @@ public sealed class OnnxLMModelHost : IDisposable
                 DeviceId = Options.DeviceId,
                 Dtype = Options.Dtype,
                 Variant = Options.Variant,
+                WeightCacheDirectory = Options.WeightCacheDirectory,
                 IntraOpThreadCount = Options.IntraOpThreadCount ?? 0,
                 // The sequences the queue admits at once decode as rows of one batch (1: each alone, in turn).
                 MaxBatchSize = Math.Min(Options.MaxConcurrentSequences, 256),

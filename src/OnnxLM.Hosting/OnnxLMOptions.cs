@@ -27,6 +27,12 @@ public sealed class OnnxLMOptions
     /// </summary>
     public string? Variant { get; set; }
 
+    /// <summary>
+    /// A folder where the CPU provider's prepacked weights are kept between starts (faster loads, less private memory);
+    /// null (default) keeps none. See <see cref="LanguageModelOptions.WeightCacheDirectory"/>.
+    /// </summary>
+    public string? WeightCacheDirectory { get; set; }
+
     /// <summary>The CUDA device (default 0).</summary>
     public int DeviceId { get; set; }
 

@@ -52,6 +52,7 @@ public sealed class OnnxLMOptionsValidator : IValidateOptions<OnnxLMOptions>
         var load = new LanguageModelOptions();
         Set(nameof(options.DeviceId), () => load.DeviceId = options.DeviceId);
         Set(nameof(options.IntraOpThreadCount), () => load.IntraOpThreadCount = options.IntraOpThreadCount ?? 0);
+        Set(nameof(options.WeightCacheDirectory), () => load.WeightCacheDirectory = options.WeightCacheDirectory);
         Check(options.MaxConcurrentSequences is >= 1 and <= 1024, nameof(options.MaxConcurrentSequences), options.MaxConcurrentSequences, "must be between 1 and 1024");
         Check(options.MaxQueueLength is >= 0 and <= 1_000_000, nameof(options.MaxQueueLength), options.MaxQueueLength, "must be between 0 and 1000000");
         Check(options.CachedConversations is >= 0 and <= 1024, nameof(options.CachedConversations), options.CachedConversations, "must be between 0 and 1024");

@@ -58,6 +58,7 @@ public sealed class HostingTests
     [InlineData("\"Defaults\": { \"MaxOutputTokens\": 0 }", "OnnxLM:Defaults:MaxOutputTokens: MaxNewTokens must be at least 1; got 0.")]
     [InlineData("\"Defaults\": { \"RepetitionPenalty\": 0 }", "OnnxLM:Defaults:RepetitionPenalty: RepetitionPenalty must be a finite number > 0; got 0.")]
     [InlineData("\"DeviceId\": -1", "OnnxLM:DeviceId: DeviceId must be at least 0; got -1.")]
+    [InlineData("\"WeightCacheDirectory\": \" \"", "OnnxLM:WeightCacheDirectory: WeightCacheDirectory must be null or a folder path; got ' '.")]
     [InlineData("\"ChatTemplatePath\": \"/no/such/template.jinja\"", "OnnxLM:ChatTemplatePath must be an existing file (found '/no/such/template.jinja').")]
     public async Task EachBadSettingFailsTheStartNamingItsKey(string setting, string message)
     {

@@ -49,6 +49,7 @@ internal static class ServeCommand
                 o.ExecutionProvider = parse.GetValue(CliContext.ProviderOption);
                 o.Dtype = parse.GetValue(CliContext.DtypeOption);
                 o.Variant = parse.GetValue(CliContext.VariantOption);
+                o.WeightCacheDirectory = parse.GetValue(CliContext.WeightCacheOption);
                 o.MaxConcurrentSequences = parse.GetValue(concurrent);
                 o.MaxQueueLength = parse.GetValue(queue);
             });

@@ -230,7 +230,7 @@ public sealed class BadInputTests : IDisposable
         Assert.Contains("CUDA 12.x and cuDNN 9.x", e.Message); // asked for explicitly: what to install
     }
 
-    private sealed class ListLoggerProvider(List<(Microsoft.Extensions.Logging.LogLevel Level, string Message)> entries)
+    internal sealed class ListLoggerProvider(List<(Microsoft.Extensions.Logging.LogLevel Level, string Message)> entries)
         : Microsoft.Extensions.Logging.ILoggerProvider, Microsoft.Extensions.Logging.ILogger
     {
         public Microsoft.Extensions.Logging.ILogger CreateLogger(string categoryName) => this;

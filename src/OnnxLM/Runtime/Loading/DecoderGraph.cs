@@ -128,6 +128,9 @@ internal sealed class DecoderGraph : IDisposable
     /// </summary>
     public bool SingleTokenWithPast { get; set; }
 
+    /// <summary>Whether the session came from <see cref="LanguageModelOptions.WeightCacheDirectory"/>'s cache, wrote an entry there, or neither.</summary>
+    public WeightCacheUse WeightCacheUse { get; private init; }
+
     /// <summary>Where the graph reports what it learns about itself (the single-token fallback).</summary>
     public Microsoft.Extensions.Logging.ILogger Logger { get; set; } = Microsoft.Extensions.Logging.Abstractions.NullLogger.Instance;
 
@@ -154,7 +157,7 @@ internal sealed class DecoderGraph : IDisposable
             env.EnvLogLevel = OrtLoggingLevel.ORT_LOGGING_LEVEL_FATAL;
             try
             {
-                return CreateWith(ExecutionProvider.Cuda, config, options);
+                return CreateWith(ExecutionProvider.Cuda, config, options, logger);
             }
             catch (ExecutionProviderUnavailableException e)
             {
@@ -174,7 +177,7 @@ internal sealed class DecoderGraph : IDisposable
                 config.ConfigFile, string.Join(", ", config.ConfiguredProviders), provider);
         }
 
-        return CreateWith(provider, config, options);
+        return CreateWith(provider, config, options, logger);
     }
 
     /// <summary>
@@ -182,7 +185,11 @@ internal sealed class DecoderGraph : IDisposable
     /// them, which it would do without those checks (a FIFO there blocks the load for ever). Returns whether the graph gives
     /// the logits count as an input with a default (an overridable initializer, as OnnxLM's converter writes it).
     /// </summary>
-    private static bool CheckGraphFiles(string graphFile)
+    /// <returns>
+    /// The full paths of the external data files (null when this reader cannot walk the graph), and whether the graph gives
+    /// the logits count as an input with a default (an overridable initializer, as OnnxLM's converter writes it).
+    /// </returns>
+    private static (IReadOnlyList<string>? ExternalFiles, bool LogitsCountHasDefault) CheckGraphFiles(string graphFile)
     {
         ModelFile.Check(graphFile, ModelFile.MaxGraphBytes);
         OnnxModelFile file;
@@ -192,33 +199,52 @@ internal sealed class DecoderGraph : IDisposable
         }
         catch (Exception e) when (e is ModelFormatException or IOException or InvalidDataException or ArgumentException or OverflowException)
         {
-            return false; // a graph this reader cannot walk: ONNX Runtime's own error will say what is wrong with it
+            return (null, false); // a graph this reader cannot walk: ONNX Runtime's own error will say what is wrong with it
         }
 
         var folder = Path.GetDirectoryName(Path.GetFullPath(graphFile))!;
-        foreach (var external in file.Initializers.Values.Select(i => i.ExternalFile).OfType<string>().Distinct(StringComparer.Ordinal))
+        var externals = file.Initializers.Values.Select(i => i.ExternalFile).OfType<string>().Distinct(StringComparer.Ordinal)
+            .Select(external => Path.Combine(folder, external)).ToList();
+        foreach (var external in externals)
         {
-            ModelFile.Check(Path.Combine(folder, external), ModelFile.Unlimited);
+            ModelFile.Check(external, ModelFile.Unlimited);
         }
 
-        return LogitsCountNames.Any(file.Initializers.ContainsKey);
+        return (externals, LogitsCountNames.Any(file.Initializers.ContainsKey));
     }
 
     /// <summary>The inputs that ask a graph for the logits of only the last positions (transformers' names).</summary>
     private static readonly string[] LogitsCountNames = ["num_logits_to_keep", "logits_to_keep"];
 
-    private static DecoderGraph CreateWith(ExecutionProvider provider, ModelConfig config, LanguageModelOptions options)
+    private static DecoderGraph CreateWith(ExecutionProvider provider, ModelConfig config, LanguageModelOptions options, ILogger logger)
     {
-        using var sessionOptions = new SessionOptions();
-        if (options.IntraOpThreadCount > 0)
+        var (externalFiles, logitsCountHasDefault) = CheckGraphFiles(config.GraphFile);
+
+        // OnnxLM's own settings; the weight cache creates its sessions from these alone (it is off with ConfigureSessionOptions).
+        SessionOptions NewSessionOptions()
         {
-            sessionOptions.IntraOpNumThreads = options.IntraOpThreadCount;
+            var created = new SessionOptions();
+            if (options.IntraOpThreadCount > 0)
+            {
+                created.IntraOpNumThreads = options.IntraOpThreadCount;
+            }
+
+            foreach (var (key, value) in config.SessionConfigEntries)
+            {
+                created.AddSessionConfigEntry(key, value);
+            }
+
+            if (logitsCountHasDefault)
+            {
+                // ONNX Runtime warns, at every load, that an initializer which is also an input is not folded as a constant:
+                // that is the point of an input with a default, so the warning is noise for every user of such a graph.
+                created.LogSeverityLevel = OrtLoggingLevel.ORT_LOGGING_LEVEL_ERROR;
+            }
+
+            return created;
         }
 
-        foreach (var (key, value) in config.SessionConfigEntries)
-        {
-            sessionOptions.AddSessionConfigEntry(key, value);
-        }
+        using var sessionOptions = NewSessionOptions();
 
         OrtMemoryInfo cacheMemory = OrtMemoryInfo.DefaultInstance;
         if (provider == ExecutionProvider.Cuda)
@@ -242,19 +268,15 @@ internal sealed class DecoderGraph : IDisposable
             cacheMemory = new OrtMemoryInfo(OrtMemoryInfo.allocatorCUDA, OrtAllocatorType.DeviceAllocator, options.DeviceId, OrtMemType.Default);
         }
 
-        if (CheckGraphFiles(config.GraphFile))
-        {
-            // ONNX Runtime warns, at every load, that an initializer which is also an input is not folded as a constant:
-            // that is the point of an input with a default, so the warning is noise for every user of such a graph.
-            sessionOptions.LogSeverityLevel = OrtLoggingLevel.ORT_LOGGING_LEVEL_ERROR;
-        }
-
         options.ConfigureSessionOptions?.Invoke(sessionOptions);
 
+        var cache = WeightCache.For(provider, config.GraphFile, externalFiles, options, config.SessionConfigEntries, logger);
+        var cacheUse = WeightCacheUse.Off;
         InferenceSession session;
         try
         {
-            session = new InferenceSession(config.GraphFile, sessionOptions);
+            if (cache is null) session = new InferenceSession(config.GraphFile, sessionOptions);
+            else (session, cacheUse) = cache.Open(NewSessionOptions, s => GraphSignature.Inspect(FedInputs(s), s.OutputMetadata, config));
         }
         catch (OnnxRuntimeException e) when (provider == ExecutionProvider.Cuda && e.Message.Contains("CUDA", StringComparison.OrdinalIgnoreCase))
         {
@@ -268,7 +290,7 @@ internal sealed class DecoderGraph : IDisposable
         try
         {
             var signature = GraphSignature.Inspect(FedInputs(session), session.OutputMetadata, config);
-            return new DecoderGraph(session, signature, provider, cacheMemory, options.DeviceId);
+            return new DecoderGraph(session, signature, provider, cacheMemory, options.DeviceId) { WeightCacheUse = cacheUse };
         }
         catch
         {
