@@ -198,7 +198,8 @@ internal static class ScaleBenchmark
         notes.Add($"{precision}: OnnxLM vs GenAI greedy tokens on the same graph: {(tokens[0].SequenceEqual(tokens[1]) ? "identical" : "DIFFERENT")}; OnnxLM vs LLamaSharp {label} with llama.cpp's default context (F16 KV cache): {(tokens[0].SequenceEqual(tokens[2]) ? "identical" : $"same for the first {FirstDifference(tokens[0], tokens[2])} of {s.DecodeTokens}")}");
 
         var onnxBytes = QuantizationBenchmark.WeightBytesPerToken(model.Info.GraphPath);
-        var ggufBytes = new FileInfo(gguf).Length;
+        var ggufFile = new FileInfo(gguf);
+        var ggufBytes = (ggufFile.ResolveLinkTarget(returnFinalTarget: true) as FileInfo ?? ggufFile).Length; // a link's own length is its path's
         var perf = new List<string>();
         for (var e = 0; e < EngineNames.Length; e++)
         {

@@ -15,13 +15,15 @@ internal static class StepProfile
     public static int Run(string[] args)
     {
         var folder = args.FirstOrDefault(a => !a.StartsWith("--", StringComparison.Ordinal) && Directory.Exists(a))
-            ?? throw new ArgumentException("usage: step-profile <folder> [--prompts 128,2048] [--steps 32] [--rounds 3] [--threads 2]");
+            ?? throw new ArgumentException("usage: step-profile <folder> [--prompts 128,2048] [--steps 32] [--rounds 3] [--threads 2] [--batch N]");
         string Option(string name, string fallback) => args.SkipWhile(a => a != name).Skip(1).FirstOrDefault() ?? fallback;
         var prompts = Option("--prompts", "128,2048").Split(',').Select(int.Parse).ToArray();
         var steps = int.Parse(Option("--steps", "32"), CultureInfo.InvariantCulture);
         var rounds = int.Parse(Option("--rounds", "3"), CultureInfo.InvariantCulture);
         var threads = int.Parse(Option("--threads", "2"), CultureInfo.InvariantCulture);
         var work = Directory.CreateTempSubdirectory("onnxlm-step-profile").FullName;
+        var batch = int.Parse(Option("--batch", "0"), CultureInfo.InvariantCulture);
+        if (batch > 1) return Batched(folder, batch, steps, threads, work);
 
         Console.WriteLine($"{Path.GetFileName(folder)}: {steps} greedy decode steps after each prompt, {threads} threads, {rounds} rounds alternating, {DateTime.UtcNow:yyyy-MM-dd HH:mm} UTC");
         int vocab;
@@ -75,6 +77,38 @@ internal static class StepProfile
         }
 
         Console.WriteLine($"profiles: {work}");
+        return 0;
+    }
+
+    /// <summary>
+    /// --batch N: OnnxLM alone, N concurrent greedy requests decoded as one batch against the same requests one at a time,
+    /// both profiled: the steady decode runs (the second half of each profile's runs) side by side, per run.
+    /// </summary>
+    private static int Batched(string folder, int batch, int steps, int threads, string work)
+    {
+        var options = new GenerationOptions { MaxNewTokens = steps, StopTokenIds = [] };
+        int[][] prompts = [.. Enumerable.Range(0, batch).Select(i => PromptIds(128_000, 16 + 4 * i).Select(t => t % 1000).ToArray())];
+        Profile Measure(int maxBatch, string name)
+        {
+            var prefix = Path.Combine(work, name);
+            using var model = LanguageModel.Load(folder, new LanguageModelOptions
+            {
+                ExecutionProvider = ExecutionProvider.Cpu, IntraOpThreadCount = threads, MaxBatchSize = maxBatch,
+                ConfigureSessionOptions = o => { o.ProfileOutputPathPrefix = prefix; o.EnableProfiling = true; },
+            });
+            var clock = Stopwatch.StartNew();
+            if (maxBatch > 1) Task.WhenAll(prompts.Select(p => model.GenerateAsync(p, options))).GetAwaiter().GetResult();
+            else foreach (var p in prompts) model.GenerateAsync(p, options).GetAwaiter().GetResult();
+            Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"{name}: {batch * steps / clock.Elapsed.TotalSeconds:F1} tok/s (profiled)"));
+            model.Runtime.Graph.Session.EndProfiling();
+            return Summarise(Newest(work, name), steadyHalf: true);
+        }
+
+        var one = Measure(1, "one-at-a-time");
+        var many = Measure(batch, "batched");
+        Console.WriteLine();
+        Console.WriteLine($"Steady decode runs: one row (one at a time, {one.Runs} runs) against {batch} rows (batched, {many.Runs} runs), ms per run:");
+        Report(0, one, many, "one row", $"{batch} rows");
         return 0;
     }
 
@@ -133,7 +167,7 @@ internal static class StepProfile
     private sealed record Profile(int Runs, double RunMs, double KernelMs, double GapMs, Dictionary<string, double> ByOp, Dictionary<string, double> ByNode);
 
     /// <summary>The decode runs of a profile (every model_run after the largest, the prefill): per-run averages.</summary>
-    private static Profile Summarise(string path)
+    private static Profile Summarise(string path, bool steadyHalf = false)
     {
         using var doc = JsonDocument.Parse(File.ReadAllBytes(path));
         var runs = new List<(long Ts, long Dur)>();
@@ -155,7 +189,7 @@ internal static class StepProfile
         runs.Sort();
         // Decode runs: after the last multi-token run (the prefill is the longest run before decode starts).
         var prefillEnd = runs.Take(runs.Count / 2 + 1).Select((r, i) => (r, i)).MaxBy(x => x.r.Dur).i;
-        var decode = runs.Skip(prefillEnd + 1).ToList();
+        var decode = steadyHalf ? runs.Skip(runs.Count / 2).Where(r => r.Dur < 4 * runs.Skip(runs.Count / 2).Min(x => x.Dur)).ToList() : runs.Skip(prefillEnd + 1).ToList();
         // The first decode run after prefill is skipped too (the generator's first token comes from the prefill on both engines).
         var byOp = new Dictionary<string, double>();
         var byNode = new Dictionary<string, double>();
@@ -174,12 +208,12 @@ internal static class StepProfile
             byOp.ToDictionary(p => p.Key, p => p.Value / 1000 / n), byNode.ToDictionary(p => p.Key, p => p.Value / 1000 / n));
     }
 
-    private static void Report(int length, Profile ours, Profile theirs)
+    private static void Report(int length, Profile ours, Profile theirs, string first = "OnnxLM", string second = "GenAI")
     {
         Console.WriteLine();
-        Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"Profiled decode runs after a {length}-token prompt (per run; OnnxLM {ours.Runs} runs, GenAI {theirs.Runs}):"));
+        if (length > 0) Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"Profiled decode runs after a {length}-token prompt (per run; OnnxLM {ours.Runs} runs, GenAI {theirs.Runs}):"));
         Console.WriteLine();
-        Console.WriteLine("| | OnnxLM ms | GenAI ms | OnnxLM − GenAI |");
+        Console.WriteLine($"| | {first} ms | {second} ms | {first} − {second} |");
         Console.WriteLine("|---|---:|---:|---:|");
         void Row(string what, double a, double b) => Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"| {what} | {a:F2} | {b:F2} | {a - b:+0.00;-0.00} |"));
         Row("run (inside ONNX Runtime)", ours.RunMs, theirs.RunMs);
@@ -191,7 +225,7 @@ internal static class StepProfile
         }
 
         Console.WriteLine();
-        Console.WriteLine("Nodes that differ most (ms per run, OnnxLM − GenAI):");
+        Console.WriteLine($"Nodes that differ most (ms per run, {first} − {second}):");
         foreach (var node in ours.ByNode.Keys.Union(theirs.ByNode.Keys)
             .OrderByDescending(k => Math.Abs(ours.ByNode.GetValueOrDefault(k) - theirs.ByNode.GetValueOrDefault(k))).Take(8))
         {

@@ -118,7 +118,8 @@ internal sealed class CliContext
             Error.WriteLine("onnxlm: cancelled.");
             return 130;
         }
-        catch (Exception e) when (e is OnnxLMException or ArgumentException or IOException or UnauthorizedAccessException or InvalidOperationException or FormatException or System.Text.Json.JsonException)
+        catch (Exception e) when (e is OnnxLMException or ArgumentException or IOException or UnauthorizedAccessException or InvalidOperationException
+            or NotSupportedException or FormatException or System.Text.Json.JsonException)
         {
             Error.WriteLine($"onnxlm: {(e is InvalidOptionException invalid ? invalid.Reason : e.Message)}");
             if (parse.GetValue(VerboseOption)) Error.WriteLine(e);

@@ -29,6 +29,19 @@ public sealed class LayerViewsCliTests
     }
 
     [Fact]
+    public async Task AFusedAttentionGraphGetsAOneLineErrorNamingTheConvertOption()
+    {
+        // convert --attention auto writes GroupQueryAttention for large models; the head views then say how to get them.
+        var (code, output, error) = await RunAsync("explain", "heads", Text, "--model", KjvTinyGqa.Folder, "--layer", "0");
+        Assert.Equal(2, code);
+        Assert.Equal("", output);
+        Assert.StartsWith("onnxlm: ", error);
+        Assert.Contains("GroupQueryAttention", error);
+        Assert.Contains("--attention standard", error);
+        Assert.DoesNotContain("   at ", error); // no stack trace
+    }
+
+    [Fact]
     public async Task HeadsAndQueryKeyJsonEqualTheApi()
     {
         using var model = LanguageModel.Load(TestPaths.RepoModel("kjv-tiny"));

@@ -15,6 +15,28 @@ public sealed class DecodeStepTests
     [MemberData(nameof(ConformanceModels.Shared), MemberType = typeof(ConformanceModels))]
     public void SteadyDecodingAllocatesNothingOnSharedModels(string name) => SteadyDecodingAllocatesNothing(name);
 
+    [Fact]
+    public void ASessionSizedForItsAnswerAllocatesItsSharedCacheOnceAtThePrompt()
+    {
+        // A GroupQueryAttention build, whose one buffer is bound as past and present: within a factor of two of the session's
+        // length the cache takes the whole length at once, so the first decode step after a long prompt copies nothing.
+        using var model = LanguageModel.Load(KjvTinyGqa.Folder, new LanguageModelOptions { ExecutionProvider = ExecutionProvider.Cpu });
+        int[] prompt = [.. Enumerable.Range(1, 100)];
+        using var session = model.CreateSession(prompt.Length + 20);
+        session.Append(prompt);
+        var cache = session.HostCache!;
+        Assert.True(cache.Shared);
+        Assert.Equal(1, cache.Allocations);
+        Assert.Equal((long)session.MaxLength * model.Info.KvCacheBytesPerToken, cache.Bytes);
+        while (session.Length < session.MaxLength) session.Append(KvCacheConformanceTests.ArgMaxLowestId(session.NextTokenLogits));
+        Assert.Equal(1, cache.Allocations);
+
+        // A session with room to spare still grows by doubling: a 100-token prompt in a 256-position session holds 100.
+        using var roomy = model.CreateSession();
+        roomy.Append(prompt);
+        Assert.Equal(100L * model.Info.KvCacheBytesPerToken, roomy.HostCache!.Bytes);
+    }
+
     private static void SteadyDecodingAllocatesNothing(string name)
     {
         var prompt = ConformanceModels.Get(name).PromptIds;

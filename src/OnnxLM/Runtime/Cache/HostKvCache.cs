@@ -187,8 +187,16 @@ internal sealed unsafe class HostKvCache : IKvCache
 
     public void Dispose() => Clear();
 
-    private int Grow(int capacity, int needed) =>
-        Math.Min(_maxLength, Math.Max(needed, Math.Max(MinimumCapacity, capacity * 2)));
+    /// <summary>
+    /// The next capacity: double (at least what is needed), or the session's maximum once that is less than twice as much,
+    /// since one more doubling would reach it anyway. A session sized for its prompt and answer so allocates its whole cache
+    /// once at the prompt, instead of copying the full cache again at the first decode step.
+    /// </summary>
+    private int Grow(int capacity, int needed)
+    {
+        var grown = Math.Max(needed, Math.Max(MinimumCapacity, capacity * 2));
+        return grown > _maxLength / 2 ? Math.Max(needed, _maxLength) : grown;
+    }
 
     /// <summary>Makes the live buffers hold at least <paramref name="needed"/> positions, keeping the first <paramref name="keep"/>.</summary>
     private void EnsureLive(int needed, int keep)
