@@ -47,10 +47,7 @@ internal static class ModelBuilderCommands
         command.SetAction((parse, ct) => cli.RunAsync(parse, () =>
         {
             if (parse.GetValue(contextLength) is < 1) throw new UsageException("--context-length must be positive.");
-            var choice = parse.GetValue(attention);
-            var groupQuery = choice == "gqa"
-                || (choice == "auto" && !parse.GetValue(attentions) && PrefersGroupQuery(DecoderConfig.Load(parse.GetValue(checkpoint)!)));
-            if (groupQuery && parse.GetValue(attentions))
+            if (parse.GetValue(attention) == "gqa" && parse.GetValue(attentions))
             {
                 throw new UsageException("--attentions needs --attention standard: a GroupQueryAttention node does not output the attention weights.");
             }
@@ -71,6 +68,10 @@ internal static class ModelBuilderCommands
                 quantization.QuantizeOutputProjection = !parse.GetValue(floatHead);
             }
 
+            // Usage is checked; now the checkpoint's config decides --attention auto (with --attentions it stays standard).
+            var choice = parse.GetValue(attention);
+            var auto = choice == "auto" && !parse.GetValue(attentions) ? DecoderConfig.Load(parse.GetValue(checkpoint)!) : null;
+            var groupQuery = choice == "gqa" || (auto is not null && PrefersGroupQuery(auto));
             var clock = Stopwatch.StartNew();
             DecoderModelBuilder.Convert(parse.GetValue(checkpoint)!, parse.GetValue(output)!, new ModelBuilderOptions
             {
@@ -83,7 +84,7 @@ internal static class ModelBuilderCommands
             });
             var bytes = new DirectoryInfo(parse.GetValue(output)!).EnumerateFiles("model.onnx*").Sum(f => f.Length);
             cli.Output.WriteLine(FormattableString.Invariant(
-                $"wrote {parse.GetValue(output)} in {clock.Elapsed.TotalSeconds:F1} s ({bytes / 1e6:F1} MB{(quantization is null ? "" : $", {quantization}")}{(groupQuery ? ", GroupQueryAttention" : "")}{(groupQuery && choice == "auto" ? $" chosen by --attention auto for {ParameterCount(DecoderConfig.Load(parse.GetValue(checkpoint)!)) / 1e6:F0}M parameters; --attention standard keeps every explain view" : "")})"));
+                $"wrote {parse.GetValue(output)} in {clock.Elapsed.TotalSeconds:F1} s ({bytes / 1e6:F1} MB{(quantization is null ? "" : $", {quantization}")}{(groupQuery ? ", GroupQueryAttention" : "")}{(groupQuery && auto is not null ? $" chosen by --attention auto for {ParameterCount(auto) / 1e6:F0}M parameters; --attention standard keeps every explain view" : "")})"));
             return Task.FromResult(0);
         }));
         return command;
