@@ -182,8 +182,7 @@ internal sealed class DecoderGraph : IDisposable
 
     /// <summary>
     /// Puts the graph and the external data files it names through <see cref="ModelFile"/> before ONNX Runtime opens
-    /// them, which it would do without those checks (a FIFO there blocks the load for ever). Returns whether the graph gives
-    /// the logits count as an input with a default (an overridable initializer, as OnnxLM's converter writes it).
+    /// them, which it would do without those checks (a FIFO there blocks the load for ever).
     /// </summary>
     /// <returns>
     /// The full paths of the external data files (null when this reader cannot walk the graph), and whether the graph gives
