@@ -155,7 +155,7 @@ public sealed class WeightCacheTests(WeightCacheModelsFixture models) : IClassFi
     }
 
     [Fact]
-    public void ALeftoverTemporaryFolderIsIgnored()
+    public void ALeftoverTemporaryFolderIsIgnoredAndDeletedOnceAbandoned()
     {
         using (var first = Load(_cache)) Assert.Equal(WeightCacheUse.Saved, Use(first));
         var key = Assert.Single(Entries());
@@ -166,8 +166,17 @@ public sealed class WeightCacheTests(WeightCacheModelsFixture models) : IClassFi
 
         using (var second = Load(_cache)) Assert.Equal(WeightCacheUse.Saved, Use(second));
         Assert.Equal([key, key + ".tmp-crashed"], Entries());
-        using var third = Load(_cache);
-        Assert.Equal(WeightCacheUse.Hit, Use(third));
+        using (var third = Load(_cache)) Assert.Equal(WeightCacheUse.Hit, Use(third));
+
+        // Once unwritten for longer than any save lasts, such a folder is a save that never finished: the next save deletes it.
+        var old = DateTime.UtcNow - WeightCache.AbandonedAfter - TimeSpan.FromMinutes(1);
+        foreach (var file in Directory.GetFiles(leftover)) File.SetLastWriteTimeUtc(file, old);
+        Directory.SetLastWriteTimeUtc(leftover, old);
+        var recent = Directory.CreateDirectory(Path.Combine(_cache, key + ".tmp-in-progress")).FullName;
+        File.WriteAllText(Path.Combine(recent, WeightCache.GraphName), "being written");
+        Directory.Delete(Path.Combine(_cache, key), recursive: true);
+        using (var fourth = Load(_cache)) Assert.Equal(WeightCacheUse.Saved, Use(fourth));
+        Assert.Equal([key, key + ".tmp-in-progress"], Entries());
     }
 
     [Fact]

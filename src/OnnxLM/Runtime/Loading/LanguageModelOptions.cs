@@ -118,7 +118,7 @@ public sealed class LanguageModelOptions
     /// version, the processor (model and feature flags on Linux; elsewhere only the architecture and core count), the graph's
     /// path, the length and last-write time of the graph and its external data files, <see cref="IntraOpThreadCount"/> and
     /// the folder's session settings, so a changed model, runtime or processor never reuses a stale entry; old entries are
-    /// not removed. Only the CPU provider uses it: on CUDA nothing is read or written, and neither when
+    /// not removed (a save that never finished is, once an hour old). Only the CPU provider uses it: on CUDA nothing is read or written, and neither when
     /// <see cref="ConfigureSessionOptions"/> is set, as what it does to the session cannot be keyed. A new entry is used only
     /// after one step through it gives the original graph's logits (ONNX Runtime 1.31 saves some graphs' packed weights
     /// wrongly: such a graph is marked <c>&lt;key&gt;.rejected</c> and loads without the cache). An unusable entry or a

@@ -235,6 +235,7 @@ internal sealed class WeightCache
     /// </summary>
     private (InferenceSession Session, WeightCacheUse Use) CreateAndSave(Func<SessionOptions> sessionOptions, Func<InferenceSession, GraphSignature> inspect)
     {
+        DeleteAbandoned();
         var temp = Path.Combine(_root, $"{Key}.tmp-{Guid.NewGuid():N}");
         InferenceSession? session = null;
         InferenceSession? saved = null;
@@ -303,6 +304,30 @@ internal sealed class WeightCache
         // errors are the caller's to report.
         using var plain = sessionOptions();
         return (new InferenceSession(_graphFile, plain), WeightCacheUse.SaveFailed);
+    }
+
+    /// <summary>How long a temporary folder goes unwritten before it counts as a save that never finished (no save lasts an hour).</summary>
+    internal static readonly TimeSpan AbandonedAfter = TimeSpan.FromHours(1);
+
+    /// <summary>
+    /// Deletes the temporary folders of saves that never finished (a process killed while saving leaves one, as large as an
+    /// entry): those whose files were last written more than <see cref="AbandonedAfter"/> ago. A save in progress is newer.
+    /// </summary>
+    private void DeleteAbandoned()
+    {
+        try
+        {
+            foreach (var folder in Directory.EnumerateDirectories(_root, "*.tmp-*"))
+            {
+                var info = new DirectoryInfo(folder);
+                var written = info.EnumerateFiles().Select(f => f.LastWriteTimeUtc).Append(info.LastWriteTimeUtc).Max();
+                if (DateTime.UtcNow - written > AbandonedAfter) Delete(folder);
+            }
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            // Best effort: a folder that cannot be listed or deleted now is tried again at the next save.
+        }
     }
 
     private void WriteMarker(string folder)
