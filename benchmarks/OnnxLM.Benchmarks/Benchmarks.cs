@@ -180,6 +180,17 @@ internal static class Benchmarks
     }
 
     /// <summary>The folder holding OnnxLM.sln (or the current folder).</summary>
+    /// <summary>The upper of the two middle values (the middle one for an odd count): the benchmarks' median of rounds.</summary>
+    public static double Median(List<double> values) => values.Order().ElementAt(values.Count / 2);
+
+    /// <summary>The index of the largest logit, the lowest one on a tie (a greedy choice).</summary>
+    public static int ArgMax(ReadOnlySpan<float> logits)
+    {
+        var best = 0;
+        for (var v = 1; v < logits.Length; v++) if (logits[v] > logits[best]) best = v;
+        return best;
+    }
+
     public static string RepoRoot()
     {
         for (var dir = new DirectoryInfo(AppContext.BaseDirectory); dir is not null; dir = dir.Parent)

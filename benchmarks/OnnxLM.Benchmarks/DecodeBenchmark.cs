@@ -110,14 +110,14 @@ internal static class DecodeBenchmark
         }
 
         var steps = NewTokens - 1;
-        string Rate(List<double> s) => (steps / Median(s)).ToString("F0", CultureInfo.InvariantCulture);
+        string Rate(List<double> s) => (steps / Benchmarks.Median(s)).ToString("F0", CultureInfo.InvariantCulture);
         string Ratios(List<double> ours, List<double> theirs)
         {
             var r = ours.Zip(theirs, (o, t) => t / o).Order().ToList();
-            return string.Create(CultureInfo.InvariantCulture, $"{r[0]:F2} / {Median(r):F2} / {r[^1]:F2}");
+            return string.Create(CultureInfo.InvariantCulture, $"{r[0]:F2} / {Benchmarks.Median(r):F2} / {r[^1]:F2}");
         }
 
-        var overhead = Median(session.Zip(bareTimes, (s, b) => (s - b) / s).ToList());
+        var overhead = Benchmarks.Median(session.Zip(bareTimes, (s, b) => (s - b) / s).ToList());
         var row = string.Create(CultureInfo.InvariantCulture,
             $"| {name} | {Rate(session)} | {Rate(calmTimes)} | {Rate(generate)} | {Rate(bareTimes)} | {Rate(genaiTimes)} ({(threads == 0 ? "default" : threads.ToString(CultureInfo.InvariantCulture))}) | {Ratios(session, genaiTimes)} | {Ratios(generate, genaiTimes)} | {100 * overhead:F1} % | {sessionBytes / (double)steps:F0} / {generateBytes / (double)NewTokens:F0} / {genaiBytes / (double)steps:F0} | {same} |");
 
@@ -138,7 +138,7 @@ internal static class DecodeBenchmark
             }
 
             prefill.Add(string.Create(CultureInfo.InvariantCulture,
-                $"| {name} | {length} | {1000 * Median(ourTimes):F2} | {1000 * Median(theirTimes):F2} | {Ratios(ourTimes, theirTimes)} | {length / Median(ourTimes):F0} |"));
+                $"| {name} | {length} | {1000 * Benchmarks.Median(ourTimes):F2} | {1000 * Benchmarks.Median(theirTimes):F2} | {Ratios(ourTimes, theirTimes)} | {length / Benchmarks.Median(ourTimes):F0} |"));
         }
 
         return (row, prefill, same);
@@ -159,13 +159,13 @@ internal static class DecodeBenchmark
         using var session = model.CreateSession(prompt.Length + NewTokens);
         session.Append(prompt);
         var tokens = new int[NewTokens];
-        tokens[0] = ArgMax(session.NextTokenLogits);
+        tokens[0] = Benchmarks.ArgMax(session.NextTokenLogits);
         var bytes = GC.GetAllocatedBytesForCurrentThread();
         var clock = Stopwatch.StartNew();
         for (var i = 1; i < NewTokens; i++)
         {
             session.Append(tokens[i - 1]);
-            tokens[i] = ArgMax(session.NextTokenLogits);
+            tokens[i] = Benchmarks.ArgMax(session.NextTokenLogits);
         }
 
         return (tokens, clock.Elapsed.TotalSeconds, GC.GetAllocatedBytesForCurrentThread() - bytes);
@@ -191,7 +191,7 @@ internal static class DecodeBenchmark
         var clock = Stopwatch.StartNew();
         using var session = model.CreateSession(prompt.Length + 1);
         session.Append(prompt);
-        ArgMax(session.NextTokenLogits);
+        Benchmarks.ArgMax(session.NextTokenLogits);
         return clock.Elapsed.TotalSeconds;
     }
 
@@ -240,14 +240,7 @@ internal static class DecodeBenchmark
         return clock.Elapsed.TotalSeconds;
     }
 
-    private static int ArgMax(ReadOnlySpan<float> logits)
-    {
-        var best = 0;
-        for (var v = 1; v < logits.Length; v++) if (logits[v] > logits[best]) best = v;
-        return best;
-    }
 
-    private static double Median(List<double> values) => values.Order().ElementAt(values.Count / 2);
 
     /// <summary>
     /// The floor: ONNX Runtime's managed API and nothing else. Inputs are fresh tensors over arrays, ONNX Runtime allocates
@@ -320,7 +313,7 @@ internal static class DecodeBenchmark
                 }
 
                 outputs[0].Dispose();
-                tokens[i] = ArgMax(row);
+                tokens[i] = Benchmarks.ArgMax(row);
                 length += n;
                 next = [tokens[i]];
             }

@@ -85,7 +85,7 @@ internal sealed class LlamaSharpEngine : IDisposable
         Decode();
         var row = _context.NativeHandle.GetLogitsIth(_batch.TokenCount - 1);
         if (logits is not null) row.CopyTo(logits);
-        return ArgMax(row);
+        return Benchmarks.ArgMax(row);
     }
 
     /// <summary>Appends one token at <paramref name="position"/> and returns the argmax of the next logits.</summary>
@@ -94,7 +94,7 @@ internal sealed class LlamaSharpEngine : IDisposable
         _batch.Clear();
         _batch.Add((LLamaToken)token, position, LLamaSeqId.Zero, true);
         Decode();
-        return ArgMax(_context.NativeHandle.GetLogitsIth(0));
+        return Benchmarks.ArgMax(_context.NativeHandle.GetLogitsIth(0));
     }
 
     /// <summary>
@@ -129,13 +129,13 @@ internal sealed class LlamaSharpEngine : IDisposable
         }
 
         Decode();
-        for (var s = 0; s < prompts.Length; s++) tokens[s][0] = ArgMax(_context.NativeHandle.GetLogitsIth(rows[s]));
+        for (var s = 0; s < prompts.Length; s++) tokens[s][0] = Benchmarks.ArgMax(_context.NativeHandle.GetLogitsIth(rows[s]));
         for (var step = 1; step < count; step++)
         {
             _batch.Clear();
             for (var s = 0; s < prompts.Length; s++) _batch.Add((LLamaToken)tokens[s][step - 1], prompts[s].Length + step - 1, (LLamaSeqId)s, true);
             Decode();
-            for (var s = 0; s < prompts.Length; s++) tokens[s][step] = ArgMax(_context.NativeHandle.GetLogitsIth(s));
+            for (var s = 0; s < prompts.Length; s++) tokens[s][step] = Benchmarks.ArgMax(_context.NativeHandle.GetLogitsIth(s));
         }
 
         return tokens;
@@ -147,12 +147,6 @@ internal sealed class LlamaSharpEngine : IDisposable
         if (result != DecodeResult.Ok) throw new InvalidOperationException($"llama_decode returned {result} for a batch of {_batch.TokenCount} tokens.");
     }
 
-    private static int ArgMax(ReadOnlySpan<float> logits)
-    {
-        var best = 0;
-        for (var v = 1; v < logits.Length; v++) if (logits[v] > logits[best]) best = v;
-        return best;
-    }
 
     public void Dispose()
     {

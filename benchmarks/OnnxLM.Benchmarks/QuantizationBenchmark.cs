@@ -114,8 +114,8 @@ internal static class QuantizationBenchmark
                 for (var i = 0; i < folders.Count; i++)
                 {
                     var (name, folder) = folders[i];
-                    var ours = NewTokens / Median(times[i].Ours);
-                    var theirs = NewTokens / Median(times[i].Theirs);
+                    var ours = NewTokens / Benchmarks.Median(times[i].Ours);
+                    var theirs = NewTokens / Benchmarks.Median(times[i].Theirs);
                     var (oursBest, theirsBest) = (NewTokens / times[i].Ours.Min(), NewTokens / times[i].Theirs.Min());
                     if (i == 0) (fp32Rate, fp32Best) = (ours, oursBest);
                     var bytes = WeightBytesPerToken(models[i].Info.GraphPath);
@@ -146,10 +146,10 @@ internal static class QuantizationBenchmark
                         for (var i = 0; i < single.Count; i++) singleTimes[i].Add(DecodeOnnxLM(single[i], ids).Seconds);
                     }
 
-                    var baseline = NewTokens / Median(singleTimes[0]);
+                    var baseline = NewTokens / Benchmarks.Median(singleTimes[0]);
                     for (var i = 0; i < single.Count; i++)
                     {
-                        var rate = NewTokens / Median(singleTimes[i]);
+                        var rate = NewTokens / Benchmarks.Median(singleTimes[i]);
                         Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
                             $"| {folders[i].Name} | {rate:F0} | {rate / baseline:F2} | {1000 / rate:F2} | {WeightBytesPerToken(single[i].Info.GraphPath) * rate / 1e9:F1} |"));
                     }
@@ -348,5 +348,4 @@ internal static class QuantizationBenchmark
         return 0;
     }
 
-    private static double Median(List<double> values) => values.Order().ElementAt(values.Count / 2);
 }

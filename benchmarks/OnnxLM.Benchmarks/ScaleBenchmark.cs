@@ -337,28 +337,28 @@ internal static class ScaleBenchmark
         var top = TopK(reference, 10);
         var overlap = TopK(logits, 10).Intersect(top).Count();
         return string.Create(CultureInfo.InvariantCulture,
-            $"logit error, {what} (last position of the 128-token prompt): RMS {Math.Sqrt(sum / logits.Length):G3} ({Math.Sqrt(sum / ref2):P2} of the reference's spread), largest {max:G3}, top-1 {(ArgMax(logits) == ArgMax(reference) ? "same" : "DIFFERENT")}, top-10 overlap {overlap}/10");
+            $"logit error, {what} (last position of the 128-token prompt): RMS {Math.Sqrt(sum / logits.Length):G3} ({Math.Sqrt(sum / ref2):P2} of the reference's spread), largest {max:G3}, top-1 {(Benchmarks.ArgMax(logits) == Benchmarks.ArgMax(reference) ? "same" : "DIFFERENT")}, top-10 overlap {overlap}/10");
     }
 
-    private static (int[] Tokens, double Prefill, double Decode) OnnxGreedy(LanguageModel model, int[] prompt, int count)
+    internal static (int[] Tokens, double Prefill, double Decode) OnnxGreedy(LanguageModel model, int[] prompt, int count)
     {
         var clock = Stopwatch.StartNew();
         using var session = model.CreateSession(prompt.Length + count);
         session.Append(prompt);
         var tokens = new int[count];
-        tokens[0] = ArgMax(session.NextTokenLogits);
+        tokens[0] = Benchmarks.ArgMax(session.NextTokenLogits);
         var prefill = clock.Elapsed.TotalSeconds;
         clock.Restart();
         for (var i = 1; i < count; i++)
         {
             session.Append(tokens[i - 1]);
-            tokens[i] = ArgMax(session.NextTokenLogits);
+            tokens[i] = Benchmarks.ArgMax(session.NextTokenLogits);
         }
 
         return (tokens, prefill, clock.Elapsed.TotalSeconds);
     }
 
-    private static (int[] Tokens, double Prefill, double Decode) GenAIGreedyRun(GenAI.Model model, int[] prompt, int count)
+    internal static (int[] Tokens, double Prefill, double Decode) GenAIGreedyRun(GenAI.Model model, int[] prompt, int count)
     {
         var clock = Stopwatch.StartNew();
         using var greedy = new GenAIGreedy(model, prompt, count);
@@ -492,18 +492,12 @@ internal static class ScaleBenchmark
     }
 
     /// <summary>Deterministic prompt ids spread over the vocabulary (the random checkpoints have no tokenizer).</summary>
-    private static int[] PromptIds(int vocab, int length, int seed)
+    internal static int[] PromptIds(int vocab, int length, int seed)
     {
         var random = new Random(seed);
         return Enumerable.Range(0, length).Select(_ => random.Next(vocab)).ToArray();
     }
 
-    private static int ArgMax(ReadOnlySpan<float> logits)
-    {
-        var best = 0;
-        for (var v = 1; v < logits.Length; v++) if (logits[v] > logits[best]) best = v;
-        return best;
-    }
 
     private static int[] TopK(float[] logits, int k) => Enumerable.Range(0, logits.Length).OrderByDescending(v => logits[v]).Take(k).ToArray();
 

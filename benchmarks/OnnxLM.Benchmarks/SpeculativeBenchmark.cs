@@ -65,7 +65,7 @@ internal static class SpeculativeBenchmark
             var steps = Rounds * (long)(newTokens - 1);
             var modelRuns = steps - accepted; // after the prefill every token but the last needs a run, unless it was an accepted draft
             Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
-                $"| {name} | {ids.Length} | {Median(plain):F0} | {Median(fast):F0} | {ratios.Min():F2} | {Median(ratios):F2} | {ratios.Max():F2} | " +
+                $"| {name} | {ids.Length} | {Benchmarks.Median(plain):F0} | {Benchmarks.Median(fast):F0} | {ratios.Min():F2} | {Benchmarks.Median(ratios):F2} | {ratios.Max():F2} | " +
                 $"{accepted}/{drafted} ({(drafted == 0 ? 0 : 100.0 * accepted / drafted):F0}%) | {(double)steps / modelRuns:F2} | {Copied(prompt, reference.Text)} chars | {(identical ? "yes" : "NO")} |"));
         }
 
@@ -101,5 +101,4 @@ internal static class SpeculativeBenchmark
         return n;
     }
 
-    private static double Median(List<double> values) => values.Order().ElementAt(values.Count / 2);
 }

@@ -49,7 +49,7 @@ internal static class SpeculativeScale
                 if (r > 0) times.Add(clock.Elapsed.TotalMilliseconds);
             }
 
-            var median = Median(times);
+            var median = Benchmarks.Median(times);
             if (k == 1) single = median;
             Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"| {k} | {times.Min():F1} / {median:F1} | {median / single:F2} |"));
         }
@@ -98,7 +98,7 @@ internal static class SpeculativeScale
             var (drafted, accepted, _) = speculation.Counts;
             var steps = rounds * (long)(NewTokens - 1);
             Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
-                $"| {name} | {ids.Length} | {Median(plain):F1} | {Median(fast):F1} | {ratios.Min():F2} / {Median(ratios):F2} / {ratios.Max():F2} | " +
+                $"| {name} | {ids.Length} | {Benchmarks.Median(plain):F1} | {Benchmarks.Median(fast):F1} | {ratios.Min():F2} / {Benchmarks.Median(ratios):F2} / {ratios.Max():F2} | " +
                 $"{accepted}/{drafted} ({(drafted == 0 ? 0 : 100.0 * accepted / drafted):F0}%) | {(double)steps / (steps - accepted):F2} | {Copied(ids, passage, reference.TokenIds)} tokens | {(identical ? "yes" : $"from token {divergence}")} |"));
         }
 
@@ -121,5 +121,4 @@ internal static class SpeculativeScale
         return n;
     }
 
-    private static double Median(List<double> values) => values.Order().ElementAt(values.Count / 2);
 }

@@ -36,9 +36,9 @@ internal static class StepProfile
             Console.WriteLine("|---:|---|---|---:|---|---|");
             foreach (var length in prompts)
             {
-                var prompt = PromptIds(vocab, length);
-                Onnx(model, prompt, 2);
-                GenAIRun(genai, prompt, 2);
+                var prompt = ScaleBenchmark.PromptIds(vocab, length, 7);
+                ScaleBenchmark.OnnxGreedy(model, prompt, 2);
+                ScaleBenchmark.GenAIGreedyRun(genai, prompt, 2);
                 var ours = new List<double>();
                 var theirs = new List<double>();
                 var ourFirst = new List<double>();
@@ -46,8 +46,8 @@ internal static class StepProfile
                 var same = true;
                 for (var r = 0; r < rounds; r++)
                 {
-                    var (a, fa, ta) = Onnx(model, prompt, steps);
-                    var (b, fb, tb) = GenAIRun(genai, prompt, steps);
+                    var (a, fa, ta) = ScaleBenchmark.OnnxGreedy(model, prompt, steps);
+                    var (b, fb, tb) = ScaleBenchmark.GenAIGreedyRun(genai, prompt, steps);
                     ours.Add(1000 * ta / (steps - 1));
                     theirs.Add(1000 * tb / (steps - 1));
                     ourFirst.Add(fa);
@@ -56,23 +56,23 @@ internal static class StepProfile
                 }
 
                 Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
-                    $"| {length} | {ours.Min():F1} / {Median(ours):F1} / {ours.Max():F1} | {theirs.Min():F1} / {Median(theirs):F1} / {theirs.Max():F1} | {Median(theirs) / Median(ours):F2} | {Median(ourFirst):F2} / {Median(theirFirst):F2} | {same} |"));
+                    $"| {length} | {ours.Min():F1} / {Benchmarks.Median(ours):F1} / {ours.Max():F1} | {theirs.Min():F1} / {Benchmarks.Median(theirs):F1} / {theirs.Max():F1} | {Benchmarks.Median(theirs) / Benchmarks.Median(ours):F2} | {Benchmarks.Median(ourFirst):F2} / {Benchmarks.Median(theirFirst):F2} | {same} |"));
             }
         }
 
         // Profiled: one model per engine per prompt length, so each profile file holds one prefill and its decode runs.
         foreach (var length in prompts)
         {
-            var prompt = PromptIds(vocab, length);
+            var prompt = ScaleBenchmark.PromptIds(vocab, length, 7);
             var ourPrefix = Path.Combine(work, $"onnxlm-{length}");
             using (var model = Load(folder, threads, ourPrefix))
             {
-                Onnx(model, prompt, steps);
+                ScaleBenchmark.OnnxGreedy(model, prompt, steps);
                 model.Runtime.Graph.Session.EndProfiling(); // GenAI's session writes its profile when disposed; the managed API's does not
             }
 
             var theirPrefix = Path.Combine(work, $"genai-{length}");
-            using (var genai = GenAIProfiled(folder, threads, theirPrefix)) GenAIRun(genai, prompt, steps);
+            using (var genai = GenAIProfiled(folder, threads, theirPrefix)) ScaleBenchmark.GenAIGreedyRun(genai, prompt, steps);
             Report(length, Summarise(Newest(work, "onnxlm-" + length)), Summarise(Newest(work, "genai-" + length)));
         }
 
@@ -87,7 +87,7 @@ internal static class StepProfile
     private static int Batched(string folder, int batch, int steps, int threads, string work)
     {
         var options = new GenerationOptions { MaxNewTokens = steps, StopTokenIds = [] };
-        int[][] prompts = [.. Enumerable.Range(0, batch).Select(i => PromptIds(128_000, 16 + 4 * i).Select(t => t % 1000).ToArray())];
+        int[][] prompts = [.. Enumerable.Range(0, batch).Select(i => ScaleBenchmark.PromptIds(128_000, 16 + 4 * i, 7).Select(t => t % 1000).ToArray())];
         Profile Measure(int maxBatch, string name)
         {
             var prefix = Path.Combine(work, name);
@@ -129,36 +129,6 @@ internal static class StepProfile
         config.ClearProviders();
         config.Overlay(JsonSerializer.Serialize(new { model = new { decoder = new { session_options = new { intra_op_num_threads = threads, enable_profiling = prefix } } } }));
         return new GenAI.Model(config);
-    }
-
-    /// <summary>Greedy tokens, the time to the first (prefill and choice) and the time of the decode steps after it.</summary>
-    private static (int[] Tokens, double First, double Seconds) Onnx(LanguageModel model, int[] prompt, int count)
-    {
-        var clock = Stopwatch.StartNew();
-        using var session = model.CreateSession(prompt.Length + count);
-        session.Append(prompt);
-        var tokens = new int[count];
-        tokens[0] = ArgMax(session.NextTokenLogits);
-        var first = clock.Elapsed.TotalSeconds;
-        clock.Restart();
-        for (var i = 1; i < count; i++)
-        {
-            session.Append(tokens[i - 1]);
-            tokens[i] = ArgMax(session.NextTokenLogits);
-        }
-
-        return (tokens, first, clock.Elapsed.TotalSeconds);
-    }
-
-    private static (int[] Tokens, double First, double Seconds) GenAIRun(GenAI.Model model, int[] prompt, int count)
-    {
-        var clock = Stopwatch.StartNew();
-        using var greedy = new GenAIGreedy(model, prompt, count);
-        greedy.Generator.GenerateNextToken();
-        var first = clock.Elapsed.TotalSeconds;
-        clock.Restart();
-        while (!greedy.Generator.IsDone()) greedy.Generator.GenerateNextToken();
-        return (greedy.NewTokens, first, clock.Elapsed.TotalSeconds);
     }
 
     private static string Newest(string folder, string prefix) =>
@@ -204,7 +174,7 @@ internal static class StepProfile
 
         var gaps = decode.Zip(decode.Skip(1), (a, b) => (double)(b.Ts - a.Ts - a.Dur)).ToList();
         var n = decode.Count;
-        return new Profile(n, decode.Sum(r => r.Dur) / 1000.0 / n, kernel / 1000 / n, gaps.Count == 0 ? 0 : Median(gaps) / 1000,
+        return new Profile(n, decode.Sum(r => r.Dur) / 1000.0 / n, kernel / 1000 / n, gaps.Count == 0 ? 0 : Benchmarks.Median(gaps) / 1000,
             byOp.ToDictionary(p => p.Key, p => p.Value / 1000 / n), byNode.ToDictionary(p => p.Key, p => p.Value / 1000 / n));
     }
 
@@ -232,19 +202,4 @@ internal static class StepProfile
             Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"  {node}: {ours.ByNode.GetValueOrDefault(node):F3} vs {theirs.ByNode.GetValueOrDefault(node):F3}"));
         }
     }
-
-    private static int[] PromptIds(int vocab, int length)
-    {
-        var random = new Random(7);
-        return Enumerable.Range(0, length).Select(_ => random.Next(vocab)).ToArray();
-    }
-
-    private static int ArgMax(ReadOnlySpan<float> logits)
-    {
-        var best = 0;
-        for (var v = 1; v < logits.Length; v++) if (logits[v] > logits[best]) best = v;
-        return best;
-    }
-
-    private static double Median(List<double> values) => values.Order().ElementAt(values.Count / 2);
 }

@@ -54,7 +54,6 @@ internal static class ThreadSettings
                 }
             }
 
-            static double Median(List<double> values) => values.Order().ElementAt(values.Count / 2);
             Console.WriteLine($"{Path.GetFileName(folder.TrimEnd('/'))}: 100 greedy tokens after an 8-token prompt (prefill included), CPU, {Environment.ProcessorCount} cores; median of 5 rounds");
             Console.WriteLine();
             Console.WriteLine("| setting | 1 request: tokens/s | × ORT default | 4 concurrent: total tokens/s | × ORT default |");
@@ -62,7 +61,7 @@ internal static class ThreadSettings
             for (var i = 0; i < settings.Length; i++)
             {
                 Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
-                    $"| {settings[i].Name} | {Median(single[i]):F0} | {Median(single[i]) / Median(single[0]):F2} | {Median(concurrent[i]):F0} | {Median(concurrent[i]) / Median(concurrent[0]):F2} |"));
+                    $"| {settings[i].Name} | {Benchmarks.Median(single[i]):F0} | {Benchmarks.Median(single[i]) / Benchmarks.Median(single[0]):F2} | {Benchmarks.Median(concurrent[i]):F0} | {Benchmarks.Median(concurrent[i]) / Benchmarks.Median(concurrent[0]):F2} |"));
             }
         }
         finally
