@@ -209,11 +209,8 @@ internal sealed class DecoderGraph : IDisposable
             ModelFile.Check(external, ModelFile.Unlimited);
         }
 
-        return (externals, LogitsCountNames.Any(file.Initializers.ContainsKey));
+        return (externals, GraphSignature.LogitsCountNames.Any(file.Initializers.ContainsKey));
     }
-
-    /// <summary>The inputs that ask a graph for the logits of only the last positions (transformers' names).</summary>
-    private static readonly string[] LogitsCountNames = ["num_logits_to_keep", "logits_to_keep"];
 
     private static DecoderGraph CreateWith(ExecutionProvider provider, ModelConfig config, LanguageModelOptions options, ILogger logger)
     {
@@ -305,9 +302,9 @@ internal sealed class DecoderGraph : IDisposable
     private static IReadOnlyDictionary<string, NodeMetadata> FedInputs(InferenceSession session)
     {
         var defaults = session.OverridableInitializerMetadata;
-        if (!LogitsCountNames.Any(defaults.ContainsKey)) return session.InputMetadata;
+        if (!GraphSignature.LogitsCountNames.Any(defaults.ContainsKey)) return session.InputMetadata;
         var inputs = new Dictionary<string, NodeMetadata>(session.InputMetadata, StringComparer.Ordinal);
-        foreach (var name in LogitsCountNames.Where(defaults.ContainsKey)) inputs.TryAdd(name, defaults[name]);
+        foreach (var name in GraphSignature.LogitsCountNames.Where(defaults.ContainsKey)) inputs.TryAdd(name, defaults[name]);
         return inputs;
     }
 

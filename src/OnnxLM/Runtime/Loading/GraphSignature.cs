@@ -113,6 +113,9 @@ internal sealed class GraphSignature
         return shape;
     }
 
+    /// <summary>The inputs that ask a graph for the logits of only the last positions, in the order looked for (transformers' names).</summary>
+    internal static readonly string[] LogitsCountNames = ["num_logits_to_keep", "logits_to_keep"];
+
     public static GraphSignature Inspect(
         IReadOnlyDictionary<string, NodeMetadata> inputs, IReadOnlyDictionary<string, NodeMetadata> outputs, ModelConfig config)
     {
@@ -135,7 +138,7 @@ internal sealed class GraphSignature
         var mask = Optional("attention_mask", "attention_mask");
         var positions = Optional("position_ids", "position_ids");
         var useCache = inputs.ContainsKey("use_cache_branch") ? "use_cache_branch" : null;
-        var logitsToKeep = inputs.ContainsKey("num_logits_to_keep") ? "num_logits_to_keep" : inputs.ContainsKey("logits_to_keep") ? "logits_to_keep" : null;
+        var logitsToKeep = LogitsCountNames.FirstOrDefault(inputs.ContainsKey);
         var cachePosition = inputs.ContainsKey("cache_position") ? "cache_position" : null;
         var tokenTypes = inputs.ContainsKey("token_type_ids") ? "token_type_ids" : null;
         if (logitsToKeep is not null && inputs[logitsToKeep].Dimensions.Length > 1)
