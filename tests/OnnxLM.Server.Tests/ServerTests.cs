@@ -52,13 +52,17 @@ public sealed class ServerTests : IAsyncLifetime
         _reference.Dispose();
     }
 
-    private async Task<JsonElement> PostAsync(string path, object body, HttpStatusCode expected = HttpStatusCode.OK, HttpClient? http = null)
+    /// <summary>POSTs <paramref name="body"/> as JSON, asserts the status and returns the response's JSON.</summary>
+    internal static async Task<JsonElement> PostJsonAsync(HttpClient http, string path, object body, HttpStatusCode expected = HttpStatusCode.OK)
     {
-        using var response = await (http ?? _http).PostAsJsonAsync(path, body);
+        using var response = await http.PostAsJsonAsync(path, body);
         var text = await response.Content.ReadAsStringAsync();
         Assert.True(response.StatusCode == expected, $"{(int)response.StatusCode}: {text}");
         return JsonDocument.Parse(text).RootElement.Clone();
     }
+
+    private Task<JsonElement> PostAsync(string path, object body, HttpStatusCode expected = HttpStatusCode.OK, HttpClient? http = null) =>
+        PostJsonAsync(http ?? _http, path, body, expected);
 
     private ChatClient OpenAIChat(string? key = null, HttpClient? http = null) => new("kjv-tiny", new ApiKeyCredential(key ?? "unused"),
         new OpenAIClientOptions { Endpoint = new Uri((http ?? _http).BaseAddress!, "/v1") });
