@@ -43,9 +43,7 @@ function drawLens() {
     box.addEventListener('click', () => { layers.query = p; drawLens(); drawHeads(); qk().catch(showError); });
     strip.appendChild(box);
   });
-  // Where the selected token's box landed (page pixels) and its probability, so a screenshot can be checked against the data.
-  const selected = strip.querySelector('.selected')?.getBoundingClientRect();
-  if (selected) document.body.dataset.lensBox = [selected.left + scrollX, selected.top + scrollY, selected.width, selected.height].map(Math.round).join(',');
+  markLensBox();
   document.body.dataset.lensSelectedP = view.layers[row][layers.query].finalTokenProbability.toFixed(6);
   const last = view.layers[row][view.tokens.length - 1];
   document.body.dataset.lensLayer = String(row);
@@ -53,6 +51,14 @@ function drawLens() {
   document.body.dataset.lensFinalP = last.finalTokenProbability.toFixed(6);
   document.body.dataset.query = String(layers.query);
 }
+
+// Where the selected token's box lies (page pixels), so a screenshot can be checked against the data. The panels above
+// fill in on their own schedule and push the strip down, so this is measured again whenever the page changes size.
+function markLensBox() {
+  const selected = $('lens').querySelector('.selected')?.getBoundingClientRect();
+  if (selected) document.body.dataset.lensBox = [selected.left + scrollX, selected.top + scrollY, selected.width, selected.height].map(Math.round).join(',');
+}
+new ResizeObserver(markLensBox).observe(document.body);
 
 async function heads() {
   const layer = $('heads-layer').value === '' ? undefined : +$('heads-layer').value;
