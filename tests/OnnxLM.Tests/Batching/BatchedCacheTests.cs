@@ -35,6 +35,35 @@ public sealed class BatchedCacheTests
         AssertPrefillTogetherEqualsAlone(model, [Rows[0].Prompt, Rows[1].Prompt, Rows[2].Prompt, Rows[3].Prompt], 1e-4f);
     }
 
+    [Fact]
+    public void AGroupQueryBatchAppendsInPlaceInOneBufferThatWidensAsRowsGrow()
+    {
+        using var model = KjvTinyGqa.Load();
+        // Rows long enough to outgrow the first room (width + 32 columns) and be copied into wider rows more than once.
+        AssertBatchedEqualsAlone(model, [(Rows[2].Prompt, 0, 90), (Rows[3].Prompt, 4, 70), (Rows[0].Prompt, 30, 90)], 1e-4f);
+
+        using var cache = new BatchedCache(model.Runtime);
+        Assert.True(cache.SharesBuffer);
+        cache.Add([Rows[0].Prompt, Rows[1].Prompt], [1, 1], default);
+        var strides = new HashSet<int> { cache.Stride };
+        for (var step = 0; step < 80; step++)
+        {
+            Assert.True(cache.Stride >= cache.Width, $"step {step}: rows {cache.Stride} columns wide for a cache of width {cache.Width}");
+            cache.Step([ArgMax(cache.Logits(0)), ArgMax(cache.Logits(1))], default);
+            strides.Add(cache.Stride);
+        }
+
+        Assert.True(strides.Count >= 3, $"widths seen: {string.Join(", ", strides)}");
+
+        // Without buffer sharing the batch swaps two buffers of exactly the width, as other graphs do.
+        using var swapping = LanguageModel.Load(KjvTinyGqa.Folder, new LanguageModelOptions { ExecutionProvider = ExecutionProvider.Cpu, ShareCacheBuffer = false });
+        using var two = new BatchedCache(swapping.Runtime);
+        Assert.False(two.SharesBuffer);
+        two.Add([Rows[0].Prompt, Rows[1].Prompt], [1, 1], default);
+        two.Step([ArgMax(two.Logits(0)), ArgMax(two.Logits(1))], default);
+        Assert.Equal(two.Width, two.Stride);
+    }
+
     [Theory]
     [InlineData(false)]
     [InlineData(true)]

@@ -14,10 +14,13 @@ namespace OnnxLM;
 /// masked keys get the graph's large negative bias (or are never read), and a row's logits equal its alone-run's up to
 /// the summation order of the batched matmuls. Rows join (prefilled, then copied in) and leave
 /// (the cache is compacted and trimmed to the longest remaining row) between steps. The cache lives in native buffers the
-/// batch owns, two per cache tensor: a step reads the past from one and ONNX Runtime writes the present into the other
-/// (then they swap), with every input and the logits views of reused buffers bound through <see cref="OrtNative"/>, so a
-/// steady step allocates no managed memory; the cache is copied only when rows join or leave. Not thread-safe: one decode
-/// loop owns it.
+/// batch owns. Where a session would share one buffer as past and present (GroupQueryAttention on the CPU), so does the
+/// batch: one buffer per cache tensor, each row <see cref="Stride"/> columns wide with room to grow, bound as both, and the
+/// operator writes each row's new key after its own length in place. Otherwise there are two per cache tensor: a step reads
+/// the past from one and ONNX Runtime writes the present into the other (then they swap). Every input and the logits are
+/// views of reused buffers bound through <see cref="OrtNative"/>, so a steady step allocates no managed memory; the cache is
+/// copied only when rows join or leave (and, when shared, when a row outgrows its room). Not thread-safe: one decode loop
+/// owns it.
 /// </summary>
 internal sealed unsafe class BatchedCache : IDisposable
 {
@@ -26,14 +29,17 @@ internal sealed unsafe class BatchedCache : IDisposable
     private readonly GraphSignature _sig;
     private readonly int _vocab;
     private readonly bool _fromStart;    // rows start at column 0 (GroupQueryAttention), else they end at the last column
+    private readonly bool _shared;       // one buffer is bound as past and present (GroupQueryAttention appends in place)
+    private readonly int _maxStride;     // the model's context: a shared row never needs more columns
     private readonly List<int> _lengths = [];
-    private NativeBuffer[] _past = [];   // per cache tensor: [outer][Count][kv_heads][_width][head], contiguous
-    private NativeBuffer?[] _spare = []; // where a step's presents are written; swapped with _past after it
+    private NativeBuffer[] _past = [];   // per cache tensor: [outer][Count][kv_heads][_stride][head], contiguous
+    private NativeBuffer?[] _spare = []; // where a step's presents are written; swapped with _past after it (not shared)
     private readonly GraphFeed _feed;    // a run's ids, positions, use_cache flag and mask
     private NativeBuffer? _stepLogits;   // a step's logits [Count, 1, vocab]
     private OrtIoBinding? _binding;
     private float[] _logits = [];
     private int _width;
+    private int _stride;                 // columns per row in _past: _width, or more when shared (room to append)
 
     public BatchedCache(ModelRuntime model)
     {
@@ -42,6 +48,8 @@ internal sealed unsafe class BatchedCache : IDisposable
         _sig = _graph.Signature;
         _vocab = model.Info.VocabularySize;
         _fromStart = _graph.AttentionReadsLengths;
+        _shared = _fromStart && _graph.SharesCacheBuffer;
+        _maxStride = Math.Max(1, model.Info.ContextLength);
         _feed = new GraphFeed(_graph);
     }
 
@@ -53,6 +61,15 @@ internal sealed unsafe class BatchedCache : IDisposable
 
     /// <summary>The cache width: the longest row's length.</summary>
     public int Width => _width;
+
+    /// <summary>
+    /// Columns each row takes in the cache buffers: the width, or, when past and present share one buffer, the width plus
+    /// room for the rows to grow into before the buffer is copied to a wider one.
+    /// </summary>
+    public int Stride => _stride;
+
+    /// <summary>Whether each cache tensor is one buffer bound as both past and present.</summary>
+    public bool SharesBuffer => _shared;
 
     /// <summary>Tokens held by row <paramref name="row"/>.</summary>
     public int Length(int row) => _lengths[row];
@@ -115,17 +132,19 @@ internal sealed unsafe class BatchedCache : IDisposable
         var added = 0;
         foreach (var c in copies) added += c;
         var width = Math.Max(_width, n);
-        var next = AllocatePast(rows + added, width);
+        var stride = StrideFor(width);
+        var next = AllocatePast(rows + added, stride);
         try
         {
             for (var i = 0; i < next.Length; i++)
             {
-                for (var b = 0; b < rows; b++) _sig.CopyCachePositions(Live(i), rows, _width, b, 0, next[i].AsSpan(0, TensorBytes(rows + added, width)), rows + added, width, b, Start(_width, width), _width);
+                var target = next[i].AsSpan(0, TensorBytes(rows + added, stride));
+                for (var b = 0; b < rows; b++) _sig.CopyCachePositions(Live(i), rows, _stride, b, 0, target, rows + added, stride, b, Start(_width, width), _width);
                 var row = rows;
                 for (var p = 0; p < batch; p++)
                 {
                     var length = prompts[p].Length;
-                    for (var c = 0; c < copies[p]; c++) _sig.CopyCachePositions(outputs[i + 1].GetTensorDataAsSpan<byte>(), batch, n, p, 0, next[i].AsSpan(0, TensorBytes(rows + added, width)), rows + added, width, row++, Start(length, width), length);
+                    for (var c = 0; c < copies[p]; c++) _sig.CopyCachePositions(outputs[i + 1].GetTensorDataAsSpan<byte>(), batch, n, p, 0, target, rows + added, stride, row++, Start(length, width), length);
                 }
             }
         }
@@ -146,7 +165,7 @@ internal sealed unsafe class BatchedCache : IDisposable
             }
         }
 
-        ReplacePast(next);
+        ReplacePast(next, stride);
         _logits = logits;
         _width = width;
         for (var p = 0; p < batch; p++)
@@ -178,12 +197,13 @@ internal sealed unsafe class BatchedCache : IDisposable
     {
         var width = 0;
         foreach (var b in rows) width = Math.Max(width, _lengths[b]);
-        var next = rows.Count == 0 ? [] : AllocatePast(rows.Count, width);
+        var stride = rows.Count == 0 ? 0 : StrideFor(width);
+        var next = rows.Count == 0 ? [] : AllocatePast(rows.Count, stride);
         try
         {
             for (var i = 0; i < next.Length; i++)
             {
-                for (var r = 0; r < rows.Count; r++) _sig.CopyCachePositions(Live(i), Count, _width, rows[r], Start(width, _width), next[i].AsSpan(0, TensorBytes(rows.Count, width)), rows.Count, width, r, 0, width);
+                for (var r = 0; r < rows.Count; r++) _sig.CopyCachePositions(Live(i), Count, _stride, rows[r], Start(width, _width), next[i].AsSpan(0, TensorBytes(rows.Count, stride)), rows.Count, stride, r, 0, width);
             }
         }
         catch
@@ -200,7 +220,7 @@ internal sealed unsafe class BatchedCache : IDisposable
             lengths[r] = _lengths[rows[r]];
         }
 
-        ReplacePast(next);
+        ReplacePast(next, stride);
         _logits = logits;
         _width = width;
         _lengths.Clear();
@@ -220,17 +240,18 @@ internal sealed unsafe class BatchedCache : IDisposable
         var length = session.Length;
         var rows = Count;
         var width = Math.Max(_width, length);
-        var next = AllocatePast(rows + copies, width);
+        var stride = StrideFor(width);
+        var next = AllocatePast(rows + copies, stride);
         try
         {
             using var one = new NativeBuffer(Math.Max(1, TensorBytes(1, length)), zeroed: false);
             var source = one.AsSpan(0, TensorBytes(1, length));
             for (var i = 0; i < next.Length; i++)
             {
-                var target = next[i].AsSpan(0, TensorBytes(rows + copies, width));
-                for (var b = 0; b < rows; b++) _sig.CopyCachePositions(Live(i), rows, _width, b, 0, target, rows + copies, width, b, Start(_width, width), _width);
+                var target = next[i].AsSpan(0, TensorBytes(rows + copies, stride));
+                for (var b = 0; b < rows; b++) _sig.CopyCachePositions(Live(i), rows, _stride, b, 0, target, rows + copies, stride, b, Start(_width, width), _width);
                 cache.CopyLive(i, length, source);
-                for (var c = 0; c < copies; c++) _sig.CopyCachePositions(source, 1, length, 0, 0, target, rows + copies, width, rows + c, Start(length, width), length);
+                for (var c = 0; c < copies; c++) _sig.CopyCachePositions(source, 1, length, 0, 0, target, rows + copies, stride, rows + c, Start(length, width), length);
             }
         }
         catch
@@ -242,7 +263,7 @@ internal sealed unsafe class BatchedCache : IDisposable
         var logits = new float[(rows + copies) * _vocab];
         _logits.AsSpan(0, rows * _vocab).CopyTo(logits);
         for (var c = 0; c < copies; c++) session.NextTokenLogits.CopyTo(logits.AsSpan((rows + c) * _vocab, _vocab));
-        ReplacePast(next);
+        ReplacePast(next, stride);
         _logits = logits;
         _width = width;
         for (var c = 0; c < copies; c++) _lengths.Add(length);
@@ -265,14 +286,20 @@ internal sealed unsafe class BatchedCache : IDisposable
         var logitSize = _sig.LogitsType == TensorElementType.Float ? 4 : 2;
         var logitsBytes = (long)batch * _vocab * logitSize;
         Ensure(ref _stepLogits, logitsBytes);
-        var presentBytes = TensorBytes(batch, total);
-        if (_spare.Length != _past.Length)
+        if (_shared)
         {
-            foreach (var buffer in _spare) buffer?.Dispose();
-            _spare = new NativeBuffer?[_past.Length];
+            Widen(total);
         }
+        else
+        {
+            if (_spare.Length != _past.Length)
+            {
+                foreach (var buffer in _spare) buffer?.Dispose();
+                _spare = new NativeBuffer?[_past.Length];
+            }
 
-        for (var i = 0; i < _spare.Length; i++) Ensure(ref _spare[i], presentBytes);
+            for (var i = 0; i < _spare.Length; i++) Ensure(ref _spare[i], TensorBytes(batch, total));
+        }
 
         _feed.Begin(batch, 1, _width);
         for (var b = 0; b < batch; b++) _feed.Row(b, tokenIds.Slice(b, 1), _lengths[b]);
@@ -282,16 +309,19 @@ internal sealed unsafe class BatchedCache : IDisposable
         try
         {
             _feed.Bind(_binding);
-            var rank = _sig.CacheShape(shape, batch, _width);
+            var rank = _sig.CacheShape(shape, batch, _stride);
             for (var i = 0; i < _past.Length; i++)
             {
-                OrtNative.BindInputView(_binding, _graph.PastNames[i], cpu, _past[i].Pointer, TensorBytes(batch, _width), shape[..rank], _sig.KvType);
+                OrtNative.BindInputView(_binding, _graph.PastNames[i], cpu, _past[i].Pointer, TensorBytes(batch, _stride), shape[..rank], _sig.KvType);
             }
 
-            _sig.CacheShape(shape, batch, total);
-            for (var i = 0; i < _spare.Length; i++)
+            // Shared: the present is the same buffer, as wide as the past; the operator writes row b's key at its length.
+            var present = _shared ? _stride : total;
+            _sig.CacheShape(shape, batch, present);
+            for (var i = 0; i < _past.Length; i++)
             {
-                OrtNative.BindOutputView(_binding, _graph.PresentNames[i], cpu, _spare[i]!.Pointer, presentBytes, shape[..rank], _sig.KvType);
+                var buffer = _shared ? _past[i] : _spare[i]!;
+                OrtNative.BindOutputView(_binding, _graph.PresentNames[i], cpu, buffer.Pointer, TensorBytes(batch, present), shape[..rank], _sig.KvType);
             }
 
             shape[0] = batch;
@@ -316,7 +346,12 @@ internal sealed unsafe class BatchedCache : IDisposable
             _binding.ClearBoundOutputs();
         }
 
-        for (var i = 0; i < _past.Length; i++) (_past[i], _spare[i]) = (_spare[i]!, _past[i]);
+        if (!_shared)
+        {
+            for (var i = 0; i < _past.Length; i++) (_past[i], _spare[i]) = (_spare[i]!, _past[i]);
+            _stride = total;
+        }
+
         if (_logits.Length != batch * _vocab) _logits = new float[batch * _vocab];
         if (_sig.LogitsType == TensorElementType.Float)
         {
@@ -386,7 +421,7 @@ internal sealed unsafe class BatchedCache : IDisposable
     /// <summary>Frees the cache's native memory and the run options.</summary>
     public void Dispose()
     {
-        ReplacePast([]);
+        ReplacePast([], 0);
         foreach (var buffer in _spare) buffer?.Dispose();
         _spare = [];
         _feed.Dispose();
@@ -433,12 +468,42 @@ internal sealed unsafe class BatchedCache : IDisposable
         }
     }
 
-    /// <summary>Zeroed cache buffers for <paramref name="batch"/> rows of <paramref name="width"/> (padding columns must be finite: they are masked, not skipped).</summary>
-    private NativeBuffer[] AllocatePast(int batch, int width)
+    /// <summary>Zeroed cache buffers for <paramref name="batch"/> rows of <paramref name="columns"/> (padding columns must be finite: they are masked, not skipped).</summary>
+    private NativeBuffer[] AllocatePast(int batch, int columns)
     {
         var past = new NativeBuffer[_sig.PastNames.Length];
-        for (var i = 0; i < past.Length; i++) past[i] = new NativeBuffer(TensorBytes(batch, width));
+        for (var i = 0; i < past.Length; i++) past[i] = new NativeBuffer(TensorBytes(batch, columns));
         return past;
+    }
+
+    /// <summary>
+    /// Columns per row for a cache <paramref name="width"/> wide: the width itself, or, when shared, the next step's column
+    /// and a quarter more (at least 32) so the rows grow in place for a while, within the model's context.
+    /// </summary>
+    private int StrideFor(int width) =>
+        _shared ? Math.Max(width + 1, Math.Min(_maxStride, width + Math.Max(32, width / 4))) : width;
+
+    /// <summary>Copies a shared cache into wider rows when a step's <paramref name="total"/> columns no longer fit.</summary>
+    private void Widen(int total)
+    {
+        if (total <= _stride) return;
+        var stride = StrideFor(total - 1);
+        var next = AllocatePast(Count, stride);
+        try
+        {
+            for (var i = 0; i < next.Length; i++)
+            {
+                var target = next[i].AsSpan(0, TensorBytes(Count, stride));
+                for (var b = 0; b < Count; b++) _sig.CopyCachePositions(Live(i), Count, _stride, b, 0, target, Count, stride, b, 0, _lengths[b]);
+            }
+        }
+        catch
+        {
+            foreach (var value in next) value.Dispose();
+            throw;
+        }
+
+        ReplacePast(next, stride);
     }
 
     /// <summary>The column where <paramref name="length"/> positions start in a row <paramref name="width"/> wide.</summary>
@@ -448,16 +513,16 @@ internal sealed unsafe class BatchedCache : IDisposable
     private int TensorBytes(int batch, int width) => checked((int)_sig.CacheBytes(batch, width));
 
     /// <summary>The live cache tensor <paramref name="i"/>.</summary>
-    private Span<byte> Live(int i) => _past[i].AsSpan(0, TensorBytes(Count, _width));
+    private Span<byte> Live(int i) => _past[i].AsSpan(0, TensorBytes(Count, _stride));
 
     /// <summary>Tensors over the live cache for a run through the managed API (scoring), to dispose after it.</summary>
     private OrtValue[] PastViews()
     {
-        var shape = _sig.CacheShape(Count, _width);
+        var shape = _sig.CacheShape(Count, _stride);
         var views = new OrtValue[_past.Length];
         for (var i = 0; i < views.Length; i++)
         {
-            views[i] = OrtValue.CreateTensorValueWithData(OrtMemoryInfo.DefaultInstance, _sig.KvType, shape, (IntPtr)_past[i].Pointer, TensorBytes(Count, _width));
+            views[i] = OrtValue.CreateTensorValueWithData(OrtMemoryInfo.DefaultInstance, _sig.KvType, shape, (IntPtr)_past[i].Pointer, TensorBytes(Count, _stride));
         }
 
         return views;
@@ -473,10 +538,11 @@ internal sealed unsafe class BatchedCache : IDisposable
         buffer = new NativeBuffer(size, zeroed: false);
     }
 
-    private void ReplacePast(NativeBuffer[] next)
+    private void ReplacePast(NativeBuffer[] next, int stride)
     {
         var old = _past;
         _past = next;
+        _stride = stride;
         foreach (var value in old) value.Dispose();
     }
 }
