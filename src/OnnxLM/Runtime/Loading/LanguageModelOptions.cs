@@ -117,8 +117,9 @@ public sealed class LanguageModelOptions
     /// entry) and is written on the first load, which takes that much longer. Entries are keyed by a hash of ONNX Runtime's
     /// version, the processor (model and feature flags on Linux; elsewhere only the architecture and core count), the graph's
     /// path, the length and last-write time of the graph and its external data files, <see cref="IntraOpThreadCount"/> and
-    /// the folder's session settings, so a changed model, runtime or processor never reuses a stale entry; old entries are
-    /// not removed (a save that never finished is, once an hour old). Only the CPU provider uses it: on CUDA nothing is read or written, and neither when
+    /// the folder's session settings, so a changed model, runtime or processor never reuses a stale entry. Each save deletes
+    /// the entries that will not be used again: those whose source graph is gone or changed, those not loaded for 30 days,
+    /// and saves that never finished once an hour old. Only the CPU provider uses it: on CUDA nothing is read or written, and neither when
     /// <see cref="ConfigureSessionOptions"/> is set, as what it does to the session cannot be keyed. A new entry is used only
     /// after one step through it gives the original graph's logits (ONNX Runtime 1.31 saves some graphs' packed weights
     /// wrongly: such a graph is marked <c>&lt;key&gt;.rejected</c> and loads without the cache). An unusable entry or a

@@ -162,6 +162,7 @@ internal sealed class WeightCache
     {
         if (TryOpen(sessionOptions) is { } hit)
         {
+            MarkUsed(EntryFolder);
             _logger.LogInformation("Prepacked weights of {Graph} mapped from the weight cache entry {Entry}.", _graphFile, EntryFolder);
             return (hit, WeightCacheUse.Hit);
         }
@@ -236,6 +237,7 @@ internal sealed class WeightCache
     private (InferenceSession Session, WeightCacheUse Use) CreateAndSave(Func<SessionOptions> sessionOptions, Func<InferenceSession, GraphSignature> inspect)
     {
         DeleteAbandoned();
+        DeleteStale();
         var temp = Path.Combine(_root, $"{Key}.tmp-{Guid.NewGuid():N}");
         InferenceSession? session = null;
         InferenceSession? saved = null;
@@ -330,6 +332,84 @@ internal sealed class WeightCache
         }
     }
 
+    /// <summary>How long an entry may go unloaded before a save elsewhere in the folder deletes it (its source may be long gone).</summary>
+    internal static readonly TimeSpan UnusedAfter = TimeSpan.FromDays(30);
+
+    /// <summary>
+    /// Deletes the entries no load will use again, so the folder does not grow with every changed model or runtime: those
+    /// whose source graph is gone or has another length or last-write time than when they were saved (the model was
+    /// converted again; its new entry has another key), and those not loaded for <see cref="UnusedAfter"/> (an upgraded
+    /// ONNX Runtime or another processor keys new entries; a hit marks its entry used). Entries of the same graph under
+    /// other settings (thread counts) are kept. Best effort: what cannot be read or deleted now is tried at the next save.
+    /// </summary>
+    private void DeleteStale()
+    {
+        try
+        {
+            foreach (var folder in Directory.EnumerateDirectories(_root))
+            {
+                var name = Path.GetFileName(folder);
+                if (name == Key || name.Contains(".tmp-", StringComparison.Ordinal)) continue;
+                var marker = Path.Combine(folder, MarkerName);
+                if (!File.Exists(marker))
+                {
+                    continue; // not an entry (or one half deleted, which its own key's next load replaces)
+                }
+
+                if (StaleBecause(marker) is { } reason)
+                {
+                    _logger.LogInformation("Deleting the weight cache entry {Entry}: {Reason}.", folder, reason);
+                    Delete(folder);
+                }
+            }
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            // Best effort, as above.
+        }
+    }
+
+    /// <summary>Why the entry with <paramref name="marker"/> will not be used again, or null when it may be.</summary>
+    private static string? StaleBecause(string marker)
+    {
+        if (DateTime.UtcNow - File.GetLastWriteTimeUtc(marker) > UnusedAfter) return $"not loaded for more than {UnusedAfter.TotalDays:F0} days";
+        JsonElement root;
+        try
+        {
+            using var document = JsonDocument.Parse(File.ReadAllBytes(marker));
+            root = document.RootElement.Clone();
+        }
+        catch (JsonException)
+        {
+            return null; // its own key's next load finds it unusable and replaces it
+        }
+
+        if (!root.TryGetProperty("source", out var sourceName) || sourceName.GetString() is not { } path) return null;
+        var source = new FileInfo(path);
+        if (!source.Exists) return $"its source {path} is gone";
+        if (root.TryGetProperty("sourceBytes", out var bytes) && bytes.TryGetInt64(out var length) && length != source.Length)
+        {
+            return $"its source {path} has changed";
+        }
+
+        return root.TryGetProperty("sourceWriteTicks", out var ticks) && ticks.TryGetInt64(out var written) && written != source.LastWriteTimeUtc.Ticks
+            ? $"its source {path} has changed"
+            : null;
+    }
+
+    /// <summary>Records that an entry was loaded (its marker's write time), so it is not deleted as unused; best effort (the folder may be read-only).</summary>
+    private static void MarkUsed(string entry)
+    {
+        try
+        {
+            File.SetLastWriteTimeUtc(Path.Combine(entry, MarkerName), DateTime.UtcNow);
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            // A read-only cache (an image's baked-in entries) is never swept by this process either.
+        }
+    }
+
     private void WriteMarker(string folder)
     {
         var files = new Dictionary<string, long>(StringComparer.Ordinal);
@@ -339,6 +419,7 @@ internal sealed class WeightCache
         {
             source = source.FullName,
             sourceBytes = source.Length,
+            sourceWriteTicks = source.LastWriteTimeUtc.Ticks,
             files,
             onnxRuntime = OrtEnv.Instance().GetVersionString(),
             createdUtc = DateTime.UtcNow.ToString("O", CultureInfo.InvariantCulture),
